@@ -1,0 +1,117 @@
+"""Start and stop a real mesh-sandbox server on a free loopback port, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+SHARED_KEY = "TestKey"
+PASSWORD = "password"  # the sandbox's public test password for X26ABC1-3
+MAILBOXES = ("X26ABC1", "X26ABC2", "X26ABC3")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class MeshSandbox:
+    """A mesh-sandbox process (AUTH_MODE=full, STORE_MODE=memory, SHARED_KEY=TestKey)."""
+
+    port: int = 0
+    ssl_args: list[str] = field(default_factory=list)
+    scheme: str = "http"
+    process: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        host = "localhost" if self.scheme == "https" else "127.0.0.1"
+        return f"{self.scheme}://{host}:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> MeshSandbox:
+        self.port = self.port or free_port()
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if key not in {"REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"}
+        }
+        env.update(AUTH_MODE="full", STORE_MODE="memory", SHARED_KEY=SHARED_KEY, ENV="local")
+        log = tempfile.NamedTemporaryFile(prefix="mesh-sandbox-", suffix=".log", delete=False)
+        self.log_path = Path(log.name)
+        command = [
+            sys.executable, "-m", "uvicorn", "mesh_sandbox.api:app",
+            "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
+            "--log-level", "warning", *self.ssl_args,
+        ]  # fmt: skip
+        self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        self._wait_healthy(timeout)
+        return self
+
+    def _wait_healthy(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mesh-sandbox exited early:\n{self.log_path.read_text()}")
+            if self._port_open():
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"mesh-sandbox did not start within {timeout}s")
+
+    def _port_open(self) -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
+                pass
+        except OSError:
+            return False
+        if self.ssl_args:
+            return True
+        try:
+            return requests.get(f"{self.url}/health", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    # Admin API (sandbox only, no authentication).
+    def _admin_session(self) -> requests.Session:
+        session = requests.Session()
+        session.trust_env = False
+        return session
+
+    def reset(self, mailbox_id: str | None = None) -> None:
+        path = f"/messageexchange/admin/reset/{mailbox_id}" if mailbox_id else "/messageexchange/admin/reset"
+        self._admin_session().delete(self.url + path, timeout=10).raise_for_status()
+
+    def inject_report(self, **fields) -> str:
+        """Put a REPORT (non-delivery) message into `mailbox_id`'s inbox; returns its message id."""
+        response = self._admin_session().post(
+            self.url + "/messageexchange/admin/report", json=fields, timeout=10
+        )
+        response.raise_for_status()
+        return response.json()["message_id"]
+
+    def __enter__(self) -> MeshSandbox:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
