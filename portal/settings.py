@@ -77,6 +77,7 @@ INSTALLED_APPS = [
     "portal.certificates",
     "portal.messaging",
     "portal.dashboard",
+    "portal.audit",
 ]
 
 MIDDLEWARE = [
@@ -184,6 +185,10 @@ Q_CLUSTER = {
 if env.str("REDIS_URL", default=""):
     Q_CLUSTER.pop("orm")
     Q_CLUSTER["redis"] = env.str("REDIS_URL")
+
+# django-auditlog captures model changes; portal.audit seals each entry into the hash chain.
+AUDITLOG_MASK_CALLABLE = "portal.audit.services.mask_secret"
+AUDITLOG_DISABLE_REMOTE_ADDR = False
 
 LOGGING = {
     "version": 1,

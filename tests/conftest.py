@@ -23,6 +23,16 @@ def sandbox(mesh_sandbox):
     return mesh_sandbox
 
 
+@pytest.fixture(autouse=True)
+def _isolated_payloads(request, tmp_path):
+    """Payload files of each test go to its own temporary directory, never to var/."""
+    if not request.config.pluginmanager.hasplugin("django"):
+        return
+    settings = request.getfixturevalue("settings")
+    payloads = {**settings.STORAGES["payloads"], "OPTIONS": {"location": str(tmp_path / "payloads")}}
+    settings.STORAGES = {**settings.STORAGES, "payloads": payloads}
+
+
 def pytest_sessionfinish(session, exitstatus):
     # A skipped test is a test that did not run: CI must not go green on it.
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
@@ -32,3 +42,51 @@ def pytest_sessionfinish(session, exitstatus):
             f"{len(skipped)} test(s) skipped: the project must install what its tests need.", red=True
         )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+# Personas: one per role, and an outsider with no role at all.
+@pytest.fixture
+def admin_user(db):
+    from portal.accounts.roles import MAILBOX_ADMIN
+    from tests.factories import make_user
+
+    return make_user(MAILBOX_ADMIN, username="alice-admin")
+
+
+@pytest.fixture
+def lead_user(db):
+    from portal.accounts.roles import ONBOARDING_LEAD
+    from tests.factories import make_user
+
+    return make_user(ONBOARDING_LEAD, username="olu-lead")
+
+
+@pytest.fixture
+def auditor_user(db):
+    from portal.accounts.roles import AUDITOR
+    from tests.factories import make_user
+
+    return make_user(AUDITOR, username="aisha-auditor")
+
+
+@pytest.fixture
+def outsider_user(db):
+    from tests.factories import make_user
+
+    return make_user(None, username="oscar-outsider")
+
+
+@pytest.fixture
+def superuser(db):
+    from tests.factories import make_user
+
+    return make_user(None, username="sam-super", superuser=True)
+
+
+@pytest.fixture
+def sandbox_mailboxes(db, sandbox, settings):
+    """X26ABC1 and X26ABC2 in the portal, pointed at the test's mesh-sandbox."""
+    from tests.factories import make_mailbox
+
+    settings.MESH_BASE_URLS = {**settings.MESH_BASE_URLS, "sandbox": sandbox.url}
+    return make_mailbox("X26ABC1"), make_mailbox("X26ABC2")

@@ -1,6 +1,12 @@
 from django.apps import AppConfig
+from django.db.models.signals import post_migrate
 
 
 class AccountsConfig(AppConfig):
     name = "portal.accounts"
     label = "accounts"
+
+    def ready(self) -> None:
+        from .roles import ensure_roles
+
+        post_migrate.connect(ensure_roles, dispatch_uid="neomesh_ensure_roles")

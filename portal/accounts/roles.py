@@ -1,0 +1,57 @@
+"""Roles are Django groups with permissions, created idempotently after every migrate."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import Group, Permission
+
+ONBOARDING_LEAD = "Onboarding lead"
+MAILBOX_ADMIN = "Mailbox admin"
+AUDITOR = "Auditor"
+
+# app_label.codename; names for apps that are not installed yet are ignored.
+ROLE_PERMISSIONS: dict[str, list[str]] = {
+    MAILBOX_ADMIN: [
+        "mailboxes.view_organisation", "mailboxes.add_organisation", "mailboxes.change_organisation",
+        "mailboxes.view_mailbox", "mailboxes.add_mailbox", "mailboxes.change_mailbox",
+        "mailboxes.view_workflow", "mailboxes.add_workflow", "mailboxes.change_workflow",
+        "mailboxes.delete_workflow",
+        "certificates.view_certificate", "certificates.add_certificate",
+        "certificates.change_certificate",
+        "messaging.view_message", "messaging.send_message", "messaging.download_payload",
+        "messaging.change_message",
+    ],
+    ONBOARDING_LEAD: [
+        "mailboxes.view_organisation", "mailboxes.view_mailbox", "mailboxes.view_workflow",
+        "certificates.view_certificate",
+        "onboarding.view_plan", "onboarding.add_plan", "onboarding.change_plan",
+        "onboarding.view_task", "onboarding.change_task",
+        "onboarding.view_correspondence", "onboarding.add_correspondence",
+        "onboarding.change_correspondence",
+        "onboarding.view_allowlistentry", "onboarding.add_allowlistentry",
+        "onboarding.change_allowlistentry", "onboarding.delete_allowlistentry",
+    ],
+    AUDITOR: [
+        "mailboxes.view_organisation", "mailboxes.view_mailbox", "mailboxes.view_workflow",
+        "certificates.view_certificate",
+        "messaging.view_message",
+        "audit.view_auditrecord", "audit.export_auditrecord",
+    ],
+}  # fmt: skip
+
+
+def ensure_roles(**_kwargs) -> None:
+    for name, perms in ROLE_PERMISSIONS.items():
+        group, _ = Group.objects.get_or_create(name=name)
+        wanted = []
+        for dotted in perms:
+            app_label, codename = dotted.split(".")
+            wanted.extend(
+                Permission.objects.filter(content_type__app_label=app_label, codename=codename)
+            )
+        group.permissions.set(wanted)
+
+
+def role_names(user) -> list[str]:
+    if user.is_superuser:
+        return ["Superuser"]
+    return list(user.groups.values_list("name", flat=True))

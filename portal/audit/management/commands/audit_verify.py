@@ -1,0 +1,13 @@
+from django.core.management.base import BaseCommand, CommandError
+
+from portal.audit.verify import verify_and_record
+
+
+class Command(BaseCommand):
+    help = "Verify the audit trail's hash chain; exits non-zero naming the first broken link."
+
+    def handle(self, *args, **options):
+        report = verify_and_record()
+        if not report.ok:
+            raise CommandError(f"Audit chain broken at record #{report.first_broken_seq}: {report.problem}")
+        self.stdout.write(self.style.SUCCESS(f"Audit chain intact: {report.checked} records verified."))

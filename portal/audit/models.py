@@ -1,0 +1,126 @@
+"""The audit trail: append-only records sealed in a hash chain.
+
+Each record's hash covers its own content and the previous record's hash, so altering, removing or
+reordering any record breaks the chain from that point (`manage.py audit_verify` names where).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class AppendOnlyError(Exception):
+    """Audit records are never updated or deleted."""
+
+
+class AuditQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError("Audit records cannot be changed.")
+
+    def delete(self):
+        raise AppendOnlyError("Audit records cannot be deleted.")
+
+    def for_object(self, obj):
+        return self.filter(object_type=obj._meta.label_lower, object_id=str(obj.pk))
+
+
+class AuditRecord(models.Model):
+    class ActorKind(models.TextChoices):
+        PERSON = "person", "Person"
+        WORKER = "worker", "Worker"
+        SYSTEM = "system", "System"
+
+    seq = models.BigIntegerField(unique=True)
+    at = models.DateTimeField(default=timezone.now)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    actor_label = models.CharField(max_length=200)
+    actor_kind = models.CharField(max_length=10, choices=ActorKind.choices)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    action = models.CharField(max_length=100)
+    object_type = models.CharField(max_length=100, blank=True)
+    object_id = models.CharField(max_length=100, blank=True)
+    object_repr = models.CharField(max_length=300, blank=True)
+    changes = models.JSONField(default=dict, blank=True)
+    reason = models.TextField(blank=True)
+    detail = models.TextField(blank=True)
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
+
+    objects = AuditQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-seq"]
+        indexes = [
+            # Audit browser: newest first, filtered by action, actor or object.
+            models.Index(fields=["action", "-seq"], name="audit_action_seq"),
+            models.Index(fields=["actor_label", "-seq"], name="audit_actor_seq"),
+            models.Index(fields=["object_type", "object_id", "-seq"], name="audit_object_seq"),
+            models.Index(fields=["at"], name="audit_at"),
+        ]
+        permissions = [("export_auditrecord", "Can export audit records and message logs")]
+
+    def __str__(self) -> str:
+        return f"#{self.seq} {self.action} by {self.actor_label}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError("Audit records cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError("Audit records cannot be deleted.")
+
+    def sealed_content(self) -> dict:
+        return {
+            "seq": self.seq,
+            "at": self.at.isoformat(),
+            "actor_id": self.actor_id,
+            "actor_label": self.actor_label,
+            "actor_kind": self.actor_kind,
+            "ip_address": self.ip_address,
+            "action": self.action,
+            "object_type": self.object_type,
+            "object_id": self.object_id,
+            "object_repr": self.object_repr,
+            "changes": self.changes,
+            "reason": self.reason,
+            "detail": self.detail,
+            "prev_hash": self.prev_hash,
+        }
+
+    def compute_hash(self) -> str:
+        canonical = json.dumps(self.sealed_content(), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+
+class ChainHead(models.Model):
+    """One row: the last sealed record. Appends lock it so the chain never forks."""
+
+    last_seq = models.BigIntegerField(default=0)
+    last_hash = models.CharField(max_length=64, default="0" * 64)
+
+    def __str__(self) -> str:
+        return f"audit chain at #{self.last_seq}"
+
+
+class Verification(models.Model):
+    """The result of each `audit_verify` run, shown on the dashboard."""
+
+    at = models.DateTimeField(default=timezone.now)
+    ok = models.BooleanField()
+    records_checked = models.BigIntegerField()
+    first_broken_seq = models.BigIntegerField(null=True, blank=True)
+    detail = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-at"]
+
+    def __str__(self) -> str:
+        return f"{'OK' if self.ok else 'BROKEN'} at {self.at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,38 @@
+"""Which models django-auditlog watches, and which of their fields are secrets."""
+
+from __future__ import annotations
+
+from auditlog.registry import auditlog
+from django.apps import apps
+
+# Health fields change on every poll and are not a person's change; they are left out.
+HEALTH_FIELDS = [
+    "last_handshake_at", "last_handshake_ok", "last_handshake_ms", "last_poll_at", "last_poll_ok",
+    "inbox_backlog", "last_error", "last_error_at", "poll_claimed_at", "poll_claimed_by", "updated_at",
+]  # fmt: skip
+
+WATCHED = {
+    "mailboxes.Organisation": {},
+    "mailboxes.Mailbox": {"mask_fields": ["password", "shared_key"], "exclude_fields": HEALTH_FIELDS},
+    "mailboxes.Workflow": {},
+    "certificates.Certificate": {"mask_fields": ["private_key"]},
+    "auth.User": {"mask_fields": ["password"], "exclude_fields": ["last_login"]},
+    "auth.Group": {},
+    "onboarding.Plan": {},
+    "onboarding.Task": {},
+    "onboarding.Decision": {},
+    "onboarding.Correspondence": {},
+    "onboarding.Evidence": {},
+    "onboarding.AllowListEntry": {},
+    "onboarding.GateOverride": {},
+}
+
+
+def register_models() -> None:
+    for label, options in WATCHED.items():
+        try:
+            model = apps.get_model(label)
+        except LookupError:
+            continue  # an app not installed yet
+        if not auditlog.contains(model):
+            auditlog.register(model, **options)

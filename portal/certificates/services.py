@@ -1,0 +1,93 @@
+"""Certificate services: make a key and CSR, install the issued certificate, watch expiry."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.utils import timezone
+
+from meshcore import certificates as mc_certs
+from portal.audit.services import audit_person_action, audit_worker_action
+from portal.mailboxes.models import Mailbox
+
+from .models import Certificate
+
+
+class CertificateRejected(Exception):
+    """An issued certificate cannot be installed; the message says why in plain English."""
+
+
+def expected_cn(mailbox: Mailbox) -> str:
+    return f"{mailbox.mailbox_id}.{mailbox.organisation.ods_code}.api.mesh-client.nhs.uk"
+
+
+@transaction.atomic
+def certificate_create_csr(*, mailbox: Mailbox, user=None, request=None, key_size: int = 2048) -> Certificate:
+    """A new private key (kept encrypted) and a CSR whose subject is exactly the MESH CN."""
+    key_pem, csr_pem = mc_certs.generate_csr(mailbox.mailbox_id, mailbox.organisation.ods_code, key_size=key_size)
+    certificate = Certificate.objects.create(
+        mailbox=mailbox, common_name=expected_cn(mailbox), private_key=key_pem.decode(),
+        csr_pem=csr_pem.decode(), created_by=user,
+    )  # fmt: skip
+    if request is not None:
+        audit_person_action(request, action="certificate.csr_created", obj=certificate)
+    return certificate
+
+
+def _split_chain(pem: str) -> tuple[str, str]:
+    marker = "-----END CERTIFICATE-----"
+    if marker not in pem:
+        raise CertificateRejected("That is not a PEM certificate (no BEGIN/END CERTIFICATE block).")
+    leaf, _, rest = pem.partition(marker)
+    return leaf.strip() + "\n" + marker + "\n", rest.strip() + ("\n" if rest.strip() else "")
+
+
+def check_issued_certificate(certificate: Certificate, pem: str, now=None):
+    """Parse and check an issued certificate against this CSR's key and CN; returns its details."""
+    leaf_pem, chain_pem = _split_chain(pem)
+    try:
+        details = mc_certs.inspect_certificate(leaf_pem.encode())
+    except ValueError as exc:
+        raise CertificateRejected(f"The certificate cannot be read: {exc}") from None
+    if details.common_name != certificate.common_name:
+        raise CertificateRejected(
+            f"The certificate is for CN {details.common_name!r}, but this CSR asked for "
+            f"{certificate.common_name!r}."
+        )
+    if not mc_certs.certificate_matches_key(leaf_pem.encode(), certificate.private_key.encode()):
+        raise CertificateRejected("The certificate does not match this CSR's private key.")
+    if details.not_after <= (now or timezone.now()):
+        raise CertificateRejected(f"The certificate expired on {details.not_after:%d %B %Y}.")
+    return details, leaf_pem, chain_pem
+
+
+@transaction.atomic
+def certificate_install(*, certificate: Certificate, pem: str, ticket: str = "", request=None) -> Certificate:
+    """Install the issued certificate and make it the mailbox's active one."""
+    if certificate.status != Certificate.Status.AWAITING:
+        raise CertificateRejected("This certificate is already installed; make a new CSR to renew.")
+    details, leaf_pem, chain_pem = check_issued_certificate(certificate, pem)
+    Certificate.objects.filter(mailbox=certificate.mailbox, status=Certificate.Status.ACTIVE).update(
+        status=Certificate.Status.SUPERSEDED
+    )
+    certificate.certificate_pem, certificate.chain_pem = leaf_pem, chain_pem
+    certificate.serial, certificate.issuer = details.serial, details.issuer
+    certificate.not_before, certificate.not_after = details.not_before, details.not_after
+    certificate.status, certificate.installed_at = Certificate.Status.ACTIVE, timezone.now()
+    if ticket:
+        certificate.service_desk_ticket = ticket
+    certificate.save()
+    if request is not None:
+        audit_person_action(request, action="certificate.installed", obj=certificate,
+                            detail=f"serial {details.serial}, expires {details.not_after:%Y-%m-%d}")  # fmt: skip
+    return certificate
+
+
+def certificates_check_expiry(now=None) -> dict[str, int]:
+    """Mark expired certificates and count the ones inside the warning window."""
+    now = now or timezone.now()
+    expired = list(Certificate.objects.active().filter(not_after__lte=now))
+    for certificate in expired:
+        Certificate.objects.filter(pk=certificate.pk).update(status=Certificate.Status.EXPIRED)
+        audit_worker_action(action="certificate.expired", obj=certificate)
+    warning = Certificate.objects.expiring(now=now).count()
+    return {"expired": len(expired), "expiring": warning}

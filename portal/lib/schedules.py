@@ -1,0 +1,24 @@
+"""Every recurring job, created idempotently in one place (after migrate, or `setup_schedules`)."""
+
+from __future__ import annotations
+
+SCHEDULES = [
+    # (name, function, schedule type, minutes)
+    ("Poll due mailboxes", "portal.messaging.tasks.poll_due", "I", 1),
+    ("Sweep the outbox", "portal.messaging.tasks.sweep_outbox", "I", 1),
+    ("Refresh tracking of sent messages", "portal.messaging.tasks.refresh_tracking", "I", 15),
+    ("Daily handshake", "portal.mailboxes.tasks.handshake_all", "D", None),
+    ("Daily certificate expiry check", "portal.certificates.tasks.check_expiry", "D", None),
+    ("Daily audit chain verification", "portal.audit.tasks.verify_chain", "D", None),
+]
+
+
+def ensure_schedules(**_kwargs) -> int:
+    from django_q.models import Schedule
+
+    for name, func, schedule_type, minutes in SCHEDULES:
+        Schedule.objects.update_or_create(
+            name=name,
+            defaults={"func": func, "schedule_type": schedule_type, "minutes": minutes, "repeats": -1},
+        )
+    return len(SCHEDULES)

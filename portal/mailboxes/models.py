@@ -1,0 +1,183 @@
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+
+from portal.lib.fields import EncryptedTextField
+
+MAILBOX_ID_RE = re.compile(r"^[A-Z0-9]{3,20}$")
+ODS_CODE_RE = re.compile(r"^[A-Z0-9]{3,10}$")
+WORKFLOW_ID_RE = re.compile(r"^[A-Za-z0-9_\-.]{1,300}$")
+
+# A handshake older than this needs attention: MESH expects one at least every 24 hours.
+HANDSHAKE_STALE_AFTER = timedelta(hours=25)
+
+
+def validate_mailbox_id(value: str) -> None:
+    if not MAILBOX_ID_RE.match(value or ""):
+        raise ValidationError(
+            "A MESH mailbox id is 3 to 20 upper-case letters and digits, for example X26ABC1."
+        )
+
+
+def validate_ods_code(value: str) -> None:
+    if not ODS_CODE_RE.match(value or ""):
+        raise ValidationError("An ODS code is 3 to 10 upper-case letters and digits, for example X26.")
+
+
+def validate_workflow_id(value: str) -> None:
+    if not WORKFLOW_ID_RE.match(value or ""):
+        raise ValidationError(
+            "A workflow id is letters, digits, underscores, hyphens and dots, for example TEST_WORKFLOW."
+        )
+
+
+class Organisation(models.Model):
+    name = models.CharField(max_length=200)
+    ods_code = models.CharField(
+        "ODS code", max_length=10, unique=True, validators=[validate_ods_code]
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.ods_code})"
+
+
+class Environment(models.TextChoices):
+    SANDBOX = "sandbox", "Sandbox"
+    INTEGRATION = "integration", "Integration"
+    DEPLOYMENT = "deployment", "Deployment"
+    LIVE = "live", "Live"
+
+
+class MailboxQuerySet(models.QuerySet):
+    def enabled(self):
+        return self.filter(enabled=True)
+
+    def due_for_poll(self, now=None):
+        """Enabled mailboxes whose poll interval has passed (or that were never polled)."""
+        now = now or timezone.now()
+        return [m for m in self.enabled() if m.poll_due(now)]
+
+    def for_dashboard(self):
+        return self.select_related("organisation").order_by("environment", "mailbox_id")
+
+
+class Mailbox(models.Model):
+    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="mailboxes")
+    environment = models.CharField(max_length=20, choices=Environment.choices)
+    mailbox_id = models.CharField(
+        "MESH mailbox id", max_length=20, unique=True, validators=[validate_mailbox_id]
+    )
+    name = models.CharField(max_length=200, blank=True)
+    base_url = models.URLField(
+        "Base URL", blank=True, help_text="Leave blank for the environment's published MESH host."
+    )
+    password = EncryptedTextField(blank=True)
+    password_changed_at = models.DateTimeField(null=True, blank=True)
+    shared_key = EncryptedTextField(blank=True)
+    shared_key_changed_at = models.DateTimeField(null=True, blank=True)
+    ca_bundle = models.TextField(
+        "CA bundle (PEM)", blank=True,
+        help_text="The environment's root and sub-CA certificates. Blank means the system trust store.",
+    )  # fmt: skip
+    verify_tls = models.BooleanField("Verify the server's TLS certificate", default=True)
+    enabled = models.BooleanField(default=True)
+    poll_interval_minutes = models.PositiveIntegerField(
+        default=5, validators=[MinValueValidator(1), MaxValueValidator(24 * 60)],
+        help_text="MESH asks for a poll at most every 5 minutes and at least once a day.",
+    )  # fmt: skip
+
+    # Health, written by the workers.
+    last_handshake_at = models.DateTimeField(null=True, blank=True)
+    last_handshake_ok = models.BooleanField(null=True)
+    last_handshake_ms = models.PositiveIntegerField(null=True, blank=True)
+    last_poll_at = models.DateTimeField(null=True, blank=True)
+    last_poll_ok = models.BooleanField(null=True)
+    inbox_backlog = models.PositiveIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    # Set while a worker polls this mailbox: the claim that keeps polls of one mailbox one at a time.
+    poll_claimed_at = models.DateTimeField(null=True, blank=True)
+    poll_claimed_by = models.CharField(max_length=100, blank=True)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = MailboxQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["mailbox_id"]
+        verbose_name_plural = "mailboxes"
+
+    def __str__(self) -> str:
+        return f"{self.mailbox_id} ({self.get_environment_display()})"
+
+    def save(self, *args, **kwargs):
+        self.mailbox_id = (self.mailbox_id or "").strip().upper()
+        super().save(*args, **kwargs)
+
+    @property
+    def is_live(self) -> bool:
+        return self.environment == Environment.LIVE
+
+    def effective_base_url(self) -> str:
+        return (self.base_url or settings.MESH_BASE_URLS[self.environment]).rstrip("/")
+
+    def poll_due(self, now=None) -> bool:
+        now = now or timezone.now()
+        if self.last_poll_at is None:
+            return True
+        return self.last_poll_at + timedelta(minutes=self.poll_interval_minutes) <= now
+
+    def active_certificate(self):
+        return self.certificates.filter(status="active").order_by("-not_after").first()
+
+    def attention_reasons(self, now=None) -> list[str]:
+        """Why this mailbox needs a person's attention; empty when all is well."""
+        now = now or timezone.now()
+        reasons = []
+        if not self.enabled:
+            reasons.append("Disabled")
+        if self.last_handshake_ok is False:
+            reasons.append("Last handshake failed")
+        elif self.last_handshake_at is None or self.last_handshake_at < now - HANDSHAKE_STALE_AFTER:
+            reasons.append("No successful handshake in the last 24 hours")
+        if self.last_poll_ok is False:
+            reasons.append("Last poll failed")
+        if self.last_error and self.last_error_at and self.last_error_at > now - timedelta(days=1):
+            reasons.append("Recent error")
+        if not self.password or not self.shared_key:
+            reasons.append("Credentials not set")
+        return reasons
+
+
+class Workflow(models.Model):
+    class Direction(models.TextChoices):
+        SEND = "send", "Send"
+        RECEIVE = "receive", "Receive"
+
+    mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="workflows")
+    workflow_id = models.CharField("Workflow id", max_length=300, validators=[validate_workflow_id])
+    direction = models.CharField(max_length=10, choices=Direction.choices)
+    description = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        ordering = ["workflow_id", "direction"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["mailbox", "workflow_id", "direction"], name="workflow_unique_per_mailbox"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.workflow_id} ({self.get_direction_display()})"

@@ -1,0 +1,90 @@
+"""Mailbox services: the one place the portal builds a MESH client, and connection health."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from django.conf import settings
+from django.utils import timezone
+
+import meshcore
+
+from .models import Mailbox
+
+
+class MailboxNotReady(Exception):
+    """The mailbox cannot transfer yet; the message says why in plain English."""
+
+
+def _write_private(directory: Path, name: str, content: str) -> str:
+    path = directory / name
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(content)
+    return str(path)
+
+
+@contextlib.contextmanager
+def mesh_client(mailbox: Mailbox, **overrides) -> Iterator[meshcore.MeshClient]:
+    """A MeshClient for this mailbox, with its secrets decrypted only for the client's lifetime.
+
+    requests needs the client certificate, key and CA bundle as files, so they are written to a
+    private temporary directory (mode 0700) that is removed when the client closes.
+    """
+    if not mailbox.password or not mailbox.shared_key:
+        raise MailboxNotReady(f"{mailbox.mailbox_id} has no password or shared key set.")
+    workdir = Path(tempfile.mkdtemp(prefix="neomesh-tls-"))
+    try:
+        cert = None
+        certificate = mailbox.active_certificate()
+        if certificate is not None and certificate.certificate_pem and certificate.private_key:
+            cert = (
+                _write_private(workdir, "client.pem", certificate.certificate_pem + certificate.chain_pem),
+                _write_private(workdir, "client.key", certificate.private_key),
+            )
+        verify: bool | str = mailbox.verify_tls
+        if mailbox.verify_tls and mailbox.ca_bundle.strip():
+            verify = _write_private(workdir, "ca.pem", mailbox.ca_bundle)
+        options = {
+            "cert": cert,
+            "verify": verify,
+            "application_name": settings.MESH_APPLICATION_NAME,
+            "chunk_size": settings.MESH_CHUNK_SIZE,
+        }
+        options.update(overrides)
+        with meshcore.MeshClient(
+            mailbox.effective_base_url(), mailbox.mailbox_id, mailbox.password, mailbox.shared_key,
+            **options,
+        ) as client:  # fmt: skip
+            yield client
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def record_error(mailbox: Mailbox, error: str) -> None:
+    Mailbox.objects.filter(pk=mailbox.pk).update(last_error=error[:2000], last_error_at=timezone.now())
+
+
+def mailbox_handshake(*, mailbox: Mailbox) -> tuple[bool, str]:
+    """Handshake with MESH and record the result on the mailbox. Returns (ok, human summary)."""
+    started = time.monotonic()
+    try:
+        with mesh_client(mailbox) as client:
+            client.handshake()
+    except (meshcore.MeshError, MailboxNotReady) as exc:
+        Mailbox.objects.filter(pk=mailbox.pk).update(
+            last_handshake_at=timezone.now(), last_handshake_ok=False
+        )
+        record_error(mailbox, f"Handshake failed: {exc}")
+        return False, f"Handshake with {mailbox.mailbox_id} failed: {exc}"
+    elapsed_ms = int((time.monotonic() - started) * 1000)
+    Mailbox.objects.filter(pk=mailbox.pk).update(
+        last_handshake_at=timezone.now(), last_handshake_ok=True, last_handshake_ms=elapsed_ms
+    )
+    return True, f"Handshake with {mailbox.mailbox_id} succeeded in {elapsed_ms} ms"

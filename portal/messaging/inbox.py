@@ -1,0 +1,199 @@
+"""Receiving: poll a mailbox, store each message durably, and only then acknowledge it.
+
+For each message in the MESH inbox: download into a temporary file, fsync and rename it into payload
+storage, create the Message row and its events in one transaction, then acknowledge. A message
+already stored is only acknowledged, so a crash between storing and acknowledging never produces a
+duplicate, and a second poll (or a second worker) finds the row and does not store it again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+import meshcore
+from portal.audit.services import audit_worker_action
+from portal.lib import payloads
+from portal.mailboxes.models import Mailbox
+from portal.mailboxes.readiness import transfer_blocked_reason
+from portal.mailboxes.services import MailboxNotReady, mesh_client, record_error
+
+from .mesh_codes import explain
+from .models import Direction, Message, MessageEvent, MessageType, Status
+from .outbox import worker_name
+
+log = logging.getLogger(__name__)
+POLL_LEASE = timedelta(minutes=30)
+Kind = MessageEvent.Kind
+
+
+@dataclass
+class PollResult:
+    mailbox_id: str
+    skipped: str = ""
+    listed: int = 0
+    downloaded: int = 0
+    acknowledged: int = 0
+    reports: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.skipped and not self.errors
+
+    def summary(self) -> str:
+        if self.skipped:
+            return f"Poll of {self.mailbox_id} skipped: {self.skipped}"
+        text = (
+            f"Polled {self.mailbox_id}: {self.listed} in the inbox, {self.downloaded} downloaded, "
+            f"{self.acknowledged} acknowledged"
+        )
+        if self.reports:
+            text += f", {self.reports} non-delivery report(s)"
+        if self.errors:
+            text += f"; {len(self.errors)} error(s): {self.errors[0]}"
+        return text
+
+
+def _claim_poll(mailbox: Mailbox, worker: str) -> bool:
+    now = timezone.now()
+    free = Q(poll_claimed_at__isnull=True) | Q(poll_claimed_at__lt=now - POLL_LEASE)
+    return bool(
+        Mailbox.objects.filter(pk=mailbox.pk)
+        .filter(free)
+        .update(poll_claimed_at=now, poll_claimed_by=worker)
+    )
+
+
+def _release_poll(mailbox: Mailbox, worker: str, **health) -> None:
+    Mailbox.objects.filter(pk=mailbox.pk, poll_claimed_by=worker).update(
+        poll_claimed_at=None, poll_claimed_by="", **health
+    )
+
+
+def mailbox_poll(*, mailbox: Mailbox, worker: str | None = None) -> PollResult:
+    """Drain the mailbox's MESH inbox once. Never runs twice at once for one mailbox."""
+    worker = worker or worker_name()
+    result = PollResult(mailbox.mailbox_id)
+    blocked = transfer_blocked_reason(mailbox)
+    if blocked:
+        result.skipped = blocked
+        return result
+    if not _claim_poll(mailbox, worker):
+        result.skipped = "another poll of this mailbox is running"
+        return result
+    try:
+        _drain(mailbox, result)
+    except (meshcore.MeshError, MailboxNotReady) as exc:
+        result.errors.append(str(exc))
+    finally:
+        now = timezone.now()
+        health = {"last_poll_at": now, "last_poll_ok": not result.errors}
+        if not result.errors or result.listed:
+            health["inbox_backlog"] = max(0, result.listed - result.acknowledged)
+        _release_poll(mailbox, worker, **health)
+        if result.errors:
+            record_error(mailbox, f"Poll failed: {result.errors[0]}")
+    return result
+
+
+def _drain(mailbox: Mailbox, result: PollResult) -> None:
+    with mesh_client(mailbox) as client:
+        for mesh_id in client.iter_inbox():
+            result.listed += 1
+            try:
+                receive_one(client, mailbox, mesh_id, result)
+            except meshcore.MeshError as exc:
+                # One bad message must not stop the others; it stays in MESH for the next poll.
+                log.warning("Receiving %s for %s failed: %s", mesh_id, mailbox.mailbox_id, exc)
+                result.errors.append(f"{mesh_id}: {exc}")
+
+
+def receive_one(client, mailbox: Mailbox, mesh_id: str, result: PollResult) -> Message:
+    message = Message.objects.filter(
+        mailbox=mailbox, direction=Direction.INBOUND, mesh_message_id=mesh_id
+    ).first()
+    if message is None:
+        message = _download_and_store(client, mailbox, mesh_id, result)
+    client.acknowledge(mesh_id)
+    if message.status != Status.ACKNOWLEDGED:
+        with transaction.atomic():
+            Message.objects.filter(pk=message.pk).update(
+                status=Status.ACKNOWLEDGED, acknowledged_at=timezone.now()
+            )
+            message.add_event(Kind.ACKNOWLEDGED, "Acknowledged to MESH")
+        audit_worker_action(action="message.acknowledged", obj=message)
+    result.acknowledged += 1
+    return message
+
+
+def _download_and_store(client, mailbox: Mailbox, mesh_id: str, result: PollResult) -> Message:
+    with payloads.durable_writer("in") as (writer, stored):
+        info = client.download(mesh_id, writer)
+    payload = stored[0]
+    try:
+        with transaction.atomic():
+            message = _create_inbound(mailbox, info, payload)
+    except IntegrityError:
+        # Another worker stored it between our check and our insert: keep theirs, drop our copy.
+        payloads.delete_payload(payload.name)
+        return Message.objects.get(mailbox=mailbox, direction=Direction.INBOUND, mesh_message_id=mesh_id)
+    result.downloaded += 1
+    if message.is_report:
+        result.reports += 1
+    audit_worker_action(
+        action="message.downloaded", obj=message,
+        detail=f"{payload.size} bytes, sha256 {payload.sha256}",
+    )  # fmt: skip
+    return message
+
+
+def _create_inbound(mailbox: Mailbox, info, payload: payloads.StoredPayload) -> Message:
+    is_report = info.message_type == MessageType.REPORT
+    message = Message.objects.create(
+        mailbox=mailbox, direction=Direction.INBOUND,
+        message_type=MessageType.REPORT if is_report else MessageType.DATA,
+        mesh_message_id=info.message_id, local_id=info.local_id or "",
+        workflow_id=info.workflow_id or "", sender=info.sender or "",
+        recipient=info.recipient or mailbox.mailbox_id, subject=info.subject or "",
+        filename=info.filename or "", content_type=info.content_type or "",
+        checksum=info.checksum or "", compressed=bool(info.compressed),
+        encrypted=bool(info.encrypted), partner_id=getattr(info, "partner_id", None) or "",
+        size_bytes=payload.size, payload=payload.name, payload_sha256=payload.sha256,
+        chunks_total=info.total_chunks or 0, chunks_done=info.total_chunks or 0,
+        status=Status.RECEIVED, received_at=timezone.now(),
+        mesh_status_code=(info.status_code or "") if is_report else "",
+        mesh_status_event=(info.status_event or "") if is_report else "",
+        mesh_status_description=(info.status_description or "") if is_report else "",
+        linked_mesh_message_id=(info.linked_message_id or "") if is_report else "",
+    )  # fmt: skip
+    message.add_event(Kind.DOWNLOADED, f"Downloaded {payload.size} bytes (sha256 {payload.sha256[:16]}…)")
+    if is_report:
+        _link_report(message)
+    return message
+
+
+def _link_report(report: Message) -> None:
+    """Point the report at the outbound message it concerns, and fail that message."""
+    reason = explain(report.mesh_status_code, report.mesh_status_description)
+    report.failure_reason = reason
+    original = Message.objects.filter(
+        mailbox=report.mailbox, direction=Direction.OUTBOUND,
+        mesh_message_id=report.linked_mesh_message_id,
+    ).first()  # fmt: skip
+    if original is None:
+        report.save(update_fields=["failure_reason"])
+        return
+    report.linked_message = original
+    report.save(update_fields=["failure_reason", "linked_message"])
+    Message.objects.filter(pk=original.pk).update(
+        status=Status.FAILED, failure_reason=reason, mesh_status_code=report.mesh_status_code,
+        mesh_status_event=report.mesh_status_event,
+        mesh_status_description=report.mesh_status_description,
+    )  # fmt: skip
+    original.add_event(Kind.REPORT, f"Non-delivery report {report.mesh_message_id}: {reason}")

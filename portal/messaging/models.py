@@ -1,0 +1,201 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+from django.utils.functional import classproperty
+
+# MESH removes a message not acknowledged within 5 days and reports it undelivered to the sender.
+INBOX_EXPIRY = timedelta(days=5)
+
+
+def payload_storage():
+    from django.core.files.storage import storages
+
+    return storages["payloads"]
+
+
+class Direction(models.TextChoices):
+    INBOUND = "in", "Inbound"
+    OUTBOUND = "out", "Outbound"
+
+
+class MessageType(models.TextChoices):
+    DATA = "DATA", "Data"
+    REPORT = "REPORT", "Report"
+
+
+class Status(models.TextChoices):
+    # Outbound lifecycle: queued -> sending -> accepted -> acknowledged, or failed.
+    QUEUED = "queued", "Queued"
+    SENDING = "sending", "Sending"
+    ACCEPTED = "accepted", "Accepted by MESH"
+    ACKNOWLEDGED = "acknowledged", "Acknowledged"
+    FAILED = "failed", "Failed"
+    # Outbound, when the first upload's outcome is unknown and tracking could not settle it.
+    UNCERTAIN = "uncertain", "Outcome unknown"
+    # Inbound: stored locally, MESH acknowledgement still to be made.
+    RECEIVED = "received", "Received, not yet acknowledged"
+
+    @classproperty
+    def in_flight(cls) -> list[str]:
+        return [cls.QUEUED, cls.SENDING]
+
+
+class MessageQuerySet(models.QuerySet):
+    def inbound(self):
+        return self.filter(direction=Direction.INBOUND)
+
+    def outbound(self):
+        return self.filter(direction=Direction.OUTBOUND)
+
+    def for_list(self):
+        return self.select_related("mailbox").defer("mesh_status_description", "last_error")
+
+    def sendable(self, now=None):
+        """Queued outbound messages whose next attempt is due."""
+        now = now or timezone.now()
+        return self.outbound().filter(status=Status.QUEUED).filter(
+            models.Q(next_attempt_at__isnull=True) | models.Q(next_attempt_at__lte=now)
+        )
+
+
+class Message(models.Model):
+    mailbox = models.ForeignKey("mailboxes.Mailbox", on_delete=models.PROTECT, related_name="messages")
+    direction = models.CharField(max_length=3, choices=Direction.choices)
+    message_type = models.CharField(max_length=6, choices=MessageType.choices, default=MessageType.DATA)
+    mesh_message_id = models.CharField("MESH message id", max_length=100, null=True, blank=True)
+    local_id = models.CharField("Local id", max_length=300, blank=True)
+    workflow_id = models.CharField("Workflow id", max_length=300)
+    sender = models.CharField(max_length=100, blank=True)
+    recipient = models.CharField(max_length=100)
+    subject = models.CharField(max_length=500, blank=True)
+    filename = models.CharField(max_length=300, blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    checksum = models.CharField(max_length=100, blank=True)
+    compressed = models.BooleanField(default=False)
+    encrypted = models.BooleanField(default=False)
+    partner_id = models.CharField("Partner id", max_length=500, blank=True)
+    size_bytes = models.BigIntegerField(null=True, blank=True)
+    payload = models.FileField(storage=payload_storage, max_length=300, blank=True)
+    payload_sha256 = models.CharField(max_length=64, blank=True)
+    chunk_size = models.PositiveIntegerField(null=True, blank=True)
+    chunks_total = models.PositiveIntegerField(default=0)
+    chunks_done = models.PositiveIntegerField(default=0)
+
+    status = models.CharField(max_length=20, choices=Status.choices)
+    mesh_status_code = models.CharField(max_length=20, blank=True)
+    mesh_status_event = models.CharField(max_length=50, blank=True)
+    mesh_status_description = models.TextField(blank=True)
+    failure_reason = models.TextField(blank=True, help_text="In plain English, with what to do next.")
+    linked_message = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reports"
+    )
+    linked_mesh_message_id = models.CharField(max_length=100, blank=True)
+
+    # Outbox work: claimed by one worker at a time, retried with backoff.
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=100, blank=True)
+    last_error = models.TextField(blank=True)
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    last_tracked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = MessageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # A MESH message is stored once per mailbox and direction: a second poll, or a second
+            # worker, that downloads it again fails here and only acknowledges.
+            models.UniqueConstraint(
+                fields=["mailbox", "direction", "mesh_message_id"],
+                condition=models.Q(mesh_message_id__isnull=False),
+                name="message_unique_mesh_id",
+            )
+        ]
+        indexes = [
+            # Message lists: per mailbox and direction, newest first.
+            models.Index(fields=["mailbox", "direction", "-created_at"], name="msg_mailbox_dir_created"),
+            # Message lists filtered across mailboxes by direction and status.
+            models.Index(fields=["direction", "status", "-created_at"], name="msg_dir_status_created"),
+            # Dashboard chart and date-range filters.
+            models.Index(fields=["-created_at"], name="msg_created"),
+            # The outbox sweeper and tracking refresh.
+            models.Index(fields=["status", "next_attempt_at"], name="msg_status_next_attempt"),
+            # Search by MESH message id (any mailbox) and linking reports.
+            models.Index(fields=["mesh_message_id"], name="msg_mesh_id"),
+            # Search by local id.
+            models.Index(fields=["local_id"], name="msg_local_id"),
+        ]
+        permissions = [
+            ("send_message", "Can send messages"),
+            ("download_payload", "Can download message payloads"),
+        ]
+
+    def __str__(self) -> str:
+        return self.mesh_message_id or f"message #{self.pk}"
+
+    @property
+    def is_outbound(self) -> bool:
+        return self.direction == Direction.OUTBOUND
+
+    @property
+    def is_report(self) -> bool:
+        return self.message_type == MessageType.REPORT
+
+    def progress_percent(self) -> int:
+        if not self.chunks_total:
+            return 0
+        return int(100 * self.chunks_done / self.chunks_total)
+
+    def acknowledge_by(self):
+        """When MESH will give up on an inbound message not yet acknowledged."""
+        if self.received_at is None:
+            return None
+        return self.received_at + INBOX_EXPIRY
+
+    def add_event(self, kind: str, detail: str = "", *, chunk: int | None = None, actor=None):
+        return self.events.create(kind=kind, detail=detail, chunk=chunk, actor=actor)
+
+
+class MessageEvent(models.Model):
+    class Kind(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        CLAIMED = "claimed", "Picked up by a worker"
+        CHUNK_SENT = "chunk_sent", "Chunk uploaded"
+        ACCEPTED = "accepted", "Accepted by MESH"
+        RETRY = "retry", "Will retry"
+        FAILED = "failed", "Failed"
+        UNCERTAIN = "uncertain", "Outcome unknown"
+        DOWNLOADED = "downloaded", "Downloaded"
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        REPORT = "report", "Non-delivery report"
+        TRACKED = "tracked", "Tracking update"
+        RESENT = "resent", "Re-queued by a person"
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")
+    at = models.DateTimeField(default=timezone.now)
+    kind = models.CharField(max_length=20, choices=Kind.choices)
+    detail = models.TextField(blank=True)
+    chunk = models.PositiveIntegerField(null=True, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} at {self.at:%Y-%m-%d %H:%M:%S}"

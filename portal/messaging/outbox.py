@@ -1,0 +1,285 @@
+"""The durable outbox: one worker at a time sends a queued message, resuming after any crash.
+
+A message is claimed with a conditional update (`queued -> sending`, proceed only if one row
+changed). While it is being sent a heartbeat keeps the claim fresh; a claim whose heartbeat stops
+(the worker died) is released by `outbox_sweep`, and the next worker resumes from the chunk after
+the last one saved. The MESH message id is saved after chunk 1 and progress after every chunk.
+
+The first `POST /outbox` is the one step that cannot simply be retried: MESH has no idempotency
+key, so if its outcome is unknown (the worker died during it, or the connection dropped after the
+request went out) we reconcile by tracking the message's local id before sending again. Every
+outbound message gets a local id for this reason (`neomesh-<uuid>` when the sender gives none).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+import meshcore
+from portal.mailboxes.services import MailboxNotReady, mesh_client
+
+from .mesh_codes import explain
+from .models import Direction, Message, MessageEvent, Status
+
+log = logging.getLogger(__name__)
+
+# A claim not refreshed for this long belongs to a dead worker.
+CLAIM_LEASE = timedelta(seconds=getattr(settings, "OUTBOX_CLAIM_LEASE_SECONDS", 120))
+HEARTBEAT_SECONDS = max(1.0, CLAIM_LEASE.total_seconds() / 4)
+MAX_ATTEMPTS = 12
+Kind = MessageEvent.Kind
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def retry_delay(attempts: int) -> timedelta:
+    """Exponential backoff between outbox attempts: 30 s, 1 min, 2 min ... capped at 1 hour."""
+    return timedelta(seconds=min(3600, 30 * 2 ** max(0, attempts - 1)))
+
+
+class ClaimLost(Exception):
+    """Another worker now owns the message (our heartbeat stopped for longer than the lease)."""
+
+
+class _Heartbeat(threading.Thread):
+    """Refreshes the claim while a long chunk upload is in flight."""
+
+    def __init__(self, message_id: int, worker: str):
+        super().__init__(daemon=True, name=f"outbox-heartbeat-{message_id}")
+        self.message_id, self.worker = message_id, worker
+        self.stopped = threading.Event()
+        self.lost = False
+
+    def run(self) -> None:
+        try:
+            while not self.stopped.wait(HEARTBEAT_SECONDS):
+                if not _refresh_claim(self.message_id, self.worker):
+                    self.lost = True
+                    return
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=10)
+
+
+def _refresh_claim(message_id: int, worker: str, **fields) -> bool:
+    return bool(
+        Message.objects.filter(pk=message_id, status=Status.SENDING, claimed_by=worker).update(
+            claimed_at=timezone.now(), **fields
+        )
+    )
+
+
+def claim(message_id: int, worker: str) -> Message | None:
+    now = timezone.now()
+    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    claimed = (
+        Message.objects.filter(pk=message_id, direction=Direction.OUTBOUND, status=Status.QUEUED)
+        .filter(due)
+        .update(status=Status.SENDING, claimed_at=now, claimed_by=worker, attempts=F("attempts") + 1)
+    )
+    if not claimed:
+        return None
+    message = Message.objects.select_related("mailbox").get(pk=message_id)
+    message.add_event(Kind.CLAIMED, f"Attempt {message.attempts} by {worker}")
+    return message
+
+
+def message_send(*, message_id: int, worker: str | None = None) -> str:
+    """Send one queued message if this worker can claim it. Returns the resulting status."""
+    worker = worker or worker_name()
+    message = claim(message_id, worker)
+    if message is None:
+        return "not-claimed"
+    heartbeat = _Heartbeat(message.pk, worker)
+    heartbeat.start()
+    try:
+        return _send_claimed(message, worker)
+    finally:
+        heartbeat.stop()
+
+
+def _send_claimed(message: Message, worker: str) -> str:
+    from portal.mailboxes.readiness import transfer_blocked_reason
+
+    blocked = transfer_blocked_reason(message.mailbox)
+    if blocked:
+        return _retry_later(message, worker, f"Not sent: {blocked}", delay=timedelta(minutes=15))
+    try:
+        with mesh_client(message.mailbox) as client:
+            if message.chunks_done == 0 and message.mesh_message_id is None and message.attempts > 1:
+                if _reconcile_first_chunk(client, message, worker):
+                    return message.status
+            _upload(client, message, worker)
+    except ClaimLost:
+        log.warning("Lost the claim on message %s; another worker has it.", message.pk)
+        return "claim-lost"
+    except MailboxNotReady as exc:
+        return _fail(message, worker, str(exc))
+    except meshcore.MeshChunkLockedError:
+        # The final chunk reached MESH but our record of it did not: the message is complete.
+        return _accepted(message, worker, "MESH reports the upload already finalised.")
+    except meshcore.MeshError as exc:
+        return _handle_error(message, worker, exc)
+    return _accepted(message, worker, f"MESH message id {message.mesh_message_id}")
+
+
+def _upload(client, message: Message, worker: str) -> None:
+    def on_progress(chunk: int, total: int, mesh_message_id: str) -> None:
+        fields = {"chunks_done": chunk, "chunks_total": total, "mesh_message_id": mesh_message_id}
+        if not _refresh_claim(message.pk, worker, **fields):
+            raise ClaimLost()
+        for name, value in fields.items():
+            setattr(message, name, value)
+        message.add_event(Kind.CHUNK_SENT, f"Chunk {chunk} of {total} uploaded", chunk=chunk)
+
+    resume = None
+    if message.mesh_message_id and message.chunks_done:
+        resume = (message.mesh_message_id, message.chunks_done)
+    with message.payload.open("rb") as source:
+        mesh_id = client.send(
+            message.recipient, message.workflow_id, source,
+            filename=message.filename or None, local_id=message.local_id or None,
+            subject=message.subject or None, content_type=message.content_type or None,
+            checksum=message.checksum or None, compress=True,
+            chunk_size=message.chunk_size or None, on_progress=on_progress, resume_from=resume,
+        )  # fmt: skip
+    message.mesh_message_id = mesh_id
+
+
+def _reconcile_first_chunk(client, message: Message, worker: str) -> bool:
+    """A previous attempt may have sent chunk 1 without recording it: ask MESH by local id.
+
+    Returns True when the message's outcome is settled here (accepted or uncertain).
+    """
+    try:
+        found = client.track_by_local_id(message.local_id)
+    except meshcore.MeshNotFoundError:
+        return False  # MESH never saw it: sending now cannot duplicate it.
+    except meshcore.MeshError as exc:
+        _uncertain(message, worker, f"Could not check MESH for an earlier upload: {exc}")
+        return True
+    message.mesh_message_id = found.message_id
+    Message.objects.filter(pk=message.pk).update(mesh_message_id=found.message_id)
+    if found.status == "uploading":
+        # Chunk 1 arrived; carry on from chunk 2.
+        message.chunks_done = 1
+        Message.objects.filter(pk=message.pk).update(chunks_done=1)
+        message.add_event(Kind.TRACKED, "An earlier attempt uploaded chunk 1; resuming from chunk 2.")
+        return False
+    _accepted(message, worker, f"An earlier attempt had already delivered it ({found.status}).")
+    return True
+
+
+def _finish(message: Message, worker: str, status: str, **fields) -> bool:
+    updated = Message.objects.filter(pk=message.pk, status=Status.SENDING, claimed_by=worker).update(
+        status=status, claimed_at=None, claimed_by="", **fields
+    )
+    message.status = status
+    return bool(updated)
+
+
+def _accepted(message: Message, worker: str, detail: str) -> str:
+    now = timezone.now()
+    with transaction.atomic():
+        if _finish(
+            message, worker, Status.ACCEPTED, accepted_at=now, last_error="",
+            mesh_message_id=message.mesh_message_id, chunks_done=F("chunks_total"),
+        ):  # fmt: skip
+            message.add_event(Kind.ACCEPTED, detail)
+    _audit(message, "message.accepted", detail)
+    return Status.ACCEPTED
+
+
+def _fail(message: Message, worker: str, reason: str, error: meshcore.MeshError | None = None) -> str:
+    fields = {"failure_reason": reason, "last_error": str(error or reason)[:2000]}
+    if error is not None:
+        fields.update(
+            mesh_status_code=error.code or "", mesh_status_event=error.event or "",
+            mesh_status_description=error.description or "",
+        )  # fmt: skip
+    with transaction.atomic():
+        if _finish(message, worker, Status.FAILED, **fields):
+            message.add_event(Kind.FAILED, reason)
+    _audit(message, "message.failed", reason)
+    return Status.FAILED
+
+
+def _uncertain(message: Message, worker: str, reason: str) -> str:
+    text = (
+        f"{reason} MESH may already have this message: check its tracking (local id "
+        f"{message.local_id}) before resending."
+    )
+    with transaction.atomic():
+        if _finish(message, worker, Status.UNCERTAIN, failure_reason=text, last_error=reason[:2000]):
+            message.add_event(Kind.UNCERTAIN, text)
+    _audit(message, "message.uncertain", text)
+    return Status.UNCERTAIN
+
+
+def _retry_later(message: Message, worker: str, reason: str, *, delay: timedelta | None = None) -> str:
+    delay = delay or retry_delay(message.attempts)
+    with transaction.atomic():
+        if _finish(
+            message, worker, Status.QUEUED, next_attempt_at=timezone.now() + delay,
+            last_error=reason[:2000],
+        ):  # fmt: skip
+            message.add_event(Kind.RETRY, f"{reason}. Next attempt in {int(delay.total_seconds())} s.")
+    return Status.QUEUED
+
+
+def _handle_error(message: Message, worker: str, exc: meshcore.MeshError) -> str:
+    if isinstance(exc, meshcore.MeshSendOutcomeUnknown):
+        # Chunk 1 may or may not have arrived: settle it by tracking on the next attempt.
+        return _retry_later(message, worker, f"Outcome of the first upload unknown: {exc}")
+    if exc.retryable:
+        if message.attempts >= MAX_ATTEMPTS:
+            return _fail(message, worker, f"Gave up after {message.attempts} attempts: {exc}", exc)
+        return _retry_later(message, worker, f"Temporary MESH problem: {exc}")
+    return _fail(message, worker, explain(exc.code, exc.description, http_status=exc.status), exc)
+
+
+def _audit(message: Message, action: str, detail: str) -> None:
+    from portal.audit.services import audit_worker_action
+
+    audit_worker_action(action=action, obj=message, detail=detail)
+
+
+def outbox_sweep(*, now=None) -> dict[str, int]:
+    """Release claims of dead workers and list the messages due to be sent.
+
+    Returns counts and enqueues due messages; safe to run on every worker at once.
+    """
+    now = now or timezone.now()
+    close_old_connections()
+    stale = Message.objects.filter(
+        direction=Direction.OUTBOUND, status=Status.SENDING, claimed_at__lt=now - CLAIM_LEASE
+    )
+    released = 0
+    for message in stale:
+        if Message.objects.filter(
+            pk=message.pk, status=Status.SENDING, claimed_by=message.claimed_by
+        ).update(status=Status.QUEUED, claimed_at=None, claimed_by="", next_attempt_at=now):
+            released += 1
+            message.add_event(
+                Kind.RETRY, f"The worker {message.claimed_by} stopped; resuming after chunk {message.chunks_done}."
+            )
+    due = list(Message.objects.sendable(now).values_list("pk", flat=True)[:500])
+    from .tasks import enqueue_send
+
+    for pk in due:
+        enqueue_send(pk)
+    return {"released": released, "enqueued": len(due)}

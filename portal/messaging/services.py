@@ -1,0 +1,154 @@
+"""Messaging services: queue a send, re-queue a failed one, refresh tracking."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import BinaryIO
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+import meshcore
+from portal.audit.services import audit_person_action, audit_worker_action
+from portal.lib import payloads
+from portal.mailboxes.models import Mailbox, Workflow, validate_mailbox_id
+from portal.mailboxes.services import MailboxNotReady, mesh_client
+
+from .mesh_codes import explain
+from .models import Direction, Message, MessageEvent, Status
+
+Kind = MessageEvent.Kind
+TRACK_EVERY = timedelta(hours=1)
+TRACK_FOR = timedelta(days=6)
+
+
+class SendRejected(Exception):
+    """A send request breaks a rule; the message says which, in plain English."""
+
+
+def _validate_send(*, mailbox: Mailbox, recipient: str, workflow_id: str, size: int) -> None:
+    try:
+        validate_mailbox_id(recipient)
+    except Exception as exc:
+        raise SendRejected(f"Recipient: {exc.messages[0] if hasattr(exc, 'messages') else exc}") from None
+    if size <= 0:
+        raise SendRejected("The file is empty: MESH does not accept a message without data.")
+    if size > settings.MESH_MAX_UPLOAD_BYTES:
+        limit_gib = settings.MESH_MAX_UPLOAD_BYTES / 1024**3
+        raise SendRejected(f"The file is larger than the {limit_gib:g} GiB MESH allows per message.")
+    registered = mailbox.workflows.filter(workflow_id=workflow_id, direction=Workflow.Direction.SEND)
+    if not registered.exists():
+        raise SendRejected(
+            f"Workflow {workflow_id} is not registered for sending from {mailbox.mailbox_id}: add it "
+            "to the mailbox's workflows first (and make sure NHS England has registered it)."
+        )
+
+
+def message_queue_send(
+    *,
+    mailbox: Mailbox,
+    recipient: str,
+    workflow_id: str,
+    source: BinaryIO,
+    size: int,
+    filename: str = "",
+    subject: str = "",
+    local_id: str = "",
+    content_type: str = "",
+    user=None,
+    request=None,
+) -> Message:
+    """Store the payload and create a queued outbound message; a worker sends it after commit."""
+    recipient = recipient.strip().upper()
+    _validate_send(mailbox=mailbox, recipient=recipient, workflow_id=workflow_id, size=size)
+    stored = payloads.store_stream(source, "out")
+    try:
+        with transaction.atomic():
+            message = Message.objects.create(
+                mailbox=mailbox, direction=Direction.OUTBOUND, recipient=recipient,
+                sender=mailbox.mailbox_id, workflow_id=workflow_id, filename=filename[:300],
+                subject=subject, local_id=local_id or f"neomesh-{uuid.uuid4().hex}",
+                content_type=content_type, size_bytes=stored.size, payload=stored.name,
+                payload_sha256=stored.sha256, checksum=f"sha256:{stored.sha256}",
+                status=Status.QUEUED, created_by=user,
+            )  # fmt: skip
+            message.add_event(Kind.QUEUED, f"Queued by {user or 'a command'}: {stored.size} bytes", actor=user)
+            from .tasks import enqueue_send
+
+            transaction.on_commit(lambda: enqueue_send(message.pk))
+    except BaseException:
+        payloads.delete_payload(stored.name)
+        raise
+    _audit_queue(message, user, request)
+    return message
+
+
+def _audit_queue(message: Message, user, request) -> None:
+    detail = f"To {message.recipient}, workflow {message.workflow_id}, {message.size_bytes} bytes"
+    if request is not None:
+        audit_person_action(request, action="message.queued", obj=message, detail=detail)
+    else:
+        from portal.audit.services import record
+
+        record(action="message.queued", actor=user, actor_kind="person" if user else "system",
+               actor_label="" if user else "command line", obj=message, detail=detail)  # fmt: skip
+
+
+@transaction.atomic
+def message_requeue(*, message: Message, request=None) -> Message:
+    """A person sends a failed or uncertain outbound message again, from the start."""
+    if message.direction != Direction.OUTBOUND or message.status not in (Status.FAILED, Status.UNCERTAIN):
+        raise SendRejected("Only a failed outbound message, or one whose outcome is unknown, can be resent.")
+    Message.objects.filter(pk=message.pk).update(
+        status=Status.QUEUED, mesh_message_id=None, chunks_done=0, attempts=0, next_attempt_at=None,
+        failure_reason="", last_error="", mesh_status_code="", mesh_status_event="",
+        mesh_status_description="", local_id=f"neomesh-{uuid.uuid4().hex}"
+        if message.local_id.startswith("neomesh-") else message.local_id,
+    )  # fmt: skip
+    actor = getattr(request, "user", None)
+    message.add_event(Kind.RESENT, "Re-queued to send again from the start", actor=actor)
+    from .tasks import enqueue_send
+
+    transaction.on_commit(lambda: enqueue_send(message.pk))
+    if request is not None:
+        audit_person_action(request, action="message.resend", obj=message)
+    message.refresh_from_db()
+    return message
+
+
+def message_refresh_tracking(*, message: Message) -> str:
+    """Ask MESH where an accepted outbound message is; move it on when collected or failed."""
+    try:
+        with mesh_client(message.mailbox) as client:
+            status = client.track(message.mesh_message_id)
+    except (meshcore.MeshError, MailboxNotReady) as exc:
+        Message.objects.filter(pk=message.pk).update(last_tracked_at=timezone.now(), last_error=str(exc)[:2000])
+        return f"tracking failed: {exc}"
+    now = timezone.now()
+    Message.objects.filter(pk=message.pk).update(last_tracked_at=now)
+    state = (status.status or "").lower()
+    if state == "acknowledged" and message.status == Status.ACCEPTED:
+        with transaction.atomic():
+            Message.objects.filter(pk=message.pk).update(status=Status.ACKNOWLEDGED, acknowledged_at=now)
+            message.add_event(Kind.TRACKED, "The recipient has downloaded and acknowledged it")
+        audit_worker_action(action="message.tracked", obj=message, detail="acknowledged")
+    elif state in ("error", "undeliverable") and message.status != Status.FAILED:
+        reason = explain(status.status_code, status.status_description or "")
+        with transaction.atomic():
+            Message.objects.filter(pk=message.pk).update(
+                status=Status.FAILED, failure_reason=reason,
+                mesh_status_code=status.status_code or "",
+                mesh_status_description=status.status_description or "",
+            )  # fmt: skip
+            message.add_event(Kind.FAILED, f"Tracking reports {state}: {reason}")
+        audit_worker_action(action="message.tracked", obj=message, detail=f"{state}: {reason}")
+    return state
+
+
+def messages_to_track(now=None):
+    now = now or timezone.now()
+    return Message.objects.outbound().filter(
+        status=Status.ACCEPTED, accepted_at__gte=now - TRACK_FOR, mesh_message_id__isnull=False
+    ).exclude(last_tracked_at__gt=now - TRACK_EVERY)

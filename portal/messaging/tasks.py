@@ -1,0 +1,46 @@
+"""Worker entry points (django-q2): thin, take ids, call a service. Safe to run twice."""
+
+from __future__ import annotations
+
+from django_q.tasks import async_task
+
+from portal.mailboxes.models import Mailbox
+
+from . import inbox, outbox, services
+
+
+def enqueue_send(message_pk: int) -> str:
+    return async_task("portal.messaging.tasks.send_message", message_pk, group="send")
+
+
+def enqueue_poll(mailbox_pk: int) -> str:
+    return async_task("portal.messaging.tasks.poll_mailbox", mailbox_pk, group="poll")
+
+
+def send_message(message_pk: int) -> str:
+    return outbox.message_send(message_id=message_pk)
+
+
+def poll_mailbox(mailbox_pk: int) -> str:
+    mailbox = Mailbox.objects.get(pk=mailbox_pk)
+    return inbox.mailbox_poll(mailbox=mailbox).summary()
+
+
+def poll_due() -> int:
+    """Scheduled every minute: enqueue a poll for each mailbox whose interval has passed."""
+    due = Mailbox.objects.due_for_poll()
+    for mailbox in due:
+        enqueue_poll(mailbox.pk)
+    return len(due)
+
+
+def sweep_outbox() -> dict:
+    return outbox.outbox_sweep()
+
+
+def refresh_tracking() -> int:
+    count = 0
+    for message in services.messages_to_track().select_related("mailbox")[:200]:
+        services.message_refresh_tracking(message=message)
+        count += 1
+    return count
