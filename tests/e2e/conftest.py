@@ -1,0 +1,109 @@
+"""Browser journeys: the whole stack as `make run` starts it, driven by Playwright in Chromium.
+
+The stack (mesh-sandbox, qcluster, web server) runs in subprocesses with its own temporary var
+directory and free ports, so these tests exercise exactly what a newcomer gets. Playwright drives
+Debian's Chromium (`/usr/bin/chromium`); Playwright's own browser download cannot work here.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.sandbox import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+class Stack:
+    def __init__(self, var_dir: Path):
+        self.var_dir = var_dir
+        self.web_port, self.sandbox_port = free_port(), free_port()
+        self.url = f"http://127.0.0.1:{self.web_port}"
+        self.env = {
+            **os.environ, "NEOMESH_VAR_DIR": str(var_dir), "DJANGO_SETTINGS_MODULE": "portal.settings",
+            "MESH_SANDBOX_URL": f"http://127.0.0.1:{self.sandbox_port}", "Q_WORKERS": "1",
+        }  # fmt: skip
+        self.env.pop("DATABASE_URL", None)
+        self.process: subprocess.Popen | None = None
+        self.log = var_dir / "stack.log"
+
+    def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, check=check,
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+
+    def start(self) -> Stack:
+        self.manage("migrate", "--noinput")
+        self.manage("seed_demo")
+        with open(self.log, "w") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "manage.py", "run_local", "--web", f"127.0.0.1:{self.web_port}"],
+                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"run_local exited:\n{self.log.read_text()}")
+            try:
+                if requests.get(self.url + "/accounts/login/", timeout=2).status_code == 200:
+                    return self
+            except requests.RequestException:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"NeoMesh did not start:\n{self.log.read_text()}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    running = Stack(tmp_path_factory.mktemp("neomesh-stack")).start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(20_000)
+    yield page
+    context.close()
+
+
+def sign_in(page, stack: Stack, username: str, password: str = "neomesh-demo") -> None:
+    page.goto(stack.url + "/accounts/login/")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
