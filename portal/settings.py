@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "portal.messaging",
     "portal.dashboard",
     "portal.audit",
+    "portal.ops",
 ]
 
 MIDDLEWARE = [
@@ -240,6 +241,10 @@ if env.str("REDIS_URL", default=""):
 # django-auditlog captures model changes; portal.audit seals each entry into the hash chain.
 AUDITLOG_MASK_CALLABLE = "portal.audit.services.mask_secret"
 AUDITLOG_DISABLE_REMOTE_ADDR = False
+
+# /metrics: a bearer token when set, otherwise only these networks may scrape.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"])
 
 LOGGING = {
     "version": 1,

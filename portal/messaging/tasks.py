@@ -5,6 +5,7 @@ from __future__ import annotations
 from django_q.tasks import async_task
 
 from portal.mailboxes.models import Mailbox
+from portal.ops.models import Heartbeat
 
 from . import inbox, outbox, services
 
@@ -28,6 +29,7 @@ def poll_mailbox(mailbox_pk: int) -> str:
 
 def poll_due() -> int:
     """Scheduled every minute: enqueue a poll for each mailbox whose interval has passed."""
+    Heartbeat.beat("poll_due", outbox.worker_name())
     due = Mailbox.objects.due_for_poll()
     for mailbox in due:
         enqueue_poll(mailbox.pk)
@@ -35,6 +37,7 @@ def poll_due() -> int:
 
 
 def sweep_outbox() -> dict:
+    Heartbeat.beat("sweep_outbox", outbox.worker_name())
     return outbox.outbox_sweep()
 
 

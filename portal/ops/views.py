@@ -1,0 +1,90 @@
+"""Health and metrics endpoints for load balancers and Prometheus (no login; see each for access)."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+
+from django.conf import settings
+from django.db import connection
+from django.http import HttpResponse, HttpResponseForbidden, JsonResponse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from .metrics import NeoMeshCollector
+from .models import Heartbeat
+
+WORKER_STALE_AFTER_SECONDS = 180
+
+
+def _check_database() -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return "ok"
+
+
+def _check_broker() -> str:
+    from django_q.brokers import get_broker
+
+    broker = get_broker()
+    if not broker.ping():
+        raise RuntimeError("broker did not answer")
+    return "ok"
+
+
+def _check_worker() -> str:
+    beat = Heartbeat.objects.order_by("-at").first()
+    if beat is None:
+        raise RuntimeError("no worker has run yet")
+    age = (timezone.now() - beat.at).total_seconds()
+    if age > WORKER_STALE_AFTER_SECONDS:
+        raise RuntimeError(f"last worker heartbeat {int(age)} s ago")
+    return f"ok ({int(age)} s ago)"
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    """200 when the database and broker answer; 503 otherwise.
+
+    The worker heartbeat is reported but only fails the check with `?strict=1`: a web node should
+    not leave the load balancer because the workers (on other hosts) are down.
+    """
+    checks, healthy = {}, True
+    strict = request.GET.get("strict") == "1"
+    for name, check, required in (
+        ("database", _check_database, True),
+        ("broker", _check_broker, True),
+        ("worker", _check_worker, strict),
+    ):
+        try:
+            checks[name] = check()
+        except Exception as exc:  # noqa: BLE001 - any failure is reported, never raised
+            checks[name] = f"failing: {exc}"
+            healthy = healthy and not required
+    return JsonResponse({"status": "ok" if healthy else "failing", **checks}, status=200 if healthy else 503)
+
+
+def _metrics_allowed(request) -> bool:
+    token = settings.METRICS_TOKEN
+    if token:
+        supplied = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        return hmac.compare_digest(supplied.encode(), token.encode())
+    try:
+        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(net) for net in settings.METRICS_ALLOWED_NETWORKS)
+
+
+@never_cache
+@require_GET
+def metrics(request):
+    """Prometheus metrics: a bearer token when METRICS_TOKEN is set, else METRICS_ALLOWED_NETWORKS."""
+    if not _metrics_allowed(request):
+        return HttpResponseForbidden("Metrics need the bearer token or an allowed network.\n", content_type="text/plain")
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(NeoMeshCollector())
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
