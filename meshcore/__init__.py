@@ -1,0 +1,58 @@
+"""meshcore: a streaming, pure-Python client for the NHS MESH API v2.
+
+Never imports Django (a test enforces it); the portal calls it from its services and tasks.
+See meshcore/README.md for usage, the retry and duplicate-send policy, and TLS notes.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from .client import DEFAULT_TIMEOUT, MeshClient
+from .errors import (
+    MeshAuthenticationError,
+    MeshCertificateError,
+    MeshChunkLockedError,
+    MeshError,
+    MeshGoneError,
+    MeshNotFoundError,
+    MeshPayloadTypeError,
+    MeshProtocolError,
+    MeshRateLimitedError,
+    MeshSendOutcomeUnknown,
+    MeshSendRejectedError,
+    MeshTLSError,
+    MeshTransientError,
+    MeshValidationError,
+)
+from .models import DATA, REPORT, HandshakeResult, MailboxRef, MessageInfo, TrackingStatus
+from .validation import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_LIVE_CHUNK_SIZE
+
+__all__ = [
+    "DATA",
+    "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_TIMEOUT",
+    "MAX_CHUNK_SIZE",
+    "MIN_LIVE_CHUNK_SIZE",
+    "REPORT",
+    "HandshakeResult",
+    "MailboxRef",
+    "MeshAuthenticationError",
+    "MeshCertificateError",
+    "MeshChunkLockedError",
+    "MeshClient",
+    "MeshError",
+    "MeshGoneError",
+    "MeshNotFoundError",
+    "MeshPayloadTypeError",
+    "MeshProtocolError",
+    "MeshRateLimitedError",
+    "MeshSendOutcomeUnknown",
+    "MeshSendRejectedError",
+    "MeshTLSError",
+    "MeshTransientError",
+    "MeshValidationError",
+    "MessageInfo",
+    "TrackingStatus",
+    "__version__",
+]

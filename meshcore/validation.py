@@ -1,0 +1,150 @@
+"""Client-side checks, so bad input fails with a clear MeshValidationError before any HTTP.
+
+The limits are the MESH header dictionary's (mesh-protocol.md section 5.1). MESH's own answer to
+a malformed header (TRANSFER/06) does not say which field was wrong, so we say it here.
+"""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from .errors import MeshValidationError
+
+MiB = 1024 * 1024
+DEFAULT_CHUNK_SIZE = 20 * MiB
+# Live MESH expects every chunk but the last to be at least 5 MB.
+MIN_LIVE_CHUNK_SIZE = 5 * MiB
+# A request body may be at most 100 MB *after* compression. Deflate never grows data by more
+# than 5 bytes per 16 KiB block plus the gzip header and trailer, so a raw chunk of this size
+# stays under the limit whatever its content, and gzip bodies can be streamed without spooling.
+MAX_REQUEST_BODY = 100_000_000
+MAX_CHUNK_SIZE = 99_000_000
+MIN_PAGE_SIZE, MAX_PAGE_SIZE = 10, 5000
+
+_MAILBOX_RE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{2,31}$")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_URL_RE = re.compile(r"^\s*https?://", re.I)
+_CHECKSUM_RE = re.compile(r"^[A-Za-z0-9\s:/-]+$")
+
+# Header name -> maximum length, from the MESH header dictionary.
+HEADER_LIMITS = {
+    "mex-To": 100,
+    "mex-WorkflowID": 300,
+    "mex-LocalID": 300,
+    "mex-Subject": 500,
+    "mex-FileName": 300,
+    "mex-Content-Checksum": 100,
+    "mex-Content-Type": 100,
+    "mex-PartnerID": 500,
+}
+
+
+def mailbox_id(value: object, what: str = "mailbox id") -> str:
+    """Upper-case and check a mailbox id (letters, digits, '-' or '_', 3 to 32 characters)."""
+    if not isinstance(value, str):
+        raise MeshValidationError(f"{what} must be a string, got {type(value).__name__}")
+    normalised = value.strip().upper()
+    if not _MAILBOX_RE.match(normalised):
+        raise MeshValidationError(
+            f"{what} {value!r} is malformed: expected 3-32 letters, digits, '-' or '_' (e.g. X26ABC1)"
+        )
+    return normalised
+
+
+def message_id(value: object) -> str:
+    """Message ids are opaque, but must be a non-empty single line to go into a URL path."""
+    if not isinstance(value, str) or not value.strip():
+        raise MeshValidationError(f"message id must be a non-empty string, got {value!r}")
+    if _CONTROL_RE.search(value) or "/" in value or len(value) > 100:
+        raise MeshValidationError(f"message id {value!r} is malformed")
+    return value.strip()
+
+
+def header_value(name: str, value: object) -> str:
+    """Check one mex header value against MESH's rules; returns it as a string."""
+    text = value if isinstance(value, str) else str(value)
+    if not text.strip():
+        raise MeshValidationError(f"{name} must not be empty")
+    if _CONTROL_RE.search(text):
+        raise MeshValidationError(
+            f"{name} must not contain control characters (line breaks, tabs...)"
+        )
+    if _URL_RE.match(text):
+        raise MeshValidationError(f"{name} must not start with http:// or https://")
+    if not text.isascii():
+        raise MeshValidationError(f"{name} must be ASCII: {text!r}")
+    limit = HEADER_LIMITS.get(name)
+    if limit and len(text) > limit:
+        raise MeshValidationError(f"{name} is {len(text)} characters long; MESH allows {limit}")
+    if name == "mex-Content-Checksum" and not _CHECKSUM_RE.match(text):
+        raise MeshValidationError(
+            f"{name} may only hold letters, digits, spaces and ':-/' (e.g. 'sha256:ab12...'): {text!r}"
+        )
+    return text
+
+
+def chunk_size(value: object) -> int:
+    """Raw bytes per chunk. Below 5 MiB is allowed (tests) but only when the caller asks for it."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise MeshValidationError(f"chunk_size must be an int, got {type(value).__name__}")
+    if not 1 <= value <= MAX_CHUNK_SIZE:
+        raise MeshValidationError(
+            f"chunk_size {value} is out of range: 1 to {MAX_CHUNK_SIZE} bytes "
+            f"(default {DEFAULT_CHUNK_SIZE}; live MESH wants at least {MIN_LIVE_CHUNK_SIZE})"
+        )
+    return value
+
+
+def page_size(value: object) -> int:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not MIN_PAGE_SIZE <= value <= MAX_PAGE_SIZE
+    ):
+        raise MeshValidationError(
+            f"page_size must be an int from {MIN_PAGE_SIZE} to {MAX_PAGE_SIZE}, got {value!r}"
+        )
+    return value
+
+
+def workflow_filter(value: str | None) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 2 <= len(value) <= 255 or _CONTROL_RE.search(value):
+        raise MeshValidationError(
+            f"workflow_filter must be 2-255 printable characters, got {value!r}"
+        )
+    return value
+
+
+def base_url(value: object) -> str:
+    if not isinstance(value, str):
+        raise MeshValidationError(
+            "base_url must be a string such as https://msg.intspineservices.nhs.uk"
+        )
+    parts = urlsplit(value.strip())
+    if parts.scheme not in {"http", "https"} or not parts.hostname or parts.query or parts.fragment:
+        raise MeshValidationError(f"base_url {value!r} must be http(s)://host[:port] with no query")
+    return value.strip().rstrip("/")
+
+
+def secret(value: object, what: str) -> bytes:
+    """Password and shared key: required, no defaults (a default key silently mis-authenticates)."""
+    if isinstance(value, str):
+        value = value.encode("utf-8")
+    if not isinstance(value, bytes) or not value:
+        raise MeshValidationError(f"{what} is required (a non-empty str or bytes)")
+    return value
+
+
+def ods_code(value: object) -> str:
+    if not isinstance(value, str) or not re.match(r"^[A-Z0-9]{3,10}$", value.strip().upper()):
+        raise MeshValidationError(
+            f"ODS code {value!r} is malformed: expected 3-10 letters or digits"
+        )
+    return value.strip().upper()
+
+
+def workflow_id(value: object) -> str:
+    return header_value("mex-WorkflowID", value)
