@@ -50,7 +50,9 @@ if PRODUCTION:
     SECRET_KEY = env.str("SECRET_KEY", default="")
     FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
     if len(SECRET_KEY) < 50 or SECRET_KEY.startswith("django-insecure"):
-        raise ImproperlyConfigured("Production mode needs SECRET_KEY: at least 50 random characters.")
+        raise ImproperlyConfigured(
+            "Production mode needs SECRET_KEY: at least 50 random characters."
+        )
     if not FIELD_ENCRYPTION_KEYS:
         raise ImproperlyConfigured(
             "Production mode needs FIELD_ENCRYPTION_KEYS: one or more Fernet keys, newest first "
@@ -59,7 +61,9 @@ if PRODUCTION:
 else:
     _dev = _dev_secrets()
     SECRET_KEY = env.str("SECRET_KEY", default=_dev["secret_key"])
-    FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[_dev["field_encryption_key"]])
+    FIELD_ENCRYPTION_KEYS = env.list(
+        "FIELD_ENCRYPTION_KEYS", default=[_dev["field_encryption_key"]]
+    )
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -86,6 +90,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -130,7 +135,10 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 12},
+    },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
@@ -196,7 +204,12 @@ STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
 PAYLOAD_ROOT = Path(env.str("PAYLOAD_ROOT", default=str(VAR_DIR / "payloads")))
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    # whitenoise serves static files from gunicorn; hashed names in production for long caching.
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if PRODUCTION
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
     "payloads": {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
         "OPTIONS": {"location": str(PAYLOAD_ROOT), "file_permissions_mode": 0o600},
@@ -234,9 +247,18 @@ Q_CLUSTER = {
     "orm": "default",
     "sync": env.bool("Q_SYNC", default=False),
 }
-if env.str("REDIS_URL", default=""):
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    # Scale-out: django-q2 on Redis, and a shared cache for its cluster statistics and locks.
     Q_CLUSTER.pop("orm")
-    Q_CLUSTER["redis"] = env.str("REDIS_URL")
+    Q_CLUSTER["redis"] = REDIS_URL
+    CACHES = {
+        "default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+    }
+
+# Claims on work: a claim not refreshed within its lease belongs to a dead worker.
+OUTBOX_CLAIM_LEASE_SECONDS = env.int("OUTBOX_CLAIM_LEASE_SECONDS", default=120)
+POLL_CLAIM_LEASE_SECONDS = env.int("POLL_CLAIM_LEASE_SECONDS", default=120)
 
 # django-auditlog captures model changes; portal.audit seals each entry into the hash chain.
 AUDITLOG_MASK_CALLABLE = "portal.audit.services.mask_secret"

@@ -29,8 +29,21 @@ def _isolated_payloads(request, tmp_path):
     if not request.config.pluginmanager.hasplugin("django"):
         return
     settings = request.getfixturevalue("settings")
-    payloads = {**settings.STORAGES["payloads"], "OPTIONS": {"location": str(tmp_path / "payloads")}}
+    payloads = {
+        **settings.STORAGES["payloads"],
+        "OPTIONS": {"location": str(tmp_path / "payloads")},
+    }
     settings.STORAGES = {**settings.STORAGES, "payloads": payloads}
+    # A FileField resolves its storage once, at import: point it at this test's storage too.
+    from django.core.files.storage import storages
+
+    from portal.messaging.models import Message
+
+    field = Message._meta.get_field("payload")
+    original = field.storage
+    field.storage = storages["payloads"]
+    yield
+    field.storage = original
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -39,7 +52,8 @@ def pytest_sessionfinish(session, exitstatus):
     skipped = reporter.stats.get("skipped", []) if reporter else []
     if skipped and not os.environ.get("NEOMESH_ALLOW_SKIPS"):
         reporter.write_line(
-            f"{len(skipped)} test(s) skipped: the project must install what its tests need.", red=True
+            f"{len(skipped)} test(s) skipped: the project must install what its tests need.",
+            red=True,
         )
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 

@@ -33,7 +33,9 @@ def make_mailbox(mailbox_id: str = "X26ABC1", *, workflows=("TEST_WORKFLOW",), *
     return mailbox
 
 
-def make_user(role: str | None = None, *, username: str | None = None, superuser: bool = False, **kwargs) -> User:
+def make_user(
+    role: str | None = None, *, username: str | None = None, superuser: bool = False, **kwargs
+) -> User:
     username = username or f"user{next(_counter)}"
     user = User.objects.create_user(username=username, password="a-long-test-password", **kwargs)
     if superuser:

@@ -96,7 +96,9 @@ class AuditRecord(models.Model):
         }
 
     def compute_hash(self) -> str:
-        canonical = json.dumps(self.sealed_content(), sort_keys=True, separators=(",", ":"), default=str)
+        canonical = json.dumps(
+            self.sealed_content(), sort_keys=True, separators=(",", ":"), default=str
+        )
         return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 

@@ -13,7 +13,10 @@ HEALTH_FIELDS = [
 
 WATCHED = {
     "mailboxes.Organisation": {},
-    "mailboxes.Mailbox": {"mask_fields": ["password", "shared_key"], "exclude_fields": HEALTH_FIELDS},
+    "mailboxes.Mailbox": {
+        "mask_fields": ["password", "shared_key"],
+        "exclude_fields": HEALTH_FIELDS,
+    },
     "mailboxes.Workflow": {},
     "certificates.Certificate": {"mask_fields": ["private_key"]},
     "auth.User": {"mask_fields": ["password"], "exclude_fields": ["last_login"]},

@@ -60,7 +60,9 @@ def record(
     if actor is None and request is not None and getattr(request, "user", None) is not None:
         actor = request.user if request.user.is_authenticated else None
     if actor_kind is None:
-        actor_kind = AuditRecord.ActorKind.PERSON if (actor or request) else AuditRecord.ActorKind.SYSTEM
+        actor_kind = (
+            AuditRecord.ActorKind.PERSON if (actor or request) else AuditRecord.ActorKind.SYSTEM
+        )
     if not actor_label:
         actor_label = actor.get_username() if actor is not None else (
             _worker_label() if actor_kind == AuditRecord.ActorKind.WORKER else "anonymous"
@@ -84,12 +86,20 @@ def record(
 
 def audit_worker_action(*, action: str, obj=None, detail: str = "", changes: dict | None = None):
     return record(
-        action=action, actor_kind=AuditRecord.ActorKind.WORKER, obj=obj, detail=detail, changes=changes
+        action=action,
+        actor_kind=AuditRecord.ActorKind.WORKER,
+        obj=obj,
+        detail=detail,
+        changes=changes,
     )
 
 
-def audit_person_action(request, *, action: str, obj=None, detail: str = "", reason: str = "", changes=None):
-    return record(action=action, request=request, obj=obj, detail=detail, reason=reason, changes=changes)
+def audit_person_action(
+    request, *, action: str, obj=None, detail: str = "", reason: str = "", changes=None
+):
+    return record(
+        action=action, request=request, obj=obj, detail=detail, reason=reason, changes=changes
+    )
 
 
 def audit_command_action(*, action: str, obj=None, detail: str = ""):

@@ -28,15 +28,35 @@ def verify_chain(batch: int = 5000) -> ChainReport:
         for entry in rows:
             checked += 1
             if entry.seq != expected_seq:
-                return ChainReport(False, checked, expected_seq, f"record #{expected_seq} is missing (next is #{entry.seq})")
+                return ChainReport(
+                    False,
+                    checked,
+                    expected_seq,
+                    f"record #{expected_seq} is missing (next is #{entry.seq})",
+                )
             if entry.prev_hash != prev_hash:
-                return ChainReport(False, checked, entry.seq, f"record #{entry.seq} does not follow #{entry.seq - 1} (removed or reordered)")
+                return ChainReport(
+                    False,
+                    checked,
+                    entry.seq,
+                    f"record #{entry.seq} does not follow #{entry.seq - 1} (removed or reordered)",
+                )
             if entry.compute_hash() != entry.hash:
-                return ChainReport(False, checked, entry.seq, f"record #{entry.seq} was altered after it was sealed")
+                return ChainReport(
+                    False,
+                    checked,
+                    entry.seq,
+                    f"record #{entry.seq} was altered after it was sealed",
+                )
             prev_hash, expected_seq, last_seq = entry.hash, entry.seq + 1, entry.seq
     head = ChainHead.objects.filter(pk=1).first()
     if head is not None and (head.last_seq != last_seq or head.last_hash != prev_hash):
-        return ChainReport(False, checked, last_seq + 1, f"records after #{last_seq} were removed (the chain head is at #{head.last_seq})")
+        return ChainReport(
+            False,
+            checked,
+            last_seq + 1,
+            f"records after #{last_seq} were removed (the chain head is at #{head.last_seq})",
+        )
     return ChainReport(True, checked)
 
 

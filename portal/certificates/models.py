@@ -58,7 +58,9 @@ class Certificate(models.Model):
         constraints = [
             # The transfer code uses "the" active certificate: never two at once.
             models.UniqueConstraint(
-                fields=["mailbox"], condition=models.Q(status="active"), name="one_active_certificate"
+                fields=["mailbox"],
+                condition=models.Q(status="active"),
+                name="one_active_certificate",
             )
         ]
 

@@ -21,9 +21,13 @@ def expected_cn(mailbox: Mailbox) -> str:
 
 
 @transaction.atomic
-def certificate_create_csr(*, mailbox: Mailbox, user=None, request=None, key_size: int = 2048) -> Certificate:
+def certificate_create_csr(
+    *, mailbox: Mailbox, user=None, request=None, key_size: int = 2048
+) -> Certificate:
     """A new private key (kept encrypted) and a CSR whose subject is exactly the MESH CN."""
-    key_pem, csr_pem = mc_certs.generate_csr(mailbox.mailbox_id, mailbox.organisation.ods_code, key_size=key_size)
+    key_pem, csr_pem = mc_certs.generate_csr(
+        mailbox.mailbox_id, mailbox.organisation.ods_code, key_size=key_size
+    )
     certificate = Certificate.objects.create(
         mailbox=mailbox, common_name=expected_cn(mailbox), private_key=key_pem.decode(),
         csr_pem=csr_pem.decode(), created_by=user,
@@ -61,14 +65,16 @@ def check_issued_certificate(certificate: Certificate, pem: str, now=None):
 
 
 @transaction.atomic
-def certificate_install(*, certificate: Certificate, pem: str, ticket: str = "", request=None) -> Certificate:
+def certificate_install(
+    *, certificate: Certificate, pem: str, ticket: str = "", request=None
+) -> Certificate:
     """Install the issued certificate and make it the mailbox's active one."""
     if certificate.status != Certificate.Status.AWAITING:
         raise CertificateRejected("This certificate is already installed; make a new CSR to renew.")
     details, leaf_pem, chain_pem = check_issued_certificate(certificate, pem)
-    Certificate.objects.filter(mailbox=certificate.mailbox, status=Certificate.Status.ACTIVE).update(
-        status=Certificate.Status.SUPERSEDED
-    )
+    Certificate.objects.filter(
+        mailbox=certificate.mailbox, status=Certificate.Status.ACTIVE
+    ).update(status=Certificate.Status.SUPERSEDED)
     certificate.certificate_pem, certificate.chain_pem = leaf_pem, chain_pem
     certificate.serial, certificate.issuer = details.serial, details.issuer
     certificate.not_before, certificate.not_after = details.not_before, details.not_after

@@ -33,7 +33,9 @@ class EncryptedTextField(models.TextField):
         Loading decrypts with whichever configured key works; saving encrypts with the first.
         """
         changed = 0
-        for pk, value in model.objects.exclude(**{self.attname: ""}).values_list("pk", self.attname):
+        for pk, value in model.objects.exclude(**{self.attname: ""}).values_list(
+            "pk", self.attname
+        ):
             if value:
                 changed += model.objects.filter(pk=pk).update(**{self.attname: value})
         return changed

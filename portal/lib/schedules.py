@@ -19,6 +19,11 @@ def ensure_schedules(**_kwargs) -> int:
     for name, func, schedule_type, minutes in SCHEDULES:
         Schedule.objects.update_or_create(
             name=name,
-            defaults={"func": func, "schedule_type": schedule_type, "minutes": minutes, "repeats": -1},
+            defaults={
+                "func": func,
+                "schedule_type": schedule_type,
+                "minutes": minutes,
+                "repeats": -1,
+            },
         )
     return len(SCHEDULES)

@@ -28,7 +28,9 @@ def validate_mailbox_id(value: str) -> None:
 
 def validate_ods_code(value: str) -> None:
     if not ODS_CODE_RE.match(value or ""):
-        raise ValidationError("An ODS code is 3 to 10 upper-case letters and digits, for example X26.")
+        raise ValidationError(
+            "An ODS code is 3 to 10 upper-case letters and digits, for example X26."
+        )
 
 
 def validate_workflow_id(value: str) -> None:
@@ -73,7 +75,9 @@ class MailboxQuerySet(models.QuerySet):
 
 
 class Mailbox(models.Model):
-    organisation = models.ForeignKey(Organisation, on_delete=models.PROTECT, related_name="mailboxes")
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, related_name="mailboxes"
+    )
     environment = models.CharField(max_length=20, choices=Environment.choices)
     mailbox_id = models.CharField(
         "MESH mailbox id", max_length=20, unique=True, validators=[validate_mailbox_id]

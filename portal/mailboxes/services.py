@@ -45,7 +45,9 @@ def mesh_client(mailbox: Mailbox, **overrides) -> Iterator[meshcore.MeshClient]:
         certificate = mailbox.active_certificate()
         if certificate is not None and certificate.certificate_pem and certificate.private_key:
             cert = (
-                _write_private(workdir, "client.pem", certificate.certificate_pem + certificate.chain_pem),
+                _write_private(
+                    workdir, "client.pem", certificate.certificate_pem + certificate.chain_pem
+                ),
                 _write_private(workdir, "client.key", certificate.private_key),
             )
         verify: bool | str = mailbox.verify_tls
@@ -68,7 +70,9 @@ def mesh_client(mailbox: Mailbox, **overrides) -> Iterator[meshcore.MeshClient]:
 
 
 def record_error(mailbox: Mailbox, error: str) -> None:
-    Mailbox.objects.filter(pk=mailbox.pk).update(last_error=error[:2000], last_error_at=timezone.now())
+    Mailbox.objects.filter(pk=mailbox.pk).update(
+        last_error=error[:2000], last_error_at=timezone.now()
+    )
 
 
 def mailbox_handshake(*, mailbox: Mailbox) -> tuple[bool, str]:

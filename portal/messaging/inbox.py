@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -19,6 +20,7 @@ from django.utils import timezone
 import meshcore
 from portal.audit.services import audit_worker_action
 from portal.lib import payloads
+from portal.lib.claims import ClaimHeartbeat
 from portal.mailboxes.models import Mailbox
 from portal.mailboxes.readiness import transfer_blocked_reason
 from portal.mailboxes.services import MailboxNotReady, mesh_client, record_error
@@ -28,7 +30,7 @@ from .models import Direction, Message, MessageEvent, MessageType, Status
 from .outbox import worker_name
 
 log = logging.getLogger(__name__)
-POLL_LEASE = timedelta(minutes=30)
+POLL_LEASE = timedelta(seconds=settings.POLL_CLAIM_LEASE_SECONDS)
 Kind = MessageEvent.Kind
 
 
@@ -87,8 +89,17 @@ def mailbox_poll(*, mailbox: Mailbox, worker: str | None = None) -> PollResult:
     if not _claim_poll(mailbox, worker):
         result.skipped = "another poll of this mailbox is running"
         return result
+
+    def still_mine() -> bool:
+        return bool(
+            Mailbox.objects.filter(pk=mailbox.pk, poll_claimed_by=worker).update(
+                poll_claimed_at=timezone.now()
+            )
+        )
+
     try:
-        _drain(mailbox, result)
+        with ClaimHeartbeat(still_mine, max(1.0, POLL_LEASE.total_seconds() / 4)):
+            _drain(mailbox, result)
     except (meshcore.MeshError, MailboxNotReady) as exc:
         result.errors.append(str(exc))
     finally:
@@ -142,7 +153,9 @@ def _download_and_store(client, mailbox: Mailbox, mesh_id: str, result: PollResu
     except IntegrityError:
         # Another worker stored it between our check and our insert: keep theirs, drop our copy.
         payloads.delete_payload(payload.name)
-        return Message.objects.get(mailbox=mailbox, direction=Direction.INBOUND, mesh_message_id=mesh_id)
+        return Message.objects.get(
+            mailbox=mailbox, direction=Direction.INBOUND, mesh_message_id=mesh_id
+        )
     result.downloaded += 1
     if message.is_report:
         result.reports += 1
@@ -172,7 +185,9 @@ def _create_inbound(mailbox: Mailbox, info, payload: payloads.StoredPayload) -> 
         mesh_status_description=(info.status_description or "") if is_report else "",
         linked_mesh_message_id=(info.linked_message_id or "") if is_report else "",
     )  # fmt: skip
-    message.add_event(Kind.DOWNLOADED, f"Downloaded {payload.size} bytes (sha256 {payload.sha256[:16]}…)")
+    message.add_event(
+        Kind.DOWNLOADED, f"Downloaded {payload.size} bytes (sha256 {payload.sha256[:16]}…)"
+    )
     if is_report:
         _link_report(message)
     return message

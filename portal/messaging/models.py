@@ -57,16 +57,23 @@ class MessageQuerySet(models.QuerySet):
     def sendable(self, now=None):
         """Queued outbound messages whose next attempt is due."""
         now = now or timezone.now()
-        return self.outbound().filter(status=Status.QUEUED).filter(
-            models.Q(next_attempt_at__isnull=True) | models.Q(next_attempt_at__lte=now)
+        return (
+            self.outbound()
+            .filter(status=Status.QUEUED)
+            .filter(models.Q(next_attempt_at__isnull=True) | models.Q(next_attempt_at__lte=now))
         )
 
 
 class Message(models.Model):
-    mailbox = models.ForeignKey("mailboxes.Mailbox", on_delete=models.PROTECT, related_name="messages")
+    mailbox = models.ForeignKey(
+        "mailboxes.Mailbox", on_delete=models.PROTECT, related_name="messages"
+    )
     direction = models.CharField(max_length=3, choices=Direction.choices)
-    message_type = models.CharField(max_length=6, choices=MessageType.choices, default=MessageType.DATA)
-    mesh_message_id = models.CharField("MESH message id", max_length=100, null=True, blank=True)
+    message_type = models.CharField(
+        max_length=6, choices=MessageType.choices, default=MessageType.DATA
+    )
+    # Null until MESH assigns one (the unique constraint ignores nulls).
+    mesh_message_id = models.CharField("MESH message id", max_length=100, null=True, blank=True)  # noqa: DJ001
     local_id = models.CharField("Local id", max_length=300, blank=True)
     workflow_id = models.CharField("Workflow id", max_length=300)
     sender = models.CharField(max_length=100, blank=True)
@@ -89,7 +96,9 @@ class Message(models.Model):
     mesh_status_code = models.CharField(max_length=20, blank=True)
     mesh_status_event = models.CharField(max_length=50, blank=True)
     mesh_status_description = models.TextField(blank=True)
-    failure_reason = models.TextField(blank=True, help_text="In plain English, with what to do next.")
+    failure_reason = models.TextField(
+        blank=True, help_text="In plain English, with what to do next."
+    )
     linked_message = models.ForeignKey(
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reports"
     )
@@ -127,9 +136,13 @@ class Message(models.Model):
         ]
         indexes = [
             # Message lists: per mailbox and direction, newest first.
-            models.Index(fields=["mailbox", "direction", "-created_at"], name="msg_mailbox_dir_created"),
+            models.Index(
+                fields=["mailbox", "direction", "-created_at"], name="msg_mailbox_dir_created"
+            ),
             # Message lists filtered across mailboxes by direction and status.
-            models.Index(fields=["direction", "status", "-created_at"], name="msg_dir_status_created"),
+            models.Index(
+                fields=["direction", "status", "-created_at"], name="msg_dir_status_created"
+            ),
             # Dashboard chart and date-range filters.
             models.Index(fields=["-created_at"], name="msg_created"),
             # The outbox sweeper and tracking refresh.

@@ -20,11 +20,12 @@ import threading
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import close_old_connections, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 import meshcore
+from portal.lib.claims import ClaimHeartbeat
 from portal.mailboxes.services import MailboxNotReady, mesh_client
 
 from .mesh_codes import explain
@@ -33,7 +34,7 @@ from .models import Direction, Message, MessageEvent, Status
 log = logging.getLogger(__name__)
 
 # A claim not refreshed for this long belongs to a dead worker.
-CLAIM_LEASE = timedelta(seconds=getattr(settings, "OUTBOX_CLAIM_LEASE_SECONDS", 120))
+CLAIM_LEASE = timedelta(seconds=settings.OUTBOX_CLAIM_LEASE_SECONDS)
 HEARTBEAT_SECONDS = max(1.0, CLAIM_LEASE.total_seconds() / 4)
 MAX_ATTEMPTS = 12
 Kind = MessageEvent.Kind
@@ -52,29 +53,6 @@ class ClaimLost(Exception):
     """Another worker now owns the message (our heartbeat stopped for longer than the lease)."""
 
 
-class _Heartbeat(threading.Thread):
-    """Refreshes the claim while a long chunk upload is in flight."""
-
-    def __init__(self, message_id: int, worker: str):
-        super().__init__(daemon=True, name=f"outbox-heartbeat-{message_id}")
-        self.message_id, self.worker = message_id, worker
-        self.stopped = threading.Event()
-        self.lost = False
-
-    def run(self) -> None:
-        try:
-            while not self.stopped.wait(HEARTBEAT_SECONDS):
-                if not _refresh_claim(self.message_id, self.worker):
-                    self.lost = True
-                    return
-        finally:
-            connection.close()
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.join(timeout=10)
-
-
 def _refresh_claim(message_id: int, worker: str, **fields) -> bool:
     return bool(
         Message.objects.filter(pk=message_id, status=Status.SENDING, claimed_by=worker).update(
@@ -89,7 +67,9 @@ def claim(message_id: int, worker: str) -> Message | None:
     claimed = (
         Message.objects.filter(pk=message_id, direction=Direction.OUTBOUND, status=Status.QUEUED)
         .filter(due)
-        .update(status=Status.SENDING, claimed_at=now, claimed_by=worker, attempts=F("attempts") + 1)
+        .update(
+            status=Status.SENDING, claimed_at=now, claimed_by=worker, attempts=F("attempts") + 1
+        )
     )
     if not claimed:
         return None
@@ -104,12 +84,8 @@ def message_send(*, message_id: int, worker: str | None = None) -> str:
     message = claim(message_id, worker)
     if message is None:
         return "not-claimed"
-    heartbeat = _Heartbeat(message.pk, worker)
-    heartbeat.start()
-    try:
+    with ClaimHeartbeat(lambda: _refresh_claim(message.pk, worker), HEARTBEAT_SECONDS):
         return _send_claimed(message, worker)
-    finally:
-        heartbeat.stop()
 
 
 def _send_claimed(message: Message, worker: str) -> str:
@@ -120,7 +96,11 @@ def _send_claimed(message: Message, worker: str) -> str:
         return _retry_later(message, worker, f"Not sent: {blocked}", delay=timedelta(minutes=15))
     try:
         with mesh_client(message.mailbox) as client:
-            if message.chunks_done == 0 and message.mesh_message_id is None and message.attempts > 1:
+            if (
+                message.chunks_done == 0
+                and message.mesh_message_id is None
+                and message.attempts > 1
+            ):
                 if _reconcile_first_chunk(client, message, worker):
                     return message.status
             _upload(client, message, worker)
@@ -140,11 +120,12 @@ def _send_claimed(message: Message, worker: str) -> str:
 def _upload(client, message: Message, worker: str) -> None:
     def on_progress(chunk: int, total: int, mesh_message_id: str) -> None:
         fields = {"chunks_done": chunk, "chunks_total": total, "mesh_message_id": mesh_message_id}
-        if not _refresh_claim(message.pk, worker, **fields):
-            raise ClaimLost()
+        with transaction.atomic():
+            if not _refresh_claim(message.pk, worker, **fields):
+                raise ClaimLost()
+            message.add_event(Kind.CHUNK_SENT, f"Chunk {chunk} of {total} uploaded", chunk=chunk)
         for name, value in fields.items():
             setattr(message, name, value)
-        message.add_event(Kind.CHUNK_SENT, f"Chunk {chunk} of {total} uploaded", chunk=chunk)
 
     resume = None
     if message.mesh_message_id and message.chunks_done:
@@ -178,16 +159,18 @@ def _reconcile_first_chunk(client, message: Message, worker: str) -> bool:
         # Chunk 1 arrived; carry on from chunk 2.
         message.chunks_done = 1
         Message.objects.filter(pk=message.pk).update(chunks_done=1)
-        message.add_event(Kind.TRACKED, "An earlier attempt uploaded chunk 1; resuming from chunk 2.")
+        message.add_event(
+            Kind.TRACKED, "An earlier attempt uploaded chunk 1; resuming from chunk 2."
+        )
         return False
     _accepted(message, worker, f"An earlier attempt had already delivered it ({found.status}).")
     return True
 
 
 def _finish(message: Message, worker: str, status: str, **fields) -> bool:
-    updated = Message.objects.filter(pk=message.pk, status=Status.SENDING, claimed_by=worker).update(
-        status=status, claimed_at=None, claimed_by="", **fields
-    )
+    updated = Message.objects.filter(
+        pk=message.pk, status=Status.SENDING, claimed_by=worker
+    ).update(status=status, claimed_at=None, claimed_by="", **fields)
     message.status = status
     return bool(updated)
 
@@ -204,7 +187,9 @@ def _accepted(message: Message, worker: str, detail: str) -> str:
     return Status.ACCEPTED
 
 
-def _fail(message: Message, worker: str, reason: str, error: meshcore.MeshError | None = None) -> str:
+def _fail(
+    message: Message, worker: str, reason: str, error: meshcore.MeshError | None = None
+) -> str:
     fields = {"failure_reason": reason, "last_error": str(error or reason)[:2000]}
     if error is not None:
         fields.update(
@@ -224,20 +209,26 @@ def _uncertain(message: Message, worker: str, reason: str) -> str:
         f"{message.local_id}) before resending."
     )
     with transaction.atomic():
-        if _finish(message, worker, Status.UNCERTAIN, failure_reason=text, last_error=reason[:2000]):
+        if _finish(
+            message, worker, Status.UNCERTAIN, failure_reason=text, last_error=reason[:2000]
+        ):
             message.add_event(Kind.UNCERTAIN, text)
     _audit(message, "message.uncertain", text)
     return Status.UNCERTAIN
 
 
-def _retry_later(message: Message, worker: str, reason: str, *, delay: timedelta | None = None) -> str:
+def _retry_later(
+    message: Message, worker: str, reason: str, *, delay: timedelta | None = None
+) -> str:
     delay = delay or retry_delay(message.attempts)
     with transaction.atomic():
         if _finish(
             message, worker, Status.QUEUED, next_attempt_at=timezone.now() + delay,
             last_error=reason[:2000],
         ):  # fmt: skip
-            message.add_event(Kind.RETRY, f"{reason}. Next attempt in {int(delay.total_seconds())} s.")
+            message.add_event(
+                Kind.RETRY, f"{reason}. Next attempt in {int(delay.total_seconds())} s."
+            )
     return Status.QUEUED
 
 
@@ -275,7 +266,8 @@ def outbox_sweep(*, now=None) -> dict[str, int]:
         ).update(status=Status.QUEUED, claimed_at=None, claimed_by="", next_attempt_at=now):
             released += 1
             message.add_event(
-                Kind.RETRY, f"The worker {message.claimed_by} stopped; resuming after chunk {message.chunks_done}."
+                Kind.RETRY,
+                f"The worker {message.claimed_by} stopped; resuming after chunk {message.chunks_done}.",
             )
     due = list(Message.objects.sendable(now).values_list("pk", flat=True)[:500])
     from .tasks import enqueue_send

@@ -32,13 +32,19 @@ def _validate_send(*, mailbox: Mailbox, recipient: str, workflow_id: str, size: 
     try:
         validate_mailbox_id(recipient)
     except Exception as exc:
-        raise SendRejected(f"Recipient: {exc.messages[0] if hasattr(exc, 'messages') else exc}") from None
+        raise SendRejected(
+            f"Recipient: {exc.messages[0] if hasattr(exc, 'messages') else exc}"
+        ) from None
     if size <= 0:
         raise SendRejected("The file is empty: MESH does not accept a message without data.")
     if size > settings.MESH_MAX_UPLOAD_BYTES:
         limit_gib = settings.MESH_MAX_UPLOAD_BYTES / 1024**3
-        raise SendRejected(f"The file is larger than the {limit_gib:g} GiB MESH allows per message.")
-    registered = mailbox.workflows.filter(workflow_id=workflow_id, direction=Workflow.Direction.SEND)
+        raise SendRejected(
+            f"The file is larger than the {limit_gib:g} GiB MESH allows per message."
+        )
+    registered = mailbox.workflows.filter(
+        workflow_id=workflow_id, direction=Workflow.Direction.SEND
+    )
     if not registered.exists():
         raise SendRejected(
             f"Workflow {workflow_id} is not registered for sending from {mailbox.mailbox_id}: add it "
@@ -74,7 +80,9 @@ def message_queue_send(
                 payload_sha256=stored.sha256, checksum=f"sha256:{stored.sha256}",
                 status=Status.QUEUED, created_by=user,
             )  # fmt: skip
-            message.add_event(Kind.QUEUED, f"Queued by {user or 'a command'}: {stored.size} bytes", actor=user)
+            message.add_event(
+                Kind.QUEUED, f"Queued by {user or 'a command'}: {stored.size} bytes", actor=user
+            )
             from .tasks import enqueue_send
 
             transaction.on_commit(lambda: enqueue_send(message.pk))
@@ -99,8 +107,13 @@ def _audit_queue(message: Message, user, request) -> None:
 @transaction.atomic
 def message_requeue(*, message: Message, request=None) -> Message:
     """A person sends a failed or uncertain outbound message again, from the start."""
-    if message.direction != Direction.OUTBOUND or message.status not in (Status.FAILED, Status.UNCERTAIN):
-        raise SendRejected("Only a failed outbound message, or one whose outcome is unknown, can be resent.")
+    if message.direction != Direction.OUTBOUND or message.status not in (
+        Status.FAILED,
+        Status.UNCERTAIN,
+    ):
+        raise SendRejected(
+            "Only a failed outbound message, or one whose outcome is unknown, can be resent."
+        )
     Message.objects.filter(pk=message.pk).update(
         status=Status.QUEUED, mesh_message_id=None, chunks_done=0, attempts=0, next_attempt_at=None,
         failure_reason="", last_error="", mesh_status_code="", mesh_status_event="",
@@ -124,14 +137,18 @@ def message_refresh_tracking(*, message: Message) -> str:
         with mesh_client(message.mailbox) as client:
             status = client.track(message.mesh_message_id)
     except (meshcore.MeshError, MailboxNotReady) as exc:
-        Message.objects.filter(pk=message.pk).update(last_tracked_at=timezone.now(), last_error=str(exc)[:2000])
+        Message.objects.filter(pk=message.pk).update(
+            last_tracked_at=timezone.now(), last_error=str(exc)[:2000]
+        )
         return f"tracking failed: {exc}"
     now = timezone.now()
     Message.objects.filter(pk=message.pk).update(last_tracked_at=now)
     state = (status.status or "").lower()
     if state == "acknowledged" and message.status == Status.ACCEPTED:
         with transaction.atomic():
-            Message.objects.filter(pk=message.pk).update(status=Status.ACKNOWLEDGED, acknowledged_at=now)
+            Message.objects.filter(pk=message.pk).update(
+                status=Status.ACKNOWLEDGED, acknowledged_at=now
+            )
             message.add_event(Kind.TRACKED, "The recipient has downloaded and acknowledged it")
         audit_worker_action(action="message.tracked", obj=message, detail="acknowledged")
     elif state in ("error", "undeliverable") and message.status != Status.FAILED:
@@ -149,6 +166,10 @@ def message_refresh_tracking(*, message: Message) -> str:
 
 def messages_to_track(now=None):
     now = now or timezone.now()
-    return Message.objects.outbound().filter(
-        status=Status.ACCEPTED, accepted_at__gte=now - TRACK_FOR, mesh_message_id__isnull=False
-    ).exclude(last_tracked_at__gt=now - TRACK_EVERY)
+    return (
+        Message.objects.outbound()
+        .filter(
+            status=Status.ACCEPTED, accepted_at__gte=now - TRACK_FOR, mesh_message_id__isnull=False
+        )
+        .exclude(last_tracked_at__gt=now - TRACK_EVERY)
+    )

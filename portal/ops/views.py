@@ -64,7 +64,9 @@ def healthz(request):
         except Exception as exc:  # noqa: BLE001 - any failure is reported, never raised
             checks[name] = f"failing: {exc}"
             healthy = healthy and not required
-    return JsonResponse({"status": "ok" if healthy else "failing", **checks}, status=200 if healthy else 503)
+    return JsonResponse(
+        {"status": "ok" if healthy else "failing", **checks}, status=200 if healthy else 503
+    )
 
 
 def _metrics_allowed(request) -> bool:
@@ -84,7 +86,9 @@ def _metrics_allowed(request) -> bool:
 def metrics(request):
     """Prometheus metrics: a bearer token when METRICS_TOKEN is set, else METRICS_ALLOWED_NETWORKS."""
     if not _metrics_allowed(request):
-        return HttpResponseForbidden("Metrics need the bearer token or an allowed network.\n", content_type="text/plain")
+        return HttpResponseForbidden(
+            "Metrics need the bearer token or an allowed network.\n", content_type="text/plain"
+        )
     registry = CollectorRegistry(auto_describe=False)
     registry.register(NeoMeshCollector())
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

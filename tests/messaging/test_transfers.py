@@ -33,7 +33,9 @@ def test_it_sends_receives_and_acknowledges(sandbox_mailboxes):
 
     result = inbox.mailbox_poll(mailbox=recipient)
     assert (result.listed, result.downloaded, result.acknowledged, result.errors) == (1, 1, 1, [])
-    received = Message.objects.get(direction=Direction.INBOUND, mesh_message_id=message.mesh_message_id)
+    received = Message.objects.get(
+        direction=Direction.INBOUND, mesh_message_id=message.mesh_message_id
+    )
     assert payload_bytes(received) == b"a,b,c\n1,2,3\n"
     assert (received.sender, received.subject, received.local_id, received.workflow_id) == (
         "X26ABC1", "Results", "ref-1", "TEST_WORKFLOW",
@@ -45,7 +47,12 @@ def test_it_sends_receives_and_acknowledges(sandbox_mailboxes):
     message.refresh_from_db()
     assert message.status == Status.ACKNOWLEDGED
     actions = set(AuditRecord.objects.values_list("action", flat=True))
-    assert {"message.queued", "message.accepted", "message.downloaded", "message.acknowledged"} <= actions
+    assert {
+        "message.queued",
+        "message.accepted",
+        "message.downloaded",
+        "message.acknowledged",
+    } <= actions
 
 
 def test_it_sends_in_chunks_and_resumes_after_the_worker_dies(sandbox_mailboxes, monkeypatch):
@@ -56,13 +63,13 @@ def test_it_sends_in_chunks_and_resumes_after_the_worker_dies(sandbox_mailboxes,
 
     real_refresh = outbox._refresh_claim
 
-    def die_after_chunk_2(message_id, worker, **fields):
-        saved = real_refresh(message_id, worker, **fields)
-        if fields.get("chunks_done") == 2:
+    def die_before_saving_chunk_3(message_id, worker, **fields):
+        # Chunk 3 has reached MESH, but the worker dies before recording it.
+        if fields.get("chunks_done") == 3:
             raise WorkerDied()
-        return saved
+        return real_refresh(message_id, worker, **fields)
 
-    monkeypatch.setattr(outbox, "_refresh_claim", die_after_chunk_2)
+    monkeypatch.setattr(outbox, "_refresh_claim", die_before_saving_chunk_3)
     with pytest.raises(WorkerDied):
         outbox.message_send(message_id=message.pk)
     monkeypatch.setattr(outbox, "_refresh_claim", real_refresh)
@@ -79,10 +86,12 @@ def test_it_sends_in_chunks_and_resumes_after_the_worker_dies(sandbox_mailboxes,
     assert outbox.message_send(message_id=message.pk) == Status.ACCEPTED
     message.refresh_from_db()
     chunk_events = list(message.events.filter(kind="chunk_sent").values_list("chunk", flat=True))
-    assert chunk_events == [1, 2, 3, 4, 5]  # chunks 3-5 were sent once, after the resume
+    assert chunk_events == [1, 2, 3, 4, 5]  # resumed at chunk 3: chunks 1 and 2 were not sent again
 
     inbox.mailbox_poll(mailbox=recipient)
-    received = Message.objects.get(direction=Direction.INBOUND, mesh_message_id=message.mesh_message_id)
+    received = Message.objects.get(
+        direction=Direction.INBOUND, mesh_message_id=message.mesh_message_id
+    )
     assert payload_bytes(received) == data
     assert received.chunks_total == 5
 
@@ -105,11 +114,6 @@ def test_it_does_not_duplicate_when_the_worker_dies_between_storing_and_acknowle
     monkeypatch.undo()
     stored = Message.objects.get(direction=Direction.INBOUND)
     assert stored.status == Status.RECEIVED  # stored durably, not yet acknowledged
-
-    # The dead poll's claim blocks other polls until its lease runs out.
-    assert inbox.mailbox_poll(mailbox=recipient).skipped
-    recipient.refresh_from_db()
-    type(recipient).objects.filter(pk=recipient.pk).update(poll_claimed_at=timezone.now() - timedelta(hours=2))
 
     result = inbox.mailbox_poll(mailbox=recipient)
     assert (result.listed, result.downloaded, result.acknowledged) == (1, 0, 1)
@@ -165,7 +169,10 @@ def test_it_retries_later_when_mesh_is_down(db, settings):
     from tests.factories import make_mailbox
     from tests.sandbox import free_port
 
-    settings.MESH_BASE_URLS = {**settings.MESH_BASE_URLS, "sandbox": f"http://127.0.0.1:{free_port()}"}
+    settings.MESH_BASE_URLS = {
+        **settings.MESH_BASE_URLS,
+        "sandbox": f"http://127.0.0.1:{free_port()}",
+    }
     sender = make_mailbox("X26ABC1")
     message = queue(sender, b"later")
     assert outbox.message_send(message_id=message.pk) == Status.QUEUED
@@ -178,6 +185,19 @@ def test_it_retries_later_when_mesh_is_down(db, settings):
     assert result.errors and not result.ok
     sender.refresh_from_db()
     assert sender.last_poll_ok is False and "Poll failed" in sender.last_error
+
+
+def test_it_never_polls_one_mailbox_twice_at_once(sandbox_mailboxes):
+    _, recipient = sandbox_mailboxes
+    assert inbox._claim_poll(recipient, "worker-a")
+    assert inbox.mailbox_poll(mailbox=recipient, worker="worker-b").skipped == (
+        "another poll of this mailbox is running"
+    )
+    # A claim whose worker stopped refreshing it expires.
+    type(recipient).objects.filter(pk=recipient.pk).update(
+        poll_claimed_at=timezone.now() - timedelta(hours=1)
+    )
+    assert inbox.mailbox_poll(mailbox=recipient, worker="worker-b").ok
 
 
 def test_it_never_lets_two_workers_send_one_message(sandbox_mailboxes):

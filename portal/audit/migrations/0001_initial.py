@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,51 +15,96 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='ChainHead',
+            name="ChainHead",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('last_seq', models.BigIntegerField(default=0)),
-                ('last_hash', models.CharField(default='0000000000000000000000000000000000000000000000000000000000000000', max_length=64)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("last_seq", models.BigIntegerField(default=0)),
+                (
+                    "last_hash",
+                    models.CharField(
+                        default="0000000000000000000000000000000000000000000000000000000000000000",
+                        max_length=64,
+                    ),
+                ),
             ],
         ),
         migrations.CreateModel(
-            name='Verification',
+            name="Verification",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('ok', models.BooleanField()),
-                ('records_checked', models.BigIntegerField()),
-                ('first_broken_seq', models.BigIntegerField(blank=True, null=True)),
-                ('detail', models.TextField(blank=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("ok", models.BooleanField()),
+                ("records_checked", models.BigIntegerField()),
+                ("first_broken_seq", models.BigIntegerField(blank=True, null=True)),
+                ("detail", models.TextField(blank=True)),
             ],
             options={
-                'ordering': ['-at'],
+                "ordering": ["-at"],
             },
         ),
         migrations.CreateModel(
-            name='AuditRecord',
+            name="AuditRecord",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('seq', models.BigIntegerField(unique=True)),
-                ('at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('actor_label', models.CharField(max_length=200)),
-                ('actor_kind', models.CharField(choices=[('person', 'Person'), ('worker', 'Worker'), ('system', 'System')], max_length=10)),
-                ('ip_address', models.GenericIPAddressField(blank=True, null=True)),
-                ('action', models.CharField(max_length=100)),
-                ('object_type', models.CharField(blank=True, max_length=100)),
-                ('object_id', models.CharField(blank=True, max_length=100)),
-                ('object_repr', models.CharField(blank=True, max_length=300)),
-                ('changes', models.JSONField(blank=True, default=dict)),
-                ('reason', models.TextField(blank=True)),
-                ('detail', models.TextField(blank=True)),
-                ('prev_hash', models.CharField(max_length=64)),
-                ('hash', models.CharField(max_length=64)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("seq", models.BigIntegerField(unique=True)),
+                ("at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("actor_label", models.CharField(max_length=200)),
+                (
+                    "actor_kind",
+                    models.CharField(
+                        choices=[("person", "Person"), ("worker", "Worker"), ("system", "System")],
+                        max_length=10,
+                    ),
+                ),
+                ("ip_address", models.GenericIPAddressField(blank=True, null=True)),
+                ("action", models.CharField(max_length=100)),
+                ("object_type", models.CharField(blank=True, max_length=100)),
+                ("object_id", models.CharField(blank=True, max_length=100)),
+                ("object_repr", models.CharField(blank=True, max_length=300)),
+                ("changes", models.JSONField(blank=True, default=dict)),
+                ("reason", models.TextField(blank=True)),
+                ("detail", models.TextField(blank=True)),
+                ("prev_hash", models.CharField(max_length=64)),
+                ("hash", models.CharField(max_length=64)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-seq'],
-                'permissions': [('export_auditrecord', 'Can export audit records and message logs')],
-                'indexes': [models.Index(fields=['action', '-seq'], name='audit_action_seq'), models.Index(fields=['actor_label', '-seq'], name='audit_actor_seq'), models.Index(fields=['object_type', 'object_id', '-seq'], name='audit_object_seq'), models.Index(fields=['at'], name='audit_at')],
+                "ordering": ["-seq"],
+                "permissions": [
+                    ("export_auditrecord", "Can export audit records and message logs")
+                ],
+                "indexes": [
+                    models.Index(fields=["action", "-seq"], name="audit_action_seq"),
+                    models.Index(fields=["actor_label", "-seq"], name="audit_actor_seq"),
+                    models.Index(
+                        fields=["object_type", "object_id", "-seq"], name="audit_object_seq"
+                    ),
+                    models.Index(fields=["at"], name="audit_at"),
+                ],
             },
         ),
     ]

@@ -2,112 +2,242 @@
 
 import django.db.models.deletion
 import django.utils.timezone
-import portal.messaging.models
 from django.conf import settings
 from django.db import migrations, models
 
+import portal.messaging.models
+
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('mailboxes', '0001_initial'),
+        ("mailboxes", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Message',
+            name="Message",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('direction', models.CharField(choices=[('in', 'Inbound'), ('out', 'Outbound')], max_length=3)),
-                ('message_type', models.CharField(choices=[('DATA', 'Data'), ('REPORT', 'Report')], default='DATA', max_length=6)),
-                ('mesh_message_id', models.CharField(blank=True, max_length=100, null=True, verbose_name='MESH message id')),
-                ('local_id', models.CharField(blank=True, max_length=300, verbose_name='Local id')),
-                ('workflow_id', models.CharField(max_length=300, verbose_name='Workflow id')),
-                ('sender', models.CharField(blank=True, max_length=100)),
-                ('recipient', models.CharField(max_length=100)),
-                ('subject', models.CharField(blank=True, max_length=500)),
-                ('filename', models.CharField(blank=True, max_length=300)),
-                ('content_type', models.CharField(blank=True, max_length=100)),
-                ('checksum', models.CharField(blank=True, max_length=100)),
-                ('compressed', models.BooleanField(default=False)),
-                ('encrypted', models.BooleanField(default=False)),
-                ('partner_id', models.CharField(blank=True, max_length=500, verbose_name='Partner id')),
-                ('size_bytes', models.BigIntegerField(blank=True, null=True)),
-                ('payload', models.FileField(blank=True, max_length=300, storage=portal.messaging.models.payload_storage, upload_to='')),
-                ('payload_sha256', models.CharField(blank=True, max_length=64)),
-                ('chunk_size', models.PositiveIntegerField(blank=True, null=True)),
-                ('chunks_total', models.PositiveIntegerField(default=0)),
-                ('chunks_done', models.PositiveIntegerField(default=0)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('sending', 'Sending'), ('accepted', 'Accepted by MESH'), ('acknowledged', 'Acknowledged'), ('failed', 'Failed'), ('uncertain', 'Outcome unknown'), ('received', 'Received, not yet acknowledged')], max_length=20)),
-                ('mesh_status_code', models.CharField(blank=True, max_length=20)),
-                ('mesh_status_event', models.CharField(blank=True, max_length=50)),
-                ('mesh_status_description', models.TextField(blank=True)),
-                ('failure_reason', models.TextField(blank=True, help_text='In plain English, with what to do next.')),
-                ('linked_mesh_message_id', models.CharField(blank=True, max_length=100)),
-                ('attempts', models.PositiveIntegerField(default=0)),
-                ('next_attempt_at', models.DateTimeField(blank=True, null=True)),
-                ('claimed_at', models.DateTimeField(blank=True, null=True)),
-                ('claimed_by', models.CharField(blank=True, max_length=100)),
-                ('last_error', models.TextField(blank=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('accepted_at', models.DateTimeField(blank=True, null=True)),
-                ('received_at', models.DateTimeField(blank=True, null=True)),
-                ('acknowledged_at', models.DateTimeField(blank=True, null=True)),
-                ('last_tracked_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('linked_message', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='reports', to='messaging.message')),
-                ('mailbox', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='messages', to='mailboxes.mailbox')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "direction",
+                    models.CharField(
+                        choices=[("in", "Inbound"), ("out", "Outbound")], max_length=3
+                    ),
+                ),
+                (
+                    "message_type",
+                    models.CharField(
+                        choices=[("DATA", "Data"), ("REPORT", "Report")],
+                        default="DATA",
+                        max_length=6,
+                    ),
+                ),
+                (
+                    "mesh_message_id",
+                    models.CharField(
+                        blank=True, max_length=100, null=True, verbose_name="MESH message id"
+                    ),
+                ),
+                ("local_id", models.CharField(blank=True, max_length=300, verbose_name="Local id")),
+                ("workflow_id", models.CharField(max_length=300, verbose_name="Workflow id")),
+                ("sender", models.CharField(blank=True, max_length=100)),
+                ("recipient", models.CharField(max_length=100)),
+                ("subject", models.CharField(blank=True, max_length=500)),
+                ("filename", models.CharField(blank=True, max_length=300)),
+                ("content_type", models.CharField(blank=True, max_length=100)),
+                ("checksum", models.CharField(blank=True, max_length=100)),
+                ("compressed", models.BooleanField(default=False)),
+                ("encrypted", models.BooleanField(default=False)),
+                (
+                    "partner_id",
+                    models.CharField(blank=True, max_length=500, verbose_name="Partner id"),
+                ),
+                ("size_bytes", models.BigIntegerField(blank=True, null=True)),
+                (
+                    "payload",
+                    models.FileField(
+                        blank=True,
+                        max_length=300,
+                        storage=portal.messaging.models.payload_storage,
+                        upload_to="",
+                    ),
+                ),
+                ("payload_sha256", models.CharField(blank=True, max_length=64)),
+                ("chunk_size", models.PositiveIntegerField(blank=True, null=True)),
+                ("chunks_total", models.PositiveIntegerField(default=0)),
+                ("chunks_done", models.PositiveIntegerField(default=0)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("sending", "Sending"),
+                            ("accepted", "Accepted by MESH"),
+                            ("acknowledged", "Acknowledged"),
+                            ("failed", "Failed"),
+                            ("uncertain", "Outcome unknown"),
+                            ("received", "Received, not yet acknowledged"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("mesh_status_code", models.CharField(blank=True, max_length=20)),
+                ("mesh_status_event", models.CharField(blank=True, max_length=50)),
+                ("mesh_status_description", models.TextField(blank=True)),
+                (
+                    "failure_reason",
+                    models.TextField(
+                        blank=True, help_text="In plain English, with what to do next."
+                    ),
+                ),
+                ("linked_mesh_message_id", models.CharField(blank=True, max_length=100)),
+                ("attempts", models.PositiveIntegerField(default=0)),
+                ("next_attempt_at", models.DateTimeField(blank=True, null=True)),
+                ("claimed_at", models.DateTimeField(blank=True, null=True)),
+                ("claimed_by", models.CharField(blank=True, max_length=100)),
+                ("last_error", models.TextField(blank=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("accepted_at", models.DateTimeField(blank=True, null=True)),
+                ("received_at", models.DateTimeField(blank=True, null=True)),
+                ("acknowledged_at", models.DateTimeField(blank=True, null=True)),
+                ("last_tracked_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "linked_message",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="reports",
+                        to="messaging.message",
+                    ),
+                ),
+                (
+                    "mailbox",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="messages",
+                        to="mailboxes.mailbox",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-id'],
-                'permissions': [('send_message', 'Can send messages'), ('download_payload', 'Can download message payloads')],
+                "ordering": ["-created_at", "-id"],
+                "permissions": [
+                    ("send_message", "Can send messages"),
+                    ("download_payload", "Can download message payloads"),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='MessageEvent',
+            name="MessageEvent",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('kind', models.CharField(choices=[('queued', 'Queued'), ('claimed', 'Picked up by a worker'), ('chunk_sent', 'Chunk uploaded'), ('accepted', 'Accepted by MESH'), ('retry', 'Will retry'), ('failed', 'Failed'), ('uncertain', 'Outcome unknown'), ('downloaded', 'Downloaded'), ('acknowledged', 'Acknowledged'), ('report', 'Non-delivery report'), ('tracked', 'Tracking update'), ('resent', 'Re-queued by a person')], max_length=20)),
-                ('detail', models.TextField(blank=True)),
-                ('chunk', models.PositiveIntegerField(blank=True, null=True)),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('message', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='events', to='messaging.message')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("at", models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("claimed", "Picked up by a worker"),
+                            ("chunk_sent", "Chunk uploaded"),
+                            ("accepted", "Accepted by MESH"),
+                            ("retry", "Will retry"),
+                            ("failed", "Failed"),
+                            ("uncertain", "Outcome unknown"),
+                            ("downloaded", "Downloaded"),
+                            ("acknowledged", "Acknowledged"),
+                            ("report", "Non-delivery report"),
+                            ("tracked", "Tracking update"),
+                            ("resent", "Re-queued by a person"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                ("detail", models.TextField(blank=True)),
+                ("chunk", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "message",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="events",
+                        to="messaging.message",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['at', 'id'],
+                "ordering": ["at", "id"],
             },
         ),
         migrations.AddIndex(
-            model_name='message',
-            index=models.Index(fields=['mailbox', 'direction', '-created_at'], name='msg_mailbox_dir_created'),
+            model_name="message",
+            index=models.Index(
+                fields=["mailbox", "direction", "-created_at"], name="msg_mailbox_dir_created"
+            ),
         ),
         migrations.AddIndex(
-            model_name='message',
-            index=models.Index(fields=['direction', 'status', '-created_at'], name='msg_dir_status_created'),
+            model_name="message",
+            index=models.Index(
+                fields=["direction", "status", "-created_at"], name="msg_dir_status_created"
+            ),
         ),
         migrations.AddIndex(
-            model_name='message',
-            index=models.Index(fields=['-created_at'], name='msg_created'),
+            model_name="message",
+            index=models.Index(fields=["-created_at"], name="msg_created"),
         ),
         migrations.AddIndex(
-            model_name='message',
-            index=models.Index(fields=['status', 'next_attempt_at'], name='msg_status_next_attempt'),
+            model_name="message",
+            index=models.Index(
+                fields=["status", "next_attempt_at"], name="msg_status_next_attempt"
+            ),
         ),
         migrations.AddIndex(
-            model_name='message',
-            index=models.Index(fields=['mesh_message_id'], name='msg_mesh_id'),
+            model_name="message",
+            index=models.Index(fields=["mesh_message_id"], name="msg_mesh_id"),
         ),
         migrations.AddIndex(
-            model_name='message',
-            index=models.Index(fields=['local_id'], name='msg_local_id'),
+            model_name="message",
+            index=models.Index(fields=["local_id"], name="msg_local_id"),
         ),
         migrations.AddConstraint(
-            model_name='message',
-            constraint=models.UniqueConstraint(condition=models.Q(('mesh_message_id__isnull', False)), fields=('mailbox', 'direction', 'mesh_message_id'), name='message_unique_mesh_id'),
+            model_name="message",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("mesh_message_id__isnull", False)),
+                fields=("mailbox", "direction", "mesh_message_id"),
+                name="message_unique_mesh_id",
+            ),
         ),
     ]

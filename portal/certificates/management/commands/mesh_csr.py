@@ -7,7 +7,9 @@ from portal.mailboxes.management.commands._common import get_mailbox
 
 
 class Command(BaseCommand):
-    help = "Print the mailbox's CSR awaiting a certificate, making a new key and CSR if there is none."
+    help = (
+        "Print the mailbox's CSR awaiting a certificate, making a new key and CSR if there is none."
+    )
 
     def add_arguments(self, parser):
         parser.add_argument("mailbox", help="MESH mailbox id")

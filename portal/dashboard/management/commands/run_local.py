@@ -42,7 +42,10 @@ class Command(BaseCommand):
             if not options["no_sandbox"]:
                 self._start_sandbox()
             self._start("worker cluster", [sys.executable, "manage.py", "qcluster"])
-            self._start("web server", [sys.executable, "manage.py", "runserver", "--noreload", options["web"]])
+            self._start(
+                "web server",
+                [sys.executable, "manage.py", "runserver", "--noreload", options["web"]],
+            )
             self._banner(options["web"])
             self._supervise()
         except KeyboardInterrupt:
@@ -59,7 +62,9 @@ class Command(BaseCommand):
         url = urlparse(settings.MESH_SANDBOX_URL)
         host, port = url.hostname or "127.0.0.1", url.port or 8700
         if _port_in_use(host, port):
-            self.stdout.write(f"mesh-sandbox: something already answers on {host}:{port}; using it.")
+            self.stdout.write(
+                f"mesh-sandbox: something already answers on {host}:{port}; using it."
+            )
             return
         store = settings.VAR_DIR / "mesh-sandbox"
         store.mkdir(parents=True, exist_ok=True)

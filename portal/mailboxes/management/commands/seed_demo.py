@@ -30,7 +30,9 @@ class Command(BaseCommand):
     @transaction.atomic
     def handle(self, *args, **options):
         if settings.PRODUCTION:
-            raise CommandError("seed_demo is for development only; it will not run in production mode.")
+            raise CommandError(
+                "seed_demo is for development only; it will not run in production mode."
+            )
         org, _ = Organisation.objects.get_or_create(ods_code="X26", defaults={"name": "Demo Org"})
         for mailbox_id in ("X26ABC1", "X26ABC2", "X26ABC3"):
             self._mailbox(org, mailbox_id)
@@ -41,22 +43,33 @@ class Command(BaseCommand):
         roles.ensure_roles()
         for username, role, is_superuser in DEMO_USERS:
             self._user(username, role, is_superuser)
-        self.stdout.write(self.style.SUCCESS("Demo data ready: Demo Org (X26), mailboxes X26ABC1-3."))
+        self.stdout.write(
+            self.style.SUCCESS("Demo data ready: Demo Org (X26), mailboxes X26ABC1-3.")
+        )
 
     def _mailbox(self, org: Organisation, mailbox_id: str) -> None:
         mailbox, created = Mailbox.objects.get_or_create(
             mailbox_id=mailbox_id,
-            defaults={"organisation": org, "environment": Environment.SANDBOX, "name": f"Demo {mailbox_id}"},
+            defaults={
+                "organisation": org,
+                "environment": Environment.SANDBOX,
+                "name": f"Demo {mailbox_id}",
+            },
         )
         if created or not mailbox.password:
             now = timezone.now()
             mailbox.password, mailbox.password_changed_at = SANDBOX_PASSWORD, now
-            mailbox.shared_key, mailbox.shared_key_changed_at = settings.MESH_SANDBOX_SHARED_KEY, now
+            mailbox.shared_key, mailbox.shared_key_changed_at = (
+                settings.MESH_SANDBOX_SHARED_KEY,
+                now,
+            )
             mailbox.save()
 
     def _workflow(self, mailbox_id: str, workflow_id: str, direction: str) -> None:
         Workflow.objects.get_or_create(
-            mailbox=Mailbox.objects.get(mailbox_id=mailbox_id), workflow_id=workflow_id, direction=direction
+            mailbox=Mailbox.objects.get(mailbox_id=mailbox_id),
+            workflow_id=workflow_id,
+            direction=direction,
         )
 
     def _user(self, username: str, role: str | None, is_superuser: bool) -> None:

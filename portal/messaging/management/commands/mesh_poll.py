@@ -10,10 +10,17 @@ class Command(BaseCommand):
     help = "Poll MESH now (all enabled mailboxes, or those named); prints what was downloaded and acknowledged."
 
     def add_arguments(self, parser):
-        parser.add_argument("mailboxes", nargs="*", metavar="MAILBOX", help="MESH mailbox ids (default: all enabled)")
+        parser.add_argument(
+            "mailboxes",
+            nargs="*",
+            metavar="MAILBOX",
+            help="MESH mailbox ids (default: all enabled)",
+        )
 
     def handle(self, *args, **options):
-        mailboxes = [get_mailbox(m) for m in options["mailboxes"]] or list(Mailbox.objects.enabled())
+        mailboxes = [get_mailbox(m) for m in options["mailboxes"]] or list(
+            Mailbox.objects.enabled()
+        )
         if not mailboxes:
             raise CommandError("No enabled mailboxes to poll.")
         failed = False

@@ -21,9 +21,17 @@ class Command(BaseCommand):
         parser.add_argument("--workflow", required=True, help="MESH workflow id")
         parser.add_argument("--subject", default="")
         parser.add_argument("--local-id", default="")
-        parser.add_argument("--filename", default=None, help="Filename given to the recipient (default: the file's name)")
-        parser.add_argument("--wait", action="store_true", help="Wait for MESH to accept or reject it")
-        parser.add_argument("--timeout", type=int, default=600, help="Seconds to wait with --wait (default 600)")
+        parser.add_argument(
+            "--filename",
+            default=None,
+            help="Filename given to the recipient (default: the file's name)",
+        )
+        parser.add_argument(
+            "--wait", action="store_true", help="Wait for MESH to accept or reject it"
+        )
+        parser.add_argument(
+            "--timeout", type=int, default=600, help="Seconds to wait with --wait (default 600)"
+        )
 
     def handle(self, *args, **options):
         mailbox = get_mailbox(options["mailbox"])
@@ -41,7 +49,9 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from None
         except OSError as exc:
             raise CommandError(f"Cannot read {path}: {exc.strerror}") from None
-        self.stdout.write(f"Queued message #{message.pk} ({message.size_bytes} bytes) to {message.recipient}")
+        self.stdout.write(
+            f"Queued message #{message.pk} ({message.size_bytes} bytes) to {message.recipient}"
+        )
         if options["wait"]:
             self._wait(message, options["timeout"])
 
@@ -52,7 +62,11 @@ class Command(BaseCommand):
             message.refresh_from_db()
             if message.status in DONE:
                 break
-            if not nudged and message.status == Status.QUEUED and time.monotonic() > deadline - timeout + 10:
+            if (
+                not nudged
+                and message.status == Status.QUEUED
+                and time.monotonic() > deadline - timeout + 10
+            ):
                 # No worker has picked it up: send it from here (the claim keeps this safe).
                 self.stderr.write("No worker picked it up within 10 s; sending from this process.")
                 message_send(message_id=message.pk)
@@ -65,4 +79,6 @@ class Command(BaseCommand):
             return
         if message.status in (Status.FAILED, Status.UNCERTAIN):
             raise CommandError(f"{message.get_status_display()}: {message.failure_reason}")
-        raise CommandError(f"Still {message.get_status_display()} after {timeout} s (message #{message.pk}).")
+        raise CommandError(
+            f"Still {message.get_status_display()} after {timeout} s (message #{message.pk})."
+        )

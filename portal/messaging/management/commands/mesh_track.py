@@ -13,7 +13,12 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options):
         mesh_id = options["message_id"].strip().upper()
-        message = Message.objects.outbound().select_related("mailbox").filter(mesh_message_id=mesh_id).first()
+        message = (
+            Message.objects.outbound()
+            .select_related("mailbox")
+            .filter(mesh_message_id=mesh_id)
+            .first()
+        )
         if message is None:
             raise CommandError(f"NeoMesh sent no message with MESH id {mesh_id!r}.")
         state = message_refresh_tracking(message=message)
@@ -21,6 +26,8 @@ class Command(BaseCommand):
         message.refresh_from_db()
         if state.startswith("tracking failed"):
             raise CommandError(f"{mesh_id}: {state}")
-        self.stdout.write(f"{mesh_id}: MESH status {state}; NeoMesh status {message.get_status_display()}")
+        self.stdout.write(
+            f"{mesh_id}: MESH status {state}; NeoMesh status {message.get_status_display()}"
+        )
         if message.failure_reason:
             self.stdout.write(message.failure_reason)
