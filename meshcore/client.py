@@ -14,6 +14,7 @@ caller can reconcile by tracking or local id instead of risking a duplicate mess
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -51,7 +52,9 @@ from .tls import PinnedTLSAdapter, build_ssl_context
 
 log = logging.getLogger("meshcore")
 
-DEFAULT_TIMEOUT = (10.0, 300.0)  # (connect, read between bytes) seconds
+DEFAULT_TIMEOUT = (10.0, 300.0)
+# gzip level for compress=True: see meshcore/README.md ("Compression") for the measurements.
+DEFAULT_COMPRESS_LEVEL = 4
 MAX_CLOCK_SKEW_SECONDS = 2 * 3600  # the live service rejects tokens further out than this
 _ERROR_BODY_LIMIT = 64 * 1024
 
@@ -74,7 +77,8 @@ class MeshClient(SendMixin):
         max_retries: int = 3,
         chunk_size: int = validation.DEFAULT_CHUNK_SIZE,
         application_name: str | None = None,
-        compress_level: int = 1,
+        compress_level: int = DEFAULT_COMPRESS_LEVEL,
+        compress_workers: int | None = None,
         backoff_factor: float = 0.5,
         max_backoff: float = 30.0,
         max_retry_after: float = 120.0,
@@ -91,6 +95,7 @@ class MeshClient(SendMixin):
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise MeshValidationError(f"max_retries must be an int >= 0, got {max_retries!r}")
         self.compress_level = compress_level
+        self.compress_workers = _workers(compress_workers)
         self.timeout = timeout
         self.retry_policy = RetryPolicy(max_retries, backoff_factor, max_backoff, max_retry_after)
         self._application_name = application_name
@@ -386,6 +391,14 @@ def _server_time(response: requests.Response) -> datetime | None:
         return parsedate_to_datetime(response.headers["Date"]).astimezone(UTC)
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def _workers(value: int | None) -> int:
+    if value is None:
+        return max(1, min(4, os.cpu_count() or 1))
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 32:
+        raise MeshValidationError(f"compress_workers must be 1-32, got {value!r}")
+    return value
 
 
 def _tell(fileobj: IO[bytes]) -> int | None:

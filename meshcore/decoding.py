@@ -8,6 +8,8 @@ is capped per step, so a "gzip bomb" cannot balloon) and report a body that is n
 
 from __future__ import annotations
 
+import queue
+import threading
 import zlib
 from collections.abc import Iterator
 from typing import IO, Any
@@ -15,7 +17,7 @@ from typing import IO, Any
 from .errors import MeshProtocolError
 
 READ_SIZE = 1024 * 1024
-_MAX_OUTPUT = 4 * 1024 * 1024
+_MAX_OUTPUT = 1024 * 1024
 
 
 class GzipDecoder:
@@ -60,12 +62,13 @@ def copy_response(response: Any, into: IO[bytes]) -> int:
         )
     decoder = GzipDecoder() if encoding in {"gzip", "x-gzip"} else None
     written = 0
-    for block in _raw_blocks(response):
-        for out in decoder.feed(block) if decoder else (block,):
-            into.write(out)
-            written += len(out)
-    if decoder:
-        decoder.finish()
+    with BackgroundWriter(into) as writer:
+        for block in _raw_blocks(response):
+            for out in decoder.feed(block) if decoder else (block,):
+                writer.write(out)
+                written += len(out)
+        if decoder:
+            decoder.finish()
     return written
 
 
@@ -77,3 +80,38 @@ def _raw_blocks(response: Any) -> Iterator[bytes]:
         if not block:
             return
         yield block
+
+
+class BackgroundWriter:
+    """Writes to ``into`` from a helper thread, so file writes overlap with reading and gunzip
+    (all three release the GIL). At most ``depth`` blocks wait, so memory stays bounded; every
+    block is written before the ``with`` block ends, and a write error is raised in the caller."""
+
+    def __init__(self, into: IO[bytes], depth: int = 4) -> None:
+        self._into = into
+        self._pending: queue.Queue = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="meshcore-writer", daemon=True)
+
+    def __enter__(self) -> BackgroundWriter:
+        self._thread.start()
+        return self
+
+    def write(self, block: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._pending.put(block)
+
+    def _run(self) -> None:
+        while (block := self._pending.get()) is not None:
+            if self._error is None:
+                try:
+                    self._into.write(block)
+                except BaseException as error:  # reported to the caller by write()/__exit__
+                    self._error = error
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self._pending.put(None)
+        self._thread.join()
+        if self._error is not None and exc_type is None:
+            raise self._error

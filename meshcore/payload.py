@@ -13,18 +13,12 @@ import os
 import queue
 import tempfile
 import threading
-import zlib
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from .errors import MeshPayloadTypeError, MeshValidationError
 
 PIECE = 1024 * 1024
-# Below this sampled ratio, a chunk is sent as "stored" gzip (level 0): still gzip, so every
-# chunk keeps the same Content-Encoding, but no CPU is burnt on bytes that will not shrink
-# (random, encrypted or already-compressed data).
-_INCOMPRESSIBLE_RATIO = 0.95
-_PROBE = 64 * 1024
 _SPOOL_IN_MEMORY = 4 * PIECE
 
 
@@ -132,29 +126,6 @@ def _file_size(fileobj: Any) -> int:
         end = fileobj.seek(0, io.SEEK_END)
         fileobj.seek(position)
         return end
-
-
-def gzip_pieces(pieces: Iterator[bytes], level: int) -> Iterator[bytes]:
-    """gzip one chunk on its own (each chunk is a complete gzip stream), piece by piece."""
-    first = next(pieces, b"")
-    if level and _looks_incompressible(first):
-        level = 0
-    compressor = zlib.compressobj(level, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-    out = compressor.compress(first)
-    if out:
-        yield out
-    for piece in pieces:
-        out = compressor.compress(piece)
-        if out:
-            yield out
-    yield compressor.flush()
-
-
-def _looks_incompressible(sample: bytes) -> bool:
-    sample = sample[:_PROBE]
-    return (
-        len(sample) >= 4096 and len(zlib.compress(sample, 1)) >= len(sample) * _INCOMPRESSIBLE_RATIO
-    )
 
 
 class Body:

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 from . import headers as mex
 from . import validation
 from .errors import MeshProtocolError, MeshValidationError
-from .payload import Body, Payload, gzip_pieces
+from .gzipper import gzip_stream
+from .payload import Body, Payload
 
 if TYPE_CHECKING:
     import requests
@@ -31,6 +32,7 @@ class SendMixin:
 
     chunk_size: int
     compress_level: int
+    compress_workers: int
     # Provided by MeshClient.
     _request: Callable[..., requests.Response]
     _mailbox_url: Callable[..., str]
@@ -173,7 +175,11 @@ class SendMixin:
             return Body(lambda: payload.pieces(offset, length), length)
         # gzip output length is not known in advance, so the body goes out chunk-encoded; the
         # chunk size limit guarantees it stays under MESH's 100 MB per request (validation.py).
-        return Body(lambda: gzip_pieces(payload.pieces(offset, length), self.compress_level))
+        return Body(
+            lambda: gzip_stream(
+                payload.pieces(offset, length), self.compress_level, self.compress_workers
+            )
+        )
 
 
 def _check_resume(resume_from: Any, total: int) -> tuple[str, int]:

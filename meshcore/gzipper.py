@@ -1,0 +1,73 @@
+"""gzip one chunk on several cores, as one ordinary gzip stream (the pigz technique).
+
+The chunk is deflated in ~1 MiB blocks by a small thread pool (zlib releases the GIL). Each block
+is primed with the previous 32 KiB as a preset dictionary, so matches still reach back across
+block boundaries and the ratio is that of a single-threaded gzip; each block ends on a byte
+boundary (Z_SYNC_FLUSH), so the raw deflate outputs simply concatenate. A gzip header, an empty
+final block and the crc32/size trailer make a standard stream any gunzip reads.
+
+Blocks that do not compress (random, encrypted or already-compressed bytes) are stored instead
+(level 0): still gzip, so every chunk keeps the same Content-Encoding, but no CPU is wasted.
+Memory stays bounded: only a few blocks are in flight at once.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+
+_WINDOW = 32 * 1024
+_PROBE = 16 * 1024
+_INCOMPRESSIBLE_RATIO = 0.95
+# Header: magic, deflate, no flags, no mtime, no extra flags, OS "unknown".
+_HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+
+
+def gzip_stream(blocks: Iterator[bytes], level: int, workers: int = 1) -> Iterator[bytes]:
+    """Yield a complete gzip stream of the concatenated ``blocks``, compressed in parallel."""
+    yield _HEADER
+    crc = size = 0
+    dictionary = b""
+    in_flight: deque[Future[bytes]] = deque()
+    with ThreadPoolExecutor(
+        max_workers=max(1, workers), thread_name_prefix="meshcore-gzip"
+    ) as pool:
+        try:
+            for block in blocks:
+                crc = zlib.crc32(block, crc)
+                size += len(block)
+                in_flight.append(pool.submit(deflate_block, block, dictionary, level))
+                dictionary = (dictionary + block[-_WINDOW:])[-_WINDOW:]
+                # Keep the pool busy but bounded: each worker has at most one block queued.
+                while len(in_flight) > 2 * workers:
+                    yield in_flight.popleft().result()
+            while in_flight:
+                yield in_flight.popleft().result()
+        finally:
+            for future in in_flight:
+                future.cancel()
+    yield zlib.compressobj(0, zlib.DEFLATED, -zlib.MAX_WBITS).flush()  # empty final block
+    yield struct.pack("<II", crc & 0xFFFFFFFF, size & 0xFFFFFFFF)
+
+
+def deflate_block(block: bytes, dictionary: bytes, level: int) -> bytes:
+    """Raw deflate of one block, ending byte-aligned and *not* final, so blocks concatenate."""
+    if level and _looks_incompressible(block):
+        level = 0
+    if dictionary and level:
+        compressor = zlib.compressobj(
+            level, zlib.DEFLATED, -zlib.MAX_WBITS, 8, zlib.Z_DEFAULT_STRATEGY, dictionary
+        )
+    else:
+        compressor = zlib.compressobj(level, zlib.DEFLATED, -zlib.MAX_WBITS)
+    return compressor.compress(block) + compressor.flush(zlib.Z_SYNC_FLUSH)
+
+
+def _looks_incompressible(block: bytes) -> bool:
+    sample = block[:_PROBE]
+    return (
+        len(sample) >= 4096 and len(zlib.compress(sample, 1)) >= len(sample) * _INCOMPRESSIBLE_RATIO
+    )
