@@ -41,11 +41,17 @@ class GzipDecoder:
             if self._decompressor.eof:
                 # Another gzip member follows the one just finished.
                 self._decompressor = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            out = self._decompressor.decompress(data, _MAX_OUTPUT)
-            while out:
-                yield out
-                tail = self._decompressor.unconsumed_tail
-                out = self._decompressor.decompress(tail, _MAX_OUTPUT) if tail else b""
+            decompressor = self._decompressor
+            out = decompressor.decompress(data, _MAX_OUTPUT)
+            while True:
+                if out:
+                    yield out
+                # Output was capped: more is pending, in unconsumed_tail or inside zlib itself.
+                if decompressor.eof or (
+                    len(out) < _MAX_OUTPUT and not decompressor.unconsumed_tail
+                ):
+                    break
+                out = decompressor.decompress(decompressor.unconsumed_tail, _MAX_OUTPUT)
             data = self._decompressor.unused_data if self._decompressor.eof else b""
 
     def finish(self) -> None:

@@ -29,18 +29,37 @@ _HEADER = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
 def gzip_stream(blocks: Iterator[bytes], level: int, workers: int = 1) -> Iterator[bytes]:
     """Yield a complete gzip stream of the concatenated ``blocks``, compressed in parallel."""
     yield _HEADER
-    crc = size = 0
+    totals = [0, 0]  # crc32, size
+    if workers > 1:
+        yield from _deflate_parallel(_counted(blocks, totals), level, workers)
+    else:
+        dictionary = b""
+        for block in _counted(blocks, totals):
+            yield deflate_block(block, dictionary, level)
+            dictionary = _next_dictionary(dictionary, block)
+    yield zlib.compressobj(0, zlib.DEFLATED, -zlib.MAX_WBITS).flush()  # empty final block
+    yield struct.pack("<II", totals[0] & 0xFFFFFFFF, totals[1] & 0xFFFFFFFF)
+
+
+def _counted(blocks: Iterator[bytes], totals: list[int]) -> Iterator[bytes]:
+    for block in blocks:
+        totals[0] = zlib.crc32(block, totals[0])
+        totals[1] += len(block)
+        yield block
+
+
+def _next_dictionary(dictionary: bytes, block: bytes) -> bytes:
+    return (dictionary + block[-_WINDOW:])[-_WINDOW:]
+
+
+def _deflate_parallel(blocks: Iterator[bytes], level: int, workers: int) -> Iterator[bytes]:
     dictionary = b""
     in_flight: deque[Future[bytes]] = deque()
-    with ThreadPoolExecutor(
-        max_workers=max(1, workers), thread_name_prefix="meshcore-gzip"
-    ) as pool:
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="meshcore-gzip") as pool:
         try:
             for block in blocks:
-                crc = zlib.crc32(block, crc)
-                size += len(block)
                 in_flight.append(pool.submit(deflate_block, block, dictionary, level))
-                dictionary = (dictionary + block[-_WINDOW:])[-_WINDOW:]
+                dictionary = _next_dictionary(dictionary, block)
                 # Keep the pool busy but bounded: each worker has at most one block queued.
                 while len(in_flight) > 2 * workers:
                     yield in_flight.popleft().result()
@@ -49,8 +68,6 @@ def gzip_stream(blocks: Iterator[bytes], level: int, workers: int = 1) -> Iterat
         finally:
             for future in in_flight:
                 future.cancel()
-    yield zlib.compressobj(0, zlib.DEFLATED, -zlib.MAX_WBITS).flush()  # empty final block
-    yield struct.pack("<II", crc & 0xFFFFFFFF, size & 0xFFFFFFFF)
 
 
 def deflate_block(block: bytes, dictionary: bytes, level: int) -> bytes:

@@ -102,11 +102,13 @@ def parse_timestamp(value: object) -> datetime | None:
     if not value or not isinstance(value, str):
         return None
     text = value.strip()
-    for pattern in ("%Y%m%d%H%M%S", "%Y%m%d%H%M"):
+    if text.isdigit():
+        # Decide by length: strptime would also read "202611281842" as 18:04:02.
+        pattern = {14: "%Y%m%d%H%M%S", 12: "%Y%m%d%H%M"}.get(len(text))
         try:
-            return datetime.strptime(text, pattern).replace(tzinfo=UTC)
+            return datetime.strptime(text, pattern).replace(tzinfo=UTC) if pattern else None
         except ValueError:
-            pass
+            return None
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

@@ -45,6 +45,8 @@ class RetryPolicy:
         """Seconds to wait before attempt ``attempt + 1``, or None to give up and raise ``error``."""
         if attempt >= self.max_retries or not error.retryable:
             return None
+        if error.status is not None and error.status not in RETRY_STATUSES:
+            return None  # e.g. a 500: the server failed on this request; repeating will not help
         if error.retry_after is not None:
             return error.retry_after if error.retry_after <= self.max_retry_after else None
         backoff = min(self.max_backoff, self.backoff_factor * (2**attempt))

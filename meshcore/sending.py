@@ -19,7 +19,7 @@ from . import headers as mex
 from . import validation
 from .errors import MeshProtocolError, MeshValidationError
 from .gzipper import gzip_stream
-from .payload import Body, Payload
+from .payload import PIECE, Body, Payload
 
 if TYPE_CHECKING:
     import requests
@@ -175,10 +175,10 @@ class SendMixin:
             return Body(lambda: payload.pieces(offset, length), length)
         # gzip output length is not known in advance, so the body goes out chunk-encoded; the
         # chunk size limit guarantees it stays under MESH's 100 MB per request (validation.py).
+        # A pool of gzip threads only pays off for chunks of several pieces.
+        workers = self.compress_workers if length > PIECE else 1
         return Body(
-            lambda: gzip_stream(
-                payload.pieces(offset, length), self.compress_level, self.compress_workers
-            )
+            lambda: gzip_stream(payload.pieces(offset, length), self.compress_level, workers)
         )
 
 
