@@ -1,0 +1,48 @@
+"""Form building blocks shared by every app: no label colons, and an error summary for the top."""
+
+from __future__ import annotations
+
+from django import forms
+
+
+class PortalFormMixin:
+    """Labels without a trailing colon, and `error_summary()` for the box above the form."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
+
+    def error_summary(self) -> list[dict[str, str]]:
+        """Every error as {anchor, label, message}: the summary links each one to its field."""
+        summary = [{"anchor": "", "label": "", "message": str(e)} for e in self.non_field_errors()]
+        for name, errors in self.errors.items():
+            if name == forms.forms.NON_FIELD_ERRORS:
+                continue
+            bound = self[name]
+            for error in errors:
+                summary.append(
+                    {"anchor": bound.id_for_label, "label": str(bound.label), "message": error}
+                )
+        return summary
+
+
+class PortalForm(PortalFormMixin, forms.Form):
+    pass
+
+
+class PortalModelForm(PortalFormMixin, forms.ModelForm):
+    pass
+
+
+def read_text_upload(upload, *, limit: int = 1024 * 1024) -> str:
+    """An uploaded text file (a PEM, say) as a string; ValidationError when it is not text."""
+    if upload.size > limit:
+        raise forms.ValidationError(
+            f"The file is larger than {limit // 1024} KiB: is it the right one?"
+        )
+    try:
+        return upload.read().decode("utf-8")
+    except UnicodeDecodeError:
+        raise forms.ValidationError(
+            "The file is not text: upload the PEM file, not a DER or PFX file."
+        ) from None

@@ -1,0 +1,82 @@
+/* NeoMesh: small progressive enhancements. Every page works without this file. */
+(function () {
+  "use strict";
+
+  // Pages with [data-refresh="<seconds>"] reload until their work finishes (a task result, a send's
+  // progress). Refreshing pauses while someone is typing in a form, and can be stopped.
+  function setUpRefresh() {
+    var marker = document.querySelector("[data-refresh]");
+    if (!marker) return;
+    var seconds = parseFloat(marker.getAttribute("data-refresh")) || 2;
+    var stopped = false;
+    var stop = document.querySelector("[data-refresh-stop]");
+    if (stop) {
+      stop.hidden = false;
+      stop.addEventListener("click", function () {
+        stopped = true;
+        stop.hidden = true;
+        var note = document.querySelector("[data-refresh-note]");
+        if (note) note.textContent = "Automatic refresh stopped. Reload the page to see the latest state.";
+      });
+    }
+    function tick() {
+      if (stopped) return;
+      var active = document.activeElement;
+      var typing = active && /^(INPUT|TEXTAREA|SELECT)$/.test(active.tagName);
+      if (typing) {
+        window.setTimeout(tick, seconds * 1000);
+      } else {
+        window.location.reload();
+      }
+    }
+    window.setTimeout(tick, seconds * 1000);
+  }
+
+  // A dangerous-change section (e.g. disabling a live mailbox) shows only when the change is made.
+  function setUpConditionalSections() {
+    document.querySelectorAll("[data-show-when-unchecked]").forEach(function (section) {
+      var box = document.getElementById(section.getAttribute("data-show-when-unchecked"));
+      if (!box) return;
+      var update = function () { section.hidden = box.checked && !section.querySelector(".errorlist"); };
+      box.addEventListener("change", update);
+      update();
+    });
+  }
+
+  // The send form: only the workflows registered on the chosen mailbox are offered.
+  function setUpWorkflowFilter() {
+    var select = document.querySelector("select[data-workflows-for]");
+    if (!select) return;
+    var mailbox = document.getElementById(select.getAttribute("data-workflows-for"));
+    if (!mailbox) return;
+    var update = function () {
+      // The mailbox select's values are MESH mailbox ids, the optgroups' labels too.
+      var chosen = mailbox.value;
+      select.querySelectorAll("optgroup").forEach(function (group) {
+        var match = !chosen || group.label === chosen;
+        group.hidden = !match;
+        group.disabled = !match;
+      });
+      var current = select.options[select.selectedIndex];
+      if (current && current.parentElement.disabled) select.value = "";
+    };
+    mailbox.addEventListener("change", update);
+    update();
+  }
+
+  // Buttons with data-confirm ask before submitting their form.
+  function setUpConfirmations() {
+    document.querySelectorAll("button[data-confirm]").forEach(function (button) {
+      button.addEventListener("click", function (event) {
+        if (!window.confirm(button.getAttribute("data-confirm"))) event.preventDefault();
+      });
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    setUpRefresh();
+    setUpConditionalSections();
+    setUpWorkflowFilter();
+    setUpConfirmations();
+  });
+})();
