@@ -4,5 +4,10 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("portal.dashboard.urls")),
     path("accounts/", include("portal.accounts.urls")),
+    path("mailboxes/", include("portal.mailboxes.urls")),
+    path("messages/", include("portal.messaging.urls")),
+    path("certificates/", include("portal.certificates.urls")),
     path("admin/", admin.site.urls),
+    # /healthz and /metrics for load balancers and Prometheus (portal.ops).
+    path("", include("portal.ops.urls")),
 ]

@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import re
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from portal.accounts.decorators import permission_required
+from portal.audit.services import audit_person_action
+from portal.mailboxes.models import Mailbox
+
+from . import services
+from .forms import CertificateFilterForm, InstallForm, TicketForm
+from .models import WARN_WITHIN_DAYS, Certificate
+
+
+def _get_certificate_for_user(request, pk: int) -> Certificate:
+    """Every role that may view certificates sees all of them; the private key is never loaded."""
+    queryset = Certificate.objects.select_related("mailbox", "mailbox__organisation", "created_by")
+    return get_object_or_404(queryset.defer("private_key"), pk=pk)
+
+
+@permission_required("certificates.view_certificate")
+def certificate_list(request):
+    filters = CertificateFilterForm(request.GET or None)
+    certificates = Certificate.objects.select_related("mailbox").defer("private_key", "csr_pem")
+    if filters.is_valid():
+        if filters.cleaned_data["status"]:
+            certificates = certificates.filter(status=filters.cleaned_data["status"])
+        if filters.cleaned_data["expiring"]:
+            certificates = certificates.expiring()
+    page = Paginator(certificates.order_by("not_after", "-created_at"), 50).get_page(
+        request.GET.get("page")
+    )
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {
+        "filters": filters,
+        "page": page,
+        "querystring_base": query.urlencode(),
+        "mailboxes": Mailbox.objects.order_by("mailbox_id"),
+        "warn_within": WARN_WITHIN_DAYS,
+    }
+    return render(request, "certificates/list.html", context)
+
+
+@permission_required("certificates.add_certificate")
+def certificate_create_csr(request, mailbox_pk: int):
+    """GET asks for confirmation (showing the CN); POST makes a new key and CSR."""
+    mailbox = get_object_or_404(Mailbox.objects.select_related("organisation"), pk=mailbox_pk)
+    if request.method == "POST":
+        certificate = services.certificate_create_csr(
+            mailbox=mailbox, user=request.user, request=request
+        )
+        messages.success(
+            request, "Key and CSR made. Download the CSR and send it to the service desk."
+        )
+        return redirect("certificates:detail", pk=certificate.pk)
+    context = {"mailbox": mailbox, "common_name": services.expected_cn(mailbox)}
+    return render(request, "certificates/create_csr.html", context)
+
+
+def _render_detail(
+    request, certificate: Certificate, install_form=None, ticket_form=None, status=200
+):
+    history = certificate.mailbox.certificates.defer("private_key", "csr_pem").order_by(
+        "created_at"
+    )
+    context = {
+        "certificate": certificate,
+        "days_left": certificate.days_left(),
+        "install_form": install_form or InstallForm(),
+        "ticket_form": ticket_form or TicketForm(instance=certificate),
+        "history": history,
+        "now": timezone.now(),
+    }
+    return render(request, "certificates/detail.html", context, status=status)
+
+
+@permission_required("certificates.view_certificate")
+def certificate_detail(request, pk: int):
+    return _render_detail(request, _get_certificate_for_user(request, pk))
+
+
+def csr_filename(certificate: Certificate) -> str:
+    return re.sub(r"[^A-Za-z0-9.-]", "_", certificate.common_name)[:150] + ".csr"
+
+
+@permission_required("certificates.view_certificate")
+def certificate_download_csr(request, pk: int):
+    certificate = _get_certificate_for_user(request, pk)
+    audit_person_action(request, action="certificate.csr_downloaded", obj=certificate)
+    response = HttpResponse(certificate.csr_pem, content_type="text/plain; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{csr_filename(certificate)}"'
+    return response
+
+
+@permission_required("certificates.change_certificate")
+@require_POST
+def certificate_install(request, pk: int):
+    certificate = _get_certificate_for_user(request, pk)
+    form = InstallForm(request.POST, request.FILES)
+    if form.is_valid():
+        try:
+            # The service needs the private key to match against: load the full row.
+            full = Certificate.objects.select_related("mailbox").get(pk=certificate.pk)
+            services.certificate_install(
+                certificate=full,
+                pem=form.cleaned_data["pem"],
+                ticket=form.cleaned_data["ticket"],
+                request=request,
+            )
+        except services.CertificateRejected as exc:
+            form.add_error(None, str(exc))
+        else:
+            messages.success(
+                request, f"Certificate installed: {certificate.mailbox.mailbox_id} now uses it."
+            )
+            return redirect("certificates:detail", pk=certificate.pk)
+    return _render_detail(request, certificate, install_form=form, status=400)
+
+
+@permission_required("certificates.change_certificate")
+@require_POST
+def certificate_ticket(request, pk: int):
+    certificate = _get_certificate_for_user(request, pk)
+    form = TicketForm(request.POST, instance=certificate)
+    if form.is_valid():
+        form.save()
+        messages.success(request, "Service desk ticket saved.")
+        return redirect("certificates:detail", pk=certificate.pk)
+    return _render_detail(request, certificate, ticket_form=form, status=400)

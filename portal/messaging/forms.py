@@ -1,0 +1,193 @@
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+from django import forms
+from django.conf import settings
+from django.db.models import Q
+from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
+
+from portal.lib.forms import PortalForm
+from portal.mailboxes.models import (
+    Mailbox,
+    Workflow,
+    validate_mailbox_id,
+    validate_ods_code,
+    validate_workflow_id,
+)
+
+from .models import Direction, Status
+
+
+class MailboxChoiceField(forms.ModelChoiceField):
+    """Mailboxes chosen by their MESH id, labelled with their environment so LIVE cannot be missed."""
+
+    def __init__(self, **kwargs):
+        queryset = Mailbox.objects.enabled().order_by("mailbox_id")
+        super().__init__(queryset=queryset, to_field_name="mailbox_id", **kwargs)
+
+    def label_from_instance(self, obj: Mailbox) -> str:
+        name = f" {obj.name}" if obj.name else ""
+        return f"{obj.mailbox_id} –{name} [{obj.get_environment_display().upper()}]"
+
+
+def send_workflow_choices() -> list:
+    """Workflows registered to send, grouped by mailbox id (the send page's script filters by it)."""
+    rows = (
+        Workflow.objects.filter(direction=Workflow.Direction.SEND, mailbox__enabled=True)
+        .order_by("mailbox__mailbox_id", "workflow_id")
+        .values_list("mailbox__mailbox_id", "workflow_id")
+    )
+    groups: dict[str, list] = {}
+    for mailbox_id, workflow_id in rows:
+        groups.setdefault(mailbox_id, []).append((workflow_id, workflow_id))
+    return [("", "Choose a workflow"), *groups.items()]
+
+
+class SendForm(PortalForm):
+    mailbox = MailboxChoiceField(
+        label="From mailbox", empty_label="Choose a mailbox",
+        help_text="Only enabled mailboxes are listed. Check the environment in brackets.",
+    )  # fmt: skip
+    recipient = forms.CharField(
+        label="To (recipient mailbox id)", max_length=20,
+        help_text="The recipient's MESH mailbox id, for example X26ABC2. Not sure? Look it up by ODS "
+        "code and workflow below.",
+    )  # fmt: skip
+    workflow_id = forms.ChoiceField(
+        label="Workflow",
+        help_text="Only workflows registered to send from the chosen mailbox are accepted.",
+        widget=forms.Select(attrs={"data-workflows-for": "id_mailbox"}),
+    )  # fmt: skip
+    subject = forms.CharField(
+        required=False, max_length=500, help_text="Optional. Seen by the recipient."
+    )
+    local_id = forms.CharField(
+        label="Local id", required=False, max_length=300,
+        help_text="Optional: your own reference for this message. NeoMesh makes one if you leave it blank.",
+    )  # fmt: skip
+    file = forms.FileField(label="File to send")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["workflow_id"].choices = send_workflow_choices()
+        limit = filesizeformat(settings.MESH_MAX_UPLOAD_BYTES)
+        self.fields["file"].help_text = f"Any file up to {limit}. Large files are sent in chunks."
+
+    def clean_recipient(self) -> str:
+        value = self.cleaned_data["recipient"].strip().upper()
+        validate_mailbox_id(value)
+        return value
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > settings.MESH_MAX_UPLOAD_BYTES:
+            raise forms.ValidationError(
+                f"The file is larger than the {filesizeformat(settings.MESH_MAX_UPLOAD_BYTES)} MESH allows."
+            )
+        return upload
+
+    def clean(self):
+        cleaned = super().clean()
+        mailbox, workflow_id = cleaned.get("mailbox"), cleaned.get("workflow_id")
+        if mailbox and workflow_id:
+            registered = mailbox.workflows.filter(
+                workflow_id=workflow_id, direction=Workflow.Direction.SEND
+            )
+            if not registered.exists():
+                self.add_error(
+                    "workflow_id",
+                    f"{workflow_id} is not registered for sending from {mailbox.mailbox_id}. "
+                    "Add it to the mailbox's workflows first.",
+                )
+        return cleaned
+
+
+class LookupForm(PortalForm):
+    """Find a recipient mailbox by ODS code and workflow (MESH endpoint lookup)."""
+
+    mailbox = MailboxChoiceField(
+        label="Ask through mailbox", empty_label="Choose a mailbox",
+        help_text="Lookups go to the MESH environment of this mailbox.",
+    )  # fmt: skip
+    ods = forms.CharField(label="Recipient ODS code", max_length=10, help_text="For example X26.")
+    workflow = forms.CharField(
+        label="Workflow id", max_length=300, help_text="For example TEST_WORKFLOW."
+    )
+
+    def __init__(self, *args, **kwargs):
+        # The lookup form sits on the send page: its ids must not clash with the send form's.
+        kwargs.setdefault("auto_id", "lookup_%s")
+        super().__init__(*args, **kwargs)
+
+    def clean_ods(self) -> str:
+        value = self.cleaned_data["ods"].strip().upper()
+        validate_ods_code(value)
+        return value
+
+    def clean_workflow(self) -> str:
+        value = self.cleaned_data["workflow"].strip()
+        validate_workflow_id(value)
+        return value
+
+
+class MessageFilterForm(PortalForm):
+    mailbox = forms.ModelChoiceField(
+        queryset=Mailbox.objects.order_by("mailbox_id"), required=False, empty_label="Any mailbox"
+    )
+    direction = forms.ChoiceField(required=False, choices=[("", "In and out"), *Direction.choices])
+    status = forms.ChoiceField(required=False, choices=[("", "Any status"), *Status.choices])
+    workflow = forms.CharField(label="Workflow id", required=False, max_length=300)
+    date_from = forms.DateField(
+        label="From date", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    date_to = forms.DateField(
+        label="To date", required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+    q = forms.CharField(
+        label="Message id, local id or filename", required=False, max_length=300,
+        widget=forms.TextInput(attrs={"type": "search"}),
+    )  # fmt: skip
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["mailbox"].label_from_instance = lambda m: (
+            f"{m.mailbox_id} ({m.get_environment_display()})"
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("date_from"), cleaned.get("date_to")
+        if start and end and start > end:
+            self.add_error("date_to", "The end date is before the start date.")
+        return cleaned
+
+    def filter(self, queryset):
+        """Each filter maps onto an index of Message (see its Meta); the search on ids is exact.
+
+        Valid filters apply even when another is invalid; the invalid one shows its error.
+        """
+        if not self.is_bound:
+            return queryset
+        self.is_valid()
+        data = self.cleaned_data
+        exact = {key: data.get(key) for key in ("mailbox", "direction", "status")}
+        queryset = queryset.filter(**{key: value for key, value in exact.items() if value})
+        if workflow := (data.get("workflow") or "").strip():
+            queryset = queryset.filter(workflow_id=workflow)
+        if data.get("date_from"):
+            queryset = queryset.filter(created_at__gte=_local_midnight(data["date_from"]))
+        if data.get("date_to"):
+            queryset = queryset.filter(
+                created_at__lt=_local_midnight(data["date_to"] + timedelta(days=1))
+            )
+        if query := (data.get("q") or "").strip():
+            queryset = queryset.filter(
+                Q(mesh_message_id=query) | Q(local_id=query) | Q(filename__istartswith=query)
+            )
+        return queryset
+
+
+def _local_midnight(day) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))

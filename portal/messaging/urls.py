@@ -1,0 +1,13 @@
+from django.urls import path
+
+from . import views
+
+app_name = "messaging"
+urlpatterns = [
+    path("", views.message_list, name="list"),
+    path("send/", views.message_send, name="send"),
+    path("send/lookup/", views.recipient_lookup, name="lookup"),
+    path("<int:pk>/", views.message_detail, name="detail"),
+    path("<int:pk>/payload/", views.message_download, name="download"),
+    path("<int:pk>/resend/", views.message_resend, name="resend"),
+]

@@ -1,0 +1,169 @@
+from __future__ import annotations
+
+import re
+
+from django.contrib import messages
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+import meshcore
+from portal.accounts.decorators import permission_required
+from portal.audit.services import audit_person_action
+from portal.lib import payloads
+from portal.lib.pagination import keyset_page
+from portal.mailboxes.services import MailboxNotReady, mesh_client
+
+from .forms import LookupForm, MessageFilterForm, SendForm
+from .mesh_codes import explain
+from .models import Direction, Message, Status
+from .services import SendRejected, message_queue_send, message_requeue
+
+PAGE_SIZE = 25
+CURSOR_PARAMS = ("after", "before")
+SEND_FIELD_PREFIXES = {"Recipient": "recipient", "Workflow": "workflow_id", "The file": "file"}
+
+
+def _get_message_for_user(request, pk: int) -> Message:
+    """Every role that may view messages sees all of them; this is the one place to narrow that."""
+    related = ("mailbox", "mailbox__organisation", "linked_message", "created_by")
+    return get_object_or_404(Message.objects.select_related(*related), pk=pk)
+
+
+def _querystring(request, *drop: str) -> str:
+    query = request.GET.copy()
+    for name in drop:
+        query.pop(name, None)
+    return query.urlencode()
+
+
+@permission_required("messaging.view_message")
+def message_list(request):
+    filters = MessageFilterForm(request.GET or None)
+    queryset = filters.filter(Message.objects.for_list())
+    page = keyset_page(
+        queryset, after=request.GET.get("after"), before=request.GET.get("before"), size=PAGE_SIZE
+    )
+    direction = filters.cleaned_data.get("direction", "") if filters.is_bound else ""
+    tabs = [("", "All"), (Direction.INBOUND, "Inbound"), (Direction.OUTBOUND, "Outbound")]
+    base = _querystring(request, "direction", *CURSOR_PARAMS)
+    context = {
+        "filters": filters,
+        "page": page,
+        "direction": direction,
+        "querystring_base": _querystring(request, *CURSOR_PARAMS),
+        "tabs": [(f"?{base}&direction={value}" if base else f"?direction={value}", label, value == direction)
+                 for value, label in tabs],
+    }  # fmt: skip
+    return render(request, "messaging/list.html", context)
+
+
+@permission_required("messaging.view_message")
+def message_detail(request, pk: int):
+    message = _get_message_for_user(request, pk)
+    failure = message.failure_reason
+    if not failure and message.mesh_status_code and message.status == Status.FAILED:
+        failure = explain(message.mesh_status_code, message.mesh_status_description)
+    context = {
+        "message": message,
+        "events": message.events.select_related("actor"),
+        "reports": message.reports.all() if message.is_outbound else [],
+        "failure": failure,
+        "in_flight": message.status in Status.in_flight,
+        "can_resend": message.is_outbound and message.status in (Status.FAILED, Status.UNCERTAIN),
+    }
+    return render(request, "messaging/detail.html", context)
+
+
+def safe_download_name(message: Message) -> str:
+    """A filename for the browser only: MESH's filename, stripped of paths and odd characters."""
+    name = (message.filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = re.sub(r"[^A-Za-z0-9._ -]", "_", name).strip(" ._")[:150]
+    return name or f"message-{message.pk}.dat"
+
+
+@permission_required("messaging.view_message", "messaging.download_payload")
+def message_download(request, pk: int):
+    """The payload as an attachment, from storage by its generated name; every download is audited."""
+    message = _get_message_for_user(request, pk)
+    if not message.payload:
+        raise Http404("This message has no stored payload.")
+    try:
+        handle = payloads.open_payload(message.payload.name)
+    except FileNotFoundError:
+        raise Http404("The payload file is missing from storage.") from None
+    filename = safe_download_name(message)
+    audit_person_action(
+        request, action="message.payload_downloaded", obj=message,
+        detail=f"{message.size_bytes} bytes as {filename}",
+    )  # fmt: skip
+    return FileResponse(
+        handle, as_attachment=True, filename=filename, content_type="application/octet-stream"
+    )
+
+
+@permission_required("messaging.view_message", "messaging.send_message")
+@require_POST
+def message_resend(request, pk: int):
+    message = _get_message_for_user(request, pk)
+    try:
+        message_requeue(message=message, request=request)
+    except SendRejected as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, "Queued to send again from the start.")
+    return redirect("messaging:detail", pk=message.pk)
+
+
+def _send_initial(params) -> dict:
+    return {key: params[key] for key in ("mailbox", "recipient") if params.get(key)} | (
+        {"workflow_id": params["workflow"]} if params.get("workflow") else {}
+    )
+
+
+def _add_send_error(form: SendForm, text: str) -> None:
+    field = next(
+        (name for prefix, name in SEND_FIELD_PREFIXES.items() if text.startswith(prefix)), None
+    )
+    form.add_error(field, text)
+
+
+@permission_required("messaging.send_message")
+def message_send(request):
+    form = SendForm(request.POST or None, request.FILES or None, initial=_send_initial(request.GET))
+    if request.method == "POST" and form.is_valid():
+        data, upload = form.cleaned_data, form.cleaned_data["file"]
+        try:
+            message = message_queue_send(
+                mailbox=data["mailbox"], recipient=data["recipient"], workflow_id=data["workflow_id"],
+                source=upload, size=upload.size, filename=upload.name, subject=data["subject"],
+                local_id=data["local_id"], content_type=upload.content_type or "",
+                user=request.user, request=request,
+            )  # fmt: skip
+        except SendRejected as exc:
+            _add_send_error(form, str(exc))
+        else:
+            messages.success(request, f"Queued for {message.recipient}: a worker sends it now.")
+            return redirect("messaging:detail", pk=message.pk)
+    lookup_form = LookupForm(initial={"mailbox": request.GET.get("mailbox")})
+    return render(request, "messaging/send.html", {"form": form, "lookup_form": lookup_form})
+
+
+@permission_required("messaging.send_message")
+def recipient_lookup(request):
+    """Look a recipient up in MESH by ODS code and workflow: one quick read, made in the request."""
+    form = LookupForm(request.GET or None)
+    results = None
+    if form.is_bound and form.is_valid():
+        results = _lookup(form)
+    return render(request, "messaging/lookup.html", {"lookup_form": form, "results": results})
+
+
+def _lookup(form: LookupForm) -> list | None:
+    data = form.cleaned_data
+    try:
+        with mesh_client(data["mailbox"]) as client:
+            return list(client.lookup(data["ods"], data["workflow"]))
+    except (meshcore.MeshError, MailboxNotReady) as exc:
+        form.add_error(None, f"The MESH lookup did not work: {exc}")
+        return None
