@@ -1,0 +1,143 @@
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from portal.audit.models import Verification
+from portal.certificates.models import Certificate
+from portal.mailboxes.models import Environment, Mailbox
+from portal.messaging.models import Direction, Status
+from tests.accounts.access import (
+    ALL_ROLES,
+    PERSONAS,
+    as_persona,
+    assert_access,
+    assert_no_inline_code,
+    make_certificate,
+    make_message,
+)
+from tests.factories import make_mailbox
+
+pytestmark = pytest.mark.django_db
+
+
+def healthy(mailbox_id: str, **kwargs) -> Mailbox:
+    now = timezone.now()
+    kwargs.setdefault("last_handshake_at", now)
+    kwargs.setdefault("last_handshake_ok", True)
+    kwargs.setdefault("last_poll_at", now)
+    kwargs.setdefault("last_poll_ok", True)
+    return make_mailbox(mailbox_id, **kwargs)
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+def test_it_lets_every_role_see_the_dashboard(client, request, persona):
+    as_persona(client, request, persona)
+    assert_access(client.get(reverse("dashboard:home")), persona, ALL_ROLES)
+
+
+def test_it_shows_one_card_per_mailbox_with_attention_first(client, admin_user):
+    healthy("X26AAA1")
+    make_mailbox("X26ZZZ9", last_handshake_ok=False, last_handshake_at=timezone.now())
+    client.force_login(admin_user)
+    response = client.get(reverse("dashboard:home"))
+    ids = [m.mailbox_id for m in response.context["mailboxes"]]
+    assert ids == ["X26ZZZ9", "X26AAA1"]
+    html = response.content.decode()
+    assert "Last handshake failed" in html
+    assert "1 of 2 mailboxes needs attention" in html
+    assert '<span class="badge env env-sandbox">SANDBOX</span>' in html
+    assert_no_inline_code(html)
+
+
+def test_it_shows_live_in_red_and_flags_a_missing_certificate(client, admin_user):
+    healthy("X26LIV1", environment=Environment.LIVE)
+    client.force_login(admin_user)
+    html = client.get(reverse("dashboard:home")).content.decode()
+    assert '<span class="badge env env-live">LIVE</span>' in html
+    assert "No active certificate" in html
+
+
+def test_it_shows_certificate_days_left_with_a_warning_inside_90_days(client, admin_user):
+    mailbox = healthy("X26ABC1")
+    not_after = timezone.now() + timedelta(days=30, hours=1)
+    make_certificate(mailbox, status=Certificate.Status.ACTIVE, not_after=not_after)
+    client.force_login(admin_user)
+    html = client.get(reverse("dashboard:home")).content.decode()
+    assert '<span class="badge status-attention">30 days left</span>' in html
+    assert "Certificate expires in 30 days" in html
+
+
+def test_it_measures_the_oldest_unacknowledged_message_against_the_5_day_limit(client, admin_user):
+    mailbox = healthy("X26ABC1")
+    make_message(mailbox, status=Status.RECEIVED, received_at=timezone.now() - timedelta(days=4))
+    make_message(
+        mailbox, status=Status.ACKNOWLEDGED, received_at=timezone.now() - timedelta(days=9)
+    )
+    client.force_login(admin_user)
+    response = client.get(reverse("dashboard:home"))
+    card = response.context["mailboxes"][0]
+    assert card.unacknowledged_overdue
+    assert "4\xa0days of 5 days" in response.content.decode()
+    assert any("unacknowledged" in reason for reason in card.reasons)
+
+
+def test_it_charts_30_days_of_messages_in_and_out_with_a_table(client, admin_user):
+    mailbox = healthy("X26ABC1")
+    for _ in range(2):
+        make_message(mailbox, payload=None)
+    make_message(mailbox, payload=None, direction=Direction.OUTBOUND)
+    make_message(mailbox, payload=None, created_at=timezone.now() - timedelta(days=40))
+    client.force_login(admin_user)
+    response = client.get(reverse("dashboard:home"))
+    chart = response.context["chart"]
+    assert (chart.total_in, chart.total_out) == (2, 1)
+    assert len(chart.days) == 30
+    assert chart.days[-1].inbound == 2 and chart.days[-1].outbound == 1
+    html = response.content.decode()
+    assert '<svg class="chart"' in html and "<title>" in html
+    assert "2 in, 1 out." in html
+    assert '<td class="num">2</td><td class="num">1</td>' in html
+
+
+def test_it_shows_the_last_audit_verification(client, auditor_user):
+    Verification.objects.create(ok=True, records_checked=12, at=timezone.now() - timedelta(days=2))
+    Verification.objects.create(ok=False, records_checked=40, first_broken_seq=7)
+    client.force_login(auditor_user)
+    html = client.get(reverse("dashboard:home")).content.decode()
+    assert "failed verification" in html
+    assert "first broken at record #7" in html
+
+
+def test_it_says_when_the_audit_trail_was_never_verified(client, auditor_user):
+    client.force_login(auditor_user)
+    assert b"has not been verified yet" in client.get(reverse("dashboard:home")).content
+
+
+def populate(count: int, start: int) -> None:
+    for index in range(start, start + count):
+        mailbox = healthy(f"X26Q{index:03d}")
+        make_certificate(
+            mailbox,
+            status=Certificate.Status.ACTIVE,
+            not_after=timezone.now() + timedelta(days=200),
+        )
+        make_message(mailbox, payload=None)
+        make_message(mailbox, payload=None, direction=Direction.OUTBOUND)
+
+
+def test_it_renders_in_a_constant_number_of_queries(client, admin_user, django_assert_num_queries):
+    client.force_login(admin_user)
+    populate(3, 0)
+    with CaptureQueriesContext(connection) as few:
+        assert client.get(reverse("dashboard:home")).status_code == 200
+    populate(27, 100)
+    Verification.objects.create(ok=True, records_checked=1)
+    with django_assert_num_queries(len(few.captured_queries)):
+        response = client.get(reverse("dashboard:home"))
+    assert len(response.context["mailboxes"]) == 30
