@@ -199,6 +199,10 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(VAR_DIR / "static")))
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
+# Development serves straight from static/; production from collectstatic's STATIC_ROOT.
+WHITENOISE_USE_FINDERS = not PRODUCTION
+WHITENOISE_AUTOREFRESH = DEBUG
 
 # Message payloads live in file storage, never in the database.
 PAYLOAD_ROOT = Path(env.str("PAYLOAD_ROOT", default=str(VAR_DIR / "payloads")))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.db import transaction
 from django.utils import timezone
 
+from meshcore import MeshError
 from meshcore import certificates as mc_certs
 from portal.audit.services import audit_person_action, audit_worker_action
 from portal.mailboxes.models import Mailbox
@@ -17,7 +18,7 @@ class CertificateRejected(Exception):
 
 
 def expected_cn(mailbox: Mailbox) -> str:
-    return f"{mailbox.mailbox_id}.{mailbox.organisation.ods_code}.api.mesh-client.nhs.uk"
+    return mc_certs.expected_cn(mailbox.mailbox_id, mailbox.organisation.ods_code)
 
 
 @transaction.atomic
@@ -38,29 +39,32 @@ def certificate_create_csr(
 
 
 def _split_chain(pem: str) -> tuple[str, str]:
+    """The leaf certificate and the rest of the chain, as PEM text."""
     marker = "-----END CERTIFICATE-----"
-    if marker not in pem:
-        raise CertificateRejected("That is not a PEM certificate (no BEGIN/END CERTIFICATE block).")
-    leaf, _, rest = pem.partition(marker)
-    return leaf.strip() + "\n" + marker + "\n", rest.strip() + ("\n" if rest.strip() else "")
+    leaf, _, rest = pem.strip().partition(marker)
+    rest = rest.strip()
+    return leaf.strip() + "\n" + marker + "\n", rest + "\n" if rest else ""
 
 
 def check_issued_certificate(certificate: Certificate, pem: str, now=None):
     """Parse and check an issued certificate against this CSR's key and CN; returns its details."""
-    leaf_pem, chain_pem = _split_chain(pem)
     try:
-        details = mc_certs.inspect_certificate(leaf_pem.encode())
-    except ValueError as exc:
-        raise CertificateRejected(f"The certificate cannot be read: {exc}") from None
+        details = mc_certs.inspect_certificate(pem.encode())
+        matches = mc_certs.certificate_matches_key(pem.encode(), certificate.private_key.encode())
+    except MeshError as exc:
+        raise CertificateRejected(
+            f"The certificate cannot be read: {exc.description or exc}"
+        ) from None
     if details.common_name != certificate.common_name:
         raise CertificateRejected(
             f"The certificate is for CN {details.common_name!r}, but this CSR asked for "
             f"{certificate.common_name!r}."
         )
-    if not mc_certs.certificate_matches_key(leaf_pem.encode(), certificate.private_key.encode()):
+    if not matches:
         raise CertificateRejected("The certificate does not match this CSR's private key.")
     if details.not_after <= (now or timezone.now()):
         raise CertificateRejected(f"The certificate expired on {details.not_after:%d %B %Y}.")
+    leaf_pem, chain_pem = _split_chain(pem)
     return details, leaf_pem, chain_pem
 
 

@@ -7,38 +7,87 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('mailboxes', '0001_initial'),
+        ("mailboxes", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Certificate',
+            name="Certificate",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('common_name', models.CharField(max_length=200, verbose_name='CN')),
-                ('private_key', portal.lib.fields.EncryptedTextField(blank=True)),
-                ('csr_pem', models.TextField(verbose_name='CSR (PEM)')),
-                ('certificate_pem', models.TextField(blank=True, verbose_name='Issued certificate (PEM)')),
-                ('chain_pem', models.TextField(blank=True, verbose_name='Chain (PEM)')),
-                ('serial', models.CharField(blank=True, max_length=100)),
-                ('issuer', models.CharField(blank=True, max_length=500)),
-                ('not_before', models.DateTimeField(blank=True, null=True)),
-                ('not_after', models.DateTimeField(blank=True, null=True)),
-                ('status', models.CharField(choices=[('awaiting', 'CSR made, awaiting certificate'), ('active', 'Active'), ('superseded', 'Superseded'), ('expired', 'Expired')], default='awaiting', max_length=20)),
-                ('service_desk_ticket', models.CharField(blank=True, help_text='The ITOC or National Service Desk reference for the CSR request.', max_length=100, verbose_name='Service desk ticket')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('installed_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('mailbox', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='certificates', to='mailboxes.mailbox')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("common_name", models.CharField(max_length=200, verbose_name="CN")),
+                ("private_key", portal.lib.fields.EncryptedTextField(blank=True)),
+                ("csr_pem", models.TextField(verbose_name="CSR (PEM)")),
+                (
+                    "certificate_pem",
+                    models.TextField(blank=True, verbose_name="Issued certificate (PEM)"),
+                ),
+                ("chain_pem", models.TextField(blank=True, verbose_name="Chain (PEM)")),
+                ("serial", models.CharField(blank=True, max_length=100)),
+                ("issuer", models.CharField(blank=True, max_length=500)),
+                ("not_before", models.DateTimeField(blank=True, null=True)),
+                ("not_after", models.DateTimeField(blank=True, null=True)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("awaiting", "CSR made, awaiting certificate"),
+                            ("active", "Active"),
+                            ("superseded", "Superseded"),
+                            ("expired", "Expired"),
+                        ],
+                        default="awaiting",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "service_desk_ticket",
+                    models.CharField(
+                        blank=True,
+                        help_text="The ITOC or National Service Desk reference for the CSR request.",
+                        max_length=100,
+                        verbose_name="Service desk ticket",
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("installed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "mailbox",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="certificates",
+                        to="mailboxes.mailbox",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('status', 'active')), fields=('mailbox',), name='one_active_certificate')],
+                "ordering": ["-created_at"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("status", "active")),
+                        fields=("mailbox",),
+                        name="one_active_certificate",
+                    )
+                ],
             },
         ),
     ]
