@@ -209,7 +209,9 @@ class MeshClient(SendMixin):
                 allow_redirects=False,
             )
         except requests.RequestException as exc:
-            raise error_from_exception(exc, creates_message=creates_message) from exc
+            raise error_from_exception(
+                exc, creates_message=creates_message, https=url.startswith("https:")
+            ) from exc
         finally:
             if hasattr(data, "close"):
                 data.close()
@@ -316,7 +318,9 @@ class MeshClient(SendMixin):
                 info = message_info_from_headers(message_id, response.headers)
                 return info, copy_response(response, into)
             except (requests.RequestException, Urllib3Error, OSError) as exc:
-                error = error_from_exception(exc, creates_message=False)
+                error = error_from_exception(
+                    exc, creates_message=False, https=self.base_url.startswith("https:")
+                )
                 delay = self.retry_policy.delay(attempt, error) if start is not None else None
                 if delay is None:
                     raise error from exc

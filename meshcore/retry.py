@@ -12,9 +12,11 @@ connection, a 5xx) raises ``MeshSendOutcomeUnknown`` instead, for the caller to 
 from __future__ import annotations
 
 import random
+import ssl
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from http.client import RemoteDisconnected
 
 import requests
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
@@ -71,17 +73,26 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
-def error_from_exception(exc: requests.RequestException, *, creates_message: bool) -> MeshError:
-    """Turn a requests exception into a MeshError, flagged retryable only when that is safe."""
+_MTLS_HINT = (
+    "; over HTTPS a server that closes the connection without answering may also be rejecting "
+    "a missing or untrusted client certificate (mutual TLS)"
+)
+
+
+def error_from_exception(
+    exc: BaseException, *, creates_message: bool, https: bool = False
+) -> MeshError:
+    """Turn a requests/urllib3 exception into a MeshError, retryable only when that is safe."""
     if _is_tls_failure(exc):
         return MeshTLSError(f"TLS failure: {_tls_reason(exc)}")
     never_sent = _never_sent(exc)
+    hint = _MTLS_HINT if https and _closed_without_answer(exc) else ""
     if creates_message and not never_sent:
         return MeshSendOutcomeUnknown(
-            f"the send may or may not have reached MESH ({_short(exc)}); check tracking or the "
-            "local id before sending again"
+            f"the send may or may not have reached MESH ({_short(exc)}){hint}; check tracking or "
+            "the local id before sending again"
         )
-    return MeshTransientError(f"connection failed: {_short(exc)}")
+    return MeshTransientError(f"connection failed: {_short(exc)}{hint}")
 
 
 def mark_send_outcome_unknown(error: MeshError) -> MeshError:
@@ -111,7 +122,7 @@ def _chain(exc: BaseException) -> list[BaseException]:
     return seen
 
 
-def _never_sent(exc: requests.RequestException) -> bool:
+def _never_sent(exc: BaseException) -> bool:
     """True only when no byte of the request can have reached the server."""
     if isinstance(exc, requests.ConnectTimeout):
         return True
@@ -124,17 +135,20 @@ def _never_sent(exc: requests.RequestException) -> bool:
     )
 
 
-def _is_tls_failure(exc: requests.RequestException) -> bool:
-    import ssl
+def _closed_without_answer(exc: BaseException) -> bool:
+    return any(
+        isinstance(item, RemoteDisconnected | ConnectionResetError | BrokenPipeError)
+        for item in _chain(exc)
+    )
 
+
+def _is_tls_failure(exc: BaseException) -> bool:
     return isinstance(exc, requests.exceptions.SSLError) or any(
         isinstance(item, ssl.SSLError) for item in _chain(exc)
     )
 
 
 def _tls_reason(exc: BaseException) -> str:
-    import ssl
-
     for item in _chain(exc):
         if isinstance(item, ssl.SSLError):
             reason = getattr(item, "reason", None)

@@ -34,6 +34,14 @@ class MeshSandbox:
     process: subprocess.Popen | None = None
     log_path: Path | None = None
 
+    @staticmethod
+    def tls_args(certfile: str, keyfile: str, ca_certs: str | None = None) -> list[str]:
+        """uvicorn options to serve TLS; with ``ca_certs``, require a client certificate (mTLS)."""
+        args = ["--ssl-certfile", str(certfile), "--ssl-keyfile", str(keyfile)]
+        if ca_certs:
+            args += ["--ssl-ca-certs", str(ca_certs), "--ssl-cert-reqs", "2"]
+        return args
+
     @property
     def url(self) -> str:
         host = "localhost" if self.scheme == "https" else "127.0.0.1"
@@ -99,7 +107,11 @@ class MeshSandbox:
         return session
 
     def reset(self, mailbox_id: str | None = None) -> None:
-        path = f"/messageexchange/admin/reset/{mailbox_id}" if mailbox_id else "/messageexchange/admin/reset"
+        path = (
+            f"/messageexchange/admin/reset/{mailbox_id}"
+            if mailbox_id
+            else "/messageexchange/admin/reset"
+        )
         self._admin_session().delete(self.url + path, timeout=10).raise_for_status()
 
     def inject_report(self, **fields) -> str:
