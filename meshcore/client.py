@@ -19,17 +19,15 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from typing import IO, Any
+from typing import Any
 from urllib.parse import quote, urljoin
 
 import requests
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import HTTPError as Urllib3Error
 
 from . import headers as mex
 from . import validation
 from .auth import TokenFactory
-from .decoding import copy_response
 from .errors import (
     MeshError,
     MeshProtocolError,
@@ -40,12 +38,11 @@ from .errors import (
 from .models import (
     HandshakeResult,
     MailboxRef,
-    MessageInfo,
     TrackingStatus,
     mailboxes_from_json,
-    message_info_from_headers,
     tracking_from_json,
 )
+from .receiving import ReceiveMixin
 from .retry import RetryPolicy, error_from_exception, mark_send_outcome_unknown, parse_retry_after
 from .sending import SendMixin
 from .tls import PinnedTLSAdapter, build_ssl_context
@@ -61,7 +58,7 @@ _ERROR_BODY_LIMIT = 64 * 1024
 ProgressCallback = Callable[[int, int, str], None]
 
 
-class MeshClient(SendMixin):
+class MeshClient(SendMixin, ReceiveMixin):
     """A MESH API v2 client for one mailbox. Use it as a context manager, or call close()."""
 
     def __init__(
@@ -283,61 +280,6 @@ class MeshClient(SendMixin):
             # links are server-relative paths that already carry the query.
             url, params = urljoin(self.base_url + "/", next_link), None
 
-    # -- receiving -------------------------------------------------------------------------
-
-    def head(self, message_id: str) -> MessageInfo:
-        """A message's metadata without its body (``HEAD /inbox/{id}``)."""
-        url = self._mailbox_url("inbox", validation.message_id(message_id))
-        response = self._request("HEAD", url)
-        return message_info_from_headers(message_id, response.headers)
-
-    def download(self, message_id: str, into: IO[bytes]) -> MessageInfo:
-        """Stream a whole message (every chunk, transport gzip undone) into a binary file object.
-
-        REPORT messages have no body: check ``info.message_type`` (or ``info.is_report``).
-        When ``into`` is seekable, a chunk whose body breaks off mid-way is fetched again.
-        """
-        message_id = validation.message_id(message_id)
-        info, written = self._download_chunk(message_id, 1, into)
-        for chunk_number in range(2, info.total_chunks + 1):
-            written += self._download_chunk(message_id, chunk_number, into)[1]
-        info.size = written
-        return info
-
-    def _download_chunk(
-        self, message_id: str, chunk_number: int, into: IO[bytes]
-    ) -> tuple[MessageInfo, int]:
-        parts = (
-            ("inbox", message_id) if chunk_number == 1 else ("inbox", message_id, str(chunk_number))
-        )
-        start = _tell(into)
-        attempt = 0
-        while True:
-            response = self._request("GET", self._mailbox_url(*parts), stream=True, ok=(200, 206))
-            try:
-                info = message_info_from_headers(message_id, response.headers)
-                return info, copy_response(response, into)
-            except (requests.RequestException, Urllib3Error, OSError) as exc:
-                error = error_from_exception(
-                    exc, creates_message=False, https=self.base_url.startswith("https:")
-                )
-                delay = self.retry_policy.delay(attempt, error) if start is not None else None
-                if delay is None:
-                    raise error from exc
-                into.seek(start)
-                into.truncate()
-                self._sleep(delay)
-                attempt += 1
-            finally:
-                response.close()
-
-    def acknowledge(self, message_id: str) -> None:
-        """Tell MESH the message is safely stored; only then does it leave the inbox."""
-        url = self._mailbox_url(
-            "inbox", validation.message_id(message_id), "status", "acknowledged"
-        )
-        self._request("PUT", url)
-
     # -- tracking and directory ------------------------------------------------------------
 
     def track(self, message_id: str) -> TrackingStatus:
@@ -354,6 +296,17 @@ class MeshClient(SendMixin):
         workflow = quote(validation.workflow_id(workflow_id), safe="")
         url = f"{self.base_url}/messageexchange/endpointlookup/{ods}/{workflow}"
         return mailboxes_from_json(self._json(self._request("GET", url)) or {})
+
+    def track_by_local_id(self, local_id: str) -> TrackingStatus:
+        """Find a sent message by its local id (``GET /outbox/tracking/{local_id}``).
+
+        MESH marks this endpoint deprecated, but it is how a sender reconciles a first POST whose
+        outcome is unknown. Raises MeshNotFoundError when no message has this local id, and
+        MeshError with status 300 when several do. The answer is always the v1 schema.
+        """
+        local_id = validation.header_value("mex-LocalID", local_id)
+        response = self._request("GET", self._mailbox_url("outbox", "tracking", local_id))
+        return tracking_from_json("", self._json(response) or {})
 
     def workflow_search(self, workflow_id: str) -> list[MailboxRef]:
         """Every mailbox registered to receive ``workflow_id``."""
@@ -376,6 +329,8 @@ def _error_from_response(response: requests.Response) -> MeshError:
         parse_retry_after(response.headers.get("Retry-After")) if status in {429, 503} else None
     )
     description = parsed.description or response.reason or f"HTTP {status}"
+    if status == 300:
+        description = "several messages match (e.g. a local id used more than once)"
     if status == 403 and not parsed.description:
         description = (
             "authentication failed or not permitted (check mailbox id, password and shared key)"
@@ -403,13 +358,6 @@ def _workers(value: int | None) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 32:
         raise MeshValidationError(f"compress_workers must be 1-32, got {value!r}")
     return value
-
-
-def _tell(fileobj: IO[bytes]) -> int | None:
-    try:
-        return fileobj.tell() if fileobj.seekable() else None
-    except (AttributeError, OSError, ValueError):
-        return None
 
 
 def _path(url: str) -> str:

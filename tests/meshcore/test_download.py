@@ -12,7 +12,7 @@ import responses
 from responses.registries import OrderedRegistry
 from urllib3.exceptions import ProtocolError
 
-import meshcore.client as client_module
+import meshcore.receiving as receiving_module
 from meshcore import MeshProtocolError, MeshTransientError
 from meshcore.decoding import GzipDecoder
 from tests.meshcore.helpers import mailbox_url, unit_client
@@ -156,7 +156,7 @@ def test_it_decodes_whatever_way_the_stream_is_split():
 
 
 def test_it_fetches_a_chunk_again_when_its_body_breaks_off(monkeypatch):
-    real_copy = client_module.copy_response
+    real_copy = receiving_module.copy_response
     breaks = []
 
     def copy_that_breaks_once(response, into):
@@ -165,7 +165,7 @@ def test_it_fetches_a_chunk_again_when_its_body_breaks_off(monkeypatch):
             raise ProtocolError("Connection broken: IncompleteRead")
         return real_copy(response, into)
 
-    monkeypatch.setattr(client_module, "copy_response", copy_that_breaks_once)
+    monkeypatch.setattr(receiving_module, "copy_response", copy_that_breaks_once)
     client = unit_client()
     with responses.RequestsMock(registry=OrderedRegistry) as mock:
         mock.get(INBOX_M1, status=206, body=b"chunk one ", headers=_headers("1:2"))

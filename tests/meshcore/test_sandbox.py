@@ -13,6 +13,7 @@ import pytest
 from meshcore import (
     MeshAuthenticationError,
     MeshChunkLockedError,
+    MeshError,
     MeshGoneError,
     MeshNotFoundError,
     MeshSendRejectedError,
@@ -153,6 +154,18 @@ def test_it_tracks_a_message_from_accepted_to_acknowledged(sender, recipient):
     assert status.upload_timestamp is not None
     recipient.acknowledge(message_id)
     assert sender.track(message_id).is_acknowledged
+
+
+def test_it_tracks_by_local_id_for_reconciliation(sender):
+    message_id = sender.send("X26ABC2", "TEST_WORKFLOW", b"once", local_id="unique-1")
+    found = sender.track_by_local_id("unique-1")
+    assert (found.message_id, found.status, found.local_id) == (message_id, "accepted", "unique-1")
+    with pytest.raises(MeshNotFoundError):
+        sender.track_by_local_id("never-used")
+    sender.send("X26ABC2", "TEST_WORKFLOW", b"twice", local_id="unique-1")
+    with pytest.raises(MeshError) as raised:
+        sender.track_by_local_id("unique-1")
+    assert raised.value.status == 300 and "several" in str(raised.value)
 
 
 def test_it_looks_up_mailboxes(sender):
