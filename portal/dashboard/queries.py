@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
-from django.db import connection
-from django.db.models import CharField, Count, F, Func, OuterRef, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models import CharField, Count, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.utils import timezone
 
 from portal.certificates.models import WARN_WITHIN_DAYS, Certificate
@@ -21,16 +19,14 @@ ENVIRONMENT_RANK = {Environment.LIVE: 0, Environment.DEPLOYMENT: 1, Environment.
 def with_health(queryset: QuerySet) -> QuerySet:
     """Annotate the active certificate's expiry and the oldest unacknowledged inbound message."""
     active = Certificate.objects.filter(mailbox=OuterRef("pk"), status=Certificate.Status.ACTIVE)
-    unacknowledged = (
-        Message.objects.filter(
-            mailbox=OuterRef("pk"), direction=Direction.INBOUND, status=Status.RECEIVED
-        )
-        .annotate(since=Coalesce("received_at", "created_at"))
-        .order_by("since")
-    )
+    # Ordered by created_at (set when the message is stored, as received_at is), so an index
+    # supplies the order: sorting by received_at instead costs seconds on a million rows.
+    unacknowledged = Message.objects.filter(
+        mailbox=OuterRef("pk"), direction=Direction.INBOUND, status=Status.RECEIVED
+    ).order_by("created_at")
     return queryset.annotate(
         certificate_not_after=Subquery(active.order_by("-not_after").values("not_after")[:1]),
-        oldest_unacknowledged_at=Subquery(unacknowledged.values("since")[:1]),
+        oldest_unacknowledged_at=Subquery(unacknowledged.values("created_at")[:1]),
     )
 
 
@@ -62,30 +58,32 @@ def dashboard_mailboxes(now: datetime) -> list[Mailbox]:
     return rows
 
 
-def _local_day(field: str):
-    """The local calendar day of a datetime column, computed by the database.
-
-    On SQLite, Django's TruncDate calls back into Python for every row; SQLite's own date() with
-    'localtime' does the same in C (Django sets the process time zone to TIME_ZONE).
-    """
-    if connection.vendor == "sqlite":
-        return Func(F(field), Value("localtime"), function="date", output_field=CharField())
-    return TruncDate(field)
+def _local_midnight(day: date) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
 
 
 def daily_volume(now: datetime, days: int = 30) -> tuple[date, dict[tuple[date, str], int]]:
-    """Messages per local day and direction for the last `days` days: one aggregate query."""
+    """Messages per local day and direction for the last `days` days, in one query.
+
+    One COUNT per day and direction over an index range, joined with UNION ALL: each is a short
+    index scan with no per-row date arithmetic and no GROUP BY sort, several times faster than
+    grouping a million rows by a computed day. Local midnights keep days right across DST changes.
+    """
     today = timezone.localdate(now)
-    start = timezone.make_aware(datetime.combine(today - timedelta(days=days - 1), time.min))
-    rows = (
-        Message.objects.filter(created_at__gte=start)
-        .annotate(day=_local_day("created_at"))
-        .values("day", "direction")
-        .annotate(n=Count("id"))
-        .order_by()
-    )
+    parts = []
+    for offset in range(days):
+        day = today - timedelta(days=days - 1 - offset)
+        start, end = _local_midnight(day), _local_midnight(day + timedelta(days=1))
+        for direction in Direction.values:
+            rows = Message.objects.filter(
+                direction=direction, created_at__gte=start, created_at__lt=end
+            )
+            parts.append(
+                rows.order_by()
+                .values(offset=Value(offset, IntegerField()), way=Value(direction, CharField()))
+                .annotate(n=Count("id"))
+            )
     counts = {}
-    for row in rows:
-        day = row["day"] if isinstance(row["day"], date) else date.fromisoformat(row["day"])
-        counts[(day, row["direction"])] = row["n"]
+    for row in parts[0].union(*parts[1:], all=True):
+        counts[(today - timedelta(days=days - 1 - row["offset"]), row["way"])] = row["n"]
     return today, counts

@@ -73,7 +73,14 @@
     });
   }
 
+  // After a failed submit, move focus to the error summary so screen readers announce it.
+  function focusErrorSummary() {
+    var summary = document.querySelector(".error-summary");
+    if (summary) summary.focus();
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    focusErrorSummary();
     setUpRefresh();
     setUpConditionalSections();
     setUpWorkflowFilter();

@@ -75,9 +75,15 @@ def test_it_shows_certificate_days_left_with_a_warning_inside_90_days(client, ad
 
 def test_it_measures_the_oldest_unacknowledged_message_against_the_5_day_limit(client, admin_user):
     mailbox = healthy("X26ABC1")
-    make_message(mailbox, status=Status.RECEIVED, received_at=timezone.now() - timedelta(days=4))
+    four_days_ago, nine_days_ago = (
+        timezone.now() - timedelta(days=4),
+        timezone.now() - timedelta(days=9),
+    )
     make_message(
-        mailbox, status=Status.ACKNOWLEDGED, received_at=timezone.now() - timedelta(days=9)
+        mailbox, status=Status.RECEIVED, received_at=four_days_ago, created_at=four_days_ago
+    )
+    make_message(
+        mailbox, status=Status.ACKNOWLEDGED, received_at=nine_days_ago, created_at=nine_days_ago
     )
     client.force_login(admin_user)
     response = client.get(reverse("dashboard:home"))

@@ -408,3 +408,26 @@ def test_it_refuses_a_bad_ods_code(client, admin_user):
     )
     assert response.status_code == 200
     assert "An ODS code is 3 to 10" in response.content.decode()
+
+
+def test_it_lists_mailboxes_in_a_constant_number_of_queries(
+    client, auditor_user, django_assert_num_queries
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.accounts.access import make_certificate, make_message
+
+    def populate(count: int, start: int) -> None:
+        for index in range(start, start + count):
+            mailbox = make_mailbox(f"X26N{index:03d}")
+            make_certificate(mailbox, status="active", not_after=timezone.now())
+            make_message(mailbox, payload=None)
+
+    client.force_login(auditor_user)
+    populate(3, 0)
+    with CaptureQueriesContext(connection) as few:
+        client.get(reverse("mailboxes:list"))
+    populate(27, 100)
+    with django_assert_num_queries(len(few.captured_queries)):
+        assert len(client.get(reverse("mailboxes:list")).context["page"]) == 30

@@ -455,3 +455,11 @@ def test_it_looks_up_a_recipient_in_mesh(client, admin_user, sandbox_mailboxes):
     )
     nobody = client.get(url, {"mailbox": "X26ABC1", "ods": "X27", "workflow": "TEST_WORKFLOW"})
     assert b"MESH knows no mailbox" in nobody.content
+
+
+def test_it_prefers_an_exact_id_to_a_filename_prefix(client, auditor_user, mailbox):
+    by_id = make_message(mailbox, payload=None, local_id="INV-7")
+    make_message(mailbox, payload=None, filename="INV-7-summary.csv")
+    client.force_login(auditor_user)
+    assert listed(client.get(reverse("messaging:list"), {"q": "INV-7"})) == [by_id.pk]
+    assert len(listed(client.get(reverse("messaging:list"), {"q": "INV-"}))) == 1

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from django import template
+from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.timesince import timesince
 
 register = template.Library()
 
@@ -78,3 +80,13 @@ def health_badge(ok: bool | None, when) -> str:
 @register.inclusion_tag("_progress.html")
 def progress(done: int, total: int, label: str = "Chunk") -> dict:
     return {"done": done, "total": total, "label": label}
+
+
+@register.filter
+def ago(value) -> str:
+    """'3 hours ago', or 'just now' inside a minute (timesince would say '0 minutes')."""
+    if not value:
+        return ""
+    if (timezone.now() - value).total_seconds() < 60:
+        return "just now"
+    return f"{timesince(value)} ago"
