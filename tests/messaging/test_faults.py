@@ -1,0 +1,100 @@
+"""Faults no real peer produces on demand (a lost response, a 503 burst), around the real sandbox.
+
+`responses` intercepts only the failing call; everything else passes through to mesh-sandbox.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.request
+
+import pytest
+import responses
+from requests.exceptions import ConnectionError as RequestsConnectionError
+
+from portal.messaging import inbox, outbox
+from portal.messaging.models import Direction, Message, Status
+
+from .helpers import queue
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sandbox]
+
+
+def _forward(request) -> bytes:
+    """Send the intercepted request to the real sandbox with urllib (which responses does not patch)."""
+    body = request.body if isinstance(request.body, bytes | type(None)) else b"".join(request.body)
+    forwarded = urllib.request.Request(
+        request.url, data=body, method=request.method, headers=dict(request.headers)
+    )
+    with urllib.request.urlopen(forwarded, timeout=10) as answer:
+        return answer.read()
+
+
+@pytest.fixture
+def mocked(sandbox):
+    with responses.RequestsMock(assert_all_requests_are_fired=False) as mock:
+        mock.add_passthru(re.compile(re.escape(sandbox.url) + ".*"))
+        yield mock
+
+
+def test_a_lost_response_to_the_first_upload_never_duplicates_the_message(
+    sandbox_mailboxes, sandbox, mocked
+):
+    sender, recipient = sandbox_mailboxes
+    message = queue(sender, b"exactly once")
+    delivered = []
+
+    def deliver_then_drop(request):
+        delivered.append(_forward(request))  # MESH really accepts it...
+        raise RequestsConnectionError("Connection reset by peer")  # ...but the answer is lost.
+
+    outbox_url = re.compile(re.escape(sandbox.url) + r"/messageexchange/X26ABC1/outbox$")
+    mocked.add_callback(responses.POST, outbox_url, callback=deliver_then_drop)
+    assert outbox.message_send(message_id=message.pk) == Status.QUEUED
+    message.refresh_from_db()
+    assert len(delivered) == 1 and message.mesh_message_id is None
+    assert "Outcome of the first upload unknown" in message.last_error
+
+    mocked.remove(responses.POST, outbox_url)
+    Message.objects.filter(pk=message.pk).update(next_attempt_at=None)
+    assert outbox.message_send(message_id=message.pk) == Status.ACCEPTED
+    message.refresh_from_db()
+    assert message.mesh_message_id  # found by its local id, not sent again
+
+    result = inbox.mailbox_poll(mailbox=recipient)
+    assert result.listed == 1
+    assert Message.objects.filter(direction=Direction.INBOUND).count() == 1
+
+
+def test_a_503_burst_on_the_first_upload_is_retried_later_and_sent_once(
+    sandbox_mailboxes, sandbox, mocked
+):
+    sender, recipient = sandbox_mailboxes
+    message = queue(sender, b"after the burst")
+    outbox_url = re.compile(re.escape(sandbox.url) + r"/messageexchange/X26ABC1/outbox$")
+    mocked.add(responses.POST, outbox_url, status=503, body="<html>Service Unavailable</html>")
+    assert outbox.message_send(message_id=message.pk) == Status.QUEUED
+
+    mocked.remove(responses.POST, outbox_url)
+    Message.objects.filter(pk=message.pk).update(next_attempt_at=None)
+    assert outbox.message_send(message_id=message.pk) == Status.ACCEPTED
+    assert inbox.mailbox_poll(mailbox=recipient).downloaded == 1
+
+
+def test_a_503_burst_while_polling_is_ridden_out_by_retries(
+    sandbox_mailboxes, sandbox, mocked, monkeypatch
+):
+    sender, recipient = sandbox_mailboxes
+    outbox.message_send(message_id=queue(sender, b"polled through a burst").pk)
+    monkeypatch.setattr("time.sleep", lambda seconds: None)  # backoff without waiting
+    inbox_url = re.compile(re.escape(sandbox.url) + r"/messageexchange/X26ABC2/inbox(\?.*)?$")
+    for _ in range(2):
+        mocked.add(responses.GET, inbox_url, status=503)
+    mocked.add(responses.PassthroughResponse(responses.GET, inbox_url))  # then MESH recovers
+
+    result = inbox.mailbox_poll(mailbox=recipient)
+    assert (result.downloaded, result.acknowledged, result.errors) == (1, 1, [])
+    assert (
+        len([c for c in mocked.calls if c.response is not None and c.response.status_code == 503])
+        == 2
+    )
