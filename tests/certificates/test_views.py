@@ -165,7 +165,7 @@ def test_it_installs_a_pasted_certificate(client, admin_user, awaiting):
             "but this CSR asked for",
         ),
         (lambda c: {"pem_text": issue(c, expired=True)}, "The certificate expired on"),
-        (lambda c: {"pem_text": "hello"}, "That is not a PEM certificate"),
+        (lambda c: {"pem_text": "hello"}, "The certificate cannot be read"),
         (lambda c: {}, "Upload the issued certificate, or paste it below."),
         (
             lambda c: {"pem_text": issue(c), "pem_file": SimpleUploadedFile("c.pem", b"x")},
