@@ -116,11 +116,6 @@ class LookupForm(PortalForm):
         label="Workflow id", max_length=300, help_text="For example TEST_WORKFLOW."
     )
 
-    def __init__(self, *args, **kwargs):
-        # The lookup form sits on the send page: its ids must not clash with the send form's.
-        kwargs.setdefault("auto_id", "lookup_%s")
-        super().__init__(*args, **kwargs)
-
     def clean_ods(self) -> str:
         value = self.cleaned_data["ods"].strip().upper()
         validate_ods_code(value)

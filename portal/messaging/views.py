@@ -148,14 +148,18 @@ def message_send(request):
         else:
             messages.success(request, f"Queued for {message.recipient}: a worker sends it now.")
             return redirect("messaging:detail", pk=message.pk)
-    lookup_form = LookupForm(initial={"mailbox": request.GET.get("mailbox")})
-    return render(request, "messaging/send.html", {"form": form, "lookup_form": lookup_form})
+    context = {"form": form, "lookup_mailbox": request.GET.get("mailbox", "")}
+    return render(request, "messaging/send.html", context)
 
 
 @permission_required("messaging.send_message")
 def recipient_lookup(request):
     """Look a recipient up in MESH by ODS code and workflow: one quick read, made in the request."""
-    form = LookupForm(request.GET or None)
+    # Arriving from the send page with only ?mailbox=: a form to fill in, not a failed lookup.
+    if set(request.GET) - {"mailbox"}:
+        form = LookupForm(request.GET)
+    else:
+        form = LookupForm(initial={"mailbox": request.GET.get("mailbox")})
     results = None
     if form.is_bound and form.is_valid():
         results = _lookup(form)

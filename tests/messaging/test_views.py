@@ -463,3 +463,12 @@ def test_it_prefers_an_exact_id_to_a_filename_prefix(client, auditor_user, mailb
     client.force_login(auditor_user)
     assert listed(client.get(reverse("messaging:list"), {"q": "INV-7"})) == [by_id.pk]
     assert len(listed(client.get(reverse("messaging:list"), {"q": "INV-"}))) == 1
+
+
+def test_it_links_the_send_page_to_the_lookup_with_the_mailbox_chosen(client, admin_user, mailbox):
+    client.force_login(admin_user)
+    send = client.get(reverse("messaging:send"), {"mailbox": "X26ABC1"}).content.decode()
+    assert f'href="{reverse("messaging:lookup")}?mailbox=X26ABC1"' in send
+    lookup = client.get(reverse("messaging:lookup"), {"mailbox": "X26ABC1"}).content.decode()
+    assert "There is a problem" not in lookup
+    assert '<option value="X26ABC1" selected>' in lookup
