@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup chromium run test bench lint format migrations-check clean
+.PHONY: setup chromium services run test bench lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,16 +24,28 @@ chromium:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
+# Debian's PostgreSQL and Redis for the scale-out tests (tests.services starts private instances).
+services:
+	@{ ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && command -v redis-server >/dev/null 2>&1; } || { \
+	  echo "Installing Debian's postgresql and redis-server for the scale-out tests..."; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql redis-server >/dev/null; }
+
 run: setup
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py run_local
 
+# Phase 1: the whole suite on the embedded defaults (SQLite, ORM broker).
+# Phase 2: the integration tests again on PostgreSQL + Redis, plus the two-cluster kill test.
 # pytest exits 5 when it collects nothing: that is a failure here, never a pass.
-test: setup chromium
+PYTEST = $(BIN)/python -m pytest
+test: setup chromium services
 	$(BIN)/python manage.py makemigrations --check --dry-run >/dev/null || { echo "Model changes without migrations: run makemigrations."; exit 1; }
-	$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; \
-	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing."; exit 1; fi; exit $$rc
+	$(PYTEST) $(PYTEST_ARGS); rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing."; exit 1; fi; [ $$rc -eq 0 ] || exit $$rc
+	$(BIN)/python -m tests.services -- $(PYTEST) -m "not browser" tests/messaging tests/audit tests/scaleout; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no scale-out tests: failing."; exit 1; fi; exit $$rc
 
 bench: setup
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -32,6 +32,10 @@ from .outbox import worker_name
 log = logging.getLogger(__name__)
 POLL_LEASE = timedelta(seconds=settings.POLL_CLAIM_LEASE_SECONDS)
 Kind = MessageEvent.Kind
+# Errors about one message, after which the rest of the inbox can still be received.
+MESSAGE_SPECIFIC_ERRORS = (
+    meshcore.MeshNotFoundError, meshcore.MeshGoneError, meshcore.MeshProtocolError, meshcore.MeshValidationError,
+)  # fmt: skip
 
 
 @dataclass
@@ -119,8 +123,9 @@ def _drain(mailbox: Mailbox, result: PollResult) -> None:
             result.listed += 1
             try:
                 receive_one(client, mailbox, mesh_id, result)
-            except meshcore.MeshError as exc:
+            except MESSAGE_SPECIFIC_ERRORS as exc:
                 # One bad message must not stop the others; it stays in MESH for the next poll.
+                # Anything else (MESH down, credentials refused) ends the poll at once.
                 log.warning("Receiving %s for %s failed: %s", mesh_id, mailbox.mailbox_id, exc)
                 result.errors.append(f"{mesh_id}: {exc}")
 

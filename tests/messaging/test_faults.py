@@ -98,3 +98,19 @@ def test_a_503_burst_while_polling_is_ridden_out_by_retries(
         len([c for c in mocked.calls if c.response is not None and c.response.status_code == 503])
         == 2
     )
+
+
+def test_a_poll_stops_at_once_when_mesh_goes_away(sandbox_mailboxes, sandbox, mocked, monkeypatch):
+    sender, recipient = sandbox_mailboxes
+    for n in range(3):
+        outbox.message_send(message_id=queue(sender, f"message {n}".encode()).pk)
+    monkeypatch.setattr("time.sleep", lambda seconds: None)
+    download_url = re.compile(re.escape(sandbox.url) + r"/messageexchange/X26ABC2/inbox/[0-9A-F]+$")
+    mocked.add(responses.GET, download_url, body=RequestsConnectionError("Connection refused"))
+
+    result = inbox.mailbox_poll(mailbox=recipient)
+    # One error ends the poll: it does not try (and time out on) every other message.
+    assert (result.listed, result.downloaded, len(result.errors)) == (1, 0, 1)
+    assert Message.objects.filter(direction=Direction.INBOUND).count() == 0
+    recipient.refresh_from_db()
+    assert recipient.last_poll_ok is False
