@@ -16,8 +16,8 @@ from typing import IO, Any
 
 from .errors import MeshProtocolError
 
-READ_SIZE = 1024 * 1024
-_MAX_OUTPUT = 1024 * 1024
+READ_SIZE = 256 * 1024
+_MAX_OUTPUT = 256 * 1024
 
 
 class GzipDecoder:

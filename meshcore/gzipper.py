@@ -1,9 +1,9 @@
 """gzip one chunk on several cores, as one ordinary gzip stream (the pigz technique).
 
-The chunk is deflated in ~1 MiB blocks by a small thread pool (zlib releases the GIL). Each block
-is primed with the previous 32 KiB as a preset dictionary, so matches still reach back across
-block boundaries and the ratio is that of a single-threaded gzip; each block ends on a byte
-boundary (Z_SYNC_FLUSH), so the raw deflate outputs simply concatenate. A gzip header, an empty
+The chunk is deflated block by block (the 256 KiB pieces it is read in) by a small thread pool
+(zlib releases the GIL). Each block is primed with the previous 32 KiB as a preset dictionary, so
+matches still reach back across block boundaries and the ratio is that of a single-threaded gzip;
+each block ends on a byte boundary (Z_SYNC_FLUSH), so the raw deflate outputs simply concatenate. A gzip header, an empty
 final block and the crc32/size trailer make a standard stream any gunzip reads.
 
 Blocks that do not compress (random, encrypted or already-compressed bytes) are stored instead

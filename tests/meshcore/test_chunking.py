@@ -118,8 +118,9 @@ def test_it_stores_incompressible_blocks_instead_of_deflating_them():
     blocks = (data[i : i + PIECE] for i in range(0, len(data), PIECE))
     compressed = b"".join(gzip_stream(blocks, 6, 2))
     assert gzip.decompress(compressed) == data
-    # Stored deflate blocks cost 5 bytes per 64 KiB; header, sync markers and trailer a few more.
-    assert len(compressed) - len(data) < 300
+    # Stored deflate blocks cost 5 bytes per 64 KiB, plus a sync marker per block and the
+    # gzip header and trailer: about 0.01%.
+    assert len(compressed) - len(data) < len(data) * 0.0002 + 64
 
 
 def test_it_never_builds_a_request_body_over_100_mb():
