@@ -183,6 +183,7 @@ def test_it_maps_exhausted_connection_failures_to_transient():
     [
         pytest.param({"status": 503}, id="503"),
         pytest.param({"status": 502}, id="502"),
+        pytest.param({"status": 500}, id="500"),
         pytest.param({"body": requests.ReadTimeout("read timed out")}, id="read-timeout"),
         pytest.param({"body": _dropped()}, id="dropped-after-sending"),
     ],
