@@ -151,6 +151,10 @@ class Message(models.Model):
             models.Index(fields=["mesh_message_id"], name="msg_mesh_id"),
             # Search by local id.
             models.Index(fields=["local_id"], name="msg_local_id"),
+            # Search by filename (a prefix range).
+            models.Index(fields=["filename"], name="msg_filename"),
+            # Message lists filtered by direction only, newest first.
+            models.Index(fields=["direction", "-created_at"], name="msg_dir_created"),
         ]
         permissions = [
             ("send_message", "Can send messages"),

@@ -25,6 +25,11 @@ def _port_in_use(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+def _interrupt(*_args) -> None:
+    # SIGTERM stops everything the way Ctrl-C does.
+    raise KeyboardInterrupt
+
+
 class Command(BaseCommand):
     help = "Run mesh-sandbox, the django-q2 cluster and the web server together (Ctrl-C stops all)."
 
@@ -37,7 +42,7 @@ class Command(BaseCommand):
         if _port_in_use(host or "127.0.0.1", int(port)):
             raise CommandError(f"Port {port} is already in use: is NeoMesh already running?")
         self.children: list[tuple[str, subprocess.Popen]] = []
-        signal.signal(signal.SIGTERM, lambda *_: self._stop())
+        signal.signal(signal.SIGTERM, _interrupt)
         try:
             if not options["no_sandbox"]:
                 self._start_sandbox()
