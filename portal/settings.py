@@ -86,6 +86,7 @@ INSTALLED_APPS = [
     "portal.dashboard",
     "portal.audit",
     "portal.ops",
+    "portal.onboarding",
 ]
 
 MIDDLEWARE = [

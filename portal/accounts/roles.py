@@ -8,6 +8,13 @@ ONBOARDING_LEAD = "Onboarding lead"
 MAILBOX_ADMIN = "Mailbox admin"
 AUDITOR = "Auditor"
 
+# Mailbox admins and auditors follow go-live plans read-only.
+ONBOARDING_VIEW = [
+    "onboarding.view_plan", "onboarding.view_task", "onboarding.view_decision",
+    "onboarding.view_evidence", "onboarding.view_correspondence",
+    "onboarding.view_allowlistentry", "onboarding.view_gateoverride",
+]  # fmt: skip
+
 # app_label.codename; names for apps that are not installed yet are ignored.
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     MAILBOX_ADMIN: [
@@ -19,22 +26,27 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "certificates.change_certificate",
         "messaging.view_message", "messaging.send_message", "messaging.download_payload",
         "messaging.change_message",
+        *ONBOARDING_VIEW, "onboarding.override_gate",
     ],
     ONBOARDING_LEAD: [
         "mailboxes.view_organisation", "mailboxes.view_mailbox", "mailboxes.view_workflow",
         "certificates.view_certificate",
         "onboarding.view_plan", "onboarding.add_plan", "onboarding.change_plan",
         "onboarding.view_task", "onboarding.change_task",
+        "onboarding.view_decision", "onboarding.change_decision",
+        "onboarding.view_evidence", "onboarding.add_evidence",
         "onboarding.view_correspondence", "onboarding.add_correspondence",
         "onboarding.change_correspondence",
         "onboarding.view_allowlistentry", "onboarding.add_allowlistentry",
         "onboarding.change_allowlistentry", "onboarding.delete_allowlistentry",
+        "onboarding.view_gateoverride",
     ],
     AUDITOR: [
         "mailboxes.view_organisation", "mailboxes.view_mailbox", "mailboxes.view_workflow",
         "certificates.view_certificate",
         "messaging.view_message",
         "audit.view_auditrecord", "audit.export_auditrecord",
+        *ONBOARDING_VIEW,
     ],
 }  # fmt: skip
 

@@ -1,0 +1,302 @@
+"""Correspondence with NHS England, generated from the plan's data and downloaded as .eml drafts."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time
+from email.message import EmailMessage
+from email.policy import SMTP
+
+from django.conf import settings
+from django.db import transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from meshcore import certificates as mc_certs
+from portal.audit.services import record
+from portal.certificates.models import Certificate
+from portal.mailboxes.models import Mailbox
+
+from .errors import OnboardingError
+from .evidence import content_type, display_filename, evidence_bytes
+from .guard import PRIVATE_KEY_RE, secret_problem
+from .models import (
+    AllowListEntry,
+    Correspondence,
+    CorrespondenceKind,
+    Evidence,
+    EvidenceKind,
+    Plan,
+    Task,
+    TaskCheck,
+    TaskStatus,
+)
+from .plans.spec import ITOC, MAILBOX_FORM_URL, NATIONAL_SERVICE_DESK
+from .services import plan_suggest_due_dates, task_set_status
+
+Kind = CorrespondenceKind
+
+
+@dataclass(frozen=True)
+class Letter:
+    to: tuple[str, ...]
+    subject: str
+    days: int
+    published: bool
+    cc: tuple[str, ...] = ()
+    csr: str = ""  # "target" or "integration": attach that mailbox's CSR
+    conformance: bool = False  # attach the plan's Technical Conformance Certificate
+
+
+LETTERS = {
+    Kind.NSD_CHANGE_QUERY: Letter(
+        to=(NATIONAL_SERVICE_DESK,), cc=(ITOC,), days=10, published=False,
+        subject="MESH API client rewritten from TypeScript to Python: is our Technical Conformance "
+        "Certificate still valid, and what are our production steps? ({organisation}, {ods})",
+    ),
+    Kind.INT_MAILBOX_REQUEST: Letter(
+        to=(ITOC,), days=5, published=True,
+        subject="MESH API mailbox request (Path to Live - integration): {organisation} ({ods})",
+    ),
+    Kind.LIVE_MAILBOX_REQUEST: Letter(
+        to=(), days=5, published=True, conformance=True,
+        subject="MESH mailbox application (Live, API): {organisation} ({ods})",
+    ),
+    Kind.INT_CSR_REQUEST: Letter(
+        to=(ITOC,), days=5, published=True, csr="integration",
+        subject="MESH API certificate request (integration): {cn}",
+    ),
+    Kind.LIVE_CSR_REQUEST: Letter(
+        to=(NATIONAL_SERVICE_DESK,), days=5, published=True, csr="target", conformance=True,
+        subject="MESH API certificate request (live): {cn}",
+    ),
+}  # fmt: skip
+
+
+def conformance_certificate(plan: Plan) -> Evidence | None:
+    """The plan's newest Technical Conformance Certificate that has not lapsed."""
+    candidates = plan.evidence.filter(kind=EvidenceKind.CONFORMANCE_CERTIFICATE)
+    return next((e for e in candidates.order_by("-uploaded_at", "-pk") if not e.is_lapsed()), None)
+
+
+def csr_certificate(plan: Plan, which: str) -> Certificate | None:
+    """The CSR to attach: the one linked to the plan's CSR task, else the newest with the right CN."""
+    check = TaskCheck.INTEGRATION_CSR if which == "integration" else TaskCheck.TARGET_CSR
+    mailbox = plan.integration_mailbox if which == "integration" else plan.target_mailbox
+    task = plan.tasks.filter(system_check=check, certificate__isnull=False).first()
+    if task is not None:
+        return Certificate.objects.defer("private_key").get(pk=task.certificate_id)
+    if mailbox is None:
+        return None
+    expected = mc_certs.expected_cn(mailbox.mailbox_id, plan.organisation.ods_code)
+    newest = mailbox.certificates.defer("private_key").filter(common_name=expected)
+    return newest.order_by("-created_at").first()
+
+
+def _cn(mailbox: Mailbox | None, ods: str, placeholder: str) -> str:
+    mailbox_id = mailbox.mailbox_id if mailbox else placeholder
+    return f"{mailbox_id}.{ods}{mc_certs.CN_SUFFIX}"
+
+
+def letter_context(plan: Plan, user=None) -> dict:
+    organisation, target = plan.organisation, plan.target_mailbox
+    integration = plan.integration_mailbox
+    workflows = integration.workflows.order_by("workflow_id", "direction") if integration else []
+    return {
+        "plan": plan, "organisation": organisation, "ods": organisation.ods_code,
+        "environment": plan.get_environment_display(), "target_mailbox": target,
+        "integration_mailbox": integration,
+        "target_cn": _cn(target, organisation.ods_code, "{LIVE MAILBOX ID}"),
+        "integration_cn": _cn(integration, organisation.ods_code, "{INTEGRATION MAILBOX ID}"),
+        "application": settings.MESH_APPLICATION_NAME,
+        "conformance": conformance_certificate(plan),
+        "addresses": AllowListEntry.objects.filter(
+            organisation=organisation, environment=plan.environment
+        ),
+        "workflows": workflows, "mailbox_form_url": MAILBOX_FORM_URL,
+        "sender": (user.get_full_name() or user.get_username()) if user else "",
+        "sender_email": getattr(user, "email", "") if user else "",
+    }  # fmt: skip
+
+
+def _fill(correspondence: Correspondence, user) -> None:
+    letter = LETTERS[correspondence.kind]
+    context = letter_context(correspondence.plan, user)
+    cn = context["integration_cn"] if letter.csr == "integration" else context["target_cn"]
+    correspondence.to_addresses = ", ".join(letter.to)
+    correspondence.cc_addresses = ", ".join(letter.cc)
+    correspondence.subject = letter.subject.format(
+        organisation=context["organisation"].name, ods=context["ods"], cn=cn
+    )[:300]
+    template = f"onboarding/email/{correspondence.kind}.txt"
+    correspondence.body = render_to_string(template, context).strip() + "\n"
+    correspondence.turnaround_days, correspondence.turnaround_published = (
+        letter.days,
+        letter.published,
+    )
+    correspondence.certificate = (
+        csr_certificate(correspondence.plan, letter.csr) if letter.csr else None
+    )
+
+
+def _attach_conformance(correspondence: Correspondence) -> None:
+    if LETTERS[correspondence.kind].conformance:
+        evidence = conformance_certificate(correspondence.plan)
+        correspondence.attachments.set([evidence] if evidence else [])
+
+
+@transaction.atomic
+def correspondence_draft(
+    *, plan: Plan, kind: str, task: Task | None = None, user=None, request=None
+) -> Correspondence:
+    """A new draft, written from the plan's organisation, ODS code, mailboxes, CN and evidence."""
+    if kind not in LETTERS:
+        raise OnboardingError("NeoMesh has no letter of that kind.")
+    task = task or plan.tasks.filter(correspondence_kind=kind).first()
+    correspondence = Correspondence(plan=plan, task=task, kind=kind, created_by=user)
+    _fill(correspondence, user)
+    correspondence.save()
+    _attach_conformance(correspondence)
+    record(action="onboarding.correspondence_drafted", request=request, actor=user,
+           obj=correspondence)  # fmt: skip
+    return correspondence
+
+
+@transaction.atomic
+def correspondence_regenerate(*, correspondence: Correspondence, user=None) -> Correspondence:
+    """Write a draft again from the plan's current data (edits to it are replaced)."""
+    if correspondence.status != Correspondence.Status.DRAFT:
+        raise OnboardingError("Only a draft can be written again; this one has been sent.")
+    _fill(correspondence, user)
+    correspondence.save()
+    _attach_conformance(correspondence)
+    return correspondence
+
+
+def missing_attachments(correspondence: Correspondence) -> list[str]:
+    """What a request must carry and does not (a CSR request without its CSR is sent back)."""
+    letter = LETTERS[correspondence.kind]
+    missing = []
+    if letter.csr and correspondence.certificate_id is None:
+        missing.append(f"the CSR for the {letter.csr.replace('target', 'live')} mailbox")
+    if (
+        letter.conformance
+        and not correspondence.attachments.filter(
+            kind=EvidenceKind.CONFORMANCE_CERTIFICATE
+        ).exists()
+    ):
+        missing.append("the Technical Conformance Certificate")
+    return missing
+
+
+def _local_datetime(day: date) -> datetime:
+    if day == timezone.localdate():
+        return timezone.now()
+    return timezone.make_aware(datetime.combine(day, time(12, 0)))
+
+
+@transaction.atomic
+def correspondence_mark_sent(
+    *, correspondence: Correspondence, sent_on: date, ticket_reference: str = "", user=None,
+    request=None,
+) -> Correspondence:  # fmt: skip
+    if correspondence.status != Correspondence.Status.DRAFT:
+        raise OnboardingError("This email is already marked as sent.")
+    missing = missing_attachments(correspondence)
+    if missing and correspondence.kind == Kind.LIVE_CSR_REQUEST:
+        raise OnboardingError(
+            "A live CSR request must carry " + " and ".join(missing) + ": attach it to the plan, "
+            "write the draft again, and send that."
+        )
+    if sent_on > timezone.localdate():
+        raise OnboardingError("The date sent cannot be in the future.")
+    correspondence.status, correspondence.sent_by = Correspondence.Status.SENT, user
+    correspondence.sent_at = _local_datetime(sent_on)
+    correspondence.ticket_reference = ticket_reference.strip() or correspondence.ticket_reference
+    correspondence.save()
+    task = correspondence.task
+    if task is not None and not task.is_closed:
+        task_set_status(task=task, status=TaskStatus.WAITING_NHS, user=user)
+        task.waiting_since = sent_on
+        task.save(update_fields=["waiting_since", "updated_at"])
+        plan_suggest_due_dates(plan=task.plan)
+    record(action="onboarding.correspondence_sent", request=request, actor=user,
+           obj=correspondence, detail=f"to {correspondence.to_addresses or 'a web form'}")  # fmt: skip
+    return correspondence
+
+
+@transaction.atomic
+def correspondence_record_reply(
+    *, correspondence: Correspondence, reply_text: str, replied_on: date,
+    ticket_reference: str = "", user=None, request=None,
+) -> Correspondence:  # fmt: skip
+    if correspondence.status == Correspondence.Status.DRAFT:
+        raise OnboardingError("Mark the email as sent before recording the reply.")
+    if not reply_text.strip():
+        raise OnboardingError("Paste NHS England's reply.")
+    if replied_on < timezone.localdate(correspondence.sent_at):
+        raise OnboardingError("The reply cannot come before the email was sent.")
+    correspondence.status = Correspondence.Status.REPLIED
+    correspondence.reply_text, correspondence.replied_at = (
+        reply_text.strip(),
+        _local_datetime(replied_on),
+    )
+    correspondence.ticket_reference = ticket_reference.strip() or correspondence.ticket_reference
+    correspondence.save()
+    task = correspondence.task
+    if task is not None and task.status == TaskStatus.WAITING_NHS:
+        task_set_status(task=task, status=TaskStatus.IN_PROGRESS, user=user)
+    record(action="onboarding.correspondence_replied", request=request, actor=user,
+           obj=correspondence, detail=f"ticket {correspondence.ticket_reference or 'not given'}")  # fmt: skip
+    return correspondence
+
+
+def _refuse_secrets(what: str, data: bytes | str, organisation) -> None:
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    if PRIVATE_KEY_RE.search(text):
+        raise OnboardingError(f"{what} contains a private key: NeoMesh never puts one in an email.")
+    problem = secret_problem(text, organisation)
+    if problem:
+        raise OnboardingError(f"{what}: {problem}")
+
+
+def eml_filename(correspondence: Correspondence) -> str:
+    name = f"{correspondence.kind}-{correspondence.plan.organisation.ods_code}-{correspondence.pk}"
+    return re.sub(r"[^A-Za-z0-9._-]", "_", name) + ".eml"
+
+
+def correspondence_eml(correspondence: Correspondence, *, sender: str = "") -> bytes:
+    """The draft as an .eml file with its attachments: the CSR (never the key) and the evidence."""
+    organisation = correspondence.plan.organisation
+    message = EmailMessage(policy=SMTP)
+    if sender:
+        message["From"] = sender
+    for header, value in (("To", correspondence.to_addresses), ("Cc", correspondence.cc_addresses)):
+        if value.strip():
+            message[header] = value
+    message["Subject"] = correspondence.subject
+    # Outlook opens a message marked unsent as a draft, ready to send.
+    message["X-Unsent"] = "1"
+    _refuse_secrets("The email's text", correspondence.body, organisation)
+    message.set_content(correspondence.body)
+    if correspondence.certificate_id:
+        certificate = Certificate.objects.only("common_name", "csr_pem").get(
+            pk=correspondence.certificate_id
+        )
+        csr = certificate.csr_pem.encode()
+        _refuse_secrets("The CSR", csr, None)
+        filename = re.sub(r"[^A-Za-z0-9.-]", "_", certificate.common_name)[:150] + ".csr"
+        message.add_attachment(csr, maintype="application", subtype="pkcs10", filename=filename)
+    for evidence in correspondence.attachments.all():
+        data = evidence_bytes(evidence)
+        _refuse_secrets(f"The attachment {evidence.original_filename}", data, None)
+        maintype, _, subtype = content_type(evidence).partition("/")
+        if maintype == "message":
+            # A message/rfc822 part may not be base64-encoded: attach a saved email as a file.
+            maintype, subtype = "application", "octet-stream"
+        message.add_attachment(
+            data, maintype=maintype, subtype=subtype,
+            filename=display_filename(evidence.original_filename),
+        )  # fmt: skip
+    return message.as_bytes()

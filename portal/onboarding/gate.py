@@ -1,0 +1,156 @@
+"""The live readiness gate: a live mailbox transfers only when its organisation's live plan has every
+required task done (or not applicable) and an unexpired certificate with its CN is active, unless an
+admin has overridden the gate with a written reason.
+
+`live_gate_reason` runs before every send and poll, so it stops at the first reason and costs at most
+three small queries. `gate_report` lists every reason, for the pages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Q
+from django.utils import timezone
+
+from meshcore import certificates as mc_certs
+from portal.audit.services import record
+from portal.certificates.models import Certificate
+from portal.mailboxes.models import Environment, Mailbox
+
+from .errors import OnboardingError
+from .models import CLOSED_STATUSES, GateOverride, Plan
+
+
+def _active_override(mailbox: Mailbox) -> GateOverride | None:
+    return GateOverride.objects.filter(mailbox_id=mailbox.pk, revoked_at__isnull=True).first()
+
+
+def _live_plan(mailbox: Mailbox) -> Plan | None:
+    required_open = Q(tasks__required=True) & ~Q(tasks__status__in=CLOSED_STATUSES)
+    return (
+        Plan.objects.filter(organisation_id=mailbox.organisation_id, environment=Environment.LIVE)
+        .select_related("organisation")
+        .annotate(required_open=Count("tasks", filter=required_open))
+        .first()
+    )
+
+
+def _certificate(mailbox: Mailbox) -> Certificate | None:
+    return (
+        Certificate.objects.filter(mailbox_id=mailbox.pk, status=Certificate.Status.ACTIVE)
+        .only("common_name", "not_after", "status", "mailbox_id")
+        .order_by("-not_after")
+        .first()
+    )
+
+
+def _plan_reason(mailbox: Mailbox, plan: Plan | None) -> str | None:
+    if plan is None:
+        return (
+            f"live mailbox {mailbox.mailbox_id} has no live onboarding plan: start one under "
+            "Onboarding, or ask an admin to override the readiness gate"
+        )
+    if plan.required_open:
+        tasks = "task is" if plan.required_open == 1 else "tasks are"
+        return (
+            f"live mailbox {mailbox.mailbox_id} is not ready: {plan.required_open} required "
+            f"onboarding {tasks} not done in the plan “{plan.title}”"
+        )
+    return None
+
+
+def _certificate_reason(
+    mailbox: Mailbox, certificate: Certificate | None, ods_code: str, now: datetime
+) -> str | None:
+    if certificate is None:
+        return f"live mailbox {mailbox.mailbox_id} has no active certificate installed"
+    expected = mc_certs.expected_cn(mailbox.mailbox_id, ods_code)
+    if certificate.common_name != expected:
+        return (
+            f"live mailbox {mailbox.mailbox_id}'s active certificate is for "
+            f"{certificate.common_name}, not {expected}"
+        )
+    if certificate.not_after is None or certificate.not_after <= now:
+        return f"live mailbox {mailbox.mailbox_id}'s certificate has expired"
+    return None
+
+
+def live_gate_reason(mailbox: Mailbox, now: datetime | None = None) -> str | None:
+    """None when this live mailbox may transfer; otherwise the first reason it may not."""
+    if _active_override(mailbox) is not None:
+        return None
+    plan = _live_plan(mailbox)
+    reason = _plan_reason(mailbox, plan)
+    if reason:
+        return reason
+    return _certificate_reason(
+        mailbox, _certificate(mailbox), plan.organisation.ods_code, now or timezone.now()
+    )
+
+
+@dataclass
+class GateReport:
+    mailbox: Mailbox
+    plan: Plan | None
+    reasons: list[str] = field(default_factory=list)
+    override: GateOverride | None = None
+
+    @property
+    def blocked(self) -> bool:
+        return bool(self.reasons) and self.override is None
+
+
+def gate_report(mailbox: Mailbox, now: datetime | None = None) -> GateReport:
+    """Every reason the gate is closed (even when an override lets transfers through)."""
+    plan = _live_plan(mailbox)
+    report = GateReport(mailbox=mailbox, plan=plan, override=_active_override(mailbox))
+    if not mailbox.enabled:
+        report.reasons.append(f"mailbox {mailbox.mailbox_id} is disabled")
+    reason = _plan_reason(mailbox, plan)
+    if reason:
+        report.reasons.append(reason)
+    ods_code = mailbox.organisation.ods_code
+    reason = _certificate_reason(mailbox, _certificate(mailbox), ods_code, now or timezone.now())
+    if reason:
+        report.reasons.append(reason)
+    return report
+
+
+@transaction.atomic
+def gate_override_create(*, mailbox: Mailbox, reason: str, user=None, request=None) -> GateOverride:
+    if not mailbox.is_live:
+        raise OnboardingError("Only a live mailbox has a readiness gate to override.")
+    if len(reason.strip()) < 20:
+        raise OnboardingError("Write the reason in full (at least 20 characters): it is audited.")
+    try:
+        with transaction.atomic():
+            override = GateOverride.objects.create(
+                mailbox=mailbox, reason=reason.strip(), created_by=user
+            )
+    except IntegrityError:
+        raise OnboardingError(f"{mailbox.mailbox_id} already has an active override.") from None
+    record(
+        action="onboarding.gate_overridden", request=request, actor=user, obj=override,
+        reason=override.reason, detail=f"readiness gate overridden for {mailbox.mailbox_id}",
+    )  # fmt: skip
+    return override
+
+
+@transaction.atomic
+def gate_override_revoke(
+    *, override: GateOverride, reason: str = "", user=None, request=None
+) -> GateOverride:
+    if not override.is_active:
+        raise OnboardingError("This override was already revoked.")
+    override.revoked_at, override.revoked_by = timezone.now(), user
+    override.revoke_reason = reason.strip()
+    override.save()
+    record(
+        action="onboarding.gate_override_revoked", request=request, actor=user, obj=override,
+        reason=override.revoke_reason,
+        detail=f"readiness gate closed again for {override.mailbox.mailbox_id}",
+    )  # fmt: skip
+    return override
