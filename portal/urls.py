@@ -7,6 +7,7 @@ urlpatterns = [
     path("mailboxes/", include("portal.mailboxes.urls")),
     path("messages/", include("portal.messaging.urls")),
     path("certificates/", include("portal.certificates.urls")),
+    path("onboarding/", include("portal.onboarding.urls")),
     path("admin/", admin.site.urls),
     # /healthz and /metrics for load balancers and Prometheus (portal.ops).
     path("", include("portal.ops.urls")),

@@ -1,0 +1,294 @@
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth import get_user_model
+from django.core.validators import validate_email
+from django.db.models import Q
+from django.utils import timezone
+
+from portal.certificates.models import Certificate
+from portal.lib.forms import PortalForm, PortalModelForm
+from portal.mailboxes.models import Environment, Mailbox, Organisation
+
+from .errors import OnboardingError
+from .evidence import ACCEPTED, EvidenceRejected, check_upload, max_bytes
+from .guard import secret_problem
+from .models import Correspondence, Decision, EvidenceKind, Plan, Task, TaskStatus
+from .plans import TEMPLATES
+from .services import network_text, parse_network
+
+TARGET_ENVIRONMENTS = [c for c in Environment.choices if c[0] != Environment.SANDBOX]
+
+
+class DateInput(forms.DateInput):
+    input_type = "date"
+
+    def __init__(self, **kwargs):
+        super().__init__(format="%Y-%m-%d", **kwargs)
+
+
+def task_owners():
+    """People who can work on onboarding tasks."""
+    can = Q(groups__permissions__codename="change_task") | Q(
+        user_permissions__codename="change_task"
+    )
+    users = get_user_model().objects.filter(is_active=True)
+    return users.filter(can | Q(is_superuser=True)).distinct().order_by("username")
+
+
+def _no_secrets(text: str, organisation: Organisation | None) -> str:
+    problem = secret_problem(text, organisation)
+    if problem:
+        raise forms.ValidationError(problem)
+    return text
+
+
+class PlanCreateForm(PortalForm):
+    template = forms.ChoiceField(
+        choices=[(t.key, f"{t.name} (version {t.version})") for t in TEMPLATES.values()],
+        widget=forms.RadioSelect, help_text="The plan copies the template's tasks: later versions "
+        "of the template never change it.",
+    )  # fmt: skip
+    organisation = forms.ModelChoiceField(Organisation.objects.all())
+    environment = forms.ChoiceField(
+        label="Target environment", choices=TARGET_ENVIRONMENTS, initial=Environment.LIVE,
+        help_text="One plan per organisation and environment. The live plan holds the readiness gate.",
+    )  # fmt: skip
+    target_mailbox = forms.ModelChoiceField(
+        Mailbox.objects.exclude(environment=Environment.SANDBOX), required=False,
+        label="Mailbox in the target environment",
+        help_text="The live mailbox, once NHS England has issued it. You can name it later.",
+    )  # fmt: skip
+    integration_mailbox = forms.ModelChoiceField(
+        Mailbox.objects.filter(environment=Environment.INTEGRATION), required=False,
+        help_text="Optional: quoted in the emails to NHS England.",
+    )  # fmt: skip
+    owner = forms.ModelChoiceField(
+        task_owners(), required=False, label="Owner of every task",
+        help_text="A starting point; give tasks other owners as the work is shared out.",
+    )  # fmt: skip
+    start_date = forms.DateField(
+        initial=timezone.localdate, widget=DateInput(),
+        help_text="Due dates are suggested from here, in working days.",
+    )  # fmt: skip
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["owner"].queryset = task_owners()
+
+    def clean_template(self):
+        return TEMPLATES[self.cleaned_data["template"]]
+
+
+class PlanMailboxesForm(PortalModelForm):
+    class Meta:
+        model = Plan
+        fields = ["target_mailbox", "integration_mailbox"]
+        help_texts = {
+            "target_mailbox": "Its id is the one the production CSR's CN must use.",
+            "integration_mailbox": "Quoted in the emails to NHS England.",
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        plan, mailboxes = (
+            self.instance,
+            Mailbox.objects.filter(organisation_id=self.instance.organisation_id),
+        )
+        self.fields["target_mailbox"].queryset = mailboxes.filter(environment=plan.environment)
+        self.fields["target_mailbox"].label = f"{plan.get_environment_display()} mailbox"
+        self.fields["integration_mailbox"].queryset = mailboxes.filter(
+            environment=Environment.INTEGRATION
+        )
+
+
+class TaskForm(PortalForm):
+    status = forms.ChoiceField(choices=TaskStatus.choices)
+    owner = forms.ModelChoiceField(task_owners(), required=False)
+    due_date = forms.DateField(
+        required=False, widget=DateInput(),
+        help_text="Suggested from NHS England's turnaround in working days; a date you set is kept.",
+    )  # fmt: skip
+    notes = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="Never paste passwords, shared keys or private keys here.",
+    )  # fmt: skip
+    reason = forms.CharField(
+        label="Why is it not applicable?", required=False, max_length=500,
+        help_text="Needed only when you mark the task not applicable; kept in its notes.",
+    )  # fmt: skip
+
+    def __init__(self, *args, task: Task, **kwargs):
+        kwargs.setdefault(
+            "initial",
+            {"status": task.status, "owner": task.owner_id, "due_date": task.due_date,
+             "notes": task.notes},
+        )  # fmt: skip
+        super().__init__(*args, **kwargs)
+        self.task = task
+        self.fields["owner"].queryset = task_owners()
+
+    def clean_notes(self) -> str:
+        return _no_secrets(self.cleaned_data["notes"], self.task.plan.organisation)
+
+
+class CertificateLinkForm(PortalForm):
+    certificate = forms.ModelChoiceField(
+        Certificate.objects.none(), label="CSR made in NeoMesh",
+        help_text="Its CN must use this plan's mailbox id and the organisation's ODS code.",
+    )  # fmt: skip
+
+    def __init__(self, *args, plan: Plan, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["certificate"].queryset = (
+            Certificate.objects.filter(mailbox__organisation_id=plan.organisation_id)
+            .defer("private_key", "csr_pem", "certificate_pem", "chain_pem")
+            .order_by("-created_at")
+        )
+
+
+class EvidenceForm(PortalForm):
+    kind = forms.ChoiceField(choices=EvidenceKind.choices)
+    title = forms.CharField(max_length=200, help_text="What it is, for example 'DSPT 2026-27'.")
+    file = forms.FileField(
+        help_text=f"{ACCEPTED}; at most {max_bytes() // 1024 // 1024} MB. Its content must match "
+        "its type."
+    )
+    review_date = forms.DateField(
+        label="Review or expiry date", required=False, widget=DateInput(),
+        help_text="When it lapses and must be renewed (the DSPT is annual). Leave blank if it does not.",
+    )  # fmt: skip
+
+    def __init__(self, *args, task: Task | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        if task is not None and not self.is_bound:
+            self.fields["kind"].initial = task.evidence_kind or EvidenceKind.OTHER
+            if task.review_months:
+                today = timezone.localdate()
+                months = today.month - 1 + task.review_months
+                day = min(today.day, 28)
+                self.fields["review_date"].initial = today.replace(
+                    year=today.year + months // 12, month=months % 12 + 1, day=day
+                )
+
+    def clean_file(self):
+        try:
+            return check_upload(self.cleaned_data["file"])
+        except EvidenceRejected as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+class DecisionForm(PortalForm):
+    option = forms.ChoiceField(label="NHS England's answer", widget=forms.RadioSelect)
+    reply_text = forms.CharField(
+        label="NHS England's reply", widget=forms.Textarea(attrs={"rows": 8}),
+        help_text="Paste the reply: it is kept as the decision's evidence.",
+    )  # fmt: skip
+    ticket_reference = forms.CharField(required=False, max_length=100)
+    reply_file = forms.FileField(
+        label="The reply as a file (optional)", required=False,
+        help_text="The saved email (.eml) or a PDF of it. Without one, the pasted text is kept.",
+    )  # fmt: skip
+
+    def __init__(self, *args, decision: Decision, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["option"].choices = [
+            (option["key"], f"{option['label']}: {option['summary']}")
+            for option in decision.options
+        ]
+
+    def clean_reply_file(self):
+        upload = self.cleaned_data.get("reply_file")
+        if not upload:
+            return None
+        try:
+            return check_upload(upload)
+        except EvidenceRejected as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+def _addresses(value: str) -> str:
+    addresses = [a.strip() for a in value.replace(";", ",").split(",") if a.strip()]
+    for address in addresses:
+        try:
+            validate_email(address)
+        except forms.ValidationError:
+            raise forms.ValidationError(f"{address} is not an email address.") from None
+    return ", ".join(addresses)
+
+
+class CorrespondenceForm(PortalModelForm):
+    class Meta:
+        model = Correspondence
+        fields = ["to_addresses", "cc_addresses", "subject", "body"]
+        widgets = {"body": forms.Textarea(attrs={"rows": 18})}
+        help_texts = {
+            "to_addresses": "Separate addresses with commas. Blank for a web form request.",
+            "body": "Never include passwords, shared keys or private keys.",
+        }
+
+    def clean_to_addresses(self) -> str:
+        return _addresses(self.cleaned_data["to_addresses"])
+
+    def clean_cc_addresses(self) -> str:
+        return _addresses(self.cleaned_data["cc_addresses"])
+
+    def clean_subject(self) -> str:
+        subject = self.cleaned_data["subject"]
+        if "\n" in subject or "\r" in subject:
+            raise forms.ValidationError("The subject must be one line.")
+        return subject
+
+    def clean_body(self) -> str:
+        return _no_secrets(self.cleaned_data["body"], self.instance.plan.organisation)
+
+
+class SentForm(PortalForm):
+    sent_on = forms.DateField(label="Date sent", initial=timezone.localdate, widget=DateInput())
+    ticket_reference = forms.CharField(
+        required=False, max_length=100, help_text="The service desk's reference, if you have one."
+    )
+
+
+class ReplyForm(PortalForm):
+    replied_on = forms.DateField(label="Date of the reply", initial=timezone.localdate,
+                                 widget=DateInput())  # fmt: skip
+    reply_text = forms.CharField(label="The reply", widget=forms.Textarea(attrs={"rows": 8}))
+    ticket_reference = forms.CharField(
+        required=False,
+        max_length=100,
+        help_text="For example CS0123456 from the National Service Desk.",
+    )
+
+
+class AllowListForm(PortalForm):
+    network = forms.CharField(
+        label="Address or CIDR range", max_length=50,
+        help_text="A public IPv4 or IPv6 address (203.0.113.10) or range (203.0.113.0/28).",
+    )  # fmt: skip
+    purpose = forms.CharField(max_length=200, help_text="For example 'production NAT gateway'.")
+    environment = forms.ChoiceField(choices=TARGET_ENVIRONMENTS)
+
+    def clean_network(self) -> str:
+        try:
+            return network_text(parse_network(self.cleaned_data["network"]))
+        except OnboardingError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+class OverrideForm(PortalForm):
+    reason = forms.CharField(
+        label="Why must this live mailbox transfer before its plan is complete?",
+        widget=forms.Textarea(attrs={"rows": 4}), min_length=20,
+        help_text="Recorded in the audit trail with your name. At least 20 characters.",
+    )  # fmt: skip
+    confirm = forms.BooleanField(
+        label="I understand that the live mailbox will send and poll despite the reasons above"
+    )
+
+
+class RevokeForm(PortalForm):
+    reason = forms.CharField(
+        label="Why revoke it?", required=False, max_length=500,
+        help_text="Recorded in the audit trail.",
+    )  # fmt: skip

@@ -1,0 +1,169 @@
+from __future__ import annotations
+
+from django.contrib import messages
+from django.http import FileResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from portal.accounts.decorators import permission_required
+from portal.audit.models import AuditRecord
+from portal.audit.services import audit_person_action
+from portal.lib import payloads
+
+from .. import checks, services
+from ..correspondence import correspondence_draft
+from ..errors import OnboardingError
+from ..evidence import content_type, evidence_add
+from ..forms import CertificateLinkForm, DecisionForm, EvidenceForm, TaskForm
+from ._access import get_decision, get_evidence, get_plan, get_task, posted, posted_files
+
+
+def _render_task(request, plan, task, *, form=None, link_form=None, evidence_form=None, status=200):
+    context = {
+        "plan": plan,
+        "task": task,
+        "blockers": services.task_blockers(task) if not task.is_closed else [],
+        "dependencies": task.depends_on.all(),
+        "evidence": task.evidence.select_related("uploaded_by"),
+        "letters": task.correspondence.all(),
+        "history": AuditRecord.objects.for_object(task)[:50],
+        "form": form or TaskForm(task=task),
+        "link_form": link_form or CertificateLinkForm(plan=plan),
+        "takes_certificate": task.system_check in checks.CSR_CHECKS,
+        "evidence_form": evidence_form or EvidenceForm(task=task),
+        "today": timezone.localdate(),
+    }
+    return render(request, "onboarding/task.html", context, status=status)
+
+
+@permission_required("onboarding.view_task")
+def task_detail(request, pk: int, task_pk: int):
+    plan = get_plan(pk)
+    return _render_task(request, plan, get_task(plan, task_pk))
+
+
+@permission_required("onboarding.change_task")
+@require_POST
+def task_update(request, pk: int, task_pk: int):
+    plan = get_plan(pk)
+    task = get_task(plan, task_pk)
+    form = TaskForm(request.POST, task=task)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.task_update(
+                task=task, status=data["status"], owner=data["owner"], due_date=data["due_date"],
+                notes=data["notes"], reason=data["reason"], user=request.user, request=request,
+            )  # fmt: skip
+        except OnboardingError as exc:
+            form.add_error("status", str(exc))
+        else:
+            messages.success(request, f"{task.ref} saved: {task.get_status_display()}.")
+            return redirect("onboarding:task", pk=plan.pk, task_pk=task.pk)
+    task.refresh_from_db()
+    return _render_task(request, plan, task, form=form, status=400)
+
+
+@permission_required("onboarding.change_task")
+@require_POST
+def task_certificate(request, pk: int, task_pk: int):
+    plan = get_plan(pk)
+    task = get_task(plan, task_pk)
+    form = CertificateLinkForm(request.POST, plan=plan)
+    if form.is_valid():
+        try:
+            services.task_link_certificate(
+                task=task, certificate=form.cleaned_data["certificate"], user=request.user
+            )
+        except OnboardingError as exc:
+            form.add_error("certificate", str(exc))
+        else:
+            messages.success(request, f"CSR linked: {task.certificate.common_name}.")
+            return redirect("onboarding:task", pk=plan.pk, task_pk=task.pk)
+    task.refresh_from_db()
+    return _render_task(request, plan, task, link_form=form, status=400)
+
+
+@permission_required("onboarding.add_evidence")
+@require_POST
+def evidence_upload(request, pk: int, task_pk: int):
+    plan = get_plan(pk)
+    task = get_task(plan, task_pk)
+    form = EvidenceForm(request.POST, request.FILES, task=task)
+    if form.is_valid():
+        data = form.cleaned_data
+        evidence = evidence_add(
+            plan=plan, task=task, checked=data["file"], kind=data["kind"], title=data["title"],
+            review_date=data["review_date"], user=request.user, request=request,
+        )  # fmt: skip
+        messages.success(request, f"Evidence kept: {evidence.original_filename}.")
+        return redirect("onboarding:task", pk=plan.pk, task_pk=task.pk)
+    return _render_task(request, plan, task, evidence_form=form, status=400)
+
+
+@permission_required("onboarding.view_evidence")
+def evidence_download(request, pk: int, evidence_pk: int):
+    plan = get_plan(pk)
+    evidence = get_evidence(plan, evidence_pk)
+    audit_person_action(request, action="onboarding.evidence_downloaded", obj=evidence)
+    return FileResponse(
+        payloads.open_payload(evidence.stored_name), as_attachment=True,
+        filename=evidence.original_filename, content_type=content_type(evidence),
+    )  # fmt: skip
+
+
+@permission_required("onboarding.add_correspondence")
+@require_POST
+def task_draft_letter(request, pk: int, task_pk: int):
+    """Write the task's email to NHS England from the plan's data, as a draft to check."""
+    plan = get_plan(pk)
+    task = get_task(plan, task_pk)
+    if not task.correspondence_kind:
+        messages.error(request, "This task has no email to NHS England.")
+        return redirect("onboarding:task", pk=plan.pk, task_pk=task.pk)
+    letter = correspondence_draft(
+        plan=plan, kind=task.correspondence_kind, task=task, user=request.user, request=request
+    )
+    messages.success(request, "Draft written from the plan. Check it, then download it.")
+    return redirect("onboarding:letter", pk=plan.pk, letter_pk=letter.pk)
+
+
+def _decision_initial(decision) -> dict:
+    """NHS England's reply, if it was recorded against the question's email."""
+    if decision.is_recorded:
+        return {"option": decision.chosen, "reply_text": decision.reply_text,
+                "ticket_reference": decision.ticket_reference}  # fmt: skip
+    if decision.answers is None:
+        return {}
+    letter = decision.answers.correspondence.exclude(reply_text="").order_by("-replied_at").first()
+    if letter is None:
+        return {}
+    return {"reply_text": letter.reply_text, "ticket_reference": letter.ticket_reference}
+
+
+@permission_required("onboarding.change_decision")
+def decision_record(request, pk: int, decision_pk: int):
+    plan = get_plan(pk)
+    decision = get_decision(plan, decision_pk)
+    form = DecisionForm(
+        posted(request), posted_files(request), decision=decision,
+        initial=_decision_initial(decision),
+    )  # fmt: skip
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.decision_record(
+                decision=decision, option_key=data["option"], reply_text=data["reply_text"],
+                ticket_reference=data["ticket_reference"], reply_file=data["reply_file"],
+                user=request.user, request=request,
+            )  # fmt: skip
+        except OnboardingError as exc:
+            form.add_error(None, str(exc))
+        else:
+            option = decision.chosen_option()
+            messages.success(request, f"Decision recorded: {option['label']}.")
+            return redirect("onboarding:detail", pk=plan.pk)
+    context = {"plan": plan, "decision": decision, "form": form,
+               "tasks": decision.tasks.order_by("position")}  # fmt: skip
+    return render(request, "onboarding/decision.html", context, status=400 if form.errors else 200)
