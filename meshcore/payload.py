@@ -1,6 +1,6 @@
 """What to send: a sized, re-readable payload, cut into chunks and gzipped piece by piece.
 
-Memory stays bounded whatever the message size: a chunk body is a generator of 256 KiB pieces,
+Memory stays bounded whatever the message size: a chunk body is a generator of 128 KiB pieces,
 read from the source (bytes, a seekable binary file, or a temporary file that a non-seekable
 stream or iterable was spooled to) only while requests is sending it. Because the source can be
 re-read, a chunk can be uploaded again after a failure without keeping it in memory.
@@ -20,7 +20,7 @@ from .errors import MeshPayloadTypeError, MeshValidationError
 
 # Small enough that the few pieces in flight (reading, gzip, sending) cost a few MiB of RSS,
 # large enough that per-piece overheads (thread hand-offs, gzip dictionary priming) stay ~1%.
-PIECE = 256 * 1024
+PIECE = 128 * 1024
 _SPOOL_IN_MEMORY = 4 * PIECE
 
 
@@ -134,14 +134,20 @@ class Body:
     """A request body requests streams as-is: Content-Length when the length is known, else chunked."""
 
     def __init__(
-        self, make_pieces: Callable[[], Iterator[bytes]], length: int | None = None
+        self,
+        make_pieces: Callable[[], Iterator[bytes]],
+        length: int | None = None,
+        background: bool = True,
     ) -> None:
         self._make_pieces = make_pieces
         self._length = length
+        # A background reader overlaps reading (and single-threaded gzip) with sending; a body
+        # whose pieces already come from a gzip thread pool does not need one more thread.
+        self._background = background
         self._iterator: Iterator[bytes] | None = None
 
     def __iter__(self) -> Iterator[bytes]:
-        self._iterator = prefetch(self._make_pieces)
+        self._iterator = prefetch(self._make_pieces) if self._background else self._make_pieces()
         return self._iterator
 
     def __len__(self) -> int:

@@ -178,7 +178,8 @@ class SendMixin:
         # A pool of gzip threads only pays off for chunks of several pieces.
         workers = self.compress_workers if length > PIECE else 1
         return Body(
-            lambda: gzip_stream(payload.pieces(offset, length), self.compress_level, workers)
+            lambda: gzip_stream(payload.pieces(offset, length), self.compress_level, workers),
+            background=workers == 1,
         )
 
 
