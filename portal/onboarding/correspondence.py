@@ -269,7 +269,9 @@ def eml_filename(correspondence: Correspondence) -> str:
 def correspondence_eml(correspondence: Correspondence, *, sender: str = "") -> bytes:
     """The draft as an .eml file with its attachments: the CSR (never the key) and the evidence."""
     organisation = correspondence.plan.organisation
-    message = EmailMessage(policy=SMTP)
+    # RFC 5322's hard line limit: a long subject stays on one line instead of being folded
+    # awkwardly around an unbreakable CN.
+    message = EmailMessage(policy=SMTP.clone(max_line_length=998))
     if sender:
         message["From"] = sender
     for header, value in (("To", correspondence.to_addresses), ("Cc", correspondence.cc_addresses)):

@@ -77,6 +77,7 @@ def test_the_live_csr_request_carries_the_csr_and_the_conformance_certificate(pl
     assert letters.missing_attachments(letter) == []
     data = letters.correspondence_eml(letter)
     message = parse(data)
+    assert message["Subject"] == letter.subject
     attachments = {part.get_filename(): part for part in message.iter_attachments()}
     assert set(attachments) == {
         "X26LIVE1.X26.api.mesh-client.nhs.uk.csr", "Technical Conformance Certificate.pdf"

@@ -127,7 +127,9 @@ def test_a_lead_starts_a_plan(client, lead_user):
     assert again.status_code == 400 and "already has a live plan" in again.content.decode()
 
 
-def test_the_plan_page_highlights_overdue_and_waiting_tasks_and_shows_the_fork(client, lead_user):
+def test_the_plan_page_highlights_overdue_and_waiting_tasks_and_shows_the_fork(
+    client, lead_user, django_assert_max_num_queries
+):
     plan = make_plan()
     overdue = task(plan, "review-submission")
     overdue.due_date, overdue.due_date_manual = timezone.localdate() - timedelta(days=3), True
@@ -135,7 +137,8 @@ def test_the_plan_page_highlights_overdue_and_waiting_tasks_and_shows_the_fork(c
     letter = letters.correspondence_draft(plan=plan, kind="nsd_change_query")
     letters.correspondence_mark_sent(correspondence=letter, sent_on=timezone.localdate())
     client.force_login(lead_user)
-    html = client.get(reverse("onboarding:detail", args=[plan.pk])).content.decode()
+    with django_assert_max_num_queries(25):
+        html = client.get(reverse("onboarding:detail", args=[plan.pk])).content.decode()
     assert 'class="row-overdue"' in html and "Overdue · To do" in html
     assert 'class="row-waiting"' in html and "Waiting on NHS England" in html
     assert "Decision point: NHS England&#x27;s answer on the certificate" in html
