@@ -55,8 +55,6 @@ DEFAULT_COMPRESS_LEVEL = 4
 MAX_CLOCK_SKEW_SECONDS = 2 * 3600  # the live service rejects tokens further out than this
 _ERROR_BODY_LIMIT = 64 * 1024
 
-ProgressCallback = Callable[[int, int, str], None]
-
 
 class MeshClient(SendMixin, ReceiveMixin):
     """A MESH API v2 client for one mailbox. Use it as a context manager, or call close()."""
@@ -226,6 +224,13 @@ class MeshClient(SendMixin, ReceiveMixin):
         path = "/".join(quote(part, safe="") for part in (self.mailbox_id, *parts))
         return f"{self.base_url}/messageexchange/{path}"
 
+    def _same_server(self, link: str) -> str:
+        """Resolve a server-relative link; never follow one to another host with our token."""
+        url = urljoin(self.base_url + "/", link)
+        if not url.startswith(self.base_url + "/"):
+            raise MeshProtocolError(f"MESH sent a link to another server: {link!r}")
+        return url
+
     def _json(self, response: requests.Response) -> Any:
         """Parse JSON whatever the Content-Type says (the sandbox is inconsistent)."""
         text = response.content.strip()
@@ -280,7 +285,7 @@ class MeshClient(SendMixin, ReceiveMixin):
                 return
             seen_links.add(next_link)
             # links are server-relative paths that already carry the query.
-            url, params = urljoin(self.base_url + "/", next_link), None
+            url, params = self._same_server(next_link), None
 
     # -- tracking and directory ------------------------------------------------------------
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import platform
 
+import pytest
 import responses
 from responses.registries import OrderedRegistry
 
-from meshcore import MeshClient, __version__
+from meshcore import MeshClient, MeshProtocolError, __version__
 from tests.meshcore.helpers import BASE, check_token, mailbox_url, unit_client
 from tests.sandbox import PASSWORD, SHARED_KEY
 
@@ -179,3 +180,14 @@ def test_it_tolerates_v1_shapes_and_odd_content_types():
         assert [tuple(ref) for ref in client.lookup("x26", "WF")] == [("X26ABC2", "TESTMB2")]
         status = client.track("M1")
     assert (status.status, status.status_success, status.local_id) == ("accepted", True, "L")
+
+
+def test_it_refuses_to_follow_a_next_link_to_another_server():
+    client = unit_client()
+    with responses.RequestsMock() as mock:
+        mock.get(
+            mailbox_url("inbox"),
+            json={"messages": ["A"], "links": {"next": "https://elsewhere.example/steal"}},
+        )
+        with pytest.raises(MeshProtocolError, match="another server"):
+            list(client.iter_inbox())

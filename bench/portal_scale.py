@@ -1,0 +1,531 @@
+"""Portal at scale: list pages with 1,000,000 messages and 2,000,000 audit records in SQLite.
+
+``python -m bench portal_scale [--reseed] [--runs N]`` (or ``make bench BENCH_ARGS=portal_scale``).
+
+A separate SQLite database under ``var/bench/portal_scale/`` is migrated and bulk-seeded once with
+raw ``executemany`` in one transaction (secondary indexes dropped during the load and rebuilt after,
+which is several times faster than maintaining them row by row), then kept between runs: it is
+seeded again only when missing, incomplete, or with ``--reseed``. New migrations are applied to the
+cached copy on every run, so a new index is measured without reseeding.
+
+The seeded audit records carry made-up hashes: the hash chain is NOT valid in this database (and
+``audit_verify`` would say so). That is on purpose: sealing 2,000,000 records one by one would take
+far longer than the benchmark, and the pages measured never check hashes.
+
+Pages are timed in this process with Django's test client (signed in with ``force_login`` as an
+auditor, or as a mailbox admin for the dashboard): the median and 95th percentile of N runs after
+one warm-up, and the number of SQL queries per page. CSV exports are timed to their first chunk of
+rows (time to first byte). Not a test: nothing fails on a slow page, it is flagged in the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import re
+import sqlite3
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote, unquote
+
+NAME = "portal_scale"
+DESCRIPTION = "list pages, dashboard and CSV exports with 1M messages and 2M audit records (SQLite)"
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DIR = ROOT / "var" / "bench" / "portal_scale"
+RESULTS_DIR = Path(__file__).parent / "results"
+BUDGET_MS = 300.0
+SEED_VERSION = 2
+
+# Nine busy mailboxes; the tenth, alone in its environment, gets one message in 5,000 (the worst
+# case for an environment filter: a few matches among a million rows).
+ENVIRONMENTS = ["live", "live", "live", "integration", "integration", "integration", "sandbox",
+                "sandbox", "sandbox", "deployment"]  # fmt: skip
+QUIET_EVERY = 5000
+WORKFLOWS = [("PATH_RESULTS", 30), ("GP_REFERRAL", 20), ("SCREENING_EXTRACT", 15),
+             ("DISCHARGE_SUMMARY", 12), ("IMMS_UPDATE", 8), ("CANCER_WAITS", 6), ("MAT_DATA", 4),
+             ("DENTAL_CLAIMS", 3), ("SPINE_NOTIFY", 1), ("RARE_WORKFLOW", 1)]  # fmt: skip
+PEOPLE = [f"person{n:02d}" for n in range(20)]
+WORKERS = [f"worker web-{n}:{4000 + n}" for n in range(8)]
+
+
+# Seeding ------------------------------------------------------------------------------------
+
+
+def _stamp(moment: datetime) -> str:
+    """A datetime as Django's SQLite backend stores it (naive UTC, always with microseconds)."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
+
+
+def _columns(model) -> tuple[list[str], dict[str, object]]:
+    """The table's columns and each one's default as stored, so new model fields need no edit here."""
+    from django.db import connection
+
+    names, defaults = [], {}
+    for field in model._meta.concrete_fields:
+        if field.primary_key:
+            continue
+        names.append(field.column)
+        value = field.get_default()
+        defaults[field.column] = field.get_db_prep_save(value, connection) if value != "" else ""
+    return names, defaults
+
+
+def _weighted(items: list[tuple[str, int]], rng: random.Random, n: int) -> list[str]:
+    return rng.choices([name for name, _ in items], weights=[w for _, w in items], k=n)
+
+
+def _message_rows(count: int, mailboxes: list[tuple[int, str]], now: datetime, rng: random.Random):
+    """Messages over 90 days, oldest first (so ids follow time as they do in real life)."""
+    partners = [f"X{n:02d}PARTNER{n % 7}" for n in range(300)]
+    span = 90 * 24 * 3600
+    offsets = sorted(rng.random() * span for _ in range(count))
+    workflows = _weighted(WORKFLOWS, rng, count)
+    start = now - timedelta(seconds=span)
+    for i in range(count):
+        created = start + timedelta(seconds=offsets[i])
+        age_days = (now - created).days
+        quiet = i % QUIET_EVERY == 0
+        mailbox_pk, mailbox_id = mailboxes[-1] if quiet else mailboxes[i % (len(mailboxes) - 1)]
+        inbound = rng.random() < 0.5
+        partner = partners[(i * 7919) % len(partners)]
+        roll = rng.random()
+        if inbound:
+            status = "received" if age_days < 1 and roll < 0.3 else "acknowledged"
+        elif age_days < 1 and roll < 0.05:
+            status = "queued"
+        else:
+            status = ("failed" if roll < 0.02 else "uncertain" if roll < 0.025
+                      else "accepted" if roll < 0.12 else "acknowledged")  # fmt: skip
+        yield {
+            "mailbox_id": mailbox_pk,
+            "direction": "in" if inbound else "out",
+            "message_type": "REPORT" if roll > 0.997 else "DATA",
+            "mesh_message_id": None if status == "queued"
+            else f"{created:%Y%m%d%H%M%S}{i % 1000:03d}_{i:08X}",
+            "local_id": f"LOC-{i:08d}" if not inbound or roll < 0.4 else "",
+            "workflow_id": workflows[i],
+            "sender": partner if inbound else mailbox_id,
+            "recipient": mailbox_id if inbound else partner,
+            "subject": f"{workflows[i].replace('_', ' ').title()} batch {i % 997}" if roll < 0.6 else "",
+            "filename": f"{workflows[i].lower()}-{created:%Y%m%d}-{i:07d}.csv",
+            "content_type": "text/csv",
+            "size_bytes": rng.randint(200, 5_000_000),
+            "chunks_total": 1,
+            "chunks_done": 1 if status != "queued" else 0,
+            "status": status,
+            "mesh_status_code": "12" if status == "failed" else "",
+            "failure_reason": "MESH code 12: recipient not registered" if status == "failed" else "",
+            "created_at": _stamp(created),
+            "updated_at": _stamp(created),
+            "received_at": _stamp(created) if inbound else None,
+            "accepted_at": None if inbound or status == "queued" else _stamp(created),
+            "acknowledged_at": _stamp(created + timedelta(minutes=5))
+            if status == "acknowledged" else None,
+        }  # fmt: skip
+
+
+AUDIT_ACTIONS = [("message.downloaded", 22), ("message.acknowledged", 22), ("message.accepted", 18),
+                 ("message.queued", 16), ("message.tracked", 10), ("auth.login", 3),
+                 ("auth.logout", 2), ("message.payload_downloaded", 2), ("auth.login_failed", 1),
+                 ("mailbox.poll_requested", 1), ("mailbox.update", 1), ("message.failed", 1),
+                 ("certificate.csr_downloaded", 1)]  # fmt: skip
+
+
+def _audit_rows(count: int, messages: int, mailboxes: list[tuple[int, str]], now, rng, base=0):
+    span = 90 * 24 * 3600
+    start = now - timedelta(seconds=span)
+    actions = _weighted(AUDIT_ACTIONS, rng, count)
+    for i in range(count):
+        at = start + timedelta(seconds=span * (i + 1) / (count + 1))
+        action = actions[i]
+        if action.startswith("auth."):
+            kind, label = "person", PEOPLE[i % len(PEOPLE)]
+            object_type, object_id, object_repr = "auth.user", str(i % len(PEOPLE) + 1), label
+        elif action.startswith(("mailbox.", "certificate.")):
+            kind, label = "person", PEOPLE[i % len(PEOPLE)]
+            pk, mailbox_id = mailboxes[i % len(mailboxes)]
+            object_type, object_id, object_repr = "mailboxes.mailbox", str(pk), mailbox_id
+        else:
+            person = action in ("message.queued", "message.payload_downloaded")
+            kind = "person" if person else "worker"
+            label = PEOPLE[i % len(PEOPLE)] if person else WORKERS[i % len(WORKERS)]
+            # Records follow their messages through time: message ids grow with seq.
+            message_pk = max(1, min(messages, int(messages * (i + 1) / count)))
+            object_type, object_id = "messaging.message", str(message_pk)
+            object_repr = f"message #{message_pk}"
+        yield {
+            "seq": base + i + 1,
+            "at": _stamp(at),
+            "actor_id": None,
+            "actor_label": label,
+            "actor_kind": kind,
+            "ip_address": f"10.0.0.{i % 250 + 1}" if kind == "person" else None,
+            "action": action,
+            "object_type": object_type,
+            "object_id": object_id,
+            "object_repr": object_repr,
+            "changes": "{}",
+            "reason": "",
+            "detail": "",
+            "prev_hash": f"{i:064x}",
+            "hash": f"{i + 1:064x}",
+        }
+
+
+def _bulk_insert(db: sqlite3.Connection, model, rows, batch: int = 50_000) -> int:
+    names, defaults = _columns(model)
+    table = model._meta.db_table
+    sql = f'INSERT INTO "{table}" ({", ".join(names)}) VALUES ({", ".join("?" * len(names))})'
+    total, buffer = 0, []
+    for row in rows:
+        buffer.append(tuple(row.get(name, defaults[name]) for name in names))
+        if len(buffer) >= batch:
+            db.executemany(sql, buffer)
+            total += len(buffer)
+            buffer.clear()
+    if buffer:
+        db.executemany(sql, buffer)
+        total += len(buffer)
+    return total
+
+
+def _secondary_indexes(db: sqlite3.Connection, tables: list[str]) -> list[str]:
+    placeholders = ", ".join("?" * len(tables))
+    rows = db.execute(
+        f"SELECT sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+        f"AND tbl_name IN ({placeholders})",
+        tables,
+    )
+    return [sql for (sql,) in rows]
+
+
+def seed(db_path: Path, messages: int, audit: int) -> None:
+    """Migrate a fresh database and fill it. Runs inside the configured Django process."""
+    from django.core.management import call_command
+    from django.db import connection
+
+    from portal.audit.models import AuditRecord
+    from portal.mailboxes.models import Mailbox, Organisation
+    from portal.messaging.models import Message
+
+    started = time.perf_counter()
+    call_command("migrate", verbosity=0)
+    org = Organisation.objects.create(name="Bench Org", ods_code="B99")
+    mailboxes = []
+    for n, environment in enumerate(ENVIRONMENTS):
+        box = Mailbox.objects.create(
+            organisation=org, environment=environment, mailbox_id=f"B99MBX{n}", name=f"Bench {n}"
+        )
+        mailboxes.append((box.pk, box.mailbox_id))
+    from portal.audit.models import ChainHead
+
+    base = ChainHead.objects.get(pk=1).last_seq  # the rows just made were audited for real
+    connection.close()
+    print(f"  migrated in {time.perf_counter() - started:.0f}s; seeding...", flush=True)
+    now, rng = datetime.now(UTC), random.Random(20260101)
+    db = sqlite3.connect(db_path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=OFF")
+    db.execute("PRAGMA synchronous=OFF")
+    db.execute("PRAGMA cache_size=-1000000")
+    tables = [Message._meta.db_table, AuditRecord._meta.db_table]
+    indexes = _secondary_indexes(db, tables)
+    db.execute("BEGIN")
+    for sql in indexes:
+        db.execute(f'DROP INDEX "{sql.split(chr(34))[1]}"')
+    step = time.perf_counter()
+    done = _bulk_insert(db, Message, _message_rows(messages, mailboxes, now, rng))
+    print(f"  {done:,} messages in {time.perf_counter() - step:.0f}s", flush=True)
+    step = time.perf_counter()
+    done = _bulk_insert(db, AuditRecord, _audit_rows(audit, messages, mailboxes, now, rng, base))
+    print(f"  {done:,} audit records in {time.perf_counter() - step:.0f}s", flush=True)
+    step = time.perf_counter()
+    for sql in indexes:
+        db.execute(sql)
+    db.execute(
+        "INSERT OR REPLACE INTO audit_chainhead (id, last_seq, last_hash) VALUES (1, ?, ?)",
+        [base + audit, f"{audit:064x}"],
+    )
+    db.execute("COMMIT")
+    print(f"  {len(indexes)} indexes rebuilt in {time.perf_counter() - step:.0f}s", flush=True)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.close()
+    print(f"  seeded in {time.perf_counter() - started:.0f}s", flush=True)
+
+
+# Configuration ------------------------------------------------------------------------------
+
+
+def configure_django(workdir: Path) -> Path:
+    """Point Django at the bench database before it loads settings; returns the database path."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    db_path = workdir / "portal_scale.sqlite3"
+    os.environ["DATABASE_URL"] = f"sqlite:///{db_path}"
+    os.environ["NEOMESH_VAR_DIR"] = str(workdir)
+    os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings"
+    os.environ.pop("REDIS_URL", None)
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+    import django
+
+    django.setup()
+    from django.conf import settings
+
+    settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
+    return db_path
+
+
+def ensure_seeded(workdir: Path, db_path: Path, args) -> None:
+    marker = workdir / "seeded.json"
+    wanted = {"version": SEED_VERSION, "messages": args.messages, "audit": args.audit}
+    current = json.loads(marker.read_text()) if marker.exists() and db_path.exists() else None
+    if current == wanted and not args.reseed:
+        from django.core.management import call_command
+
+        print(f"Using the seeded database {db_path} (--reseed to rebuild)", flush=True)
+        call_command("migrate", verbosity=0)  # new indexes apply to the cached copy
+        return
+    print(
+        f"Seeding {db_path}: {args.messages:,} messages, {args.audit:,} audit records", flush=True
+    )
+    marker.unlink(missing_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db_path}{suffix}").unlink(missing_ok=True)
+    seed(db_path, args.messages, args.audit)
+    marker.write_text(json.dumps(wanted))
+
+
+# Measuring ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Timing:
+    page: str
+    url: str
+    persona: str
+    median_ms: float
+    p95_ms: float
+    queries: int
+    rows: int
+    over_budget: bool
+
+
+def _personas():
+    from django.contrib.auth.models import Group, User
+
+    from portal.accounts.roles import AUDITOR, MAILBOX_ADMIN, ensure_roles
+
+    ensure_roles()
+    users = {}
+    for name, role in (("bench-auditor", AUDITOR), ("bench-admin", MAILBOX_ADMIN)):
+        user, _ = User.objects.get_or_create(username=name)
+        user.groups.add(Group.objects.get(name=role))
+        users[name] = user
+    return users
+
+
+def _rows_on(response) -> int:
+    """Table rows on a page (outside the test runner, responses carry no template context)."""
+    html = response.content.decode()
+    return max(0, html.count("<tr>") - html.count("<thead>"))
+
+
+def _get(client, url: str, streaming_first_chunk: bool):
+    """One request; for a streaming export, only until its first chunk of rows."""
+    response = client.get(url)
+    if streaming_first_chunk and response.streaming:
+        chunk = next(iter(response.streaming_content), b"")
+        response.close()
+        return response, chunk.count(b"\n") - 1
+    return response, None
+
+
+def measure(client, label: str, url: str, persona: str, runs: int, stream: bool = False) -> Timing:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    response, rows = _get(client, url, stream)  # warm-up
+    assert response.status_code == 200, (url, response.status_code)
+    samples = []
+    for _ in range(runs):
+        started = time.perf_counter()
+        _get(client, url, stream)
+        samples.append((time.perf_counter() - started) * 1000)
+    with CaptureQueriesContext(connection) as queries:
+        response, streamed = _get(client, url, stream)
+    samples.sort()
+    p95 = samples[min(len(samples) - 1, int(round(0.95 * (len(samples) - 1))))]
+    median = statistics.median(samples)
+    return Timing(label, url, persona, round(median, 1), round(p95, 1), len(queries),
+                  streamed if stream else _rows_on(response), p95 > BUDGET_MS)  # fmt: skip
+
+
+def _first(client, url: str) -> str:
+    """The keyset cursor of a list page's "Older" link."""
+    html = client.get(url).content.decode()
+    return unquote(re.search(r'after=([^"&]+)" rel="next"', html).group(1))
+
+
+def _with_page_twos(client, path: str, entries) -> list[tuple[str, str, str, bool]]:
+    """Entries with a query of None are page 2 of the entry above, by its "Older" link."""
+    result, previous = [], ""
+    for label, query in entries:
+        if query is None:
+            cursor = quote(_first(client, f"{path}?{previous}"))
+            query = f"{previous}&after={cursor}" if previous else f"after={cursor}"
+        previous = query
+        result.append((label, f"{path}?{query}" if query else path, "bench-auditor", False))
+    return result
+
+
+def pages(client_for) -> list[tuple[str, str, str, bool]]:
+    """(label, url, persona, streaming) for every page measured."""
+    from django.urls import reverse
+
+    from portal.messaging.models import Message
+
+    auditor = client_for("bench-auditor")
+    sample = Message.objects.order_by("-id").values("mesh_message_id", "local_id", "filename")
+    probe = sample.filter(local_id__gt="").exclude(mesh_message_id=None)[1000]
+    today = datetime.now(UTC).date()
+    week_ago, month_ago = today - timedelta(days=7), today - timedelta(days=30)
+    messages, trail = reverse("messaging:list"), reverse("audit:trail")
+    old_from, old_to = today - timedelta(days=61), today - timedelta(days=60)
+    listing = [
+        ("Message list", ""),
+        ("  page 2 (keyset)", None),
+        ("  mailbox", "mailbox=3"),
+        ("  environment (busy)", "environment=live"),
+        ("  environment (busy), page 2", None),
+        ("  environment (few messages)", "environment=deployment"),
+        ("  direction in", "direction=in"),
+        ("  status failed (rare)", "status=failed"),
+        ("  status acknowledged (common)", "status=acknowledged"),
+        ("  workflow (rare)", "workflow=RARE_WORKFLOW"),
+        ("  workflow (none match)", "workflow=NO_SUCH_WORKFLOW"),
+        ("  sender", "sender=X07PARTNER0"),
+        ("  sender (none match)", "sender=NOBODY"),
+        ("  recipient", "recipient=B99MBX4"),
+        ("  date range (1 day, 60 days ago)", f"date_from={old_from}&date_to={old_to}"),
+        ("  date range (last 7 days)", f"date_from={week_ago}"),
+        ("  combination", f"mailbox=2&direction=out&status=acknowledged&date_from={month_ago}"),
+        ("  combination, page 2", None),
+        ("  environment + status", "environment=integration&status=failed"),
+        ("  search MESH message id", f"q={probe['mesh_message_id']}"),
+        ("  search local id", f"q={probe['local_id']}"),
+        ("  search filename prefix", f"q={probe['filename'][:24]}"),
+    ]
+    result = [("Dashboard", reverse("dashboard:home"), "bench-admin", False)]
+    result += _with_page_twos(auditor, messages, listing)
+    trail_pages = [
+        ("Audit trail", ""),
+        ("  page 2 (keyset)", None),
+        ("  actor", f"actor={PEOPLE[3]}"),
+        ("  action", "action=auth.login_failed"),
+        ("  object (type and id)", "object_type=messaging.message&object_id=500000"),
+        ("  object type (rare)", "object_type=mailboxes.mailbox"),
+        ("  object type (common)", "object_type=messaging.message"),
+        ("  date range (1 day, 60 days ago)", f"date_from={old_from}&date_to={old_to}"),
+        ("  actor and date range", f"actor={PEOPLE[3]}&date_from={old_from}&date_to={old_to}"),
+    ]
+    result += _with_page_twos(auditor, trail, trail_pages)
+    some_message = Message.objects.order_by("-id").values_list("pk", flat=True)[5000]
+    from portal.audit.models import AuditRecord
+
+    some_record = AuditRecord.objects.order_by("-seq").values_list("seq", flat=True)[100]
+    result += [
+        ("Message detail (+ audit records)", reverse("messaging:detail", args=[some_message]),
+         "bench-auditor", False),
+        ("Audit record detail", reverse("audit:detail", args=[some_record]), "bench-auditor", False),
+        ("Message log CSV, first rows", reverse("audit:message_export"), "bench-auditor", True),
+        ("Message log CSV, filtered", f"{reverse('audit:message_export')}?direction=out&status=failed",
+         "bench-auditor", True),
+        ("Audit trail CSV, first rows", reverse("audit:export"), "bench-auditor", True),
+        ("Audit trail CSV, by action", f"{reverse('audit:export')}?action=auth.login",
+         "bench-auditor", True),
+    ]  # fmt: skip
+    return result
+
+
+def format_table(timings: list[Timing]) -> str:
+    header = f"{'page':<36} {'median ms':>9} {'p95 ms':>8} {'queries':>7} {'rows':>5}  flag"
+    lines = [header, "-" * len(header)]
+    for t in timings:
+        flag = f"OVER {BUDGET_MS:.0f} ms" if t.over_budget else ""
+        lines.append(
+            f"{t.page:<36} {t.median_ms:>9.1f} {t.p95_ms:>8.1f} {t.queries:>7} {t.rows:>5}  {flag}"
+        )
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--reseed", action="store_true", help="rebuild the seeded database")
+    parser.add_argument("--runs", type=int, default=20, help="timed runs per page (default 20)")
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--audit", type=int, default=2_000_000)
+    parser.add_argument(
+        "--dir", default=str(DEFAULT_DIR), help=f"where the database lives ({DEFAULT_DIR})"
+    )
+    parser.add_argument("--only", default="", help="measure only pages whose label contains this")
+    parser.add_argument(
+        "--no-save", action="store_true", help=f"do not write JSON to {RESULTS_DIR}"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.runs < 10:
+        raise SystemExit("--runs must be at least 10 for a meaningful p95")
+    workdir = Path(args.dir).resolve()
+    db_path = configure_django(workdir)
+    ensure_seeded(workdir, db_path, args)
+    from django.test import Client
+
+    users = _personas()
+    clients: dict[str, Client] = {}
+
+    def client_for(name: str) -> Client:
+        if name not in clients:
+            clients[name] = Client()
+            clients[name].force_login(users[name])
+        return clients[name]
+
+    timings = []
+    for label, url, persona, stream in pages(client_for):
+        if args.only and args.only.lower() not in label.lower():
+            continue
+        timing = measure(client_for(persona), label, url, persona, args.runs, stream)
+        print(f"{timing.page:<36} {timing.median_ms:>8.1f} ms  p95 {timing.p95_ms:>7.1f} ms  "
+              f"{timing.queries} queries", flush=True)  # fmt: skip
+        timings.append(timing)
+    print()
+    print(format_table(timings))
+    over = [t.page.strip() for t in timings if t.over_budget]
+    print(f"\n{len(timings)} pages, {args.runs} runs each; "
+          + (f"OVER {BUDGET_MS:.0f} ms: {', '.join(over)}" if over else f"all under {BUDGET_MS:.0f} ms (p95)"))  # fmt: skip
+    if not args.no_save:
+        RESULTS_DIR.mkdir(exist_ok=True)
+        path = RESULTS_DIR / f"portal_scale-{time.strftime('%Y%m%d-%H%M%S')}.json"
+        document = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
+                                "platform": platform.platform()},
+                    "messages": args.messages, "audit": args.audit, "runs": args.runs,
+                    "timings": [asdict(t) for t in timings]}  # fmt: skip
+        path.write_text(json.dumps(document, indent=2))
+        print(f"results saved to {path}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench portal_scale", description=DESCRIPTION)
+    add_arguments(parser)
+    return run(parser.parse_args(sys.argv[1:] if argv is None else argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
