@@ -51,7 +51,7 @@ class Letter:
 
 LETTERS = {
     Kind.NSD_CHANGE_QUERY: Letter(
-        to=(NATIONAL_SERVICE_DESK,), cc=(ITOC,), days=10, published=False,
+        to=(NATIONAL_SERVICE_DESK,), cc=(ITOC,), days=10, published=False, conformance=True,
         subject="MESH API client rewritten from TypeScript to Python: is our Technical Conformance "
         "Certificate still valid, and what are our production steps? ({organisation}, {ods})",
     ),

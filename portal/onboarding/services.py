@@ -44,7 +44,7 @@ def _check_mailbox(
 def plan_create(
     *, template: PlanTemplate, organisation: Organisation, environment: str = Environment.LIVE,
     start_date: date | None = None, owner=None, target_mailbox: Mailbox | None = None,
-    integration_mailbox: Mailbox | None = None, user=None,
+    integration_mailbox: Mailbox | None = None, user=None, request=None,
 ) -> Plan:  # fmt: skip
     """A new plan holding its own copy of the template's tasks and decisions."""
     if Plan.objects.filter(organisation=organisation, environment=environment).exists():
@@ -92,7 +92,7 @@ def plan_create(
             decisions[spec.key].answers = tasks[spec.answers]
             decisions[spec.key].save(update_fields=["answers"])
     plan_suggest_due_dates(plan=plan, today=plan.start_date)
-    record(action="onboarding.plan_created", actor=user, obj=plan,
+    record(action="onboarding.plan_created", actor=user, request=request, obj=plan,
            detail=f"from template {template.key} version {template.version}")  # fmt: skip
     return plan
 

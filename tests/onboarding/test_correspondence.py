@@ -170,3 +170,11 @@ def test_it_never_puts_a_key_or_a_mailbox_secret_in_an_email(plan):
     letter.body = "Our password is live-Pa55word-9f2k"
     with pytest.raises(OnboardingError, match="password of mailbox X26LIVE1"):
         letters.correspondence_eml(letter)
+
+
+def test_the_nsd_query_attaches_the_conformance_certificate_when_there_is_one(plan):
+    add_evidence(plan, name="tcc.pdf")
+    letter = letters.correspondence_draft(plan=plan, kind=Kind.NSD_CHANGE_QUERY)
+    assert "holds a Technical Conformance Certificate for it (attached)." in letter.body
+    message = parse(letters.correspondence_eml(letter))
+    assert [part.get_filename() for part in message.iter_attachments()] == ["tcc.pdf"]

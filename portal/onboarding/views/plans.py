@@ -34,7 +34,7 @@ def plan_create(request):
                 template=data["template"], organisation=data["organisation"],
                 environment=data["environment"], start_date=data["start_date"],
                 owner=data["owner"], target_mailbox=data["target_mailbox"],
-                integration_mailbox=data["integration_mailbox"], user=request.user,
+                integration_mailbox=data["integration_mailbox"], user=request.user, request=request,
             )  # fmt: skip
         except OnboardingError as exc:
             form.add_error(None, str(exc))
