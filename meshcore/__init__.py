@@ -25,6 +25,7 @@ from .errors import (
     MeshTransientError,
     MeshValidationError,
 )
+from .exchanges import Exchange
 from .models import DATA, REPORT, HandshakeResult, MailboxRef, MessageInfo, TrackingStatus
 from .validation import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_LIVE_CHUNK_SIZE
 
@@ -35,6 +36,7 @@ __all__ = [
     "MAX_CHUNK_SIZE",
     "MIN_LIVE_CHUNK_SIZE",
     "REPORT",
+    "Exchange",
     "HandshakeResult",
     "MailboxRef",
     "MeshAuthenticationError",

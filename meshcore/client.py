@@ -35,6 +35,13 @@ from .errors import (
     error_class_for_status,
     parse_error_body,
 )
+from .exchanges import (
+    Exchange,
+    ExchangeCallback,
+    kept_response_headers,
+    safe_request_headers,
+    split_url,
+)
 from .models import (
     HandshakeResult,
     MailboxRef,
@@ -79,6 +86,7 @@ class MeshClient(SendMixin, ReceiveMixin):
         max_retry_after: float = 120.0,
         proxies: dict[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        on_exchange: ExchangeCallback | None = None,
     ) -> None:
         self.base_url = validation.base_url(base_url)
         self.mailbox_id = validation.mailbox_id(mailbox_id)
@@ -95,6 +103,8 @@ class MeshClient(SendMixin, ReceiveMixin):
         self.retry_policy = RetryPolicy(max_retries, backoff_factor, max_backoff, max_retry_after)
         self._application_name = application_name
         self._sleep = sleep
+        # Called with an Exchange (no bodies, no secrets) after every HTTP attempt; see exchanges.py.
+        self._on_exchange = on_exchange
         self._tokens = TokenFactory(self.mailbox_id, password_text, key)
         self._session = self._build_session(verify, cert, proxies, application_name)
 
@@ -193,6 +203,7 @@ class MeshClient(SendMixin, ReceiveMixin):
         if authenticate:
             attempt_headers["Authorization"] = self._tokens()
         data = body() if body else None
+        started = time.monotonic()
         try:
             # Always stream, so error bodies are read only up to a limit and downloads not at all.
             response = self._session.request(
@@ -206,19 +217,57 @@ class MeshClient(SendMixin, ReceiveMixin):
                 allow_redirects=False,
             )
         except requests.RequestException as exc:
-            raise error_from_exception(
+            error = error_from_exception(
                 exc, creates_message=creates_message, https=url.startswith("https:")
-            ) from exc
+            )
+            self._report(method, url, params, attempt_headers, None, error, started)
+            raise error from exc
         finally:
             if hasattr(data, "close"):
                 data.close()
         log.debug("MESH %s %s -> %s", method, _path(url), response.status_code)
         if response.status_code in ok:
+            self._report(method, url, params, attempt_headers, response, None, started)
             if not stream:
                 _ = response.content  # read now, so the connection goes back to the pool
             return response
         error = _error_from_response(response)
+        self._report(method, url, params, attempt_headers, response, error, started)
         raise mark_send_outcome_unknown(error) if creates_message else error
+
+    def _report(
+        self,
+        method: str,
+        url: str,
+        params: dict[str, Any] | None,
+        headers: dict[str, str],
+        response: requests.Response | None,
+        error: MeshError | None,
+        started: float,
+    ) -> None:
+        """Hand the on_exchange callback one Exchange; its failures never break a transfer."""
+        if self._on_exchange is None:
+            return
+        try:
+            sent = response.request.headers if response is not None and response.request else None
+            path, query = split_url(url, params)
+            exchange = Exchange(
+                method=method,
+                path=path,
+                query=query,
+                status=response.status_code if response is not None else None,
+                error=str(error) if error is not None else "",
+                request_headers=safe_request_headers(
+                    sent if sent is not None else {**self._session.headers, **headers}
+                ),
+                response_headers=(
+                    kept_response_headers(response.headers) if response is not None else {}
+                ),
+                elapsed_ms=round((time.monotonic() - started) * 1000, 1),
+            )
+            self._on_exchange(exchange)
+        except Exception:  # noqa: BLE001 - evidence keeping must never stop a transfer
+            log.warning("on_exchange callback failed for %s %s", method, _path(url), exc_info=True)
 
     def _mailbox_url(self, *parts: str) -> str:
         path = "/".join(quote(part, safe="") for part in (self.mailbox_id, *parts))
