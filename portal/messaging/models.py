@@ -155,6 +155,15 @@ class Message(models.Model):
             models.Index(fields=["filename"], name="msg_filename"),
             # Message lists filtered by direction only, newest first.
             models.Index(fields=["direction", "-created_at"], name="msg_dir_created"),
+            # Message log (messaging:list, audit:message_export) by one filter alone, newest first:
+            # without these, a rare or absent value walks the whole created_at index, and a common
+            # one sorts every match (seconds at a million rows). Environment walks msg_mailbox_created
+            # once per mailbox (portal.messaging.log).
+            models.Index(fields=["mailbox", "-created_at"], name="msg_mailbox_created"),
+            models.Index(fields=["status", "-created_at"], name="msg_status_created"),
+            models.Index(fields=["workflow_id", "-created_at"], name="msg_workflow_created"),
+            models.Index(fields=["sender", "-created_at"], name="msg_sender_created"),
+            models.Index(fields=["recipient", "-created_at"], name="msg_recipient_created"),
         ]
         permissions = [
             ("send_message", "Can send messages"),
