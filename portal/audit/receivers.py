@@ -24,6 +24,8 @@ def seal_logentry(sender, instance, action, changes, log_entry, log_created, err
         object_repr=log_entry.object_repr[:300],
         changes=log_entry.changes_dict,
         detail="",
+        # AuditlogMiddleware notes where a person's change came from.
+        ip_address=getattr(log_entry, "remote_addr", None) or None,
     )
 
 

@@ -55,8 +55,9 @@ def record(
     changes: dict | None = None,
     reason: str = "",
     detail: str = "",
+    ip_address: str | None = None,
 ) -> AuditRecord:
-    """Append one sealed record to the chain."""
+    """Append one sealed record to the chain. `ip_address` is for callers without a request."""
     if actor is None and request is not None and getattr(request, "user", None) is not None:
         actor = request.user if request.user.is_authenticated else None
     if actor_kind is None:
@@ -74,7 +75,7 @@ def record(
     head, _ = ChainHead.objects.select_for_update().get_or_create(pk=1)
     entry = AuditRecord(
         seq=head.last_seq + 1, at=timezone.now(), actor=actor, actor_label=actor_label[:200],
-        actor_kind=actor_kind, ip_address=_client_ip(request), action=action,
+        actor_kind=actor_kind, ip_address=_client_ip(request) or ip_address, action=action,
         object_type=object_type, object_id=object_id, object_repr=object_repr,
         changes=mask_changes(changes or {}), reason=reason, detail=detail, prev_hash=head.last_hash,
     )  # fmt: skip

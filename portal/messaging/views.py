@@ -11,10 +11,10 @@ import meshcore
 from portal.accounts.decorators import permission_required
 from portal.audit.services import audit_person_action
 from portal.lib import payloads
-from portal.lib.pagination import keyset_page
 from portal.mailboxes.services import MailboxNotReady, mesh_client
 
-from .forms import LookupForm, MessageFilterForm, SendForm
+from .forms import LookupForm, SendForm
+from .log import MessageLogFilterForm, related_audit_records
 from .mesh_codes import explain
 from .models import Direction, Message, Status
 from .services import SendRejected, message_queue_send, message_requeue
@@ -39,14 +39,14 @@ def _querystring(request, *drop: str) -> str:
 
 @permission_required("messaging.view_message")
 def message_list(request):
-    filters = MessageFilterForm(request.GET or None)
+    filters = MessageLogFilterForm(request.GET or None)
     # The mailbox is fetched apart (prefetch, not a join): joined, SQLite loops over mailboxes
     # and sorts their messages, instead of walking the created_at index and stopping at a page.
     rows = Message.objects.defer("mesh_status_description", "last_error", "failure_reason")
-    queryset = filters.filter(rows.prefetch_related("mailbox"))
-    page = keyset_page(
-        queryset, after=request.GET.get("after"), before=request.GET.get("before"), size=PAGE_SIZE
-    )
+    page = filters.page(
+        rows.prefetch_related("mailbox"),
+        after=request.GET.get("after"), before=request.GET.get("before"), size=PAGE_SIZE,
+    )  # fmt: skip
     direction = filters.cleaned_data.get("direction", "") if filters.is_bound else ""
     tabs = [("", "All"), (Direction.INBOUND, "Inbound"), (Direction.OUTBOUND, "Outbound")]
     base = _querystring(request, "direction", *CURSOR_PARAMS)
@@ -74,6 +74,7 @@ def message_detail(request, pk: int):
         "failure": failure,
         "in_flight": message.status in Status.in_flight,
         "can_resend": message.is_outbound and message.status in (Status.FAILED, Status.UNCERTAIN),
+        "audit_records": related_audit_records(request.user, message),
     }
     return render(request, "messaging/detail.html", context)
 

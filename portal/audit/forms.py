@@ -1,0 +1,111 @@
+"""The audit trail's filter row: actor, action, object and date range, each on an index."""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+
+from django import forms
+from django.apps import apps
+from django.utils import timezone
+
+from portal.lib.forms import PortalForm
+
+from .registry import WATCHED
+
+# Actions written by the portal's services, views and workers: suggestions for the filter (the
+# filter itself takes any action name).
+KNOWN_ACTIONS = sorted(
+    [
+        "auth.login", "auth.logout", "auth.login_failed",
+        "audit.trail_exported", "audit.message_log_exported",
+        "certificate.csr_created", "certificate.csr_downloaded", "certificate.installed",
+        "certificate.expired", "certificate.create", "certificate.update",
+        "mailbox.create", "mailbox.update", "mailbox.disabled", "mailbox.handshake",
+        "mailbox.handshake_requested", "mailbox.poll", "mailbox.poll_requested",
+        "message.queued", "message.resend", "message.accepted", "message.failed",
+        "message.uncertain", "message.retry", "message.claim_released", "message.downloaded",
+        "message.acknowledged", "message.tracked", "message.track", "message.payload_downloaded",
+        "organisation.create", "organisation.update", "workflow.create", "workflow.delete",
+        "user.create", "user.update", "group.update", "secrets.rotated",
+    ]
+)  # fmt: skip
+
+
+def object_type_choices() -> list[tuple[str, str]]:
+    """Every model whose rows the trail names: django-auditlog's watched models, and messages."""
+    labels = {label.lower() for label in WATCHED} | {"messaging.message"}
+    choices = []
+    for label in sorted(labels):
+        try:
+            model = apps.get_model(label)
+        except LookupError:
+            continue
+        choices.append((label, f"{str(model._meta.verbose_name).capitalize()} ({label})"))
+    return [("", "Any object"), *choices]
+
+
+def local_midnight(day) -> datetime:
+    return timezone.make_aware(datetime.combine(day, time.min))
+
+
+def _date_field(label: str) -> forms.DateField:
+    return forms.DateField(
+        label=label, required=False, widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+
+class AuditFilterForm(PortalForm):
+    actor = forms.CharField(
+        required=False, max_length=200,
+        help_text="Exactly as shown in the trail: a username, or a worker or command-line label.",
+    )  # fmt: skip
+    action = forms.CharField(
+        required=False, max_length=100, help_text="Exact, for example message.payload_downloaded.",
+        widget=forms.TextInput(attrs={"list": "audit-actions"}),
+    )  # fmt: skip
+    object_type = forms.ChoiceField(label="Object type", required=False, choices=())
+    object_id = forms.CharField(
+        label="Object id", required=False, max_length=100, help_text="The row's number, e.g. 42."
+    )
+    date_from = _date_field("From date")
+    date_to = _date_field("To date")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["object_type"].choices = object_type_choices()
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("date_from"), cleaned.get("date_to")
+        if start and end and start > end:
+            self.add_error("date_to", "The end date is before the start date.")
+        if cleaned.get("object_id") and not cleaned.get("object_type"):
+            self.add_error("object_type", "Choose the object type for this object id.")
+        return cleaned
+
+    def filter(self, queryset):
+        """Valid filters apply even when another is invalid; the invalid one shows its error."""
+        if not self.is_bound:
+            return queryset
+        self.is_valid()
+        data = self.cleaned_data
+        exact = {
+            "actor_label": (data.get("actor") or "").strip(),
+            "action": (data.get("action") or "").strip(),
+            "object_type": data.get("object_type"),
+        }
+        queryset = queryset.filter(**{key: value for key, value in exact.items() if value})
+        if data.get("object_type") and (object_id := (data.get("object_id") or "").strip()):
+            queryset = queryset.filter(object_id=object_id)
+        start = local_midnight(data["date_from"]) if data.get("date_from") else None
+        end = local_midnight(data["date_to"] + timedelta(days=1)) if data.get("date_to") else None
+        if start or end:
+            queryset = queryset.sealed_between(start, end)
+        return queryset
+
+    def applied(self) -> dict[str, str]:
+        """The filters in use, as text: recorded with every export of the trail."""
+        if not self.is_bound:
+            return {}
+        self.is_valid()
+        return {k: str(v) for k, v in self.cleaned_data.items() if v not in (None, "")}

@@ -1,0 +1,11 @@
+from django.urls import path
+
+from . import views
+
+app_name = "audit"
+urlpatterns = [
+    path("", views.trail, name="trail"),
+    path("export.csv", views.trail_export, name="export"),
+    path("messages.csv", views.message_export, name="message_export"),
+    path("<int:seq>/", views.record_detail, name="detail"),
+]

@@ -1,0 +1,110 @@
+"""Auditors' pages: the audit trail, one record, and CSV exports of the trail and the message log.
+
+Read-only by construction: every view here is a GET, and AuditRecord refuses updates and deletes.
+"""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import NoReverseMatch, reverse
+from django.views.decorators.http import require_GET
+
+from portal.accounts.decorators import permission_required
+from portal.messaging.log import MessageLogFilterForm
+
+from . import exports
+from .forms import KNOWN_ACTIONS, AuditFilterForm
+from .models import AuditRecord
+from .services import mask_changes
+
+PAGE_SIZE = 50
+CURSOR_PARAMS = ("after", "before")
+# Where a record's object can be seen: object type -> URL name taking its id.
+OBJECT_PAGES = {
+    "messaging.message": "messaging:detail",
+    "mailboxes.mailbox": "mailboxes:detail",
+    "certificates.certificate": "certificates:detail",
+    "onboarding.plan": "onboarding:detail",
+}
+
+
+def _querystring(request, *drop: str) -> str:
+    query = request.GET.copy()
+    for name in drop:
+        query.pop(name, None)
+    return query.urlencode()
+
+
+@require_GET
+@permission_required("audit.view_auditrecord")
+def trail(request):
+    filters = AuditFilterForm(request.GET or None)
+    records = filters.filter(AuditRecord.objects.all())
+    page = records.keyset_page(
+        after=request.GET.get("after"), before=request.GET.get("before"), size=PAGE_SIZE
+    )
+    context = {
+        "filters": filters,
+        "page": page,
+        "querystring_base": _querystring(request, *CURSOR_PARAMS),
+        "known_actions": KNOWN_ACTIONS,
+    }
+    return render(request, "audit/trail.html", context)
+
+
+def object_url(entry: AuditRecord) -> str | None:
+    name = OBJECT_PAGES.get(entry.object_type)
+    if not name or not entry.object_id.isdigit():
+        return None
+    try:
+        return reverse(name, args=[int(entry.object_id)])
+    except NoReverseMatch:
+        return None
+
+
+def change_rows(changes: dict) -> list[dict]:
+    """Before and after per field (secrets masked again, whatever wrote the record)."""
+    rows = []
+    for field, value in sorted(mask_changes(changes or {}).items()):
+        if isinstance(value, list | tuple) and len(value) == 2:
+            rows.append({"field": field, "before": value[0], "after": value[1]})
+        else:
+            rows.append({"field": field, "before": None, "after": value, "other": True})
+    return rows
+
+
+@require_GET
+@permission_required("audit.view_auditrecord")
+def record_detail(request, seq: int):
+    entry = get_object_or_404(AuditRecord.objects.select_related("actor"), seq=seq)
+    context = {
+        "entry": entry,
+        "changes": change_rows(entry.changes),
+        "object_url": object_url(entry),
+        "newer": AuditRecord.objects.filter(seq=entry.seq + 1).exists(),
+    }
+    return render(request, "audit/detail.html", context)
+
+
+def _refuse_invalid(request, form, back: str):
+    messages.error(request, "Correct the filters before exporting.")
+    return redirect(f"{reverse(back)}?{request.GET.urlencode()}")
+
+
+@require_GET
+@permission_required("audit.view_auditrecord", "audit.export_auditrecord")
+def trail_export(request):
+    filters = AuditFilterForm(request.GET or None)
+    if filters.is_bound and not filters.is_valid():
+        return _refuse_invalid(request, filters, "audit:trail")
+    return exports.audit_trail_csv(request, filters)
+
+
+@require_GET
+@permission_required("messaging.view_message", "audit.export_auditrecord")
+def message_export(request):
+    filters = MessageLogFilterForm(request.GET or None)
+    if filters.is_bound and not filters.is_valid():
+        return _refuse_invalid(request, filters, "messaging:list")
+    return exports.message_log_csv(request, filters)
