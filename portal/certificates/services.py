@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from meshcore import MeshError
 from meshcore import certificates as mc_certs
-from portal.audit.services import audit_person_action, audit_worker_action
+from portal.audit.services import audit_person_action, audit_worker_action, record
 from portal.mailboxes.models import Mailbox
 
 from .models import Certificate
@@ -76,6 +76,10 @@ def certificate_install(
     if certificate.status != Certificate.Status.AWAITING:
         raise CertificateRejected("This certificate is already installed; make a new CSR to renew.")
     details, leaf_pem, chain_pem = check_issued_certificate(certificate, pem)
+    # The conditional update below is not seen by django-auditlog: record each superseded one.
+    active = Certificate.objects.active().filter(mailbox=certificate.mailbox).defer("private_key")
+    for old in active:
+        record(action="certificate.superseded", request=request, obj=old, changes={"status": ["active", "superseded"]})  # fmt: skip
     Certificate.objects.filter(
         mailbox=certificate.mailbox, status=Certificate.Status.ACTIVE
     ).update(status=Certificate.Status.SUPERSEDED)

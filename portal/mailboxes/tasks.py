@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django_q.tasks import async_task
 
+from portal.audit.services import audit_worker_action
+
 from .models import Mailbox
 from .services import mailbox_handshake
 
@@ -13,7 +15,8 @@ def enqueue_handshake(mailbox_pk: int) -> str:
 
 
 def handshake_mailbox(mailbox_pk: int) -> str:
-    ok, summary = mailbox_handshake(mailbox=Mailbox.objects.get(pk=mailbox_pk))
+    ok, summary = mailbox_handshake(mailbox=(mailbox := Mailbox.objects.get(pk=mailbox_pk)))
+    audit_worker_action(action="mailbox.handshake", obj=mailbox, detail=summary)
     return summary
 
 

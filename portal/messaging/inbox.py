@@ -217,3 +217,6 @@ def _link_report(report: Message) -> None:
         mesh_status_description=report.mesh_status_description,
     )  # fmt: skip
     original.add_event(Kind.REPORT, f"Non-delivery report {report.mesh_message_id}: {reason}")
+    audit_worker_action(
+        action="message.failed", obj=original, detail=f"Non-delivery report: {reason}"
+    )

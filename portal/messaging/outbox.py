@@ -229,6 +229,7 @@ def _retry_later(
             message.add_event(
                 Kind.RETRY, f"{reason}. Next attempt in {int(delay.total_seconds())} s."
             )
+    _audit(message, "message.retry", f"{reason}. Next attempt in {int(delay.total_seconds())} s.")
     return Status.QUEUED
 
 
@@ -265,6 +266,7 @@ def outbox_sweep(*, now=None) -> dict[str, int]:
             pk=message.pk, status=Status.SENDING, claimed_by=message.claimed_by
         ).update(status=Status.QUEUED, claimed_at=None, claimed_by="", next_attempt_at=now):
             released += 1
+            _audit(message, "message.claim_released", f"worker {message.claimed_by} stopped")
             message.add_event(
                 Kind.RETRY,
                 f"The worker {message.claimed_by} stopped; resuming after chunk {message.chunks_done}.",

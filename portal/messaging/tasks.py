@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django_q.tasks import async_task
 
+from portal.audit.services import audit_worker_action
 from portal.mailboxes.models import Mailbox
 from portal.ops.models import Heartbeat
 
@@ -24,7 +25,10 @@ def send_message(message_pk: int) -> str:
 
 def poll_mailbox(mailbox_pk: int) -> str:
     mailbox = Mailbox.objects.get(pk=mailbox_pk)
-    return inbox.mailbox_poll(mailbox=mailbox).summary()
+    result = inbox.mailbox_poll(mailbox=mailbox)
+    if result.errors:  # each download and acknowledgement has its own record already
+        audit_worker_action(action="mailbox.poll_failed", obj=mailbox, detail=result.summary())
+    return result.summary()
 
 
 def poll_due() -> int:

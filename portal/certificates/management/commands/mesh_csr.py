@@ -24,4 +24,6 @@ class Command(BaseCommand):
             certificate = certificate_create_csr(mailbox=mailbox)
             audit_command_action(action="certificate.csr_created", obj=certificate)
             self.stderr.write(f"New key and CSR for CN {certificate.common_name}")
+        else:
+            audit_command_action(action="certificate.csr_downloaded", obj=certificate)
         self.stdout.write(certificate.csr_pem, ending="")
