@@ -1,0 +1,234 @@
+"""Every change and every sensitive read leaves an audit record: who, when, where, what, why.
+
+The walk below posts to every mutating URL of the core apps (and reads every sensitive one) and
+checks the record it leaves. A guard test fails when a new URL appears in those apps, so that it is
+added to the walk, or to the read-only list on purpose.
+"""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import call_command
+from django.urls import URLResolver, get_resolver, reverse
+from django.utils import timezone
+
+from portal.audit.models import AuditRecord
+from portal.certificates.services import certificate_create_csr
+from portal.mailboxes.models import Environment
+from portal.messaging import inbox, outbox
+from portal.messaging.models import Direction, Message, MessageType, Status
+from portal.messaging.tasks import poll_mailbox
+from tests.accounts.access import make_message
+from tests.certificates.test_views import issue
+from tests.factories import make_mailbox, make_organisation
+from tests.messaging.helpers import queue
+
+pytestmark = pytest.mark.django_db
+
+CORE_NAMESPACES = {"accounts", "dashboard", "mailboxes", "certificates", "messaging", "audit"}
+# Pages that only read what every role of theirs may see: not audited, on purpose.
+READ_ONLY = {
+    "dashboard:home", "mailboxes:list", "mailboxes:detail", "mailboxes:organisations",
+    "certificates:list", "certificates:detail", "messaging:list", "messaging:detail",
+    "messaging:lookup", "audit:trail", "audit:detail",
+}  # fmt: skip
+
+
+@pytest.fixture
+def world(db):
+    mailbox = make_mailbox("X26ABC1")
+    make_mailbox("X26ABC2")
+    certificate = certificate_create_csr(mailbox=mailbox)
+    failed = make_message(
+        mailbox, direction=Direction.OUTBOUND, status=Status.FAILED, mesh_status_code="12"
+    )
+    return {"mailbox": mailbox, "certificate": certificate, "failed": failed,
+            "inbound": make_message(mailbox, payload=b"a,b\n")}  # fmt: skip
+
+
+def mailbox_form(w, **overrides) -> dict:
+    data = {"organisation": make_organisation().pk, "environment": "sandbox", "mailbox_id": "X26ABC1",
+            "name": "Renamed", "base_url": "", "new_password": "", "new_shared_key": "",
+            "ca_bundle": "", "verify_tls": "on", "enabled": "on", "poll_interval_minutes": "5"}  # fmt: skip
+    return data | overrides
+
+
+# (URL name, method, args(world), data(world), action expected, object(world) or None)
+WALK = [
+    ("mailboxes:create", "post", lambda w: [], lambda w: mailbox_form(w, mailbox_id="X26NEW1", new_password="pw-123456789", new_shared_key="k"), "mailbox.create", None),
+    ("mailboxes:edit", "post", lambda w: [w["mailbox"].pk], mailbox_form, "mailbox.update", "mailbox"),
+    ("mailboxes:handshake", "post", lambda w: [w["mailbox"].pk], lambda w: {}, "mailbox.handshake_requested", "mailbox"),
+    ("mailboxes:poll", "post", lambda w: [w["mailbox"].pk], lambda w: {}, "mailbox.poll_requested", "mailbox"),
+    ("mailboxes:workflow_add", "post", lambda w: [w["mailbox"].pk], lambda w: {"workflow_id": "NEW_WF", "direction": "send"}, "workflow.create", None),
+    ("mailboxes:workflow_remove", "post", lambda w: [w["mailbox"].pk, w["mailbox"].workflows.first().pk], lambda w: {}, "workflow.delete", None),
+    ("mailboxes:organisation_create", "post", lambda w: [], lambda w: {"name": "Other Trust", "ods_code": "R1A"}, "organisation.create", None),
+    ("certificates:create_csr", "post", lambda w: [w["mailbox"].pk], lambda w: {}, "certificate.csr_created", None),
+    ("certificates:download_csr", "get", lambda w: [w["certificate"].pk], lambda w: {}, "certificate.csr_downloaded", "certificate"),
+    ("certificates:install", "post", lambda w: [w["certificate"].pk], lambda w: {"pem_text": issue(w["certificate"])}, "certificate.installed", "certificate"),
+    ("certificates:ticket", "post", lambda w: [w["certificate"].pk], lambda w: {"service_desk_ticket": "INC77"}, "certificate.update", "certificate"),
+    ("messaging:send", "post", lambda w: [], lambda w: {"mailbox": "X26ABC1", "recipient": "X26ABC2", "workflow_id": "TEST_WORKFLOW", "subject": "Hi", "local_id": "", "file": SimpleUploadedFile("a.txt", b"hello")}, "message.queued", None),
+    ("messaging:resend", "post", lambda w: [w["failed"].pk], lambda w: {}, "message.resend", "failed"),
+    ("messaging:download", "get", lambda w: [w["inbound"].pk], lambda w: {}, "message.payload_downloaded", "inbound"),
+    ("audit:export", "get", lambda w: [], lambda w: {"action": "message.queued"}, "audit.trail_exported", None),
+    ("audit:message_export", "get", lambda w: [], lambda w: {"direction": "in"}, "audit.message_log_exported", None),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("name", "method", "args", "data", "action", "target"), WALK, ids=[w[0] for w in WALK]
+)
+def test_it_audits_every_change_and_sensitive_read(
+    client, admin_user, auditor_user, world, name, method, args, data, action, target
+):
+    user = auditor_user if name.startswith("audit:") else admin_user
+    client.force_login(user)
+    last = AuditRecord.objects.order_by("-seq").values_list("seq", flat=True).first()
+    response = getattr(client, method)(reverse(name, args=args(world)), data(world))
+    assert response.status_code in (200, 302), response.content[:300]
+    if response.streaming:
+        b"".join(response.streaming_content)
+    made = AuditRecord.objects.filter(seq__gt=last, action=action)
+    assert made.exists(), list(
+        AuditRecord.objects.filter(seq__gt=last).values_list("action", flat=True)
+    )
+    entry = made.first()
+    assert (entry.actor, entry.actor_label, entry.actor_kind) == (user, user.username, "person")
+    assert entry.ip_address == "127.0.0.1" and entry.at <= timezone.now()
+    if target:
+        obj = world[target]
+        assert (entry.object_type, entry.object_id) == (obj._meta.label_lower, str(obj.pk))
+
+
+def test_the_walk_covers_every_url_of_the_core_apps():
+    names = set()
+    for pattern in get_resolver().url_patterns:
+        if isinstance(pattern, URLResolver) and pattern.namespace in CORE_NAMESPACES:
+            names |= {f"{pattern.namespace}:{p.name}" for p in pattern.url_patterns if p.name}
+    walked = {w[0] for w in WALK} | {"accounts:login", "accounts:logout"}
+    assert names - walked - READ_ONLY == set(), "add new URLs to the walk, or to READ_ONLY"
+
+
+def test_it_audits_sign_in_sign_out_and_failed_sign_in_with_the_address(client, admin_user):
+    login = reverse("accounts:login")
+    client.post(
+        login, {"username": admin_user.username, "password": "wrong"}, REMOTE_ADDR="198.51.100.7"
+    )
+    client.post(
+        login,
+        {"username": admin_user.username, "password": "a-long-test-password"},
+        REMOTE_ADDR="198.51.100.7",
+    )
+    client.post(reverse("accounts:logout"), REMOTE_ADDR="198.51.100.7")
+    trail = AuditRecord.objects.filter(action__startswith="auth.").order_by("seq")
+    assert [(r.action, r.actor_label, r.ip_address) for r in trail] == [
+        ("auth.login_failed", admin_user.username, "198.51.100.7"),
+        ("auth.login", admin_user.username, "198.51.100.7"),
+        ("auth.logout", admin_user.username, "198.51.100.7"),
+    ]  # fmt: skip
+
+
+def test_a_model_change_records_before_after_and_the_address(client, admin_user, world):
+    client.force_login(admin_user)
+    url = reverse("mailboxes:edit", args=[world["mailbox"].pk])
+    client.post(url, mailbox_form(world), REMOTE_ADDR="192.0.2.44")
+    entry = AuditRecord.objects.for_object(world["mailbox"]).filter(action="mailbox.update").get()
+    assert entry.changes["name"] == ["", "Renamed"]
+    assert (entry.actor, entry.ip_address) == (admin_user, "192.0.2.44")
+
+
+def test_disabling_a_live_mailbox_records_the_reason(client, admin_user):
+    live = make_mailbox("X26LIV1", environment=Environment.LIVE)
+    client.force_login(admin_user)
+    data = mailbox_form({}, mailbox_id="X26LIV1", environment="live", confirm_disable="on",
+                        disable_reason="Supplier contract ended today")  # fmt: skip
+    data.pop("enabled")
+    client.post(reverse("mailboxes:edit", args=[live.pk]), data)
+    entry = AuditRecord.objects.for_object(live).get(action="mailbox.disabled")
+    assert entry.reason == "Supplier contract ended today"
+
+
+def test_installing_a_certificate_records_the_one_it_supersedes(client, admin_user, world):
+    client.force_login(admin_user)
+    first = world["certificate"]
+    client.post(reverse("certificates:install", args=[first.pk]), {"pem_text": issue(first)})
+    second = certificate_create_csr(mailbox=world["mailbox"])
+    client.post(reverse("certificates:install", args=[second.pk]), {"pem_text": issue(second)})
+    entry = AuditRecord.objects.for_object(first).get(action="certificate.superseded")
+    assert entry.changes == {"status": ["active", "superseded"]} and entry.actor == admin_user
+
+
+# Worker actions
+
+
+def worker_records(obj, action: str):
+    return AuditRecord.objects.for_object(obj).filter(action=action, actor_kind="worker")
+
+
+def test_a_send_held_back_for_a_retry_is_audited(world):
+    mailbox = world["mailbox"]
+    message = queue(mailbox, b"data")
+    type(mailbox).objects.filter(pk=mailbox.pk).update(enabled=False)
+    assert outbox.message_send(message_id=message.pk) == Status.QUEUED
+    assert "disabled" in worker_records(message, "message.retry").get().detail
+
+
+def test_a_dead_workers_claim_released_is_audited(world):
+    message = queue(world["mailbox"], b"data")
+    stale = timezone.now() - outbox.CLAIM_LEASE * 2
+    Message.objects.filter(pk=message.pk).update(
+        status=Status.SENDING, claimed_at=stale, claimed_by="dead-host:1"
+    )
+    outbox.outbox_sweep()
+    assert "dead-host:1" in worker_records(message, "message.claim_released").get().detail
+
+
+def test_a_non_delivery_report_failing_a_message_is_audited(world):
+    sent = make_message(world["mailbox"], direction=Direction.OUTBOUND, mesh_message_id="SENT-1")
+    report = make_message(
+        world["mailbox"], message_type=MessageType.REPORT, mesh_status_code="14",
+        linked_mesh_message_id="SENT-1",
+    )  # fmt: skip
+    inbox._link_report(report)
+    assert "Non-delivery report" in worker_records(sent, "message.failed").get().detail
+
+
+def test_worker_handshakes_and_failed_polls_are_audited(world):
+    from portal.mailboxes.tasks import handshake_mailbox
+
+    broken = make_mailbox("X26BRK1", password="")
+    handshake_mailbox(broken.pk)
+    poll_mailbox(broken.pk)
+    assert "failed" in worker_records(broken, "mailbox.handshake").get().detail
+    assert worker_records(broken, "mailbox.poll_failed").exists()
+
+
+def test_operator_commands_are_audited(world, capsys):
+    call_command("rotate_encryption_keys")
+    call_command("mesh_csr", "X26ABC1")  # prints the CSR awaiting a certificate
+    assert AuditRecord.objects.filter(
+        action="secrets.rotated", actor_label__startswith="command line"
+    ).exists()
+    entry = AuditRecord.objects.for_object(world["certificate"]).get(
+        action="certificate.csr_downloaded"
+    )
+    assert entry.actor_label.startswith("command line")
+
+
+def test_a_command_line_send_is_audited(world, tmp_path):
+    path = tmp_path / "extract.csv"
+    path.write_bytes(b"x,y\n")
+    call_command(
+        "mesh_send",
+        "X26ABC1",
+        str(path),
+        "--to",
+        "X26ABC2",
+        "--workflow",
+        "TEST_WORKFLOW",
+        stdout=io.StringIO(),
+    )
+    message = Message.objects.get(filename="extract.csv")
+    assert AuditRecord.objects.for_object(message).filter(action="message.queued").exists()
