@@ -25,7 +25,7 @@ def sandbox(mesh_sandbox):
 
 @pytest.fixture(autouse=True)
 def _isolated_payloads(request, tmp_path):
-    """Payload files of each test go to its own temporary directory, never to var/."""
+    """Payload files of each test go to its own temporary directory, never to var/; fast hashing."""
     if not request.config.pluginmanager.hasplugin("django"):
         return
     settings = request.getfixturevalue("settings")
@@ -34,6 +34,8 @@ def _isolated_payloads(request, tmp_path):
         "OPTIONS": {"location": str(tmp_path / "payloads")},
     }
     settings.STORAGES = {**settings.STORAGES, "payloads": payloads}
+    # The persona fixtures hash a password each; the production hasher is slow by design.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # A FileField resolves its storage once, at import: point it at this test's storage too.
     from django.core.files.storage import storages
 

@@ -6,6 +6,8 @@ from django.utils import timezone
 from portal.accounts.decorators import permission_required
 from portal.audit.models import Verification
 from portal.lib.charts import volume_chart
+from portal.onboarding.models import Plan
+from portal.onboarding.queries import plans_with_phase_progress
 
 from .queries import daily_volume, dashboard_mailboxes
 
@@ -21,6 +23,9 @@ def home(request):
         "attention_count": sum(1 for m in mailboxes if m.reasons),
         "chart": volume_chart(counts, end=today),
         "verification": Verification.objects.order_by("-at").first(),
+        "plans": plans_with_phase_progress(Plan.objects.order_by("-created_at")[:5])
+        if request.user.has_perm("onboarding.view_plan")
+        else [],
         "now": now,
     }
     return render(request, "dashboard/home.html", context)
