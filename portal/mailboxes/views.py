@@ -18,6 +18,7 @@ from portal.messaging.tasks import enqueue_poll
 
 from .forms import MailboxFilterForm, MailboxForm, OrganisationForm, WorkflowForm
 from .models import Mailbox, Organisation, Workflow
+from .readiness import transfer_blocked_reason
 from .tasks import enqueue_handshake
 
 HANDSHAKE_TASK = "portal.mailboxes.tasks.handshake_mailbox"
@@ -80,6 +81,7 @@ def mailbox_detail(request, pk: int):
         "recent_inbound": recent.inbound()[:5],
         "recent_outbound": recent.outbound()[:5],
         "workflow_form": WorkflowForm(mailbox=mailbox),
+        "blocked_reason": transfer_blocked_reason(mailbox),
     }
     return render(request, "mailboxes/detail.html", context)
 
