@@ -1,0 +1,83 @@
+"""Sign-in is throttled after repeated failures (django-axes), per username and address.
+
+django-axes only sees sign-ins made through the login view, so these tests post to it; the other
+tests sign in with force_login.
+"""
+
+from __future__ import annotations
+
+import pytest
+from axes.models import AccessAttempt
+from django.conf import settings
+from django.urls import reverse
+
+from portal.audit.models import AuditRecord
+
+pytestmark = pytest.mark.django_db
+
+RIGHT = "a-long-test-password"
+
+
+def sign_in(client, user, password: str, address: str = "127.0.0.1"):
+    return client.post(
+        reverse("accounts:login"), {"username": user.username, "password": password},
+        REMOTE_ADDR=address,
+    )  # fmt: skip
+
+
+def fail(client, user, times: int, address: str = "127.0.0.1") -> None:
+    for _ in range(times):
+        response = sign_in(client, user, "not the password", address)
+        assert response.status_code in (200, 429)
+
+
+def signed_in(client) -> bool:
+    return client.get(reverse("dashboard:home")).status_code == 200
+
+
+def test_the_limit_comes_from_the_environment_with_a_sane_default():
+    assert settings.AXES_FAILURE_LIMIT == 5
+    assert settings.AXES_COOLOFF_TIME.total_seconds() == 15 * 60
+    assert settings.AXES_LOCKOUT_PARAMETERS == [["username", "ip_address"]]
+
+
+def test_it_refuses_even_the_right_password_after_repeated_failures(client, admin_user):
+    fail(client, admin_user, settings.AXES_FAILURE_LIMIT)
+    response = sign_in(client, admin_user, RIGHT)
+    assert response.status_code == 429
+    assert "Sign-in temporarily locked" in response.content.decode()
+    assert not signed_in(client)
+    failures = AuditRecord.objects.filter(
+        action="auth.login_failed", actor_label=admin_user.username
+    )
+    assert failures.count() >= settings.AXES_FAILURE_LIMIT
+
+
+def test_it_still_lets_in_below_the_limit(client, admin_user):
+    fail(client, admin_user, settings.AXES_FAILURE_LIMIT - 1)
+    assert sign_in(client, admin_user, RIGHT).status_code == 302
+    assert signed_in(client)
+
+
+def test_a_success_resets_the_count(client, admin_user):
+    fail(client, admin_user, settings.AXES_FAILURE_LIMIT - 1)
+    sign_in(client, admin_user, RIGHT)
+    client.post(reverse("accounts:logout"))
+    fail(client, admin_user, settings.AXES_FAILURE_LIMIT - 1)
+    assert sign_in(client, admin_user, RIGHT).status_code == 302
+
+
+def test_it_locks_the_username_at_that_address_only(client, admin_user, auditor_user):
+    fail(client, admin_user, settings.AXES_FAILURE_LIMIT, address="203.0.113.5")
+    assert sign_in(client, admin_user, RIGHT, address="203.0.113.5").status_code == 429
+    assert sign_in(client, auditor_user, RIGHT, address="203.0.113.5").status_code == 302
+    client.post(reverse("accounts:logout"))
+    assert sign_in(client, admin_user, RIGHT, address="198.51.100.1").status_code == 302
+
+
+def test_the_lock_lifts_after_the_cool_off(client, admin_user):
+    fail(client, admin_user, settings.AXES_FAILURE_LIMIT)
+    assert sign_in(client, admin_user, RIGHT).status_code == 429
+    long_ago = AccessAttempt.objects.get().attempt_time - settings.AXES_COOLOFF_TIME * 2
+    AccessAttempt.objects.update(attempt_time=long_ago)
+    assert sign_in(client, admin_user, RIGHT).status_code == 302
