@@ -10,9 +10,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import transfer
+from bench import portal_scale, transfer
 
-BENCHMARKS = [transfer]
+BENCHMARKS = [transfer, portal_scale]
 DEFAULT = transfer.NAME
 
 
