@@ -87,6 +87,7 @@ INSTALLED_APPS = [
     "portal.audit",
     "portal.ops",
     "portal.onboarding",
+    "portal.conformance",
 ]
 
 MIDDLEWARE = [

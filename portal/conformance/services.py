@@ -1,0 +1,252 @@
+"""Starting a conformance run, running its scenarios (in a worker or a command), finishing it."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import logging
+import time
+from collections.abc import Callable, Iterator
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+import meshcore
+from portal.audit.services import audit_command_action, audit_worker_action, record
+from portal.mailboxes.models import Environment, Mailbox, Workflow
+from portal.mailboxes.readiness import transfer_blocked_reason
+from portal.mailboxes.services import MailboxNotReady, mesh_client
+from portal.messaging.outbox import worker_name
+
+from .locks import MailboxBusy, mailboxes_claimed
+from .models import ConformanceRun, Origin, Outcome, RunStatus, ScenarioResult
+from .recorder import Recorder
+from .scenarios import SCENARIOS, Context, NotApplicable, ScenarioFailed, Step
+from .scenarios.base import started
+
+log = logging.getLogger(__name__)
+
+DEFAULT_HIGH_VOLUME_COUNT = 600
+SANDBOX_CHUNK_SIZE = 64 * 1024
+RunListener = Callable[[ScenarioResult], None]
+
+
+class RunRefused(Exception):
+    """The run cannot start; the message says why in plain English."""
+
+
+def run_refusal(*, mailbox: Mailbox, peer: Mailbox, allow_live: bool = False) -> str | None:
+    """Why these two mailboxes cannot be used for a run, or None."""
+    if mailbox.pk == peer.pk:
+        return "Choose a different peer: the scenarios send between two mailboxes."
+    if mailbox.environment != peer.environment:
+        return (
+            f"{mailbox.mailbox_id} is in {mailbox.get_environment_display()} but {peer.mailbox_id} "
+            f"in {peer.get_environment_display()}: both must be in the same environment."
+        )
+    if Environment.LIVE in (mailbox.environment, peer.environment) and not allow_live:
+        return (
+            f"{mailbox.mailbox_id} is a LIVE mailbox: a run sends hundreds of test messages. It "
+            "runs on live only when explicitly allowed, and only with NHS England's agreement."
+        )
+    for box in (mailbox, peer):
+        if not box.password or not box.shared_key:
+            return f"{box.mailbox_id} has no password or shared key set."
+        blocked = transfer_blocked_reason(box)
+        if blocked:
+            return blocked[0].upper() + blocked[1:] + "."
+    return None
+
+
+def _workflows(mailbox: Mailbox, direction: str) -> set[str]:
+    return set(mailbox.workflows.filter(direction=direction).values_list("workflow_id", flat=True))
+
+
+def default_workflows(mailbox: Mailbox, peer: Mailbox) -> tuple[str, str]:
+    """(mailbox to peer, peer to mailbox): workflows registered for those directions if any."""
+    send, receive = Workflow.Direction.SEND, Workflow.Direction.RECEIVE
+    forward = _workflows(mailbox, send) & _workflows(peer, receive) or _workflows(peer, receive)
+    workflow = min(forward) if forward else "TEST_WORKFLOW"
+    back = _workflows(peer, send) & _workflows(mailbox, receive)
+    return workflow, (workflow if workflow in back or not back else min(back))
+
+
+@transaction.atomic
+def run_create(
+    *, mailbox: Mailbox, peer: Mailbox, scenario_keys: list[str] | None = None,
+    workflow_id: str = "", reply_workflow_id: str = "", task=None, allow_live: bool = False,
+    user=None, request=None, origin: str = Origin.WEB, enqueue: bool = True,
+) -> ConformanceRun:  # fmt: skip
+    """A queued run with one pending result per scenario; enqueued for a worker on commit."""
+    refusal = run_refusal(mailbox=mailbox, peer=peer, allow_live=allow_live)
+    if refusal:
+        raise RunRefused(refusal)
+    keys = [key for key in SCENARIOS if key in (scenario_keys or SCENARIOS)]
+    unknown = sorted(set(scenario_keys or []) - set(SCENARIOS))
+    if unknown or not keys:
+        raise RunRefused(f"Unknown scenario(s): {', '.join(unknown) or 'none chosen'}.")
+    forward, back = default_workflows(mailbox, peer)
+    run = ConformanceRun.objects.create(
+        mailbox=mailbox, peer=peer, environment=mailbox.environment,
+        base_url=mailbox.effective_base_url(), workflow_id=workflow_id or forward,
+        reply_workflow_id=reply_workflow_id or back, scenario_keys=keys, allow_live=allow_live,
+        client_version=f"meshcore {meshcore.__version__}; {settings.MESH_APPLICATION_NAME}",
+        origin=origin, started_by=user, task=task,
+    )  # fmt: skip
+    ScenarioResult.objects.bulk_create(
+        ScenarioResult(run=run, position=n, key=key, ref=SCENARIOS[key].ref,
+                       title=SCENARIOS[key].title)
+        for n, key in enumerate(keys, start=1)
+    )  # fmt: skip
+    detail = (
+        f"{mailbox.mailbox_id} with peer {peer.mailbox_id} ({mailbox.get_environment_display()}), "
+        f"{len(keys)} scenario(s)" + (f", for onboarding task {task.ref}" if task else "")
+    )
+    if origin == Origin.COMMAND:
+        entry = audit_command_action(action="conformance.run_started", obj=run, detail=detail)
+    else:
+        entry = record(action="conformance.run_started", request=request, actor=user, obj=run,
+                       detail=detail)  # fmt: skip
+    run.started_by_label = entry.actor_label
+    run.save(update_fields=["started_by_label"])
+    if enqueue:
+        from .tasks import enqueue_run
+
+        transaction.on_commit(lambda: enqueue_run(run.pk))
+    return run
+
+
+def run_execute(*, run_id: int, on_result: RunListener | None = None) -> ConformanceRun:
+    """Run a queued run's scenarios, once: a second call (or worker) finds it claimed."""
+    owner = f"conformance run {run_id} {worker_name()}"[:100]
+    claimed = ConformanceRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
+        status=RunStatus.RUNNING, started_at=timezone.now(), worker=owner
+    )
+    run = ConformanceRun.objects.select_related("mailbox__organisation", "peer__organisation",
+                                                "task__plan", "started_by").get(pk=run_id)  # fmt: skip
+    if not claimed:
+        return run
+    try:
+        refusal = run_refusal(mailbox=run.mailbox, peer=run.peer, allow_live=run.allow_live)
+        if refusal:
+            raise RunRefused(refusal)
+        with mailboxes_claimed([run.mailbox, run.peer], owner):
+            _run_scenarios(run, on_result)
+    except (RunRefused, MailboxBusy, MailboxNotReady, meshcore.MeshError) as exc:
+        run.error = str(exc)
+    except Exception as exc:  # noqa: BLE001 - the run must end with a status whatever happens
+        log.exception("Conformance run %s stopped", run_id)
+        run.error = f"The run stopped with an unexpected error: {type(exc).__name__}: {exc}"
+    finally:
+        _finish(run)
+    return run
+
+
+def _settings_for(run: ConformanceRun) -> dict:
+    sandbox = run.is_sandbox
+    return {
+        "high_volume_count": getattr(
+            settings, "CONFORMANCE_HIGH_VOLUME_COUNT", DEFAULT_HIGH_VOLUME_COUNT
+        ),
+        "chunk_size": getattr(settings, "CONFORMANCE_CHUNK_SIZE", None)
+        or (SANDBOX_CHUNK_SIZE if sandbox else meshcore.MIN_LIVE_CHUNK_SIZE),
+        # Real MESH lists a message a moment after it is accepted; the sandbox at once.
+        "delivery_timeout": 15.0 if sandbox else 300.0,
+        "poll_every": 0.2 if sandbox else 10.0,
+    }
+
+
+def _client_factory(recorder: Recorder) -> Callable[..., contextlib.AbstractContextManager]:
+    @contextlib.contextmanager
+    def make_client(mailbox: Mailbox, *, password: str | None = None) -> Iterator:
+        """A client for the mailbox, optionally with another password (never saved)."""
+        if password is not None:
+            mailbox = copy.copy(mailbox)
+            mailbox.password = password
+        with mesh_client(mailbox, on_exchange=recorder.callback(mailbox.mailbox_id)) as client:
+            yield client
+
+    return make_client
+
+
+def _run_scenarios(run: ConformanceRun, on_result: RunListener | None) -> None:
+    recorder = Recorder()
+    make_client = _client_factory(recorder)
+    with make_client(run.mailbox) as client, make_client(run.peer) as peer_client:
+        ctx = Context(
+            run=run, mailbox=run.mailbox, peer=run.peer, client=client, peer_client=peer_client,
+            recorder=recorder, make_client=make_client, **_settings_for(run),
+        )  # fmt: skip
+        try:
+            for result in run.results.filter(outcome=Outcome.PENDING).order_by("position"):
+                _run_one(ctx, result)
+                if on_result is not None:
+                    on_result(result)
+        finally:
+            recorder.paused = True
+            run.cleanup = ctx.cleanup()
+
+
+def _run_one(ctx: Context, result: ScenarioResult) -> None:
+    scenario = SCENARIOS[result.key]
+    started(result)
+    step = Step(result, ctx.recorder)
+    began = time.monotonic()
+    try:
+        reason, outcome = scenario.run(ctx, step), Outcome.PASSED
+    except NotApplicable as exc:
+        reason, outcome = str(exc), Outcome.NOT_APPLICABLE
+    except ScenarioFailed as exc:
+        reason, outcome = str(exc), Outcome.FAILED
+    except meshcore.MeshError as exc:
+        reason, outcome = f"MESH answered unexpectedly: {type(exc).__name__}: {exc}", Outcome.FAILED
+    except Exception as exc:  # noqa: BLE001 - one broken scenario must not stop the others
+        log.exception("Conformance scenario %s failed", result.key)
+        reason, outcome = f"Unexpected error: {type(exc).__name__}: {exc}", Outcome.FAILED
+    result.exchanges, result.exchanges_total = ctx.recorder.take()
+    result.outcome, result.reason = outcome, reason
+    result.finished_at = timezone.now()
+    result.duration_ms = int((time.monotonic() - began) * 1000)
+    result.save()
+
+
+def summarise(counts: dict[str, int]) -> str:
+    parts = [
+        f"{counts[outcome]} {label.lower()}"
+        for outcome, label in (
+            (Outcome.PASSED, "passed"), (Outcome.FAILED, "failed"),
+            (Outcome.NOT_APPLICABLE, "not applicable"), (Outcome.NOT_RUN, "not run"),
+        )
+        if counts.get(outcome)
+    ]  # fmt: skip
+    return ", ".join(parts) or "no scenarios"
+
+
+def _finish(run: ConformanceRun) -> None:
+    if run.error:
+        run.results.filter(outcome__in=[Outcome.PENDING, Outcome.RUNNING]).update(
+            outcome=Outcome.NOT_RUN, reason="Not run: the run stopped before this scenario."
+        )
+    counts = run.counts()
+    if run.error:
+        run.status = RunStatus.ERROR
+    elif counts[Outcome.FAILED] or counts[Outcome.NOT_RUN]:
+        run.status = RunStatus.FAILED
+    else:
+        run.status = RunStatus.PASSED
+    run.summary = summarise(counts)[:300]
+    run.finished_at = timezone.now()
+    run.save(update_fields=["status", "summary", "error", "cleanup", "finished_at", "updated_at"])
+    detail = f"{run.get_status_display()}: {run.summary}; started by {run.started_by_label}"
+    if run.error:
+        detail += f"; {run.error}"
+    audit = audit_command_action if run.origin == Origin.COMMAND else audit_worker_action
+    audit(action="conformance.run_finished", obj=run, detail=detail[:2000])
+    if run.task_id:
+        from .evidence import attach_to_task
+
+        try:
+            attach_to_task(run)
+        except Exception:  # noqa: BLE001 - the run's own record is complete without it
+            log.exception("Could not attach run %s's evidence to its onboarding task", run.pk)

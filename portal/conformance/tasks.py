@@ -1,0 +1,16 @@
+"""Worker entry points (django-q2): thin, take ids, call a service. Safe to run twice."""
+
+from __future__ import annotations
+
+from django_q.tasks import async_task
+
+from . import services
+
+
+def enqueue_run(run_pk: int) -> str:
+    return async_task("portal.conformance.tasks.run_suite", run_pk, group="conformance")
+
+
+def run_suite(run_pk: int) -> str:
+    run = services.run_execute(run_id=run_pk)
+    return f"Conformance run {run.pk}: {run.get_status_display()} ({run.summary or run.error})"
