@@ -8,6 +8,7 @@ urlpatterns = [
     path("messages/", include("portal.messaging.urls")),
     path("certificates/", include("portal.certificates.urls")),
     path("onboarding/", include("portal.onboarding.urls")),
+    path("conformance/", include("portal.conformance.urls")),
     path("audit/", include("portal.audit.urls")),
     path("admin/", admin.site.urls),
     # /healthz and /metrics for load balancers and Prometheus (portal.ops).

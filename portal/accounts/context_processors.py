@@ -18,6 +18,7 @@ NAV_ITEMS = [
         ("onboarding:list", "onboarding:home", "onboarding:plans"),
         "onboarding.view_plan",
     ),
+    ("Conformance", ("conformance:list",), "conformance.view_conformancerun"),
     ("Audit", ("audit:list", "audit:home", "audit:trail"), "audit.view_auditrecord"),
 ]
 

@@ -15,6 +15,10 @@ ONBOARDING_VIEW = [
     "onboarding.view_allowlistentry", "onboarding.view_gateoverride",
 ]  # fmt: skip
 
+# Mailbox admins and onboarding leads run the conformance self-test (only admins on live mailboxes);
+# auditors read the runs and their evidence.
+CONFORMANCE_RUN = ["conformance.view_conformancerun", "conformance.add_conformancerun"]
+
 # app_label.codename; names for apps that are not installed yet are ignored.
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     MAILBOX_ADMIN: [
@@ -27,6 +31,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "messaging.view_message", "messaging.send_message", "messaging.download_payload",
         "messaging.change_message",
         *ONBOARDING_VIEW, "onboarding.override_gate",
+        *CONFORMANCE_RUN, "conformance.run_on_live",
     ],
     ONBOARDING_LEAD: [
         "mailboxes.view_organisation", "mailboxes.view_mailbox", "mailboxes.view_workflow",
@@ -40,6 +45,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "onboarding.view_allowlistentry", "onboarding.add_allowlistentry",
         "onboarding.change_allowlistentry", "onboarding.delete_allowlistentry",
         "onboarding.view_gateoverride",
+        *CONFORMANCE_RUN,
     ],
     AUDITOR: [
         "mailboxes.view_organisation", "mailboxes.view_mailbox", "mailboxes.view_workflow",
@@ -47,6 +53,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "messaging.view_message",
         "audit.view_auditrecord", "audit.export_auditrecord",
         *ONBOARDING_VIEW,
+        "conformance.view_conformancerun",
     ],
 }  # fmt: skip
 
