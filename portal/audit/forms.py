@@ -12,23 +12,33 @@ from portal.lib.forms import PortalForm
 
 from .registry import WATCHED
 
-# Actions written by the portal's services, views and workers: suggestions for the filter (the
-# filter itself takes any action name).
+# Actions the portal's services, views, workers and commands write (the filter takes any action;
+# these are offered as suggestions), and django-auditlog's model changes for every watched model.
+EXPLICIT_ACTIONS = [
+    "auth.login", "auth.logout", "auth.login_failed",
+    "audit.trail_exported", "audit.message_log_exported",
+    "certificate.csr_created", "certificate.csr_downloaded", "certificate.installed",
+    "certificate.superseded", "certificate.expired",
+    "conformance.run_started", "conformance.run_finished", "conformance.evidence_downloaded",
+    "mailbox.disabled", "mailbox.handshake", "mailbox.handshake_requested", "mailbox.poll",
+    "mailbox.poll_requested", "mailbox.poll_failed",
+    "message.queued", "message.resend", "message.accepted", "message.retry", "message.failed",
+    "message.uncertain", "message.claim_released", "message.downloaded", "message.acknowledged",
+    "message.tracked", "message.track", "message.payload_downloaded",
+    "onboarding.plan_created", "onboarding.decision_recorded", "onboarding.evidence_uploaded",
+    "onboarding.evidence_downloaded", "onboarding.correspondence_drafted",
+    "onboarding.correspondence_sent", "onboarding.correspondence_replied",
+    "onboarding.correspondence_downloaded", "onboarding.gate_overridden",
+    "onboarding.gate_override_revoked", "secrets.rotated",
+]  # fmt: skip
 KNOWN_ACTIONS = sorted(
-    [
-        "auth.login", "auth.logout", "auth.login_failed",
-        "audit.trail_exported", "audit.message_log_exported",
-        "certificate.csr_created", "certificate.csr_downloaded", "certificate.installed",
-        "certificate.expired", "certificate.create", "certificate.update",
-        "mailbox.create", "mailbox.update", "mailbox.disabled", "mailbox.handshake",
-        "mailbox.handshake_requested", "mailbox.poll", "mailbox.poll_requested",
-        "message.queued", "message.resend", "message.accepted", "message.failed",
-        "message.uncertain", "message.retry", "message.claim_released", "message.downloaded",
-        "message.acknowledged", "message.tracked", "message.track", "message.payload_downloaded",
-        "organisation.create", "organisation.update", "workflow.create", "workflow.delete",
-        "user.create", "user.update", "group.update", "secrets.rotated",
-    ]
-)  # fmt: skip
+    {*EXPLICIT_ACTIONS}
+    | {
+        f"{label.split('.')[1].lower()}.{verb}"
+        for label in WATCHED
+        for verb in ("create", "update", "delete")
+    }
+)
 
 
 def object_type_choices() -> list[tuple[str, str]]:

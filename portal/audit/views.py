@@ -87,7 +87,7 @@ def record_detail(request, seq: int):
     return render(request, "audit/detail.html", context)
 
 
-def _refuse_invalid(request, form, back: str):
+def _refuse_invalid(request, back: str):
     messages.error(request, "Correct the filters before exporting.")
     return redirect(f"{reverse(back)}?{request.GET.urlencode()}")
 
@@ -97,7 +97,7 @@ def _refuse_invalid(request, form, back: str):
 def trail_export(request):
     filters = AuditFilterForm(request.GET or None)
     if filters.is_bound and not filters.is_valid():
-        return _refuse_invalid(request, filters, "audit:trail")
+        return _refuse_invalid(request, "audit:trail")
     return exports.audit_trail_csv(request, filters)
 
 
@@ -106,5 +106,5 @@ def trail_export(request):
 def message_export(request):
     filters = MessageLogFilterForm(request.GET or None)
     if filters.is_bound and not filters.is_valid():
-        return _refuse_invalid(request, filters, "messaging:list")
+        return _refuse_invalid(request, "messaging:list")
     return exports.message_log_csv(request, filters)
