@@ -53,8 +53,22 @@ def test_error_pages_carry_the_policy_too(client, admin_user):
     assert response.status_code == 404 and "Content-Security-Policy" in response
 
 
+# Rendered only into files people download (never served as a page, so no CSP applies), and
+# self-contained on purpose: an evidence pack's report is opened from disk, offline.
+DOWNLOADED_FILES = {"conformance/report_standalone.html"}
+
+
 def templates() -> list[Path]:
-    return sorted(TEMPLATES.rglob("*.html")) + sorted(TEMPLATES.rglob("*.svg"))
+    found = sorted(TEMPLATES.rglob("*.html")) + sorted(TEMPLATES.rglob("*.svg"))
+    return [path for path in found if str(path.relative_to(TEMPLATES)) not in DOWNLOADED_FILES]
+
+
+def test_self_contained_templates_are_never_rendered_by_a_view():
+    views = [*Path(settings.BASE_DIR, "portal").rglob("views.py"),
+             *Path(settings.BASE_DIR, "portal").rglob("views/*.py")]  # fmt: skip
+    for name in DOWNLOADED_FILES:
+        assert (TEMPLATES / name).exists(), f"{name} is gone: drop it from DOWNLOADED_FILES"
+        assert not [view for view in views if name in view.read_text()], name
 
 
 def test_there_are_templates_to_scan():
