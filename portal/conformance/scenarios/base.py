@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from django.utils import timezone
 
+import meshcore
+
 if TYPE_CHECKING:
-    import meshcore
     from portal.mailboxes.models import Mailbox
 
     from ..models import ConformanceRun, ScenarioResult
@@ -182,19 +183,25 @@ class Context:
 
     def cleanup(self) -> str:
         """Acknowledge whatever a failed scenario left in either inbox (only this run's messages)."""
-        import meshcore
-
         left = dict(self.outstanding)
         if not left:
             return "Nothing left to clean up: every message the run delivered was acknowledged."
-        done, problems = 0, []
+        done, problems, unreachable = 0, [], set()
         for mesh_id, receiver in left.items():
+            self.outstanding.pop(mesh_id, None)
+            if id(receiver) in unreachable:
+                problems.append(f"{mesh_id}: not tried, the mailbox did not answer")
+                continue
             try:
                 receiver.acknowledge(mesh_id)
                 done += 1
+            except (meshcore.MeshTransientError, meshcore.MeshAuthenticationError,
+                    meshcore.MeshTLSError) as exc:  # fmt: skip
+                # The mailbox itself is out of reach: do not wait out retries for every message.
+                unreachable.add(id(receiver))
+                problems.append(f"{mesh_id}: {exc}")
             except meshcore.MeshError as exc:
                 problems.append(f"{mesh_id}: {exc}")
-            self.outstanding.pop(mesh_id, None)
         text = f"Acknowledged {done} message(s) that failed scenarios left behind."
         if problems:
             text += f" Could not acknowledge {len(problems)}: {problems[0]}"
