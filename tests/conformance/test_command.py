@@ -1,0 +1,78 @@
+"""manage.py mesh_conformance: a line per scenario, and a non-zero exit when anything fails."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+from portal.audit.models import AuditRecord
+from portal.conformance.models import ConformanceRun, Origin, RunStatus
+from portal.mailboxes.models import Mailbox
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sandbox]
+
+
+def conformance(*args: str) -> str:
+    out = io.StringIO()
+    call_command("mesh_conformance", *args, stdout=out, stderr=io.StringIO())
+    return out.getvalue()
+
+
+def test_it_lists_the_scenarios(db):
+    listed = conformance("--list")
+    assert "handshake" in listed and "702" in listed and "endpoint_lookup" in listed
+
+
+def test_it_runs_chosen_scenarios_prints_a_line_each_and_writes_the_pack(sandbox_mailboxes,
+                                                                         tmp_path):  # fmt: skip
+    pack = tmp_path / "pack.zip"
+    out = conformance("x26abc1", "--peer", "X26ABC2", "--scenario", "handshake",
+                      "--scenario", "send_chunked", "--evidence", str(pack))  # fmt: skip
+    lines = out.splitlines()
+    assert lines[0].startswith("Run ") and "X26ABC1 with X26ABC2 (Sandbox" in lines[0]
+    assert lines[1].startswith("PASS  100      handshake")
+    assert lines[2].startswith("PASS  502      send_chunked")
+    assert "passed: 2 passed" in out
+    assert sorted(zipfile.ZipFile(pack).namelist()) == ["report.html", "run.json"]
+    run = ConformanceRun.objects.get()
+    assert run.origin == Origin.COMMAND and run.status == RunStatus.PASSED
+    started = AuditRecord.objects.get(action="conformance.run_started")
+    assert started.actor_label.startswith("command line (")
+    assert run.started_by_label == started.actor_label
+
+
+def test_it_exits_non_zero_when_a_scenario_fails(sandbox_mailboxes):
+    with pytest.raises(CommandError, match="Failed. 0 passed|Failed. 1 failed"):
+        conformance("X26ABC1", "--peer", "X26ABC2", "--scenario", "endpoint_lookup",
+                    "--workflow", "TEST_WORKFLOW_ACK")  # fmt: skip
+
+
+def test_it_exits_non_zero_when_the_peer_cannot_be_reached(sandbox_mailboxes, capsys):
+    Mailbox.objects.filter(mailbox_id="X26ABC2").update(base_url="http://127.0.0.1:9")
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="Failed"):
+        call_command("mesh_conformance", "X26ABC1", "--peer", "X26ABC2", "--scenario",
+                     "send_receive", stdout=out)  # fmt: skip
+    assert "FAIL  201/202  send_receive" in out.getvalue()
+    run = ConformanceRun.objects.get()
+    assert (
+        run.cleanup.startswith("Acknowledged 0 message(s)")
+        and "Could not acknowledge 1" in run.cleanup
+    )
+    result = run.results.get()
+    assert result.exchanges and result.exchanges[-1]["status"] is None, "no answer is recorded too"
+
+
+def test_it_refuses_unknown_mailboxes_scenarios_and_live_mailboxes(sandbox_mailboxes):
+    with pytest.raises(CommandError, match="No mailbox 'X26NOPE'"):
+        conformance("X26NOPE", "--peer", "X26ABC2")
+    with pytest.raises(CommandError, match="Unknown scenario"):
+        conformance("X26ABC1", "--peer", "X26ABC2", "--scenario", "teleport")
+    Mailbox.objects.update(environment="live")
+    with pytest.raises(CommandError, match="is a LIVE mailbox"):
+        conformance("X26ABC1", "--peer", "X26ABC2", "--scenario", "handshake")
+    assert not ConformanceRun.objects.exists()

@@ -1,0 +1,130 @@
+"""The whole suite against the real mesh-sandbox, as the worker runs it: every scenario passes."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import time
+import zipfile
+
+import pytest
+
+import meshcore
+from portal.audit.models import AuditRecord
+from portal.conformance import tasks
+from portal.conformance.evidence import evidence_zip, run_document
+from portal.conformance.models import ConformanceRun, Outcome, RunStatus
+from portal.conformance.scenarios import SCENARIOS
+from portal.conformance.services import run_create
+from portal.mailboxes.models import Mailbox
+from portal.messaging.models import Message
+from tests.sandbox import PASSWORD, SHARED_KEY
+
+from .conftest import execute
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sandbox]
+TOKEN = re.compile(r"NHSMESH [A-Z0-9]+:(?!<redacted>)")
+
+
+def assert_no_secrets(run: ConformanceRun) -> None:
+    """The stored log never holds a password, a shared key or an Authorization token."""
+    stored = json.dumps(run_document(run))
+    assert SHARED_KEY not in stored
+    assert not TOKEN.search(stored), "a full NHSMESH token was stored"
+    for result in run.results.all():
+        for exchange in result.exchanges:
+            for name, value in exchange["request_headers"].items():
+                if name.lower() == "authorization":
+                    assert value == f"NHSMESH {exchange['mailbox']}:<redacted>"
+                assert value != PASSWORD
+
+
+def test_it_runs_the_whole_suite_against_the_sandbox_with_600_messages(sandbox_mailboxes, capsys):
+    mailbox, peer = sandbox_mailboxes
+    run = run_create(mailbox=mailbox, peer=peer, enqueue=False)
+    began = time.monotonic()
+    summary = tasks.run_suite(run.pk)  # what the worker runs
+    elapsed = time.monotonic() - began
+    run.refresh_from_db()
+    results = {r.key: r for r in run.results.all()}
+    with capsys.disabled():
+        print(f"\nWhole suite against the sandbox: {elapsed:.1f} s")
+        for r in results.values():
+            print(f"  {r.ref or '-':<8} {r.key:<22} {r.duration_ms / 1000:6.2f} s  {r.outcome}")
+    assert run.status == RunStatus.PASSED, summary
+    assert list(results) == list(SCENARIOS)
+    failing = {k: r.reason for k, r in results.items() if r.outcome != Outcome.PASSED}
+    assert not failing
+    assert run.summary == "13 passed" and run.finished_at and run.started_at
+    assert run.cleanup.startswith("Nothing left to clean up")
+
+    handshake = results["handshake"].exchanges[0]
+    for name in ("mex-ClientVersion", "mex-OSName", "mex-OSVersion"):
+        assert handshake["request_headers"][name]
+    volume = results["high_volume"]
+    assert volume.measurements["messages"] == 600 and len(volume.message_ids) == 600
+    assert volume.measurements["pages_followed"] >= 1
+    assert volume.exchanges_total > 1800 and len(volume.exchanges) < 300, "a sample is kept"
+    chunked = results["receive_chunked"]
+    assert chunked.measurements["chunks"] == 3
+    sent, received = chunked.payloads
+    assert sent["sha256"] == received["sha256"] and sent["size"] == received["size"]
+    report = results["non_delivery_report"]
+    assert len(report.message_ids) == 2 and report.measurements["report_status_code"] == "14"
+    assert any(e["path"] == "/messageexchange/admin/report" for e in report.exchanges)
+    assert results["after_acknowledgement"].measurements["answer"] == "HTTP 200"
+    assert results["unknown_recipient"].measurements["answer"] == "HTTP 417, MESH code SEND/12"
+    assert results["wrong_password"].measurements["answer"].startswith("HTTP 403")
+    assert_no_secrets(run)
+
+    # Cleaned up: both inboxes empty, no rows in the message log, the poll claims released.
+    for box in (mailbox, peer):
+        with meshcore.MeshClient(sandbox_mailboxes[0].effective_base_url(), box.mailbox_id,
+                                 PASSWORD, SHARED_KEY) as client:  # fmt: skip
+            assert list(client.iter_inbox()) == []
+    assert not Message.objects.exists()
+    assert not Mailbox.objects.filter(poll_claimed_at__isnull=False).exists()
+    actions = list(AuditRecord.objects.filter(object_type="conformance.conformancerun").order_by("seq")
+                   .values_list("action", flat=True))  # fmt: skip
+    assert actions == ["conformance.run_started", "conformance.run_finished"]
+
+
+def test_it_never_stores_the_wrong_password_it_tries(sandbox_mailboxes, monkeypatch):
+    from portal.conformance.scenarios import errors
+
+    monkeypatch.setattr(errors, "wrong_password", lambda: "Wr0ng-Pa55word-for-the-test")
+    run = execute(*sandbox_mailboxes, "wrong_password", "handshake")
+    assert run.status == RunStatus.PASSED
+    stored = json.dumps(run_document(run))
+    assert "Wr0ng-Pa55word-for-the-test" not in stored
+    archive = zipfile.ZipFile(io.BytesIO(evidence_zip(run)))
+    for name in archive.namelist():
+        assert b"Wr0ng-Pa55word-for-the-test" not in archive.read(name)
+    assert_no_secrets(run)
+
+
+def test_a_failing_scenario_fails_the_run_and_the_others_still_run(sandbox_mailboxes):
+    # The peer does not receive TEST_WORKFLOW_ACK in the sandbox's directory: lookup must fail.
+    run = execute(*sandbox_mailboxes, "endpoint_lookup", "missing_message",
+                  workflow_id="TEST_WORKFLOW_ACK")  # fmt: skip
+    missing, lookup = run.results.all()  # in the order of the case list, not of the arguments
+    assert run.status == RunStatus.FAILED and run.summary == "1 passed, 1 failed"
+    assert lookup.outcome == Outcome.FAILED and "not X26ABC2" in lookup.reason
+    assert missing.outcome == Outcome.PASSED
+    finished = AuditRecord.objects.get(action="conformance.run_finished")
+    assert finished.detail.startswith("Failed: 1 passed, 1 failed")
+
+
+def test_the_report_is_not_applicable_on_integration_and_the_run_still_passes(sandbox, settings):
+    from tests.factories import make_mailbox
+
+    # Integration mailboxes pointed at the sandbox: the 5-day wait cannot be faked there.
+    mailbox = make_mailbox("X26ABC1", environment="integration", base_url=sandbox.url)
+    peer = make_mailbox("X26ABC2", environment="integration", base_url=sandbox.url)
+    run = execute(mailbox, peer, "non_delivery_report", "missing_message")
+    report = run.results.get(key="non_delivery_report")
+    assert report.outcome == Outcome.NOT_APPLICABLE
+    assert report.reason.startswith("Not applicable here: needs 5 days")
+    assert not report.message_ids, "nothing was sent"
+    assert run.status == RunStatus.PASSED and run.summary == "1 passed, 1 not applicable"
