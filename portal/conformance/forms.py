@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 
 from portal.lib.forms import PortalForm
 from portal.mailboxes.models import Mailbox, validate_workflow_id
 from portal.onboarding.models import CLOSED_STATUSES, Task
 
 from .scenarios import choices
-from .services import run_refusal
+from .services import DEFAULT_HIGH_VOLUME_COUNT, run_refusal
 
 
 class MailboxField(forms.ModelChoiceField):
@@ -50,7 +51,7 @@ class RunForm(PortalForm):
     )  # fmt: skip
     scenarios = forms.MultipleChoiceField(
         label="Scenarios", choices=choices, widget=forms.CheckboxSelectMultiple,
-        help_text="All of them by default. High volume sends 600 messages and takes a while.",
+        help_text="All of them by default. High volume sends hundreds of messages and takes a while.",
     )  # fmt: skip
     task = TaskField(
         label="Attach the evidence pack to onboarding task", required=False,
@@ -66,6 +67,12 @@ class RunForm(PortalForm):
         kwargs.setdefault("initial", {}).setdefault("scenarios", [key for key, _ in choices()])
         super().__init__(*args, **kwargs)
         self.user = user
+        count = getattr(settings, "CONFORMANCE_HIGH_VOLUME_COUNT", DEFAULT_HIGH_VOLUME_COUNT)
+        self.fields[
+            "scenarios"
+        ].help_text = (
+            f"All of them by default. High volume sends {count} messages and takes a while."
+        )
         if user is not None and user.has_perm("onboarding.add_evidence"):
             tasks = Task.objects.filter(evidence_kind="witness_test").exclude(
                 status__in=CLOSED_STATUSES

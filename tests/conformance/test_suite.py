@@ -52,6 +52,7 @@ def test_it_runs_the_whole_suite_against_the_sandbox_with_600_messages(sandbox_m
         print(f"\nWhole suite against the sandbox: {elapsed:.1f} s")
         for r in results.values():
             print(f"  {r.ref or '-':<8} {r.key:<22} {r.duration_ms / 1000:6.2f} s  {r.outcome}")
+        print(f"  high volume: {results['high_volume'].measurements}")
     assert run.status == RunStatus.PASSED, summary
     assert list(results) == list(SCENARIOS)
     failing = {k: r.reason for k, r in results.items() if r.outcome != Outcome.PASSED}

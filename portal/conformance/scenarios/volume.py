@@ -13,6 +13,10 @@ PAGE_SIZE = 500  # MESH's maximum page: more than this many messages needs links
 def high_volume(ctx: Context, step: Step) -> str:
     mailbox, peer = ctx.mailbox.mailbox_id, ctx.peer.mailbox_id
     count = ctx.high_volume_count
+    step.check(
+        count > PAGE_SIZE,
+        f"CONFORMANCE_HIGH_VOLUME_COUNT is {count}: paging past {PAGE_SIZE} needs more messages.",
+    )
     expected: dict[str, bytes] = {}
     local_prefix = ctx.local_id("volume")
     started = time.monotonic()
