@@ -100,3 +100,26 @@ def test_a_run_refuses_a_mailbox_disabled_after_it_was_queued(sandbox_mailboxes)
     run = run_execute(run_id=run.pk)
     assert run.status == RunStatus.ERROR and run.error == "Mailbox X26ABC1 is disabled."
     assert ConformanceRun.objects.get().results.get().outcome == Outcome.NOT_RUN
+
+
+def test_the_run_page_shows_progress_per_scenario_while_it_runs(sandbox_mailboxes, client,
+                                                                auditor_user):  # fmt: skip
+    from django.urls import reverse
+
+    client.force_login(auditor_user)
+    mailbox, peer = sandbox_mailboxes
+    run = run_create(mailbox=mailbox, peer=peer, scenario_keys=["handshake", "tracking"],
+                     enqueue=False)  # fmt: skip
+    pages = []
+
+    def look(result):
+        pages.append(client.get(reverse("conformance:detail", args=[run.pk])).content.decode())
+
+    run_execute(run_id=run.pk, on_result=look)
+    during, last = pages
+    assert "Scenario 1 of 2" in during and 'data-refresh="2"' in during
+    assert during.count(">Passed<") == 2 and ">Waiting<" in during, "run badge is Running"
+    assert "Running" in during and "MESH accepted the handshake of X26ABC1" in during
+    assert "Scenario 2 of 2" in last
+    done = client.get(reverse("conformance:detail", args=[run.pk])).content.decode()
+    assert "data-refresh" not in done and "2 passed." in done
