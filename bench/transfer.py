@@ -39,6 +39,7 @@ class Result:
     client: str
     send_mib_s: float
     receive_mib_s: float
+    receive_same_mib_s: float
     peak_rss_mib: float
     send_rss_mib: float
     receive_rss_mib: float
@@ -93,12 +94,12 @@ def run(args: argparse.Namespace) -> int:
                     flush=True,
                 )
                 chunk = args.chunk_mib * MiB
+                runs = [
+                    _measure_case(sandbox, clients, payload, digest, size, kind, chunk)
+                    for _ in range(max(1, args.repeat))
+                ]
                 for client in clients:
-                    runs = [
-                        _measure(sandbox, client, payload, digest, size, kind, chunk)
-                        for _ in range(max(1, args.repeat))
-                    ]
-                    result = _combine(runs)
+                    result = _combine([run[client] for run in runs])
                     print(_row(result), flush=True)
                     results.append(result)
                 payload.unlink()
@@ -115,6 +116,7 @@ def _combine(runs: list[Result]) -> Result:
         runs[0],
         send_mib_s=statistics.median(run.send_mib_s for run in runs),
         receive_mib_s=statistics.median(run.receive_mib_s for run in runs),
+        receive_same_mib_s=statistics.median(run.receive_same_mib_s for run in runs),
         peak_rss_mib=max(run.peak_rss_mib for run in runs),
         send_rss_mib=max(run.send_rss_mib for run in runs),
         receive_rss_mib=max(run.receive_rss_mib for run in runs),
@@ -122,29 +124,49 @@ def _combine(runs: list[Result]) -> Result:
     )
 
 
-def _measure(
-    sandbox, client: str, payload: Path, digest: str, size: int, kind: str, chunk: int
-) -> Result:
+def _measure_case(
+    sandbox, clients: list[str], payload: Path, digest: str, size: int, kind: str, chunk: int
+) -> dict[str, Result]:
+    """Every client sends; each receives the message it sent, and (without acknowledging)
+    the one mesh-client sent, so receivers are also compared on identical bytes."""
     sandbox.reset()
-    received = payload.with_suffix(f".{client}.received")
-    sent = _child("send", client, sandbox.url, payload, chunk_size=chunk)
-    got = _child("receive", client, sandbox.url, received, message_id=sent["message_id"])
-    verified = sha256_file(received) == digest
-    received.unlink()
+    sent = {
+        client: _child("send", client, sandbox.url, payload, chunk_size=chunk) for client in clients
+    }
+    reference = sent.get("mesh-client")
+    results = {}
+    for client in clients:
+        received = payload.with_suffix(f".{client}.received")
+        same = None
+        if reference and client != "mesh-client":
+            same = _receive(
+                client, sandbox.url, received, reference["message_id"], digest, no_ack=True
+            )
+        own = _receive(client, sandbox.url, received, sent[client]["message_id"], digest)
+        same = same or own
+        send_rss, receive_rss = sent[client]["peak_rss_kib"] / 1024, own["peak_rss_kib"] / 1024
+        results[client] = Result(
+            size_mib=size,
+            kind=kind,
+            client=client,
+            send_mib_s=size / sent[client]["seconds"],
+            receive_mib_s=size / own["seconds"],
+            receive_same_mib_s=size / same["seconds"],
+            peak_rss_mib=max(send_rss, receive_rss, same["peak_rss_kib"] / 1024),
+            send_rss_mib=send_rss,
+            receive_rss_mib=receive_rss,
+            baseline_rss_mib=max(sent[client]["baseline_rss_kib"], own["baseline_rss_kib"]) / 1024,
+            verified=own["verified"] and same["verified"],
+        )
     sandbox.reset()
-    send_rss, receive_rss = sent["peak_rss_kib"] / 1024, got["peak_rss_kib"] / 1024
-    return Result(
-        size_mib=size,
-        kind=kind,
-        client=client,
-        send_mib_s=size / sent["seconds"],
-        receive_mib_s=size / got["seconds"],
-        peak_rss_mib=max(send_rss, receive_rss),
-        send_rss_mib=send_rss,
-        receive_rss_mib=receive_rss,
-        baseline_rss_mib=max(sent["baseline_rss_kib"], got["baseline_rss_kib"]) / 1024,
-        verified=verified,
-    )
+    return results
+
+
+def _receive(client: str, url: str, path: Path, message_id: str, digest: str, **options) -> dict:
+    got = _child("receive", client, url, path, message_id=message_id, **options)
+    got["verified"] = sha256_file(path) == digest
+    path.unlink()
+    return got
 
 
 def _child(phase: str, client: str, url: str, path: Path, **options) -> dict:
@@ -162,7 +184,10 @@ def _child(phase: str, client: str, url: str, path: Path, **options) -> dict:
     ]
     command += ["--file", str(path)]
     for name, value in options.items():
-        command += [f"--{name.replace('_', '-')}", str(value)]
+        if value is True:
+            command.append(f"--{name.replace('_', '-')}")
+        else:
+            command += [f"--{name.replace('_', '-')}", str(value)]
     root = Path(__file__).resolve().parent.parent
     output = subprocess.run(command, check=True, capture_output=True, text=True, cwd=root)
     return json.loads(output.stdout.strip().splitlines()[-1])
@@ -171,35 +196,49 @@ def _child(phase: str, client: str, url: str, path: Path, **options) -> dict:
 def _row(result: Result) -> str:
     status = "ok" if result.verified else "SHA256 MISMATCH"
     return (
-        f"  {result.size_mib:>5} MiB {result.kind:<6} {result.client:<11} send {result.send_mib_s:7.1f} MiB/s"
-        f"  receive {result.receive_mib_s:7.1f} MiB/s  peak RSS {result.peak_rss_mib:6.1f} MiB  {status}"
+        f"  {result.size_mib:>5} MiB {result.kind:<6} {result.client:<11}"
+        f" send {result.send_mib_s:7.1f} MiB/s  receive {result.receive_mib_s:7.1f} MiB/s"
+        f" (same message {result.receive_same_mib_s:7.1f})  peak RSS {result.peak_rss_mib:6.1f} MiB"
+        f"  {status}"
     )
 
 
 def format_table(results: list[Result]) -> str:
     """The comparison table, with meshcore/mesh-client ratios per size and kind."""
-    header = (
-        f"{'size':>9} {'data':<7} {'client':<12} {'send MiB/s':>10} {'recv MiB/s':>10} "
-        f"{'peak RSS MiB':>12}  {'sha256':<6}"
-    )
-    lines = [header, "-" * len(header)]
+    columns = ("send MiB/s", "recv MiB/s", "recv* MiB/s", "peak RSS MiB")
+    header = f"{'size':>9} {'data':<7} {'client':<12} " + " ".join(f"{c:>12}" for c in columns)
+    lines = [header + "  sha256", "-" * (len(header) + 8)]
     by_case: dict[tuple[int, str], dict[str, Result]] = {}
     for result in results:
         by_case.setdefault((result.size_mib, result.kind), {})[result.client] = result
+        figures = (
+            result.send_mib_s,
+            result.receive_mib_s,
+            result.receive_same_mib_s,
+            result.peak_rss_mib,
+        )
         lines.append(
-            f"{result.size_mib:>5} MiB {result.kind:<7} {result.client:<12} {result.send_mib_s:>10.1f} "
-            f"{result.receive_mib_s:>10.1f} {result.peak_rss_mib:>12.1f}  {'ok' if result.verified else 'BAD':<6}"
+            f"{result.size_mib:>5} MiB {result.kind:<7} {result.client:<12} "
+            + " ".join(f"{figure:>12.1f}" for figure in figures)
+            + f"  {'ok' if result.verified else 'BAD'}"
         )
         pair = by_case[(result.size_mib, result.kind)]
-        if len(pair) == 2 and result.client == list(pair)[-1]:
-            ours, theirs = pair.get("meshcore"), pair.get("mesh-client")
-            if ours and theirs:
-                lines.append(
-                    f"{'':>9} {'':<7} {'ratio':<12} {ours.send_mib_s / theirs.send_mib_s:>9.2f}x "
-                    f"{ours.receive_mib_s / theirs.receive_mib_s:>9.2f}x "
-                    f"{ours.peak_rss_mib / theirs.peak_rss_mib:>11.2f}x"
-                )
+        ours, theirs = pair.get("meshcore"), pair.get("mesh-client")
+        if ours and theirs and result.client == list(pair)[-1]:
+            ratios = (
+                ours.send_mib_s / theirs.send_mib_s,
+                ours.receive_mib_s / theirs.receive_mib_s,
+                ours.receive_same_mib_s / theirs.receive_same_mib_s,
+                ours.peak_rss_mib / theirs.peak_rss_mib,
+            )
+            lines.append(
+                f"{'':>9} {'':<7} {'ratio':<12} " + " ".join(f"{ratio:>11.2f}x" for ratio in ratios)
+            )
     lines.append("ratio = meshcore / mesh-client (higher is better for speed, lower for RSS)")
+    lines.append(
+        "recv = receiving the message the client sent itself; recv* = receiving the very message "
+        "mesh-client sent (same bytes for both receivers)"
+    )
     return "\n".join(lines)
 
 

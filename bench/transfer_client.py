@@ -37,13 +37,14 @@ def meshcore_send(url: str, path: str, chunk_size: int) -> str:
             return client.send(RECIPIENT, WORKFLOW, source, content_type="text/csv")
 
 
-def meshcore_receive(url: str, path: str, message_id: str) -> None:
+def meshcore_receive(url: str, path: str, message_id: str, acknowledge: bool) -> None:
     from meshcore import MeshClient
 
     with MeshClient(url, RECIPIENT, PASSWORD, SHARED_KEY) as client:
         with open(path, "wb") as into:
             client.download(message_id, into)
-        client.acknowledge(message_id)
+        if acknowledge:
+            client.acknowledge(message_id)
 
 
 def mesh_client_send(url: str, path: str, chunk_size: int) -> str:
@@ -63,7 +64,7 @@ def mesh_client_send(url: str, path: str, chunk_size: int) -> str:
             )
 
 
-def mesh_client_receive(url: str, path: str, message_id: str) -> None:
+def mesh_client_receive(url: str, path: str, message_id: str, acknowledge: bool) -> None:
     import mesh_client
 
     with mesh_client.MeshClient(url, RECIPIENT, PASSWORD, shared_key=SHARED_KEY.encode()) as client:
@@ -71,7 +72,8 @@ def mesh_client_receive(url: str, path: str, message_id: str) -> None:
         with open(path, "wb") as into:
             shutil.copyfileobj(message, into, READ_SIZE)
         message.close()
-        client.acknowledge_message(message_id)
+        if acknowledge:
+            client.acknowledge_message(message_id)
 
 
 CLIENTS = {
@@ -88,6 +90,7 @@ def main() -> None:
     parser.add_argument("--file", required=True)
     parser.add_argument("--chunk-size", type=int, default=20 * 1024 * 1024)
     parser.add_argument("--message-id")
+    parser.add_argument("--no-ack", action="store_true", help="receive without acknowledging")
     args = parser.parse_args()
 
     send, receive = CLIENTS[args.client]
@@ -99,7 +102,7 @@ def main() -> None:
     if args.phase == "send":
         message_id = send(args.url, args.file, args.chunk_size)
     else:
-        receive(args.url, args.file, args.message_id)
+        receive(args.url, args.file, args.message_id, not args.no_ack)
     seconds = time.perf_counter() - started
     # VmHWM is the peak RSS of this process image. getrusage's ru_maxrss is not used for the
     # figure: Linux carries the parent's high-water mark across fork+exec into it, so every
