@@ -20,7 +20,7 @@ import threading
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -256,7 +256,6 @@ def outbox_sweep(*, now=None) -> dict[str, int]:
     Returns counts and enqueues due messages; safe to run on every worker at once.
     """
     now = now or timezone.now()
-    close_old_connections()
     stale = Message.objects.filter(
         direction=Direction.OUTBOUND, status=Status.SENDING, claimed_at__lt=now - CLAIM_LEASE
     )
