@@ -227,9 +227,17 @@ class MeshClient(SendMixin, ReceiveMixin):
                 data.close()
         log.debug("MESH %s %s -> %s", method, _path(url), response.status_code)
         if response.status_code in ok:
-            self._report(method, url, params, attempt_headers, response, None, started)
             if not stream:
-                _ = response.content  # read now, so the connection goes back to the pool
+                try:
+                    _ = response.content  # read now, so the connection goes back to the pool
+                except requests.RequestException as exc:
+                    # The answer broke off: for the first POST, MESH may have created the message.
+                    error = error_from_exception(
+                        exc, creates_message=creates_message, https=url.startswith("https:")
+                    )
+                    self._report(method, url, params, attempt_headers, response, error, started)
+                    raise error from exc
+            self._report(method, url, params, attempt_headers, response, None, started)
             return response
         error = _error_from_response(response)
         self._report(method, url, params, attempt_headers, response, error, started)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import socket
+import threading
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
@@ -287,3 +288,66 @@ def test_it_retries_a_refused_connection_to_a_real_closed_port_then_gives_up():
         client.send("X26ABC2", "WF", b"payload")
     assert not isinstance(raised.value, MeshSendOutcomeUnknown), "refused: certainly not sent"
     assert len(sleeps) == 2
+
+
+class _ShortBodyServer:
+    """A real HTTP server on loopback whose answers promise more body than they send."""
+
+    def __init__(self, status_line: str):
+        self.status_line = status_line
+        self.requests = 0
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            with conn:
+                request = b""
+                while b"\r\n\r\n" not in request:
+                    request += conn.recv(65536)
+                head, _, body = request.partition(b"\r\n\r\n")
+                length = next(
+                    (int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                     if line.lower().startswith(b"content-length:")), 0,
+                )  # fmt: skip
+                while len(body) < length:
+                    body += conn.recv(65536)
+                self.requests += 1
+                conn.sendall(
+                    f"HTTP/1.1 {self.status_line}\r\nContent-Type: application/json\r\n"
+                    "Content-Length: 200\r\n\r\n".encode() + b'{"message_id": "M'
+                )
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_it_retries_a_read_whose_answer_breaks_off_then_gives_up_with_a_mesh_error():
+    server = _ShortBodyServer("200 OK")
+    try:
+        client = MeshClient(server.url, "X26ABC1", PASSWORD, SHARED_KEY, sleep=Sleeps(), max_retries=1)
+        with pytest.raises(MeshTransientError) as raised:
+            list(client.iter_inbox())
+    finally:
+        server.close()
+    assert not isinstance(raised.value, MeshSendOutcomeUnknown)
+    assert server.requests == 2
+
+
+def test_it_never_repeats_a_first_post_whose_answer_breaks_off():
+    server = _ShortBodyServer("202 Accepted")
+    try:
+        client = MeshClient(server.url, "X26ABC1", PASSWORD, SHARED_KEY, sleep=Sleeps())
+        with pytest.raises(MeshSendOutcomeUnknown):
+            client.send("X26ABC2", "WF", b"payload", local_id="ref-1")
+    finally:
+        server.close()
+    assert server.requests == 1, "MESH may have created the message: never send it twice"
