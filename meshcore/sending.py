@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import headers as mex
 from . import validation
-from .errors import MeshProtocolError, MeshValidationError
+from .errors import MeshChunkLockedError, MeshError, MeshProtocolError, MeshValidationError
 from .gzipper import gzip_stream
 from .payload import PIECE, Body, Payload
 
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     import requests
 
 ProgressCallback = Callable[[int, int, str], None]
+# Tracking statuses of a message whose upload finished (MESH API v2 tracking).
+COMPLETE_STATUSES = {"accepted", "acknowledged"}
 
 
 class SendMixin:
@@ -37,6 +39,7 @@ class SendMixin:
     _request: Callable[..., requests.Response]
     _mailbox_url: Callable[..., str]
     _json: Callable[[requests.Response], Any]
+    track: Callable[[str], Any]
 
     def send(
         self,
@@ -88,7 +91,15 @@ class SendMixin:
             else:
                 message_id, done = _check_resume(resume_from, total)
             for chunk_number in range(done + 1, total + 1):
-                self._upload_chunk(message_id, chunk_number, total, payload, size, compress)
+                try:
+                    self._upload_chunk(message_id, chunk_number, total, payload, size, compress)
+                except MeshChunkLockedError:
+                    # Finalised already: the last chunk arrived but its answer was lost (on a
+                    # retry, or before a crash the caller resumes from). Done, if MESH agrees.
+                    if not self._is_complete(message_id):
+                        raise
+                    _notify(on_progress, total, total, message_id)
+                    return message_id
                 _notify(on_progress, chunk_number, total, message_id)
             return message_id
         finally:
@@ -128,6 +139,13 @@ class SendMixin:
             payload.close()
 
     # -- internals -------------------------------------------------------------------------
+
+    def _is_complete(self, message_id: str) -> bool:
+        """True when tracking says every chunk of the message arrived."""
+        try:
+            return self.track(message_id).status in COMPLETE_STATUSES
+        except MeshError:
+            return False
 
     def _send_first_chunk(
         self, payload: Payload, metadata: dict[str, str], total: int, size: int, compress: bool

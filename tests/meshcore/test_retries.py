@@ -16,6 +16,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from meshcore import (
     MeshAuthenticationError,
+    MeshChunkLockedError,
     MeshClient,
     MeshNotFoundError,
     MeshRateLimitedError,
@@ -263,6 +264,32 @@ def test_it_retries_later_chunks_re_reading_them_from_the_source():
     assert len(set(tokens)) == len(tokens) == 5
 
 
+def test_it_takes_a_locked_last_chunk_after_a_lost_answer_as_delivered_when_tracking_agrees():
+    client = unit_client(chunk_size=4096)
+    locked = {"detail": [{"event": "SEND", "code": "23", "msg": "message already finalised"}]}
+    progress = []
+    with _ordered() as mock:
+        mock.post(OUTBOX, status=202, json={"message_id": "M1"})
+        mock.post(mailbox_url("outbox", "M1", "2"), body=_dropped())  # arrived; answer lost
+        mock.post(mailbox_url("outbox", "M1", "2"), status=423, json=locked)
+        mock.get(mailbox_url("outbox", "tracking"), json={"message_id": "M1", "status": "accepted"})
+        assert (
+            client.send("X26ABC2", "WF", b"x" * 5000, on_progress=lambda *a: progress.append(a))
+            == "M1"
+        )
+    assert progress == [(1, 2, "M1"), (2, 2, "M1")]
+
+
+def test_it_still_reports_a_locked_chunk_when_tracking_says_the_message_is_not_complete():
+    client = unit_client(chunk_size=4096)
+    with _ordered() as mock:
+        mock.post(OUTBOX, status=202, json={"message_id": "M1"})
+        mock.post(mailbox_url("outbox", "M1", "2"), status=423)
+        mock.get(mailbox_url("outbox", "tracking"), json={"message_id": "M1", "status": "error"})
+        with pytest.raises(MeshChunkLockedError):
+            client.send("X26ABC2", "WF", b"x" * 5000)
+
+
 def test_it_stops_retrying_a_chunk_after_max_retries():
     client = unit_client(chunk_size=4096, max_retries=1)
     with _ordered() as mock:
@@ -323,7 +350,8 @@ class _ShortBodyServer:
                 self.requests += 1
                 conn.sendall(
                     f"HTTP/1.1 {self.status_line}\r\nContent-Type: application/json\r\n"
-                    "Content-Length: 200\r\n\r\n".encode() + b'{"message_id": "M'
+                    "Content-Length: 200\r\n\r\n".encode()
+                    + b'{"message_id": "M'
                 )
 
     def close(self) -> None:
@@ -333,7 +361,9 @@ class _ShortBodyServer:
 def test_it_retries_a_read_whose_answer_breaks_off_then_gives_up_with_a_mesh_error():
     server = _ShortBodyServer("200 OK")
     try:
-        client = MeshClient(server.url, "X26ABC1", PASSWORD, SHARED_KEY, sleep=Sleeps(), max_retries=1)
+        client = MeshClient(
+            server.url, "X26ABC1", PASSWORD, SHARED_KEY, sleep=Sleeps(), max_retries=1
+        )
         with pytest.raises(MeshTransientError) as raised:
             list(client.iter_inbox())
     finally:

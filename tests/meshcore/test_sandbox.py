@@ -280,3 +280,15 @@ def test_it_reports_a_chunk_sent_after_the_message_was_finalised(sender):
     with pytest.raises(MeshChunkLockedError) as raised:
         sender.send_chunk(message_id, 2, 2, b"late")
     assert raised.value.status == 423
+
+
+def test_it_finishes_a_resumed_send_whose_last_chunk_had_already_arrived(sender, recipient):
+    # A worker crashed after MESH took the last chunk but before it saved that progress.
+    data = b"a" * 200
+    message_id = sender.send("X26ABC2", "TEST_WORKFLOW", data, chunk_size=100)
+    resumed = sender.send(
+        "X26ABC2", "TEST_WORKFLOW", data, chunk_size=100, resume_from=(message_id, 1)
+    )
+    assert resumed == message_id
+    assert sender.track(message_id).status == "accepted"
+    assert list(recipient.iter_inbox()) == [message_id]
