@@ -58,6 +58,15 @@ if PRODUCTION:
             "Production mode needs FIELD_ENCRYPTION_KEYS: one or more Fernet keys, newest first "
             "(make one with `manage.py generate_encryption_key`)."
         )
+    for _position, _key in enumerate(FIELD_ENCRYPTION_KEYS, start=1):
+        # Refuse now rather than at the first secret a worker reads; never echo the key itself.
+        try:
+            Fernet(_key)
+        except (ValueError, TypeError):
+            raise ImproperlyConfigured(
+                f"FIELD_ENCRYPTION_KEYS: key {_position} is not a Fernet key (32 url-safe "
+                "base64-encoded bytes); make one with `manage.py generate_encryption_key`."
+            ) from None
 else:
     _dev = _dev_secrets()
     SECRET_KEY = env.str("SECRET_KEY", default=_dev["secret_key"])
@@ -128,8 +137,10 @@ DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'n
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web server read while a worker writes; IMMEDIATE transactions take the write lock
     # up front, so concurrent writers wait (up to `timeout`) instead of failing mid-transaction.
+    # synchronous=FULL syncs the WAL on every commit: a message's row must survive a power cut
+    # once MESH has been told it was received (NORMAL may lose the last commits).
     DATABASES["default"]["OPTIONS"] = {
-        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;",
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }

@@ -70,13 +70,25 @@ def test_check_deploy_is_clean_in_production_mode(tmp_path):
         ({"SECRET_KEY": "django-insecure-" + "x" * 50}, "Production mode needs SECRET_KEY"),
         ({"SECRET_KEY": "short"}, "Production mode needs SECRET_KEY"),
         ({"FIELD_ENCRYPTION_KEYS": None}, "Production mode needs FIELD_ENCRYPTION_KEYS"),
+        (
+            {"FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode() + ",not-a-key"},
+            "FIELD_ENCRYPTION_KEYS: key 2 is not a Fernet key",
+        ),
     ],
-    ids=["no-secret-key", "insecure-secret-key", "short-secret-key", "no-encryption-key"],
+    ids=[
+        "no-secret-key",
+        "insecure-secret-key",
+        "short-secret-key",
+        "no-encryption-key",
+        "malformed-key",
+    ],
 )
 def test_production_mode_refuses_to_start_without_real_secrets(tmp_path, missing, message):
     result = run(["manage.py", "check"], production_env(tmp_path, **missing))
     assert result.returncode != 0
     assert message in result.stderr
+    assert "not-a-key" not in result.stderr  # a key, even a broken one, is never echoed
+    assert "Traceback" not in result.stderr
     assert not (tmp_path / "var" / "dev-secrets.json").exists()  # never falls back to dev keys
 
 
