@@ -115,10 +115,15 @@ def test_it_ignores_ca_bundle_environment_variables(
         client.handshake()
 
 
-def test_it_pins_exactly_the_given_ca_and_nothing_more(tls_sandbox, pki, tmp_path):
-    # The trust store is the given file only: the system/certifi roots are not added to it.
+def test_it_pins_exactly_the_given_ca_and_nothing_more(tls_sandbox, pki, monkeypatch):
+    # Make the default roots (certifi) trust the server: a pinned bundle must not add them.
+    import meshcore.tls
+
+    monkeypatch.setattr(meshcore.tls, "default_ca_bundle", lambda: pki.ca)
+    with _client(tls_sandbox.url) as client:
+        client.handshake()  # the default roots now trust it...
     with _client(tls_sandbox.url, verify=pki.other_ca) as client, pytest.raises(MeshTLSError):
-        client.handshake()
+        client.handshake()  # ...but a pinned CA means that CA and nothing more
 
 
 def test_it_does_mutual_tls_with_a_client_certificate(mtls_sandbox, pki, hostile_environment):
