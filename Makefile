@@ -47,7 +47,7 @@ test: setup chromium services
 	$(BIN)/python -m tests.services -- $(PYTEST) -m "not browser" tests/messaging tests/audit tests/scaleout; rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no scale-out tests: failing."; exit 1; fi; exit $$rc
 
-bench: setup
+bench: setup services
 	$(BIN)/python -m bench $(BENCH_ARGS)
 
 lint: setup

@@ -64,11 +64,14 @@ class PostgresServer:
                           str(self.root / "postgres.log"), "-w", "start"]),
             check=True, capture_output=True,
         )  # fmt: skip
+        self.create_database("neomesh")
+        return self
+
+    def create_database(self, name: str) -> None:
         subprocess.run(
-            _as_postgres([_pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", PG_USER, "neomesh"]),
+            _as_postgres([_pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", PG_USER, name]),
             check=True, capture_output=True,
         )  # fmt: skip
-        return self
 
     def stop(self) -> None:
         if self.data.exists():

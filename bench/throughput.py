@@ -1,0 +1,184 @@
+"""End-to-end throughput: small messages from queued to acknowledged, through real worker clusters.
+
+``python -m bench throughput [--messages N] [--workers 1,2] [--engines sqlite,postgres]``
+(or ``make bench BENCH_ARGS=throughput``).
+
+For each engine and each worker count, a fresh database is migrated and seeded with the demo
+mailboxes (``seed_demo``) pointing at a local mesh-sandbox, then that many ``manage.py qcluster``
+processes are started, each with one worker process (``Q_WORKERS=1``): several clusters side by
+side, as on several hosts, claiming their work in the database. N small messages (about 100 bytes
+each) are queued from X26ABC1 to X26ABC2 the way the send page queues them. The clock runs from
+the first message queued until the last one has been downloaded, stored and acknowledged by
+X26ABC2's poller (MESH's "acknowledged"); the time until MESH accepted the last send is reported
+too. Every second the benchmark enqueues a poll of X26ABC2 and an outbox sweep, which the
+schedules do every minute: the figure is what the workers can move, not the poll interval.
+
+Engines: ``sqlite`` is the embedded default (SQLite in WAL mode, django-q2's ORM broker);
+``postgres`` is PostgreSQL and Redis from Debian's packages, started privately on loopback by
+``tests.services`` (``make services`` installs them). Each configuration runs in child processes
+(``bench.throughput_child``) so that each has its own Django settings. Not a test: nothing fails
+on a slow figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+NAME = "throughput"
+DESCRIPTION = (
+    "end-to-end small-message throughput, 1 and 2 worker processes, SQLite and PostgreSQL+Redis"
+)
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = Path(__file__).parent / "results"
+ENGINES = ("sqlite", "postgres")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--messages", type=int, default=500, help="messages per run (default 500)")
+    parser.add_argument(
+        "--workers", default="1,2", help="comma-separated worker process counts (default 1,2)"
+    )
+    parser.add_argument(
+        "--engines", default=",".join(ENGINES), help="comma-separated: sqlite, postgres"
+    )
+    parser.add_argument(
+        "--deadline", type=float, default=900, help="seconds before a run is abandoned"
+    )
+
+
+def _parse(args: argparse.Namespace) -> tuple[list[str], list[int]]:
+    engines = [name.strip() for name in args.engines.split(",") if name.strip()]
+    unknown = sorted(set(engines) - set(ENGINES))
+    if unknown:
+        raise SystemExit(f"Unknown engine {', '.join(unknown)}: choose from {', '.join(ENGINES)}.")
+    try:
+        workers = [int(n) for n in args.workers.split(",") if n.strip()]
+    except ValueError:
+        raise SystemExit("--workers takes whole numbers, e.g. 1,2.") from None
+    if not workers or min(workers) < 1 or args.messages < 1:
+        raise SystemExit("--workers and --messages must be at least 1.")
+    return engines, workers
+
+
+def run(args: argparse.Namespace) -> int:
+    engines, workers = _parse(args)
+    sys.path.insert(0, str(ROOT))
+    from tests.sandbox import MeshSandbox
+
+    root = Path(tempfile.mkdtemp(prefix="neomesh-throughput-"))
+    os.chmod(root, 0o755)
+    results = []
+    print(f"Throughput: {args.messages} small messages X26ABC1 -> X26ABC2 per run", flush=True)
+    try:
+        with MeshSandbox() as sandbox:
+            for engine in engines:
+                with _engine(engine, root) as databases:
+                    for count in workers:
+                        sandbox.reset()
+                        env = databases(f"w{count}") | {"MESH_SANDBOX_URL": sandbox.url}
+                        result = _child(env, root / f"{engine}-{count}", count, args)
+                        results.append(result | {"engine": engine})
+                        print(_row(results[-1]), flush=True)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    print()
+    print(format_table(results))
+    _save(results, args)
+    return 0 if all(r.get("complete") for r in results) else 1
+
+
+class _engine:
+    """A context giving, per run, the environment that points a child at a fresh database."""
+
+    def __init__(self, engine: str, root: Path):
+        self.engine, self.root = engine, root / engine
+        self.servers: list = []
+
+    def __enter__(self):
+        if self.engine == "sqlite":
+            self.root.mkdir(parents=True, exist_ok=True)
+            return lambda name: {"DATABASE_URL": f"sqlite:///{self.root / f'{name}.sqlite3'}"}
+        from tests.services import PostgresServer, RedisServer
+
+        postgres, redis = PostgresServer(self.root / "pg"), RedisServer(self.root / "redis")
+        self.servers = [postgres.start(), redis.start()]
+        runs = iter(range(1, 16))
+
+        def databases(name: str) -> dict[str, str]:
+            postgres.create_database(f"neomesh_{name}")
+            # A Redis database of its own per run, so no task of an earlier run is left over.
+            return {
+                "DATABASE_URL": postgres.url.rsplit("/", 1)[0] + f"/neomesh_{name}",
+                "REDIS_URL": redis.url.rsplit("/", 1)[0] + f"/{next(runs)}",
+            }
+
+        return databases
+
+    def __exit__(self, *exc) -> None:
+        for server in reversed(self.servers):
+            server.stop()
+
+
+def _child(env: dict[str, str], workdir: Path, clusters: int, args) -> dict:
+    workdir.mkdir(parents=True, exist_ok=True)
+    child_env = {
+        **os.environ, **env, "NEOMESH_VAR_DIR": str(workdir), "PAYLOAD_ROOT": str(workdir / "payloads"),
+        "DJANGO_SETTINGS_MODULE": "portal.settings", "LOG_LEVEL": "WARNING",
+    }  # fmt: skip
+    child_env.pop("NEOMESH_PRODUCTION", None)
+    command = [
+        sys.executable, "-m", "bench.throughput_child", "--messages", str(args.messages),
+        "--clusters", str(clusters), "--deadline", str(args.deadline), "--workdir", str(workdir),
+    ]  # fmt: skip
+    done = subprocess.run(command, cwd=ROOT, env=child_env, capture_output=True, text=True)
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    if done.returncode != 0 or not lines:
+        tail = "\n".join((done.stdout + done.stderr).splitlines()[-15:])
+        return {"workers": clusters, "messages": args.messages, "complete": False, "error": tail}
+    return json.loads(lines[-1])
+
+
+def _row(result: dict) -> str:
+    label = f"{result['engine']:<9} {result['workers']} worker(s)"
+    if result.get("error"):
+        return f"{label}: FAILED\n{result['error']}"
+    if not result.get("complete"):
+        return f"{label}: incomplete after {result['done_s']:.0f} s ({result['acknowledged']} acknowledged)"
+    return (
+        f"{label}: {result['rate']:.1f} msg/s queued->acknowledged "
+        f"(accepted {result['accepted_rate']:.1f} msg/s, {result['done_s']:.1f} s)"
+    )
+
+
+def format_table(results: list[dict]) -> str:
+    lines = [
+        "| engine | worker processes | messages | queued → all accepted | queued → all acknowledged | msg/s end to end |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in results:
+        if r.get("error") or not r.get("complete"):
+            lines.append(f"| {r['engine']} | {r['workers']} | {r['messages']} | - | failed | - |")
+            continue
+        lines.append(
+            f"| {r['engine']} | {r['workers']} | {r['messages']} | {r['accepted_s']:.1f} s "
+            f"| {r['done_s']:.1f} s | {r['rate']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def _save(results: list[dict], args: argparse.Namespace) -> None:
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = RESULTS_DIR / "throughput.json"
+    machine = {"python": platform.python_version(), "cpus": os.cpu_count(), "host": platform.node()}
+    path.write_text(
+        json.dumps({"machine": machine, "messages": args.messages, "results": results}, indent=2)
+    )
+    print(f"\nSaved {path.relative_to(ROOT)}")

@@ -1,0 +1,124 @@
+"""One throughput run (see bench/throughput.py): migrate, seed, start clusters, queue, wait, report.
+
+Runs with DATABASE_URL (and REDIS_URL), NEOMESH_VAR_DIR, PAYLOAD_ROOT and MESH_SANDBOX_URL set by
+the parent; prints one JSON line with the result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import django
+
+ROOT = Path(__file__).resolve().parent.parent
+PAYLOAD = b"NHS,NUMBER,RESULT\n" * 5  # ~100 bytes: a small message
+
+
+class Cluster:
+    def __init__(self, name: str, workdir: Path):
+        self.log_path = workdir / f"cluster-{name}.log"
+        self.log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.process = subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"], cwd=ROOT,
+            env={**os.environ, "Q_WORKERS": "1", "LOG_LEVEL": "INFO"},
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+
+    def running(self) -> bool:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"qcluster exited early:\n{self.log_path.read_text()[-2000:]}")
+        return "running" in self.log_path.read_text()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.log.close()
+
+
+def _wait_running(clusters: list[Cluster], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not all(cluster.running() for cluster in clusters):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the worker clusters did not start within a minute")
+        time.sleep(0.2)
+
+
+def measure(messages: int, clusters: list[Cluster], deadline: float) -> dict:
+    from django_q.tasks import async_task
+
+    from portal.mailboxes.models import Mailbox
+    from portal.messaging.models import Message, Status
+    from portal.messaging.services import message_queue_send
+
+    sender, recipient = (Mailbox.objects.get(mailbox_id=m) for m in ("X26ABC1", "X26ABC2"))
+    _wait_running(clusters)
+    started = time.monotonic()
+    for n in range(messages):
+        message_queue_send(
+            mailbox=sender, recipient="X26ABC2", workflow_id="TEST_WORKFLOW",
+            source=io.BytesIO(PAYLOAD), size=len(PAYLOAD), filename=f"result-{n}.csv",
+        )  # fmt: skip
+    queued_s = time.monotonic() - started
+    accepted_s = None
+    sent = Message.objects.outbound().filter(status__in=[Status.ACCEPTED, Status.ACKNOWLEDGED])
+    arrived = Message.objects.inbound().filter(mailbox=recipient, status=Status.ACKNOWLEDGED)
+    while time.monotonic() - started < deadline:
+        # What the every-minute schedules do, every second.
+        async_task("portal.messaging.tasks.poll_mailbox", recipient.pk)
+        async_task("portal.messaging.tasks.sweep_outbox")
+        if accepted_s is None and sent.count() == messages:
+            accepted_s = time.monotonic() - started
+        if arrived.count() == messages:
+            break
+        time.sleep(1)
+    done_s = time.monotonic() - started
+    acknowledged = arrived.count()
+    inbound = Message.objects.inbound().filter(mailbox=recipient)
+    distinct = inbound.values("mesh_message_id").distinct().count()
+    complete = acknowledged == messages and inbound.count() == distinct == messages
+    return {
+        "workers": len(clusters), "messages": messages, "complete": complete,
+        "queued_s": queued_s, "accepted_s": accepted_s or done_s, "done_s": done_s,
+        "acknowledged": acknowledged, "received_rows": inbound.count(), "distinct": distinct,
+        "rate": messages / done_s, "accepted_rate": messages / (accepted_s or done_s),
+    }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.throughput_child")
+    parser.add_argument("--messages", type=int, required=True)
+    parser.add_argument("--clusters", type=int, required=True)
+    parser.add_argument("--deadline", type=float, required=True)
+    parser.add_argument("--workdir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0, interactive=False)
+    call_command("seed_demo", stdout=io.StringIO())
+    clusters = [Cluster(str(n), args.workdir) for n in range(args.clusters)]
+    try:
+        result = measure(args.messages, clusters, args.deadline)
+    finally:
+        for cluster in clusters:
+            cluster.stop()
+    print(json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
