@@ -5,10 +5,10 @@ from django.conf import settings
 
 from portal.lib.forms import PortalForm
 from portal.mailboxes.models import Mailbox, validate_workflow_id
-from portal.onboarding.models import CLOSED_STATUSES, Task
+from portal.onboarding.models import Task
 
 from .scenarios import choices
-from .services import DEFAULT_HIGH_VOLUME_COUNT, run_refusal
+from .services import DEFAULT_HIGH_VOLUME_COUNT, rehearsal_tasks, run_refusal
 
 
 class MailboxField(forms.ModelChoiceField):
@@ -74,10 +74,8 @@ class RunForm(PortalForm):
             f"All of them by default. High volume sends {count} messages and takes a while."
         )
         if user is not None and user.has_perm("onboarding.add_evidence"):
-            tasks = Task.objects.filter(evidence_kind="witness_test").exclude(
-                status__in=CLOSED_STATUSES
-            )
-            self.fields["task"].queryset = tasks.select_related("plan").order_by("plan", "position")
+            tasks = rehearsal_tasks().select_related("plan").order_by("plan", "position")
+            self.fields["task"].queryset = tasks
         else:
             del self.fields["task"]
         if user is None or not user.has_perm("conformance.run_on_live"):

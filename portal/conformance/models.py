@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
+from django.utils import timezone
 
 from portal.mailboxes.models import Environment
 
@@ -27,6 +31,20 @@ class Outcome(models.TextChoices):
 
 
 FINISHED_RUN = (RunStatus.PASSED, RunStatus.FAILED, RunStatus.ERROR)
+UNFINISHED_RESULT = (Outcome.PENDING, Outcome.RUNNING)
+# A running run whose worker has shown no sign of life for this long has stopped (killed, Q_TIMEOUT).
+DEFAULT_STALE_SECONDS = 120
+# A queued run no worker has started for this long is queued again once, then given up.
+DEFAULT_QUEUED_SECONDS = 600
+
+
+def stale_after() -> timedelta:
+    return timedelta(seconds=getattr(settings, "CONFORMANCE_STALE_SECONDS", DEFAULT_STALE_SECONDS))
+
+
+def queued_after() -> timedelta:
+    seconds = getattr(settings, "CONFORMANCE_QUEUED_SECONDS", DEFAULT_QUEUED_SECONDS)
+    return timedelta(seconds=seconds)
 
 
 class Origin(models.TextChoices):
@@ -37,6 +55,14 @@ class Origin(models.TextChoices):
 class ConformanceRunQuerySet(models.QuerySet):
     def for_list(self):
         return self.select_related("mailbox", "peer", "started_by").order_by("-created_at", "-pk")
+
+    def stalled(self, now=None):
+        """Running runs whose worker went quiet, and queued runs no worker has started."""
+        now = now or timezone.now()
+        return self.filter(
+            Q(status=RunStatus.RUNNING, heartbeat_at__lt=now - stale_after())
+            | Q(status=RunStatus.QUEUED, heartbeat_at__lt=now - queued_after())
+        )
 
 
 class ConformanceRun(models.Model):
@@ -68,6 +94,9 @@ class ConformanceRun(models.Model):
         "onboarding.Evidence", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     worker = models.CharField(max_length=200, blank=True)
+    # The last sign of life: when the run was queued (or queued again), then the worker's heartbeat.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    requeued = models.PositiveSmallIntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -81,6 +110,8 @@ class ConformanceRun(models.Model):
         indexes = [
             # The run list, newest first.
             models.Index(fields=["-created_at", "-id"], name="conformance_run_recent"),
+            # The sweep of stalled runs (tasks.sweep_runs).
+            models.Index(fields=["status", "heartbeat_at"], name="conformance_run_heartbeat"),
         ]
 
     def __str__(self) -> str:
@@ -89,6 +120,14 @@ class ConformanceRun(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in FINISHED_RUN
+
+    @property
+    def is_stalled(self) -> bool:
+        """Unfinished and silent for too long: the worker stopped, or none has started it."""
+        if self.heartbeat_at is None or self.is_finished:
+            return False
+        limit = stale_after() if self.status == RunStatus.RUNNING else queued_after()
+        return self.heartbeat_at < timezone.now() - limit
 
     @property
     def is_sandbox(self) -> bool:

@@ -12,6 +12,8 @@ from django.core.management.base import CommandError
 from portal.audit.models import AuditRecord
 from portal.conformance.models import ConformanceRun, Origin, RunStatus
 from portal.mailboxes.models import Mailbox
+from portal.onboarding.models import Task, TaskStatus
+from tests.onboarding.helpers import make_plan, task
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sandbox]
 
@@ -76,3 +78,32 @@ def test_it_refuses_unknown_mailboxes_scenarios_and_live_mailboxes(sandbox_mailb
     with pytest.raises(CommandError, match="is a LIVE mailbox"):
         conformance("X26ABC1", "--peer", "X26ABC2", "--scenario", "handshake")
     assert not ConformanceRun.objects.exists()
+
+
+def test_it_attaches_only_to_an_open_witness_test_rehearsal_task_as_the_form_does(
+    sandbox_mailboxes,
+):
+    plan = make_plan("mesh-api", live=False, integration=False)
+    rehearse = task(plan, "rehearse")
+    other = plan.tasks.exclude(evidence_kind="witness_test").first()
+    run = ("X26ABC1", "--peer", "X26ABC2", "--scenario", "handshake", "--task")
+    with pytest.raises(CommandError, match=rf"task {other.ref} .* does not take witnessed test"):
+        conformance(*run, str(other.pk))
+    Task.objects.filter(pk=rehearse.pk).update(status=TaskStatus.DONE)
+    with pytest.raises(CommandError, match=r"task 3.2 .* is done: a closed task takes no evidence"):
+        conformance(*run, str(rehearse.pk))
+    assert not ConformanceRun.objects.exists()
+    Task.objects.filter(pk=rehearse.pk).update(status=TaskStatus.IN_PROGRESS)
+    assert "Evidence pack attached to onboarding task 3.2." in conformance(*run, str(rehearse.pk))
+
+
+def test_it_exits_with_status_1_for_a_refused_task(sandbox_mailboxes, capsys):
+    from django.core.management import execute_from_command_line
+
+    plan = make_plan("mesh-api", live=False, integration=False)
+    other = plan.tasks.exclude(evidence_kind="witness_test").first()
+    with pytest.raises(SystemExit) as exited:
+        execute_from_command_line(["manage.py", "mesh_conformance", "X26ABC1", "--peer",
+                                   "X26ABC2", "--task", str(other.pk)])  # fmt: skip
+    assert exited.value.code == 1
+    assert "does not take witnessed test records" in capsys.readouterr().err

@@ -8,7 +8,7 @@ behaviours an assessor asks about.
 from __future__ import annotations
 
 from . import errors, reports, transfers, volume
-from .base import Context, NotApplicable, Scenario, ScenarioFailed, Step
+from .base import Context, NotApplicable, RunStopped, Scenario, ScenarioFailed, Step
 
 SCENARIOS: dict[str, Scenario] = {
     scenario.key: scenario
@@ -54,7 +54,9 @@ SCENARIOS: dict[str, Scenario] = {
     )
 }  # fmt: skip
 
-__all__ = ["SCENARIOS", "Context", "NotApplicable", "Scenario", "ScenarioFailed", "Step"]
+__all__ = [
+    "SCENARIOS", "Context", "NotApplicable", "RunStopped", "Scenario", "ScenarioFailed", "Step",
+]  # fmt: skip
 
 
 def choices() -> list[tuple[str, str]]:

@@ -35,6 +35,10 @@ class NotApplicable(Exception):
     """The scenario cannot run in this environment; the text says why and what to do instead."""
 
 
+class RunStopped(Exception):
+    """The whole run must stop now (it lost a claim it needs); the text says why."""
+
+
 @dataclass(frozen=True)
 class Scenario:
     key: str
@@ -110,6 +114,8 @@ class Context:
     delivery_timeout: float
     poll_every: float
     make_client: Callable[..., Any]
+    # Raises RunStopped when the run has lost a claim it needs; long scenarios call it as they go.
+    checkpoint: Callable[[], None] = lambda: None
     # MESH id -> the client of the mailbox it was delivered to, until it is acknowledged.
     outstanding: dict[str, meshcore.MeshClient] = field(default_factory=dict)
 
@@ -148,6 +154,7 @@ class Context:
         wanted = set(ids)
         deadline = time.monotonic() + self.delivery_timeout
         while True:
+            self.checkpoint()
             listed = set(receiver.iter_inbox())
             missing = wanted - listed
             if not missing or time.monotonic() >= deadline:

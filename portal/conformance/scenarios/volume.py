@@ -21,6 +21,7 @@ def high_volume(ctx: Context, step: Step) -> str:
     local_prefix = ctx.local_id("volume")
     started = time.monotonic()
     for number in range(1, count + 1):
+        ctx.checkpoint()  # a lost poll claim would let the poller drain these messages
         data = b"NeoMesh conformance high volume, message %d of %d\n" % (number, count)
         mesh_id = ctx.peer_client.send(
             mailbox, ctx.reply_workflow_id, data, local_id=f"{local_prefix}-{number}",
@@ -47,6 +48,7 @@ def high_volume(ctx: Context, step: Step) -> str:
     started = time.monotonic()
     received = 0
     for mesh_id, data in expected.items():
+        ctx.checkpoint()
         into = io.BytesIO()
         ctx.client.download(mesh_id, into)
         if into.getvalue() != data:
