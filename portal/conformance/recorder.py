@@ -20,7 +20,7 @@ HEAD = 40
 TAIL = 10
 # Beyond HEAD, notable exchanges (failures, inbox listings) are kept up to this many.
 NOTABLE_LIMIT = 200
-_SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie"}
+_SECRET_HEADERS = {"authorization", "proxy-authorization", "cookie", "set-cookie"}
 _REDACTED_TOKEN = re.compile(r"^[A-Za-z]+ [A-Z0-9_-]+:<redacted>$")
 
 
@@ -60,7 +60,7 @@ class Recorder:
         entry["mailbox"] = mailbox_id
         entry["seq"] = len(self._entries) + 1
         entry["request_headers"] = _redacted(entry.get("request_headers") or {})
-        entry["response_headers"] = dict(entry.get("response_headers") or {})
+        entry["response_headers"] = _redacted(entry.get("response_headers") or {})
         self._entries.append(entry)
 
     def add_manual(

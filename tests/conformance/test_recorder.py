@@ -24,6 +24,15 @@ def test_it_labels_exchanges_and_redacts_any_credential_meshcore_let_through():
     assert second["request_headers"]["Authorization"] == "<redacted>"
 
 
+def test_it_redacts_a_cookie_in_a_response_too():
+    recorder = Recorder()
+    answer = Exchange(method="GET", path="/messageexchange/X26ABC1", status=200,
+                      response_headers={"Set-Cookie": "session=s3cret", "mex-MessageID": "M1"})  # fmt: skip
+    recorder.callback("X26ABC1")(answer)
+    assert recorder.entries[0]["response_headers"] == {"Set-Cookie": "<redacted>",
+                                                       "mex-MessageID": "M1"}  # fmt: skip
+
+
 def test_it_keeps_the_head_failures_listings_and_tail_of_a_long_scenario():
     recorder = Recorder()
     record = recorder.callback("X26ABC1")

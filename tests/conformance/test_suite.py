@@ -11,6 +11,7 @@ import zipfile
 import pytest
 
 import meshcore
+from meshcore.auth import build_token
 from portal.audit.models import AuditRecord
 from portal.conformance import tasks
 from portal.conformance.evidence import evidence_zip, run_document
@@ -24,20 +25,75 @@ from tests.sandbox import PASSWORD, SHARED_KEY
 from .conftest import execute
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sandbox]
-TOKEN = re.compile(r"NHSMESH [A-Z0-9]+:(?!<redacted>)")
+# A full token: the scheme and mailbox id followed by anything but the redaction (raw or escaped).
+TOKEN = re.compile(r"NHSMESH\s+[A-Za-z0-9]+:(?!<redacted>|&lt;redacted&gt;|\\u003credacted)")
+# What delimits a value in JSON, HTTP headers, the token's fields, HTML and query strings. "password"
+# also appears in prose ("a wrong password", the key wrong_password): only a whole value counts.
+VALUE_EDGE = re.compile(r"\s*(?:[\"'`:=&<>,;{}\[\]()\\/]\s*)+")
+
+
+def leaks(text: str) -> list[str]:
+    """The secrets found in a piece of stored text."""
+    found = []
+    if SHARED_KEY in text:
+        found.append("the shared key")
+    if PASSWORD in VALUE_EDGE.split(text):
+        found.append("the mailbox password")
+    if TOKEN.search(text):
+        found.append("an Authorization token")
+    return found
+
+
+def stored_texts(run: ConformanceRun) -> dict[str, str]:
+    """Everything NeoMesh keeps about a run: its rows, its audit records, the pack and its files."""
+    pack = evidence_zip(run)
+    archive = zipfile.ZipFile(io.BytesIO(pack))
+    rows = {
+        "run row": ConformanceRun.objects.filter(pk=run.pk).values(),
+        "result rows": run.results.values(),
+        "audit records": AuditRecord.objects.for_object(run).values(),
+    }
+    texts = {name: json.dumps(list(query), default=str) for name, query in rows.items()}
+    texts["run document"] = json.dumps(run_document(run))
+    texts["evidence zip (raw bytes)"] = pack.decode("latin-1")
+    for name in archive.namelist():
+        texts[f"evidence zip: {name}"] = archive.read(name).decode()
+    return texts
 
 
 def assert_no_secrets(run: ConformanceRun) -> None:
     """The stored log never holds a password, a shared key or an Authorization token."""
-    stored = json.dumps(run_document(run))
-    assert SHARED_KEY not in stored
-    assert not TOKEN.search(stored), "a full NHSMESH token was stored"
+    found = {place: leaks(text) for place, text in stored_texts(run).items() if leaks(text)}
+    assert not found, f"secrets stored: {found}"
     for result in run.results.all():
         for exchange in result.exchanges:
             for name, value in exchange["request_headers"].items():
                 if name.lower() == "authorization":
                     assert value == f"NHSMESH {exchange['mailbox']}:<redacted>"
-                assert value != PASSWORD
+
+
+LEAKS = {
+    "a whole token": lambda: {"request_headers": {"Authorization": build_token(
+        "X26ABC1", PASSWORD, SHARED_KEY.encode(), nonce="4f2b", timestamp="202601011200")}},
+    "the password as a header": lambda: {"request_headers": {"mex-Password": PASSWORD}},
+    "the token's signed fields": lambda: {"error": f"X26ABC1:4f2b:0:{PASSWORD}:202601011200"},
+    "the shared key in a query": lambda: {"query": f"key={SHARED_KEY}"},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("leak", LEAKS)
+def test_the_secret_check_would_catch_a_leak(sandbox_mailboxes, leak):
+    run = run_create(mailbox=sandbox_mailboxes[0], peer=sandbox_mailboxes[1], enqueue=False)
+    ConformanceRun.objects.filter(pk=run.pk).update(status=RunStatus.PASSED)
+    # Every scenario's title and summary (with "wrong password" in prose) is in a clean pack.
+    assert_no_secrets(run)
+    exchange = {"mailbox": "X26ABC1", "method": "GET", "path": "/messageexchange/X26ABC1",
+                "status": 200, "request_headers": {}, **LEAKS[leak]()}  # fmt: skip
+    run.results.filter(key="handshake").update(exchanges=[exchange], exchanges_total=1)
+    with pytest.raises(AssertionError, match="secrets stored"):
+        assert_no_secrets(run)
+    places = {place for place, text in stored_texts(run).items() if leaks(text)}
+    assert {"result rows", "run document", "evidence zip: run.json"} <= places
 
 
 def test_it_runs_the_whole_suite_against_the_sandbox_with_600_messages(sandbox_mailboxes, capsys):
