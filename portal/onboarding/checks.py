@@ -27,6 +27,26 @@ def csr_mailbox(task: Task) -> tuple[Mailbox | None, str]:
     return task.plan.target_mailbox, _env(task.plan)
 
 
+UNUSABLE_STATUSES = (Certificate.Status.SUPERSEDED, Certificate.Status.EXPIRED)
+
+
+def usable_certificates(queryset, now: datetime | None = None):
+    """CSRs and certificates a task may still link: not superseded, expired or past their date."""
+    now = now or timezone.now()
+    return queryset.exclude(status__in=UNUSABLE_STATUSES).exclude(not_after__lte=now)
+
+
+def certificate_unusable(certificate: Certificate, now: datetime | None = None) -> str | None:
+    """Why a task may not link this certificate any more, or None."""
+    if certificate.status in UNUSABLE_STATUSES or certificate.is_expired(now):
+        state = "superseded" if certificate.status == Certificate.Status.SUPERSEDED else "expired"
+        return (
+            f"The certificate {certificate.common_name} is {state}: link the current CSR, or "
+            "generate a new one under Certificates."
+        )
+    return None
+
+
 def certificate_cn_problem(
     certificate: Certificate, *, mailbox: Mailbox | None, organisation: Organisation, env: str
 ) -> str | None:
@@ -86,6 +106,11 @@ def _certificate_problem(plan: Plan, now: datetime) -> str | None:
     if certificate.is_expired(now):
         return (
             f"The certificate of {mailbox.mailbox_id} expired on {certificate.not_after:%d %B %Y}."
+        )
+    if certificate.not_before is not None and certificate.not_before > now:
+        return (
+            f"The certificate of {mailbox.mailbox_id} is not valid until "
+            f"{timezone.localtime(certificate.not_before):%d %B %Y %H:%M}."
         )
     return None
 

@@ -40,13 +40,17 @@ Kind = CorrespondenceKind
 
 @dataclass(frozen=True)
 class Letter:
+    """One kind of email. `days` and `published` are the wait shown for a letter without a task;
+    a letter written for a task takes the task's turnaround instead."""
+
     to: tuple[str, ...]
     subject: str
     days: int
     published: bool
     cc: tuple[str, ...] = ()
-    csr: str = ""  # "target" or "integration": attach that mailbox's CSR
+    csr: str = ""  # "target" or "integration": attach that mailbox's CSR; never sent without it
     conformance: bool = False  # attach the plan's Technical Conformance Certificate
+    conformance_required: bool = False  # ...and never send it without one
 
 
 LETTERS = {
@@ -69,15 +73,18 @@ LETTERS = {
     ),
     Kind.LIVE_CSR_REQUEST: Letter(
         to=(NATIONAL_SERVICE_DESK,), days=5, published=True, csr="target", conformance=True,
-        subject="MESH API certificate request (live): {cn}",
+        conformance_required=True, subject="MESH API certificate request (live): {cn}",
     ),
 }  # fmt: skip
 
 
 def conformance_certificate(plan: Plan) -> Evidence | None:
-    """The plan's newest Technical Conformance Certificate that has not lapsed."""
-    candidates = plan.evidence.filter(kind=EvidenceKind.CONFORMANCE_CERTIFICATE)
-    return next((e for e in candidates.order_by("-uploaded_at", "-pk") if not e.is_lapsed()), None)
+    """The plan's newest Technical Conformance Certificate that has neither lapsed nor been
+    withdrawn (in Scenario B NHS England's answer withdraws the old one)."""
+    candidates = plan.evidence.filter(
+        kind=EvidenceKind.CONFORMANCE_CERTIFICATE, withdrawn_at__isnull=True
+    )
+    return next((e for e in candidates.order_by("-uploaded_at", "-pk") if e.is_current()), None)
 
 
 def csr_certificate(plan: Plan, which: str) -> Certificate | None:
@@ -111,6 +118,8 @@ def letter_context(plan: Plan, user=None) -> dict:
         "integration_cn": _cn(integration, organisation.ods_code, "{INTEGRATION MAILBOX ID}"),
         "application": settings.MESH_APPLICATION_NAME,
         "conformance": conformance_certificate(plan),
+        # The change query says what the code assessment found, once it is done.
+        "assessment": plan.tasks.filter(key="assess-code").first(),
         "addresses": AllowListEntry.objects.filter(
             organisation=organisation, environment=plan.environment
         ),
@@ -131,10 +140,12 @@ def _fill(correspondence: Correspondence, user) -> None:
     )[:300]
     template = f"onboarding/email/{correspondence.kind}.txt"
     correspondence.body = render_to_string(template, context).strip() + "\n"
-    correspondence.turnaround_days, correspondence.turnaround_published = (
-        letter.days,
-        letter.published,
-    )
+    task = correspondence.task
+    if task is not None and task.turnaround_days is not None:
+        days, published = task.turnaround_days, task.turnaround_published
+    else:
+        days, published = letter.days, letter.published
+    correspondence.turnaround_days, correspondence.turnaround_published = days, published
     correspondence.certificate = (
         csr_certificate(correspondence.plan, letter.csr) if letter.csr else None
     )
@@ -174,20 +185,49 @@ def correspondence_regenerate(*, correspondence: Correspondence, user=None) -> C
     return correspondence
 
 
-def missing_attachments(correspondence: Correspondence) -> list[str]:
-    """What a request must carry and does not (a CSR request without its CSR is sent back)."""
+def missing_attachments(correspondence: Correspondence, *, required_only=False) -> list[str]:
+    """What a request should carry and does not (a CSR request without its CSR is sent back).
+
+    With `required_only`, just what it must never be sent without: the CSR of a CSR request, and
+    the conformance certificate of the live CSR request.
+    """
     letter = LETTERS[correspondence.kind]
     missing = []
     if letter.csr and correspondence.certificate_id is None:
         missing.append(f"the CSR for the {letter.csr.replace('target', 'live')} mailbox")
-    if (
-        letter.conformance
-        and not correspondence.attachments.filter(
-            kind=EvidenceKind.CONFORMANCE_CERTIFICATE
-        ).exists()
-    ):
+    wanted = letter.conformance_required if required_only else letter.conformance
+    attached = correspondence.attachments.filter(kind=EvidenceKind.CONFORMANCE_CERTIFICATE)
+    if wanted and not any(evidence.is_current() for evidence in attached):
         missing.append("the Technical Conformance Certificate")
     return missing
+
+
+def withdrawn_attachments(correspondence: Correspondence) -> list[Evidence]:
+    """Attached evidence that NHS England's answer has since invalidated."""
+    return list(correspondence.attachments.filter(withdrawn_at__isnull=False))
+
+
+def _refuse_withdrawn(correspondence: Correspondence) -> None:
+    withdrawn = withdrawn_attachments(correspondence)
+    if withdrawn:
+        names = ", ".join(evidence.original_filename for evidence in withdrawn)
+        raise OnboardingError(
+            f"The attachment {names} was withdrawn: NHS England's answer invalidated it. Write "
+            "the draft again to attach the current one."
+        )
+
+
+def _record_ticket_on_certificate(correspondence: Correspondence) -> str:
+    """Keep the service desk's reference on the CSR the email carried; a note for the audit."""
+    ticket = correspondence.ticket_reference
+    if not ticket or correspondence.certificate_id is None:
+        return ""
+    certificate = Certificate.objects.defer("private_key").get(pk=correspondence.certificate_id)
+    if certificate.service_desk_ticket == ticket:
+        return ""
+    certificate.service_desk_ticket = ticket
+    certificate.save(update_fields=["service_desk_ticket"])
+    return f"; ticket {ticket} recorded on the certificate {certificate.common_name}"
 
 
 def _local_datetime(day: date) -> datetime:
@@ -203,11 +243,12 @@ def correspondence_mark_sent(
 ) -> Correspondence:  # fmt: skip
     if correspondence.status != Correspondence.Status.DRAFT:
         raise OnboardingError("This email is already marked as sent.")
-    missing = missing_attachments(correspondence)
-    if missing and correspondence.kind == Kind.LIVE_CSR_REQUEST:
+    _refuse_withdrawn(correspondence)
+    missing = missing_attachments(correspondence, required_only=True)
+    if missing:
         raise OnboardingError(
-            "A live CSR request must carry " + " and ".join(missing) + ": attach it to the plan, "
-            "write the draft again, and send that."
+            "This email must carry " + " and ".join(missing) + ": attach it to the plan, write "
+            "the draft again, and send that."
         )
     if sent_on > timezone.localdate():
         raise OnboardingError("The date sent cannot be in the future.")
@@ -215,6 +256,7 @@ def correspondence_mark_sent(
     correspondence.sent_at = _local_datetime(sent_on)
     correspondence.ticket_reference = ticket_reference.strip() or correspondence.ticket_reference
     correspondence.save()
+    ticket_note = _record_ticket_on_certificate(correspondence)
     task = correspondence.task
     if task is not None and not task.is_closed:
         task_set_status(task=task, status=TaskStatus.WAITING_NHS, user=user)
@@ -222,7 +264,8 @@ def correspondence_mark_sent(
         task.save(update_fields=["waiting_since", "updated_at"])
         plan_suggest_due_dates(plan=task.plan)
     record(action="onboarding.correspondence_sent", request=request, actor=user,
-           obj=correspondence, detail=f"to {correspondence.to_addresses or 'a web form'}")  # fmt: skip
+           obj=correspondence,
+           detail=f"to {correspondence.to_addresses or 'a web form'}{ticket_note}")  # fmt: skip
     return correspondence
 
 
@@ -244,11 +287,13 @@ def correspondence_record_reply(
     )
     correspondence.ticket_reference = ticket_reference.strip() or correspondence.ticket_reference
     correspondence.save()
+    ticket_note = _record_ticket_on_certificate(correspondence)
     task = correspondence.task
     if task is not None and task.status == TaskStatus.WAITING_NHS:
         task_set_status(task=task, status=TaskStatus.IN_PROGRESS, user=user)
     record(action="onboarding.correspondence_replied", request=request, actor=user,
-           obj=correspondence, detail=f"ticket {correspondence.ticket_reference or 'not given'}")  # fmt: skip
+           obj=correspondence,
+           detail=f"ticket {correspondence.ticket_reference or 'not given'}{ticket_note}")  # fmt: skip
     return correspondence
 
 
@@ -281,6 +326,8 @@ def correspondence_eml(correspondence: Correspondence, *, sender: str = "") -> b
     # Outlook opens a message marked unsent as a draft, ready to send.
     message["X-Unsent"] = "1"
     _refuse_secrets("The email's text", correspondence.body, organisation)
+    if correspondence.status == Correspondence.Status.DRAFT:
+        _refuse_withdrawn(correspondence)  # one already sent stays the record of what was sent
     message.set_content(correspondence.body)
     if correspondence.certificate_id:
         certificate = Certificate.objects.only("common_name", "csr_pem").get(

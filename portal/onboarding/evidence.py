@@ -22,7 +22,8 @@ from django.db import transaction
 from portal.audit.services import record
 from portal.lib import payloads
 
-from .models import Evidence, Plan, Task
+from .errors import OnboardingError
+from .models import Evidence, EvidenceKind, Plan, Task
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
 ACCEPTED = "PDF, PNG, JPEG, text (.txt, .csv, .eml), Word (.docx) or Excel (.xlsx)"
@@ -144,6 +145,18 @@ def check_upload(upload) -> CheckedFile:
     return CheckedFile(filename=name, file_type=file_type, data=data)
 
 
+# Evidence that lapses whatever task it is kept on: the DSPT is renewed every year.
+ANNUAL_KINDS = {EvidenceKind.DSPT: 12}
+
+
+def review_months_needed(kind: str, task: Task | None) -> int | None:
+    """How often evidence of `kind` kept on `task` must be renewed, when it lapses (else None):
+    such evidence is kept only with its review date."""
+    if task is not None and task.review_months and kind == task.evidence_kind:
+        return task.review_months
+    return ANNUAL_KINDS.get(kind)
+
+
 def text_file(filename: str, text: str) -> CheckedFile:
     """Evidence made from typed text (NHS England's reply pasted into a decision)."""
     return CheckedFile(filename=filename, file_type=FILE_TYPES[".txt"], data=text.encode("utf-8"))
@@ -154,6 +167,12 @@ def evidence_add(
     *, plan: Plan, checked: CheckedFile, kind: str, title: str, task: Task | None = None,
     review_date: date | None = None, user=None, request=None,
 ) -> Evidence:  # fmt: skip
+    months = review_months_needed(kind, task)
+    if months and review_date is None:
+        raise OnboardingError(
+            f"The {EvidenceKind(kind).label} lapses (it is renewed every {months} months): give "
+            "the date it must be renewed by."
+        )
     stored = payloads.store_stream(io.BytesIO(checked.data), "evidence")
     try:
         evidence = Evidence.objects.create(

@@ -10,12 +10,13 @@ from portal.certificates.models import Certificate
 from portal.lib.forms import PortalForm, PortalModelForm
 from portal.mailboxes.models import Environment, Mailbox, Organisation
 
+from . import checks
 from .errors import OnboardingError
-from .evidence import ACCEPTED, EvidenceRejected, check_upload, max_bytes
+from .evidence import ACCEPTED, EvidenceRejected, check_upload, max_bytes, review_months_needed
 from .guard import secret_problem
 from .models import Correspondence, Decision, EvidenceKind, Plan, Task, TaskStatus
 from .plans import TEMPLATES
-from .services import network_text, parse_network
+from .services import may_mark_not_applicable, network_text, parse_network
 
 TARGET_ENVIRONMENTS = [c for c in Environment.choices if c[0] != Environment.SANDBOX]
 
@@ -118,7 +119,7 @@ class TaskForm(PortalForm):
         help_text="Needed only when you mark the task not applicable; kept in its notes.",
     )  # fmt: skip
 
-    def __init__(self, *args, task: Task, **kwargs):
+    def __init__(self, *args, task: Task, user=None, **kwargs):
         kwargs.setdefault(
             "initial",
             {"status": task.status, "owner": task.owner_id, "due_date": task.due_date,
@@ -127,6 +128,17 @@ class TaskForm(PortalForm):
         super().__init__(*args, **kwargs)
         self.task = task
         self.fields["owner"].queryset = task_owners()
+        if task.status != TaskStatus.NOT_APPLICABLE and not may_mark_not_applicable(task, user):
+            # Not offered; posted anyway, the service refuses it with the reason.
+            self.fields["status"].widget.choices = [
+                c for c in TaskStatus.choices if c[0] != TaskStatus.NOT_APPLICABLE
+            ]
+            del self.fields["reason"]
+        elif task.required:
+            self.fields["reason"].help_text = (
+                "Needed only when you mark this required task not applicable: the readiness gate "
+                "then stops waiting for it. At least 20 characters; kept in its notes and audited."
+            )
 
     def clean_notes(self) -> str:
         return _no_secrets(self.cleaned_data["notes"], self.task.plan.organisation)
@@ -140,8 +152,9 @@ class CertificateLinkForm(PortalForm):
 
     def __init__(self, *args, plan: Plan, **kwargs):
         super().__init__(*args, **kwargs)
+        mine = Certificate.objects.filter(mailbox__organisation_id=plan.organisation_id)
         self.fields["certificate"].queryset = (
-            Certificate.objects.filter(mailbox__organisation_id=plan.organisation_id)
+            checks.usable_certificates(mine)
             .defer("private_key", "csr_pem", "certificate_pem", "chain_pem")
             .order_by("-created_at")
         )
@@ -161,6 +174,7 @@ class EvidenceForm(PortalForm):
 
     def __init__(self, *args, task: Task | None = None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.task = task
         if task is not None and not self.is_bound:
             self.fields["kind"].initial = task.evidence_kind or EvidenceKind.OTHER
             if task.review_months:
@@ -176,6 +190,18 @@ class EvidenceForm(PortalForm):
             return check_upload(self.cleaned_data["file"])
         except EvidenceRejected as exc:
             raise forms.ValidationError(str(exc)) from None
+
+    def clean(self):
+        data = super().clean()
+        kind = data.get("kind")
+        months = review_months_needed(kind, self.task) if kind else None
+        if months and not data.get("review_date"):
+            self.add_error(
+                "review_date",
+                f"The {EvidenceKind(kind).label} lapses (it is renewed every {months} months): "
+                "give the date it must be renewed by.",
+            )
+        return data
 
 
 class DecisionForm(PortalForm):

@@ -1,6 +1,7 @@
-"""The live readiness gate: a live mailbox transfers only when its organisation's live plan has every
-required task done (or not applicable) and an unexpired certificate with its CN is active, unless an
-admin has overridden the gate with a written reason.
+"""The live readiness gate: a live mailbox transfers only when it is the target mailbox of its
+organisation's live plan, that plan has every required task done (or not applicable), and a
+certificate with its CN is active and within its validity dates, unless an admin has overridden the
+gate with a written reason.
 
 `live_gate_reason` runs before every send and poll, so it stops at the first reason and costs at most
 three small queries. `gate_report` lists every reason, for the pages.
@@ -32,7 +33,7 @@ def _live_plan(mailbox: Mailbox) -> Plan | None:
     required_open = Q(tasks__required=True) & ~Q(tasks__status__in=CLOSED_STATUSES)
     return (
         Plan.objects.filter(organisation_id=mailbox.organisation_id, environment=Environment.LIVE)
-        .select_related("organisation")
+        .select_related("organisation", "target_mailbox")
         .annotate(required_open=Count("tasks", filter=required_open))
         .first()
     )
@@ -41,7 +42,7 @@ def _live_plan(mailbox: Mailbox) -> Plan | None:
 def _certificate(mailbox: Mailbox) -> Certificate | None:
     return (
         Certificate.objects.filter(mailbox_id=mailbox.pk, status=Certificate.Status.ACTIVE)
-        .only("common_name", "not_after", "status", "mailbox_id")
+        .only("common_name", "not_before", "not_after", "status", "mailbox_id")
         .order_by("-not_after")
         .first()
     )
@@ -52,6 +53,16 @@ def _plan_reason(mailbox: Mailbox, plan: Plan | None) -> str | None:
         return (
             f"live mailbox {mailbox.mailbox_id} has no live onboarding plan: start one under "
             "Onboarding, or ask an admin to override the readiness gate"
+        )
+    if plan.target_mailbox_id != mailbox.pk:
+        if plan.target_mailbox_id:
+            named = f"it is for {plan.target_mailbox.mailbox_id}"
+            fix = "ask an admin to override the readiness gate"
+        else:
+            named, fix = "it names no live mailbox yet", "name it on the plan"
+        return (
+            f"live mailbox {mailbox.mailbox_id} is not the live mailbox of the plan “{plan.title}” "
+            f"({named}): {fix}"
         )
     if plan.required_open:
         tasks = "task is" if plan.required_open == 1 else "tasks are"
@@ -75,6 +86,11 @@ def _certificate_reason(
         )
     if certificate.not_after is None or certificate.not_after <= now:
         return f"live mailbox {mailbox.mailbox_id}'s certificate has expired"
+    if certificate.not_before is not None and certificate.not_before > now:
+        return (
+            f"live mailbox {mailbox.mailbox_id}'s certificate is not valid until "
+            f"{timezone.localtime(certificate.not_before):%d %B %Y %H:%M}"
+        )
     return None
 
 

@@ -93,7 +93,9 @@ def live_mailboxes(plan: Plan):
 
 
 def lapsed_evidence(plan: Plan, today: date) -> list[Evidence]:
-    return list(plan.evidence.filter(review_date__lt=today).select_related("task"))
+    # Withdrawn evidence is not renewed: its replacement is a new file (Scenario B's certificate).
+    lapsed = plan.evidence.filter(review_date__lt=today, withdrawn_at__isnull=True)
+    return list(lapsed.select_related("task"))
 
 
 def waiting_correspondence(plan: Plan):

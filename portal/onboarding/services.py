@@ -69,7 +69,13 @@ def plan_create(
             question=spec.question,
             guidance=spec.guidance,
             options=[
-                {"key": o.key, "label": o.label, "branches": list(o.branches), "summary": o.summary}
+                {
+                    "key": o.key,
+                    "label": o.label,
+                    "branches": list(o.branches),
+                    "summary": o.summary,
+                    "invalidates": list(o.invalidates),
+                }
                 for o in spec.options
             ],
         )  # fmt: skip
@@ -149,6 +155,14 @@ def _evidence_blockers(task: Task) -> list[str]:
     current = [e for e in task.evidence.all() if e.kind == task.evidence_kind]
     if not current:
         return [f"Attach the {label} to this task first."]
+    if task.review_months:
+        # Evidence that lapses counts only with the date it lapses on.
+        current = [e for e in current if e.review_date is not None]
+        if not current:
+            return [
+                f"The attached {label} has no review date, and it lapses every "
+                f"{task.review_months} months: upload it again with the date it must be renewed by."
+            ]
     if all(evidence.is_lapsed() for evidence in current):
         return [
             f"The attached {label} lapsed on {current[0].review_date:%d %B %Y}: attach the current one."
@@ -174,8 +188,26 @@ def task_set_status(*, task: Task, status: str, user=None, reason: str = "", req
     task.waiting_since = timezone.localdate() if status == TaskStatus.WAITING_NHS else None
     task.status = status
     task.save()
+    if status == TaskStatus.NOT_APPLICABLE:
+        gate = "; the readiness gate no longer waits for it" if task.required else ""
+        record(
+            action="onboarding.task_not_applicable", request=request, actor=user, obj=task,
+            reason=reason.strip(), detail=f"{task.ref} marked not applicable{gate}",
+        )  # fmt: skip
     plan_suggest_due_dates(plan=task.plan)
     return task
+
+
+# Marking a required task not applicable opens the readiness gate without it: an admin's call.
+OVERRIDE_PERMISSION = "onboarding.override_gate"
+MIN_OVERRIDE_REASON = 20
+
+
+def may_mark_not_applicable(task: Task, user) -> bool:
+    """Whether `user` may mark this task not applicable by hand (decisions close tasks themselves)."""
+    if task.system_check:
+        return False
+    return not task.required or (user is not None and user.has_perm(OVERRIDE_PERMISSION))
 
 
 def _mark_not_applicable(task: Task, user, reason: str) -> None:
@@ -185,12 +217,24 @@ def _mark_not_applicable(task: Task, user, reason: str) -> None:
             "If the live mailbox must transfer before it is done, an admin can override the "
             "readiness gate with a reason."
         )
-    if not reason.strip():
+    reason = reason.strip()
+    if not may_mark_not_applicable(task, user):
+        raise OnboardingError(
+            f"{task.ref} is required before live transfers, so marking it not applicable would "
+            "open the readiness gate without it: only an admin who may override the gate can do "
+            "that. Finish the task, or ask a mailbox admin."
+        )
+    if not reason:
         raise OnboardingError(
             "Say why this task is not applicable: the reason is kept in its notes."
         )
+    if task.required and len(reason) < MIN_OVERRIDE_REASON:
+        raise OnboardingError(
+            f"Write the reason in full (at least {MIN_OVERRIDE_REASON} characters): the readiness "
+            "gate stops waiting for this required task, and the reason is audited."
+        )
     who = user.get_username() if user else "NeoMesh"
-    note = f"Not applicable ({who}, {timezone.localdate():%d %B %Y}): {reason.strip()}"
+    note = f"Not applicable ({who}, {timezone.localdate():%d %B %Y}): {reason}"
     task.notes = f"{task.notes.rstrip()}\n\n{note}".strip()
 
 
@@ -212,6 +256,9 @@ def task_link_certificate(*, task: Task, certificate: Certificate, user=None) ->
     """Link the CSR made in NeoMesh to a CSR task, after checking its CN for this plan."""
     if task.system_check not in checks.CSR_CHECKS:
         raise OnboardingError("Only a CSR task takes a certificate.")
+    problem = checks.certificate_unusable(certificate)
+    if problem:
+        raise OnboardingError(problem)
     mailbox, env = checks.csr_mailbox(task)
     problem = checks.certificate_cn_problem(
         certificate, mailbox=mailbox, organisation=task.plan.organisation, env=env
@@ -234,6 +281,7 @@ def decision_record(
         raise OnboardingError("Choose one of the decision's options.")
     if not reply_text.strip():
         raise OnboardingError("Paste NHS England's reply: it is kept as the decision's evidence.")
+    previous = decision.chosen
     checked = reply_file or text_file(f"reply-{decision.key}.txt", reply_text)
     decision.reply_evidence = evidence_add(
         plan=decision.plan, checked=checked, kind=EvidenceKind.REPLY, task=decision.answers,
@@ -244,13 +292,45 @@ def decision_record(
     decision.recorded_by, decision.recorded_at = user, timezone.now()
     decision.save()
     _apply_branches(decision, set(option["branches"]))
+    withdrawn = _withdraw_invalidated(decision, option, previous)
     _complete_answered_task(decision, user)
     plan_suggest_due_dates(plan=decision.plan)
     record(
         action="onboarding.decision_recorded", request=request, actor=user, obj=decision,
-        detail=f"{decision.question} → {option['label']}", reason=decision.reply_text[:2000],
+        detail=f"{decision.question} → {option['label']}{withdrawn}",
+        reason=decision.reply_text[:2000],
     )  # fmt: skip
     return decision
+
+
+def _withdraw_invalidated(decision: Decision, option: dict, previous: str) -> str:
+    """Withdraw the evidence the answer invalidates (Scenario B: the old conformance certificate),
+    so no email attaches it again; a changed answer restores what an earlier one withdrew.
+
+    Only evidence uploaded before the answer is withdrawn: the new certificate comes after it.
+    Returns a note for the audit record.
+    """
+    if previous == decision.chosen:
+        return ""  # the same answer again (a corrected reply): keep what it withdrew
+    notes = []
+    restored = list(decision.withdrawn_evidence.all())
+    for evidence in restored:
+        evidence.withdrawn_at = evidence.withdrawn_by_decision = None
+        evidence.save(update_fields=["withdrawn_at", "withdrawn_by_decision"])
+    if restored:
+        notes.append("restored: " + ", ".join(e.original_filename for e in restored))
+    kinds = option.get("invalidates", [])
+    stale = decision.plan.evidence.filter(
+        kind__in=kinds, withdrawn_at__isnull=True, uploaded_at__lte=decision.recorded_at
+    )
+    names = []
+    for evidence in stale:
+        evidence.withdrawn_at, evidence.withdrawn_by_decision = decision.recorded_at, decision
+        evidence.save(update_fields=["withdrawn_at", "withdrawn_by_decision"])
+        names.append(evidence.original_filename)
+    if names:
+        notes.append("withdrawn as invalidated: " + ", ".join(names))
+    return "".join(f"; {note}" for note in notes)
 
 
 def _apply_branches(decision: Decision, enabled: set[str]) -> None:

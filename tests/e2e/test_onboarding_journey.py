@@ -50,7 +50,7 @@ def task_row(page, title: str):
 def start_the_plan(page, stack) -> str:
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Onboarding").click()
     page.get_by_role("link", name="Start a plan", exact=True).click()
-    page.get_by_label("Client change and production go-live (version 1)").check()
+    page.get_by_label("Client change and production go-live (version 2)").check()
     page.get_by_label("Organisation", exact=True).select_option(label="Demo Org (X26)")
     page.get_by_label("Target environment", exact=True).select_option("live")
     page.get_by_label("Mailbox in the target environment").select_option(label="X26LIVE1 (Live)")

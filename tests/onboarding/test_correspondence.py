@@ -17,7 +17,7 @@ from portal.onboarding.errors import OnboardingError
 from portal.onboarding.models import Correspondence, CorrespondenceKind, TaskStatus
 from tests.factories import make_user
 
-from .helpers import PDF, add_evidence, make_plan, task
+from .helpers import PDF, add_evidence, close, make_plan, task
 
 pytestmark = pytest.mark.django_db
 Kind = CorrespondenceKind
@@ -178,3 +178,117 @@ def test_the_nsd_query_attaches_the_conformance_certificate_when_there_is_one(pl
     assert "holds a Technical Conformance Certificate for it (attached)." in letter.body
     message = parse(letters.correspondence_eml(letter))
     assert [part.get_filename() for part in message.iter_attachments()] == ["tcc.pdf"]
+
+
+def _live_csr_ready(plan):
+    certificate = certificate_create_csr(mailbox=plan.target_mailbox)
+    services.task_link_certificate(task=task(plan, "production-csr"), certificate=certificate)
+    return certificate
+
+
+def test_in_scenario_b_the_old_conformance_certificate_is_never_attached(plan):
+    _live_csr_ready(plan)
+    old = add_evidence(plan, task(plan, "review-submission"), name="tcc-typescript.pdf")
+    early = letters.correspondence_draft(plan=plan, kind=Kind.LIVE_CSR_REQUEST)
+    assert list(early.attachments.all()) == [old]
+    decision = plan.decisions.get()
+    services.decision_record(decision=decision, option_key="invalidated",
+                             reply_text="A new witnessed test is needed.")  # fmt: skip
+    old.refresh_from_db()
+    assert old.is_withdrawn() and old.withdrawn_by_decision == decision
+    assert "withdrawn as invalidated: tcc-typescript.pdf" in (
+        AuditRecord.objects.get(action="onboarding.decision_recorded").detail
+    )
+    assert letters.conformance_certificate(plan) is None
+    # A draft written before the answer still holds the old one: it is neither sent nor downloaded.
+    with pytest.raises(OnboardingError, match="tcc-typescript.pdf was withdrawn"):
+        letters.correspondence_mark_sent(correspondence=early, sent_on=timezone.localdate())
+    with pytest.raises(OnboardingError, match="was withdrawn"):
+        letters.correspondence_eml(early)
+    letters.correspondence_regenerate(correspondence=early)
+    assert not early.attachments.exists()
+    assert letters.missing_attachments(early) == ["the Technical Conformance Certificate"]
+    with pytest.raises(OnboardingError, match="must carry the Technical Conformance Certificate"):
+        letters.correspondence_mark_sent(correspondence=early, sent_on=timezone.localdate())
+    # The new certificate, from the new witnessed test, is the one attached.
+    new = add_evidence(plan, task(plan, "new-conformance-certificate"), name="tcc-python.pdf")
+    letter = letters.correspondence_draft(plan=plan, kind=Kind.LIVE_CSR_REQUEST)
+    assert list(letter.attachments.all()) == [new]
+    letters.correspondence_mark_sent(correspondence=letter, sent_on=timezone.localdate())
+    # The same answer recorded again keeps the new one; a changed answer restores the old one.
+    services.decision_record(decision=decision, option_key="invalidated", reply_text="Corrected.")
+    new.refresh_from_db()
+    assert not new.is_withdrawn()
+    services.decision_record(decision=decision, option_key="valid", reply_text="Valid after all.")
+    old.refresh_from_db()
+    assert not old.is_withdrawn()
+    assert "restored: tcc-typescript.pdf" in (
+        AuditRecord.objects.filter(action="onboarding.decision_recorded").order_by("-seq")[0].detail
+    )
+
+
+def test_the_wait_is_the_tasks_turnaround(plan):
+    query = task(plan, "nsd-query")
+    query.turnaround_days, query.turnaround_published = 7, True
+    query.save()
+    letter = letters.correspondence_draft(plan=plan, kind=Kind.NSD_CHANGE_QUERY)
+    assert (letter.turnaround_days, letter.turnaround_published) == (7, True)
+    send = task(plan, "send-live-csr")
+    send.turnaround_days, send.turnaround_published = 8, False
+    send.save()
+    letter = letters.correspondence_draft(plan=plan, kind=Kind.LIVE_CSR_REQUEST)
+    assert (letter.turnaround_days, letter.turnaround_published) == (8, False)
+    # A letter without a task keeps the letter's own figure.
+    intake = letters.correspondence_draft(plan=plan, kind=Kind.INT_MAILBOX_REQUEST)
+    assert intake.task is None and (intake.turnaround_days, intake.turnaround_published) == (
+        5,
+        True,
+    )
+
+
+def test_the_ticket_is_recorded_against_the_certificate(plan):
+    certificate = _live_csr_ready(plan)
+    add_evidence(plan)
+    letter = letters.correspondence_draft(plan=plan, kind=Kind.LIVE_CSR_REQUEST)
+    letters.correspondence_mark_sent(correspondence=letter, sent_on=date(2026, 11, 2),
+                                     ticket_reference=" CS0000001 ")  # fmt: skip
+    certificate.refresh_from_db()
+    assert certificate.service_desk_ticket == "CS0000001"
+    letters.correspondence_record_reply(correspondence=letter, reply_text="Issued.",
+                                        replied_on=date(2026, 11, 4), ticket_reference="CS0000002")  # fmt: skip
+    certificate.refresh_from_db()
+    assert certificate.service_desk_ticket == "CS0000002"
+    audit = AuditRecord.objects.get(action="onboarding.correspondence_replied")
+    assert "ticket CS0000002 recorded on the certificate X26LIVE1.X26.api.mesh-client.nhs.uk" in (
+        audit.detail
+    )
+
+
+def test_the_integration_csr_request_is_never_sent_without_its_csr(plan):
+    letter = letters.correspondence_draft(plan=plan, kind=Kind.INT_CSR_REQUEST)
+    assert letter.certificate is None
+    with pytest.raises(
+        OnboardingError, match="must carry the CSR for the integration mailbox: attach it"
+    ):
+        letters.correspondence_mark_sent(correspondence=letter, sent_on=timezone.localdate())
+    certificate = certificate_create_csr(mailbox=plan.integration_mailbox)
+    letters.correspondence_regenerate(correspondence=letter)
+    assert letter.certificate == certificate
+    letters.correspondence_mark_sent(correspondence=letter, sent_on=timezone.localdate(),
+                                     ticket_reference="ITOC-42")  # fmt: skip
+    certificate.refresh_from_db()
+    assert certificate.service_desk_ticket == "ITOC-42"
+
+
+def test_the_nsd_query_claims_nothing_before_the_code_is_assessed(plan):
+    body = letters.correspondence_draft(plan=plan, kind=Kind.NSD_CHANGE_QUERY).body
+    assert "stays the same" not in body
+    assert "We are assessing the Python client against the behaviour NHS England witnessed" in body
+    assess = task(plan, "assess-code")
+    close(task(plan, "review-submission"))
+    assess.notes = "Chunking and error handling match the witnessed behaviour; retries are new."
+    assess.save()
+    services.task_set_status(task=assess, status=TaskStatus.DONE)
+    body = letters.correspondence_draft(plan=plan, kind=Kind.NSD_CHANGE_QUERY).body
+    assert "We have assessed the Python client against the behaviour NHS England witnessed" in body
+    assert "What we found:\n\nChunking and error handling match the witnessed behaviour" in body

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from portal.audit.models import AuditRecord
 from portal.mailboxes.readiness import transfer_blocked_reason
+from portal.onboarding import services
 from portal.onboarding.errors import OnboardingError
 from portal.onboarding.gate import gate_override_create, gate_override_revoke, gate_report
 from portal.onboarding.models import TaskStatus
@@ -132,3 +136,56 @@ def test_the_gate_report_lists_every_reason():
     assert reasons[0] == "mailbox X26LIVE1 is disabled"
     assert "required onboarding tasks are not done" in reasons[1]
     assert reasons[2] == "live mailbox X26LIVE1 has no active certificate installed"
+
+
+def test_a_second_live_mailbox_does_not_pass_on_another_mailboxs_plan(ready_plan):
+    second = make_live_mailbox("X26LIVE2", organisation=ready_plan.organisation)
+    install_certificate(second)
+    assert transfer_blocked_reason(ready_plan.target_mailbox) is None
+    assert transfer_blocked_reason(second) == (
+        "live mailbox X26LIVE2 is not the live mailbox of the plan “Client change and production "
+        "go-live” (it is for X26LIVE1): ask an admin to override the readiness gate"
+    )
+    assert gate_report(second).blocked
+
+
+def test_a_plan_naming_no_live_mailbox_opens_no_gate():
+    plan = make_plan(live=False)
+    close_all_required(plan)
+    live = make_live_mailbox(organisation=plan.organisation)
+    install_certificate(live)
+    assert transfer_blocked_reason(live) == (
+        "live mailbox X26LIVE1 is not the live mailbox of the plan “Client change and production "
+        "go-live” (it names no live mailbox yet): name it on the plan"
+    )
+
+
+def test_it_waits_for_the_certificate_to_become_valid(ready_plan):
+    mailbox = ready_plan.target_mailbox
+    certificate = mailbox.certificates.get()
+    certificate.not_before = timezone.now() + timedelta(days=2)
+    certificate.save()
+    reason = transfer_blocked_reason(mailbox)
+    assert reason.startswith("live mailbox X26LIVE1's certificate is not valid until ")
+    certificate.not_before = timezone.now() - timedelta(minutes=1)
+    certificate.save()
+    assert transfer_blocked_reason(mailbox) is None
+
+
+def test_a_lead_cannot_open_the_gate_by_marking_required_tasks_not_applicable(lead_user):
+    plan = make_plan()
+    install_certificate(plan.target_mailbox)
+    close_all_required(plan)
+    reason = "NHS England told us on the phone this is not needed for us"
+    for key in ("connection-agreement", "send-live-csr", "nsd-query"):
+        item = task(plan, key)
+        item.status = TaskStatus.TODO
+        item.save()
+        with pytest.raises(OnboardingError, match="only an admin who may override the gate"):
+            services.task_set_status(
+                task=item, status=TaskStatus.NOT_APPLICABLE, reason=reason, user=lead_user
+            )
+        assert task(plan, key).status == TaskStatus.TODO
+    assert "3 required onboarding tasks are not done" in transfer_blocked_reason(
+        plan.target_mailbox
+    )

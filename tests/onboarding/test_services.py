@@ -5,9 +5,12 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
+from django.contrib.auth.models import Group
 from django.utils import timezone
 
+from portal.accounts.roles import MAILBOX_ADMIN, ONBOARDING_LEAD
 from portal.audit.models import AuditRecord
+from portal.certificates.models import Certificate
 from portal.certificates.services import certificate_create_csr
 from portal.onboarding import services
 from portal.onboarding.errors import OnboardingError
@@ -70,17 +73,86 @@ def test_a_task_needing_evidence_waits_for_it_and_for_renewal(plan):
     services.task_set_status(task=task(plan, "review-submission"), status=TaskStatus.DONE)
 
 
-def test_not_applicable_needs_a_reason_and_never_skips_a_system_check(plan):
-    review = task(plan, "review-submission")
+def test_not_applicable_needs_a_reason_and_never_skips_a_system_check(plan, lead_user):
+    monitoring = task(plan, "monitoring")  # after go-live: it does not hold the gate
     with pytest.raises(OnboardingError, match="Say why"):
-        services.task_set_status(task=review, status=TaskStatus.NOT_APPLICABLE)
-    user = make_user(username="nia")
-    services.task_set_status(task=review, status=TaskStatus.NOT_APPLICABLE, reason="Done last year",
-                             user=user)  # fmt: skip
-    assert "Not applicable (nia" in task(plan, "review-submission").notes
+        services.task_set_status(task=monitoring, status=TaskStatus.NOT_APPLICABLE, user=lead_user)
+    services.task_set_status(task=monitoring, status=TaskStatus.NOT_APPLICABLE, user=lead_user,
+                             reason="Monitored by the ops team")  # fmt: skip
+    assert "Not applicable (olu-lead" in task(plan, "monitoring").notes
+    audit = AuditRecord.objects.get(action="onboarding.task_not_applicable")
+    assert audit.reason == "Monitored by the ops team" and audit.actor == lead_user
+    admin = make_user(superuser=True)
     with pytest.raises(OnboardingError, match="cannot be marked not applicable"):
         services.task_set_status(task=task(plan, "go-live"), status=TaskStatus.NOT_APPLICABLE,
-                                 reason="in a hurry")  # fmt: skip
+                                 reason="in a hurry, and we know what we are doing", user=admin)  # fmt: skip
+
+
+def test_only_an_admin_marks_a_required_task_not_applicable_with_a_reason(plan, lead_user):
+    review = task(plan, "review-submission")
+    with pytest.raises(OnboardingError, match="1.2 is required before live transfers"):
+        services.task_set_status(task=review, status=TaskStatus.NOT_APPLICABLE,
+                                 reason="Done last year, see the old folder", user=lead_user)  # fmt: skip
+    with pytest.raises(OnboardingError, match="1.2 is required"):
+        services.task_set_status(task=review, status=TaskStatus.NOT_APPLICABLE, reason="x" * 30)
+    assert task(plan, "review-submission").status == TaskStatus.TODO
+    # A person who is both an onboarding lead and a mailbox admin may, with a reason in full.
+    both = make_user(ONBOARDING_LEAD, username="nia")
+    both.groups.add(Group.objects.get(name=MAILBOX_ADMIN))
+    with pytest.raises(OnboardingError, match="at least 20 characters"):
+        services.task_set_status(task=task(plan, "review-submission"),
+                                 status=TaskStatus.NOT_APPLICABLE, reason="Done", user=both)  # fmt: skip
+    reason = "Reviewed in full last year; NHS England confirmed by email"
+    services.task_set_status(task=task(plan, "review-submission"),
+                             status=TaskStatus.NOT_APPLICABLE, reason=reason, user=both)  # fmt: skip
+    assert task(plan, "review-submission").status == TaskStatus.NOT_APPLICABLE
+    audit = AuditRecord.objects.get(action="onboarding.task_not_applicable")
+    assert audit.actor == both and audit.reason == reason
+    assert "the readiness gate no longer waits for it" in audit.detail
+
+
+def test_tasks_closed_by_the_decision_need_no_admin(plan, lead_user):
+    services.decision_record(decision=plan.decisions.get(), option_key="valid", reply_text="ok",
+                             user=lead_user)  # fmt: skip
+    assert task(plan, "witness-test").status == TaskStatus.NOT_APPLICABLE
+    assert task(plan, "witness-test").closed_by_decision
+
+
+def test_annual_evidence_counts_only_with_its_review_date():
+    plan = make_plan("mesh-api")
+    dspt = task(plan, "dspt")
+    add_evidence(plan, dspt, kind=EvidenceKind.DSPT, name="dspt.pdf",
+                 review_date=timezone.localdate() + timedelta(days=300))  # fmt: skip
+    assert services.task_blockers(dspt) == []
+    # One kept without a date (before the rule) does not complete the task.
+    undated = task(plan, "clinical-risk")
+    evidence = add_evidence(plan, undated, kind=EvidenceKind.CLINICAL_SAFETY, name="hazards.pdf",
+                            review_date=timezone.localdate())  # fmt: skip
+    evidence.review_date = None
+    evidence.save()
+    assert services.task_blockers(undated) == [
+        "The attached Clinical safety (DCB0129) has no review date, and it lapses every 12 months: "
+        "upload it again with the date it must be renewed by."
+    ]
+    with pytest.raises(OnboardingError, match="has no review date"):
+        services.task_set_status(task=undated, status=TaskStatus.DONE)
+    with pytest.raises(OnboardingError, match=r"renewed every 12 months\): give the date"):
+        add_evidence(plan, dspt, kind=EvidenceKind.DSPT, name="dspt.pdf")
+    with pytest.raises(OnboardingError, match="renewed every 12 months"):
+        add_evidence(plan, None, kind=EvidenceKind.DSPT, name="dspt.pdf")
+
+
+def test_a_superseded_or_expired_certificate_cannot_be_linked(plan):
+    csr_task = task(plan, "production-csr")
+    old = certificate_create_csr(mailbox=plan.target_mailbox)
+    old.status = Certificate.Status.SUPERSEDED
+    old.save()
+    with pytest.raises(OnboardingError, match="is superseded: link the current CSR"):
+        services.task_link_certificate(task=csr_task, certificate=old)
+    lapsed = install_certificate(plan.target_mailbox, days=-1)
+    with pytest.raises(OnboardingError, match="is expired"):
+        services.task_link_certificate(task=csr_task, certificate=lapsed)
+    assert task(plan, "production-csr").certificate is None
 
 
 def test_a_scenario_task_waits_for_the_decision(plan):

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import date
 
 import pytest
 from django.urls import reverse
 
+from portal.onboarding import services
+from portal.onboarding.errors import OnboardingError
 from portal.onboarding.models import CorrespondenceKind, EvidenceKind, Plan, TaskCheck
 from portal.onboarding.plans import TEMPLATES, TaskSpec
 from portal.onboarding.plans.spec import ITOC, NATIONAL_SERVICE_DESK, template_problems
+from portal.onboarding.workdays import add_working_days
 from tests.factories import make_organisation
 
 from .helpers import make_plan
@@ -116,9 +120,55 @@ def test_a_new_template_version_never_rewrites_a_plan_under_way(monkeypatch, cli
 
 
 def test_it_allows_one_plan_per_organisation_and_environment():
-    from portal.onboarding.errors import OnboardingError
-
     plan = make_plan()
     with pytest.raises(OnboardingError, match="already has a live plan"):
         make_plan(organisation=plan.organisation, live=False, integration=False)
     assert Plan.objects.count() == 1
+
+
+@pytest.mark.parametrize("key", sorted(TEMPLATES))
+def test_every_estimate_says_so_and_every_version_has_a_change_line(key):
+    template = TEMPLATES[key]
+    unlabelled = [t.key for t in template.tasks
+                  if t.days is not None and not t.published and "estimate" not in t.turnaround]  # fmt: skip
+    assert unlabelled == []
+    assert len(template.changes) == template.version
+    assert template.changes[-1].startswith(f"Version {template.version}:")
+
+
+def test_the_connection_agreement_waits_for_the_new_witnessed_test_only_in_scenario_b():
+    assert TEMPLATES["client-change"].task("connection-agreement").depends_on == (
+        "assess-code", "witness-test"
+    )  # fmt: skip
+    b_plan = make_plan(start_date=date(2026, 11, 23))
+    services.decision_record(
+        decision=b_plan.decisions.get(), option_key="invalidated", reply_text="New test."
+    )
+    witness = b_plan.tasks.get(key="witness-test")
+    agreement = b_plan.tasks.get(key="connection-agreement")
+    assert agreement.due_date == add_working_days(witness.due_date, 5)
+    with pytest.raises(OnboardingError, match="Finish B2"):
+        services.task_set_status(task=agreement, status="done")
+
+    a_plan = make_plan(organisation=make_organisation(name="Other Org", ods_code="Y12"),
+                       live=False, integration=False, start_date=date(2026, 11, 23))  # fmt: skip
+    services.decision_record(
+        decision=a_plan.decisions.get(), option_key="valid", reply_text="Still valid."
+    )
+    assess = a_plan.tasks.get(key="assess-code")
+    agreement = a_plan.tasks.get(key="connection-agreement")
+    assert agreement.due_date == add_working_days(assess.due_date, 5)
+    blockers = services.task_blockers(agreement)
+    assert not any("B2" in blocker for blocker in blockers)
+
+
+def test_the_mesh_api_agreement_follows_the_witnessed_test_not_the_certificate():
+    template = TEMPLATES["mesh-api"]
+    assert "book-witness" in template.task("agreement").depends_on
+    assert "conformance" not in template.task("agreement").depends_on
+
+
+def test_the_answer_certificate_invalidated_is_copied_with_what_it_invalidates():
+    decision = make_plan().decisions.get()
+    assert decision.option("invalidated")["invalidates"] == ["conformance_certificate"]
+    assert decision.option("valid")["invalidates"] == []

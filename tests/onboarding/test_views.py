@@ -12,6 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from portal.audit.models import AuditRecord
+from portal.certificates.models import Certificate
 from portal.certificates.services import certificate_create_csr
 from portal.onboarding import correspondence as letters
 from portal.onboarding import services
@@ -389,3 +390,74 @@ def test_the_override_asks_for_a_reason_and_confirmation(client, admin_user):
     sandbox = make_mailbox("X26ABC1")
     assert client.get(reverse("onboarding:gate", args=[sandbox.pk])).status_code == 404
     assert client.get(reverse("onboarding:gate_override", args=[sandbox.pk])).status_code == 404
+
+
+def test_a_lead_is_not_offered_not_applicable_on_a_required_task(client, lead_user, superuser):
+    plan = make_plan()
+    agreement = task(plan, "connection-agreement")
+    url = reverse("onboarding:task", args=[plan.pk, agreement.pk])
+    client.force_login(lead_user)
+    html = client.get(url).content.decode()
+    assert '<option value="na"' not in html and "Why is it not applicable?" not in html
+    optional = task(plan, "monitoring")
+    html = client.get(reverse("onboarding:task", args=[plan.pk, optional.pk])).content.decode()
+    assert '<option value="na"' in html
+    response = client.post(reverse("onboarding:task_update", args=[plan.pk, agreement.pk]),
+                           {"status": "na", "reason": "NHS England said we do not need it"})  # fmt: skip
+    assert response.status_code == 400
+    assert "A5 is required before live transfers" in response.content.decode()
+    assert task(plan, "connection-agreement").status == TaskStatus.TODO
+    client.force_login(superuser)
+    html = client.get(url).content.decode()
+    assert '<option value="na"' in html and "At least 20 characters" in html
+    response = client.post(reverse("onboarding:task_update", args=[plan.pk, agreement.pk]),
+                           {"status": "na", "reason": "Signed with the original test in 2025"})  # fmt: skip
+    assert response.status_code == 302
+    assert task(plan, "connection-agreement").status == TaskStatus.NOT_APPLICABLE
+
+
+def test_annual_evidence_needs_its_review_date(client, lead_user):
+    plan = make_plan("mesh-api")
+    dspt = task(plan, "dspt")
+    client.force_login(lead_user)
+    url = reverse("onboarding:evidence_upload", args=[plan.pk, dspt.pk])
+    response = client.post(url, {"kind": "dspt", "title": "DSPT 2026-27",
+                                 "file": upload("dspt.pdf", PDF), "review_date": ""})  # fmt: skip
+    assert response.status_code == 400
+    assert (
+        "The Data Security and Protection Toolkit lapses (it is renewed every 12 months): give "
+        "the date it must be renewed by." in response.content.decode()
+    )
+    assert not plan.evidence.exists()
+    review = (timezone.localdate() + timedelta(days=365)).isoformat()
+    response = client.post(url, {"kind": "dspt", "title": "DSPT 2026-27",
+                                 "file": upload("dspt.pdf", PDF), "review_date": review})  # fmt: skip
+    assert response.status_code == 302 and plan.evidence.get().review_date.isoformat() == review
+
+
+def test_only_usable_certificates_are_offered_for_a_csr_task(client, lead_user):
+    plan = make_plan()
+    old = certificate_create_csr(mailbox=plan.target_mailbox)
+    old.status = Certificate.Status.SUPERSEDED
+    old.save()
+    current = certificate_create_csr(mailbox=plan.target_mailbox)
+    csr_task = task(plan, "production-csr")
+    client.force_login(lead_user)
+    page = client.get(reverse("onboarding:task", args=[plan.pk, csr_task.pk]))
+    assert list(page.context["link_form"].fields["certificate"].queryset) == [current]
+    response = client.post(reverse("onboarding:task_certificate", args=[plan.pk, csr_task.pk]),
+                           {"certificate": old.pk})  # fmt: skip
+    assert response.status_code == 400 and task(plan, "production-csr").certificate is None
+
+
+def test_a_rehearsal_task_links_to_the_conformance_self_test(client, lead_user, auditor_user):
+    plan = make_plan("mesh-api")
+    rehearse = task(plan, "rehearse")
+    link = f'href="{reverse("conformance:new")}?task={rehearse.pk}"'
+    url = reverse("onboarding:task", args=[plan.pk, rehearse.pk])
+    client.force_login(lead_user)
+    assert link in client.get(url).content.decode()
+    other = client.get(reverse("onboarding:task", args=[plan.pk, task(plan, "dspt").pk]))
+    assert reverse("conformance:new") not in other.content.decode()
+    client.force_login(auditor_user)
+    assert link not in client.get(url).content.decode()

@@ -47,6 +47,13 @@ class Evidence(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     uploaded_at = models.DateTimeField(auto_now_add=True)
+    # Set when NHS England's answer invalidates it (Scenario B: the old conformance certificate).
+    # A withdrawn file stays on record but is never attached to an email again.
+    withdrawn_at = models.DateTimeField(null=True, blank=True)
+    withdrawn_by_decision = models.ForeignKey(
+        "Decision", null=True, blank=True, on_delete=models.SET_NULL,
+        related_name="withdrawn_evidence",
+    )  # fmt: skip
 
     class Meta:
         ordering = ["-uploaded_at", "-pk"]
@@ -61,6 +68,13 @@ class Evidence(models.Model):
 
     def is_lapsed(self, today: date | None = None) -> bool:
         return self.review_date is not None and self.review_date < (today or timezone.localdate())
+
+    def is_withdrawn(self) -> bool:
+        return self.withdrawn_at is not None
+
+    def is_current(self, today: date | None = None) -> bool:
+        """Whether it may still be sent to NHS England: neither lapsed nor withdrawn."""
+        return not self.is_withdrawn() and not self.is_lapsed(today)
 
     def review_soon(self, today: date | None = None, within_days: int = 30) -> bool:
         if self.review_date is None or self.is_lapsed(today):

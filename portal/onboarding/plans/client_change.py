@@ -132,7 +132,7 @@ TASKS = (
         evidence="Test run logs, message ids, screenshots",
         evidence_kind="witness_test",
         days=1,
-        turnaround="The test lasts 2-3 hours.",
+        turnaround="The test lasts 2-3 hours (published); 1 working day is our estimate.",
     ),  # fmt: skip
     _b(
         key="new-conformance-certificate",
@@ -225,7 +225,9 @@ TASKS = (
         key="connection-agreement",
         ref="A5",
         phase=3,
-        depends_on=("assess-code",),
+        # In Scenario B NHS England sends the agreement after the new witnessed test; in A that
+        # task is not applicable, so it holds nothing up.
+        depends_on=("assess-code", "witness-test"),
         title="Sign the connection agreement and upload it to DOS",
         guidance=(
             "NHS England emails the agreement within 5 working days of the witnessed test; if you "
@@ -236,7 +238,8 @@ TASKS = (
         evidence="Signed connection agreement: signatory, date, version",
         evidence_kind="connection_agreement",
         sent_to="Digital Onboarding Service",
-        turnaround="NHS England sends it within 5 working days of the witnessed test.",
+        turnaround="NHS England sends it within 5 working days of the witnessed test (published). "
+        "In Scenario A, with no new test, 5 working days from the assessment is our estimate.",
         **FIVE_PUBLISHED,
     ),  # fmt: skip
     _a(
@@ -327,9 +330,10 @@ DECISIONS = (
             ),
             OptionSpec(
                 key="invalidated", label="Certificate invalidated (Scenario B)",
-                branches=("B", "A"),
+                branches=("B", "A"), invalidates=("conformance_certificate",),
                 summary="Arrange and pass a new witnessed test, receive the new certificate, "
-                "then take Scenario A's production steps.",
+                "then take Scenario A's production steps. The old certificate is withdrawn: it is "
+                "never attached to an email again.",
             ),
         ),
     ),
@@ -337,7 +341,7 @@ DECISIONS = (
 
 CLIENT_CHANGE = PlanTemplate(
     key="client-change",
-    version=1,
+    version=2,
     name="Client change and production go-live",
     summary=(
         "Witnessed and certified with one MESH client, going to production with a rewritten one: "
@@ -353,5 +357,10 @@ CLIENT_CHANGE = PlanTemplate(
     ),
     tasks=TASKS,
     decisions=DECISIONS,
-    changes=("Version 1: first published.",),
+    changes=(
+        "Version 1: first published.",
+        "Version 2: A5 (connection agreement) also waits for B2 (the witnessed test), not applicable "
+        "in Scenario A; the answer 'certificate invalidated' withdraws the old conformance "
+        "certificate; estimated turnarounds say so.",
+    ),
 )

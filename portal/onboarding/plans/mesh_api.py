@@ -155,7 +155,9 @@ TASKS = (
              evidence_kind="conformance_certificate", sent_to="Emailed by NHS England",
              **_published(5, "Within 5 working days of the witnessed test.")),
     # Phase 5: legal.
-    TaskSpec(key="agreement", ref="5.1", phase=5, depends_on=("conformance", "read-agreement"),
+    # NHS England emails the agreement within 5 working days of the witnessed test, alongside the
+    # conformance certificate (playbook 5.1): it waits for the test, not for the certificate.
+    TaskSpec(key="agreement", ref="5.1", phase=5, depends_on=("book-witness", "read-agreement"),
              title="Sign the connection agreement and upload it to DOS",
              guidance="MESH uses a signed agreement, not the one-click online one. Upload it to the "
              "Legal agreement section and attach the signed copy here with its version.",
@@ -231,7 +233,7 @@ TASKS = (
 
 MESH_API_GO_LIVE = PlanTemplate(
     key="mesh-api",
-    version=1,
+    version=2,
     name="MESH API go-live",
     summary=(
         "The whole path from organisation prerequisites to live use and business as usual: phases "
@@ -249,5 +251,9 @@ MESH_API_GO_LIVE = PlanTemplate(
         (8, "Business as usual"),
     ),
     tasks=TASKS,
-    changes=("Version 1: first published.",),
+    changes=(
+        "Version 1: first published.",
+        "Version 2: 5.1 (connection agreement) waits for 4.2 (the witnessed test), not for the "
+        "conformance certificate: NHS England sends both within 5 working days of the test.",
+    ),
 )

@@ -48,10 +48,14 @@ class TaskSpec:
 
 @dataclass(frozen=True)
 class OptionSpec:
+    """One answer. `invalidates` names the evidence kinds this answer makes stale: evidence of
+    those kinds uploaded before the answer is withdrawn and never attached to an email again."""
+
     key: str
     label: str
     branches: tuple[str, ...]
     summary: str
+    invalidates: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -120,4 +124,10 @@ def template_problems(template: PlanTemplate, *, checks, evidence_kinds, corresp
             problems.append(f"decision {decision.key} is in unknown phase {decision.phase}")
         if decision.answers and decision.answers not in keys:
             problems.append(f"decision {decision.key} answers unknown task {decision.answers}")
+        for option in decision.options:
+            for kind in option.invalidates:
+                if kind not in evidence_kinds:
+                    problems.append(
+                        f"option {option.key} of {decision.key} invalidates unknown evidence {kind}"
+                    )
     return problems

@@ -43,6 +43,12 @@ def correspondence_wait(correspondence, today=None) -> str:
 @register.simple_tag
 def evidence_badge(evidence, today=None) -> str:
     today = today or timezone.localdate()
+    if evidence.withdrawn_at is not None:
+        return format_html(
+            '<span class="badge task-status task-na">Withdrawn {}: invalidated by NHS England\'s '
+            "answer</span>",
+            timezone.localdate(evidence.withdrawn_at).strftime("%-d %b %Y"),
+        )
     if evidence.review_date is None:
         return ""
     if evidence.is_lapsed(today):

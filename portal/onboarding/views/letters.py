@@ -32,6 +32,7 @@ def _render_letter(
         or ReplyForm(initial={"ticket_reference": letter.ticket_reference}),
         "attachments": letter.attachments.all(),
         "missing": letters.missing_attachments(letter),
+        "withdrawn": letters.withdrawn_attachments(letter),
         "today": timezone.localdate(),
     }
     return render(request, "onboarding/letter.html", context, status=status)

@@ -16,6 +16,7 @@ from ..correspondence import correspondence_draft
 from ..errors import OnboardingError
 from ..evidence import content_type, evidence_add
 from ..forms import CertificateLinkForm, DecisionForm, EvidenceForm, TaskForm
+from ..models import EvidenceKind
 from ._access import get_decision, get_evidence, get_plan, get_task, posted, posted_files
 
 
@@ -28,11 +29,14 @@ def _render_task(request, plan, task, *, form=None, link_form=None, evidence_for
         "evidence": task.evidence.select_related("uploaded_by"),
         "letters": task.correspondence.all(),
         "history": AuditRecord.objects.for_object(task)[:50],
-        "form": form or TaskForm(task=task),
+        "form": form or TaskForm(task=task, user=request.user),
         "link_form": link_form or CertificateLinkForm(plan=plan),
         "takes_certificate": task.system_check in checks.CSR_CHECKS,
         "evidence_form": evidence_form or EvidenceForm(task=task),
         "today": timezone.localdate(),
+        # Rehearsing the witnessed test: the conformance self-test takes the task's id.
+        "rehearses_witness_test": task.evidence_kind == EvidenceKind.WITNESS_TEST
+        and not task.is_closed,
     }
     return render(request, "onboarding/task.html", context, status=status)
 
@@ -48,13 +52,14 @@ def task_detail(request, pk: int, task_pk: int):
 def task_update(request, pk: int, task_pk: int):
     plan = get_plan(pk)
     task = get_task(plan, task_pk)
-    form = TaskForm(request.POST, task=task)
+    form = TaskForm(request.POST, task=task, user=request.user)
     if form.is_valid():
         data = form.cleaned_data
         try:
             services.task_update(
                 task=task, status=data["status"], owner=data["owner"], due_date=data["due_date"],
-                notes=data["notes"], reason=data["reason"], user=request.user, request=request,
+                notes=data["notes"], reason=data.get("reason", ""), user=request.user,
+                request=request,
             )  # fmt: skip
         except OnboardingError as exc:
             form.add_error("status", str(exc))
