@@ -16,6 +16,14 @@ class CertificateQuerySet(models.QuerySet):
     def active(self):
         return self.filter(status=Certificate.Status.ACTIVE)
 
+    def current(self):
+        """What a mailbox's health shows: its active certificate, or one that expired unreplaced.
+
+        After the daily check marks a certificate expired, pages should say "Expired", not "No
+        certificate"; ordered by -not_after, an active one always wins over an expired one.
+        """
+        return self.filter(status__in=[Certificate.Status.ACTIVE, Certificate.Status.EXPIRED])
+
     def expiring(self, *, within: timedelta = timedelta(days=WARN_WITHIN_DAYS), now=None):
         now = now or timezone.now()
         return self.active().filter(not_after__lte=now + within)

@@ -69,10 +69,10 @@ def mesh_client(mailbox: Mailbox, **overrides) -> Iterator[meshcore.MeshClient]:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-def record_error(mailbox: Mailbox, error: str) -> None:
-    Mailbox.objects.filter(pk=mailbox.pk).update(
-        last_error=error[:2000], last_error_at=timezone.now()
-    )
+def record_error(mailbox: Mailbox | int, error: str) -> None:
+    """The mailbox's last error, flagged on the dashboard for a day. Takes a mailbox or its pk."""
+    pk = mailbox if isinstance(mailbox, int) else mailbox.pk
+    Mailbox.objects.filter(pk=pk).update(last_error=error[:2000], last_error_at=timezone.now())
 
 
 def mailbox_handshake(*, mailbox: Mailbox) -> tuple[bool, str]:

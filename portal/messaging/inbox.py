@@ -4,11 +4,23 @@ For each message in the MESH inbox: download into a temporary file, fsync and re
 storage, create the Message row and its events in one transaction, then acknowledge. A message
 already stored is only acknowledged, so a crash between storing and acknowledging never produces a
 duplicate, and a second poll (or a second worker) finds the row and does not store it again.
+
+A payload whose `mex-Content-Checksum` is `sha256:<hex>` (as NeoMesh sends) is checked after the
+download; on a mismatch it is neither stored nor acknowledged, so it stays in MESH to be fetched
+again, and the poll records the error. Other checksum forms (`md5:...`, bare hex) are not checked:
+the header is free text that MESH passes through unverified, senders compute it over whatever they
+call the original content (before their own compression or encryption, say), and refusing a message
+on a false mismatch would leave it to expire undelivered after 5 days. TLS and gzip's CRC already
+catch corruption in transit.
+
+Any poll that does not finish (MESH errors, and anything else: a full disk, a database error) is
+recorded as failed with its error, which the dashboard shows.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 
@@ -31,10 +43,23 @@ from .outbox import worker_name
 
 log = logging.getLogger(__name__)
 POLL_LEASE = timedelta(seconds=settings.POLL_CLAIM_LEASE_SECONDS)
+POLL_HEARTBEAT_SECONDS = max(1.0, POLL_LEASE.total_seconds() / 4)
+SHA256_CHECKSUM_RE = re.compile(r"^\s*sha256:\s*([0-9a-fA-F]{64})\s*$", re.IGNORECASE)
 Kind = MessageEvent.Kind
+
+
+class ChecksumMismatch(Exception):
+    """The downloaded payload does not match the checksum its sender gave."""
+
+
+class PollClaimLost(Exception):
+    """Another worker took over this mailbox's poll (ours stopped refreshing its claim)."""
+
+
 # Errors about one message, after which the rest of the inbox can still be received.
 MESSAGE_SPECIFIC_ERRORS = (
-    meshcore.MeshNotFoundError, meshcore.MeshGoneError, meshcore.MeshProtocolError, meshcore.MeshValidationError,
+    meshcore.MeshNotFoundError, meshcore.MeshGoneError, meshcore.MeshProtocolError,
+    meshcore.MeshValidationError, ChecksumMismatch,
 )  # fmt: skip
 
 
@@ -101,25 +126,43 @@ def mailbox_poll(*, mailbox: Mailbox, worker: str | None = None) -> PollResult:
             )
         )
 
+    finished = False
     try:
-        with ClaimHeartbeat(still_mine, max(1.0, POLL_LEASE.total_seconds() / 4)):
-            _drain(mailbox, result)
-    except (meshcore.MeshError, MailboxNotReady) as exc:
+        with ClaimHeartbeat(still_mine, POLL_HEARTBEAT_SECONDS) as heartbeat:
+            _drain(mailbox, result, heartbeat)
+        finished = True
+    except (meshcore.MeshError, MailboxNotReady, PollClaimLost) as exc:
         result.errors.append(str(exc))
+    except Exception as exc:  # noqa: BLE001 - a poll that crashed must not look like a success
+        log.error(
+            "Poll of %s failed: %s: %s", mailbox.mailbox_id, type(exc).__name__, exc, exc_info=True
+        )
+        result.errors.append(f"NeoMesh could not finish the poll ({type(exc).__name__}: {exc})")
     finally:
-        now = timezone.now()
-        health = {"last_poll_at": now, "last_poll_ok": not result.errors}
-        if not result.errors or result.listed:
-            health["inbox_backlog"] = max(0, result.listed - result.acknowledged)
-        _release_poll(mailbox, worker, **health)
-        if result.errors:
-            record_error(mailbox, f"Poll failed: {result.errors[0]}")
+        if not finished and not result.errors:
+            # Only an exception nothing may catch (the worker stopping) gets here.
+            result.errors.append("The poll was interrupted before it finished")
+        _record_poll(mailbox, worker, result)
     return result
 
 
-def _drain(mailbox: Mailbox, result: PollResult) -> None:
+def _record_poll(mailbox: Mailbox, worker: str, result: PollResult) -> None:
+    health = {"last_poll_at": timezone.now(), "last_poll_ok": not result.errors}
+    if not result.errors or result.listed:
+        health["inbox_backlog"] = max(0, result.listed - result.acknowledged)
+    _release_poll(mailbox, worker, **health)
+    if result.errors:
+        record_error(mailbox, f"Poll failed: {result.errors[0]}")
+
+
+def _drain(mailbox: Mailbox, result: PollResult, heartbeat: ClaimHeartbeat | None = None) -> None:
     with mesh_client(mailbox) as client:
         for mesh_id in client.iter_inbox():
+            if heartbeat is not None and heartbeat.lost:
+                raise PollClaimLost(
+                    "Stopped: this poll lost its claim on the mailbox (another worker is polling "
+                    "it now); the messages not yet received stay in MESH for that poll"
+                )
             result.listed += 1
             try:
                 receive_one(client, mailbox, mesh_id, result)
@@ -151,6 +194,8 @@ def receive_one(client, mailbox: Mailbox, mesh_id: str, result: PollResult) -> M
 def _download_and_store(client, mailbox: Mailbox, mesh_id: str, result: PollResult) -> Message:
     with payloads.durable_writer("in") as (writer, stored):
         info = client.download(mesh_id, writer)
+        # Checked before the file is kept: a mismatch leaves nothing stored and nothing acknowledged.
+        _verify_checksum(mailbox, mesh_id, info.checksum, writer.sha256)
     payload = stored[0]
     try:
         with transaction.atomic():
@@ -169,6 +214,21 @@ def _download_and_store(client, mailbox: Mailbox, mesh_id: str, result: PollResu
         detail=f"{payload.size} bytes, sha256 {payload.sha256}",
     )  # fmt: skip
     return message
+
+
+def _verify_checksum(mailbox: Mailbox, mesh_id: str, checksum: str | None, actual: str) -> None:
+    match = SHA256_CHECKSUM_RE.match(checksum or "")
+    if match is None or match.group(1).lower() == actual:
+        return
+    text = (
+        f"the payload does not match its checksum (sender said sha256 {match.group(1).lower()}, "
+        f"received sha256 {actual}): not stored and not acknowledged, it stays in MESH to be "
+        "fetched again by the next poll; if it keeps failing, ask the sender to check and resend"
+    )
+    audit_worker_action(
+        action="message.checksum_mismatch", obj=mailbox, detail=f"{mesh_id}: {text}"
+    )
+    raise ChecksumMismatch(text)
 
 
 def _create_inbound(mailbox: Mailbox, info, payload: payloads.StoredPayload) -> Message:

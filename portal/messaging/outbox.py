@@ -9,24 +9,36 @@ The first `POST /outbox` is the one step that cannot simply be retried: MESH has
 key, so if its outcome is unknown (the worker died during it, or the connection dropped after the
 request went out) we reconcile by tracking the message's local id before sending again. Every
 outbound message gets a local id for this reason (`neomesh-<uuid>` when the sender gives none).
+
+Every attempt ends in a recorded outcome, whatever goes wrong: MESH errors by their kind, anything
+else (a missing payload file, a disk or database error, a secret that cannot be decrypted) is
+recorded and retried with backoff, and no message is attempted more than MAX_ATTEMPTS times, also
+when its workers keep dying (the sweep fails it instead of releasing it again). Failures that need a
+person are also recorded on the mailbox, so the dashboard flags it.
+
+The claim lease and meshcore's retries: see portal/lib/claims.py.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
+import re
 import socket
 import threading
+import traceback
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Q
+from django.db import models, transaction
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 import meshcore
 from portal.lib.claims import ClaimHeartbeat
-from portal.mailboxes.services import MailboxNotReady, mesh_client
+from portal.mailboxes.services import MailboxNotReady, mesh_client, record_error
 
 from .mesh_codes import explain
 from .models import Direction, Message, MessageEvent, Status
@@ -38,10 +50,13 @@ CLAIM_LEASE = timedelta(seconds=settings.OUTBOX_CLAIM_LEASE_SECONDS)
 HEARTBEAT_SECONDS = max(1.0, CLAIM_LEASE.total_seconds() / 4)
 MAX_ATTEMPTS = 12
 Kind = MessageEvent.Kind
+# An Authorization header value, should one ever appear in an error's text.
+_TOKEN_RE = re.compile(r"NHSMESH\s+\S+")
 
 
 def worker_name() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+    host = settings.WORKER_NAME or socket.gethostname()
+    return f"{host}:{os.getpid()}:{threading.get_ident()}"
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -51,6 +66,10 @@ def retry_delay(attempts: int) -> timedelta:
 
 class ClaimLost(Exception):
     """Another worker now owns the message (our heartbeat stopped for longer than the lease)."""
+
+
+class PayloadMissing(Exception):
+    """The message's payload file is not in storage: no retry can bring it back."""
 
 
 def _refresh_claim(message_id: int, worker: str, **fields) -> bool:
@@ -68,12 +87,23 @@ def claim(message_id: int, worker: str) -> Message | None:
         Message.objects.filter(pk=message_id, direction=Direction.OUTBOUND, status=Status.QUEUED)
         .filter(due)
         .update(
-            status=Status.SENDING, claimed_at=now, claimed_by=worker, attempts=F("attempts") + 1
-        )
+            status=Status.SENDING,
+            claimed_at=now,
+            claimed_by=worker,
+            attempts=F("attempts") + 1,
+            # Fixed at the first claim: a resume must cut the payload into the same chunks, even
+            # if MESH_CHUNK_SIZE changed in between.
+            chunk_size=Coalesce(
+                F("chunk_size"),
+                Value(settings.MESH_CHUNK_SIZE),
+                output_field=models.PositiveIntegerField(),
+            ),
+        )  # fmt: skip
     )
     if not claimed:
         return None
-    message = Message.objects.select_related("mailbox").get(pk=message_id)
+    # The mailbox is loaded later, inside the send's error handling: its secrets may not decrypt.
+    message = Message.objects.get(pk=message_id)
     message.add_event(Kind.CLAIMED, f"Attempt {message.attempts} by {worker}")
     return message
 
@@ -84,17 +114,21 @@ def message_send(*, message_id: int, worker: str | None = None) -> str:
     message = claim(message_id, worker)
     if message is None:
         return "not-claimed"
-    with ClaimHeartbeat(lambda: _refresh_claim(message.pk, worker), HEARTBEAT_SECONDS):
-        return _send_claimed(message, worker)
+    refresh = functools.partial(_refresh_claim, message.pk, worker)
+    with ClaimHeartbeat(refresh, HEARTBEAT_SECONDS) as heartbeat:
+        return _send_claimed(message, worker, heartbeat)
 
 
-def _send_claimed(message: Message, worker: str) -> str:
+def _send_claimed(message: Message, worker: str, heartbeat: ClaimHeartbeat | None = None) -> str:
     from portal.mailboxes.readiness import transfer_blocked_reason
 
-    blocked = transfer_blocked_reason(message.mailbox)
-    if blocked:
-        return _retry_later(message, worker, f"Not sent: {blocked}", delay=timedelta(minutes=15))
     try:
+        blocked = transfer_blocked_reason(message.mailbox)
+        if blocked:
+            return _retry_later(
+                message, worker, f"Not sent: {blocked}", delay=timedelta(minutes=15)
+            )
+        _check_payload(message)
         with mesh_client(message.mailbox) as client:
             if (
                 message.chunks_done == 0
@@ -103,10 +137,14 @@ def _send_claimed(message: Message, worker: str) -> str:
             ):
                 if _reconcile_first_chunk(client, message, worker):
                     return message.status
+            if heartbeat is not None and heartbeat.lost:
+                raise ClaimLost()
             _upload(client, message, worker)
     except ClaimLost:
         log.warning("Lost the claim on message %s; another worker has it.", message.pk)
         return "claim-lost"
+    except PayloadMissing as exc:
+        return _fail(message, worker, str(exc))
     except MailboxNotReady as exc:
         return _fail(message, worker, str(exc))
     except meshcore.MeshChunkLockedError:
@@ -114,7 +152,23 @@ def _send_claimed(message: Message, worker: str) -> str:
         return _accepted(message, worker, "MESH reports the upload already finalised.")
     except meshcore.MeshError as exc:
         return _handle_error(message, worker, exc)
+    except Exception as exc:  # noqa: BLE001 - every attempt must end with a recorded outcome
+        return _handle_unexpected(message, worker, exc)
     return _accepted(message, worker, f"MESH message id {message.mesh_message_id}")
+
+
+def _check_payload(message: Message) -> None:
+    name = message.payload.name if message.payload else ""
+    if not name or not message.payload.storage.exists(name):
+        raise PayloadMissing(_missing_payload_text(message))
+
+
+def _missing_payload_text(message: Message) -> str:
+    name = (message.payload.name if message.payload else "") or "none recorded"
+    return (
+        f"The file to send is missing from payload storage ({name}), so this message can never be "
+        "sent. Queue the file again as a new message."
+    )
 
 
 def _upload(client, message: Message, worker: str) -> None:
@@ -130,12 +184,17 @@ def _upload(client, message: Message, worker: str) -> None:
     resume = None
     if message.mesh_message_id and message.chunks_done:
         resume = (message.mesh_message_id, message.chunks_done)
-    with message.payload.open("rb") as source:
+    try:
+        source = message.payload.open("rb")
+    except FileNotFoundError:
+        raise PayloadMissing(_missing_payload_text(message)) from None
+    with source:
         mesh_id = client.send(
             message.recipient, message.workflow_id, source,
             filename=message.filename or None, local_id=message.local_id or None,
             subject=message.subject or None, content_type=message.content_type or None,
             checksum=message.checksum or None, compress=True,
+            # Saved at the first claim (see claim()), so every attempt cuts the same chunks.
             chunk_size=message.chunk_size or None, on_progress=on_progress, resume_from=resume,
         )  # fmt: skip
     message.mesh_message_id = mesh_id
@@ -197,9 +256,12 @@ def _fail(
             mesh_status_description=error.description or "",
         )  # fmt: skip
     with transaction.atomic():
-        if _finish(message, worker, Status.FAILED, **fields):
+        finished = _finish(message, worker, Status.FAILED, **fields)
+        if finished:
             message.add_event(Kind.FAILED, reason)
     _audit(message, "message.failed", reason)
+    if finished:
+        _flag_mailbox(message, f"Send of message #{message.pk} failed: {reason}")
     return Status.FAILED
 
 
@@ -209,39 +271,83 @@ def _uncertain(message: Message, worker: str, reason: str) -> str:
         f"{message.local_id}) before resending."
     )
     with transaction.atomic():
-        if _finish(
+        finished = _finish(
             message, worker, Status.UNCERTAIN, failure_reason=text, last_error=reason[:2000]
-        ):
+        )
+        if finished:
             message.add_event(Kind.UNCERTAIN, text)
     _audit(message, "message.uncertain", text)
+    if finished:
+        _flag_mailbox(message, f"Send of message #{message.pk} has an unknown outcome: {reason}")
     return Status.UNCERTAIN
 
 
 def _retry_later(
-    message: Message, worker: str, reason: str, *, delay: timedelta | None = None
-) -> str:
+    message: Message, worker: str, reason: str, *, delay: timedelta | None = None,
+    flag_mailbox: bool = False,
+) -> str:  # fmt: skip
+    """Back to the queue for a later attempt; `flag_mailbox` when a person should know now."""
     delay = delay or retry_delay(message.attempts)
     with transaction.atomic():
-        if _finish(
+        finished = _finish(
             message, worker, Status.QUEUED, next_attempt_at=timezone.now() + delay,
             last_error=reason[:2000],
-        ):  # fmt: skip
+        )  # fmt: skip
+        if finished:
             message.add_event(
                 Kind.RETRY, f"{reason}. Next attempt in {int(delay.total_seconds())} s."
             )
     _audit(message, "message.retry", f"{reason}. Next attempt in {int(delay.total_seconds())} s.")
+    if finished and flag_mailbox:
+        _flag_mailbox(message, f"Send of message #{message.pk} will be retried: {reason}")
     return Status.QUEUED
+
+
+def _flag_mailbox(message: Message, text: str) -> None:
+    """The mailbox's last error, which the dashboard flags (by id: the mailbox may not load)."""
+    record_error(message.mailbox_id, text)
 
 
 def _handle_error(message: Message, worker: str, exc: meshcore.MeshError) -> str:
     if isinstance(exc, meshcore.MeshSendOutcomeUnknown):
+        if message.attempts >= MAX_ATTEMPTS:
+            return _uncertain(message, worker, f"Gave up after {message.attempts} attempts: {exc}.")
         # Chunk 1 may or may not have arrived: settle it by tracking on the next attempt.
         return _retry_later(message, worker, f"Outcome of the first upload unknown: {exc}")
     if exc.retryable:
         if message.attempts >= MAX_ATTEMPTS:
             return _fail(message, worker, f"Gave up after {message.attempts} attempts: {exc}", exc)
         return _retry_later(message, worker, f"Temporary MESH problem: {exc}")
+    if isinstance(exc, meshcore.MeshValidationError) and exc.status is None:
+        # Refused by meshcore before any HTTP: MESH never saw it.
+        reason = f"NeoMesh could not send it: {exc.description or exc}. Correct it and send again."
+        return _fail(message, worker, reason, exc)
     return _fail(message, worker, explain(exc.code, exc.description, http_status=exc.status), exc)
+
+
+def _handle_unexpected(message: Message, worker: str, exc: Exception) -> str:
+    """Not MESH's doing: a disk, database or configuration problem. Retried, then failed."""
+    text = _describe(exc, message)
+    frame = traceback.extract_tb(exc.__traceback__)[-1] if exc.__traceback__ else None
+    where = f" at {frame.filename}:{frame.lineno}" if frame else ""
+    # No traceback: its text would repeat the error unredacted. Type, text and place suffice.
+    log.error(
+        "Sending message %s failed on attempt %s%s: %s", message.pk, message.attempts, where, text
+    )
+    reason = f"NeoMesh could not send it ({text})"
+    if message.attempts >= MAX_ATTEMPTS:
+        return _fail(message, worker, f"Gave up after {message.attempts} attempts: {reason}.")
+    return _retry_later(message, worker, reason, flag_mailbox=True)
+
+
+def _describe(exc: Exception, message: Message) -> str:
+    """The error's type and text, with anything secret taken out."""
+    text = _TOKEN_RE.sub("NHSMESH [redacted]", f"{type(exc).__name__}: {exc}")
+    if Message.mailbox.is_cached(message):
+        for secret in (message.mailbox.password, message.mailbox.shared_key):
+            if secret and len(secret) >= 4:
+                text = text.replace(secret, "[redacted]")
+    return text[:500]
 
 
 def _audit(message: Message, action: str, detail: str) -> None:
@@ -259,8 +365,11 @@ def outbox_sweep(*, now=None) -> dict[str, int]:
     stale = Message.objects.filter(
         direction=Direction.OUTBOUND, status=Status.SENDING, claimed_at__lt=now - CLAIM_LEASE
     )
-    released = 0
+    released = given_up = 0
     for message in stale:
+        if message.attempts >= MAX_ATTEMPTS:
+            given_up += _give_up_abandoned(message)
+            continue
         if Message.objects.filter(
             pk=message.pk, status=Status.SENDING, claimed_by=message.claimed_by
         ).update(status=Status.QUEUED, claimed_at=None, claimed_by="", next_attempt_at=now):
@@ -275,4 +384,33 @@ def outbox_sweep(*, now=None) -> dict[str, int]:
 
     for pk in due:
         enqueue_send(pk)
-    return {"released": released, "enqueued": len(due)}
+    return {"released": released, "given_up": given_up, "enqueued": len(due)}
+
+
+def _give_up_abandoned(message: Message) -> int:
+    """A message whose every worker died (or hung) MAX_ATTEMPTS times is not tried again.
+
+    Failed when MESH certainly lacks part of it; uncertain when the first upload or the last chunk
+    may have landed (then only tracking can tell).
+    """
+    reason = (
+        f"Gave up after {message.attempts} attempts: the worker {message.claimed_by} stopped during "
+        "the last one."
+    )
+    if message.last_error:
+        reason += f" The last error was: {message.last_error[:500]}"
+    partial = message.mesh_message_id and message.chunks_done < message.chunks_total
+    status, kind = (Status.FAILED, Kind.FAILED) if partial else (Status.UNCERTAIN, Kind.UNCERTAIN)
+    if status == Status.UNCERTAIN:
+        reason += (
+            f" MESH may have it: check its tracking (local id {message.local_id}) before resending."
+        )
+    with transaction.atomic():
+        if not Message.objects.filter(
+            pk=message.pk, status=Status.SENDING, claimed_by=message.claimed_by
+        ).update(status=status, claimed_at=None, claimed_by="", failure_reason=reason):
+            return 0
+        message.add_event(kind, reason)
+    _audit(message, f"message.{status}", reason)
+    _flag_mailbox(message, f"Send of message #{message.pk} stopped: {reason}")
+    return 1

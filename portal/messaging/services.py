@@ -11,9 +11,11 @@ from django.db import transaction
 from django.utils import timezone
 
 import meshcore
+from meshcore import headers as mex
 from portal.audit.services import audit_person_action, audit_worker_action
 from portal.lib import payloads
 from portal.mailboxes.models import Mailbox, Workflow, validate_mailbox_id
+from portal.mailboxes.readiness import transfer_blocked_reason
 from portal.mailboxes.services import MailboxNotReady, mesh_client
 
 from .mesh_codes import explain
@@ -24,23 +26,49 @@ TRACK_EVERY = timedelta(hours=1)
 TRACK_FOR = timedelta(days=6)
 
 
+# MESH header -> (send form field, how a person calls it).
+HEADER_FIELDS = {
+    "mex-To": ("recipient", "The recipient mailbox id"),
+    "mex-WorkflowID": ("workflow_id", "The workflow id"),
+    "mex-FileName": ("file", "The file's name"),
+    "mex-Subject": ("subject", "The subject"),
+    "mex-LocalID": ("local_id", "The local id"),
+    "mex-Content-Type": ("file", "The file's content type"),
+}
+
+
 class SendRejected(Exception):
-    """A send request breaks a rule; the message says which, in plain English."""
+    """A send request breaks a rule; the message says which, in plain English.
+
+    `field` names the send form's field at fault, when there is one.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
-def _validate_send(*, mailbox: Mailbox, recipient: str, workflow_id: str, size: int) -> None:
+def _validate_send(
+    *, mailbox: Mailbox, recipient: str, workflow_id: str, size: int, headers: dict[str, str]
+) -> None:
+    blocked = transfer_blocked_reason(mailbox)
+    if blocked:
+        raise SendRejected(f"Cannot send now: {blocked}.", field="mailbox")
     try:
         validate_mailbox_id(recipient)
     except Exception as exc:
         raise SendRejected(
-            f"Recipient: {exc.messages[0] if hasattr(exc, 'messages') else exc}"
+            f"Recipient: {exc.messages[0] if hasattr(exc, 'messages') else exc}",
+            field="recipient",
         ) from None
     if size <= 0:
-        raise SendRejected("The file is empty: MESH does not accept a message without data.")
+        raise SendRejected(
+            "The file is empty: MESH does not accept a message without data.", field="file"
+        )
     if size > settings.MESH_MAX_UPLOAD_BYTES:
         limit_gib = settings.MESH_MAX_UPLOAD_BYTES / 1024**3
         raise SendRejected(
-            f"The file is larger than the {limit_gib:g} GiB MESH allows per message."
+            f"The file is larger than the {limit_gib:g} GiB MESH allows per message.", field="file"
         )
     registered = mailbox.workflows.filter(
         workflow_id=workflow_id, direction=Workflow.Direction.SEND
@@ -48,8 +76,29 @@ def _validate_send(*, mailbox: Mailbox, recipient: str, workflow_id: str, size: 
     if not registered.exists():
         raise SendRejected(
             f"Workflow {workflow_id} is not registered for sending from {mailbox.mailbox_id}: add it "
-            "to the mailbox's workflows first (and make sure NHS England has registered it)."
+            "to the mailbox's workflows first (and make sure NHS England has registered it).",
+            field="workflow_id",
         )
+    _validate_headers(recipient=recipient, workflow_id=workflow_id, **headers)
+
+
+def _validate_headers(*, recipient: str, workflow_id: str, **headers: str) -> None:
+    """MESH's header rules, by meshcore's own check, so a send the worker would refuse never queues."""
+    try:
+        mex.send_metadata(
+            to=recipient, workflow_id=workflow_id,
+            **{name: value or None for name, value in headers.items()},
+        )  # fmt: skip
+    except meshcore.MeshValidationError as exc:
+        text = exc.description or str(exc)
+        header = next((name for name in HEADER_FIELDS if text.startswith(name + " ")), None)
+        if header is None:
+            raise SendRejected(f"MESH would not accept this message: {text}") from None
+        field, label = HEADER_FIELDS[header]
+        reason = f"{label}{text[len(header) :]}."
+        if "ASCII" in text:
+            reason += " MESH allows only plain ASCII here: replace accented letters and symbols."
+        raise SendRejected(reason, field=field) from None
 
 
 def message_queue_send(
@@ -68,13 +117,18 @@ def message_queue_send(
 ) -> Message:
     """Store the payload and create a queued outbound message; a worker sends it after commit."""
     recipient = recipient.strip().upper()
-    _validate_send(mailbox=mailbox, recipient=recipient, workflow_id=workflow_id, size=size)
+    filename = filename[:300]
+    headers = {"filename": filename, "subject": subject, "local_id": local_id,
+               "content_type": content_type}  # fmt: skip
+    _validate_send(
+        mailbox=mailbox, recipient=recipient, workflow_id=workflow_id, size=size, headers=headers
+    )
     stored = payloads.store_stream(source, "out")
     try:
         with transaction.atomic():
             message = Message.objects.create(
                 mailbox=mailbox, direction=Direction.OUTBOUND, recipient=recipient,
-                sender=mailbox.mailbox_id, workflow_id=workflow_id, filename=filename[:300],
+                sender=mailbox.mailbox_id, workflow_id=workflow_id, filename=filename,
                 subject=subject, local_id=local_id or f"neomesh-{uuid.uuid4().hex}",
                 content_type=content_type, size_bytes=stored.size, payload=stored.name,
                 payload_sha256=stored.sha256, checksum=f"sha256:{stored.sha256}",
@@ -114,8 +168,13 @@ def message_requeue(*, message: Message, request=None) -> Message:
         raise SendRejected(
             "Only a failed outbound message, or one whose outcome is unknown, can be resent."
         )
+    blocked = transfer_blocked_reason(message.mailbox)
+    if blocked:
+        raise SendRejected(f"Cannot send now: {blocked}.")
+    # From the start, so the chunk size is chosen afresh at the next claim.
     Message.objects.filter(pk=message.pk).update(
-        status=Status.QUEUED, mesh_message_id=None, chunks_done=0, attempts=0, next_attempt_at=None,
+        status=Status.QUEUED, mesh_message_id=None, chunks_done=0, chunk_size=None, attempts=0,
+        next_attempt_at=None,
         failure_reason="", last_error="", mesh_status_code="", mesh_status_event="",
         mesh_status_description="", local_id=f"neomesh-{uuid.uuid4().hex}"
         if message.local_id.startswith("neomesh-") else message.local_id,
@@ -144,23 +203,28 @@ def message_refresh_tracking(*, message: Message) -> str:
     now = timezone.now()
     Message.objects.filter(pk=message.pk).update(last_tracked_at=now)
     state = (status.status or "").lower()
-    if state == "acknowledged" and message.status == Status.ACCEPTED:
+    # Each move is a conditional update from "accepted": whatever happened to the message since it
+    # was loaded (a report failed it, a person re-queued it) is never undone by a stale reading.
+    still_accepted = Message.objects.filter(pk=message.pk, status=Status.ACCEPTED)
+    if state == "acknowledged":
         with transaction.atomic():
-            Message.objects.filter(pk=message.pk).update(
-                status=Status.ACKNOWLEDGED, acknowledged_at=now
-            )
-            message.add_event(Kind.TRACKED, "The recipient has downloaded and acknowledged it")
-        audit_worker_action(action="message.tracked", obj=message, detail="acknowledged")
-    elif state in ("error", "undeliverable") and message.status != Status.FAILED:
+            moved = still_accepted.update(status=Status.ACKNOWLEDGED, acknowledged_at=now)
+            if moved:
+                message.add_event(Kind.TRACKED, "The recipient has downloaded and acknowledged it")
+        if moved:
+            audit_worker_action(action="message.tracked", obj=message, detail="acknowledged")
+    elif state in ("error", "undeliverable"):
         reason = explain(status.status_code, status.status_description or "")
         with transaction.atomic():
-            Message.objects.filter(pk=message.pk).update(
+            moved = still_accepted.update(
                 status=Status.FAILED, failure_reason=reason,
                 mesh_status_code=status.status_code or "",
                 mesh_status_description=status.status_description or "",
             )  # fmt: skip
-            message.add_event(Kind.FAILED, f"Tracking reports {state}: {reason}")
-        audit_worker_action(action="message.tracked", obj=message, detail=f"{state}: {reason}")
+            if moved:
+                message.add_event(Kind.FAILED, f"Tracking reports {state}: {reason}")
+        if moved:
+            audit_worker_action(action="message.tracked", obj=message, detail=f"{state}: {reason}")
     return state
 
 

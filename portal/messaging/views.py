@@ -21,7 +21,6 @@ from .services import SendRejected, message_queue_send, message_requeue
 
 PAGE_SIZE = 25
 CURSOR_PARAMS = ("after", "before")
-SEND_FIELD_PREFIXES = {"Recipient": "recipient", "Workflow": "workflow_id", "The file": "file"}
 
 
 def _get_message_for_user(request, pk: int) -> Message:
@@ -125,11 +124,9 @@ def _send_initial(params) -> dict:
     )
 
 
-def _add_send_error(form: SendForm, text: str) -> None:
-    field = next(
-        (name for prefix, name in SEND_FIELD_PREFIXES.items() if text.startswith(prefix)), None
-    )
-    form.add_error(field, text)
+def _add_send_error(form: SendForm, error: SendRejected) -> None:
+    field = error.field if error.field in form.fields else None
+    form.add_error(field, str(error))
 
 
 @permission_required("messaging.send_message")
@@ -145,7 +142,7 @@ def message_send(request):
                 user=request.user, request=request,
             )  # fmt: skip
         except SendRejected as exc:
-            _add_send_error(form, str(exc))
+            _add_send_error(form, exc)
         else:
             messages.success(request, f"Queued for {message.recipient}: a worker sends it now.")
             return redirect("messaging:detail", pk=message.pk)

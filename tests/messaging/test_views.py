@@ -408,7 +408,8 @@ def test_it_shows_a_service_rejection_on_the_form(client, admin_user, mailbox, m
 
     def reject(**kwargs):
         raise views.SendRejected(
-            "Workflow TEST_WORKFLOW is not registered for sending from X26ABC1."
+            "Workflow TEST_WORKFLOW is not registered for sending from X26ABC1.",
+            field="workflow_id",
         )
 
     monkeypatch.setattr(views, "message_queue_send", reject)
