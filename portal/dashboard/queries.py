@@ -17,8 +17,9 @@ ENVIRONMENT_RANK = {Environment.LIVE: 0, Environment.DEPLOYMENT: 1, Environment.
 
 
 def with_health(queryset: QuerySet) -> QuerySet:
-    """Annotate the active certificate's expiry and the oldest unacknowledged inbound message."""
-    active = Certificate.objects.filter(mailbox=OuterRef("pk"), status=Certificate.Status.ACTIVE)
+    """Annotate the current certificate's expiry and the oldest unacknowledged inbound message."""
+    # Active, or expired and not replaced: an expired certificate says "Certificate expired".
+    active = Certificate.objects.current().filter(mailbox=OuterRef("pk"))
     # Ordered by created_at (set when the message is stored, as received_at is), so an index
     # supplies the order: sorting by received_at instead costs seconds on a million rows.
     unacknowledged = Message.objects.filter(

@@ -73,6 +73,18 @@ def test_it_shows_certificate_days_left_with_a_warning_inside_90_days(client, ad
     assert "Certificate expires in 30 days" in html
 
 
+def test_it_says_expired_once_the_daily_check_has_marked_the_certificate_expired(
+    client, admin_user
+):
+    mailbox = healthy("X26LIV1", environment=Environment.LIVE)
+    not_after = timezone.now() - timedelta(days=2)
+    make_certificate(mailbox, status=Certificate.Status.EXPIRED, not_after=not_after)
+    client.force_login(admin_user)
+    html = client.get(reverse("dashboard:home")).content.decode()
+    assert "Certificate expired" in html
+    assert "No active certificate" not in html
+
+
 def test_it_measures_the_oldest_unacknowledged_message_against_the_5_day_limit(client, admin_user):
     mailbox = healthy("X26ABC1")
     four_days_ago, nine_days_ago = (
