@@ -108,7 +108,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "auditlog.middleware.AuditlogMiddleware",
+    # django-auditlog's, with the trusted client address (portal.accounts.addresses).
+    "portal.audit.middleware.AuditMiddleware",
     "csp.middleware.CSPMiddleware",
     # Last, so that a locked-out sign-in is answered before any view runs.
     "axes.middleware.AxesMiddleware",
@@ -171,6 +172,17 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked.html"
 AXES_VERBOSE = False
+# Rotating addresses does not help: a username with this many failures from anywhere is locked too
+# (ours, read by portal.accounts.throttling.LoginThrottle).
+AXES_USERNAME_FAILURE_LIMIT = env.int(
+    "LOGIN_USERNAME_FAILURE_LIMIT", default=3 * AXES_FAILURE_LIMIT
+)
+AXES_HANDLER = "portal.accounts.throttling.LoginThrottle"
+# The same client address the audit trail records.
+AXES_CLIENT_IP_CALLABLE = "portal.accounts.addresses.client_ip"
+# How many reverse proxies we run in front of Django, each appending to X-Forwarded-For. 0 (the
+# default) means the header is the client's own text and is ignored.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 # Sessions end after two idle hours, and with the browser.
 SESSION_COOKIE_AGE = env.int("SESSION_IDLE_SECONDS", default=2 * 60 * 60)
 SESSION_SAVE_EVERY_REQUEST = True
@@ -281,7 +293,10 @@ POLL_CLAIM_LEASE_SECONDS = env.int("POLL_CLAIM_LEASE_SECONDS", default=120)
 
 # django-auditlog captures model changes; portal.audit seals each entry into the hash chain.
 AUDITLOG_MASK_CALLABLE = "portal.audit.services.mask_secret"
+# Addresses come from portal.audit.middleware.AuditMiddleware (the trusted client address, never
+# X-Forwarded-For as the client wrote it); no correlation id is read from request headers.
 AUDITLOG_DISABLE_REMOTE_ADDR = False
+AUDITLOG_CID_HEADER = None
 
 # /metrics: a bearer token when set, otherwise only these networks may scrape.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")

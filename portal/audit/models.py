@@ -31,10 +31,10 @@ class AuditQuerySet(models.QuerySet):
     def sealed_between(self, start=None, end=None):
         """Records sealed in [start, end): a seq range found through the `at` index, then both.
 
-        Records are sealed one at a time under the chain head's lock, so `at` grows with `seq`.
-        Bounding `seq` too lets a page walk the seq index in order and stop after one page, instead
-        of sorting every record of the range. (Only a clock that jumps back between two seals
-        could leave a record of the range outside its seq bounds.)
+        Records are sealed one at a time under the chain head's lock, and never dated before the
+        record they follow (`ChainHead.last_at`), so `at` never falls as `seq` rises. Bounding
+        `seq` too lets a page walk the seq index in order and stop after one page, instead of
+        sorting every record of the range.
         """
         records = self.model.objects
         rows = self
@@ -163,23 +163,35 @@ class AuditRecord(models.Model):
 
 
 class ChainHead(models.Model):
-    """One row: the last sealed record. Appends lock it so the chain never forks."""
+    """One row: the last sealed record. Appends lock it so the chain never forks.
+
+    `last_at` is the last record's time: the next is never dated before it, whatever the clock of
+    the host that seals it says, so `at` rises with `seq` (the date filters rely on it).
+    """
 
     last_seq = models.BigIntegerField(default=0)
     last_hash = models.CharField(max_length=64, default="0" * 64)
+    last_at = models.DateTimeField(null=True, blank=True)
 
     def __str__(self) -> str:
         return f"audit chain at #{self.last_seq}"
 
 
 class Verification(models.Model):
-    """The result of each `audit_verify` run, shown on the dashboard."""
+    """The result of each `audit_verify` run, shown on the dashboard.
+
+    A run that passed keeps the last record it verified (`last_seq`, `last_hash`): the next run
+    checks that record is still there with that hash, so truncating the chain and its head, or
+    re-sealing it from some point on, cannot pass unnoticed.
+    """
 
     at = models.DateTimeField(default=timezone.now)
     ok = models.BooleanField()
     records_checked = models.BigIntegerField()
     first_broken_seq = models.BigIntegerField(null=True, blank=True)
     detail = models.TextField(blank=True)
+    last_seq = models.BigIntegerField(null=True, blank=True)
+    last_hash = models.CharField(max_length=64, blank=True)
 
     class Meta:
         ordering = ["-at"]

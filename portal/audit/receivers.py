@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from auditlog.signals import post_log
+from auditlog import get_logentry_model
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from .services import record
@@ -11,22 +12,37 @@ from .services import record
 ACTIONS = {0: "create", 1: "update", 2: "delete", 3: "access"}
 
 
-@receiver(post_log)
-def seal_logentry(sender, instance, action, changes, log_entry, log_created, error=None, **kwargs):
-    if not log_created or log_entry is None:
+@receiver(post_save, sender=get_logentry_model(), dispatch_uid="neomesh_seal_logentry")
+def seal_logentry(sender, instance, created: bool, raw: bool = False, **kwargs):
+    """Every entry django-auditlog writes, field changes and many-to-many changes alike.
+
+    Many-to-many entries (group memberships, permissions) never send auditlog's `post_log`, so the
+    entry's own save is the one place that sees them all.
+    """
+    if not created or raw:
         return
-    model_label = instance._meta.label_lower
+    content_type = instance.content_type
     record(
-        action=f"{model_label.split('.')[-1]}.{ACTIONS.get(action, action)}",
-        actor=log_entry.actor,
-        actor_kind="person" if log_entry.actor_id else "system",
-        obj=instance,
-        object_repr=log_entry.object_repr[:300],
-        changes=log_entry.changes_dict,
-        detail="",
-        # AuditlogMiddleware notes where a person's change came from.
-        ip_address=getattr(log_entry, "remote_addr", None) or None,
+        action=f"{content_type.model}.{ACTIONS.get(instance.action, instance.action)}",
+        actor=instance.actor,
+        actor_kind="person" if instance.actor_id else "system",
+        object_type=f"{content_type.app_label}.{content_type.model}",
+        object_id=str(instance.object_pk),
+        object_repr=instance.object_repr[:300],
+        changes=_changes(instance.changes_dict),
+        # AuditMiddleware notes where a person's change came from (the trusted client address).
+        ip_address=instance.remote_addr or None,
     )
+
+
+def _changes(changes: dict) -> dict:
+    """`{field: [before, after]}`; a many-to-many change as `{field: {"added": [...]}}`."""
+    return {
+        field: {"added" if value["operation"] == "add" else "removed": value["objects"]}
+        if isinstance(value, dict) and value.get("type") == "m2m"
+        else value
+        for field, value in (changes or {}).items()
+    }
 
 
 @receiver(user_logged_in)

@@ -9,6 +9,8 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from portal.accounts.addresses import client_ip, normalise_ip
+
 from .models import AuditRecord, ChainHead
 
 SECRET_MASK = "•••••• (secret)"
@@ -28,12 +30,6 @@ def mask_changes(changes: dict[str, Any]) -> dict[str, Any]:
         else values
         for field, values in (changes or {}).items()
     }
-
-
-def _client_ip(request) -> str | None:
-    if request is None:
-        return None
-    return request.META.get("REMOTE_ADDR") or None
 
 
 def _worker_label() -> str:
@@ -74,15 +70,28 @@ def record(
         object_repr = object_repr or str(obj)[:300]
     head, _ = ChainHead.objects.select_for_update().get_or_create(pk=1)
     entry = AuditRecord(
-        seq=head.last_seq + 1, at=timezone.now(), actor=actor, actor_label=actor_label[:200],
-        actor_kind=actor_kind, ip_address=_client_ip(request) or ip_address, action=action,
-        object_type=object_type, object_id=object_id, object_repr=object_repr,
+        seq=head.last_seq + 1, at=_sealing_time(head), actor=actor, actor_label=actor_label[:200],
+        actor_kind=actor_kind, ip_address=client_ip(request) or normalise_ip(ip_address),
+        action=action, object_type=object_type, object_id=object_id, object_repr=object_repr,
         changes=mask_changes(changes or {}), reason=reason, detail=detail, prev_hash=head.last_hash,
     )  # fmt: skip
     entry.hash = entry.compute_hash()
     entry.save()
-    ChainHead.objects.filter(pk=1).update(last_seq=entry.seq, last_hash=entry.hash)
+    ChainHead.objects.filter(pk=1).update(
+        last_seq=entry.seq, last_hash=entry.hash, last_at=entry.at
+    )
     return entry
+
+
+def _sealing_time(head: ChainHead):
+    """Now, or the previous record's time if this host's clock is behind the one that sealed it."""
+    previous = head.last_at
+    if previous is None and head.last_seq:  # a chain sealed before the head kept its time
+        previous = (
+            AuditRecord.objects.filter(seq=head.last_seq).values_list("at", flat=True).first()
+        )
+    now = timezone.now()
+    return max(now, previous) if previous else now
 
 
 def audit_worker_action(*, action: str, obj=None, detail: str = "", changes: dict | None = None):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
+
+from django.db.models import Max
 
 from .models import AuditRecord, ChainHead, Verification
 
@@ -15,53 +18,92 @@ class ChainReport:
     checked: int
     first_broken_seq: int | None = None
     problem: str = ""
+    last_seq: int = 0
+    last_hash: str = GENESIS
+
+
+def _walk(upto: int, batch: int) -> Iterator[AuditRecord]:
+    """Records 1..upto in seq order, read in keyset batches so memory stays flat."""
+    last_seq = 0
+    while rows := list(
+        AuditRecord.objects.filter(seq__gt=last_seq, seq__lte=upto).order_by("seq")[:batch]
+    ):
+        yield from rows
+        last_seq = rows[-1].seq
+
+
+def _link_problem(entry: AuditRecord, expected_seq: int, prev_hash: str) -> tuple[int, str] | None:
+    if entry.seq != expected_seq:
+        return expected_seq, f"record #{expected_seq} is missing (next is #{entry.seq})"
+    if entry.prev_hash != prev_hash:
+        return (
+            entry.seq,
+            f"record #{entry.seq} does not follow #{entry.seq - 1} (removed or reordered)",
+        )
+    if entry.compute_hash() != entry.hash:
+        return entry.seq, f"record #{entry.seq} was altered after it was sealed"
+    return None
 
 
 def verify_chain(batch: int = 5000) -> ChainReport:
-    """Walk the chain in order; name the first record that was altered, removed or reordered."""
+    """Walk the chain in order; name the first record that was altered, removed or reordered.
+
+    The head is read before the walk, and the walk stops at it: a record sealed meanwhile is the
+    next run's to check, not a sign of tampering. The highest seq is read before the head (the
+    head only moves forward, so it can never be behind it unless it was moved back by hand). The
+    last run that passed is the anchor: the record it ended on must still be there, unchanged.
+    """
+    top = AuditRecord.objects.aggregate(top=Max("seq"))["top"] or 0
+    head = ChainHead.objects.filter(pk=1).values_list("last_seq", "last_hash").first()
+    anchor = Verification.objects.filter(ok=True, last_seq__isnull=False).order_by("-pk").first()
+    if problem := _head_problem(head, top, anchor):
+        return ChainReport(False, 0, *problem)
+    head_seq, head_hash = head or (0, GENESIS)
     expected_seq, prev_hash, checked = 1, GENESIS, 0
-    last_seq = 0
-    while True:
-        rows = list(AuditRecord.objects.filter(seq__gt=last_seq).order_by("seq")[:batch])
-        if not rows:
-            break
-        for entry in rows:
-            checked += 1
-            if entry.seq != expected_seq:
-                return ChainReport(
-                    False,
-                    checked,
-                    expected_seq,
-                    f"record #{expected_seq} is missing (next is #{entry.seq})",
-                )
-            if entry.prev_hash != prev_hash:
-                return ChainReport(
-                    False,
-                    checked,
-                    entry.seq,
-                    f"record #{entry.seq} does not follow #{entry.seq - 1} (removed or reordered)",
-                )
-            if entry.compute_hash() != entry.hash:
-                return ChainReport(
-                    False,
-                    checked,
-                    entry.seq,
-                    f"record #{entry.seq} was altered after it was sealed",
-                )
-            prev_hash, expected_seq, last_seq = entry.hash, entry.seq + 1, entry.seq
-    head = ChainHead.objects.filter(pk=1).first()
-    if head is not None and (head.last_seq != last_seq or head.last_hash != prev_hash):
-        return ChainReport(
-            False,
-            checked,
-            last_seq + 1,
-            f"records after #{last_seq} were removed (the chain head is at #{head.last_seq})",
+    for entry in _walk(head_seq, batch):
+        checked += 1
+        problem = _link_problem(entry, expected_seq, prev_hash) or _anchor_problem(entry, anchor)
+        if problem:
+            return ChainReport(False, checked, *problem)
+        prev_hash, expected_seq = entry.hash, entry.seq + 1
+    if expected_seq - 1 < head_seq:
+        last = expected_seq - 1
+        problem = f"records after #{last} were removed (the chain head is at #{head_seq})"
+        return ChainReport(False, checked, last + 1, problem)
+    if prev_hash != head_hash:
+        problem = f"record #{head_seq} is not the one the chain head sealed"
+        return ChainReport(False, checked, head_seq, problem)
+    return ChainReport(True, checked, last_seq=head_seq, last_hash=head_hash)
+
+
+def _head_problem(head, top: int, anchor: Verification | None) -> tuple[int, str] | None:
+    head_seq = head[0] if head else 0
+    if head is None and (top or (anchor and anchor.last_seq)):
+        return 1, "the chain head is missing (records were removed, or it was deleted)"
+    if top > head_seq:
+        return head_seq + 1, f"the chain head is at #{head_seq} but records go on to #{top}"
+    if anchor and anchor.last_seq > head_seq:
+        return head_seq + 1, (
+            f"records after #{head_seq} were removed "
+            f"(#{anchor.last_seq} was verified {anchor.at:%Y-%m-%d %H:%M})"
         )
-    return ChainReport(True, checked)
+    return None
+
+
+def _anchor_problem(entry: AuditRecord, anchor: Verification | None) -> tuple[int, str] | None:
+    if anchor and entry.seq == anchor.last_seq and entry.hash != anchor.last_hash:
+        return entry.seq, (
+            f"record #{entry.seq} is not the one verified {anchor.at:%Y-%m-%d %H:%M} "
+            "(the chain was sealed again from some point on)"
+        )
+    return None
 
 
 def verify_and_record() -> ChainReport:
     report = verify_chain()
-    Verification.objects.create(ok=report.ok, records_checked=report.checked,
-                                first_broken_seq=report.first_broken_seq, detail=report.problem)  # fmt: skip
+    Verification.objects.create(
+        ok=report.ok, records_checked=report.checked, first_broken_seq=report.first_broken_seq,
+        detail=report.problem, last_seq=report.last_seq if report.ok else None,
+        last_hash=report.last_hash if report.ok else "",
+    )  # fmt: skip
     return report

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import io
+from datetime import timedelta
+from unittest import mock
+
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.db import connection
+from django.db import connection, transaction
 
 from portal.audit.models import AppendOnlyError, AuditRecord, ChainHead, Verification
 from portal.audit.services import record
@@ -118,3 +122,141 @@ def test_it_records_sign_in_sign_out_and_failed_sign_in(client, admin_user):
     assert ("auth.logout", admin_user.username) in actions
     assert ChainHead.objects.get().last_seq == AuditRecord.objects.count()
     assert verify_chain().ok
+
+
+# Verification while records are being sealed, and what it keeps for the next run.
+
+
+class _Appender:
+    """A database hook that seals one record just before the verification's n-th query runs."""
+
+    def __init__(self, before_query: int | None):
+        self.before_query, self.queries, self.busy, self.appended = before_query, 0, False, None
+
+    def __call__(self, execute, sql, params, many, context):
+        if not self.busy:
+            if self.queries == self.before_query:
+                self.busy = True
+                self.appended = record(
+                    action="test.concurrent", actor_label="other", actor_kind="system"
+                )
+                self.busy = False
+            self.queries += 1
+        return execute(sql, params, many, context)
+
+
+def test_a_record_sealed_while_the_chain_is_walked_is_no_break():
+    """Wherever another process appends during the walk, the chain still verifies: tried before
+    each query the verification makes (every interleaving the database can see), each time from
+    the same five records."""
+    _records(5)
+    counter = _Appender(None)
+    with connection.execute_wrapper(counter):
+        assert verify_chain(batch=2).ok
+    for before in range(counter.queries):
+        with transaction.atomic():
+            appender = _Appender(before)
+            with connection.execute_wrapper(appender):
+                report = verify_chain(batch=2)
+            assert appender.appended is not None
+            assert report.ok, f"appended before query {before}: {report.problem}"
+            transaction.set_rollback(True)
+
+
+def test_it_fails_when_the_chain_head_is_gone_but_records_remain():
+    _records(3)
+    ChainHead.objects.all().delete()
+    report = verify_chain()
+    assert (report.ok, report.first_broken_seq) == (False, 1)
+    assert "chain head is missing" in report.problem
+
+
+def test_it_fails_when_the_head_was_moved_back():
+    """Moving the head back would leave the records after it unchecked: it is a break too."""
+    entries = _records(4)
+    ChainHead.objects.update(last_seq=entries[1].seq, last_hash=entries[1].hash)
+    report = verify_chain()
+    assert (report.ok, report.first_broken_seq) == (False, entries[2].seq)
+
+
+def test_it_fails_when_the_last_record_no_longer_matches_the_head():
+    entries = _records(3)
+    ChainHead.objects.update(last_hash="f" * 64)
+    report = verify_chain()
+    assert (report.ok, report.first_broken_seq) == (False, entries[-1].seq)
+
+
+def test_a_passing_run_keeps_the_last_record_it_verified(capsys):
+    entries = _records(2)
+    call_command("audit_verify")
+    result = Verification.objects.get()
+    assert (result.last_seq, result.last_hash) == (entries[-1].seq, entries[-1].hash)
+
+
+def test_the_next_run_notices_the_chain_and_its_head_cut_back():
+    entries = _records(4)
+    call_command("audit_verify", stdout=io.StringIO())
+    cut = entries[2]
+    _raw("DELETE FROM audit_auditrecord WHERE seq >= %s", [cut.seq])
+    ChainHead.objects.update(last_seq=entries[1].seq, last_hash=entries[1].hash)
+    report = verify_chain()
+    assert (report.ok, report.first_broken_seq) == (False, cut.seq)
+    assert f"#{entries[-1].seq} was verified" in report.problem
+
+
+def test_the_next_run_notices_everything_removed_head_and_all():
+    _records(2)
+    call_command("audit_verify", stdout=io.StringIO())
+    _raw("DELETE FROM audit_auditrecord", [])
+    ChainHead.objects.all().delete()
+    assert not verify_chain().ok
+
+
+def test_the_next_run_notices_a_chain_sealed_again_from_some_record_on():
+    """An attacker who rewrites a record and re-seals every record after it (and the head) leaves
+    a consistent chain; the last verified record's hash gives it away."""
+    entries = _records(3)
+    call_command("audit_verify", stdout=io.StringIO())
+    last = entries[-1]
+    forged = AuditRecord.objects.get(pk=last.pk)
+    forged.detail = "forged"
+    forged.hash = forged.compute_hash()
+    _raw(
+        "UPDATE audit_auditrecord SET detail = %s, hash = %s WHERE id = %s",
+        [forged.detail, forged.hash, last.pk],
+    )
+    ChainHead.objects.update(last_hash=forged.hash)
+    report = verify_chain()
+    assert (report.ok, report.first_broken_seq) == (False, last.seq)
+    assert "not the one verified" in report.problem
+
+
+def test_a_failed_run_is_no_anchor_for_the_next():
+    entries = _records(2)
+    _raw("UPDATE audit_auditrecord SET detail = %s WHERE seq = %s", ["x", entries[0].seq])
+    with pytest.raises(CommandError):
+        call_command("audit_verify")
+    assert Verification.objects.get().last_seq is None
+
+
+def test_a_record_is_never_dated_before_the_one_it_follows():
+    """A host whose clock is behind seals its record at the previous record's time."""
+    first = _records(1)[0]
+    behind = first.at - timedelta(minutes=5)
+    with mock.patch("portal.audit.services.timezone.now", return_value=behind):
+        second = _records(1)[0]
+    third = _records(1)[0]
+    assert first.at <= second.at <= third.at
+    assert second.at == first.at
+    assert AuditRecord.objects.get(pk=second.pk).at == first.at
+    assert verify_chain().ok
+
+
+def test_dating_works_for_a_chain_whose_head_kept_no_time():
+    first = _records(1)[0]
+    ChainHead.objects.update(last_at=None)
+    with mock.patch(
+        "portal.audit.services.timezone.now", return_value=first.at - timedelta(hours=1)
+    ):
+        second = _records(1)[0]
+    assert second.at == first.at

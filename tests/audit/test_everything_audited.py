@@ -1,8 +1,9 @@
 """Every change and every sensitive read leaves an audit record: who, when, where, what, why.
 
-The walk below posts to every mutating URL of the core apps (and reads every sensitive one) and
-checks the record it leaves. A guard test fails when a new URL appears in those apps, so that it is
-added to the walk, or to the read-only list on purpose.
+The walk below posts to every mutating URL of the core apps, onboarding and the conformance
+self-test (and reads every sensitive one) and checks the record it leaves. A guard test fails when
+a new URL appears in those apps, so that it is added to the walk, or to the read-only list on
+purpose.
 """
 
 from __future__ import annotations
@@ -17,23 +18,36 @@ from django.utils import timezone
 
 from portal.audit.models import AuditRecord
 from portal.certificates.services import certificate_create_csr
+from portal.conformance.models import ConformanceRun, Outcome, RunStatus
+from portal.conformance.services import run_create
 from portal.mailboxes.models import Environment
 from portal.messaging import inbox, outbox
 from portal.messaging.models import Direction, Message, MessageType, Status
 from portal.messaging.tasks import poll_mailbox
+from portal.onboarding import correspondence as letters
+from portal.onboarding import services as onboarding
+from portal.onboarding.gate import gate_override_create
+from portal.onboarding.models import Correspondence
 from tests.accounts.access import make_message
 from tests.certificates.test_views import issue
 from tests.factories import make_mailbox, make_organisation
 from tests.messaging.helpers import queue
+from tests.onboarding.helpers import PDF, add_evidence, make_live_mailbox, make_plan, task, upload
 
 pytestmark = pytest.mark.django_db
 
-CORE_NAMESPACES = {"accounts", "dashboard", "mailboxes", "certificates", "messaging", "audit"}
+CORE_NAMESPACES = {
+    "accounts", "dashboard", "mailboxes", "certificates", "messaging", "audit", "onboarding",
+    "conformance",
+}  # fmt: skip
 # Pages that only read what every role of theirs may see: not audited, on purpose.
 READ_ONLY = {
     "dashboard:home", "mailboxes:list", "mailboxes:detail", "mailboxes:organisations",
     "certificates:list", "certificates:detail", "messaging:list", "messaging:detail",
     "messaging:lookup", "audit:trail", "audit:detail",
+    "onboarding:list", "onboarding:my_tasks", "onboarding:detail", "onboarding:report",
+    "onboarding:task", "onboarding:letter", "onboarding:allow_list", "onboarding:gate",
+    "conformance:list", "conformance:detail", "conformance:report",
 }  # fmt: skip
 
 
@@ -47,6 +61,53 @@ def world(db):
     )
     return {"mailbox": mailbox, "certificate": certificate, "failed": failed,
             "inbound": make_message(mailbox, payload=b"a,b\n")}  # fmt: skip
+
+
+@pytest.fixture
+def plan_world(world, lead_user):
+    """A live go-live plan with letters, evidence, an allow-list entry, an override; a finished run."""
+    plan = make_plan()
+    stale = letters.correspondence_draft(plan=plan, kind="nsd_change_query")
+    Correspondence.objects.filter(pk=stale.pk).update(body="An edit the plan no longer says.")
+    sent = letters.correspondence_draft(plan=plan, kind="nsd_change_query")
+    letters.correspondence_mark_sent(correspondence=sent, sent_on=timezone.localdate())
+    other = make_organisation(name="Other Trust", ods_code="R1A")
+    return {
+        "plan": plan, "task": task(plan, "nsd-query"), "decision": plan.decisions.get(),
+        "letter": letters.correspondence_draft(plan=plan, kind="nsd_change_query"),
+        "stale": stale, "sent": sent,
+        "evidence": add_evidence(plan, task(plan, "review-submission")),
+        "csr": certificate_create_csr(mailbox=plan.target_mailbox),
+        "entry": onboarding.allowlist_add(organisation=plan.organisation, environment="live",
+                                          address="203.0.113.8", purpose="NAT"),
+        "override": gate_override_create(mailbox=make_live_mailbox("X26LIVE2"),
+                                         reason="A reason long enough to keep"),
+        "new_live": make_live_mailbox("R1ALIVE1", organisation=other),
+        "run": finished_run(world["mailbox"]),
+    }  # fmt: skip
+
+
+def finished_run(mailbox) -> ConformanceRun:
+    peer = type(mailbox).objects.get(mailbox_id="X26ABC2")
+    run = run_create(mailbox=mailbox, peer=peer, enqueue=False)
+    run.results.update(outcome=Outcome.PASSED, reason="Fine.", duration_ms=12)
+    ConformanceRun.objects.filter(pk=run.pk).update(
+        status=RunStatus.PASSED, summary="passed", finished_at=timezone.now()
+    )
+    run.refresh_from_db()
+    return run
+
+
+def plan_args(key=None):
+    return lambda w: [w["plan"].pk] + ([w[key].pk] if key else [])
+
+
+def task_args(key):
+    return lambda w: [w["plan"].pk, task(w["plan"], key).pk]
+
+
+TODAY = timezone.localdate().isoformat()
+REPLY_EML = b"From: ssd.nationalservicedesk@nhs.net\r\nSubject: CS0123456\r\n\r\nValid.\r\n"
 
 
 def mailbox_form(w, **overrides) -> dict:
@@ -74,16 +135,49 @@ WALK = [
     ("messaging:download", "get", lambda w: [w["inbound"].pk], lambda w: {}, "message.payload_downloaded", "inbound"),
     ("audit:export", "get", lambda w: [], lambda w: {"action": "message.queued"}, "audit.trail_exported", None),
     ("audit:message_export", "get", lambda w: [], lambda w: {"direction": "in"}, "audit.message_log_exported", None),
+    # Onboarding (the plan_world fixture).
+    ("onboarding:create", "post", lambda w: [], lambda w: {"template": "client-change", "organisation": w["new_live"].organisation.pk, "environment": "live", "target_mailbox": w["new_live"].pk, "start_date": TODAY}, "onboarding.plan_created", None),
+    ("onboarding:edit", "post", plan_args(), lambda w: {}, "plan.update", "plan"),
+    ("onboarding:task_update", "post", plan_args("task"), lambda w: {"status": "in_progress"}, "task.update", "task"),
+    ("onboarding:task_certificate", "post", task_args("production-csr"), lambda w: {"certificate": w["csr"].pk}, "task.update", None),
+    ("onboarding:evidence_upload", "post", task_args("review-submission"), lambda w: {"kind": "conformance_certificate", "title": "TCC", "file": upload("tcc.pdf", PDF)}, "onboarding.evidence_uploaded", None),
+    ("onboarding:task_letter", "post", plan_args("task"), lambda w: {}, "onboarding.correspondence_drafted", None),
+    ("onboarding:evidence", "get", plan_args("evidence"), lambda w: {}, "onboarding.evidence_downloaded", "evidence"),
+    ("onboarding:decision", "post", plan_args("decision"), lambda w: {"option": "valid", "reply_text": "It remains valid.", "ticket_reference": "CS0123456", "reply_file": upload("reply.eml", REPLY_EML)}, "onboarding.decision_recorded", "decision"),
+    ("onboarding:letter_create", "post", plan_args(), lambda w: {"kind": "nsd_change_query"}, "onboarding.correspondence_drafted", None),
+    ("onboarding:letter_edit", "post", plan_args("letter"), lambda w: {"to_addresses": "ssd.nationalservicedesk@nhs.net", "cc_addresses": "", "subject": "Edited", "body": "Edited body"}, "correspondence.update", "letter"),
+    ("onboarding:letter_regenerate", "post", plan_args("stale"), lambda w: {}, "correspondence.update", "stale"),
+    ("onboarding:letter_download", "get", plan_args("letter"), lambda w: {}, "onboarding.correspondence_downloaded", "letter"),
+    ("onboarding:letter_sent", "post", plan_args("letter"), lambda w: {"sent_on": TODAY}, "onboarding.correspondence_sent", "letter"),
+    ("onboarding:letter_reply", "post", plan_args("sent"), lambda w: {"reply_text": "Received.", "replied_on": TODAY}, "onboarding.correspondence_replied", "sent"),
+    ("onboarding:allow_list_add", "post", plan_args(), lambda w: {"network": "198.51.100.7", "purpose": "NAT", "environment": "live"}, "allowlistentry.create", None),
+    ("onboarding:allow_list_remove", "post", plan_args("entry"), lambda w: {}, "allowlistentry.delete", "entry"),
+    ("onboarding:gate_override", "post", lambda w: [w["plan"].target_mailbox.pk], lambda w: {"reason": "Clinical safety incident needs results tonight", "confirm": "on"}, "onboarding.gate_overridden", None),
+    ("onboarding:gate_revoke", "post", lambda w: [w["override"].pk], lambda w: {"reason": "done"}, "onboarding.gate_override_revoked", "override"),
+    # The conformance self-test.
+    ("conformance:new", "post", lambda w: [], lambda w: {"mailbox": "X26ABC1", "peer": "X26ABC2", "scenarios": ["handshake"]}, "conformance.run_started", None),
+    ("conformance:evidence", "get", lambda w: [w["run"].pk], lambda w: {}, "conformance.evidence_downloaded", "run"),
 ]  # fmt: skip
+# Who walks each URL: the role that may use it.
+WALKER = {"audit:": "auditor_user", "onboarding:gate": "admin_user", "onboarding:": "lead_user",
+          "conformance:evidence": "auditor_user", "conformance:": "lead_user"}  # fmt: skip
+
+
+def walker(request, name: str):
+    """The first matching prefix wins; mailbox admins walk the rest."""
+    persona = next((p for prefix, p in WALKER.items() if name.startswith(prefix)), "admin_user")
+    return request.getfixturevalue(persona)
 
 
 @pytest.mark.parametrize(
     ("name", "method", "args", "data", "action", "target"), WALK, ids=[w[0] for w in WALK]
 )
 def test_it_audits_every_change_and_sensitive_read(
-    client, admin_user, auditor_user, world, name, method, args, data, action, target
+    client, request, world, name, method, args, data, action, target
 ):
-    user = auditor_user if name.startswith("audit:") else admin_user
+    user = walker(request, name)
+    if name.startswith(("onboarding:", "conformance:")):
+        world = world | request.getfixturevalue("plan_world")
     client.force_login(user)
     last = AuditRecord.objects.order_by("-seq").values_list("seq", flat=True).first()
     response = getattr(client, method)(reverse(name, args=args(world)), data(world))

@@ -1,4 +1,5 @@
-"""Sign-in is throttled after repeated failures (django-axes), per username and address.
+"""Sign-in is throttled after repeated failures (django-axes), per username and address, and per
+username alone at a higher limit (so rotating addresses does not help).
 
 django-axes only sees sign-ins made through the login view, so these tests post to it; the other
 tests sign in with force_login.
@@ -39,6 +40,7 @@ def test_the_limit_comes_from_the_environment_with_a_sane_default():
     assert settings.AXES_FAILURE_LIMIT == 5
     assert settings.AXES_COOLOFF_TIME.total_seconds() == 15 * 60
     assert settings.AXES_LOCKOUT_PARAMETERS == [["username", "ip_address"]]
+    assert settings.AXES_USERNAME_FAILURE_LIMIT == 3 * settings.AXES_FAILURE_LIMIT
 
 
 def test_it_refuses_even_the_right_password_after_repeated_failures(client, admin_user):
@@ -81,3 +83,33 @@ def test_the_lock_lifts_after_the_cool_off(client, admin_user):
     long_ago = AccessAttempt.objects.get().attempt_time - settings.AXES_COOLOFF_TIME * 2
     AccessAttempt.objects.update(attempt_time=long_ago)
     assert sign_in(client, admin_user, RIGHT).status_code == 302
+
+
+def fail_from_many_addresses(client, user, total: int) -> None:
+    """`total` failures, spread so that no address reaches the per-address limit."""
+    per_address = settings.AXES_FAILURE_LIMIT - 1
+    for n in range(total):
+        fail(client, user, 1, address=f"198.51.100.{n // per_address + 1}")
+
+
+def test_rotating_addresses_locks_the_username_at_the_higher_limit(
+    client, admin_user, auditor_user
+):
+    fail_from_many_addresses(client, admin_user, settings.AXES_USERNAME_FAILURE_LIMIT)
+    fresh = "192.0.2.200"
+    response = sign_in(client, admin_user, RIGHT, address=fresh)
+    assert response.status_code == 429 and not signed_in(client)
+    assert sign_in(client, auditor_user, RIGHT, address=fresh).status_code == 302
+
+
+def test_below_the_username_limit_other_addresses_still_sign_in(client, admin_user):
+    fail_from_many_addresses(client, admin_user, settings.AXES_USERNAME_FAILURE_LIMIT - 1)
+    assert sign_in(client, admin_user, RIGHT, address="192.0.2.200").status_code == 302
+
+
+def test_the_username_lock_lifts_after_the_cool_off(client, admin_user):
+    fail_from_many_addresses(client, admin_user, settings.AXES_USERNAME_FAILURE_LIMIT)
+    assert sign_in(client, admin_user, RIGHT, address="192.0.2.200").status_code == 429
+    long_ago = AccessAttempt.objects.latest("attempt_time").attempt_time
+    AccessAttempt.objects.update(attempt_time=long_ago - settings.AXES_COOLOFF_TIME * 2)
+    assert sign_in(client, admin_user, RIGHT, address="192.0.2.200").status_code == 302
