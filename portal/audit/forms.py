@@ -15,21 +15,23 @@ from .registry import WATCHED
 # Actions the portal's services, views, workers and commands write (the filter takes any action;
 # these are offered as suggestions), and django-auditlog's model changes for every watched model.
 EXPLICIT_ACTIONS = [
-    "auth.login", "auth.logout", "auth.login_failed",
+    "auth.login", "auth.logout", "auth.login_failed", "auth.lockout_cleared",
+    "auth.expired_attempts_cleaned",
     "audit.trail_exported", "audit.message_log_exported",
     "certificate.csr_created", "certificate.csr_downloaded", "certificate.installed",
     "certificate.superseded", "certificate.expired",
     "conformance.run_started", "conformance.run_finished", "conformance.evidence_downloaded",
+    "conformance.run_requeued", "conformance.run_abandoned",
     "mailbox.disabled", "mailbox.handshake", "mailbox.handshake_requested", "mailbox.poll",
     "mailbox.poll_requested", "mailbox.poll_failed",
     "message.queued", "message.resend", "message.accepted", "message.retry", "message.failed",
     "message.uncertain", "message.claim_released", "message.downloaded", "message.acknowledged",
-    "message.tracked", "message.track", "message.payload_downloaded",
+    "message.tracked", "message.track", "message.payload_downloaded", "message.checksum_mismatch",
     "onboarding.plan_created", "onboarding.decision_recorded", "onboarding.evidence_uploaded",
     "onboarding.evidence_downloaded", "onboarding.correspondence_drafted",
     "onboarding.correspondence_sent", "onboarding.correspondence_replied",
     "onboarding.correspondence_downloaded", "onboarding.gate_overridden",
-    "onboarding.gate_override_revoked", "secrets.rotated",
+    "onboarding.gate_override_revoked", "onboarding.task_not_applicable", "secrets.rotated",
 ]  # fmt: skip
 KNOWN_ACTIONS = sorted(
     {*EXPLICIT_ACTIONS}
