@@ -100,6 +100,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: answers /healthz and /metrics for load balancers and Prometheus, which address a
+    # backend by its IP over plain HTTP, before the host check and the HTTPS redirect below.
+    "portal.ops.middleware.OpsEndpointsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -145,6 +148,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }
+# Persistent connections (seconds); 0 closes after each request, right for SQLite in development.
+# On PostgreSQL, e.g. 60: health checks replace a connection the server has dropped.
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -192,6 +199,8 @@ SESSION_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Load balancers and Prometheus probe over plain HTTP (portal.ops.middleware answers them first).
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 if PRODUCTION:
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
@@ -290,6 +299,8 @@ if REDIS_URL:
 # Claims on work: a claim not refreshed within its lease belongs to a dead worker.
 OUTBOX_CLAIM_LEASE_SECONDS = env.int("OUTBOX_CLAIM_LEASE_SECONDS", default=120)
 POLL_CLAIM_LEASE_SECONDS = env.int("POLL_CLAIM_LEASE_SECONDS", default=120)
+# How this host's workers sign their claims (`<name>:<pid>:<thread>`); the host name when unset.
+WORKER_NAME = env.str("NEOMESH_WORKER_NAME", default="")
 
 # django-auditlog captures model changes; portal.audit seals each entry into the hash chain.
 AUDITLOG_MASK_CALLABLE = "portal.audit.services.mask_secret"
@@ -298,8 +309,10 @@ AUDITLOG_MASK_CALLABLE = "portal.audit.services.mask_secret"
 AUDITLOG_DISABLE_REMOTE_ADDR = False
 AUDITLOG_CID_HEADER = None
 
-# /metrics: a bearer token when set, otherwise only these networks may scrape.
+# /metrics: a bearer token when set, otherwise only these networks may scrape. Production needs the
+# token: behind a reverse proxy on the same host every request comes from 127.0.0.1.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+METRICS_REQUIRE_TOKEN = PRODUCTION
 METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"])
 
 LOGGING = {

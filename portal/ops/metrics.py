@@ -1,78 +1,117 @@
-"""Prometheus metrics, read from the database at scrape time (so every worker node agrees)."""
+"""Prometheus metrics, read from the database at scrape time (so every worker node agrees).
+
+Counters (`*_total`) are counted from message events, which are only ever appended: a message
+re-queued by a person, or moved on by tracking, never makes a counter go down. What a message is
+now (failed, queued, waiting for an acknowledgement) is a gauge.
+"""
 
 from __future__ import annotations
 
-from django.db.models import Count, Min, Q, Sum
+from django.db.models import Count, F, Min, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from portal.certificates.models import Certificate
 from portal.mailboxes.models import Mailbox
-from portal.messaging.models import Direction, Message, Status
+from portal.messaging.models import Direction, Message, MessageEvent, Status
 
 from .models import Heartbeat
 
+Kind = MessageEvent.Kind
 DIRECTIONS = {Direction.INBOUND: "in", Direction.OUTBOUND: "out"}
+# A message has moved when MESH accepted it from us, or when we downloaded it from MESH.
+MOVED = Q(kind=Kind.ACCEPTED, message__direction=Direction.OUTBOUND) | Q(
+    kind=Kind.DOWNLOADED, message__direction=Direction.INBOUND
+)
+FAILURE_KINDS = [Kind.FAILED, Kind.REPORT]
 
 
 class NeoMeshCollector(Collector):
     def collect(self):
         now = timezone.now()
-        mailboxes = {m.pk: m for m in Mailbox.objects.all()}
+        mailboxes = dict(Mailbox.objects.values_list("pk", "mailbox_id"))
         yield from self._traffic(mailboxes)
         yield self._failures(mailboxes)
-        yield from self._mailbox_health(mailboxes, now)
+        yield self._failed_now(mailboxes)
+        yield from self._mailbox_health(now)
         yield self._outbox_depth(mailboxes)
-        yield self._oldest_unacknowledged(mailboxes, now)
+        yield from self._oldest_unacknowledged(mailboxes, now)
         yield self._certificates(mailboxes, now)
         yield self._heartbeats(now)
 
     def _traffic(self, mailboxes):
         messages = CounterMetricFamily(
             "neomesh_messages",
-            "Messages moved, by mailbox and direction",
+            "Messages moved: accepted by MESH (out) or downloaded from MESH (in)",
             labels=["mailbox", "direction"],
         )
         volume = CounterMetricFamily(
             "neomesh_message_bytes",
-            "Payload bytes moved, by mailbox and direction",
+            "Payload bytes of the messages counted in neomesh_messages_total",
             labels=["mailbox", "direction"],
         )
         rows = (
-            Message.objects.exclude(status__in=[Status.QUEUED, Status.SENDING])
-            .values("mailbox_id", "direction")
-            .annotate(n=Count("id"), size=Sum("size_bytes"))
+            MessageEvent.objects.filter(MOVED)
+            .values("message__mailbox_id", "message__direction")
+            .annotate(n=Count("id"), size=Sum("message__size_bytes"))
+            .order_by()
         )
         for row in rows:
             labels = [
-                mailboxes[row["mailbox_id"]].mailbox_id,
-                DIRECTIONS.get(row["direction"], row["direction"]),
+                mailboxes[row["message__mailbox_id"]],
+                DIRECTIONS[row["message__direction"]],
             ]
             messages.add_metric(labels, row["n"])
             volume.add_metric(labels, row["size"] or 0)
-        yield messages
-        yield volume
+        return messages, volume
 
     def _failures(self, mailboxes):
+        """Each time an outbound message failed; a failure both tracking and a report tell of
+        counts once (a failure event counts unless an earlier one has no resend after it)."""
         family = CounterMetricFamily(
             "neomesh_failures",
-            "Failed outbound messages, by mailbox and MESH code",
+            "Outbound messages that failed (rejected, expired or reported undeliverable)",
+            labels=["mailbox"],
+        )
+        earlier = MessageEvent.objects.filter(message=OuterRef("message"), id__lt=OuterRef("id"))
+
+        def latest(kinds):
+            return Subquery(earlier.filter(kind__in=kinds).order_by("-id").values("id")[:1])
+
+        rows = (
+            MessageEvent.objects.filter(kind__in=FAILURE_KINDS)
+            .filter(message__direction=Direction.OUTBOUND)
+            .annotate(failed_before=latest(FAILURE_KINDS), resent_before=latest([Kind.RESENT]))
+            .filter(Q(failed_before=None) | Q(resent_before__gt=F("failed_before")))
+            .values("message__mailbox_id")
+            .annotate(n=Count("id"))
+            .order_by()
+        )
+        for row in rows:
+            family.add_metric([mailboxes[row["message__mailbox_id"]]], row["n"])
+        return family
+
+    def _failed_now(self, mailboxes):
+        family = GaugeMetricFamily(
+            "neomesh_failed_messages",
+            "Outbound messages failed now and not resent, by MESH code (none: no code given)",
             labels=["mailbox", "code"],
         )
         rows = (
             Message.objects.outbound()
             .filter(status=Status.FAILED)
             .values("mailbox_id", "mesh_status_code")
+            .annotate(n=Count("id"))
+            .order_by()
         )
-        for row in rows.annotate(n=Count("id")):
+        for row in rows:
             family.add_metric(
-                [mailboxes[row["mailbox_id"]].mailbox_id, row["mesh_status_code"] or "none"],
-                row["n"],
+                [mailboxes[row["mailbox_id"]], row["mesh_status_code"] or "none"], row["n"]
             )
         return family
 
-    def _mailbox_health(self, mailboxes, now):
+    def _mailbox_health(self, now):
         lag = GaugeMetricFamily(
             "neomesh_poll_lag_seconds", "Seconds since the last completed poll", labels=["mailbox"]
         )
@@ -84,13 +123,13 @@ class NeoMeshCollector(Collector):
             "Messages left in the MESH inbox after the last poll",
             labels=["mailbox"],
         )
-        for mailbox in mailboxes.values():
+        for mailbox in Mailbox.objects.all():
             if mailbox.last_poll_at:
                 lag.add_metric([mailbox.mailbox_id], (now - mailbox.last_poll_at).total_seconds())
             handshake.add_metric([mailbox.mailbox_id], 1 if mailbox.last_handshake_ok else 0)
             if mailbox.inbox_backlog is not None:
                 backlog.add_metric([mailbox.mailbox_id], mailbox.inbox_backlog)
-        yield from (lag, handshake, backlog)
+        return lag, handshake, backlog
 
     def _outbox_depth(self, mailboxes):
         family = GaugeMetricFamily(
@@ -98,29 +137,38 @@ class NeoMeshCollector(Collector):
         )
         counts = dict(
             Message.objects.outbound().filter(status__in=Status.in_flight)
-            .values_list("mailbox_id").annotate(n=Count("id"))
+            .values_list("mailbox_id").annotate(n=Count("id")).order_by()
         )  # fmt: skip
-        for pk, mailbox in mailboxes.items():
-            family.add_metric([mailbox.mailbox_id], counts.get(pk, 0))
+        for pk, mailbox_id in mailboxes.items():
+            family.add_metric([mailbox_id], counts.get(pk, 0))
         return family
 
     def _oldest_unacknowledged(self, mailboxes, now):
-        family = GaugeMetricFamily(
-            "neomesh_oldest_unacknowledged_seconds",
-            "Age of the oldest inbound message stored but not yet acknowledged (MESH gives up at 5 days)",
+        sent = GaugeMetricFamily(
+            "neomesh_oldest_sent_unacknowledged_seconds",
+            "Age of the oldest outbound message accepted by MESH that its recipient has not yet "
+            "acknowledged (MESH gives up after 5 days and reports it undelivered)",
             labels=["mailbox"],
         )
-        rows = (
-            Message.objects.inbound()
-            .filter(status=Status.RECEIVED)
-            .values("mailbox_id")
-            .annotate(oldest=Min("received_at"))
+        received = GaugeMetricFamily(
+            "neomesh_oldest_received_unacknowledged_seconds",
+            "Age of the oldest inbound message stored here but not yet acknowledged to MESH",
+            labels=["mailbox"],
         )
-        for row in rows:
-            family.add_metric(
-                [mailboxes[row["mailbox_id"]].mailbox_id], (now - row["oldest"]).total_seconds()
+        for family, waiting, since in (
+            (sent, Message.objects.outbound().filter(status=Status.ACCEPTED), "accepted_at"),
+            (received, Message.objects.inbound().filter(status=Status.RECEIVED), "received_at"),
+        ):
+            rows = (
+                waiting.filter(**{f"{since}__isnull": False})
+                .values("mailbox_id")
+                .annotate(oldest=Min(since))
+                .order_by()
             )
-        return family
+            for row in rows:
+                age = (now - row["oldest"]).total_seconds()
+                family.add_metric([mailboxes[row["mailbox_id"]]], age)
+        return sent, received
 
     def _certificates(self, mailboxes, now):
         family = GaugeMetricFamily(
@@ -130,7 +178,7 @@ class NeoMeshCollector(Collector):
         )
         for certificate in Certificate.objects.active().filter(~Q(not_after=None)):
             family.add_metric(
-                [mailboxes[certificate.mailbox_id].mailbox_id],
+                [mailboxes[certificate.mailbox_id]],
                 (certificate.not_after - now).total_seconds() / 86400,
             )
         return family

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import logging
 
 from django.conf import settings
 from django.db import connection
 from django.http import HttpResponse, HttpResponseForbidden, JsonResponse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from .metrics import NeoMeshCollector
 from .models import Heartbeat
 
+log = logging.getLogger(__name__)
 WORKER_STALE_AFTER_SECONDS = 180
 
 
@@ -44,8 +46,16 @@ def _check_worker() -> str:
     return f"ok ({int(age)} s ago)"
 
 
+def _public_reason(exc: Exception) -> str:
+    """Our own findings in full; a driver's error (host names, ports) only in the log."""
+    if type(exc) is RuntimeError:
+        return str(exc)
+    log.warning("Health check failed: %r", exc)
+    return type(exc).__name__
+
+
 @never_cache
-@require_GET
+@require_safe
 def healthz(request):
     """200 when the database and broker answer; 503 otherwise.
 
@@ -62,18 +72,14 @@ def healthz(request):
         try:
             checks[name] = check()
         except Exception as exc:  # noqa: BLE001 - any failure is reported, never raised
-            checks[name] = f"failing: {exc}"
+            checks[name] = f"failing: {_public_reason(exc)}"
             healthy = healthy and not required
     return JsonResponse(
         {"status": "ok" if healthy else "failing", **checks}, status=200 if healthy else 503
     )
 
 
-def _metrics_allowed(request) -> bool:
-    token = settings.METRICS_TOKEN
-    if token:
-        supplied = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-        return hmac.compare_digest(supplied.encode(), token.encode())
+def _from_allowed_network(request) -> bool:
     try:
         address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
     except ValueError:
@@ -81,14 +87,30 @@ def _metrics_allowed(request) -> bool:
     return any(address in ipaddress.ip_network(net) for net in settings.METRICS_ALLOWED_NETWORKS)
 
 
+def _metrics_refusal(request) -> str | None:
+    """Why this request may not read the metrics, or None when it may."""
+    token = settings.METRICS_TOKEN
+    if token:
+        supplied = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if hmac.compare_digest(supplied.encode(), token.encode()):
+            return None
+        return "Metrics need the bearer token: Authorization: Bearer <METRICS_TOKEN>.\n"
+    if settings.METRICS_REQUIRE_TOKEN:
+        # Behind a reverse proxy every request comes from the proxy's address: a network rule
+        # would let anyone through, so production serves metrics only with a token.
+        return "Metrics are off: production mode requires METRICS_TOKEN to be set.\n"
+    if _from_allowed_network(request):
+        return None
+    return "Metrics need the bearer token or an address in METRICS_ALLOWED_NETWORKS.\n"
+
+
 @never_cache
-@require_GET
+@require_safe
 def metrics(request):
-    """Prometheus metrics: a bearer token when METRICS_TOKEN is set, else METRICS_ALLOWED_NETWORKS."""
-    if not _metrics_allowed(request):
-        return HttpResponseForbidden(
-            "Metrics need the bearer token or an allowed network.\n", content_type="text/plain"
-        )
+    """Prometheus metrics, for the bearer token (or, in development only, an allowed network)."""
+    refusal = _metrics_refusal(request)
+    if refusal:
+        return HttpResponseForbidden(refusal, content_type="text/plain")
     registry = CollectorRegistry(auto_describe=False)
     registry.register(NeoMeshCollector())
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -16,9 +16,13 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.db.models import Count
+from django.utils import timezone
 from django_q.tasks import async_task
 
+from portal.audit.models import AuditRecord
 from portal.mailboxes.models import Mailbox
+from portal.mailboxes.services import mesh_client
 from portal.messaging.models import Direction, Message, MessageEvent, Status
 from tests.factories import make_mailbox
 from tests.messaging.helpers import queue
@@ -43,8 +47,10 @@ def _database_url() -> str:
 
 class Cluster:
     def __init__(self, name: str, payload_root: Path, log_dir: Path):
+        # Both clusters run on this host: a worker name each tells their claims apart.
         self.name = name
         env = {
+            "NEOMESH_WORKER_NAME": name,
             **os.environ, "DATABASE_URL": _database_url(), "REDIS_URL": settings.REDIS_URL,
             "PAYLOAD_ROOT": str(payload_root), "Q_WORKERS": "2", "OUTBOX_CLAIM_LEASE_SECONDS": "6",
             "POLL_CLAIM_LEASE_SECONDS": "6", "FIELD_ENCRYPTION_KEYS": ",".join(settings.FIELD_ENCRYPTION_KEYS),
@@ -56,8 +62,32 @@ class Cluster:
             stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 
+    def signal(self, number: int) -> None:
+        os.killpg(self.process.pid, number)
+
+    def sending(self) -> list[int]:
+        """Messages this cluster's workers are sending now (claimed, not finished)."""
+        mine = Message.objects.outbound().filter(
+            status=Status.SENDING, claimed_by__startswith=f"{self.name}:"
+        )
+        return list(mine.values_list("pk", flat=True))
+
+    def kill_during_a_send(self) -> list[int]:
+        """Freeze the cluster; kill it if it holds a send claim, else let it go on.
+
+        Returns the messages whose claims died with it (empty when it was not killed), so the
+        kill always leaves work that only a released claim lets the other cluster finish.
+        """
+        self.signal(signal.SIGSTOP)
+        held = self.sending()
+        if not held:
+            self.signal(signal.SIGCONT)
+            return []
+        self.kill()
+        return held
+
     def kill(self) -> None:
-        os.killpg(self.process.pid, signal.SIGKILL)
+        self.signal(signal.SIGKILL)
         self.process.wait()
 
     def stop(self) -> None:
@@ -74,10 +104,15 @@ def _nudge(mailboxes: list[Mailbox]) -> None:
     async_task("portal.messaging.tasks.sweep_outbox")
 
 
-def _claim_details() -> list[str]:
-    return list(
-        MessageEvent.objects.filter(kind=MessageEvent.Kind.CLAIMED).values_list("detail", flat=True)
-    )
+def _claimants(**filters) -> set[str]:
+    """The clusters that claimed sends: details read "Attempt 1 by <name>:<pid>:<thread>"."""
+    details = MessageEvent.objects.filter(kind=MessageEvent.Kind.CLAIMED, **filters)
+    return {d.split(" by ")[-1].split(":")[0] for d in details.values_list("detail", flat=True)}
+
+
+def _waiting_in_mesh(mailbox: Mailbox) -> list[str]:
+    with mesh_client(mailbox) as client:
+        return list(client.iter_inbox())
 
 
 def _progress() -> tuple[int, int]:
@@ -97,16 +132,17 @@ def test_two_clusters_move_every_message_exactly_once_when_one_is_killed(
         queue(mailboxes[1], f"two-to-one {n}\n".encode() * 4, to="X26ABC1")
     payload_root = Path(settings.STORAGES["payloads"]["OPTIONS"]["location"])
 
-    clusters = [Cluster(name, payload_root, tmp_path) for name in ("a", "b")]
-    killed_at = None
+    clusters = [Cluster(name, payload_root, tmp_path) for name in ("cluster-a", "cluster-b")]
+    killed_at, killed_claims, kill_time = None, [], None
     try:
         deadline = time.monotonic() + DEADLINE_SECONDS
         while time.monotonic() < deadline:
             _nudge(mailboxes)
             accepted, acknowledged = _progress()
             if killed_at is None and accepted >= 2 * PER_DIRECTION * 0.3:
-                clusters[0].kill()
-                killed_at = (accepted, acknowledged)
+                killed_claims = clusters[0].kill_during_a_send()
+                if killed_claims:
+                    killed_at, kill_time = (accepted, acknowledged), timezone.now()
             if accepted == acknowledged == 2 * PER_DIRECTION:
                 break
             time.sleep(1)
@@ -133,6 +169,19 @@ def test_two_clusters_move_every_message_exactly_once_when_one_is_killed(
     assert len({local_id for _, _, local_id in received}) == 2 * PER_DIRECTION
     assert inbound.exclude(status=Status.ACKNOWLEDGED).count() == 0
     assert set(inbound.values_list("direction", flat=True)) == {Direction.INBOUND}
-    # Both clusters did real work before one of them died.
-    workers = {detail.split(" by ")[-1].split(":")[1] for detail in _claim_details()}
-    assert len(workers) >= 2
+    # Each message was stored (downloaded and recorded) once, and MESH holds nothing back.
+    downloads = MessageEvent.objects.filter(kind=MessageEvent.Kind.DOWNLOADED)
+    assert downloads.count() == 2 * PER_DIRECTION
+    assert not downloads.values("message").annotate(n=Count("id")).filter(n__gt=1).exists()
+    for mailbox in mailboxes:
+        assert _waiting_in_mesh(mailbox) == []
+    # Both clusters sent messages before the kill, and the survivor carried on after it.
+    assert _claimants(at__lt=kill_time) == {"cluster-a", "cluster-b"}
+    assert _claimants(at__gt=kill_time) == {"cluster-b"}
+    # The sends cluster a died in were released by the sweep and finished by cluster b.
+    released = AuditRecord.objects.filter(
+        action="message.claim_released", object_id__in=[str(pk) for pk in killed_claims]
+    )
+    assert set(released.values_list("object_id", flat=True)) == {str(pk) for pk in killed_claims}
+    assert all(d.startswith("worker cluster-a:") for d in released.values_list("detail", flat=True))
+    assert outbound.filter(pk__in=killed_claims, status__in=SENT).count() == len(killed_claims)
