@@ -48,6 +48,19 @@ def _isolated_payloads(request, tmp_path):
     field.storage = original
 
 
+@pytest.fixture
+def task_queue(db):
+    """The django-q2 broker's queue, ORM or Redis alike, emptied first: count what a test enqueues.
+
+    On Redis (make test's second phase) nothing rolls back between tests, hence the purge.
+    """
+    from django_q.brokers import get_broker
+
+    broker = get_broker()
+    broker.purge_queue()
+    return broker
+
+
 def pytest_sessionfinish(session, exitstatus):
     # A skipped test is a test that did not run: CI must not go green on it.
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")

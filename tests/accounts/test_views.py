@@ -64,7 +64,9 @@ def test_it_shows_only_the_navigation_a_role_may_use(client, request, persona, e
     client.force_login(request.getfixturevalue(persona))
     response = client.get(reverse("dashboard:home"))
     labels = [
-        label for label in nav_labels(response) if label not in ("Onboarding", "Conformance", "Audit")
+        label
+        for label in nav_labels(response)
+        if label not in ("Onboarding", "Conformance", "Audit")
     ]
     assert labels == expected
 

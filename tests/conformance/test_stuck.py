@@ -10,7 +10,6 @@ import pytest
 from django.db import connection
 from django.urls import reverse
 from django.utils import timezone
-from django_q.models import OrmQ
 
 from portal.audit.models import AuditRecord
 from portal.conformance import services, tasks
@@ -75,14 +74,14 @@ def test_the_sweep_ends_a_run_whose_worker_stopped(pair):
 
 
 def test_the_sweep_queues_a_run_nobody_started_again_once_then_gives_up(
-    pair, django_capture_on_commit_callbacks
+    pair, django_capture_on_commit_callbacks, task_queue
 ):
     run = queued(pair, quiet=timedelta(minutes=11))
     with django_capture_on_commit_callbacks(execute=True):
         assert tasks.sweep_runs() == "0 abandoned, 1 requeued, 0 never started"
     run.refresh_from_db()
     assert run.status == RunStatus.QUEUED and run.requeued == 1 and not run.is_stalled
-    assert OrmQ.objects.count() == 1
+    assert task_queue.queue_size() == 1
     assert AuditRecord.objects.filter(action="conformance.run_requeued").count() == 1
 
     ConformanceRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - LATER)

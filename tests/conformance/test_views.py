@@ -10,7 +10,6 @@ import pytest
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
-from django_q.models import OrmQ
 
 from portal.audit.models import AuditRecord
 from portal.conformance.models import ConformanceRun, Outcome, RunStatus
@@ -93,7 +92,7 @@ def test_the_navigation_offers_conformance_to_those_who_may_view_it(
 
 
 def test_it_starts_a_run_from_the_form_audits_it_and_queues_it(
-    client, lead_user, pair, django_capture_on_commit_callbacks
+    client, lead_user, pair, django_capture_on_commit_callbacks, task_queue
 ):
     client.force_login(lead_user)
     data = {"mailbox": "X26ABC1", "peer": "X26ABC2", "scenarios": ["handshake", "lookup_missing"]}
@@ -107,7 +106,7 @@ def test_it_starts_a_run_from_the_form_audits_it_and_queues_it(
     assert run.status == RunStatus.QUEUED and run.started_by == lead_user
     assert list(run.results.values_list("key", flat=True)) == ["handshake", "endpoint_lookup"]
     assert run.workflow_id == run.reply_workflow_id == "TEST_WORKFLOW"
-    assert OrmQ.objects.count() == 1
+    assert task_queue.queue_size() == 1
     entry = AuditRecord.objects.get(action="conformance.run_started")
     assert entry.actor == lead_user and "X26ABC1 with peer X26ABC2" in entry.detail
 

@@ -5,7 +5,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from django.urls import reverse
 from django.utils import timezone
-from django_q.models import OrmQ, Task
+from django_q.models import Task
 
 from portal.audit.models import AuditRecord
 from portal.mailboxes.models import Environment, Mailbox, Organisation, Workflow
@@ -272,13 +272,15 @@ def test_it_links_to_add_an_organisation_when_there_is_none(client, admin_user):
 # Test connection and Poll now
 
 
-def test_it_enqueues_a_handshake_audits_it_and_waits_for_the_result(client, admin_user, mailbox):
+def test_it_enqueues_a_handshake_audits_it_and_waits_for_the_result(
+    client, admin_user, mailbox, task_queue
+):
     client.force_login(admin_user)
     response = client.post(reverse("mailboxes:handshake", args=[mailbox.pk]))
     location = urlparse(response["Location"])
     assert location.path == reverse("mailboxes:detail", args=[mailbox.pk])
     task_id = parse_qs(location.query)["task"][0]
-    assert OrmQ.objects.count() == 1
+    assert task_queue.queue_size() == 1
     assert AuditRecord.objects.filter(
         action="mailbox.handshake_requested", object_id=str(mailbox.pk)
     ).exists()
