@@ -271,11 +271,19 @@ def _link_report(report: Message) -> None:
         return
     report.linked_message = original
     report.save(update_fields=["failure_reason", "linked_message"])
-    Message.objects.filter(pk=original.pk).update(
+    # The recipient's acknowledgement is MESH's last word on delivery: a report never undoes it.
+    failed = Message.objects.filter(pk=original.pk).exclude(status=Status.ACKNOWLEDGED).update(
         status=Status.FAILED, failure_reason=reason, mesh_status_code=report.mesh_status_code,
         mesh_status_event=report.mesh_status_event,
         mesh_status_description=report.mesh_status_description,
     )  # fmt: skip
+    if not failed:
+        original.add_event(
+            Kind.REPORT,
+            f"Non-delivery report {report.mesh_message_id} after the recipient acknowledged the "
+            f"message: {reason}. Kept as acknowledged.",
+        )
+        return
     original.add_event(Kind.REPORT, f"Non-delivery report {report.mesh_message_id}: {reason}")
     audit_worker_action(
         action="message.failed", obj=original, detail=f"Non-delivery report: {reason}"

@@ -155,6 +155,26 @@ def test_it_links_a_non_delivery_report_to_the_failed_message(sandbox_mailboxes,
     assert message.events.filter(kind="report").exists()
 
 
+def test_a_report_never_undoes_the_recipients_acknowledgement(sandbox_mailboxes, sandbox):
+    sender, _ = sandbox_mailboxes
+    message = queue(sender, b"collected")
+    outbox.message_send(message_id=message.pk)
+    Message.objects.filter(pk=message.pk).update(status=Status.ACKNOWLEDGED)
+    message.refresh_from_db()
+    sandbox.inject_report(
+        mailbox_id="X26ABC1", code="14", description="not collected", workflow_id="TEST_WORKFLOW",
+        local_id=message.local_id, status="undeliverable", linked_message_id=message.mesh_message_id,
+    )  # fmt: skip
+
+    assert inbox.mailbox_poll(mailbox=sender).reports == 1
+    report = Message.objects.get(direction=Direction.INBOUND, message_type="REPORT")
+    assert report.linked_message == message
+    message.refresh_from_db()
+    assert message.status == Status.ACKNOWLEDGED
+    assert "Kept as acknowledged" in message.events.get(kind="report").detail
+    assert not AuditRecord.objects.for_object(message).filter(action="message.failed").exists()
+
+
 def test_it_fails_a_message_to_an_unknown_recipient_without_retrying(sandbox_mailboxes):
     sender, _ = sandbox_mailboxes
     message = queue(sender, b"to nobody", to="NOSUCHBOX1")
