@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import headers as mex
 from . import validation
-from .errors import MeshChunkLockedError, MeshError, MeshProtocolError, MeshValidationError
+from .errors import MeshChunkLockedError, MeshProtocolError, MeshValidationError
 from .gzipper import gzip_stream
 from .payload import PIECE, Body, Payload
 
@@ -141,11 +141,12 @@ class SendMixin:
     # -- internals -------------------------------------------------------------------------
 
     def _is_complete(self, message_id: str) -> bool:
-        """True when tracking says every chunk of the message arrived."""
-        try:
-            return self.track(message_id).status in COMPLETE_STATUSES
-        except MeshError:
-            return False
+        """True when tracking says every chunk of the message arrived.
+
+        A tracking failure propagates (a transient one means: try again later), so the 423 is
+        reported only when MESH itself says the message is not complete.
+        """
+        return self.track(message_id).status in COMPLETE_STATUSES
 
     def _send_first_chunk(
         self, payload: Payload, metadata: dict[str, str], total: int, size: int, compress: bool

@@ -147,9 +147,6 @@ def _send_claimed(message: Message, worker: str, heartbeat: ClaimHeartbeat | Non
         return _fail(message, worker, str(exc))
     except MailboxNotReady as exc:
         return _fail(message, worker, str(exc))
-    except meshcore.MeshChunkLockedError:
-        # The final chunk reached MESH but our record of it did not: the message is complete.
-        return _accepted(message, worker, "MESH reports the upload already finalised.")
     except meshcore.MeshError as exc:
         return _handle_error(message, worker, exc)
     except Exception as exc:  # noqa: BLE001 - every attempt must end with a recorded outcome

@@ -381,3 +381,14 @@ def test_it_never_repeats_a_first_post_whose_answer_breaks_off():
     finally:
         server.close()
     assert server.requests == 1, "MESH may have created the message: never send it twice"
+
+
+def test_it_asks_again_later_when_tracking_cannot_say_whether_a_locked_message_is_complete():
+    client = unit_client(chunk_size=4096, max_retries=0)
+    with _ordered() as mock:
+        mock.post(OUTBOX, status=202, json={"message_id": "M1"})
+        mock.post(mailbox_url("outbox", "M1", "2"), status=423)
+        mock.get(mailbox_url("outbox", "tracking"), status=503)
+        with pytest.raises(MeshTransientError) as raised:
+            client.send("X26ABC2", "WF", b"x" * 5000)
+    assert not isinstance(raised.value, MeshChunkLockedError)

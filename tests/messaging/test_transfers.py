@@ -96,6 +96,37 @@ def test_it_sends_in_chunks_and_resumes_after_the_worker_dies(sandbox_mailboxes,
     assert received.chunks_total == 5
 
 
+def test_it_completes_a_send_whose_worker_died_just_after_the_last_chunk(
+    sandbox_mailboxes, monkeypatch
+):
+    sender, recipient = sandbox_mailboxes
+    data = os.urandom(200 * 1024)
+    message = queue(sender, data)
+    Message.objects.filter(pk=message.pk).update(chunk_size=64 * 1024)  # 4 chunks
+    real_refresh = outbox._refresh_claim
+
+    def die_before_saving_the_last_chunk(message_id, worker, **fields):
+        if fields.get("chunks_done") == 4:  # MESH has finalised the message
+            raise WorkerDied()
+        return real_refresh(message_id, worker, **fields)
+
+    monkeypatch.setattr(outbox, "_refresh_claim", die_before_saving_the_last_chunk)
+    with pytest.raises(WorkerDied):
+        outbox.message_send(message_id=message.pk)
+    monkeypatch.setattr(outbox, "_refresh_claim", real_refresh)
+    Message.objects.filter(pk=message.pk).update(claimed_at=timezone.now() - timedelta(hours=1))
+    assert outbox.outbox_sweep()["released"] == 1
+
+    # The resume re-sends chunk 4, MESH answers 423 (finalised), tracking says accepted: done.
+    assert outbox.message_send(message_id=message.pk) == Status.ACCEPTED
+    message.refresh_from_db()
+    assert message.chunks_done == 4 and not message.last_error
+    inbox.mailbox_poll(mailbox=recipient)
+    received = Message.objects.get(direction=Direction.INBOUND)
+    assert received.mesh_message_id == message.mesh_message_id
+    assert payload_bytes(received) == data
+
+
 def test_it_does_not_duplicate_when_the_worker_dies_between_storing_and_acknowledging(
     sandbox_mailboxes, monkeypatch
 ):
