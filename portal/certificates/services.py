@@ -99,9 +99,14 @@ def certificate_install(
 def certificates_check_expiry(now=None) -> dict[str, int]:
     """Mark expired certificates and count the ones inside the warning window."""
     now = now or timezone.now()
-    expired = list(Certificate.objects.active().filter(not_after__lte=now))
-    for certificate in expired:
-        Certificate.objects.filter(pk=certificate.pk).update(status=Certificate.Status.EXPIRED)
-        audit_worker_action(action="certificate.expired", obj=certificate)
+    expired = 0
+    for certificate in Certificate.objects.active().filter(not_after__lte=now):
+        with transaction.atomic():
+            # Conditional, so two overlapping runs mark and audit each certificate once.
+            if Certificate.objects.filter(
+                pk=certificate.pk, status=Certificate.Status.ACTIVE
+            ).update(status=Certificate.Status.EXPIRED):
+                audit_worker_action(action="certificate.expired", obj=certificate)
+                expired += 1
     warning = Certificate.objects.expiring(now=now).count()
-    return {"expired": len(expired), "expiring": warning}
+    return {"expired": expired, "expiring": warning}

@@ -126,8 +126,9 @@ def _send_claimed(message: Message, worker: str, heartbeat: ClaimHeartbeat | Non
         blocked = transfer_blocked_reason(message.mailbox)
         if blocked:
             return _retry_later(
-                message, worker, f"Not sent: {blocked}", delay=timedelta(minutes=15)
-            )
+                message, worker, f"Not sent: {blocked}", delay=timedelta(minutes=15),
+                count_attempt=False,
+            )  # fmt: skip
         _check_payload(message)
         with mesh_client(message.mailbox) as client:
             if (
@@ -239,7 +240,7 @@ def _accepted(message: Message, worker: str, detail: str) -> str:
             mesh_message_id=message.mesh_message_id, chunks_done=F("chunks_total"),
         ):  # fmt: skip
             message.add_event(Kind.ACCEPTED, detail)
-    _audit(message, "message.accepted", detail)
+            _audit(message, "message.accepted", detail)
     return Status.ACCEPTED
 
 
@@ -256,7 +257,7 @@ def _fail(
         finished = _finish(message, worker, Status.FAILED, **fields)
         if finished:
             message.add_event(Kind.FAILED, reason)
-    _audit(message, "message.failed", reason)
+            _audit(message, "message.failed", reason)
     if finished:
         _flag_mailbox(message, f"Send of message #{message.pk} failed: {reason}")
     return Status.FAILED
@@ -273,7 +274,7 @@ def _uncertain(message: Message, worker: str, reason: str) -> str:
         )
         if finished:
             message.add_event(Kind.UNCERTAIN, text)
-    _audit(message, "message.uncertain", text)
+            _audit(message, "message.uncertain", text)
     if finished:
         _flag_mailbox(message, f"Send of message #{message.pk} has an unknown outcome: {reason}")
     return Status.UNCERTAIN
@@ -281,20 +282,25 @@ def _uncertain(message: Message, worker: str, reason: str) -> str:
 
 def _retry_later(
     message: Message, worker: str, reason: str, *, delay: timedelta | None = None,
-    flag_mailbox: bool = False,
+    flag_mailbox: bool = False, count_attempt: bool = True,
 ) -> str:  # fmt: skip
-    """Back to the queue for a later attempt; `flag_mailbox` when a person should know now."""
+    """Back to the queue for a later attempt; `flag_mailbox` when a person should know now.
+
+    `count_attempt=False` when nothing was tried (the mailbox is blocked): waiting for a person to
+    open it must not use up the attempts a real MESH problem gets.
+    """
     delay = delay or retry_delay(message.attempts)
+    fields = {} if count_attempt else {"attempts": F("attempts") - 1}
+    text = f"{reason}. Next attempt in {int(delay.total_seconds())} s."
     with transaction.atomic():
         finished = _finish(
             message, worker, Status.QUEUED, next_attempt_at=timezone.now() + delay,
-            last_error=reason[:2000],
+            last_error=reason[:2000], **fields,
         )  # fmt: skip
         if finished:
-            message.add_event(
-                Kind.RETRY, f"{reason}. Next attempt in {int(delay.total_seconds())} s."
-            )
-    _audit(message, "message.retry", f"{reason}. Next attempt in {int(delay.total_seconds())} s.")
+            message.add_event(Kind.RETRY, text)
+            # In the same transaction as the change it records, and only if this worker made it.
+            _audit(message, "message.retry", text)
     if finished and flag_mailbox:
         _flag_mailbox(message, f"Send of message #{message.pk} will be retried: {reason}")
     return Status.QUEUED

@@ -73,3 +73,13 @@ def test_an_expired_certificate_is_still_the_mailboxs_current_one_until_replaced
     current = Certificate.objects.current().filter(mailbox=certificate.mailbox)
     assert list(current) == [certificate]
     assert current.get().status == Certificate.Status.EXPIRED
+
+
+def test_a_run_that_read_before_another_marked_it_expired_audits_nothing_twice(monkeypatch):
+    certificate = active("X26ABC1", NOW - timedelta(seconds=1))
+    assert certificates_check_expiry(now=NOW)["expired"] == 1
+    # An overlapping run that listed the certificate while it was still active.
+    queryset = type(Certificate.objects.all())
+    monkeypatch.setattr(queryset, "active", lambda self: self.filter(pk=certificate.pk))
+    assert certificates_check_expiry(now=NOW)["expired"] == 0
+    assert AuditRecord.objects.filter(action="certificate.expired").count() == 1

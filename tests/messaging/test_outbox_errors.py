@@ -223,3 +223,32 @@ def test_a_header_meshcore_refuses_fails_without_blaming_mesh(sandbox_mailboxes)
     message.refresh_from_db()
     assert message.failure_reason.startswith("NeoMesh could not send it: mex-Subject must be ASCII")
     assert "MESH reported" not in message.failure_reason
+
+
+def test_waiting_on_a_blocked_mailbox_uses_up_no_attempts(sandbox_mailboxes):
+    sender, _ = sandbox_mailboxes
+    message = queue(sender, b"held back")
+    Mailbox.objects.filter(pk=sender.pk).update(enabled=False)
+    for _ in range(outbox.MAX_ATTEMPTS + 1):
+        Message.objects.filter(pk=message.pk).update(next_attempt_at=None)
+        assert outbox.message_send(message_id=message.pk) == Status.QUEUED
+    message.refresh_from_db()
+    assert message.attempts == 0 and "disabled" in message.last_error
+    Mailbox.objects.filter(pk=sender.pk).update(enabled=True)
+    Message.objects.filter(pk=message.pk).update(next_attempt_at=None)
+    assert outbox.message_send(message_id=message.pk) == Status.ACCEPTED
+
+
+def test_a_worker_that_lost_its_claim_records_nothing_in_the_audit_trail(sandbox_mailboxes):
+    from portal.audit.models import AuditRecord
+
+    sender, _ = sandbox_mailboxes
+    message = queue(sender, b"data")
+    claimed = outbox.claim(message.pk, "slow-host:1")
+    # The sweep gave the message to another worker meanwhile.
+    Message.objects.filter(pk=message.pk).update(claimed_by="other-host:2")
+    assert outbox._retry_later(claimed, "slow-host:1", "Temporary MESH problem") == Status.QUEUED
+    assert outbox._fail(claimed, "slow-host:1", "rejected") == Status.FAILED
+    records = AuditRecord.objects.for_object(message).values_list("action", flat=True)
+    assert "message.retry" not in records and "message.failed" not in records
+    assert Message.objects.get(pk=message.pk).claimed_by == "other-host:2"
