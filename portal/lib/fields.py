@@ -11,7 +11,8 @@ class EncryptedTextField(models.TextField):
     """A text secret stored as a Fernet token. Empty stays empty (meaning "not set").
 
     The decrypted value is only ever in memory; forms must never render it back (use
-    `portal.lib.forms.SecretField`), and audit records mask it.
+    `PasswordInput(render_value=False)` write-only fields, as `MailboxForm` does), and audit records
+    mask it.
     """
 
     description = "Encrypted text"

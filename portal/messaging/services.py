@@ -151,11 +151,15 @@ def _audit_queue(message: Message, user, request) -> None:
     detail = f"To {message.recipient}, workflow {message.workflow_id}, {message.size_bytes} bytes"
     if request is not None:
         audit_person_action(request, action="message.queued", obj=message, detail=detail)
-    else:
+    elif user is not None:
         from portal.audit.services import record
 
-        record(action="message.queued", actor=user, actor_kind="person" if user else "system",
-               actor_label="" if user else "command line", obj=message, detail=detail)  # fmt: skip
+        record(action="message.queued", actor=user, actor_kind="person", obj=message, detail=detail)
+    else:
+        # mesh_send and other operator commands: the OS user on this host is the actor.
+        from portal.audit.services import audit_command_action
+
+        audit_command_action(action="message.queued", obj=message, detail=detail)
 
 
 @transaction.atomic

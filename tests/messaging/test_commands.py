@@ -84,6 +84,10 @@ def test_mesh_send_waits_for_a_worker_and_prints_the_mesh_message_id(
         f"Queued message #{message.pk} ({message.size_bytes} bytes) to X26ABC2",
         message.mesh_message_id,
     ]
+    from portal.audit.models import AuditRecord
+
+    queued = AuditRecord.objects.for_object(message).get(action="message.queued")
+    assert queued.actor_label.startswith("command line (") and "@" in queued.actor_label
 
 
 @pytest.mark.sandbox
