@@ -36,6 +36,7 @@ from portal.lib.claims import ClaimHeartbeat
 from portal.mailboxes.models import Mailbox
 from portal.mailboxes.readiness import transfer_blocked_reason
 from portal.mailboxes.services import MailboxNotReady, mesh_client, record_error
+from portal.ops.models import MessageCount
 
 from .mesh_codes import explain
 from .models import Direction, Message, MessageEvent, MessageType, Status
@@ -250,6 +251,7 @@ def _create_inbound(mailbox: Mailbox, info, payload: payloads.StoredPayload) -> 
         mesh_status_description=(info.status_description or "") if is_report else "",
         linked_mesh_message_id=(info.linked_message_id or "") if is_report else "",
     )  # fmt: skip
+    MessageCount.add(message, MessageCount.Event.MOVED)
     message.add_event(
         Kind.DOWNLOADED, f"Downloaded {payload.size} bytes (sha256 {payload.sha256[:16]}…)"
     )
@@ -271,13 +273,16 @@ def _link_report(report: Message) -> None:
         return
     report.linked_message = original
     report.save(update_fields=["failure_reason", "linked_message"])
+    fields = {
+        "status": Status.FAILED, "failure_reason": reason,
+        "mesh_status_code": report.mesh_status_code, "mesh_status_event": report.mesh_status_event,
+        "mesh_status_description": report.mesh_status_description,
+    }  # fmt: skip
+    linked = Message.objects.filter(pk=original.pk)
     # The recipient's acknowledgement is MESH's last word on delivery: a report never undoes it.
-    failed = Message.objects.filter(pk=original.pk).exclude(status=Status.ACKNOWLEDGED).update(
-        status=Status.FAILED, failure_reason=reason, mesh_status_code=report.mesh_status_code,
-        mesh_status_event=report.mesh_status_event,
-        mesh_status_description=report.mesh_status_description,
-    )  # fmt: skip
-    if not failed:
+    if linked.exclude(status__in=[Status.ACKNOWLEDGED, Status.FAILED]).update(**fields):
+        MessageCount.add(original, MessageCount.Event.FAILED, report.mesh_status_code)
+    elif not linked.filter(status=Status.FAILED).update(**fields):  # failed already: counted once
         original.add_event(
             Kind.REPORT,
             f"Non-delivery report {report.mesh_message_id} after the recipient acknowledged the "

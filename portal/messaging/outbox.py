@@ -39,6 +39,7 @@ from django.utils import timezone
 import meshcore
 from portal.lib.claims import ClaimHeartbeat
 from portal.mailboxes.services import MailboxNotReady, mesh_client, record_error
+from portal.ops.models import MessageCount
 
 from .mesh_codes import explain
 from .models import Direction, Message, MessageEvent, Status
@@ -240,6 +241,7 @@ def _accepted(message: Message, worker: str, detail: str) -> str:
             mesh_message_id=message.mesh_message_id, chunks_done=F("chunks_total"),
         ):  # fmt: skip
             message.add_event(Kind.ACCEPTED, detail)
+            MessageCount.add(message, MessageCount.Event.MOVED)
             _audit(message, "message.accepted", detail)
     return Status.ACCEPTED
 
@@ -257,6 +259,7 @@ def _fail(
         finished = _finish(message, worker, Status.FAILED, **fields)
         if finished:
             message.add_event(Kind.FAILED, reason)
+            MessageCount.add(message, MessageCount.Event.FAILED, error.code if error else "")
             _audit(message, "message.failed", reason)
     if finished:
         _flag_mailbox(message, f"Send of message #{message.pk} failed: {reason}")
@@ -414,6 +417,8 @@ def _give_up_abandoned(message: Message) -> int:
         ).update(status=status, claimed_at=None, claimed_by="", failure_reason=reason):
             return 0
         message.add_event(kind, reason)
+        if status == Status.FAILED:
+            MessageCount.add(message, MessageCount.Event.FAILED)
     _audit(message, f"message.{status}", reason)
     _flag_mailbox(message, f"Send of message #{message.pk} stopped: {reason}")
     return 1

@@ -17,6 +17,7 @@ from portal.lib import payloads
 from portal.mailboxes.models import Mailbox, Workflow, validate_mailbox_id
 from portal.mailboxes.readiness import transfer_blocked_reason
 from portal.mailboxes.services import MailboxNotReady, mesh_client
+from portal.ops.models import MessageCount
 
 from .mesh_codes import explain
 from .models import Direction, Message, MessageEvent, Status
@@ -227,6 +228,7 @@ def message_refresh_tracking(*, message: Message) -> str:
             )  # fmt: skip
             if moved:
                 message.add_event(Kind.FAILED, f"Tracking reports {state}: {reason}")
+                MessageCount.add(message, MessageCount.Event.FAILED, status.status_code or "")
         if moved:
             audit_worker_action(action="message.tracked", obj=message, detail=f"{state}: {reason}")
     return state

@@ -1,30 +1,25 @@
 """Prometheus metrics, read from the database at scrape time (so every worker node agrees).
 
-Counters (`*_total`) are counted from message events, which are only ever appended: a message
-re-queued by a person, or moved on by tracking, never makes a counter go down. What a message is
-now (failed, queued, waiting for an acknowledgement) is a gauge.
+Counters (`*_total`) are running totals (`MessageCount`) bumped in the transaction that moves a
+message, so a scrape reads a few rows however many messages there are, and a message re-queued by
+a person never makes a counter go down. What a message is now (failed, queued, waiting for an
+acknowledgement) is a gauge.
 """
 
 from __future__ import annotations
 
-from django.db.models import Count, F, Min, OuterRef, Q, Subquery, Sum
+from django.db.models import Count, Min, Q, Sum
 from django.utils import timezone
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from portal.certificates.models import Certificate
 from portal.mailboxes.models import Mailbox
-from portal.messaging.models import Direction, Message, MessageEvent, Status
+from portal.messaging.models import Direction, Message, Status
 
-from .models import Heartbeat
+from .models import Heartbeat, MessageCount
 
-Kind = MessageEvent.Kind
 DIRECTIONS = {Direction.INBOUND: "in", Direction.OUTBOUND: "out"}
-# A message has moved when MESH accepted it from us, or when we downloaded it from MESH.
-MOVED = Q(kind=Kind.ACCEPTED, message__direction=Direction.OUTBOUND) | Q(
-    kind=Kind.DOWNLOADED, message__direction=Direction.INBOUND
-)
-FAILURE_KINDS = [Kind.FAILED, Kind.REPORT]
 
 
 class NeoMeshCollector(Collector):
@@ -52,44 +47,31 @@ class NeoMeshCollector(Collector):
             labels=["mailbox", "direction"],
         )
         rows = (
-            MessageEvent.objects.filter(MOVED)
-            .values("message__mailbox_id", "message__direction")
-            .annotate(n=Count("id"), size=Sum("message__size_bytes"))
+            MessageCount.objects.filter(event=MessageCount.Event.MOVED)
+            .values("mailbox_id", "direction")
+            .annotate(n=Sum("messages"), size=Sum("bytes"))
             .order_by()
         )
         for row in rows:
-            labels = [
-                mailboxes[row["message__mailbox_id"]],
-                DIRECTIONS[row["message__direction"]],
-            ]
+            labels = [mailboxes[row["mailbox_id"]], DIRECTIONS[row["direction"]]]
             messages.add_metric(labels, row["n"])
-            volume.add_metric(labels, row["size"] or 0)
+            volume.add_metric(labels, row["size"])
         return messages, volume
 
     def _failures(self, mailboxes):
-        """Each time an outbound message failed; a failure both tracking and a report tell of
-        counts once (a failure event counts unless an earlier one has no resend after it)."""
+        """Each time an outbound message became failed (a failure that both tracking and a report
+        tell of counts once; a resent message that fails again counts again)."""
         family = CounterMetricFamily(
             "neomesh_failures",
-            "Outbound messages that failed (rejected, expired or reported undeliverable)",
-            labels=["mailbox"],
+            "Outbound messages that failed (rejected, undeliverable or given up), by MESH code "
+            "(none: no code given)",
+            labels=["mailbox", "code"],
         )
-        earlier = MessageEvent.objects.filter(message=OuterRef("message"), id__lt=OuterRef("id"))
-
-        def latest(kinds):
-            return Subquery(earlier.filter(kind__in=kinds).order_by("-id").values("id")[:1])
-
-        rows = (
-            MessageEvent.objects.filter(kind__in=FAILURE_KINDS)
-            .filter(message__direction=Direction.OUTBOUND)
-            .annotate(failed_before=latest(FAILURE_KINDS), resent_before=latest([Kind.RESENT]))
-            .filter(Q(failed_before=None) | Q(resent_before__gt=F("failed_before")))
-            .values("message__mailbox_id")
-            .annotate(n=Count("id"))
-            .order_by()
+        rows = MessageCount.objects.filter(event=MessageCount.Event.FAILED).values_list(
+            "mailbox_id", "code", "messages"
         )
-        for row in rows:
-            family.add_metric([mailboxes[row["message__mailbox_id"]]], row["n"])
+        for mailbox_pk, code, count in rows:
+            family.add_metric([mailboxes[mailbox_pk], code or "none"], count)
         return family
 
     def _failed_now(self, mailboxes):

@@ -8,9 +8,10 @@ import pytest
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 
+from meshcore import MeshClient, TrackingStatus
 from portal.messaging import inbox, outbox
-from portal.messaging.models import Message, MessageEvent, Status
-from portal.messaging.services import message_requeue
+from portal.messaging.models import Message, Status
+from portal.messaging.services import message_refresh_tracking, message_requeue
 from portal.ops.models import Heartbeat
 from tests.accounts.access import make_certificate
 from tests.messaging.helpers import queue
@@ -115,7 +116,7 @@ def test_it_counts_messages_and_bytes_moved_and_never_counts_down(
     assert value(samples, "neomesh_messages_total", mailbox="X26ABC2", direction="in") == 2
     assert value(samples, "neomesh_message_bytes_total", mailbox="X26ABC2", direction="in") == 19
     assert value(samples, "neomesh_messages_total", mailbox="X26ABC1", direction="in") is None
-    assert value(samples, "neomesh_failures_total", mailbox="X26ABC1") == 1
+    assert value(samples, "neomesh_failures_total", mailbox="X26ABC1", code="12") == 1
     assert value(samples, "neomesh_failed_messages", mailbox="X26ABC1", code="12") == 1
     assert value(samples, "neomesh_outbox_depth", mailbox="X26ABC1") == 1
     assert value(samples, "neomesh_outbox_depth", mailbox="X26ABC2") == 0
@@ -124,7 +125,7 @@ def test_it_counts_messages_and_bytes_moved_and_never_counts_down(
     rejected.refresh_from_db()
     message_requeue(message=rejected)
     samples = scraper()
-    assert value(samples, "neomesh_failures_total", mailbox="X26ABC1") == 1
+    assert value(samples, "neomesh_failures_total", mailbox="X26ABC1", code="12") == 1
     assert value(samples, "neomesh_messages_total", mailbox="X26ABC1", direction="out") == 2
     assert names(samples, "neomesh_failed_messages") == set()
     assert value(samples, "neomesh_outbox_depth", mailbox="X26ABC1") == 2
@@ -133,7 +134,7 @@ def test_it_counts_messages_and_bytes_moved_and_never_counts_down(
     # An outcome unknown is not a message moved either.
     Message.objects.filter(pk=waiting.pk).update(status=Status.UNCERTAIN)
     samples = scraper()
-    assert value(samples, "neomesh_failures_total", mailbox="X26ABC1") == 2
+    assert value(samples, "neomesh_failures_total", mailbox="X26ABC1", code="12") == 2
     assert value(samples, "neomesh_messages_total", mailbox="X26ABC1", direction="out") == 2
     assert value(samples, "neomesh_outbox_depth", mailbox="X26ABC1") == 0
 
@@ -141,28 +142,48 @@ def test_it_counts_messages_and_bytes_moved_and_never_counts_down(
 @pytest.mark.sandbox
 @pytest.mark.django_db(transaction=True)
 def test_it_counts_a_failure_once_when_tracking_and_a_report_both_tell_of_it(
-    sandbox_mailboxes, sandbox, scraper
+    sandbox_mailboxes, sandbox, scraper, monkeypatch
 ):
     sender, _ = sandbox_mailboxes
     message = queue(sender, b"never collected")
     outbox.message_send(message_id=message.pk)
     message.refresh_from_db()
-    # What message_refresh_tracking records when MESH tracking says "undeliverable".
-    Message.objects.filter(pk=message.pk).update(status=Status.FAILED)
-    message.add_event(MessageEvent.Kind.FAILED, "Tracking reports undeliverable")
+    # The sandbox never reports a message undeliverable by tracking: only that answer is made up.
+    undeliverable = TrackingStatus(
+        message_id=message.mesh_message_id, status="undeliverable", status_code="14",
+        status_description="not collected",
+    )  # fmt: skip
+    monkeypatch.setattr(MeshClient, "track", lambda self, message_id: undeliverable)
+    assert message_refresh_tracking(message=message) == "undeliverable"
+    monkeypatch.undo()
     # ... and then MESH's non-delivery report arrives.
     sandbox.inject_report(
         mailbox_id="X26ABC1", code="14", description="not collected", workflow_id="TEST_WORKFLOW",
         local_id=message.local_id, status="undeliverable", linked_message_id=message.mesh_message_id,
     )  # fmt: skip
     assert inbox.mailbox_poll(mailbox=sender).reports == 1
+    assert Message.objects.get(pk=message.pk).status == Status.FAILED
 
     samples = scraper()
-    assert value(samples, "neomesh_failures_total", mailbox="X26ABC1") == 1
+    assert value(samples, "neomesh_failures_total", mailbox="X26ABC1", code="14") == 1
     assert value(samples, "neomesh_failed_messages", mailbox="X26ABC1", code="14") == 1
     # It was sent, and the report itself is a message received.
     assert value(samples, "neomesh_messages_total", mailbox="X26ABC1", direction="out") == 1
     assert value(samples, "neomesh_messages_total", mailbox="X26ABC1", direction="in") == 1
+
+
+@pytest.mark.sandbox
+@pytest.mark.django_db(transaction=True)
+def test_a_scrape_reads_a_fixed_number_of_rows_however_many_messages(
+    sandbox_mailboxes, scraper, django_assert_max_num_queries
+):
+    sender, _ = sandbox_mailboxes
+    for n in range(3):
+        outbox.message_send(message_id=queue(sender, b"x" * (n + 1)).pk)
+    with django_assert_max_num_queries(12):
+        samples = scraper()
+    assert value(samples, "neomesh_messages_total", mailbox="X26ABC1", direction="out") == 3
+    assert value(samples, "neomesh_message_bytes_total", mailbox="X26ABC1", direction="out") == 6
 
 
 @pytest.mark.sandbox
