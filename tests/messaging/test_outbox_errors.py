@@ -24,13 +24,9 @@ from portal.messaging import inbox, outbox
 from portal.messaging.models import Direction, Message, Status
 from tests.factories import make_mailbox
 
-from .helpers import payload_bytes, queue
+from .helpers import payload_bytes, queue, send_until_worker_dies_at_chunk
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sandbox]
-
-
-class WorkerDied(BaseException):
-    """Stands in for SIGKILL: nothing in the worker catches it."""
 
 
 def mailbox_error(mailbox: Mailbox) -> str:
@@ -172,17 +168,7 @@ def test_a_resume_cuts_the_same_chunks_after_the_chunk_size_setting_changes(
     data = os.urandom(300 * 1024)
     settings.MESH_CHUNK_SIZE = 64 * 1024  # 5 chunks
     message = queue(sender, data)
-    real_refresh = outbox._refresh_claim
-
-    def die_before_saving_chunk_3(message_id, worker, **fields):
-        if fields.get("chunks_done") == 3:
-            raise WorkerDied()
-        return real_refresh(message_id, worker, **fields)
-
-    monkeypatch.setattr(outbox, "_refresh_claim", die_before_saving_chunk_3)
-    with pytest.raises(WorkerDied):
-        outbox.message_send(message_id=message.pk)
-    monkeypatch.setattr(outbox, "_refresh_claim", real_refresh)
+    send_until_worker_dies_at_chunk(monkeypatch, message, 3)
 
     settings.MESH_CHUNK_SIZE = 100 * 1024  # changed before the resume: would be 3 chunks
     Message.objects.filter(pk=message.pk).update(claimed_at=timezone.now() - timedelta(hours=1))

@@ -13,13 +13,9 @@ from portal.messaging import inbox, outbox
 from portal.messaging.models import Direction, Message, Status
 from portal.messaging.services import message_refresh_tracking
 
-from .helpers import payload_bytes, queue
+from .helpers import WorkerDied, payload_bytes, queue, send_until_worker_dies_at_chunk
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sandbox]
-
-
-class WorkerDied(BaseException):
-    """Stands in for SIGKILL: nothing in the worker catches it, so no clean-up runs."""
 
 
 def test_it_sends_receives_and_acknowledges(sandbox_mailboxes):
@@ -61,18 +57,8 @@ def test_it_sends_in_chunks_and_resumes_after_the_worker_dies(sandbox_mailboxes,
     message = queue(sender, data)
     Message.objects.filter(pk=message.pk).update(chunk_size=64 * 1024)  # 5 chunks
 
-    real_refresh = outbox._refresh_claim
-
-    def die_before_saving_chunk_3(message_id, worker, **fields):
-        # Chunk 3 has reached MESH, but the worker dies before recording it.
-        if fields.get("chunks_done") == 3:
-            raise WorkerDied()
-        return real_refresh(message_id, worker, **fields)
-
-    monkeypatch.setattr(outbox, "_refresh_claim", die_before_saving_chunk_3)
-    with pytest.raises(WorkerDied):
-        outbox.message_send(message_id=message.pk)
-    monkeypatch.setattr(outbox, "_refresh_claim", real_refresh)
+    # Chunk 3 has reached MESH, but the worker dies before recording it.
+    send_until_worker_dies_at_chunk(monkeypatch, message, 3)
 
     message.refresh_from_db()
     assert (message.status, message.chunks_done, message.chunks_total) == (Status.SENDING, 2, 5)
@@ -103,17 +89,7 @@ def test_it_completes_a_send_whose_worker_died_just_after_the_last_chunk(
     data = os.urandom(200 * 1024)
     message = queue(sender, data)
     Message.objects.filter(pk=message.pk).update(chunk_size=64 * 1024)  # 4 chunks
-    real_refresh = outbox._refresh_claim
-
-    def die_before_saving_the_last_chunk(message_id, worker, **fields):
-        if fields.get("chunks_done") == 4:  # MESH has finalised the message
-            raise WorkerDied()
-        return real_refresh(message_id, worker, **fields)
-
-    monkeypatch.setattr(outbox, "_refresh_claim", die_before_saving_the_last_chunk)
-    with pytest.raises(WorkerDied):
-        outbox.message_send(message_id=message.pk)
-    monkeypatch.setattr(outbox, "_refresh_claim", real_refresh)
+    send_until_worker_dies_at_chunk(monkeypatch, message, 4)  # MESH has finalised the message
     Message.objects.filter(pk=message.pk).update(claimed_at=timezone.now() - timedelta(hours=1))
     assert outbox.outbox_sweep()["released"] == 1
 
