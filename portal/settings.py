@@ -199,8 +199,6 @@ SESSION_COOKIE_SAMESITE = "Lax"
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
-# Load balancers and Prometheus probe over plain HTTP (portal.ops.middleware answers them first).
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
 if PRODUCTION:
     SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)

@@ -130,7 +130,6 @@ def _send_claimed(message: Message, worker: str, heartbeat: ClaimHeartbeat | Non
                 message, worker, f"Not sent: {blocked}", delay=timedelta(minutes=15),
                 count_attempt=False,
             )  # fmt: skip
-        _check_payload(message)
         with mesh_client(message.mailbox) as client:
             if (
                 message.chunks_done == 0
@@ -156,15 +155,15 @@ def _send_claimed(message: Message, worker: str, heartbeat: ClaimHeartbeat | Non
     return _accepted(message, worker, f"MESH message id {message.mesh_message_id}")
 
 
-def _check_payload(message: Message) -> None:
-    name = message.payload.name if message.payload else ""
-    if not name or not message.payload.storage.exists(name):
-        raise PayloadMissing(_missing_payload_text(message))
-
-
-def _missing_payload_text(message: Message) -> str:
+def _open_payload(message: Message):
+    """The file to send, or PayloadMissing: opened after any reconciling, which needs no file."""
     name = (message.payload.name if message.payload else "") or "none recorded"
-    return (
+    try:
+        if message.payload:
+            return message.payload.open("rb")
+    except FileNotFoundError:
+        pass
+    raise PayloadMissing(
         f"The file to send is missing from payload storage ({name}), so this message can never be "
         "sent. Queue the file again as a new message."
     )
@@ -183,11 +182,7 @@ def _upload(client, message: Message, worker: str) -> None:
     resume = None
     if message.mesh_message_id and message.chunks_done:
         resume = (message.mesh_message_id, message.chunks_done)
-    try:
-        source = message.payload.open("rb")
-    except FileNotFoundError:
-        raise PayloadMissing(_missing_payload_text(message)) from None
-    with source:
+    with _open_payload(message) as source:
         mesh_id = client.send(
             message.recipient, message.workflow_id, source,
             filename=message.filename or None, local_id=message.local_id or None,
@@ -376,15 +371,17 @@ def outbox_sweep(*, now=None) -> dict[str, int]:
         if message.attempts >= MAX_ATTEMPTS:
             given_up += _give_up_abandoned(message)
             continue
-        if Message.objects.filter(
-            pk=message.pk, status=Status.SENDING, claimed_by=message.claimed_by
-        ).update(status=Status.QUEUED, claimed_at=None, claimed_by="", next_attempt_at=now):
-            released += 1
-            _audit(message, "message.claim_released", f"worker {message.claimed_by} stopped")
-            message.add_event(
-                Kind.RETRY,
-                f"The worker {message.claimed_by} stopped; resuming after chunk {message.chunks_done}.",
-            )
+        with transaction.atomic():
+            if Message.objects.filter(
+                pk=message.pk, status=Status.SENDING, claimed_by=message.claimed_by
+            ).update(status=Status.QUEUED, claimed_at=None, claimed_by="", next_attempt_at=now):
+                released += 1
+                _audit(message, "message.claim_released", f"worker {message.claimed_by} stopped")
+                message.add_event(
+                    Kind.RETRY,
+                    f"The worker {message.claimed_by} stopped; resuming after chunk "
+                    f"{message.chunks_done}.",
+                )
     due = list(Message.objects.sendable(now).values_list("pk", flat=True)[:500])
     from .tasks import enqueue_send
 
@@ -419,6 +416,6 @@ def _give_up_abandoned(message: Message) -> int:
         message.add_event(kind, reason)
         if status == Status.FAILED:
             MessageCount.add(message, MessageCount.Event.FAILED)
-    _audit(message, f"message.{status}", reason)
+        _audit(message, f"message.{status}", reason)
     _flag_mailbox(message, f"Send of message #{message.pk} stopped: {reason}")
     return 1

@@ -216,8 +216,7 @@ def message_refresh_tracking(*, message: Message) -> str:
             moved = still_accepted.update(status=Status.ACKNOWLEDGED, acknowledged_at=now)
             if moved:
                 message.add_event(Kind.TRACKED, "The recipient has downloaded and acknowledged it")
-        if moved:
-            audit_worker_action(action="message.tracked", obj=message, detail="acknowledged")
+                audit_worker_action(action="message.tracked", obj=message, detail="acknowledged")
     elif state in ("error", "undeliverable"):
         reason = explain(status.status_code, status.status_description or "")
         with transaction.atomic():
@@ -229,8 +228,9 @@ def message_refresh_tracking(*, message: Message) -> str:
             if moved:
                 message.add_event(Kind.FAILED, f"Tracking reports {state}: {reason}")
                 MessageCount.add(message, MessageCount.Event.FAILED, status.status_code or "")
-        if moved:
-            audit_worker_action(action="message.tracked", obj=message, detail=f"{state}: {reason}")
+                audit_worker_action(
+                    action="message.tracked", obj=message, detail=f"{state}: {reason}"
+                )
     return state
 
 

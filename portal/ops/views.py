@@ -14,6 +14,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from portal.accounts.addresses import client_ip
+
 from .metrics import NeoMeshCollector
 from .models import Heartbeat
 
@@ -81,7 +83,8 @@ def healthz(request):
 
 def _from_allowed_network(request) -> bool:
     try:
-        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+        # The same trusted client address the audit trail uses (TRUSTED_PROXY_COUNT).
+        address = ipaddress.ip_address(client_ip(request) or "")
     except ValueError:
         return False
     return any(address in ipaddress.ip_network(net) for net in settings.METRICS_ALLOWED_NETWORKS)
