@@ -12,13 +12,19 @@ from urllib.parse import urlsplit
 from .errors import MeshValidationError
 
 MiB = 1024 * 1024
+# What the portal has long configured (MESH_CHUNK_SIZE). Not meshcore's default any more: with no
+# chunk_size, meshcore sends one request whenever the compressed message fits, and otherwise cuts
+# the largest chunks that fit (meshcore.sizing).
 DEFAULT_CHUNK_SIZE = 20 * MiB
 # Live MESH expects every chunk but the last to be at least 5 MB.
 MIN_LIVE_CHUNK_SIZE = 5 * MiB
-# A request body may be at most 100 MB *after* compression. Deflate never grows data by more
-# than 5 bytes per 16 KiB block plus the gzip header and trailer, so a raw chunk of this size
-# stays under the limit whatever its content, and gzip bodies can be streamed without spooling.
-MAX_REQUEST_BODY = 100_000_000
+# The largest request body MESH accepts, *after* compression (mesh-protocol.md 7.1): 20 MB on the
+# internet endpoints (all current ones), 100 MB over HSCN.
+DEFAULT_MAX_REQUEST_BYTES = 20_000_000
+HSCN_MAX_REQUEST_BYTES = 100_000_000
+MAX_REQUEST_BODY = HSCN_MAX_REQUEST_BYTES
+# Small limits are for tests; below this a chunk would be mostly gzip framing.
+MIN_REQUEST_BYTES = 1_000
 MAX_CHUNK_SIZE = 99_000_000
 MIN_PAGE_SIZE, MAX_PAGE_SIZE = 10, 5000
 
@@ -92,6 +98,21 @@ def chunk_size(value: object) -> int:
         raise MeshValidationError(
             f"chunk_size {value} is out of range: 1 to {MAX_CHUNK_SIZE} bytes "
             f"(default {DEFAULT_CHUNK_SIZE}; live MESH wants at least {MIN_LIVE_CHUNK_SIZE})"
+        )
+    return value
+
+
+def max_request_bytes(value: object) -> int:
+    """The largest request body to send, in bytes after compression."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not MIN_REQUEST_BYTES <= value <= HSCN_MAX_REQUEST_BYTES
+    ):
+        raise MeshValidationError(
+            f"max_request_bytes must be an int from {MIN_REQUEST_BYTES:,} to "
+            f"{HSCN_MAX_REQUEST_BYTES:,} (MESH takes {DEFAULT_MAX_REQUEST_BYTES:,} bytes per "
+            f"request on the internet, {HSCN_MAX_REQUEST_BYTES:,} over HSCN), got {value!r}"
         )
     return value
 
