@@ -90,15 +90,7 @@ class SendMixin:
             encrypted=encrypted,
             content_compressed=content_compressed,
         )
-        options = {
-            "max_request_bytes": self._request_limit(max_request_bytes),
-            "chunk_size": self.chunk_size
-            if chunk_size is None
-            else validation.chunk_size(chunk_size),
-            "compress": compress,
-            "level": self.compress_level,
-            "workers": self.compress_workers,
-        }
+        options = self._plan_options(max_request_bytes, chunk_size, compress)
         resume = None if resume_from is None else _parse_resume(resume_from)
         payload = Payload.from_data(data)
         plan = None
@@ -111,10 +103,12 @@ class SendMixin:
                 _notify(on_progress, 1, plan.total, message_id)
             else:
                 message_id, done, total = resume
-                if self._resume_is_complete(resume, allow_chunking, options["chunk_size"]):
+                if _resume_is_complete(done, total, allow_chunking):
                     return message_id
                 plan = sizing.plan_resume(payload, **options)
                 _check_resume_total(done, total, plan.total)
+                if self._went_whole(resume, plan, options["chunk_size"]):
+                    return message_id
             return self._send_later_chunks(message_id, done, plan, compress, on_progress)
         finally:
             if plan is not None:
@@ -143,20 +137,13 @@ class SendMixin:
             raise MeshValidationError(
                 f"chunk {chunk_number} of {total_chunks}: later chunks are numbered 2..n (use send() for chunk 1)"
             )
-        limit = self._request_limit(max_request_bytes)
+        options = self._plan_options(max_request_bytes, None, compress)
         payload = Payload.from_data(data)
         plan = None
         try:
             payload.check_not_empty()
             # The caller's chunk is one piece of a layout of their own: checked, never re-cut.
-            plan = sizing.plan_resume(
-                payload,
-                max_request_bytes=limit,
-                chunk_size=max(payload.size, 1),
-                compress=compress,
-                level=self.compress_level,
-                workers=self.compress_workers,
-            )
+            plan = sizing.plan_resume(payload, **{**options, "chunk_size": payload.size})
             self._upload_chunk(message_id, chunk_number, total_chunks, plan, compress, local=1)
         finally:
             if plan is not None:
@@ -165,28 +152,32 @@ class SendMixin:
 
     # -- internals -------------------------------------------------------------------------
 
-    def _request_limit(self, max_request_bytes: int | None) -> int:
-        if max_request_bytes is None:
-            return self.max_request_bytes
-        return validation.max_request_bytes(max_request_bytes)
+    def _plan_options(
+        self, max_request_bytes: int | None, chunk_size: int | None, compress: bool
+    ) -> dict[str, Any]:
+        """The settings meshcore.sizing plans with: this call's, else the client's."""
+        return {
+            "max_request_bytes": self.max_request_bytes
+            if max_request_bytes is None
+            else validation.max_request_bytes(max_request_bytes),
+            "chunk_size": self.chunk_size
+            if chunk_size is None
+            else validation.chunk_size(chunk_size),
+            "compress": compress,
+            "level": self.compress_level,
+            "workers": self.compress_workers,
+        }
 
-    def _resume_is_complete(
-        self, resume: tuple[str, int, int | None], allow_chunking: bool, chunk_size: int | None
+    def _went_whole(
+        self, resume: tuple[str, int, int | None], plan: sizing.Plan, chunk_size: int | None
     ) -> bool:
-        """Is a resumed message already whole, with nothing left to upload?"""
+        """(id, 1) from a caller that did not keep n, with no chunk_size: the message may have
+        gone in one request (it fitted compressed) or be a chunked one stopped after chunk 1.
+        MESH knows which; asking costs one GET, uploading chunk 2 to a whole message far more."""
         message_id, done, total = resume
-        if total is not None and done == total:
-            return True
-        if not allow_chunking:
-            # Such a message only ever goes in one request: having started, it is complete.
-            if done != 1 or total not in (None, 1):
-                raise MeshValidationError(
-                    f"resume_from says chunk {done} of {total or '?'}, but allow_chunking is False"
-                )
-            return True
-        # (id, 1) from a caller that did not keep n: the message may have gone in one request
-        # (it fitted), or be a chunked one that stopped after chunk 1. MESH knows which.
-        return chunk_size is None and total is None and done == 1 and self._is_complete(message_id)
+        if chunk_size is not None or total is not None or done != 1 or plan.total == 1:
+            return False
+        return self._is_complete(message_id)
 
     def _send_later_chunks(
         self,
@@ -292,6 +283,20 @@ def _parse_resume(resume_from: Any) -> tuple[str, int, int | None]:
     if done < 1 or (total is not None and not done <= total):
         raise MeshValidationError(f"resume_from chunk {done!r} of {total!r} is impossible")
     return validation.message_id(message_id), done, total
+
+
+def _resume_is_complete(done: int, total: int | None, allow_chunking: bool) -> bool:
+    """Is a resumed message whole already, by the caller's own record?"""
+    if total is not None and done == total:
+        return True
+    if not allow_chunking:
+        # Such a message only ever goes in one request: having started, it is complete.
+        if done != 1 or total not in (None, 1):
+            raise MeshValidationError(
+                f"resume_from says chunk {done} of {total or '?'}, but allow_chunking is False"
+            )
+        return True
+    return False
 
 
 def _check_resume_total(done: int, total: int | None, planned: int) -> None:
