@@ -96,35 +96,33 @@ def chunk_size(value: object) -> int:
         raise MeshValidationError(f"chunk_size must be an int, got {type(value).__name__}")
     if not 1 <= value <= MAX_CHUNK_SIZE:
         raise MeshValidationError(
-            f"chunk_size {value} is out of range: 1 to {MAX_CHUNK_SIZE} bytes "
-            f"(default {DEFAULT_CHUNK_SIZE}; live MESH wants at least {MIN_LIVE_CHUNK_SIZE})"
+            f"chunk_size {value} is out of range: 1 to {MAX_CHUNK_SIZE} bytes (leave it unset to "
+            f"let meshcore choose; live MESH wants at least {MIN_LIVE_CHUNK_SIZE})"
         )
     return value
 
 
 def max_request_bytes(value: object) -> int:
     """The largest request body to send, in bytes after compression."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or not MIN_REQUEST_BYTES <= value <= HSCN_MAX_REQUEST_BYTES
-    ):
-        raise MeshValidationError(
-            f"max_request_bytes must be an int from {MIN_REQUEST_BYTES:,} to "
-            f"{HSCN_MAX_REQUEST_BYTES:,} (MESH takes {DEFAULT_MAX_REQUEST_BYTES:,} bytes per "
-            f"request on the internet, {HSCN_MAX_REQUEST_BYTES:,} over HSCN), got {value!r}"
-        )
-    return value
+    return _int_within(
+        "max_request_bytes",
+        value,
+        MIN_REQUEST_BYTES,
+        HSCN_MAX_REQUEST_BYTES,
+        f" (MESH takes {DEFAULT_MAX_REQUEST_BYTES:,} bytes per request on the internet, "
+        f"{HSCN_MAX_REQUEST_BYTES:,} over HSCN)",
+    )
 
 
 def page_size(value: object) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or not MIN_PAGE_SIZE <= value <= MAX_PAGE_SIZE
-    ):
+    return _int_within("page_size", value, MIN_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def _int_within(name: str, value: object, low: int, high: int, hint: str = "") -> int:
+    # bool is an int to Python, never a size to us.
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise MeshValidationError(
-            f"page_size must be an int from {MIN_PAGE_SIZE} to {MAX_PAGE_SIZE}, got {value!r}"
+            f"{name} must be an int from {low:,} to {high:,}{hint}, got {value!r}"
         )
     return value
 
