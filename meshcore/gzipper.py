@@ -44,11 +44,8 @@ _STORED_HEADER = 5
 
 def gzip_stream(blocks: Iterator[bytes], level: int, workers: int = 1) -> Iterator[bytes]:
     """Yield a complete gzip stream of the concatenated ``blocks``, compressed in parallel."""
-    yield _HEADER
-    totals = Totals()
-    yield from deflate_stream(blocks, level, workers, totals)
-    yield _FINAL
-    yield totals.trailer()
+    totals = Totals()  # complete by the time gzip_member writes the trailer
+    yield from gzip_member(deflate_stream(blocks, level, workers, totals), totals)
 
 
 def gzip_member(deflated: Iterable[bytes], totals: Totals) -> Iterator[bytes]:
