@@ -39,7 +39,8 @@ does not fit raises ``MeshChunkingNotAllowed`` at the moment that is known: befo
 queue time: free when the raw size decides (at most the safe chunk size: no; uncompressed: by the
 size), otherwise it reads and compresses the file until its compressed bytes pass the limit or it
 ends, keeping nothing: for CSV-like data at about 4:1, at most ~80 MB read at the 20 MB limit
-(2.0-2.4 s measured on a busy 2-core machine at level 4); random data stops after ~20 MB.
+(2.0-2.4 s measured on a busy 2-core machine at level 4); random data stops after ~20 MB. The
+answer depends on the gzip level, so ask with the level the send will use (the default, 4).
 
 **Reproducible layout, for resuming.** The chunks of a message are a pure function of its raw size
 and the raw chunk size, which is the safe size for ``max_request_bytes`` (or the caller's
