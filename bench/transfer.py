@@ -2,8 +2,15 @@
 
 For every size and data kind, a payload file is generated (streamed, never in memory), then each
 client sends it through a local mesh-sandbox and receives it back into a file, each phase in its
-own child process (bench/transfer_client.py) so peak RSS is the client's own. Both clients use
-20 MiB chunks and gzip; the received file's sha256 must equal the sent file's.
+own child process (bench/transfer_client.py) so peak RSS is the client's own. The received file's
+sha256 must equal the sent file's.
+
+Like with like: both clients gzip, and both send the same requests. meshcore decides by itself
+(one request whenever the gzipped message fits the 20 MB request limit, else chunks of the largest
+raw size that always fits, 19,997,687 bytes); mesh-client is told the same layout (the whole file
+as one chunk, or meshcore's raw chunk size), which the driver works out untimed with
+``meshcore.needs_chunking``. meshcore's timed send includes the compression it does to decide
+(kept in a spool and sent from there, not done twice); mesh-client, told the answer, skips it.
 
 The sandbox keeps messages in memory, so it is reset before every transfer.
 """
@@ -37,6 +44,7 @@ class Result:
     size_mib: int
     kind: str
     client: str
+    requests: int
     send_mib_s: float
     receive_mib_s: float
     receive_same_mib_s: float
@@ -60,7 +68,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--clients", default=",".join(CLIENTS), help="meshcore, mesh-client or both"
     )
     parser.add_argument(
-        "--chunk-mib", type=int, default=20, help="chunk size for both clients (default 20)"
+        "--max-request-bytes",
+        type=int,
+        default=20_000_000,
+        help="MESH's per-request limit after gzip (default 20,000,000: internet; 100,000,000: HSCN)",
     )
     parser.add_argument("--quick", action="store_true", help="only 10 and 50 MiB: a smoke run")
     parser.add_argument(
@@ -93,9 +104,9 @@ def run(args: argparse.Namespace) -> int:
                     f"generated {size} MiB {kind} in {time.perf_counter() - started:.1f}s",
                     flush=True,
                 )
-                chunk = args.chunk_mib * MiB
+                layout = _layout(payload, args.max_request_bytes)
                 runs = [
-                    _measure_case(sandbox, clients, payload, digest, size, kind, chunk)
+                    _measure_case(sandbox, clients, payload, digest, size, kind, layout)
                     for _ in range(max(1, args.repeat))
                 ]
                 for client in clients:
@@ -124,15 +135,30 @@ def _combine(runs: list[Result]) -> Result:
     )
 
 
+def _layout(payload: Path, max_request_bytes: int) -> dict[str, int]:
+    """The requests meshcore will make, for mesh-client to make the same (see the docstring)."""
+    from meshcore import max_chunk_size, needs_chunking
+
+    chunked = needs_chunking(payload, max_request_bytes=max_request_bytes)
+    chunk_size = max_chunk_size(max_request_bytes) if chunked else payload.stat().st_size
+    return {"chunk_size": chunk_size, "max_request_bytes": max_request_bytes}
+
+
 def _measure_case(
-    sandbox, clients: list[str], payload: Path, digest: str, size: int, kind: str, chunk: int
+    sandbox,
+    clients: list[str],
+    payload: Path,
+    digest: str,
+    size: int,
+    kind: str,
+    layout: dict[str, int],
 ) -> dict[str, Result]:
     """Every client sends; each receives the message it sent, and (without acknowledging)
     the one mesh-client sent, so receivers are also compared on identical bytes."""
     sandbox.reset()
-    sent = {
-        client: _child("send", client, sandbox.url, payload, chunk_size=chunk) for client in clients
-    }
+    sent = {client: _child("send", client, sandbox.url, payload, **layout) for client in clients}
+    if len({result["requests"] for result in sent.values()}) > 1:
+        raise RuntimeError(f"the clients sent different numbers of requests: {sent}")
     reference = sent.get("mesh-client")
     # An untimed read first: whichever receiver went first after the uploads was measured ~2x slow
     # at 1 GiB (the sandbox's state after storing the uploads), whatever the client.
@@ -155,6 +181,7 @@ def _measure_case(
             size_mib=size,
             kind=kind,
             client=client,
+            requests=sent[client]["requests"],
             send_mib_s=size / sent[client]["seconds"],
             receive_mib_s=size / own["seconds"],
             receive_same_mib_s=size / same["seconds"],
@@ -203,7 +230,7 @@ def _row(result: Result) -> str:
     status = "ok" if result.verified else "SHA256 MISMATCH"
     return (
         f"  {result.size_mib:>5} MiB {result.kind:<6} {result.client:<11}"
-        f" send {result.send_mib_s:7.1f} MiB/s  receive {result.receive_mib_s:7.1f} MiB/s"
+        f" {result.requests:>3} requests, send {result.send_mib_s:7.1f} MiB/s  receive {result.receive_mib_s:7.1f} MiB/s"
         f" (same message {result.receive_same_mib_s:7.1f})  peak RSS {result.peak_rss_mib:6.1f} MiB"
         f"  {status}"
     )
@@ -212,7 +239,9 @@ def _row(result: Result) -> str:
 def format_table(results: list[Result]) -> str:
     """The comparison table, with meshcore/mesh-client ratios per size and kind."""
     columns = ("send MiB/s", "recv MiB/s", "recv* MiB/s", "peak RSS MiB")
-    header = f"{'size':>9} {'data':<7} {'client':<12} " + " ".join(f"{c:>12}" for c in columns)
+    header = f"{'size':>9} {'data':<7} {'client':<12} {'requests':>8} " + " ".join(
+        f"{c:>12}" for c in columns
+    )
     lines = [header + "  sha256", "-" * (len(header) + 8)]
     by_case: dict[tuple[int, str], dict[str, Result]] = {}
     for result in results:
@@ -224,7 +253,7 @@ def format_table(results: list[Result]) -> str:
             result.peak_rss_mib,
         )
         lines.append(
-            f"{result.size_mib:>5} MiB {result.kind:<7} {result.client:<12} "
+            f"{result.size_mib:>5} MiB {result.kind:<7} {result.client:<12} {result.requests:>8} "
             + " ".join(f"{figure:>12.1f}" for figure in figures)
             + f"  {'ok' if result.verified else 'BAD'}"
         )
@@ -238,7 +267,8 @@ def format_table(results: list[Result]) -> str:
                 ours.peak_rss_mib / theirs.peak_rss_mib,
             )
             lines.append(
-                f"{'':>9} {'':<7} {'ratio':<12} " + " ".join(f"{ratio:>11.2f}x" for ratio in ratios)
+                f"{'':>9} {'':<7} {'ratio':<12} {'':>8} "
+                + " ".join(f"{ratio:>11.2f}x" for ratio in ratios)
             )
     lines.append("ratio = meshcore / mesh-client (higher is better for speed, lower for RSS)")
     lines.append(
@@ -257,7 +287,7 @@ def _save(results: list[Result], args: argparse.Namespace) -> None:
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
         },
-        "chunk_mib": args.chunk_mib,
+        "max_request_bytes": args.max_request_bytes,
         "results": [asdict(result) for result in results],
     }
     path.write_text(json.dumps(document, indent=2))

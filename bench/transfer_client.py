@@ -3,13 +3,21 @@
     python -m bench.transfer_client send    --client meshcore --url URL --file PAYLOAD
     python -m bench.transfer_client receive --client meshcore --url URL --file OUT --message-id ID
 
-Prints one JSON line: seconds, peak RSS (KiB, VmHWM), RSS after imports, message id.
+Prints one JSON line: seconds, peak RSS (KiB, VmHWM), RSS after imports, message id, and for a
+send the number of requests it took.
+
+meshcore sends as it does for NeoMesh: one request whenever the gzipped message fits
+``--max-request-bytes``, else chunks of the largest raw size that always fits. mesh-client cuts
+by raw size only, so it gets ``--chunk-size`` from the driver: the whole file when meshcore sends
+it in one request, meshcore's raw chunk size when meshcore chunks it. Both then send the same
+requests, cut at the same raw offsets.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import time
@@ -29,12 +37,22 @@ def _status_kib(field: str) -> int:
     return 0
 
 
-def meshcore_send(url: str, path: str, chunk_size: int) -> str:
+def meshcore_send(url: str, path: str, chunk_size: int, max_request_bytes: int) -> tuple[str, int]:
     from meshcore import MeshClient
 
-    with MeshClient(url, SENDER, PASSWORD, SHARED_KEY, chunk_size=chunk_size) as client:
+    totals = []
+    with MeshClient(
+        url, SENDER, PASSWORD, SHARED_KEY, max_request_bytes=max_request_bytes
+    ) as client:
         with open(path, "rb") as source:
-            return client.send(RECIPIENT, WORKFLOW, source, content_type="text/csv")
+            message_id = client.send(
+                RECIPIENT,
+                WORKFLOW,
+                source,
+                content_type="text/csv",
+                on_progress=lambda chunk, total, mid: totals.append(total),
+            )
+    return message_id, totals[-1]
 
 
 def meshcore_receive(url: str, path: str, message_id: str, acknowledge: bool) -> None:
@@ -47,7 +65,9 @@ def meshcore_receive(url: str, path: str, message_id: str, acknowledge: bool) ->
             client.acknowledge(message_id)
 
 
-def mesh_client_send(url: str, path: str, chunk_size: int) -> str:
+def mesh_client_send(
+    url: str, path: str, chunk_size: int, max_request_bytes: int
+) -> tuple[str, int]:
     import mesh_client
 
     with mesh_client.MeshClient(
@@ -59,9 +79,10 @@ def mesh_client_send(url: str, path: str, chunk_size: int) -> str:
         transparent_compress=True,
     ) as client:
         with open(path, "rb") as source:
-            return client.send_message(
+            message_id = client.send_message(
                 RECIPIENT, source, workflow_id=WORKFLOW, content_type="text/csv"
             )
+    return message_id, max(1, -(-os.path.getsize(path) // chunk_size))
 
 
 def mesh_client_receive(url: str, path: str, message_id: str, acknowledge: bool) -> None:
@@ -88,7 +109,8 @@ def main() -> None:
     parser.add_argument("--client", choices=sorted(CLIENTS), required=True)
     parser.add_argument("--url", required=True)
     parser.add_argument("--file", required=True)
-    parser.add_argument("--chunk-size", type=int, default=20 * 1024 * 1024)
+    parser.add_argument("--chunk-size", type=int, default=20 * 1024 * 1024, help="mesh-client's")
+    parser.add_argument("--max-request-bytes", type=int, default=20_000_000, help="meshcore's")
     parser.add_argument("--message-id")
     parser.add_argument("--no-ack", action="store_true", help="receive without acknowledging")
     args = parser.parse_args()
@@ -98,9 +120,9 @@ def main() -> None:
     __import__("meshcore" if args.client == "meshcore" else "mesh_client")
     baseline = _status_kib("VmRSS")
     started = time.perf_counter()
-    message_id = args.message_id
+    message_id, requests = args.message_id, None
     if args.phase == "send":
-        message_id = send(args.url, args.file, args.chunk_size)
+        message_id, requests = send(args.url, args.file, args.chunk_size, args.max_request_bytes)
     else:
         receive(args.url, args.file, args.message_id, not args.no_ack)
     seconds = time.perf_counter() - started
@@ -113,6 +135,7 @@ def main() -> None:
         "ru_maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
         "baseline_rss_kib": baseline,
         "message_id": message_id,
+        "requests": requests,
     }
     print(json.dumps(result))
 

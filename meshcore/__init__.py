@@ -12,6 +12,7 @@ from .client import DEFAULT_TIMEOUT, MeshClient
 from .errors import (
     MeshAuthenticationError,
     MeshCertificateError,
+    MeshChunkingNotAllowed,
     MeshChunkLockedError,
     MeshError,
     MeshGoneError,
@@ -27,12 +28,21 @@ from .errors import (
 )
 from .exchanges import Exchange
 from .models import DATA, REPORT, HandshakeResult, MailboxRef, MessageInfo, TrackingStatus
-from .validation import DEFAULT_CHUNK_SIZE, MAX_CHUNK_SIZE, MIN_LIVE_CHUNK_SIZE
+from .sizing import max_chunk_size, needs_chunking
+from .validation import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_MAX_REQUEST_BYTES,
+    HSCN_MAX_REQUEST_BYTES,
+    MAX_CHUNK_SIZE,
+    MIN_LIVE_CHUNK_SIZE,
+)
 
 __all__ = [
     "DATA",
     "DEFAULT_CHUNK_SIZE",
+    "DEFAULT_MAX_REQUEST_BYTES",
     "DEFAULT_TIMEOUT",
+    "HSCN_MAX_REQUEST_BYTES",
     "MAX_CHUNK_SIZE",
     "MIN_LIVE_CHUNK_SIZE",
     "REPORT",
@@ -42,6 +52,7 @@ __all__ = [
     "MeshAuthenticationError",
     "MeshCertificateError",
     "MeshChunkLockedError",
+    "MeshChunkingNotAllowed",
     "MeshClient",
     "MeshError",
     "MeshGoneError",
@@ -57,4 +68,6 @@ __all__ = [
     "MessageInfo",
     "TrackingStatus",
     "__version__",
+    "max_chunk_size",
+    "needs_chunking",
 ]

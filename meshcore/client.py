@@ -14,7 +14,6 @@ caller can reconcile by tracking or local id instead of risking a duplicate mess
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -42,6 +41,7 @@ from .exchanges import (
     safe_request_headers,
     split_url,
 )
+from .gzipper import DEFAULT_LEVEL, default_workers
 from .models import (
     HandshakeResult,
     MailboxRef,
@@ -57,8 +57,7 @@ from .tls import PinnedTLSAdapter, build_ssl_context
 log = logging.getLogger("meshcore")
 
 DEFAULT_TIMEOUT = (10.0, 300.0)
-# gzip level for compress=True: see meshcore/README.md ("Compression") for the measurements.
-DEFAULT_COMPRESS_LEVEL = 4
+DEFAULT_COMPRESS_LEVEL = DEFAULT_LEVEL
 MAX_CLOCK_SKEW_SECONDS = 2 * 3600  # the live service rejects tokens further out than this
 _ERROR_BODY_LIMIT = 64 * 1024
 
@@ -77,7 +76,8 @@ class MeshClient(SendMixin, ReceiveMixin):
         verify: bool | str = True,
         timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
         max_retries: int = 3,
-        chunk_size: int = validation.DEFAULT_CHUNK_SIZE,
+        chunk_size: int | None = None,
+        max_request_bytes: int = validation.DEFAULT_MAX_REQUEST_BYTES,
         application_name: str | None = None,
         compress_level: int = DEFAULT_COMPRESS_LEVEL,
         compress_workers: int | None = None,
@@ -92,7 +92,9 @@ class MeshClient(SendMixin, ReceiveMixin):
         self.mailbox_id = validation.mailbox_id(mailbox_id)
         password_text = validation.secret(password, "password").decode("utf-8")
         key = validation.secret(shared_key, "shared_key")
-        self.chunk_size = validation.chunk_size(chunk_size)
+        # None: one request whenever the message fits max_request_bytes (meshcore.sizing).
+        self.chunk_size = None if chunk_size is None else validation.chunk_size(chunk_size)
+        self.max_request_bytes = validation.max_request_bytes(max_request_bytes)
         if isinstance(compress_level, bool) or compress_level not in range(10):
             raise MeshValidationError(f"compress_level must be 0-9, got {compress_level!r}")
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
@@ -418,7 +420,7 @@ def _server_time(response: requests.Response) -> datetime | None:
 
 def _workers(value: int | None) -> int:
     if value is None:
-        return max(1, min(4, os.cpu_count() or 1))
+        return default_workers()
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 32:
         raise MeshValidationError(f"compress_workers must be 1-32, got {value!r}")
     return value

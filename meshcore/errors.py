@@ -71,6 +71,37 @@ class MeshPayloadTypeError(MeshValidationError, TypeError):
     """The payload is not bytes, a binary file or an iterable of bytes (e.g. a ``str``)."""
 
 
+class MeshChunkingNotAllowed(MeshValidationError):
+    """The message does not fit in one request and the recipient cannot take chunked messages
+    (the MESH UI and old clients cannot). Raised before anything is sent."""
+
+    def __init__(
+        self,
+        description: str | None = None,
+        *,
+        size: int | None = None,
+        max_request_bytes: int | None = None,
+        **details: object,
+    ) -> None:
+        self.size = size
+        self.max_request_bytes = max_request_bytes
+        super().__init__(description, **details)  # type: ignore[arg-type]
+
+    @classmethod
+    def for_message(
+        cls, *, size: int, max_request_bytes: int, compress: bool = True
+    ) -> MeshChunkingNotAllowed:
+        """The refusal in plain English, naming the size and the limit (also for queue time)."""
+        how = "even after compression" if compress else "uncompressed"
+        return cls(
+            f"This message is {size:,} bytes, more than {max_request_bytes:,} bytes {how}, the "
+            "most MESH takes in one request, so it would have to go in chunks; the recipient does "
+            "not accept chunked messages. Nothing was sent: send a smaller file or split it.",
+            size=size,
+            max_request_bytes=max_request_bytes,
+        )
+
+
 class MeshAuthenticationError(MeshError):
     """403: bad credentials, wrong shared key, or the mailbox may not do this."""
 

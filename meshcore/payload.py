@@ -57,7 +57,7 @@ class Payload:
         probe = fileobj.read(0)
         if isinstance(probe, str):
             raise MeshPayloadTypeError("data is a text-mode file: open it in binary mode ('rb')")
-        if not _seekable(fileobj):
+        if not seekable(fileobj):
             return cls._spool(iter(lambda: fileobj.read(PIECE), b""))
         start = fileobj.tell()
         return cls(fileobj, start, _file_size(fileobj) - start)
@@ -96,24 +96,33 @@ class Payload:
         return offset, min(chunk_size, self.size - offset)
 
     def pieces(self, offset: int, length: int) -> Iterator[bytes]:
-        """Yield the bytes in [offset, offset + length) in pieces of at most PIECE bytes."""
+        """Yield the bytes in [offset, offset + length) in pieces of exactly PIECE bytes (the last
+        one shorter): the gzip size bound counts on it, so a short read is topped up."""
         self._file.seek(self._start + offset)
         remaining = length
         while remaining > 0:
-            piece = self._file.read(min(PIECE, remaining))
-            if not piece:
+            piece = self._read_exactly(min(PIECE, remaining))
+            remaining -= len(piece)
+            yield piece
+
+    def _read_exactly(self, size: int) -> bytes:
+        piece = self._file.read(size)
+        while len(piece) < size:
+            more = self._file.read(size - len(piece))
+            if not more:
                 raise MeshValidationError(
                     "the source file ended early: did it change while sending?"
                 )
-            remaining -= len(piece)
-            yield piece
+            piece += more
+        return piece
 
     def close(self) -> None:
         if self._owned:
             self._file.close()
 
 
-def _seekable(fileobj: Any) -> bool:
+def seekable(fileobj: Any) -> bool:
+    """Can this file object seek (and so be read again for a retry)?"""
     try:
         return bool(fileobj.seekable())
     except (AttributeError, OSError, ValueError):

@@ -12,13 +12,19 @@ from urllib.parse import urlsplit
 from .errors import MeshValidationError
 
 MiB = 1024 * 1024
+# What the portal has long configured (MESH_CHUNK_SIZE). Not meshcore's default any more: with no
+# chunk_size, meshcore sends one request whenever the compressed message fits, and otherwise cuts
+# the largest chunks that fit (meshcore.sizing).
 DEFAULT_CHUNK_SIZE = 20 * MiB
 # Live MESH expects every chunk but the last to be at least 5 MB.
 MIN_LIVE_CHUNK_SIZE = 5 * MiB
-# A request body may be at most 100 MB *after* compression. Deflate never grows data by more
-# than 5 bytes per 16 KiB block plus the gzip header and trailer, so a raw chunk of this size
-# stays under the limit whatever its content, and gzip bodies can be streamed without spooling.
-MAX_REQUEST_BODY = 100_000_000
+# The largest request body MESH accepts, *after* compression (mesh-protocol.md 7.1): 20 MB on the
+# internet endpoints (all current ones), 100 MB over HSCN.
+DEFAULT_MAX_REQUEST_BYTES = 20_000_000
+HSCN_MAX_REQUEST_BYTES = 100_000_000
+MAX_REQUEST_BODY = HSCN_MAX_REQUEST_BYTES
+# Small limits are for tests; below this a chunk would be mostly gzip framing.
+MIN_REQUEST_BYTES = 1_000
 MAX_CHUNK_SIZE = 99_000_000
 MIN_PAGE_SIZE, MAX_PAGE_SIZE = 10, 5000
 
@@ -90,20 +96,33 @@ def chunk_size(value: object) -> int:
         raise MeshValidationError(f"chunk_size must be an int, got {type(value).__name__}")
     if not 1 <= value <= MAX_CHUNK_SIZE:
         raise MeshValidationError(
-            f"chunk_size {value} is out of range: 1 to {MAX_CHUNK_SIZE} bytes "
-            f"(default {DEFAULT_CHUNK_SIZE}; live MESH wants at least {MIN_LIVE_CHUNK_SIZE})"
+            f"chunk_size {value} is out of range: 1 to {MAX_CHUNK_SIZE} bytes (leave it unset to "
+            f"let meshcore choose; live MESH wants at least {MIN_LIVE_CHUNK_SIZE})"
         )
     return value
 
 
+def max_request_bytes(value: object) -> int:
+    """The largest request body to send, in bytes after compression."""
+    return _int_within(
+        "max_request_bytes",
+        value,
+        MIN_REQUEST_BYTES,
+        HSCN_MAX_REQUEST_BYTES,
+        f" (MESH takes {DEFAULT_MAX_REQUEST_BYTES:,} bytes per request on the internet, "
+        f"{HSCN_MAX_REQUEST_BYTES:,} over HSCN)",
+    )
+
+
 def page_size(value: object) -> int:
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int)
-        or not MIN_PAGE_SIZE <= value <= MAX_PAGE_SIZE
-    ):
+    return _int_within("page_size", value, MIN_PAGE_SIZE, MAX_PAGE_SIZE)
+
+
+def _int_within(name: str, value: object, low: int, high: int, hint: str = "") -> int:
+    # bool is an int to Python, never a size to us.
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise MeshValidationError(
-            f"page_size must be an int from {MIN_PAGE_SIZE} to {MAX_PAGE_SIZE}, got {value!r}"
+            f"{name} must be an int from {low:,} to {high:,}{hint}, got {value!r}"
         )
     return value
 

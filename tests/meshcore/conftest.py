@@ -6,6 +6,7 @@ import pytest
 
 from meshcore import MeshClient
 from tests.meshcore.helpers import Sleeps
+from tests.meshcore.proxy import RecordingProxy
 from tests.sandbox import PASSWORD, SHARED_KEY
 
 
@@ -17,7 +18,8 @@ def make_client(sandbox):
     def make(mailbox_id: str = "X26ABC1", **kwargs) -> MeshClient:
         kwargs.setdefault("sleep", Sleeps())
         password = kwargs.pop("password", PASSWORD)
-        client = MeshClient(sandbox.url, mailbox_id, password, SHARED_KEY, **kwargs)
+        base_url = kwargs.pop("base_url", sandbox.url)
+        client = MeshClient(base_url, mailbox_id, password, SHARED_KEY, **kwargs)
         clients.append(client)
         return client
 
@@ -34,6 +36,19 @@ def sender(make_client) -> MeshClient:
 @pytest.fixture
 def recipient(make_client) -> MeshClient:
     return make_client("X26ABC2")
+
+
+@pytest.fixture
+def proxy(sandbox):
+    """A recording proxy in front of the sandbox: what each request put on the wire."""
+    with RecordingProxy(sandbox.url) as recording:
+        yield recording
+
+
+@pytest.fixture
+def proxied_sender(make_client, proxy) -> MeshClient:
+    """X26ABC1, talking to the sandbox through ``proxy``."""
+    return make_client("X26ABC1", base_url=proxy.url)
 
 
 @pytest.fixture(autouse=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import random
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -47,3 +48,21 @@ def check_token(header: str, mailbox: str = MAILBOX, password: str = PASSWORD) -
     expected = hmac.new(SHARED_KEY.encode(), message, hashlib.sha256).hexdigest()
     assert digest == expected
     return nonce, count
+
+
+def csv_like(size: int, seed: int = 1) -> bytes:
+    """CSV-like text that gzip shrinks about 4:1. A 1 MiB tile is repeated: far beyond gzip's
+    32 KiB window, so each repeat compresses like fresh rows, but it costs almost nothing to make."""
+    rng = random.Random(seed)
+    rows, length = [], 0
+    while length < min(size, 1 << 20):
+        row = (
+            f"{rng.randrange(10**9)},{rng.choice(['SMITH', 'JONES', 'PATEL', 'KHAN'])},"
+            f"{rng.choice(['AVA', 'NOAH', 'ISLA'])},19{rng.randrange(30, 99)}-0{rng.randrange(1, 9)}-1"
+            f"{rng.randrange(0, 9)},LS{rng.randrange(1, 30)} {rng.randrange(1, 9)}AB,"
+            f"{rng.choice(['Discharged to GP', 'Follow-up booked', 'Did not attend'])}\n"
+        ).encode()
+        rows.append(row)
+        length += len(row)
+    tile = b"".join(rows)
+    return (tile * (size // len(tile) + 1))[:size]

@@ -79,6 +79,20 @@ def test_it_reads_in_bounded_pieces():
     assert max(sizes) == PIECE and sum(sizes) == 3 * PIECE + 5
 
 
+class ShortReads(io.BytesIO):
+    """A seekable file that hands out at most 1,000 bytes per read, as some streams do."""
+
+    def read(self, size=-1):
+        return super().read(1000 if size is None or size < 0 else min(size, 1000))
+
+
+def test_it_tops_up_short_reads_into_full_pieces():
+    # The gzip size bound counts the blocks: a source's short reads must not add any.
+    data = os.urandom(2 * PIECE + 5)
+    sizes = [len(piece) for piece in Payload.from_data(ShortReads(data)).pieces(0, len(data))]
+    assert sizes == [PIECE, PIECE, 5]
+
+
 def test_it_notices_a_file_that_shrank_while_sending(tmp_path):
     path = tmp_path / "payload.bin"
     path.write_bytes(b"x" * 100)

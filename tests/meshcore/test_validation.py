@@ -14,7 +14,12 @@ from meshcore import (
     MeshPayloadTypeError,
     MeshValidationError,
 )
-from meshcore.validation import DEFAULT_CHUNK_SIZE, MIN_LIVE_CHUNK_SIZE
+from meshcore.sizing import max_chunk_size
+from meshcore.validation import (
+    DEFAULT_CHUNK_SIZE,
+    DEFAULT_MAX_REQUEST_BYTES,
+    MIN_LIVE_CHUNK_SIZE,
+)
 from tests.meshcore.helpers import BASE, unit_client
 from tests.sandbox import PASSWORD, SHARED_KEY
 
@@ -88,9 +93,12 @@ def test_it_rejects_a_chunk_size_out_of_range(no_http, size):
         unit_client().send("X26ABC2", "WF", b"data", chunk_size=size)
 
 
-def test_it_defaults_to_chunks_the_live_service_accepts():
-    assert unit_client().chunk_size == DEFAULT_CHUNK_SIZE == 20 * 1024 * 1024
-    assert DEFAULT_CHUNK_SIZE >= MIN_LIVE_CHUNK_SIZE >= 5_000_000
+def test_it_defaults_to_the_internet_request_limit_and_chunks_the_live_service_accepts():
+    client = unit_client()
+    assert client.max_request_bytes == DEFAULT_MAX_REQUEST_BYTES == 20_000_000
+    assert client.chunk_size is None, "no fixed layout: one request whenever the message fits"
+    assert max_chunk_size() >= MIN_LIVE_CHUNK_SIZE >= 5_000_000
+    assert DEFAULT_CHUNK_SIZE == 20 * 1024 * 1024 > max_chunk_size(), "20 MiB may not fit"
 
 
 def test_it_rejects_an_unreadable_certificate(no_http, tmp_path):
