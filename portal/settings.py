@@ -111,7 +111,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    # django-auditlog's, with the trusted client address (portal.accounts.addresses).
+    # django-auditlog's, with the trusted client address (portal.lib.http).
     "portal.audit.middleware.AuditMiddleware",
     "csp.middleware.CSPMiddleware",
     # Last, so that a locked-out sign-in is answered before any view runs.
@@ -186,7 +186,7 @@ AXES_USERNAME_FAILURE_LIMIT = env.int(
 )
 AXES_HANDLER = "portal.accounts.throttling.LoginThrottle"
 # The same client address the audit trail records.
-AXES_CLIENT_IP_CALLABLE = "portal.accounts.addresses.client_ip"
+AXES_CLIENT_IP_CALLABLE = "portal.lib.http.client_ip"
 # How many reverse proxies we run in front of Django, each appending to X-Forwarded-For. 0 (the
 # default) means the header is the client's own text and is ignored.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)

@@ -10,7 +10,7 @@ from axes import admin as axes_admin
 from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib import admin
 
-from portal.audit.services import audit_person_action
+from portal.audit.services import Actor, record
 
 
 def _superusers_only(request) -> bool:
@@ -24,8 +24,7 @@ admin.site.site_title = "NeoMesh admin"
 
 def _audit_cleared(request, attempts) -> None:
     for attempt in attempts:
-        audit_person_action(
-            request, action="auth.lockout_cleared", obj=attempt,
+        record(actor=Actor.person(request), action="auth.lockout_cleared", obj=attempt,
             detail=f"Sign-in failures of {attempt.username!r} from {attempt.ip_address} cleared "
             f"({attempt.failures_since_start} failures)",
         )  # fmt: skip
@@ -43,8 +42,7 @@ class AccessAttemptAdmin(axes_admin.AccessAttemptAdmin):
     @admin.action(description="Clean up expired attempts")
     def cleanup_expired_attempts(self, request, queryset):
         count = self.handler.clean_expired_user_attempts(request=request)
-        audit_person_action(
-            request, action="auth.expired_attempts_cleaned", detail=f"{count} expired attempts"
+        record(actor=Actor.person(request), action="auth.expired_attempts_cleaned", detail=f"{count} expired attempts"
         )
         self.message_user(request, f"Cleaned up {count} expired access attempts.")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from auditlog.middleware import AuditlogMiddleware
 
-from portal.accounts.addresses import client_ip
+from portal.lib.http import client_ip
 
 
 class AuditMiddleware(AuditlogMiddleware):

@@ -91,6 +91,7 @@ class AuditRecord(models.Model):
         PERSON = "person", "Person"
         WORKER = "worker", "Worker"
         SYSTEM = "system", "System"
+        TOKEN = "token", "API token"
 
     seq = models.BigIntegerField(unique=True)
     at = models.DateTimeField(default=timezone.now)

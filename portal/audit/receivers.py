@@ -7,6 +7,9 @@ from django.contrib.auth.signals import user_logged_in, user_logged_out, user_lo
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
+from portal.lib.http import client_ip
+
+from .actors import Actor, Kind
 from .services import record
 
 ACTIONS = {0: "create", 1: "update", 2: "delete", 3: "access"}
@@ -24,15 +27,21 @@ def seal_logentry(sender, instance, created: bool, raw: bool = False, **kwargs):
     content_type = instance.content_type
     record(
         action=f"{content_type.model}.{ACTIONS.get(instance.action, instance.action)}",
-        actor=instance.actor,
-        actor_kind="person" if instance.actor_id else "system",
+        actor=_logentry_actor(instance),
         object_type=f"{content_type.app_label}.{content_type.model}",
         object_id=str(instance.object_pk),
         object_repr=instance.object_repr[:300],
         changes=_changes(instance.changes_dict),
-        # AuditMiddleware notes where a person's change came from (the trusted client address).
-        ip_address=instance.remote_addr or None,
     )
+
+
+def _logentry_actor(entry) -> Actor:
+    """The person who made the change, or the system; AuditMiddleware noted where a person's change
+    came from (the trusted client address)."""
+    ip = entry.remote_addr or None
+    if entry.actor is None:
+        return Actor(kind=Kind.SYSTEM, label="anonymous", ip=ip)
+    return Actor(kind=Kind.PERSON, label=entry.actor.get_username(), user=entry.actor, ip=ip)
 
 
 def _changes(changes: dict) -> dict:
@@ -47,19 +56,20 @@ def _changes(changes: dict) -> dict:
 
 @receiver(user_logged_in)
 def on_login(sender, request, user, **kwargs):
-    record(action="auth.login", actor=user, request=request, obj=user)
+    record(action="auth.login", actor=Actor.person(request, user=user), obj=user)
 
 
 @receiver(user_logged_out)
 def on_logout(sender, request, user, **kwargs):
     if user is not None:
-        record(action="auth.logout", actor=user, request=request, obj=user)
+        record(action="auth.logout", actor=Actor.person(request, user=user), obj=user)
 
 
 @receiver(user_login_failed)
 def on_login_failed(sender, credentials, request=None, **kwargs):
     username = str(credentials.get("username", ""))[:150]
     record(
-        action="auth.login_failed", actor_kind="person", actor_label=username or "unknown",
-        request=request, detail=f"Failed sign-in for {username!r}",
+        action="auth.login_failed",
+        actor=Actor(kind=Kind.PERSON, label=username or "unknown", ip=client_ip(request)),
+        detail=f"Failed sign-in for {username!r}",
     )  # fmt: skip

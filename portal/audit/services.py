@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import socket
 from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
 
-from portal.accounts.addresses import client_ip, normalise_ip
+from portal.lib.http import normalise_ip
 
+from .actors import Actor
 from .models import AuditRecord, ChainHead
 
 SECRET_MASK = "•••••• (secret)"
@@ -32,18 +31,11 @@ def mask_changes(changes: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _worker_label() -> str:
-    return f"worker {socket.gethostname()}:{os.getpid()}"
-
-
 @transaction.atomic
 def record(
     *,
     action: str,
-    actor=None,
-    actor_kind: str | None = None,
-    actor_label: str = "",
-    request=None,
+    actor: Actor,
     obj=None,
     object_type: str = "",
     object_id: str = "",
@@ -51,27 +43,20 @@ def record(
     changes: dict | None = None,
     reason: str = "",
     detail: str = "",
-    ip_address: str | None = None,
 ) -> AuditRecord:
-    """Append one sealed record to the chain. `ip_address` is for callers without a request."""
-    if actor is None and request is not None and getattr(request, "user", None) is not None:
-        actor = request.user if request.user.is_authenticated else None
-    if actor_kind is None:
-        actor_kind = (
-            AuditRecord.ActorKind.PERSON if (actor or request) else AuditRecord.ActorKind.SYSTEM
-        )
-    if not actor_label:
-        actor_label = actor.get_username() if actor is not None else (
-            _worker_label() if actor_kind == AuditRecord.ActorKind.WORKER else "anonymous"
-        )  # fmt: skip
+    """Append one sealed record to the chain, inside the caller's transaction when there is one.
+
+    `actor` is decided at the edge (`Actor.person(request)`, `Actor.worker()`, `Actor.command()`,
+    `Actor.token(...)`, `Actor.system()`), so a record says who acted however deep it is written.
+    """
     if obj is not None:
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or str(obj.pk)
         object_repr = object_repr or str(obj)[:300]
     head, _ = ChainHead.objects.select_for_update().get_or_create(pk=1)
     entry = AuditRecord(
-        seq=head.last_seq + 1, at=_sealing_time(head), actor=actor, actor_label=actor_label[:200],
-        actor_kind=actor_kind, ip_address=client_ip(request) or normalise_ip(ip_address),
+        seq=head.last_seq + 1, at=_sealing_time(head), actor=actor.user, actor_label=actor.label[:200],
+        actor_kind=actor.kind, ip_address=normalise_ip(actor.ip),
         action=action, object_type=object_type, object_id=object_id, object_repr=object_repr,
         changes=mask_changes(changes or {}), reason=reason, detail=detail, prev_hash=head.last_hash,
     )  # fmt: skip
@@ -92,35 +77,3 @@ def _sealing_time(head: ChainHead):
         )
     now = timezone.now()
     return max(now, previous) if previous else now
-
-
-def audit_worker_action(*, action: str, obj=None, detail: str = "", changes: dict | None = None):
-    return record(
-        action=action,
-        actor_kind=AuditRecord.ActorKind.WORKER,
-        obj=obj,
-        detail=detail,
-        changes=changes,
-    )
-
-
-def audit_person_action(
-    request, *, action: str, obj=None, detail: str = "", reason: str = "", changes=None
-):
-    return record(
-        action=action, request=request, obj=obj, detail=detail, reason=reason, changes=changes
-    )
-
-
-def audit_command_action(*, action: str, obj=None, detail: str = ""):
-    """An operator's management command: the OS user on this host is the actor."""
-    import getpass
-
-    try:
-        who = getpass.getuser()
-    except Exception:  # noqa: BLE001 - no login name in some containers
-        who = "unknown"
-    return record(
-        action=action, actor_kind=AuditRecord.ActorKind.PERSON,
-        actor_label=f"command line ({who}@{socket.gethostname()})", obj=obj, detail=detail,
-    )  # fmt: skip

@@ -6,6 +6,5 @@ app_name = "audit"
 urlpatterns = [
     path("", views.trail, name="trail"),
     path("export.csv", views.trail_export, name="export"),
-    path("messages.csv", views.message_export, name="message_export"),
     path("<int:seq>/", views.record_detail, name="detail"),
 ]

@@ -1,4 +1,4 @@
-"""Auditors' pages: the audit trail, one record, and CSV exports of the trail and the message log.
+"""Auditors' pages: the audit trail, one record, and the trail's CSV export.
 
 Read-only by construction: every view here is a GET, and AuditRecord refuses updates and deletes.
 """
@@ -10,8 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET
 
-from portal.accounts.decorators import permission_required
-from portal.messaging.log import MessageLogFilterForm
+from portal.lib.http import permission_required
 
 from . import exports
 from .forms import KNOWN_ACTIONS, AuditFilterForm
@@ -100,11 +99,3 @@ def trail_export(request):
         return _refuse_invalid(request, "audit:trail")
     return exports.audit_trail_csv(request, filters)
 
-
-@require_GET
-@permission_required("messaging.view_message", "audit.export_auditrecord")
-def message_export(request):
-    filters = MessageLogFilterForm(request.GET or None)
-    if filters.is_bound and not filters.is_valid():
-        return _refuse_invalid(request, "messaging:list")
-    return exports.message_log_csv(request, filters)

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from meshcore import MeshError
 from meshcore import certificates as mc_certs
-from portal.audit.services import audit_person_action, audit_worker_action, record
+from portal.audit.services import Actor, record
 from portal.mailboxes.models import Mailbox
 
 from .models import Certificate
@@ -34,7 +34,7 @@ def certificate_create_csr(
         csr_pem=csr_pem.decode(), created_by=user,
     )  # fmt: skip
     if request is not None:
-        audit_person_action(request, action="certificate.csr_created", obj=certificate)
+        record(actor=Actor.person(request), action="certificate.csr_created", obj=certificate)
     return certificate
 
 
@@ -79,7 +79,7 @@ def certificate_install(
     # The conditional update below is not seen by django-auditlog: record each superseded one.
     active = Certificate.objects.active().filter(mailbox=certificate.mailbox).defer("private_key")
     for old in active:
-        record(action="certificate.superseded", request=request, obj=old, changes={"status": ["active", "superseded"]})  # fmt: skip
+        record(action="certificate.superseded", actor=Actor.person(request), obj=old, changes={"status": ["active", "superseded"]})  # fmt: skip
     Certificate.objects.filter(
         mailbox=certificate.mailbox, status=Certificate.Status.ACTIVE
     ).update(status=Certificate.Status.SUPERSEDED)
@@ -91,7 +91,7 @@ def certificate_install(
         certificate.service_desk_ticket = ticket
     certificate.save()
     if request is not None:
-        audit_person_action(request, action="certificate.installed", obj=certificate,
+        record(actor=Actor.person(request), action="certificate.installed", obj=certificate,
                             detail=f"serial {details.serial}, expires {details.not_after:%Y-%m-%d}")  # fmt: skip
     return certificate
 
@@ -106,7 +106,7 @@ def certificates_check_expiry(now=None) -> dict[str, int]:
             if Certificate.objects.filter(
                 pk=certificate.pk, status=Certificate.Status.ACTIVE
             ).update(status=Certificate.Status.EXPIRED):
-                audit_worker_action(action="certificate.expired", obj=certificate)
+                record(actor=Actor.worker(), action="certificate.expired", obj=certificate)
                 expired += 1
     warning = Certificate.objects.expiring(now=now).count()
     return {"expired": expired, "expiring": warning}

@@ -9,8 +9,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from portal.accounts.decorators import permission_required
-from portal.audit.services import audit_person_action
+from portal.audit.services import Actor, record
+from portal.lib.http import permission_required
 from portal.mailboxes.models import Mailbox
 
 from . import services
@@ -93,7 +93,7 @@ def csr_filename(certificate: Certificate) -> str:
 @permission_required("certificates.view_certificate")
 def certificate_download_csr(request, pk: int):
     certificate = _get_certificate_for_user(request, pk)
-    audit_person_action(request, action="certificate.csr_downloaded", obj=certificate)
+    record(actor=Actor.person(request), action="certificate.csr_downloaded", obj=certificate)
     response = HttpResponse(certificate.csr_pem, content_type="text/plain; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{csr_filename(certificate)}"'
     return response

@@ -14,11 +14,11 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 import meshcore
-from portal.audit.services import audit_command_action, audit_worker_action, record
+from portal.audit.services import Actor, record
+from portal.lib.workers import worker_name
 from portal.mailboxes.models import Environment, Mailbox, Workflow
 from portal.mailboxes.readiness import transfer_blocked_reason
 from portal.mailboxes.services import MailboxNotReady, mesh_client
-from portal.messaging.outbox import worker_name
 from portal.onboarding.models import CLOSED_STATUSES, EvidenceKind, Task
 
 from .locks import Lease, MailboxBusy, mailboxes_claimed, run_kept_alive, unclaimed
@@ -134,9 +134,9 @@ def run_create(
         f"{len(keys)} scenario(s)" + (f", for onboarding task {task.ref}" if task else "")
     )
     if origin == Origin.COMMAND:
-        entry = audit_command_action(action="conformance.run_started", obj=run, detail=detail)
+        entry = record(actor=Actor.command(), action="conformance.run_started", obj=run, detail=detail)
     else:
-        entry = record(action="conformance.run_started", request=request, actor=user, obj=run,
+        entry = record(action="conformance.run_started", actor=Actor.person(request, user=user), obj=run,
                        detail=detail)  # fmt: skip
     run.started_by_label = entry.actor_label
     run.save(update_fields=["started_by_label"])
@@ -294,12 +294,12 @@ def _finish(run: ConformanceRun) -> None:
     if not run.error and run.results.filter(outcome__in=UNFINISHED_RESULT).exists():
         # Only an exit that is not an error (a SystemExit, say) gets here with scenarios left.
         run.error = "The run stopped before all its scenarios had run."
-    audit = audit_command_action if run.origin == Origin.COMMAND else audit_worker_action
-    _close(run, from_status=RunStatus.RUNNING, action="conformance.run_finished", audit=audit,
+    actor = Actor.command() if run.origin == Origin.COMMAND else Actor.worker()
+    _close(run, from_status=RunStatus.RUNNING, action="conformance.run_finished", actor=actor,
            not_run="Not run: the run stopped before this scenario.")  # fmt: skip
 
 
-def _close(run: ConformanceRun, *, from_status: str, action: str, audit: Callable, not_run: str,
+def _close(run: ConformanceRun, *, from_status: str, action: str, actor: Actor, not_run: str,
            **still: object) -> bool:  # fmt: skip
     """Record the run's outcome if it is still `from_status` (and `still` matches): audit, attach.
 
@@ -331,7 +331,7 @@ def _close(run: ConformanceRun, *, from_status: str, action: str, audit: Callabl
     detail = f"{run.get_status_display()}: {run.summary}; started by {run.started_by_label}"
     if run.error:
         detail += f"; {run.error}"
-    audit(action=action, obj=run, detail=detail[:2000])
+    record(actor=actor, action=action, obj=run, detail=detail[:2000])
     if run.task_id:
         from .evidence import attach_to_task
 
@@ -373,7 +373,7 @@ def _abandon(run: ConformanceRun) -> bool:
         "Start the run again."
     )
     return _close(run, from_status=RunStatus.RUNNING, action="conformance.run_abandoned",
-                  audit=audit_worker_action, not_run="Not run: the worker stopped before this scenario finished.",
+                  actor=Actor.worker(), not_run="Not run: the worker stopped before this scenario finished.",
                   heartbeat_at=seen)  # fmt: skip
 
 
@@ -384,8 +384,8 @@ def _requeue(run: ConformanceRun, now) -> bool:
         pk=run.pk, status=RunStatus.QUEUED, heartbeat_at=run.heartbeat_at
     ).update(heartbeat_at=now, requeued=run.requeued + 1, updated_at=now)
     if queued:
-        audit_worker_action(
-            action="conformance.run_requeued", obj=run,
+        record(
+            actor=Actor.worker(), action="conformance.run_requeued", obj=run,
             detail=f"No worker had started it since {_since(run)}: queued again.",
         )  # fmt: skip
         transaction.on_commit(lambda: enqueue_run(run.pk))
@@ -406,5 +406,5 @@ def _give_up(run: ConformanceRun) -> bool:
         f"each time it was queued; {why}. Start it again."
     )
     return _close(run, from_status=RunStatus.QUEUED, action="conformance.run_abandoned",
-                  audit=audit_worker_action, not_run="Not run: no worker started the run.",
+                  actor=Actor.worker(), not_run="Not run: no worker started the run.",
                   heartbeat_at=run.heartbeat_at)  # fmt: skip

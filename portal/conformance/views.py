@@ -7,8 +7,8 @@ from django.core.paginator import Paginator
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
-from portal.accounts.decorators import permission_required
-from portal.audit.services import audit_person_action
+from portal.audit.services import Actor, record
+from portal.lib.http import permission_required
 from portal.onboarding.models import Task
 
 from .evidence import evidence_zip, report_context, zip_filename
@@ -98,8 +98,7 @@ def run_evidence(request, pk: int):
         raise Http404("The evidence pack is ready once the run has finished.")
     data = evidence_zip(run)
     filename = zip_filename(run)
-    audit_person_action(
-        request, action="conformance.evidence_downloaded", obj=run,
+    record(actor=Actor.person(request), action="conformance.evidence_downloaded", obj=run,
         detail=f"{filename}, {len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}",
     )  # fmt: skip
     response = HttpResponse(data, content_type="application/zip")

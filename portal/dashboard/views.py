@@ -3,9 +3,9 @@ from __future__ import annotations
 from django.shortcuts import render
 from django.utils import timezone
 
-from portal.accounts.decorators import permission_required
 from portal.audit.models import Verification
 from portal.lib.charts import volume_chart
+from portal.lib.http import permission_required
 from portal.onboarding.models import Plan
 from portal.onboarding.queries import plans_with_phase_progress
 

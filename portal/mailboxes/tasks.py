@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django_q.tasks import async_task
 
-from portal.audit.services import audit_worker_action
+from portal.audit.services import Actor, record
 
 from .models import Mailbox
 from .services import mailbox_handshake
@@ -16,7 +16,7 @@ def enqueue_handshake(mailbox_pk: int) -> str:
 
 def handshake_mailbox(mailbox_pk: int) -> str:
     ok, summary = mailbox_handshake(mailbox=(mailbox := Mailbox.objects.get(pk=mailbox_pk)))
-    audit_worker_action(action="mailbox.handshake", obj=mailbox, detail=summary)
+    record(actor=Actor.worker(), action="mailbox.handshake", obj=mailbox, detail=summary)
     return summary
 
 

@@ -10,9 +10,9 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 from django_q.tasks import fetch
 
-from portal.accounts.decorators import permission_required
-from portal.audit.services import audit_person_action
+from portal.audit.services import Actor, record
 from portal.dashboard.queries import describe_health, with_health
+from portal.lib.http import permission_required
 from portal.messaging.models import Message
 from portal.messaging.tasks import enqueue_poll
 
@@ -105,9 +105,7 @@ def mailbox_edit(request, pk: int):
     if request.method == "POST" and form.is_valid():
         mailbox = form.save()
         if form.disabling_live:
-            audit_person_action(
-                request,
-                action="mailbox.disabled",
+            record(actor=Actor.person(request), action="mailbox.disabled",
                 obj=mailbox,
                 reason=form.cleaned_data["disable_reason"],
             )
@@ -130,8 +128,7 @@ def mailbox_handshake(request, pk: int):
     """Test connection: the handshake runs in a worker; the page waits for its result."""
     mailbox = _get_mailbox_for_user(request, pk)
     task_id = enqueue_handshake(mailbox.pk)
-    audit_person_action(
-        request, action="mailbox.handshake_requested", obj=mailbox, detail=f"task {task_id}"
+    record(actor=Actor.person(request), action="mailbox.handshake_requested", obj=mailbox, detail=f"task {task_id}"
     )
     messages.info(request, f"Testing the connection of {mailbox.mailbox_id}.")
     return _detail_with_task(mailbox, task_id)
@@ -143,8 +140,7 @@ def mailbox_poll(request, pk: int):
     """Poll now: one poll of this mailbox in a worker."""
     mailbox = _get_mailbox_for_user(request, pk)
     task_id = enqueue_poll(mailbox.pk)
-    audit_person_action(
-        request, action="mailbox.poll_requested", obj=mailbox, detail=f"task {task_id}"
+    record(actor=Actor.person(request), action="mailbox.poll_requested", obj=mailbox, detail=f"task {task_id}"
     )
     messages.info(request, f"Polling {mailbox.mailbox_id}.")
     return _detail_with_task(mailbox, task_id)

@@ -30,9 +30,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 import meshcore
-from portal.audit.services import audit_worker_action
+from portal.audit.services import Actor, record
 from portal.lib import payloads
 from portal.lib.claims import ClaimHeartbeat
+from portal.lib.workers import worker_name
 from portal.mailboxes.models import Mailbox
 from portal.mailboxes.readiness import transfer_blocked_reason
 from portal.mailboxes.services import MailboxNotReady, mesh_client, record_error
@@ -40,7 +41,6 @@ from portal.ops.models import MessageCount
 
 from .mesh_codes import explain
 from .models import Direction, Message, MessageEvent, MessageType, Status
-from .outbox import worker_name
 
 log = logging.getLogger(__name__)
 POLL_LEASE = timedelta(seconds=settings.POLL_CLAIM_LEASE_SECONDS)
@@ -187,7 +187,7 @@ def receive_one(client, mailbox: Mailbox, mesh_id: str, result: PollResult) -> M
                 status=Status.ACKNOWLEDGED, acknowledged_at=timezone.now()
             )
             message.add_event(Kind.ACKNOWLEDGED, "Acknowledged to MESH")
-        audit_worker_action(action="message.acknowledged", obj=message)
+        record(actor=Actor.worker(), action="message.acknowledged", obj=message)
     result.acknowledged += 1
     return message
 
@@ -210,8 +210,8 @@ def _download_and_store(client, mailbox: Mailbox, mesh_id: str, result: PollResu
     result.downloaded += 1
     if message.is_report:
         result.reports += 1
-    audit_worker_action(
-        action="message.downloaded", obj=message,
+    record(
+        actor=Actor.worker(), action="message.downloaded", obj=message,
         detail=f"{payload.size} bytes, sha256 {payload.sha256}",
     )  # fmt: skip
     return message
@@ -226,8 +226,8 @@ def _verify_checksum(mailbox: Mailbox, mesh_id: str, checksum: str | None, actua
         f"received sha256 {actual}): not stored and not acknowledged, it stays in MESH to be "
         "fetched again by the next poll; if it keeps failing, ask the sender to check and resend"
     )
-    audit_worker_action(
-        action="message.checksum_mismatch", obj=mailbox, detail=f"{mesh_id}: {text}"
+    record(
+        actor=Actor.worker(), action="message.checksum_mismatch", obj=mailbox, detail=f"{mesh_id}: {text}"
     )
     raise ChecksumMismatch(text)
 
@@ -290,6 +290,6 @@ def _link_report(report: Message) -> None:
         )
         return
     original.add_event(Kind.REPORT, f"Non-delivery report {report.mesh_message_id}: {reason}")
-    audit_worker_action(
-        action="message.failed", obj=original, detail=f"Non-delivery report: {reason}"
+    record(
+        actor=Actor.worker(), action="message.failed", obj=original, detail=f"Non-delivery report: {reason}"
     )

@@ -1,6 +1,6 @@
 """The message log across every mailbox: the message list's filters, and the auditors' extra ones.
 
-The same form filters the page and its CSV export (portal.audit.exports), so an export is always
+The same form filters the page and its CSV export (portal.messaging.exports), so an export is always
 exactly what the page showed, without paging.
 """
 

@@ -155,7 +155,7 @@ class Message(models.Model):
             models.Index(fields=["filename"], name="msg_filename"),
             # Message lists filtered by direction only, newest first.
             models.Index(fields=["direction", "-created_at"], name="msg_dir_created"),
-            # Message log (messaging:list, audit:message_export) by one filter alone, newest first:
+            # Message log (messaging:list, messaging:export) by one filter alone, newest first:
             # without these, a rare or absent value walks the whole created_at index, and a common
             # one sorts every match (seconds at a million rows). Environment walks msg_mailbox_created
             # once per mailbox (portal.messaging.log).

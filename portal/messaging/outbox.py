@@ -23,10 +23,7 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 import re
-import socket
-import threading
 import traceback
 from datetime import timedelta
 
@@ -38,6 +35,7 @@ from django.utils import timezone
 
 import meshcore
 from portal.lib.claims import ClaimHeartbeat
+from portal.lib.workers import worker_name
 from portal.mailboxes.services import MailboxNotReady, mesh_client, record_error
 from portal.ops.models import MessageCount
 
@@ -53,11 +51,6 @@ MAX_ATTEMPTS = 12
 Kind = MessageEvent.Kind
 # An Authorization header value, should one ever appear in an error's text.
 _TOKEN_RE = re.compile(r"NHSMESH\s+\S+")
-
-
-def worker_name() -> str:
-    host = settings.WORKER_NAME or socket.gethostname()
-    return f"{host}:{os.getpid()}:{threading.get_ident()}"
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -352,9 +345,9 @@ def _describe(exc: Exception, message: Message) -> str:
 
 
 def _audit(message: Message, action: str, detail: str) -> None:
-    from portal.audit.services import audit_worker_action
+    from portal.audit.services import Actor, record
 
-    audit_worker_action(action=action, obj=message, detail=detail)
+    record(actor=Actor.worker(), action=action, obj=message, detail=detail)
 
 
 def outbox_sweep(*, now=None) -> dict[str, int]:

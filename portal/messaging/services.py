@@ -12,7 +12,7 @@ from django.utils import timezone
 
 import meshcore
 from meshcore import headers as mex
-from portal.audit.services import audit_person_action, audit_worker_action
+from portal.audit.services import Actor, record
 from portal.lib import payloads
 from portal.mailboxes.models import Mailbox, Workflow, validate_mailbox_id
 from portal.mailboxes.readiness import transfer_blocked_reason
@@ -151,16 +151,12 @@ def message_queue_send(
 def _audit_queue(message: Message, user, request) -> None:
     detail = f"To {message.recipient}, workflow {message.workflow_id}, {message.size_bytes} bytes"
     if request is not None:
-        audit_person_action(request, action="message.queued", obj=message, detail=detail)
+        record(actor=Actor.person(request), action="message.queued", obj=message, detail=detail)
     elif user is not None:
-        from portal.audit.services import record
-
-        record(action="message.queued", actor=user, actor_kind="person", obj=message, detail=detail)
+        record(action="message.queued", actor=Actor.person(user=user), obj=message, detail=detail)
     else:
         # mesh_send and other operator commands: the OS user on this host is the actor.
-        from portal.audit.services import audit_command_action
-
-        audit_command_action(action="message.queued", obj=message, detail=detail)
+        record(actor=Actor.command(), action="message.queued", obj=message, detail=detail)
 
 
 @transaction.atomic
@@ -190,7 +186,7 @@ def message_requeue(*, message: Message, request=None) -> Message:
 
     transaction.on_commit(lambda: enqueue_send(message.pk))
     if request is not None:
-        audit_person_action(request, action="message.resend", obj=message)
+        record(actor=Actor.person(request), action="message.resend", obj=message)
     message.refresh_from_db()
     return message
 
@@ -216,7 +212,7 @@ def message_refresh_tracking(*, message: Message) -> str:
             moved = still_accepted.update(status=Status.ACKNOWLEDGED, acknowledged_at=now)
             if moved:
                 message.add_event(Kind.TRACKED, "The recipient has downloaded and acknowledged it")
-                audit_worker_action(action="message.tracked", obj=message, detail="acknowledged")
+                record(actor=Actor.worker(), action="message.tracked", obj=message, detail="acknowledged")
     elif state in ("error", "undeliverable"):
         reason = explain(status.status_code, status.status_description or "")
         with transaction.atomic():
@@ -228,8 +224,8 @@ def message_refresh_tracking(*, message: Message) -> str:
             if moved:
                 message.add_event(Kind.FAILED, f"Tracking reports {state}: {reason}")
                 MessageCount.add(message, MessageCount.Event.FAILED, status.status_code or "")
-                audit_worker_action(
-                    action="message.tracked", obj=message, detail=f"{state}: {reason}"
+                record(
+                    actor=Actor.worker(), action="message.tracked", obj=message, detail=f"{state}: {reason}"
                 )
     return state
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django_q.tasks import async_task
 
-from portal.audit.services import audit_worker_action
+from portal.audit.services import Actor, record
+from portal.lib.workers import worker_name
 from portal.mailboxes.models import Mailbox
 from portal.ops.models import Heartbeat
 
@@ -27,13 +28,13 @@ def poll_mailbox(mailbox_pk: int) -> str:
     mailbox = Mailbox.objects.get(pk=mailbox_pk)
     result = inbox.mailbox_poll(mailbox=mailbox)
     if result.errors:  # each download and acknowledgement has its own record already
-        audit_worker_action(action="mailbox.poll_failed", obj=mailbox, detail=result.summary())
+        record(actor=Actor.worker(), action="mailbox.poll_failed", obj=mailbox, detail=result.summary())
     return result.summary()
 
 
 def poll_due() -> int:
     """Scheduled every minute: enqueue a poll for each mailbox whose interval has passed."""
-    Heartbeat.beat("poll_due", outbox.worker_name())
+    Heartbeat.beat("poll_due", worker_name())
     due = Mailbox.objects.due_for_poll()
     for mailbox in due:
         enqueue_poll(mailbox.pk)
@@ -41,7 +42,7 @@ def poll_due() -> int:
 
 
 def sweep_outbox() -> dict:
-    Heartbeat.beat("sweep_outbox", outbox.worker_name())
+    Heartbeat.beat("sweep_outbox", worker_name())
     return outbox.outbox_sweep()
 
 

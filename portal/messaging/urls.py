@@ -5,6 +5,7 @@ from . import views
 app_name = "messaging"
 urlpatterns = [
     path("", views.message_list, name="list"),
+    path("export.csv", views.message_export, name="export"),
     path("send/", views.message_send, name="send"),
     path("send/lookup/", views.recipient_lookup, name="lookup"),
     path("<int:pk>/", views.message_detail, name="detail"),

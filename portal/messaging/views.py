@@ -5,14 +5,16 @@ import re
 from django.contrib import messages
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_POST
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
 
 import meshcore
-from portal.accounts.decorators import permission_required
-from portal.audit.services import audit_person_action
+from portal.audit.services import Actor, record
 from portal.lib import payloads
+from portal.lib.http import permission_required
 from portal.mailboxes.services import MailboxNotReady, mesh_client
 
+from . import exports
 from .forms import LookupForm, SendForm
 from .log import MessageLogFilterForm, related_audit_records
 from .mesh_codes import explain
@@ -96,8 +98,7 @@ def message_download(request, pk: int):
     except FileNotFoundError:
         raise Http404("The payload file is missing from storage.") from None
     filename = safe_download_name(message)
-    audit_person_action(
-        request, action="message.payload_downloaded", obj=message,
+    record(actor=Actor.person(request), action="message.payload_downloaded", obj=message,
         detail=f"{message.size_bytes} bytes as {filename}",
     )  # fmt: skip
     return FileResponse(
@@ -172,3 +173,14 @@ def _lookup(form: LookupForm) -> list | None:
     except (meshcore.MeshError, MailboxNotReady) as exc:
         form.add_error(None, f"The MESH lookup did not work: {exc}")
         return None
+
+
+@require_GET
+@permission_required("messaging.view_message", "audit.export_auditrecord")
+def message_export(request):
+    """The message log's filtered rows as CSV; invalid filters send you back to the page."""
+    filters = MessageLogFilterForm(request.GET or None)
+    if filters.is_bound and not filters.is_valid():
+        messages.error(request, "Correct the filters before exporting.")
+        return redirect(f"{reverse('messaging:list')}?{request.GET.urlencode()}")
+    return exports.message_log_csv(request, filters)

@@ -14,7 +14,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from meshcore import certificates as mc_certs
-from portal.audit.services import record
+from portal.audit.services import Actor, record
 from portal.certificates.models import Certificate
 from portal.mailboxes.models import Mailbox
 
@@ -169,7 +169,7 @@ def correspondence_draft(
     _fill(correspondence, user)
     correspondence.save()
     _attach_conformance(correspondence)
-    record(action="onboarding.correspondence_drafted", request=request, actor=user,
+    record(action="onboarding.correspondence_drafted", actor=Actor.person(request, user=user),
            obj=correspondence)  # fmt: skip
     return correspondence
 
@@ -263,7 +263,7 @@ def correspondence_mark_sent(
         task.waiting_since = sent_on
         task.save(update_fields=["waiting_since", "updated_at"])
         plan_suggest_due_dates(plan=task.plan)
-    record(action="onboarding.correspondence_sent", request=request, actor=user,
+    record(action="onboarding.correspondence_sent", actor=Actor.person(request, user=user),
            obj=correspondence,
            detail=f"to {correspondence.to_addresses or 'a web form'}{ticket_note}")  # fmt: skip
     return correspondence
@@ -291,7 +291,7 @@ def correspondence_record_reply(
     task = correspondence.task
     if task is not None and task.status == TaskStatus.WAITING_NHS:
         task_set_status(task=task, status=TaskStatus.IN_PROGRESS, user=user)
-    record(action="onboarding.correspondence_replied", request=request, actor=user,
+    record(action="onboarding.correspondence_replied", actor=Actor.person(request, user=user),
            obj=correspondence,
            detail=f"ticket {correspondence.ticket_reference or 'not given'}{ticket_note}")  # fmt: skip
     return correspondence

@@ -19,7 +19,7 @@ from datetime import date
 from django.conf import settings
 from django.db import transaction
 
-from portal.audit.services import record
+from portal.audit.services import Actor, record
 from portal.lib import payloads
 
 from .errors import OnboardingError
@@ -184,7 +184,7 @@ def evidence_add(
         payloads.delete_payload(stored.name)
         raise
     record(
-        action="onboarding.evidence_uploaded", request=request, actor=user, obj=evidence,
+        action="onboarding.evidence_uploaded", actor=Actor.person(request, user=user), obj=evidence,
         detail=f"{evidence.get_kind_display()}, {stored.size} bytes, sha256 {stored.sha256}",
     )  # fmt: skip
     return evidence

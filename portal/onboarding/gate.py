@@ -17,7 +17,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from meshcore import certificates as mc_certs
-from portal.audit.services import record
+from portal.audit.services import Actor, record
 from portal.certificates.models import Certificate
 from portal.mailboxes.models import Environment, Mailbox
 
@@ -149,7 +149,7 @@ def gate_override_create(*, mailbox: Mailbox, reason: str, user=None, request=No
     except IntegrityError:
         raise OnboardingError(f"{mailbox.mailbox_id} already has an active override.") from None
     record(
-        action="onboarding.gate_overridden", request=request, actor=user, obj=override,
+        action="onboarding.gate_overridden", actor=Actor.person(request, user=user), obj=override,
         reason=override.reason, detail=f"readiness gate overridden for {mailbox.mailbox_id}",
     )  # fmt: skip
     return override
@@ -165,7 +165,7 @@ def gate_override_revoke(
     override.revoke_reason = reason.strip()
     override.save()
     record(
-        action="onboarding.gate_override_revoked", request=request, actor=user, obj=override,
+        action="onboarding.gate_override_revoked", actor=Actor.person(request, user=user), obj=override,
         reason=override.revoke_reason,
         detail=f"readiness gate closed again for {override.mailbox.mailbox_id}",
     )  # fmt: skip

@@ -8,7 +8,7 @@ from datetime import date
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from portal.audit.services import record
+from portal.audit.services import Actor, record
 from portal.certificates.models import Certificate
 from portal.mailboxes.models import Environment, Mailbox, Organisation
 
@@ -98,7 +98,7 @@ def plan_create(
             decisions[spec.key].answers = tasks[spec.answers]
             decisions[spec.key].save(update_fields=["answers"])
     plan_suggest_due_dates(plan=plan, today=plan.start_date)
-    record(action="onboarding.plan_created", actor=user, request=request, obj=plan,
+    record(action="onboarding.plan_created", actor=Actor.person(request, user=user), obj=plan,
            detail=f"from template {template.key} version {template.version}")  # fmt: skip
     return plan
 
@@ -191,7 +191,7 @@ def task_set_status(*, task: Task, status: str, user=None, reason: str = "", req
     if status == TaskStatus.NOT_APPLICABLE:
         gate = "; the readiness gate no longer waits for it" if task.required else ""
         record(
-            action="onboarding.task_not_applicable", request=request, actor=user, obj=task,
+            action="onboarding.task_not_applicable", actor=Actor.person(request, user=user), obj=task,
             reason=reason.strip(), detail=f"{task.ref} marked not applicable{gate}",
         )  # fmt: skip
     plan_suggest_due_dates(plan=task.plan)
@@ -296,7 +296,7 @@ def decision_record(
     _complete_answered_task(decision, user)
     plan_suggest_due_dates(plan=decision.plan)
     record(
-        action="onboarding.decision_recorded", request=request, actor=user, obj=decision,
+        action="onboarding.decision_recorded", actor=Actor.person(request, user=user), obj=decision,
         detail=f"{decision.question} → {option['label']}{withdrawn}",
         reason=decision.reply_text[:2000],
     )  # fmt: skip

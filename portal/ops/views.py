@@ -14,7 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from portal.accounts.addresses import client_ip
+from portal.lib.http import client_ip
 
 from .metrics import NeoMeshCollector
 from .models import Heartbeat

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from portal.audit.models import AuditRecord, Verification
-from portal.audit.services import record
+from portal.audit.services import Actor, record
 from portal.audit.verify import verify_and_record, verify_chain
 
 pytestmark = pytest.mark.django_db
@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def entry(db) -> AuditRecord:
-    return record(action="test.event", actor_label="tester", actor_kind="system", detail="original")
+    return record(action="test.event", actor=Actor(kind="system", label="tester"), detail="original")
 
 
 def unchanged(entry: AuditRecord) -> bool:

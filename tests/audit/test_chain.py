@@ -12,7 +12,7 @@ from django.core.management.base import CommandError
 from django.db import connection, transaction
 
 from portal.audit.models import AppendOnlyError, AuditRecord, ChainHead, Verification
-from portal.audit.services import record
+from portal.audit.services import Actor, record
 from portal.audit.verify import verify_chain
 from tests.factories import make_mailbox
 
@@ -21,7 +21,7 @@ pytestmark = pytest.mark.django_db
 
 def _records(n: int) -> list[AuditRecord]:
     return [
-        record(action="test.event", actor_label="tester", actor_kind="system", detail=str(i))
+        record(action="test.event", actor=Actor(kind="system", label="tester"), detail=str(i))
         for i in range(n)
     ]
 
@@ -138,7 +138,7 @@ class _Appender:
             if self.queries == self.before_query:
                 self.busy = True
                 self.appended = record(
-                    action="test.concurrent", actor_label="other", actor_kind="system"
+                    action="test.concurrent", actor=Actor(kind="system", label="other")
                 )
                 self.busy = False
             self.queries += 1

@@ -134,7 +134,7 @@ WALK = [
     ("messaging:resend", "post", lambda w: [w["failed"].pk], lambda w: {}, "message.resend", "failed"),
     ("messaging:download", "get", lambda w: [w["inbound"].pk], lambda w: {}, "message.payload_downloaded", "inbound"),
     ("audit:export", "get", lambda w: [], lambda w: {"action": "message.queued"}, "audit.trail_exported", None),
-    ("audit:message_export", "get", lambda w: [], lambda w: {"direction": "in"}, "audit.message_log_exported", None),
+    ("messaging:export", "get", lambda w: [], lambda w: {"direction": "in"}, "audit.message_log_exported", None),
     # Onboarding (the plan_world fixture).
     ("onboarding:create", "post", lambda w: [], lambda w: {"template": "client-change", "organisation": w["new_live"].organisation.pk, "environment": "live", "target_mailbox": w["new_live"].pk, "start_date": TODAY}, "onboarding.plan_created", None),
     ("onboarding:edit", "post", plan_args(), lambda w: {}, "plan.update", "plan"),
@@ -159,7 +159,7 @@ WALK = [
     ("conformance:evidence", "get", lambda w: [w["run"].pk], lambda w: {}, "conformance.evidence_downloaded", "run"),
 ]  # fmt: skip
 # Who walks each URL: the role that may use it.
-WALKER = {"audit:": "auditor_user", "onboarding:gate": "admin_user", "onboarding:": "lead_user",
+WALKER = {"audit:": "auditor_user", "messaging:export": "auditor_user", "onboarding:gate": "admin_user", "onboarding:": "lead_user",
           "conformance:evidence": "auditor_user", "conformance:": "lead_user"}  # fmt: skip
 
 

@@ -9,7 +9,7 @@ from django_q.models import Schedule
 
 from portal.audit import tasks
 from portal.audit.models import Verification
-from portal.audit.services import record
+from portal.audit.services import Actor, record
 from portal.lib.schedules import ensure_schedules
 
 pytestmark = pytest.mark.django_db
@@ -28,14 +28,14 @@ def test_setting_up_schedules_again_keeps_one_verification():
 
 
 def test_the_task_records_a_verification_the_dashboard_shows():
-    entry = record(action="test.event", actor_label="tester", actor_kind="system")
+    entry = record(action="test.event", actor=Actor(kind="system", label="tester"))
     assert tasks.verify_chain() == "audit chain intact"
     result = Verification.objects.latest("pk")
     assert result.ok and result.records_checked >= 1 and result.last_seq == entry.seq
 
 
 def test_the_task_records_a_broken_chain():
-    entry = record(action="test.event", actor_label="tester", actor_kind="system")
+    entry = record(action="test.event", actor=Actor(kind="system", label="tester"))
     with connection.cursor() as cursor:
         cursor.execute("UPDATE audit_auditrecord SET detail = 'x' WHERE seq = %s", [entry.seq])
     outcome = tasks.verify_chain()

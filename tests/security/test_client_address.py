@@ -11,10 +11,10 @@ import pytest
 from axes.models import AccessAttempt
 from django.urls import reverse
 
-from portal.accounts.addresses import normalise_ip
 from portal.audit.models import AuditRecord
-from portal.audit.services import record
+from portal.audit.services import Actor, record
 from portal.audit.verify import verify_chain
+from portal.lib.http import normalise_ip
 from tests.audit.test_everything_audited import mailbox_form
 from tests.factories import make_mailbox
 
@@ -133,6 +133,6 @@ def test_addresses_are_normalised_or_dropped(text, address):
 )  # fmt: skip
 def test_a_sealed_address_reads_back_as_it_was_hashed(text):
     """Whatever the database does to an address it stores (PostgreSQL's inet rewrites it)."""
-    entry = record(action="test.event", actor_label="tester", actor_kind="system", ip_address=text)
+    entry = record(action="test.event", actor=Actor(kind="system", label="tester", ip=text))
     assert AuditRecord.objects.get(pk=entry.pk).ip_address == entry.ip_address
     assert verify_chain().ok

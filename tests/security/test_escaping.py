@@ -10,7 +10,7 @@ from html.parser import HTMLParser
 import pytest
 from django.urls import reverse
 
-from portal.audit.services import audit_worker_action
+from portal.audit.services import Actor, record
 from portal.messaging.models import Direction, MessageEvent, MessageType, Status
 from tests.accounts.access import make_message
 from tests.factories import make_mailbox
@@ -55,7 +55,7 @@ def hostile(db):
         mailbox, message_type=MessageType.REPORT, linked_mesh_message_id=SCRIPT,
         mesh_message_id=f"NDR{SCRIPT}", status=Status.ACKNOWLEDGED,
     )  # fmt: skip
-    audit_worker_action(action="message.downloaded", obj=message, detail=SCRIPT + BREAKOUT)
+    record(actor=Actor.worker(), action="message.downloaded", obj=message, detail=SCRIPT + BREAKOUT)
     return message
 
 

@@ -10,8 +10,8 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from portal.accounts.decorators import permission_required
-from portal.audit.services import audit_person_action
+from portal.audit.services import Actor, record
+from portal.lib.http import permission_required
 
 from .. import correspondence as letters
 from ..errors import OnboardingError
@@ -100,7 +100,7 @@ def letter_download(request, pk: int, letter_pk: int):
     except OnboardingError as exc:
         messages.error(request, str(exc))
         return redirect("onboarding:letter", pk=plan.pk, letter_pk=letter.pk)
-    audit_person_action(request, action="onboarding.correspondence_downloaded", obj=letter)
+    record(actor=Actor.person(request), action="onboarding.correspondence_downloaded", obj=letter)
     response = HttpResponse(data, content_type="message/rfc822")
     response["Content-Disposition"] = f'attachment; filename="{letters.eml_filename(letter)}"'
     return response

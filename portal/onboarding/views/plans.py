@@ -5,7 +5,7 @@ from django.db.models import F
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
-from portal.accounts.decorators import permission_required
+from portal.lib.http import permission_required
 
 from .. import queries, services
 from ..errors import OnboardingError

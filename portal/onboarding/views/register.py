@@ -6,7 +6,7 @@ from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from portal.accounts.decorators import permission_required
+from portal.lib.http import permission_required
 from portal.mailboxes.models import Mailbox
 
 from .. import gate as gates

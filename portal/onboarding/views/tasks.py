@@ -6,10 +6,10 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from portal.accounts.decorators import permission_required
 from portal.audit.models import AuditRecord
-from portal.audit.services import audit_person_action
+from portal.audit.services import Actor, record
 from portal.lib import payloads
+from portal.lib.http import permission_required
 
 from .. import checks, services
 from ..correspondence import correspondence_draft
@@ -111,7 +111,7 @@ def evidence_upload(request, pk: int, task_pk: int):
 def evidence_download(request, pk: int, evidence_pk: int):
     plan = get_plan(pk)
     evidence = get_evidence(plan, evidence_pk)
-    audit_person_action(request, action="onboarding.evidence_downloaded", obj=evidence)
+    record(actor=Actor.person(request), action="onboarding.evidence_downloaded", obj=evidence)
     return FileResponse(
         payloads.open_payload(evidence.stored_name), as_attachment=True,
         filename=evidence.original_filename, content_type=content_type(evidence),

@@ -2,7 +2,7 @@ from django.apps import apps
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
-from portal.audit.services import audit_command_action
+from portal.audit.services import Actor, record
 from portal.lib.fields import EncryptedTextField
 
 
@@ -21,5 +21,5 @@ class Command(BaseCommand):
                     count = field.rotate_column(model)
                     total += count
                     self.stdout.write(f"{model._meta.label}.{field.name}: {count} re-encrypted")
-        audit_command_action(action="secrets.rotated", detail=f"{total} secrets re-encrypted")
+        record(actor=Actor.command(), action="secrets.rotated", detail=f"{total} secrets re-encrypted")
         self.stdout.write(self.style.SUCCESS(f"{total} secrets now use the newest key."))

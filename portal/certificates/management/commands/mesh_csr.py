@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand
 
-from portal.audit.services import audit_command_action
+from portal.audit.services import Actor, record
 from portal.certificates.models import Certificate
 from portal.certificates.services import certificate_create_csr
 from portal.mailboxes.management.commands._common import get_mailbox
@@ -22,8 +22,8 @@ class Command(BaseCommand):
             certificate = mailbox.certificates.filter(status=Certificate.Status.AWAITING).first()
         if certificate is None:
             certificate = certificate_create_csr(mailbox=mailbox)
-            audit_command_action(action="certificate.csr_created", obj=certificate)
+            record(actor=Actor.command(), action="certificate.csr_created", obj=certificate)
             self.stderr.write(f"New key and CSR for CN {certificate.common_name}")
         else:
-            audit_command_action(action="certificate.csr_downloaded", obj=certificate)
+            record(actor=Actor.command(), action="certificate.csr_downloaded", obj=certificate)
         self.stdout.write(certificate.csr_pem, ending="")

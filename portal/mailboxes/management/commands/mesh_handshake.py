@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.audit.services import audit_command_action
+from portal.audit.services import Actor, record
 from portal.mailboxes.services import mailbox_handshake
 
 from ._common import get_mailbox
@@ -15,7 +15,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         mailbox = get_mailbox(options["mailbox"])
         ok, summary = mailbox_handshake(mailbox=mailbox)
-        audit_command_action(action="mailbox.handshake", obj=mailbox, detail=summary)
+        record(actor=Actor.command(), action="mailbox.handshake", obj=mailbox, detail=summary)
         if not ok:
             raise CommandError(summary)
         self.stdout.write(self.style.SUCCESS(summary))

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.audit.services import audit_command_action
+from portal.audit.services import Actor, record
 from portal.mailboxes.management.commands._common import get_mailbox
 from portal.mailboxes.models import Mailbox
 from portal.messaging.inbox import mailbox_poll
@@ -26,7 +26,7 @@ class Command(BaseCommand):
         failed = False
         for mailbox in mailboxes:
             result = mailbox_poll(mailbox=mailbox)
-            audit_command_action(action="mailbox.poll", obj=mailbox, detail=result.summary())
+            record(actor=Actor.command(), action="mailbox.poll", obj=mailbox, detail=result.summary())
             self.stdout.write(result.summary())
             failed = failed or not result.ok
         if failed:

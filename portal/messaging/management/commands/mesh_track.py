@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.audit.services import audit_command_action
+from portal.audit.services import Actor, record
 from portal.messaging.models import Message
 from portal.messaging.services import message_refresh_tracking
 
@@ -22,7 +22,7 @@ class Command(BaseCommand):
         if message is None:
             raise CommandError(f"NeoMesh sent no message with MESH id {mesh_id!r}.")
         state = message_refresh_tracking(message=message)
-        audit_command_action(action="message.track", obj=message, detail=state)
+        record(actor=Actor.command(), action="message.track", obj=message, detail=state)
         message.refresh_from_db()
         if state.startswith("tracking failed"):
             raise CommandError(f"{mesh_id}: {state}")

@@ -1,0 +1,24 @@
+"""Who this worker is: one name for claims (outbox, poller, conformance) and for audit records.
+
+`NEOMESH_WORKER_NAME` (settings.WORKER_NAME) names the node when the host name says nothing useful
+(containers); the process id and thread tell workers on one node apart.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+
+from django.conf import settings
+
+
+def worker_host() -> str:
+    """The node: `NEOMESH_WORKER_NAME`, else the host name."""
+    return getattr(settings, "WORKER_NAME", "") or socket.gethostname()
+
+
+def worker_name(*, thread: bool = True) -> str:
+    """`host:pid:thread`, the owner written into a claim; `host:pid` without the thread."""
+    name = f"{worker_host()}:{os.getpid()}"
+    return f"{name}:{threading.get_ident()}" if thread else name

@@ -1,0 +1,131 @@
+"""The portal's apps stand in layers, and a test keeps them so (the rule in words: docs/architecture.md).
+
+An app imports from its own layer's foundations and everything below, never from above. Within the
+foundation and domain layers an app imports a sibling only when `SIBLINGS` names the pair (an arrow,
+not both ways). The top layer composes: its apps may import anything, and nothing imports them.
+The imports are read from the sources, so a lazy import inside a function counts as much as one at
+the top of a module.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import portal
+
+PORTAL = Path(portal.__file__).parent
+
+# Ground first. An app not yet written may be listed (others are adding some of these).
+LAYERS = {
+    "ground": {"lib"},
+    "foundation": {"audit", "accounts", "events"},
+    "domain": {"mailboxes", "certificates", "onboarding", "messaging", "conformance"},
+    "top": {"front", "dashboard", "api", "integrations", "alerts", "ops"},
+}
+# Sibling imports allowed within a layer (importer -> imported). The top layer is free.
+SIBLINGS = {
+    ("accounts", "audit"),
+    ("certificates", "mailboxes"),
+    ("messaging", "mailboxes"),
+    ("messaging", "onboarding"),
+    ("onboarding", "mailboxes"),
+    ("onboarding", "certificates"),
+    ("conformance", "mailboxes"),
+    ("conformance", "onboarding"),
+}
+FREE_LAYERS = {"top"}
+# Imports that break the rule today, each waiting for the move that removes it (issue 10). This
+# list only ever shrinks: a new entry is a new climb, and the test says so.
+KNOWN = {
+    ("mailboxes", "onboarding"),  # readiness.py: merges into onboarding's gate
+    ("mailboxes", "dashboard"),  # mailbox pages with their messages: move to the top layer
+    ("mailboxes", "messaging"),  # the same pages
+    ("messaging", "ops"),  # message counters and heartbeats: move beside the message
+    ("conformance", "dashboard"),  # the status badge: a lib helper
+}
+
+RANK = {app: rank for rank, apps in enumerate(LAYERS.values()) for app in apps}
+LAYER_OF = {app: name for name, apps in LAYERS.items() for app in apps}
+
+
+def apps() -> list[str]:
+    return sorted(p.name for p in PORTAL.iterdir() if (p / "__init__.py").exists())
+
+
+def imported_apps(path: Path, app: str) -> list[tuple[int, str]]:
+    """(line, app) for every import of another portal app in one source file."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    package = ["portal", *path.relative_to(PORTAL).parent.parts]
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: resolve against this file's package
+                base = package[: len(package) - node.level + 1]
+                names = [".".join([*base, node.module] if node.module else base)]
+            else:
+                names = [node.module or ""]
+            if names == ["portal"]:  # from portal import messaging
+                names = [f"portal.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "portal" and len(parts) > 1 and parts[1] != app:
+                found.append((node.lineno, parts[1]))
+    return found
+
+
+def edges() -> dict[tuple[str, str], list[str]]:
+    found: dict[tuple[str, str], list[str]] = {}
+    for app in apps():
+        for path in sorted((PORTAL / app).rglob("*.py")):
+            for line, other in imported_apps(path, app):
+                where = f"{path.relative_to(PORTAL.parent)}:{line}"
+                found.setdefault((app, other), []).append(where)
+    return found
+
+
+def broken(importer: str, imported: str) -> str | None:
+    """Why importer -> imported breaks the rule, or None."""
+    if importer not in RANK or imported not in RANK:
+        return None  # checked by test_it_places_every_app_in_a_layer
+    if RANK[imported] > RANK[importer]:
+        return f"{LAYER_OF[importer]} app imports the {LAYER_OF[imported]} layer above it"
+    if RANK[imported] == RANK[importer] and LAYER_OF[importer] not in FREE_LAYERS:
+        if (importer, imported) not in SIBLINGS:
+            return f"sibling {LAYER_OF[importer]} apps, a pair SIBLINGS does not list"
+    return None
+
+
+def test_it_places_every_app_in_a_layer():
+    assert [app for app in apps() if app not in RANK] == [], (
+        "Add the new app to LAYERS in tests/test_layering.py (and docs/architecture.md)."
+    )
+
+
+def test_it_finds_imports_between_apps():
+    found = edges()
+    assert ("messaging", "mailboxes") in found and ("messaging", "audit") in found
+    assert broken("audit", "messaging") and broken("mailboxes", "conformance")
+    assert broken("lib", "audit") and not broken("messaging", "lib")
+
+
+def test_no_app_imports_upwards_or_an_unlisted_sibling():
+    offences = {
+        f"{importer} -> {imported} ({why}): {', '.join(where)}"
+        for (importer, imported), where in edges().items()
+        if (why := broken(importer, imported)) and (importer, imported) not in KNOWN
+    }
+    assert sorted(offences) == [], (
+        "Move the code to the layer it belongs in (docs/architecture.md), or, for two domain apps "
+        "that really depend on each other one way, add the pair to SIBLINGS."
+    )
+
+
+def test_the_known_exceptions_still_exist():
+    """An exception removed by a move comes off KNOWN, so it cannot quietly come back."""
+    found = edges()
+    assert sorted(pair for pair in KNOWN if pair not in found or not broken(*pair)) == []
