@@ -16,6 +16,14 @@ class CertificateQuerySet(models.QuerySet):
     def active(self):
         return self.filter(status=Certificate.Status.ACTIVE)
 
+    def active_for(self, mailbox) -> Certificate | None:
+        """The mailbox's active certificate (the one the MESH client presents), or None.
+
+        The one lookup for it: the client, the readiness gate, onboarding's checks, installing a
+        new certificate and the pages all ask here.
+        """
+        return self.active().filter(mailbox_id=mailbox.pk).order_by("-not_after").first()
+
     def current(self):
         """What a mailbox's health shows: its active certificate, or one that expired unreplaced.
 

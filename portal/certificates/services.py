@@ -77,8 +77,8 @@ def certificate_install(
         raise CertificateRejected("This certificate is already installed; make a new CSR to renew.")
     details, leaf_pem, chain_pem = check_issued_certificate(certificate, pem)
     # The conditional update below is not seen by django-auditlog: record each superseded one.
-    active = Certificate.objects.active().filter(mailbox=certificate.mailbox).defer("private_key")
-    for old in active:
+    old = Certificate.objects.defer("private_key").active_for(certificate.mailbox)
+    if old is not None:  # one at most (the one_active_certificate constraint)
         record(action="certificate.superseded", actor=Actor.person(request), obj=old, changes={"status": ["active", "superseded"]})  # fmt: skip
     Certificate.objects.filter(
         mailbox=certificate.mailbox, status=Certificate.Status.ACTIVE

@@ -17,8 +17,8 @@ import meshcore
 from portal.audit.services import Actor, record
 from portal.lib.workers import worker_name
 from portal.mailboxes.models import Environment, Mailbox, Workflow
-from portal.mailboxes.readiness import transfer_blocked_reason
 from portal.mailboxes.services import MailboxNotReady, mesh_client
+from portal.onboarding.gate import transfer_blocked_reason
 from portal.onboarding.models import CLOSED_STATUSES, EvidenceKind, Task
 
 from .locks import Lease, MailboxBusy, mailboxes_claimed, run_kept_alive, unclaimed

@@ -144,7 +144,8 @@ class Mailbox(models.Model):
         return self.last_poll_at + timedelta(minutes=self.poll_interval_minutes) <= now
 
     def active_certificate(self):
-        return self.certificates.filter(status="active").order_by("-not_after").first()
+        """See `Certificate.objects.active_for` (certificates stand on mailboxes, not the reverse)."""
+        return self.certificates.active_for(self)
 
     def attention_reasons(self, now=None) -> list[str]:
         """Why this mailbox needs a person's attention; empty when all is well."""

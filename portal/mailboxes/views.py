@@ -15,10 +15,10 @@ from portal.dashboard.queries import describe_health, with_health
 from portal.lib.http import permission_required
 from portal.messaging.models import Message
 from portal.messaging.tasks import enqueue_poll
+from portal.onboarding.gate import transfer_blocked_reason
 
 from .forms import MailboxFilterForm, MailboxForm, OrganisationForm, WorkflowForm
 from .models import Mailbox, Organisation, Workflow
-from .readiness import transfer_blocked_reason
 from .tasks import enqueue_handshake
 
 HANDSHAKE_TASK = "portal.mailboxes.tasks.handshake_mailbox"

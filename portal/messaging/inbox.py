@@ -35,8 +35,8 @@ from portal.lib import payloads
 from portal.lib.claims import ClaimHeartbeat
 from portal.lib.workers import worker_name
 from portal.mailboxes.models import Mailbox
-from portal.mailboxes.readiness import transfer_blocked_reason
 from portal.mailboxes.services import MailboxNotReady, mesh_client, record_error
+from portal.onboarding.gate import transfer_blocked_reason
 from portal.ops.models import MessageCount
 
 from .mesh_codes import explain

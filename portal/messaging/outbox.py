@@ -114,7 +114,7 @@ def message_send(*, message_id: int, worker: str | None = None) -> str:
 
 
 def _send_claimed(message: Message, worker: str, heartbeat: ClaimHeartbeat | None = None) -> str:
-    from portal.mailboxes.readiness import transfer_blocked_reason
+    from portal.onboarding.gate import transfer_blocked_reason
 
     try:
         blocked = transfer_blocked_reason(message.mailbox)

@@ -15,8 +15,8 @@ from meshcore import headers as mex
 from portal.audit.services import Actor, record
 from portal.lib import payloads
 from portal.mailboxes.models import Mailbox, Workflow, validate_mailbox_id
-from portal.mailboxes.readiness import transfer_blocked_reason
 from portal.mailboxes.services import MailboxNotReady, mesh_client
+from portal.onboarding.gate import transfer_blocked_reason
 from portal.ops.models import MessageCount
 
 from .mesh_codes import explain

@@ -95,7 +95,7 @@ def _certificate_problem(plan: Plan, now: datetime) -> str | None:
     if problem:
         return problem
     mailbox = plan.target_mailbox
-    certificate = mailbox.certificates.active().defer("private_key").order_by("-not_after").first()
+    certificate = Certificate.objects.defer("private_key").active_for(mailbox)
     if certificate is None:
         return f"The {_env(plan)} mailbox {mailbox.mailbox_id} has no active certificate yet."
     problem = certificate_cn_problem(

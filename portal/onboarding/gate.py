@@ -1,14 +1,19 @@
-"""The live readiness gate: a live mailbox transfers only when it is the target mailbox of its
-organisation's live plan, that plan has every required task done (or not applicable), and a
-certificate with its CN is active and within its validity dates, unless an admin has overridden the
-gate with a written reason.
+"""The readiness gate: whether a mailbox may transfer messages now, the one home of that rule.
 
-`live_gate_reason` runs before every send and poll, so it stops at the first reason and costs at most
-three small queries. `gate_report` lists every reason, for the pages.
+The checks, in order: a disabled mailbox never transfers (no override lifts that); a mailbox that is
+not live transfers; a live mailbox with an admin's override (a written reason) transfers; otherwise
+a live mailbox transfers only when it is the target mailbox of its organisation's live plan, that
+plan has every required task done (or not applicable), and a certificate with its CN is active and
+within its validity dates.
+
+`transfer_blocked_reason` runs before every send and poll, so it stops at the first reason and costs
+at most three small queries. `gate_report` lists every reason, for the pages; both walk the same
+checks, so a page never says "transfers allowed" while the workers refuse.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -40,12 +45,12 @@ def _live_plan(mailbox: Mailbox) -> Plan | None:
 
 
 def _certificate(mailbox: Mailbox) -> Certificate | None:
-    return (
-        Certificate.objects.filter(mailbox_id=mailbox.pk, status=Certificate.Status.ACTIVE)
-        .only("common_name", "not_before", "not_after", "status", "mailbox_id")
-        .order_by("-not_after")
-        .first()
-    )
+    fields = ("common_name", "not_before", "not_after", "status", "mailbox_id")
+    return Certificate.objects.only(*fields).active_for(mailbox)
+
+
+def _disabled_reason(mailbox: Mailbox) -> str | None:
+    return None if mailbox.enabled else f"mailbox {mailbox.mailbox_id} is disabled"
 
 
 def _plan_reason(mailbox: Mailbox, plan: Plan | None) -> str | None:
@@ -94,17 +99,23 @@ def _certificate_reason(
     return None
 
 
-def live_gate_reason(mailbox: Mailbox, now: datetime | None = None) -> str | None:
-    """None when this live mailbox may transfer; otherwise the first reason it may not."""
-    if _active_override(mailbox) is not None:
-        return None
-    plan = _live_plan(mailbox)
-    reason = _plan_reason(mailbox, plan)
+def _live_reasons(mailbox: Mailbox, plan: Plan | None, now: datetime | None) -> Iterator[str]:
+    """What holds a live mailbox, in order; lazily, so the first answer costs no more queries."""
+    if reason := _plan_reason(mailbox, plan):
+        yield reason
+    ods_code = (plan or mailbox).organisation.ods_code
+    reason = _certificate_reason(mailbox, _certificate(mailbox), ods_code, now or timezone.now())
     if reason:
+        yield reason
+
+
+def transfer_blocked_reason(mailbox: Mailbox, now: datetime | None = None) -> str | None:
+    """None when the mailbox may transfer now; otherwise the first reason it may not."""
+    if reason := _disabled_reason(mailbox):
         return reason
-    return _certificate_reason(
-        mailbox, _certificate(mailbox), plan.organisation.ods_code, now or timezone.now()
-    )
+    if not mailbox.is_live or _active_override(mailbox) is not None:
+        return None
+    return next(_live_reasons(mailbox, _live_plan(mailbox), now), None)
 
 
 @dataclass
@@ -113,25 +124,22 @@ class GateReport:
     plan: Plan | None
     reasons: list[str] = field(default_factory=list)
     override: GateOverride | None = None
+    disabled: bool = False
 
     @property
     def blocked(self) -> bool:
-        return bool(self.reasons) and self.override is None
+        """As the workers decide: disabled, or held with no override (transfer_blocked_reason)."""
+        return self.disabled or (bool(self.reasons) and self.override is None)
 
 
 def gate_report(mailbox: Mailbox, now: datetime | None = None) -> GateReport:
     """Every reason the gate is closed (even when an override lets transfers through)."""
     plan = _live_plan(mailbox)
     report = GateReport(mailbox=mailbox, plan=plan, override=_active_override(mailbox))
-    if not mailbox.enabled:
-        report.reasons.append(f"mailbox {mailbox.mailbox_id} is disabled")
-    reason = _plan_reason(mailbox, plan)
-    if reason:
+    if reason := _disabled_reason(mailbox):
+        report.disabled = True
         report.reasons.append(reason)
-    ods_code = mailbox.organisation.ods_code
-    reason = _certificate_reason(mailbox, _certificate(mailbox), ods_code, now or timezone.now())
-    if reason:
-        report.reasons.append(reason)
+    report.reasons.extend(_live_reasons(mailbox, plan, now))
     return report
 
 

@@ -5,13 +5,18 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from django.urls import reverse
 from django.utils import timezone
 
 from portal.audit.models import AuditRecord
-from portal.mailboxes.readiness import transfer_blocked_reason
 from portal.onboarding import services
 from portal.onboarding.errors import OnboardingError
-from portal.onboarding.gate import gate_override_create, gate_override_revoke, gate_report
+from portal.onboarding.gate import (
+    gate_override_create,
+    gate_override_revoke,
+    gate_report,
+    transfer_blocked_reason,
+)
 from portal.onboarding.models import TaskStatus
 from tests.factories import make_mailbox, make_user
 
@@ -113,6 +118,23 @@ def test_an_admin_override_with_a_reason_opens_the_gate_until_revoked():
     assert ("onboarding.gate_override_revoked", "Incident closed", "ada") in actions
     with pytest.raises(OnboardingError, match="already revoked"):
         gate_override_revoke(override=override, user=admin)
+
+
+def test_an_override_never_lets_a_disabled_live_mailbox_transfer_on_the_page_or_in_the_workers(
+    client, admin_user
+):
+    live = make_live_mailbox()
+    gate_override_create(mailbox=live, reason="Clinical incident: results must flow tonight")
+    live.enabled = False
+    live.save()
+    assert transfer_blocked_reason(live) == "mailbox X26LIVE1 is disabled"
+    report = gate_report(live)
+    assert report.override and report.disabled and report.blocked
+    client.force_login(admin_user)
+    html = client.get(reverse("onboarding:gate", args=[live.pk])).content.decode()
+    assert "Closed: no live transfers" in html and "Overridden: transfers allowed" not in html
+    assert "Mailbox X26LIVE1 is disabled." in html
+    assert "An override does not lift a disabled mailbox" in html
 
 
 def test_only_a_live_mailbox_can_be_overridden():
