@@ -92,7 +92,7 @@ INSTALLED_APPS = [
     "portal.mailboxes",
     "portal.certificates",
     "portal.messaging",
-    "portal.dashboard",
+    "portal.front",
     "portal.audit",
     "portal.ops",
     "portal.onboarding",
@@ -133,6 +133,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "portal.accounts.context_processors.navigation",
             ],
+            # The badges every app's templates use live in the ground layer (docs/architecture.md).
+            "libraries": {"neomesh": "portal.lib.templatetags.neomesh"},
         },
     },
 ]

@@ -1,10 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from portal.front.urls import mailbox_pages
+from portal.mailboxes.urls import urlpatterns as mailbox_admin_pages
+
 urlpatterns = [
-    path("", include("portal.dashboard.urls")),
+    path("", include("portal.front.urls")),
     path("accounts/", include("portal.accounts.urls")),
-    path("mailboxes/", include("portal.mailboxes.urls")),
+    # One namespace, two layers: the composing pages (portal.front) and the mailboxes app's own.
+    path("mailboxes/", include(([*mailbox_pages, *mailbox_admin_pages], "mailboxes"))),
     path("messages/", include("portal.messaging.urls")),
     path("certificates/", include("portal.certificates.urls")),
     path("onboarding/", include("portal.onboarding.urls")),

@@ -92,7 +92,7 @@ def certificate_install(
     certificate.save()
     if request is not None:
         record(actor=Actor.person(request), action="certificate.installed", obj=certificate,
-                            detail=f"serial {details.serial}, expires {details.not_after:%Y-%m-%d}")  # fmt: skip
+               detail=f"serial {details.serial}, expires {details.not_after:%Y-%m-%d}")  # fmt: skip
     return certificate
 
 

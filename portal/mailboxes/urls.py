@@ -3,13 +3,10 @@ from django.urls import path
 from . import views
 
 app_name = "mailboxes"
+# The list, detail, handshake and poll pages are portal.front's, in this namespace (portal/urls.py).
 urlpatterns = [
-    path("", views.mailbox_list, name="list"),
     path("new/", views.mailbox_create, name="create"),
-    path("<int:pk>/", views.mailbox_detail, name="detail"),
     path("<int:pk>/edit/", views.mailbox_edit, name="edit"),
-    path("<int:pk>/handshake/", views.mailbox_handshake, name="handshake"),
-    path("<int:pk>/poll/", views.mailbox_poll, name="poll"),
     path("<int:pk>/workflows/", views.workflow_add, name="workflow_add"),
     path(
         "<int:pk>/workflows/<int:workflow_pk>/remove/",

@@ -185,7 +185,7 @@ def test_a_resume_cuts_the_same_chunks_after_the_chunk_size_setting_changes(
 
 
 def test_send_failures_are_flagged_on_the_mailbox(sandbox_mailboxes):
-    from portal.dashboard.queries import describe_health
+    from portal.front.queries import describe_health
 
     sender, _ = sandbox_mailboxes
     assert outbox.message_send(message_id=queue(sender, b"x", to="NOSUCHBOX1").pk) == Status.FAILED

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django import template
 
-from portal.dashboard.templatetags.neomesh import status_badge
+from portal.lib.templatetags.neomesh import status_badge
 
 register = template.Library()
 

@@ -1,0 +1,135 @@
+"""Pages that compose several apps: the dashboard, and the mailbox list and detail with their
+messages, health, readiness gate and buttons (URLs in the mailboxes namespace: portal/urls.py)."""
+
+from __future__ import annotations
+
+import re
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+from django_q.tasks import fetch
+
+from portal.audit.models import Verification
+from portal.audit.services import Actor, record
+from portal.lib.charts import volume_chart
+from portal.lib.http import permission_required
+from portal.mailboxes.forms import MailboxFilterForm, WorkflowForm
+from portal.mailboxes.models import Mailbox
+from portal.mailboxes.tasks import enqueue_handshake
+from portal.mailboxes.views import _get_mailbox_for_user
+from portal.messaging.models import Message
+from portal.messaging.tasks import enqueue_poll
+from portal.onboarding.gate import transfer_blocked_reason
+from portal.onboarding.models import Plan
+from portal.onboarding.queries import plans_with_phase_progress
+
+from .queries import daily_volume, dashboard_mailboxes, describe_health, with_health
+
+HANDSHAKE_TASK = "portal.mailboxes.tasks.handshake_mailbox"
+POLL_TASK = "portal.messaging.tasks.poll_mailbox"
+TASK_ID_RE = re.compile(r"^[0-9a-f]{32}$")
+
+
+@permission_required("mailboxes.view_mailbox")
+def home(request):
+    """Every mailbox's health, attention first; 30 days of traffic; the last audit verification."""
+    now = timezone.now()
+    mailboxes = dashboard_mailboxes(now)
+    today, counts = daily_volume(now)
+    context = {
+        "mailboxes": mailboxes,
+        "attention_count": sum(1 for m in mailboxes if m.reasons),
+        "chart": volume_chart(counts, end=today),
+        "verification": Verification.objects.order_by("-at").first(),
+        "plans": plans_with_phase_progress(Plan.objects.order_by("-created_at")[:5])
+        if request.user.has_perm("onboarding.view_plan")
+        else [],
+        "now": now,
+    }
+    return render(request, "front/home.html", context)
+
+
+@permission_required("mailboxes.view_mailbox")
+def mailbox_list(request):
+    filters = MailboxFilterForm(request.GET or None)
+    mailboxes = filters.filter(with_health(Mailbox.objects.for_dashboard()))
+    page = Paginator(mailboxes, 50).get_page(request.GET.get("page"))
+    now = timezone.now()
+    for mailbox in page:
+        describe_health(mailbox, now)
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"filters": filters, "page": page, "querystring_base": query.urlencode()}
+    return render(request, "front/mailbox_list.html", context)
+
+
+def _task_outcome(task_id: str | None, mailbox: Mailbox) -> dict | None:
+    """The state of a handshake or poll task started from this mailbox's page, for ?task=<id>."""
+    if not task_id or not TASK_ID_RE.match(task_id):
+        return None
+    task = fetch(task_id)
+    if task is None:
+        return {"running": True}
+    # Only this mailbox's own tasks: a task id from another page shows nothing.
+    if task.func not in (HANDSHAKE_TASK, POLL_TASK) or not task.args or task.args[0] != mailbox.pk:
+        return None
+    if not task.success:
+        last_line = str(task.result or "").strip().splitlines()[-1:] or ["unknown error"]
+        return {
+            "running": False,
+            "kind": "failed",
+            "text": f"The worker stopped with an error: {last_line[0]}",
+        }
+    text = str(task.result)
+    failed = " failed" in text or " skipped" in text
+    return {"running": False, "kind": "failed" if failed else "ok", "text": text}
+
+
+@permission_required("mailboxes.view_mailbox")
+def mailbox_detail(request, pk: int):
+    queryset = with_health(Mailbox.objects.select_related("organisation"))
+    mailbox = describe_health(_get_mailbox_for_user(request, pk, queryset), timezone.now())
+    recent = Message.objects.for_list().filter(mailbox=mailbox)
+    context = {
+        "mailbox": mailbox,
+        "task": _task_outcome(request.GET.get("task"), mailbox),
+        "workflows": mailbox.workflows.all(),
+        "certificates": mailbox.certificates.all(),
+        "recent_inbound": recent.inbound()[:5],
+        "recent_outbound": recent.outbound()[:5],
+        "workflow_form": WorkflowForm(mailbox=mailbox),
+        "blocked_reason": transfer_blocked_reason(mailbox),
+    }
+    return render(request, "front/mailbox_detail.html", context)
+
+
+def _detail_with_task(mailbox: Mailbox, task_id: str):
+    return redirect(f"{reverse('mailboxes:detail', args=[mailbox.pk])}?task={task_id}")
+
+
+@permission_required("mailboxes.change_mailbox")
+@require_POST
+def mailbox_handshake(request, pk: int):
+    """Test connection: the handshake runs in a worker; the page waits for its result."""
+    mailbox = _get_mailbox_for_user(request, pk)
+    task_id = enqueue_handshake(mailbox.pk)
+    record(actor=Actor.person(request), action="mailbox.handshake_requested", obj=mailbox, detail=f"task {task_id}"
+    )
+    messages.info(request, f"Testing the connection of {mailbox.mailbox_id}.")
+    return _detail_with_task(mailbox, task_id)
+
+
+@permission_required("mailboxes.change_mailbox")
+@require_POST
+def mailbox_poll(request, pk: int):
+    """Poll now: one poll of this mailbox in a worker."""
+    mailbox = _get_mailbox_for_user(request, pk)
+    task_id = enqueue_poll(mailbox.pk)
+    record(actor=Actor.person(request), action="mailbox.poll_requested", obj=mailbox, detail=f"task {task_id}"
+    )
+    messages.info(request, f"Polling {mailbox.mailbox_id}.")
+    return _detail_with_task(mailbox, task_id)
