@@ -26,6 +26,7 @@ LAYERS = {
 # Sibling imports allowed within a layer (importer -> imported). The top layer is free.
 SIBLINGS = {
     ("accounts", "audit"),
+    ("events", "audit"),  # an event when the audit chain breaks (audit.verify.chain_verified)
     ("certificates", "mailboxes"),
     ("messaging", "mailboxes"),
     ("messaging", "onboarding"),
