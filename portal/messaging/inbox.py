@@ -37,10 +37,9 @@ from portal.lib.workers import worker_name
 from portal.mailboxes.models import Mailbox
 from portal.mailboxes.services import MailboxNotReady, mesh_client, record_error
 from portal.onboarding.gate import transfer_blocked_reason
-from portal.ops.models import MessageCount
 
 from .mesh_codes import explain
-from .models import Direction, Message, MessageEvent, MessageType, Status
+from .models import Direction, Message, MessageCount, MessageEvent, MessageType, Status
 
 log = logging.getLogger(__name__)
 POLL_LEASE = timedelta(seconds=settings.POLL_CLAIM_LEASE_SECONDS)

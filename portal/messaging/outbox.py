@@ -37,10 +37,9 @@ import meshcore
 from portal.lib.claims import ClaimHeartbeat
 from portal.lib.workers import worker_name
 from portal.mailboxes.services import MailboxNotReady, mesh_client, record_error
-from portal.ops.models import MessageCount
 
 from .mesh_codes import explain
-from .models import Direction, Message, MessageEvent, Status
+from .models import Direction, Message, MessageCount, MessageEvent, Status
 
 log = logging.getLogger(__name__)
 

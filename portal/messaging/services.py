@@ -17,10 +17,9 @@ from portal.lib import payloads
 from portal.mailboxes.models import Mailbox, Workflow, validate_mailbox_id
 from portal.mailboxes.services import MailboxNotReady, mesh_client
 from portal.onboarding.gate import transfer_blocked_reason
-from portal.ops.models import MessageCount
 
 from .mesh_codes import explain
-from .models import Direction, Message, MessageEvent, Status
+from .models import Direction, Message, MessageCount, MessageEvent, Status
 
 Kind = MessageEvent.Kind
 TRACK_EVERY = timedelta(hours=1)

@@ -7,9 +7,9 @@ from django_q.tasks import async_task
 from portal.audit.services import Actor, record
 from portal.lib.workers import worker_name
 from portal.mailboxes.models import Mailbox
-from portal.ops.models import Heartbeat
 
 from . import inbox, outbox, services
+from .models import Heartbeat
 
 
 def enqueue_send(message_pk: int) -> str:

@@ -15,9 +15,7 @@ from prometheus_client.registry import Collector
 
 from portal.certificates.models import Certificate
 from portal.mailboxes.models import Mailbox
-from portal.messaging.models import Direction, Message, Status
-
-from .models import Heartbeat, MessageCount
+from portal.messaging.models import Direction, Heartbeat, Message, MessageCount, Status
 
 DIRECTIONS = {Direction.INBOUND: "in", Direction.OUTBOUND: "out"}
 

@@ -15,9 +15,9 @@ from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from portal.lib.http import client_ip
+from portal.messaging.models import Heartbeat
 
 from .metrics import NeoMeshCollector
-from .models import Heartbeat
 
 log = logging.getLogger(__name__)
 WORKER_STALE_AFTER_SECONDS = 180

@@ -9,7 +9,7 @@ from django.db import OperationalError, connection
 from django.utils import timezone
 from django_q.conf import Conf
 
-from portal.ops.models import Heartbeat
+from portal.messaging.models import Heartbeat
 from tests.sandbox import free_port
 
 pytestmark = pytest.mark.django_db

@@ -10,9 +10,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from meshcore import MeshClient, TrackingStatus
 from portal.messaging import inbox, outbox
-from portal.messaging.models import Message, Status
+from portal.messaging.models import Heartbeat, Message, Status
 from portal.messaging.services import message_refresh_tracking, message_requeue
-from portal.ops.models import Heartbeat
 from tests.accounts.access import make_certificate
 from tests.messaging.helpers import queue
 
