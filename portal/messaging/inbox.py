@@ -211,8 +211,18 @@ def _receive_or_record(client, mailbox, mesh_id, result, failure, room: int) -> 
         receive_one(client, mailbox, mesh_id, result, limits=limits)
     except meshcore.MeshDeadlineExceeded as exc:
         _record_failure(mailbox, mesh_id, result, str(exc))  # too slow: this message's failure
-    except (*POLL_WIDE_ERRORS, meshcore.MeshTransientError):
-        raise  # MESH down, credentials refused, disk or database gone: not this message's fault
+    except meshcore.MeshRateLimitedError:
+        raise  # MESH asks us to slow down: the poll stops, no message is blamed
+    except meshcore.MeshTransientError as exc:
+        # MESH failing (5xx, connection): probably MESH, maybe this one message. The poll stops,
+        # and the message is backed off (never quarantined for it), so a message MESH cannot
+        # serve does not stop every later poll from reaching the ones behind it.
+        quarantine.inbound_failure_record(
+            mailbox=mailbox, mesh_id=mesh_id, reason=str(exc), may_quarantine=False
+        )
+        raise
+    except POLL_WIDE_ERRORS:
+        raise  # credentials or TLS refused, disk or database gone: not this message's fault
     except meshcore.MeshPayloadTooLarge as exc:
         by_disk = exc.limit_name == "max_message_bytes" and exc.limit < settings.MESH_MAX_MESSAGE_BYTES
         if by_disk:

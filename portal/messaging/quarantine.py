@@ -61,9 +61,13 @@ def retry_delay(failures: int) -> timedelta:
 
 @transaction.atomic
 def inbound_failure_record(
-    *, mailbox: Mailbox, mesh_id: str, reason: str, quarantine: bool = False
+    *, mailbox: Mailbox, mesh_id: str, reason: str, quarantine: bool = False,
+    may_quarantine: bool = True,
 ) -> InboundFailure:
-    """One more failed attempt at receiving ``mesh_id``: back it off, or quarantine it."""
+    """One more failed attempt at receiving ``mesh_id``: back it off, or quarantine it.
+
+    ``quarantine``: at once (a limit refused it). ``may_quarantine=False``: only back it off,
+    however often it failed (MESH failing to serve it is not proof the message is bad)."""
     now = timezone.now()
     failure, _ = InboundFailure.objects.select_for_update().get_or_create(
         mailbox=mailbox, mesh_message_id=failure_key(mesh_id),
@@ -74,7 +78,8 @@ def inbound_failure_record(
     failure.last_failed_at = now
     failure.resolved_by = None
     failure.resolved_at = None
-    if quarantine or failure.failures >= settings.MESH_INBOUND_QUARANTINE_AFTER:
+    repeated = may_quarantine and failure.failures >= settings.MESH_INBOUND_QUARANTINE_AFTER
+    if quarantine or repeated:
         failure.status, failure.next_attempt_at = State.QUARANTINED, None
         action = "message.quarantined"
         detail = (
