@@ -22,6 +22,7 @@ from portal.mailboxes.models import Mailbox
 from portal.mailboxes.tasks import enqueue_handshake
 from portal.mailboxes.views import _get_mailbox_for_user
 from portal.messaging.models import Message
+from portal.messaging.quarantine import held_inbound
 from portal.messaging.tasks import enqueue_poll
 from portal.onboarding.gate import transfer_blocked_reason
 from portal.onboarding.models import Plan
@@ -104,6 +105,8 @@ def mailbox_detail(request, pk: int):
         "recent_outbound": recent.outbound()[:5],
         "workflow_form": WorkflowForm(mailbox=mailbox),
         "blocked_reason": transfer_blocked_reason(mailbox),
+        "inbound_failures": held_inbound(mailbox),
+        "next_url": request.get_full_path(),
     }
     return render(request, "front/mailbox_detail.html", context)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection
 
-from portal.audit.services import record
+from portal.audit.services import Actor, record
 from portal.audit.tasks import verify_chain
 from portal.events.models import Event
 
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 
 def test_it_raises_one_event_while_the_chain_is_broken_and_one_when_it_is_whole():
-    entries = [record(action="test.entry", detail=str(i)) for i in range(3)]
+    entries = [record(action="test.entry", actor=Actor.system(), detail=str(i)) for i in range(3)]
     verify_chain()
     assert not Event.objects.exists()
     with connection.cursor() as cursor:

@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('mailboxes', '0001_initial'),
-        ('messaging', '0003_message_log_indexes'),
+        ('messaging', '0004_inbound_failures'),
         ('ops', '0002_message_counts'),
     ]
 
