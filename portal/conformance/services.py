@@ -21,6 +21,7 @@ from portal.mailboxes.services import MailboxNotReady, mesh_client
 from portal.onboarding.gate import transfer_blocked_reason
 from portal.onboarding.models import CLOSED_STATUSES, EvidenceKind, Task
 
+from .enqueue import enqueue_run
 from .locks import Lease, MailboxBusy, mailboxes_claimed, run_kept_alive, unclaimed
 from .models import (
     UNFINISHED_RESULT,
@@ -141,8 +142,6 @@ def run_create(
     run.started_by_label = entry.actor_label
     run.save(update_fields=["started_by_label"])
     if enqueue:
-        from .tasks import enqueue_run
-
         transaction.on_commit(lambda: enqueue_run(run.pk))
     return run
 
@@ -378,8 +377,6 @@ def _abandon(run: ConformanceRun) -> bool:
 
 
 def _requeue(run: ConformanceRun, now) -> bool:
-    from .tasks import enqueue_run
-
     queued = ConformanceRun.objects.filter(
         pk=run.pk, status=RunStatus.QUEUED, heartbeat_at=run.heartbeat_at
     ).update(heartbeat_at=now, requeued=run.requeued + 1, updated_at=now)

@@ -2,13 +2,7 @@
 
 from __future__ import annotations
 
-from django_q.tasks import async_task
-
 from . import services
-
-
-def enqueue_run(run_pk: int) -> str:
-    return async_task("portal.conformance.tasks.run_suite", run_pk, group="conformance")
 
 
 def run_suite(run_pk: int) -> str:

@@ -17,21 +17,19 @@ from portal.audit.models import Verification
 from portal.audit.services import Actor, record
 from portal.lib.charts import volume_chart
 from portal.lib.http import permission_required
+from portal.mailboxes.enqueue import HANDSHAKE_TASK, enqueue_handshake
 from portal.mailboxes.forms import MailboxFilterForm, WorkflowForm
 from portal.mailboxes.models import Mailbox
-from portal.mailboxes.tasks import enqueue_handshake
 from portal.mailboxes.views import _get_mailbox_for_user
+from portal.messaging.enqueue import POLL_TASK, enqueue_poll
 from portal.messaging.models import Message
 from portal.messaging.quarantine import held_inbound
-from portal.messaging.tasks import enqueue_poll
 from portal.onboarding.gate import transfer_blocked_reason
 from portal.onboarding.models import Plan
 from portal.onboarding.queries import plans_with_phase_progress
 
 from .queries import daily_volume, dashboard_mailboxes, describe_health, with_health
 
-HANDSHAKE_TASK = "portal.mailboxes.tasks.handshake_mailbox"
-POLL_TASK = "portal.messaging.tasks.poll_mailbox"
 TASK_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
 

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-from django_q.tasks import async_task
-
 from portal.audit.services import Actor, record
 
+from .enqueue import enqueue_handshake
 from .models import Mailbox
 from .services import mailbox_handshake
-
-
-def enqueue_handshake(mailbox_pk: int) -> str:
-    return async_task("portal.mailboxes.tasks.handshake_mailbox", mailbox_pk, group="handshake")
 
 
 def handshake_mailbox(mailbox_pk: int) -> str:

@@ -38,6 +38,7 @@ from portal.lib.claims import ClaimHeartbeat
 from portal.lib.workers import worker_name
 from portal.mailboxes.services import MailboxNotReady, mesh_client, record_error
 
+from .enqueue import enqueue_send
 from .mesh_codes import explain
 from .models import Direction, Message, MessageCount, MessageEvent, Status
 
@@ -375,8 +376,6 @@ def outbox_sweep(*, now=None) -> dict[str, int]:
                     f"{message.chunks_done}.",
                 )
     due = list(Message.objects.sendable(now).values_list("pk", flat=True)[:500])
-    from .tasks import enqueue_send
-
     for pk in due:
         enqueue_send(pk)
     return {"released": released, "given_up": given_up, "enqueued": len(due)}

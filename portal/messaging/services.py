@@ -18,6 +18,7 @@ from portal.mailboxes.models import Mailbox, Workflow, validate_mailbox_id
 from portal.mailboxes.services import MailboxNotReady, mesh_client
 from portal.onboarding.gate import transfer_blocked_reason
 
+from .enqueue import enqueue_send
 from .mesh_codes import explain
 from .models import Direction, Message, MessageCount, MessageEvent, Status
 
@@ -137,8 +138,6 @@ def message_queue_send(
             message.add_event(
                 Kind.QUEUED, f"Queued by {user or 'a command'}: {stored.size} bytes", actor=user
             )
-            from .tasks import enqueue_send
-
             transaction.on_commit(lambda: enqueue_send(message.pk))
     except BaseException:
         payloads.delete_payload(stored.name)
@@ -181,8 +180,6 @@ def message_requeue(*, message: Message, request=None) -> Message:
     )  # fmt: skip
     actor = getattr(request, "user", None)
     message.add_event(Kind.RESENT, "Re-queued to send again from the start", actor=actor)
-    from .tasks import enqueue_send
-
     transaction.on_commit(lambda: enqueue_send(message.pk))
     if request is not None:
         record(actor=Actor.person(request), action="message.resend", obj=message)

@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-from django_q.tasks import async_task
-
 from portal.audit.services import Actor, record
 from portal.lib.workers import worker_name
 from portal.mailboxes.models import Mailbox
 
 from . import inbox, outbox, services
+from .enqueue import enqueue_poll
 from .models import Heartbeat
-
-
-def enqueue_send(message_pk: int) -> str:
-    return async_task("portal.messaging.tasks.send_message", message_pk, group="send")
-
-
-def enqueue_poll(mailbox_pk: int) -> str:
-    return async_task("portal.messaging.tasks.poll_mailbox", mailbox_pk, group="poll")
 
 
 def send_message(message_pk: int) -> str:
