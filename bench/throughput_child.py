@@ -93,6 +93,7 @@ def _wait_running(clusters: list[Cluster], timeout: float = 60) -> None:
 def measure(messages: int, clusters: list[Cluster], deadline: float) -> dict:
     from django_q.tasks import async_task
 
+    from portal.audit.services import Actor
     from portal.mailboxes.models import Mailbox
     from portal.messaging.models import Message, Status
     from portal.messaging.services import message_queue_send
@@ -105,6 +106,7 @@ def measure(messages: int, clusters: list[Cluster], deadline: float) -> dict:
         message_queue_send(
             mailbox=sender, recipient="X26ABC2", workflow_id="TEST_WORKFLOW",
             source=io.BytesIO(PAYLOAD), size=len(PAYLOAD), filename=f"result-{n}.csv",
+            actor=Actor.command(),
         )  # fmt: skip
     queued_s = time.monotonic() - started
     accepted_s = None

@@ -64,3 +64,7 @@ class Actor:
     def system(cls, label: str = "anonymous") -> Actor:
         """Nobody in particular: signals, migrations, code with no one behind it."""
         return cls(kind=Kind.SYSTEM, label=label)
+
+
+# The default actor of a service called with no one behind it (fixtures, data migrations).
+SYSTEM = Actor.system()

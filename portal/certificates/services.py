@@ -23,18 +23,21 @@ def expected_cn(mailbox: Mailbox) -> str:
 
 @transaction.atomic
 def certificate_create_csr(
-    *, mailbox: Mailbox, user=None, request=None, key_size: int = 2048
+    *, mailbox: Mailbox, actor: Actor | None = None, key_size: int = 2048
 ) -> Certificate:
-    """A new private key (kept encrypted) and a CSR whose subject is exactly the MESH CN."""
+    """A new private key (kept encrypted) and a CSR whose subject is exactly the MESH CN.
+
+    Audited `certificate.csr_created` as `actor`, in the same transaction (no actor: no record).
+    """
     key_pem, csr_pem = mc_certs.generate_csr(
         mailbox.mailbox_id, mailbox.organisation.ods_code, key_size=key_size
     )
     certificate = Certificate.objects.create(
         mailbox=mailbox, common_name=expected_cn(mailbox), private_key=key_pem.decode(),
-        csr_pem=csr_pem.decode(), created_by=user,
+        csr_pem=csr_pem.decode(), created_by=actor.user if actor else None,
     )  # fmt: skip
-    if request is not None:
-        record(actor=Actor.person(request), action="certificate.csr_created", obj=certificate)
+    if actor is not None:
+        record(actor=actor, action="certificate.csr_created", obj=certificate)
     return certificate
 
 
@@ -70,7 +73,7 @@ def check_issued_certificate(certificate: Certificate, pem: str, now=None):
 
 @transaction.atomic
 def certificate_install(
-    *, certificate: Certificate, pem: str, ticket: str = "", request=None
+    *, certificate: Certificate, pem: str, ticket: str = "", actor: Actor | None = None
 ) -> Certificate:
     """Install the issued certificate and make it the mailbox's active one."""
     if certificate.status != Certificate.Status.AWAITING:
@@ -79,7 +82,7 @@ def certificate_install(
     # The conditional update below is not seen by django-auditlog: record each superseded one.
     old = Certificate.objects.defer("private_key").active_for(certificate.mailbox)
     if old is not None:  # one at most (the one_active_certificate constraint)
-        record(action="certificate.superseded", actor=Actor.person(request), obj=old, changes={"status": ["active", "superseded"]})  # fmt: skip
+        record(action="certificate.superseded", actor=actor or Actor.system(), obj=old, changes={"status": ["active", "superseded"]})  # fmt: skip
     Certificate.objects.filter(
         mailbox=certificate.mailbox, status=Certificate.Status.ACTIVE
     ).update(status=Certificate.Status.SUPERSEDED)
@@ -90,8 +93,8 @@ def certificate_install(
     if ticket:
         certificate.service_desk_ticket = ticket
     certificate.save()
-    if request is not None:
-        record(actor=Actor.person(request), action="certificate.installed", obj=certificate,
+    if actor is not None:
+        record(actor=actor, action="certificate.installed", obj=certificate,
                detail=f"serial {details.serial}, expires {details.not_after:%Y-%m-%d}")  # fmt: skip
     return certificate
 

@@ -49,12 +49,12 @@ def certificate_list(request):
 
 
 @permission_required("certificates.add_certificate")
-def certificate_create_csr(request, mailbox_pk: int):
+def certificate_create_csr_view(request, mailbox_pk: int):
     """GET asks for confirmation (showing the CN); POST makes a new key and CSR."""
     mailbox = get_object_or_404(Mailbox.objects.select_related("organisation"), pk=mailbox_pk)
     if request.method == "POST":
         certificate = services.certificate_create_csr(
-            mailbox=mailbox, user=request.user, request=request
+            mailbox=mailbox, actor=Actor.person(request)
         )
         messages.success(
             request, "Key and CSR made. Download the CSR and send it to the service desk."
@@ -101,7 +101,7 @@ def certificate_download_csr(request, pk: int):
 
 @permission_required("certificates.change_certificate")
 @require_POST
-def certificate_install(request, pk: int):
+def certificate_install_view(request, pk: int):
     certificate = _get_certificate_for_user(request, pk)
     form = InstallForm(request.POST, request.FILES)
     if form.is_valid():
@@ -112,7 +112,7 @@ def certificate_install(request, pk: int):
                 certificate=full,
                 pem=form.cleaned_data["pem"],
                 ticket=form.cleaned_data["ticket"],
-                request=request,
+                actor=Actor.person(request),
             )
         except services.CertificateRejected as exc:
             form.add_error(None, str(exc))

@@ -104,6 +104,7 @@ def _zip_problem(data: bytes) -> str | None:
 
 def attach_to_task(run: ConformanceRun):
     """Keep the pack as witness-test evidence on the run's onboarding task (once)."""
+    from portal.audit.services import Actor
     from portal.onboarding.evidence import CheckedFile, FileType, evidence_add
     from portal.onboarding.models import EvidenceKind
 
@@ -120,7 +121,7 @@ def attach_to_task(run: ConformanceRun):
         plan=run.task.plan, task=run.task, kind=EvidenceKind.WITNESS_TEST,
         checked=CheckedFile(filename=zip_filename(run), file_type=zip_type, data=data),
         title=f"Conformance self-test run {run.pk}: {run.get_status_display()} ({run.summary})"[:200],
-        user=run.started_by,
+        actor=Actor.person(user=run.started_by),
     )  # fmt: skip
     run.evidence = evidence
     run.save(update_fields=["evidence", "updated_at"])

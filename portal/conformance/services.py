@@ -14,6 +14,7 @@ from django.db.models import QuerySet
 from django.utils import timezone
 
 import meshcore
+from portal.audit.actors import SYSTEM
 from portal.audit.services import Actor, record
 from portal.lib.workers import worker_name
 from portal.mailboxes.models import Environment, Mailbox, Workflow
@@ -105,9 +106,10 @@ def default_workflows(mailbox: Mailbox, peer: Mailbox) -> tuple[str, str]:
 def run_create(
     *, mailbox: Mailbox, peer: Mailbox, scenario_keys: list[str] | None = None,
     workflow_id: str = "", reply_workflow_id: str = "", task=None, allow_live: bool = False,
-    user=None, request=None, origin: str = Origin.WEB, enqueue: bool = True,
+    actor: Actor = SYSTEM, origin: str = Origin.WEB, enqueue: bool = True,
 ) -> ConformanceRun:  # fmt: skip
     """A queued run with one pending result per scenario; enqueued for a worker on commit."""
+    user = actor.user
     refusal = run_refusal(mailbox=mailbox, peer=peer, allow_live=allow_live) or (
         task_refusal(task) if task is not None else None
     )
@@ -134,11 +136,7 @@ def run_create(
         f"{mailbox.mailbox_id} with peer {peer.mailbox_id} ({mailbox.get_environment_display()}), "
         f"{len(keys)} scenario(s)" + (f", for onboarding task {task.ref}" if task else "")
     )
-    if origin == Origin.COMMAND:
-        entry = record(actor=Actor.command(), action="conformance.run_started", obj=run, detail=detail)
-    else:
-        entry = record(action="conformance.run_started", actor=Actor.person(request, user=user), obj=run,
-                       detail=detail)  # fmt: skip
+    entry = record(action="conformance.run_started", actor=actor, obj=run, detail=detail)
     run.started_by_label = entry.actor_label
     run.save(update_fields=["started_by_label"])
     if enqueue:

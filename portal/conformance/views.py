@@ -64,7 +64,7 @@ def run_new(request):
                 mailbox=data["mailbox"], peer=data["peer"], scenario_keys=data["scenarios"],
                 workflow_id=data["workflow_id"], reply_workflow_id=data["reply_workflow_id"],
                 task=data.get("task"), allow_live=data.get("allow_live", False),
-                user=request.user, request=request,
+                actor=Actor.person(request),
             )  # fmt: skip
         except RunRefused as exc:
             form.add_error(None, str(exc))

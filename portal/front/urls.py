@@ -10,6 +10,6 @@ urlpatterns = [path("", views.home, name="home")]
 mailbox_pages = [
     path("", views.mailbox_list, name="list"),
     path("<int:pk>/", views.mailbox_detail, name="detail"),
-    path("<int:pk>/handshake/", views.mailbox_handshake, name="handshake"),
-    path("<int:pk>/poll/", views.mailbox_poll, name="poll"),
+    path("<int:pk>/handshake/", views.mailbox_handshake_view, name="handshake"),
+    path("<int:pk>/poll/", views.mailbox_poll_view, name="poll"),
 ]

@@ -115,7 +115,7 @@ def _detail_with_task(mailbox: Mailbox, task_id: str):
 
 @permission_required("mailboxes.change_mailbox")
 @require_POST
-def mailbox_handshake(request, pk: int):
+def mailbox_handshake_view(request, pk: int):
     """Test connection: the handshake runs in a worker; the page waits for its result."""
     mailbox = _get_mailbox_for_user(request, pk)
     task_id = enqueue_handshake(mailbox.pk)
@@ -127,7 +127,7 @@ def mailbox_handshake(request, pk: int):
 
 @permission_required("mailboxes.change_mailbox")
 @require_POST
-def mailbox_poll(request, pk: int):
+def mailbox_poll_view(request, pk: int):
     """Poll now: one poll of this mailbox in a worker."""
     mailbox = _get_mailbox_for_user(request, pk)
     task_id = enqueue_poll(mailbox.pk)

@@ -135,23 +135,23 @@ def inbound_failure_received(*, failure: InboundFailure) -> None:
 
 
 @transaction.atomic
-def inbound_failure_retry(*, failure: InboundFailure, request) -> None:
+def inbound_failure_retry(*, failure: InboundFailure, actor: Actor) -> None:
     """A person asks for one more attempt at the next poll (a failure then quarantines again)."""
     failure.status, failure.next_attempt_at = State.BACKING_OFF, timezone.now()
-    failure.resolved_by, failure.resolved_at = request.user, timezone.now()
+    failure.resolved_by, failure.resolved_at = actor.user, timezone.now()
     failure.save(update_fields=["status", "next_attempt_at", "resolved_by", "resolved_at"])
-    record(actor=Actor.person(request), action="message.quarantine_retry", obj=failure.mailbox,
+    record(actor=actor, action="message.quarantine_retry", obj=failure.mailbox,
         detail=f"{failure.mesh_message_id}: retry at the next poll (last failure: {failure.reason})",
     )  # fmt: skip
 
 
 @transaction.atomic
-def inbound_failure_leave(*, failure: InboundFailure, request) -> None:
+def inbound_failure_leave(*, failure: InboundFailure, actor: Actor) -> None:
     """A person decides not to receive it: it stays in MESH, which expires it and tells its sender."""
     failure.status, failure.next_attempt_at = State.LEFT, None
-    failure.resolved_by, failure.resolved_at = request.user, timezone.now()
+    failure.resolved_by, failure.resolved_at = actor.user, timezone.now()
     failure.save(update_fields=["status", "next_attempt_at", "resolved_by", "resolved_at"])
-    record(actor=Actor.person(request), action="message.quarantine_left", obj=failure.mailbox,
+    record(actor=actor, action="message.quarantine_left", obj=failure.mailbox,
         detail=f"{failure.mesh_message_id}: left in MESH, not received (reason: {failure.reason})",
     )  # fmt: skip
-    _resolved(failure, f"was left in MESH by {request.user.get_username()}")
+    _resolved(failure, f"was left in MESH by {actor.label}")

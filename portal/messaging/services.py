@@ -113,10 +113,13 @@ def message_queue_send(
     subject: str = "",
     local_id: str = "",
     content_type: str = "",
-    user=None,
-    request=None,
+    actor: Actor,
 ) -> Message:
-    """Store the payload and create a queued outbound message; a worker sends it after commit."""
+    """Store the payload and create a queued outbound message; a worker sends it after commit.
+
+    The message, its event and its audit record (`message.queued`, naming `actor`) commit together.
+    """
+    user = actor.user
     recipient = recipient.strip().upper()
     filename = filename[:300]
     headers = {"filename": filename, "subject": subject, "local_id": local_id,
@@ -138,27 +141,17 @@ def message_queue_send(
             message.add_event(
                 Kind.QUEUED, f"Queued by {user or 'a command'}: {stored.size} bytes", actor=user
             )
+            detail = f"To {recipient}, workflow {workflow_id}, {stored.size} bytes"
+            record(actor=actor, action="message.queued", obj=message, detail=detail)
             transaction.on_commit(lambda: enqueue_send(message.pk))
     except BaseException:
         payloads.delete_payload(stored.name)
         raise
-    _audit_queue(message, user, request)
     return message
 
 
-def _audit_queue(message: Message, user, request) -> None:
-    detail = f"To {message.recipient}, workflow {message.workflow_id}, {message.size_bytes} bytes"
-    if request is not None:
-        record(actor=Actor.person(request), action="message.queued", obj=message, detail=detail)
-    elif user is not None:
-        record(action="message.queued", actor=Actor.person(user=user), obj=message, detail=detail)
-    else:
-        # mesh_send and other operator commands: the OS user on this host is the actor.
-        record(actor=Actor.command(), action="message.queued", obj=message, detail=detail)
-
-
 @transaction.atomic
-def message_requeue(*, message: Message, request=None) -> Message:
+def message_requeue(*, message: Message, actor: Actor | None = None) -> Message:
     """A person sends a failed or uncertain outbound message again, from the start."""
     if message.direction != Direction.OUTBOUND or message.status not in (
         Status.FAILED,
@@ -178,11 +171,11 @@ def message_requeue(*, message: Message, request=None) -> Message:
         mesh_status_description="", local_id=f"neomesh-{uuid.uuid4().hex}"
         if message.local_id.startswith("neomesh-") else message.local_id,
     )  # fmt: skip
-    actor = getattr(request, "user", None)
-    message.add_event(Kind.RESENT, "Re-queued to send again from the start", actor=actor)
+    user = actor.user if actor else None
+    message.add_event(Kind.RESENT, "Re-queued to send again from the start", actor=user)
     transaction.on_commit(lambda: enqueue_send(message.pk))
-    if request is not None:
-        record(actor=Actor.person(request), action="message.resend", obj=message)
+    if actor is not None:
+        record(actor=actor, action="message.resend", obj=message)
     message.refresh_from_db()
     return message
 

@@ -93,10 +93,10 @@ def inbound_failure_act(request, pk: int):
     if failure.status != InboundFailure.State.QUARANTINED:
         messages.error(request, f"{failure.mesh_message_id} is not quarantined: nothing to do.")
     elif action == "retry":
-        quarantine.inbound_failure_retry(failure=failure, request=request)
+        quarantine.inbound_failure_retry(failure=failure, actor=Actor.person(request))
         messages.success(request, f"{failure.mesh_message_id} will be tried again at the next poll.")
     elif action == "leave":
-        quarantine.inbound_failure_leave(failure=failure, request=request)
+        quarantine.inbound_failure_leave(failure=failure, actor=Actor.person(request))
         messages.success(request, f"{failure.mesh_message_id} is left in MESH and will not be received.")
     else:
         messages.error(request, "Choose Retry or Leave in MESH.")
@@ -137,7 +137,7 @@ def message_download(request, pk: int):
 def message_resend(request, pk: int):
     message = _get_message_for_user(request, pk)
     try:
-        message_requeue(message=message, request=request)
+        message_requeue(message=message, actor=Actor.person(request))
     except SendRejected as exc:
         messages.error(request, str(exc))
     else:
@@ -157,7 +157,7 @@ def _add_send_error(form: SendForm, error: SendRejected) -> None:
 
 
 @permission_required("messaging.send_message")
-def message_send(request):
+def message_send_view(request):
     form = SendForm(request.POST or None, request.FILES or None, initial=_send_initial(request.GET))
     if request.method == "POST" and form.is_valid():
         data, upload = form.cleaned_data, form.cleaned_data["file"]
@@ -166,7 +166,7 @@ def message_send(request):
                 mailbox=data["mailbox"], recipient=data["recipient"], workflow_id=data["workflow_id"],
                 source=upload, size=upload.size, filename=upload.name, subject=data["subject"],
                 local_id=data["local_id"], content_type=upload.content_type or "",
-                user=request.user, request=request,
+                actor=Actor.person(request),
             )  # fmt: skip
         except SendRejected as exc:
             _add_send_error(form, exc)

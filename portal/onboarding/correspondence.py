@@ -14,6 +14,7 @@ from django.template.loader import render_to_string
 from django.utils import timezone
 
 from meshcore import certificates as mc_certs
+from portal.audit.actors import SYSTEM
 from portal.audit.services import Actor, record
 from portal.certificates.models import Certificate
 from portal.mailboxes.models import Mailbox
@@ -159,9 +160,10 @@ def _attach_conformance(correspondence: Correspondence) -> None:
 
 @transaction.atomic
 def correspondence_draft(
-    *, plan: Plan, kind: str, task: Task | None = None, user=None, request=None
+    *, plan: Plan, kind: str, task: Task | None = None, actor: Actor = SYSTEM
 ) -> Correspondence:
     """A new draft, written from the plan's organisation, ODS code, mailboxes, CN and evidence."""
+    user = actor.user
     if kind not in LETTERS:
         raise OnboardingError("NeoMesh has no letter of that kind.")
     task = task or plan.tasks.filter(correspondence_kind=kind).first()
@@ -169,7 +171,7 @@ def correspondence_draft(
     _fill(correspondence, user)
     correspondence.save()
     _attach_conformance(correspondence)
-    record(action="onboarding.correspondence_drafted", actor=Actor.person(request, user=user),
+    record(action="onboarding.correspondence_drafted", actor=actor,
            obj=correspondence)  # fmt: skip
     return correspondence
 
@@ -238,9 +240,10 @@ def _local_datetime(day: date) -> datetime:
 
 @transaction.atomic
 def correspondence_mark_sent(
-    *, correspondence: Correspondence, sent_on: date, ticket_reference: str = "", user=None,
-    request=None,
+    *, correspondence: Correspondence, sent_on: date, ticket_reference: str = "",
+    actor: Actor = SYSTEM,
 ) -> Correspondence:  # fmt: skip
+    user = actor.user
     if correspondence.status != Correspondence.Status.DRAFT:
         raise OnboardingError("This email is already marked as sent.")
     _refuse_withdrawn(correspondence)
@@ -259,11 +262,11 @@ def correspondence_mark_sent(
     ticket_note = _record_ticket_on_certificate(correspondence)
     task = correspondence.task
     if task is not None and not task.is_closed:
-        task_set_status(task=task, status=TaskStatus.WAITING_NHS, user=user)
+        task_set_status(task=task, status=TaskStatus.WAITING_NHS, actor=actor)
         task.waiting_since = sent_on
         task.save(update_fields=["waiting_since", "updated_at"])
         plan_suggest_due_dates(plan=task.plan)
-    record(action="onboarding.correspondence_sent", actor=Actor.person(request, user=user),
+    record(action="onboarding.correspondence_sent", actor=actor,
            obj=correspondence,
            detail=f"to {correspondence.to_addresses or 'a web form'}{ticket_note}")  # fmt: skip
     return correspondence
@@ -272,7 +275,7 @@ def correspondence_mark_sent(
 @transaction.atomic
 def correspondence_record_reply(
     *, correspondence: Correspondence, reply_text: str, replied_on: date,
-    ticket_reference: str = "", user=None, request=None,
+    ticket_reference: str = "", actor: Actor = SYSTEM,
 ) -> Correspondence:  # fmt: skip
     if correspondence.status == Correspondence.Status.DRAFT:
         raise OnboardingError("Mark the email as sent before recording the reply.")
@@ -290,8 +293,8 @@ def correspondence_record_reply(
     ticket_note = _record_ticket_on_certificate(correspondence)
     task = correspondence.task
     if task is not None and task.status == TaskStatus.WAITING_NHS:
-        task_set_status(task=task, status=TaskStatus.IN_PROGRESS, user=user)
-    record(action="onboarding.correspondence_replied", actor=Actor.person(request, user=user),
+        task_set_status(task=task, status=TaskStatus.IN_PROGRESS, actor=actor)
+    record(action="onboarding.correspondence_replied", actor=actor,
            obj=correspondence,
            detail=f"ticket {correspondence.ticket_reference or 'not given'}{ticket_note}")  # fmt: skip
     return correspondence

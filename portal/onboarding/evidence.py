@@ -19,6 +19,7 @@ from datetime import date
 from django.conf import settings
 from django.db import transaction
 
+from portal.audit.actors import SYSTEM
 from portal.audit.services import Actor, record
 from portal.lib import payloads
 
@@ -165,8 +166,9 @@ def text_file(filename: str, text: str) -> CheckedFile:
 @transaction.atomic
 def evidence_add(
     *, plan: Plan, checked: CheckedFile, kind: str, title: str, task: Task | None = None,
-    review_date: date | None = None, user=None, request=None,
+    review_date: date | None = None, actor: Actor = SYSTEM,
 ) -> Evidence:  # fmt: skip
+    user = actor.user
     months = review_months_needed(kind, task)
     if months and review_date is None:
         raise OnboardingError(
@@ -184,7 +186,7 @@ def evidence_add(
         payloads.delete_payload(stored.name)
         raise
     record(
-        action="onboarding.evidence_uploaded", actor=Actor.person(request, user=user), obj=evidence,
+        action="onboarding.evidence_uploaded", actor=actor, obj=evidence,
         detail=f"{evidence.get_kind_display()}, {stored.size} bytes, sha256 {stored.sha256}",
     )  # fmt: skip
     return evidence

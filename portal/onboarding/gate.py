@@ -22,6 +22,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from meshcore import certificates as mc_certs
+from portal.audit.actors import SYSTEM
 from portal.audit.services import Actor, record
 from portal.certificates.models import Certificate
 from portal.mailboxes.models import Environment, Mailbox
@@ -144,7 +145,8 @@ def gate_report(mailbox: Mailbox, now: datetime | None = None) -> GateReport:
 
 
 @transaction.atomic
-def gate_override_create(*, mailbox: Mailbox, reason: str, user=None, request=None) -> GateOverride:
+def gate_override_create(*, mailbox: Mailbox, reason: str, actor: Actor = SYSTEM) -> GateOverride:
+    user = actor.user
     if not mailbox.is_live:
         raise OnboardingError("Only a live mailbox has a readiness gate to override.")
     if len(reason.strip()) < 20:
@@ -157,7 +159,7 @@ def gate_override_create(*, mailbox: Mailbox, reason: str, user=None, request=No
     except IntegrityError:
         raise OnboardingError(f"{mailbox.mailbox_id} already has an active override.") from None
     record(
-        action="onboarding.gate_overridden", actor=Actor.person(request, user=user), obj=override,
+        action="onboarding.gate_overridden", actor=actor, obj=override,
         reason=override.reason, detail=f"readiness gate overridden for {mailbox.mailbox_id}",
     )  # fmt: skip
     return override
@@ -165,15 +167,16 @@ def gate_override_create(*, mailbox: Mailbox, reason: str, user=None, request=No
 
 @transaction.atomic
 def gate_override_revoke(
-    *, override: GateOverride, reason: str = "", user=None, request=None
+    *, override: GateOverride, reason: str = "", actor: Actor = SYSTEM
 ) -> GateOverride:
+    user = actor.user
     if not override.is_active:
         raise OnboardingError("This override was already revoked.")
     override.revoked_at, override.revoked_by = timezone.now(), user
     override.revoke_reason = reason.strip()
     override.save()
     record(
-        action="onboarding.gate_override_revoked", actor=Actor.person(request, user=user), obj=override,
+        action="onboarding.gate_override_revoked", actor=actor, obj=override,
         reason=override.revoke_reason,
         detail=f"readiness gate closed again for {override.mailbox.mailbox_id}",
     )  # fmt: skip

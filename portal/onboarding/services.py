@@ -8,6 +8,7 @@ from datetime import date
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from portal.audit.actors import SYSTEM
 from portal.audit.services import Actor, record
 from portal.certificates.models import Certificate
 from portal.mailboxes.models import Environment, Mailbox, Organisation
@@ -44,9 +45,10 @@ def _check_mailbox(
 def plan_create(
     *, template: PlanTemplate, organisation: Organisation, environment: str = Environment.LIVE,
     start_date: date | None = None, owner=None, target_mailbox: Mailbox | None = None,
-    integration_mailbox: Mailbox | None = None, user=None, request=None,
+    integration_mailbox: Mailbox | None = None, actor: Actor = SYSTEM,
 ) -> Plan:  # fmt: skip
     """A new plan holding its own copy of the template's tasks and decisions."""
+    user = actor.user
     if Plan.objects.filter(organisation=organisation, environment=environment).exists():
         raise OnboardingError(
             f"{organisation.name} already has a {environment} plan: open it instead of starting another."
@@ -98,7 +100,7 @@ def plan_create(
             decisions[spec.key].answers = tasks[spec.answers]
             decisions[spec.key].save(update_fields=["answers"])
     plan_suggest_due_dates(plan=plan, today=plan.start_date)
-    record(action="onboarding.plan_created", actor=Actor.person(request, user=user), obj=plan,
+    record(action="onboarding.plan_created", actor=actor, obj=plan,
            detail=f"from template {template.key} version {template.version}")  # fmt: skip
     return plan
 
@@ -171,8 +173,9 @@ def _evidence_blockers(task: Task) -> list[str]:
 
 
 @transaction.atomic
-def task_set_status(*, task: Task, status: str, user=None, reason: str = "", request=None) -> Task:
+def task_set_status(*, task: Task, status: str, reason: str = "", actor: Actor = SYSTEM) -> Task:
     """Move a task to `status`, enforcing dependencies, evidence and the system checks."""
+    user = actor.user
     if status == task.status:
         return task
     if status == TaskStatus.DONE:
@@ -191,7 +194,7 @@ def task_set_status(*, task: Task, status: str, user=None, reason: str = "", req
     if status == TaskStatus.NOT_APPLICABLE:
         gate = "; the readiness gate no longer waits for it" if task.required else ""
         record(
-            action="onboarding.task_not_applicable", actor=Actor.person(request, user=user), obj=task,
+            action="onboarding.task_not_applicable", actor=actor, obj=task,
             reason=reason.strip(), detail=f"{task.ref} marked not applicable{gate}",
         )  # fmt: skip
     plan_suggest_due_dates(plan=task.plan)
@@ -241,14 +244,14 @@ def _mark_not_applicable(task: Task, user, reason: str) -> None:
 @transaction.atomic
 def task_update(
     *, task: Task, status: str, owner=None, due_date: date | None = None, notes: str = "",
-    reason: str = "", user=None, request=None,
+    reason: str = "", actor: Actor = SYSTEM,
 ) -> Task:  # fmt: skip
     """The task form: owner, due date and notes, then the status change with its rules."""
     if due_date != task.due_date:
         task.due_date, task.due_date_manual = due_date, due_date is not None
     task.owner, task.notes = owner, notes
     task.save()
-    return task_set_status(task=task, status=status, user=user, reason=reason, request=request)
+    return task_set_status(task=task, status=status, reason=reason, actor=actor)
 
 
 @transaction.atomic
@@ -273,9 +276,10 @@ def task_link_certificate(*, task: Task, certificate: Certificate, user=None) ->
 @transaction.atomic
 def decision_record(
     *, decision: Decision, option_key: str, reply_text: str, ticket_reference: str = "",
-    reply_file: CheckedFile | None = None, user=None, request=None,
+    reply_file: CheckedFile | None = None, actor: Actor = SYSTEM,
 ) -> Decision:  # fmt: skip
     """Record NHS England's answer: the chosen option's branches stay, every other branch is n/a."""
+    user = actor.user
     option = decision.option(option_key)
     if option is None:
         raise OnboardingError("Choose one of the decision's options.")
@@ -285,7 +289,7 @@ def decision_record(
     checked = reply_file or text_file(f"reply-{decision.key}.txt", reply_text)
     decision.reply_evidence = evidence_add(
         plan=decision.plan, checked=checked, kind=EvidenceKind.REPLY, task=decision.answers,
-        title=f"NHS England's reply: {decision.question}"[:200], user=user, request=request,
+        title=f"NHS England's reply: {decision.question}"[:200], actor=actor,
     )  # fmt: skip
     decision.chosen, decision.reply_text = option_key, reply_text.strip()
     decision.ticket_reference = ticket_reference.strip()
@@ -296,7 +300,7 @@ def decision_record(
     _complete_answered_task(decision, user)
     plan_suggest_due_dates(plan=decision.plan)
     record(
-        action="onboarding.decision_recorded", actor=Actor.person(request, user=user), obj=decision,
+        action="onboarding.decision_recorded", actor=actor, obj=decision,
         detail=f"{decision.question} → {option['label']}{withdrawn}",
         reason=decision.reply_text[:2000],
     )  # fmt: skip

@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 
 from portal.audit.models import AuditRecord
+from portal.audit.services import Actor
 from portal.conformance import services
 from portal.conformance.models import ConformanceRun, Outcome, RunStatus
 from portal.conformance.services import run_create, run_execute
@@ -28,7 +29,7 @@ def test_a_run_started_from_an_onboarding_task_attaches_its_pack(sandbox_mailbox
     plan = make_plan("mesh-api", live=False, integration=False)
     rehearse = task(plan, "rehearse")
     run = execute(*sandbox_mailboxes, "handshake", "unknown_recipient", task=rehearse,
-                  user=lead_user)  # fmt: skip
+                  actor=Actor.person(user=lead_user))  # fmt: skip
     assert run.status == RunStatus.PASSED
     evidence = rehearse.evidence.get()
     assert run.evidence == evidence

@@ -4,6 +4,7 @@ import io
 
 import pytest
 
+from portal.audit.services import Actor
 from portal.messaging import outbox
 from portal.messaging.models import Message
 from portal.messaging.services import message_queue_send
@@ -24,6 +25,7 @@ def queue(
         source=io.BytesIO(data),
         size=len(data),
         filename=kwargs.pop("filename", "hello.txt"),
+        actor=kwargs.pop("actor", Actor.command()),
         **kwargs,
     )
 

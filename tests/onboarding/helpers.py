@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 
+from portal.audit.services import Actor
 from portal.certificates.models import Certificate
 from portal.certificates.services import certificate_create_csr
 from portal.mailboxes.models import Environment
@@ -50,7 +51,7 @@ def add_evidence(plan, task=None, *, kind=EvidenceKind.CONFORMANCE_CERTIFICATE, 
                  content=PDF, review_date=None, user=None):  # fmt: skip
     return evidence_add(
         plan=plan, task=task, checked=check_upload(upload(name, content)), kind=kind,
-        title=f"{EvidenceKind(kind).label}", review_date=review_date, user=user,
+        title=f"{EvidenceKind(kind).label}", review_date=review_date, actor=Actor.person(user=user),
     )  # fmt: skip
 
 

@@ -10,6 +10,7 @@ import pytest
 from django.utils import timezone
 
 from portal.audit.models import AuditRecord
+from portal.audit.services import Actor
 from portal.certificates.services import certificate_create_csr
 from portal.onboarding import correspondence as letters
 from portal.onboarding import services
@@ -36,7 +37,7 @@ def test_the_nsd_query_is_written_from_the_plan(plan):
     services.allowlist_add(organisation=plan.organisation, environment="live",
                            address="203.0.113.8", purpose="production NAT")  # fmt: skip
     user = make_user(username="olu", first_name="Olu", last_name="Lead", email="olu@example.org")
-    letter = letters.correspondence_draft(plan=plan, kind=Kind.NSD_CHANGE_QUERY, user=user)
+    letter = letters.correspondence_draft(plan=plan, kind=Kind.NSD_CHANGE_QUERY, actor=Actor.person(user=user))
     assert letter.task.key == "nsd-query"
     assert letter.to_addresses == "ssd.nationalservicedesk@nhs.net"
     assert letter.cc_addresses == "itoc.supportdesk@nhs.net"

@@ -9,6 +9,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from portal.audit.models import AuditRecord
+from portal.audit.services import Actor
 from portal.onboarding import services
 from portal.onboarding.errors import OnboardingError
 from portal.onboarding.gate import (
@@ -95,16 +96,16 @@ def test_an_admin_override_with_a_reason_opens_the_gate_until_revoked():
     live = make_live_mailbox()
     admin = make_user(username="ada")
     with pytest.raises(OnboardingError, match="at least 20 characters"):
-        gate_override_create(mailbox=live, reason="urgent", user=admin)
+        gate_override_create(mailbox=live, reason="urgent", actor=Actor.person(user=admin))
     override = gate_override_create(
-        mailbox=live, reason="Clinical incident: results must flow tonight", user=admin
+        mailbox=live, reason="Clinical incident: results must flow tonight", actor=Actor.person(user=admin)
     )
     assert transfer_blocked_reason(live) is None
     report = gate_report(live)
     assert report.override == override and report.reasons and not report.blocked
     with pytest.raises(OnboardingError, match="already has an active override"):
-        gate_override_create(mailbox=live, reason="Another long enough reason here", user=admin)
-    gate_override_revoke(override=override, reason="Incident closed", user=admin)
+        gate_override_create(mailbox=live, reason="Another long enough reason here", actor=Actor.person(user=admin))
+    gate_override_revoke(override=override, reason="Incident closed", actor=Actor.person(user=admin))
     assert transfer_blocked_reason(live).startswith(
         "live mailbox X26LIVE1 has no live onboarding plan"
     )
@@ -117,7 +118,7 @@ def test_an_admin_override_with_a_reason_opens_the_gate_until_revoked():
     ) in actions
     assert ("onboarding.gate_override_revoked", "Incident closed", "ada") in actions
     with pytest.raises(OnboardingError, match="already revoked"):
-        gate_override_revoke(override=override, user=admin)
+        gate_override_revoke(override=override, actor=Actor.person(user=admin))
 
 
 def test_an_override_never_lets_a_disabled_live_mailbox_transfer_on_the_page_or_in_the_workers(
@@ -205,7 +206,7 @@ def test_a_lead_cannot_open_the_gate_by_marking_required_tasks_not_applicable(le
         item.save()
         with pytest.raises(OnboardingError, match="only an admin who may override the gate"):
             services.task_set_status(
-                task=item, status=TaskStatus.NOT_APPLICABLE, reason=reason, user=lead_user
+                task=item, status=TaskStatus.NOT_APPLICABLE, reason=reason, actor=Actor.person(user=lead_user)
             )
         assert task(plan, key).status == TaskStatus.TODO
     assert "3 required onboarding tasks are not done" in transfer_blocked_reason(

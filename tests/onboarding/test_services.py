@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from portal.accounts.roles import MAILBOX_ADMIN, ONBOARDING_LEAD
 from portal.audit.models import AuditRecord
+from portal.audit.services import Actor
 from portal.certificates.models import Certificate
 from portal.certificates.services import certificate_create_csr
 from portal.onboarding import services
@@ -76,8 +77,8 @@ def test_a_task_needing_evidence_waits_for_it_and_for_renewal(plan):
 def test_not_applicable_needs_a_reason_and_never_skips_a_system_check(plan, lead_user):
     monitoring = task(plan, "monitoring")  # after go-live: it does not hold the gate
     with pytest.raises(OnboardingError, match="Say why"):
-        services.task_set_status(task=monitoring, status=TaskStatus.NOT_APPLICABLE, user=lead_user)
-    services.task_set_status(task=monitoring, status=TaskStatus.NOT_APPLICABLE, user=lead_user,
+        services.task_set_status(task=monitoring, status=TaskStatus.NOT_APPLICABLE, actor=Actor.person(user=lead_user))
+    services.task_set_status(task=monitoring, status=TaskStatus.NOT_APPLICABLE, actor=Actor.person(user=lead_user),
                              reason="Monitored by the ops team")  # fmt: skip
     assert "Not applicable (olu-lead" in task(plan, "monitoring").notes
     audit = AuditRecord.objects.get(action="onboarding.task_not_applicable")
@@ -85,14 +86,14 @@ def test_not_applicable_needs_a_reason_and_never_skips_a_system_check(plan, lead
     admin = make_user(superuser=True)
     with pytest.raises(OnboardingError, match="cannot be marked not applicable"):
         services.task_set_status(task=task(plan, "go-live"), status=TaskStatus.NOT_APPLICABLE,
-                                 reason="in a hurry, and we know what we are doing", user=admin)  # fmt: skip
+                                 reason="in a hurry, and we know what we are doing", actor=Actor.person(user=admin))  # fmt: skip
 
 
 def test_only_an_admin_marks_a_required_task_not_applicable_with_a_reason(plan, lead_user):
     review = task(plan, "review-submission")
     with pytest.raises(OnboardingError, match="1.2 is required before live transfers"):
         services.task_set_status(task=review, status=TaskStatus.NOT_APPLICABLE,
-                                 reason="Done last year, see the old folder", user=lead_user)  # fmt: skip
+                                 reason="Done last year, see the old folder", actor=Actor.person(user=lead_user))  # fmt: skip
     with pytest.raises(OnboardingError, match="1.2 is required"):
         services.task_set_status(task=review, status=TaskStatus.NOT_APPLICABLE, reason="x" * 30)
     assert task(plan, "review-submission").status == TaskStatus.TODO
@@ -101,10 +102,10 @@ def test_only_an_admin_marks_a_required_task_not_applicable_with_a_reason(plan, 
     both.groups.add(Group.objects.get(name=MAILBOX_ADMIN))
     with pytest.raises(OnboardingError, match="at least 20 characters"):
         services.task_set_status(task=task(plan, "review-submission"),
-                                 status=TaskStatus.NOT_APPLICABLE, reason="Done", user=both)  # fmt: skip
+                                 status=TaskStatus.NOT_APPLICABLE, reason="Done", actor=Actor.person(user=both))  # fmt: skip
     reason = "Reviewed in full last year; NHS England confirmed by email"
     services.task_set_status(task=task(plan, "review-submission"),
-                             status=TaskStatus.NOT_APPLICABLE, reason=reason, user=both)  # fmt: skip
+                             status=TaskStatus.NOT_APPLICABLE, reason=reason, actor=Actor.person(user=both))  # fmt: skip
     assert task(plan, "review-submission").status == TaskStatus.NOT_APPLICABLE
     audit = AuditRecord.objects.get(action="onboarding.task_not_applicable")
     assert audit.actor == both and audit.reason == reason
@@ -113,7 +114,7 @@ def test_only_an_admin_marks_a_required_task_not_applicable_with_a_reason(plan, 
 
 def test_tasks_closed_by_the_decision_need_no_admin(plan, lead_user):
     services.decision_record(decision=plan.decisions.get(), option_key="valid", reply_text="ok",
-                             user=lead_user)  # fmt: skip
+                             actor=Actor.person(user=lead_user))  # fmt: skip
     assert task(plan, "witness-test").status == TaskStatus.NOT_APPLICABLE
     assert task(plan, "witness-test").closed_by_decision
 
@@ -165,7 +166,7 @@ def test_the_answer_certificate_valid_switches_to_scenario_a(plan):
     user = make_user(username="olu")
     decision = plan.decisions.get()
     services.decision_record(
-        decision=decision, option_key="valid", ticket_reference="CS0123456", user=user,
+        decision=decision, option_key="valid", ticket_reference="CS0123456", actor=Actor.person(user=user),
         reply_text="Your certificate remains valid for the Python client.",
     )  # fmt: skip
     statuses = dict(plan.tasks.values_list("key", "status"))

@@ -46,7 +46,7 @@ def letter_create(request, pk: int):
     if kind not in CorrespondenceKind.values:
         messages.error(request, "Choose which email to write.")
         return redirect("onboarding:detail", pk=plan.pk)
-    letter = letters.correspondence_draft(plan=plan, kind=kind, user=request.user, request=request)
+    letter = letters.correspondence_draft(plan=plan, kind=kind, actor=Actor.person(request))
     messages.success(request, "Draft written from the plan. Check it, then download it.")
     return redirect("onboarding:letter", pk=plan.pk, letter_pk=letter.pk)
 
@@ -116,8 +116,7 @@ def letter_sent(request, pk: int, letter_pk: int):
         try:
             letters.correspondence_mark_sent(
                 correspondence=letter, sent_on=form.cleaned_data["sent_on"],
-                ticket_reference=form.cleaned_data["ticket_reference"], user=request.user,
-                request=request,
+                ticket_reference=form.cleaned_data["ticket_reference"], actor=Actor.person(request),
             )  # fmt: skip
         except OnboardingError as exc:
             form.add_error(None, str(exc))
@@ -139,7 +138,7 @@ def letter_reply(request, pk: int, letter_pk: int):
             letters.correspondence_record_reply(
                 correspondence=letter, reply_text=data["reply_text"],
                 replied_on=data["replied_on"], ticket_reference=data["ticket_reference"],
-                user=request.user, request=request,
+                actor=Actor.person(request),
             )  # fmt: skip
         except OnboardingError as exc:
             form.add_error(None, str(exc))

@@ -5,6 +5,7 @@ from django.db.models import F
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
+from portal.audit.services import Actor
 from portal.lib.http import permission_required
 
 from .. import queries, services
@@ -25,7 +26,7 @@ def plan_list(request):
 
 
 @permission_required("onboarding.add_plan")
-def plan_create(request):
+def plan_create_view(request):
     form = PlanCreateForm(posted(request), initial={"owner": request.user.pk})
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -34,7 +35,7 @@ def plan_create(request):
                 template=data["template"], organisation=data["organisation"],
                 environment=data["environment"], start_date=data["start_date"],
                 owner=data["owner"], target_mailbox=data["target_mailbox"],
-                integration_mailbox=data["integration_mailbox"], user=request.user, request=request,
+                integration_mailbox=data["integration_mailbox"], actor=Actor.person(request),
             )  # fmt: skip
         except OnboardingError as exc:
             form.add_error(None, str(exc))

@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from portal.audit.services import Actor
 from portal.lib.http import permission_required
 from portal.mailboxes.models import Mailbox
 
@@ -88,8 +89,7 @@ def gate_override(request, mailbox_pk: int):
     if request.method == "POST" and form.is_valid():
         try:
             gates.gate_override_create(
-                mailbox=mailbox, reason=form.cleaned_data["reason"], user=request.user,
-                request=request,
+                mailbox=mailbox, reason=form.cleaned_data["reason"], actor=Actor.person(request),
             )  # fmt: skip
         except OnboardingError as exc:
             form.add_error(None, str(exc))
@@ -110,8 +110,7 @@ def gate_revoke(request, override_pk: int):
     form = RevokeForm(request.POST)
     reason = form.cleaned_data["reason"] if form.is_valid() else ""
     try:
-        gates.gate_override_revoke(override=override, reason=reason, user=request.user,
-                                   request=request)  # fmt: skip
+        gates.gate_override_revoke(override=override, reason=reason, actor=Actor.person(request))  # fmt: skip
     except OnboardingError as exc:
         messages.error(request, str(exc))
     else:

@@ -49,7 +49,7 @@ def task_detail(request, pk: int, task_pk: int):
 
 @permission_required("onboarding.change_task")
 @require_POST
-def task_update(request, pk: int, task_pk: int):
+def task_update_view(request, pk: int, task_pk: int):
     plan = get_plan(pk)
     task = get_task(plan, task_pk)
     form = TaskForm(request.POST, task=task, user=request.user)
@@ -58,8 +58,7 @@ def task_update(request, pk: int, task_pk: int):
         try:
             services.task_update(
                 task=task, status=data["status"], owner=data["owner"], due_date=data["due_date"],
-                notes=data["notes"], reason=data.get("reason", ""), user=request.user,
-                request=request,
+                notes=data["notes"], reason=data.get("reason", ""), actor=Actor.person(request),
             )  # fmt: skip
         except OnboardingError as exc:
             form.add_error("status", str(exc))
@@ -100,7 +99,7 @@ def evidence_upload(request, pk: int, task_pk: int):
         data = form.cleaned_data
         evidence = evidence_add(
             plan=plan, task=task, checked=data["file"], kind=data["kind"], title=data["title"],
-            review_date=data["review_date"], user=request.user, request=request,
+            review_date=data["review_date"], actor=Actor.person(request),
         )  # fmt: skip
         messages.success(request, f"Evidence kept: {evidence.original_filename}.")
         return redirect("onboarding:task", pk=plan.pk, task_pk=task.pk)
@@ -128,7 +127,7 @@ def task_draft_letter(request, pk: int, task_pk: int):
         messages.error(request, "This task has no email to NHS England.")
         return redirect("onboarding:task", pk=plan.pk, task_pk=task.pk)
     letter = correspondence_draft(
-        plan=plan, kind=task.correspondence_kind, task=task, user=request.user, request=request
+        plan=plan, kind=task.correspondence_kind, task=task, actor=Actor.person(request)
     )
     messages.success(request, "Draft written from the plan. Check it, then download it.")
     return redirect("onboarding:letter", pk=plan.pk, letter_pk=letter.pk)
@@ -148,7 +147,7 @@ def _decision_initial(decision) -> dict:
 
 
 @permission_required("onboarding.change_decision")
-def decision_record(request, pk: int, decision_pk: int):
+def decision_record_view(request, pk: int, decision_pk: int):
     plan = get_plan(pk)
     decision = get_decision(plan, decision_pk)
     form = DecisionForm(
@@ -161,7 +160,7 @@ def decision_record(request, pk: int, decision_pk: int):
             services.decision_record(
                 decision=decision, option_key=data["option"], reply_text=data["reply_text"],
                 ticket_reference=data["ticket_reference"], reply_file=data["reply_file"],
-                user=request.user, request=request,
+                actor=Actor.person(request),
             )  # fmt: skip
         except OnboardingError as exc:
             form.add_error(None, str(exc))

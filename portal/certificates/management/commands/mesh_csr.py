@@ -21,8 +21,7 @@ class Command(BaseCommand):
         if not options["new"]:
             certificate = mailbox.certificates.filter(status=Certificate.Status.AWAITING).first()
         if certificate is None:
-            certificate = certificate_create_csr(mailbox=mailbox)
-            record(actor=Actor.command(), action="certificate.csr_created", obj=certificate)
+            certificate = certificate_create_csr(mailbox=mailbox, actor=Actor.command())
             self.stderr.write(f"New key and CSR for CN {certificate.common_name}")
         else:
             record(actor=Actor.command(), action="certificate.csr_downloaded", obj=certificate)

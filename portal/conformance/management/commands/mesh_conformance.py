@@ -4,6 +4,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from portal.audit.services import Actor
 from portal.conformance.evidence import evidence_zip
 from portal.conformance.models import Origin, RunStatus, ScenarioResult
 from portal.conformance.scenarios import SCENARIOS
@@ -77,6 +78,7 @@ class Command(BaseCommand):
                 scenario_keys=options["scenarios"], workflow_id=options["workflow"],
                 reply_workflow_id=options["reply_workflow"], task=task,
                 allow_live=options["allow_live"], origin=Origin.COMMAND, enqueue=False,
+                actor=Actor.command(),
             )  # fmt: skip
         except RunRefused as exc:
             raise CommandError(str(exc)) from None

@@ -3,6 +3,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from portal.audit.services import Actor
 from portal.mailboxes.management.commands._common import get_mailbox
 from portal.messaging.models import Message, Status
 from portal.messaging.outbox import message_send
@@ -43,7 +44,7 @@ class Command(BaseCommand):
                 message = message_queue_send(
                     mailbox=mailbox, recipient=options["to"], workflow_id=options["workflow"],
                     source=source, size=path.stat().st_size, filename=options["filename"] or path.name,
-                    subject=options["subject"], local_id=options["local_id"],
+                    subject=options["subject"], local_id=options["local_id"], actor=Actor.command(),
                 )  # fmt: skip
         except SendRejected as exc:
             raise CommandError(str(exc)) from None
