@@ -238,8 +238,13 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 WHITENOISE_USE_FINDERS = not PRODUCTION
 WHITENOISE_AUTOREFRESH = DEBUG
 
-# Message payloads live in file storage, never in the database.
+# Message payloads live in the payload store, never in the database: a local directory by default,
+# or S3-compatible object storage (PAYLOAD_STORE=s3://bucket/prefix?...; see portal/lib/stores.py).
 PAYLOAD_ROOT = Path(env.str("PAYLOAD_ROOT", default=str(VAR_DIR / "payloads")))
+PAYLOAD_STORE = env.str("PAYLOAD_STORE", default=PAYLOAD_ROOT.resolve().as_uri())
+# Payloads are encrypted at rest (AES-256-GCM, a key per payload wrapped by PAYLOAD_KEY_WRAPPER).
+PAYLOAD_ENCRYPTION = env.bool("PAYLOAD_ENCRYPTION", default=True)
+PAYLOAD_KEY_WRAPPER = env.str("PAYLOAD_KEY_WRAPPER", default="portal.lib.envelope.FernetKeyWrapper")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     # whitenoise serves static files from gunicorn; hashed names in production for long caching.
@@ -249,8 +254,8 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
     "payloads": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(PAYLOAD_ROOT), "file_permissions_mode": 0o600},
+        "BACKEND": "portal.lib.payloads.PayloadStorage",
+        "OPTIONS": {"url": PAYLOAD_STORE},
     },
 }
 MEDIA_ROOT = VAR_DIR / "media"
