@@ -34,6 +34,8 @@ def _isolated_payloads(request, tmp_path):
         "OPTIONS": {"location": str(tmp_path / "payloads")},
     }
     settings.STORAGES = {**settings.STORAGES, "payloads": payloads}
+    # The audit chain's published heads: per test too.
+    settings.AUDIT_HEAD_FILE = str(tmp_path / "audit-heads.log")
     # The persona fixtures hash a password each; the production hasher is slow by design.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # A FileField resolves its storage once, at import: point it at this test's storage too.
