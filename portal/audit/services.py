@@ -11,6 +11,7 @@ from portal.lib.http import normalise_ip
 
 from .actors import Actor
 from .models import AuditRecord, ChainHead
+from .sealing import current_key_id
 
 SECRET_MASK = "•••••• (secret)"
 # Field names whose values never reach the audit trail.
@@ -59,6 +60,7 @@ def record(
         actor_kind=actor.kind, ip_address=normalise_ip(actor.ip),
         action=action, object_type=object_type, object_id=object_id, object_repr=object_repr,
         changes=mask_changes(changes or {}), reason=reason, detail=detail, prev_hash=head.last_hash,
+        key_id=current_key_id(),
     )  # fmt: skip
     entry.hash = entry.compute_hash()
     entry.save()

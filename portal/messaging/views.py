@@ -123,6 +123,11 @@ def message_download(request, pk: int):
         handle = payloads.open_payload(message.payload.name)
     except FileNotFoundError:
         raise Http404("The payload file is missing from storage.") from None
+    except payloads.PayloadUnreadable as exc:
+        record(actor=Actor.person(request), action="message.payload_unreadable", obj=message, detail=str(exc)
+        )
+        messages.error(request, f"The payload cannot be downloaded: {exc}")
+        return redirect("messaging:detail", pk=message.pk)
     filename = safe_download_name(message)
     record(actor=Actor.person(request), action="message.payload_downloaded", obj=message,
         detail=f"{message.size_bytes} bytes as {filename}",

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('audit', '0003_chain_anchor'),
+        ('audit', '0004_record_key_id'),
     ]
 
     operations = [
