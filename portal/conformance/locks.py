@@ -3,7 +3,7 @@
 A run receives into the mailbox and into the peer. If the normal poller drained either inbox at the
 same time it would download and acknowledge the run's messages (the scenario would then never see
 them) and store them in the message log as if they were real traffic. So a run takes the same claim
-a poll takes (`Mailbox.poll_claimed_at/by`, see portal/messaging/inbox.py `_claim_poll`) on both
+a poll takes (`Mailbox.poll_claimed_at/by`, see `MailboxQuerySet.claim_poll`) on both
 mailboxes for its whole duration, refreshed by a heartbeat: polls skip a claimed mailbox ("another
 poll of this mailbox is running") and a second run on the same mailbox is refused the same way.
 
@@ -23,7 +23,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import DatabaseError
-from django.db.models import Q
 from django.utils import timezone
 
 from portal.lib.claims import ClaimHeartbeat
@@ -46,19 +45,11 @@ def _lease() -> timedelta:
 
 
 def _claim(mailbox: Mailbox, owner: str) -> bool:
-    now = timezone.now()
-    free = Q(poll_claimed_at__isnull=True) | Q(poll_claimed_at__lt=now - _lease())
-    return bool(
-        Mailbox.objects.filter(pk=mailbox.pk)
-        .filter(free)
-        .update(poll_claimed_at=now, poll_claimed_by=owner)
-    )
+    return bool(Mailbox.objects.filter(pk=mailbox.pk).claim_poll(owner, lease=_lease()))
 
 
 def _release(mailboxes: list[Mailbox], owner: str) -> None:
-    Mailbox.objects.filter(pk__in=[m.pk for m in mailboxes], poll_claimed_by=owner).update(
-        poll_claimed_at=None, poll_claimed_by=""
-    )
+    Mailbox.objects.filter(pk__in=[m.pk for m in mailboxes]).release_poll_claim(owner)
 
 
 def _claim_all(mailboxes: list[Mailbox], owner: str, wait: float) -> None:
@@ -130,9 +121,7 @@ def mailboxes_claimed(mailboxes: list[Mailbox], owner: str) -> Iterator[Lease]:
     _claim_all(mailboxes, owner, wait)
 
     def still_ours() -> bool:
-        updated = Mailbox.objects.filter(
-            pk__in=[m.pk for m in mailboxes], poll_claimed_by=owner
-        ).update(poll_claimed_at=timezone.now())
+        updated = Mailbox.objects.filter(pk__in=[m.pk for m in mailboxes]).refresh_poll_claim(owner)
         return updated == len(mailboxes)
 
     try:

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 
 from portal.lib.fields import EncryptedTextField
@@ -72,6 +73,26 @@ class MailboxQuerySet(models.QuerySet):
 
     def for_dashboard(self):
         return self.select_related("organisation").order_by("environment", "mailbox_id")
+
+    # The poll claim (`poll_claimed_at/by`): one poll, or one conformance run, per mailbox at a time.
+    # Each is a conditional update, so two workers never both hold it; a claim whose holder stopped
+    # refreshing it for `lease` is free again. Shared by the poller and conformance runs.
+
+    def claim_poll(self, owner: str, *, lease: timedelta) -> int:
+        """Take the claim of these mailboxes where it is free or lapsed; how many were taken."""
+        now = timezone.now()
+        free = Q(poll_claimed_at__isnull=True) | Q(poll_claimed_at__lt=now - lease)
+        return self.filter(free).update(poll_claimed_at=now, poll_claimed_by=owner)
+
+    def refresh_poll_claim(self, owner: str) -> int:
+        """Touch the claim where it is still `owner`'s; fewer than asked means one was taken."""
+        return self.filter(poll_claimed_by=owner).update(poll_claimed_at=timezone.now())
+
+    def release_poll_claim(self, owner: str, **fields) -> int:
+        """Give the claim back where it is still `owner`'s, writing `fields` in the same update."""
+        return self.filter(poll_claimed_by=owner).update(
+            poll_claimed_at=None, poll_claimed_by="", **fields
+        )
 
 
 class Mailbox(models.Model):

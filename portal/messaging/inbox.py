@@ -38,7 +38,6 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, transaction
-from django.db.models import Q
 from django.utils import timezone
 
 import meshcore
@@ -115,19 +114,11 @@ class PollResult:
 
 
 def _claim_poll(mailbox: Mailbox, worker: str) -> bool:
-    now = timezone.now()
-    free = Q(poll_claimed_at__isnull=True) | Q(poll_claimed_at__lt=now - POLL_LEASE)
-    return bool(
-        Mailbox.objects.filter(pk=mailbox.pk)
-        .filter(free)
-        .update(poll_claimed_at=now, poll_claimed_by=worker)
-    )
+    return bool(Mailbox.objects.filter(pk=mailbox.pk).claim_poll(worker, lease=POLL_LEASE))
 
 
 def _release_poll(mailbox: Mailbox, worker: str, **health) -> None:
-    Mailbox.objects.filter(pk=mailbox.pk, poll_claimed_by=worker).update(
-        poll_claimed_at=None, poll_claimed_by="", **health
-    )
+    Mailbox.objects.filter(pk=mailbox.pk).release_poll_claim(worker, **health)
 
 
 def mailbox_poll(*, mailbox: Mailbox, worker: str | None = None) -> PollResult:
@@ -143,11 +134,7 @@ def mailbox_poll(*, mailbox: Mailbox, worker: str | None = None) -> PollResult:
         return result
 
     def still_mine() -> bool:
-        return bool(
-            Mailbox.objects.filter(pk=mailbox.pk, poll_claimed_by=worker).update(
-                poll_claimed_at=timezone.now()
-            )
-        )
+        return bool(Mailbox.objects.filter(pk=mailbox.pk).refresh_poll_claim(worker))
 
     finished = False
     try:
