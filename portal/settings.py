@@ -97,6 +97,7 @@ INSTALLED_APPS = [
     "portal.messaging",
     "portal.dashboard",
     "portal.audit",
+    "portal.events",
     "portal.ops",
     "portal.onboarding",
     "portal.conformance",
@@ -334,6 +335,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
 }
+
+# Events (portal.events): how long published events are kept, and how many times a consumer's
+# failing handler is retried on one event before it is skipped (and recorded as skipped).
+EVENTS_RETENTION_DAYS = env.int("EVENTS_RETENTION_DAYS", default=90)
+EVENTS_HANDLER_MAX_ATTEMPTS = env.int("EVENTS_HANDLER_MAX_ATTEMPTS", default=8)
 
 # django-auditlog captures model changes; portal.audit seals each entry into the hash chain.
 AUDITLOG_MASK_CALLABLE = "portal.audit.services.mask_secret"
