@@ -12,7 +12,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('mailboxes', '0001_initial'),
-        ('messaging', '0004_message_payload_confirmed_at_and_more'),
+        ('messaging', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
