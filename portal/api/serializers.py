@@ -93,7 +93,7 @@ class MessageSerializer(serializers.ModelSerializer):
             "local_id", "workflow_id", "sender", "recipient", "subject", "filename",
             "content_type", "size_bytes", "payload_sha256", "encrypted", "compressed",
             "created_at", "accepted_at", "received_at", "acknowledged_at",
-            "payload_confirmed_at", "payload_confirmed_by", "failure", "payload_url",
+            "payload_confirmed_at", "failure", "payload_url",
         ]  # fmt: skip
 
     def get_url(self, message: Message) -> str:

@@ -19,6 +19,7 @@ from portal.audit.models import AuditRecord
 from portal.audit.services import audit_person_action, record
 from portal.lib.pagination import keyset_page
 from portal.messaging.models import Message
+from portal.messaging.services import payload_confirm
 
 from . import downloads, sending
 from .auth import caller_actor, require_scope, visible_messages
@@ -261,15 +262,12 @@ def confirm(request, pk: int):
     if body.get("sha256") and found.payload_sha256 and body["sha256"] != found.payload_sha256:
         raise Problem(409, "The sha256 you sent is not the stored file's: download it again "
                       "before confirming.", kind="checksum-mismatch")  # fmt: skip
-    from portal.messaging.services import SendRejected, message_confirm_payload
-
+    if found.direction != "in":
+        raise Problem(409, "Only a received message's payload can be confirmed.")
     actor = caller_actor(request)
-    by = actor.label if actor else request.user.get_username()
-    audit = actor or (lambda **kw: audit_person_action(request._request, **kw))
-    try:
-        first = message_confirm_payload(message=found, by=by, audit=audit)
-    except SendRejected as exc:
-        raise Problem(409, str(exc)) from None
+    who = actor.label if actor else request.user.get_username()
+    first = payload_confirm(message=found, source=f"API confirm by {who}", audit=actor,
+                            request=None if actor else request._request)  # fmt: skip
     result = MessageSerializer(found, context={"request": request}).data
     return Response({"first": first, "message": result})
 

@@ -120,9 +120,9 @@ class Message(models.Model):
     received_at = models.DateTimeField(null=True, blank=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     last_tracked_at = models.DateTimeField(null=True, blank=True)
-    # The consuming system has the received file (the API's confirm); retention keys on it.
+    # Delivery onwards confirmed (the API's confirm, through services.payload_confirm); retention
+    # keys on it.
     payload_confirmed_at = models.DateTimeField(null=True, blank=True)
-    payload_confirmed_by = models.CharField(max_length=200, blank=True)
 
     objects = MessageQuerySet.as_manager()
 
@@ -213,7 +213,7 @@ class MessageEvent(models.Model):
         REPORT = "report", "Non-delivery report"
         TRACKED = "tracked", "Tracking update"
         RESENT = "resent", "Re-queued by a person"
-        CONFIRMED = "confirmed", "Payload confirmed by the consuming system"
+        CONFIRMED = "confirmed", "Delivery confirmed"
         NOTE = "note", "Note"
 
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")

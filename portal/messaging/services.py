@@ -205,22 +205,36 @@ def message_requeue(*, message: Message, request=None) -> Message:
 
 
 @transaction.atomic
-def message_confirm_payload(*, message: Message, by: str, audit) -> bool:
-    """The consuming system says it has the received file; True the first time, False on a repeat.
+def payload_confirm(
+    *, message: Message, source: str, request=None, user=None, audit=None
+) -> bool:
+    """Record that a payload was delivered onwards (the API's confirm, or a delivery downstream):
+    retention keys on `payload_confirmed_at`. False when it was confirmed already.
 
-    Shown in the message's timeline; retention keys on `payload_confirmed_at`.
+    `source` says what confirmed it ("API confirm by API token lab (nmk_...)"). The actor is the
+    person of `request` or `user`, or `audit` (an API token's hook), else the worker.
     """
-    if message.direction != Direction.INBOUND:
-        raise SendRejected("Only a received message's payload can be confirmed.")
     now = timezone.now()
-    first = Message.objects.filter(pk=message.pk, payload_confirmed_at__isnull=True).update(
-        payload_confirmed_at=now, payload_confirmed_by=by[:200]
-    )
-    if first:
-        message.add_event(Kind.CONFIRMED, f"{by} confirmed it has the file")
-        audit(action="message.payload_confirmed", obj=message, detail=by)
-    message.refresh_from_db()
-    return bool(first)
+    if not Message.objects.filter(pk=message.pk, payload_confirmed_at__isnull=True).update(
+        payload_confirmed_at=now
+    ):
+        return False
+    message.payload_confirmed_at = now
+    actor = user or (request.user if request is not None else None)
+    detail = f"Delivery confirmed: {source}"
+    message.add_event(Kind.CONFIRMED, detail, actor=actor)
+    if audit is not None:
+        audit(action="message.payload_confirmed", obj=message, detail=detail)
+    elif request is not None:
+        audit_person_action(request, action="message.payload_confirmed", obj=message, detail=detail)
+    elif user is not None:
+        from portal.audit.services import record
+
+        record(action="message.payload_confirmed", actor=user, actor_kind="person", obj=message,
+               detail=detail)  # fmt: skip
+    else:
+        audit_worker_action(action="message.payload_confirmed", obj=message, detail=detail)
+    return True
 
 
 def message_refresh_tracking(*, message: Message) -> str:
