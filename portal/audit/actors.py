@@ -61,9 +61,9 @@ class Actor:
         return cls(kind=Kind.TOKEN, label=label, ip=normalise_ip(ip), token_id=token_id)
 
     @classmethod
-    def system(cls, label: str = "anonymous") -> Actor:
+    def system(cls, label: str = "anonymous", *, ip: str | None = None) -> Actor:
         """Nobody in particular: signals, migrations, code with no one behind it."""
-        return cls(kind=Kind.SYSTEM, label=label)
+        return cls(kind=Kind.SYSTEM, label=label, ip=normalise_ip(ip))
 
 
 # The default actor of a service called with no one behind it (fixtures, data migrations).

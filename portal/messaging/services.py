@@ -113,6 +113,8 @@ def message_queue_send(
     subject: str = "",
     local_id: str = "",
     content_type: str = "",
+    encrypted: bool = False,
+    compressed: bool = False,
     actor: Actor,
 ) -> Message:
     """Store the payload and create a queued outbound message; a worker sends it after commit.
@@ -134,13 +136,13 @@ def message_queue_send(
                 mailbox=mailbox, direction=Direction.OUTBOUND, recipient=recipient,
                 sender=mailbox.mailbox_id, workflow_id=workflow_id, filename=filename,
                 subject=subject, local_id=local_id or f"neomesh-{uuid.uuid4().hex}",
-                content_type=content_type, size_bytes=stored.size, payload=stored.name,
+                content_type=content_type, encrypted=encrypted, compressed=compressed,
+                size_bytes=stored.size, payload=stored.name,
                 payload_sha256=stored.sha256, checksum=f"sha256:{stored.sha256}",
                 status=Status.QUEUED, created_by=user,
             )  # fmt: skip
-            message.add_event(
-                Kind.QUEUED, f"Queued by {user or 'a command'}: {stored.size} bytes", actor=user
-            )
+            by = user or (actor.label if actor.kind == "token" else "a command")
+            message.add_event(Kind.QUEUED, f"Queued by {by}: {stored.size} bytes", actor=user)
             detail = f"To {recipient}, workflow {workflow_id}, {stored.size} bytes"
             record(actor=actor, action="message.queued", obj=message, detail=detail)
             transaction.on_commit(lambda: enqueue_send(message.pk))
@@ -178,6 +180,27 @@ def message_requeue(*, message: Message, actor: Actor | None = None) -> Message:
         record(actor=actor, action="message.resend", obj=message)
     message.refresh_from_db()
     return message
+
+
+@transaction.atomic
+def payload_confirm(*, message: Message, source: str, actor: Actor | None = None) -> bool:
+    """Record that a payload was delivered onwards (the API's confirm, or a delivery downstream):
+    retention keys on `payload_confirmed_at`. False when it was confirmed already.
+
+    `source` says what confirmed it ("API confirm by API token lab (nmk_...)"). The actor is
+    `actor` (a person, an API token), else the worker.
+    """
+    now = timezone.now()
+    if not Message.objects.filter(pk=message.pk, payload_confirmed_at__isnull=True).update(
+        payload_confirmed_at=now
+    ):
+        return False
+    message.payload_confirmed_at = now
+    actor = actor or Actor.worker()
+    detail = f"Delivery confirmed: {source}"
+    message.add_event(Kind.CONFIRMED, detail, actor=actor.user)
+    record(actor=actor, action="message.payload_confirmed", obj=message, detail=detail)
+    return True
 
 
 def message_refresh_tracking(*, message: Message) -> str:

@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('mailboxes', '0001_initial'),
-        ('messaging', '0004_inbound_failures'),
+        ('messaging', '0005_payload_confirmed'),
         ('ops', '0002_message_counts'),
     ]
 
