@@ -14,7 +14,7 @@ from django.db import connection
 from portal.audit import tasks
 from portal.audit.models import AuditRecord, ChainHead, Verification
 from portal.audit.sealing import publish_head, read_heads
-from portal.audit.services import record
+from portal.audit.services import Actor, record
 from portal.audit.verify import verify_chain
 
 pytestmark = pytest.mark.django_db
@@ -39,7 +39,7 @@ def _empty_chain() -> None:
 
 def _records(n: int, start: int = 0) -> list[AuditRecord]:
     return [
-        record(action="test.event", actor_label="tester", actor_kind="system", detail=str(i))
+        record(action="test.event", actor=Actor(kind="system", label="tester"), detail=str(i))
         for i in range(start, start + n)
     ]
 
