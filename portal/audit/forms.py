@@ -27,6 +27,7 @@ EXPLICIT_ACTIONS = [
     "message.queued", "message.resend", "message.accepted", "message.retry", "message.failed",
     "message.uncertain", "message.claim_released", "message.downloaded", "message.acknowledged",
     "message.tracked", "message.track", "message.payload_downloaded", "message.checksum_mismatch",
+    "message.payload_unreadable", "payloads.encrypted", "payloads.keys_rewrapped",
     "onboarding.plan_created", "onboarding.decision_recorded", "onboarding.evidence_uploaded",
     "onboarding.evidence_downloaded", "onboarding.correspondence_drafted",
     "onboarding.correspondence_sent", "onboarding.correspondence_replied",
