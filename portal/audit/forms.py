@@ -28,6 +28,8 @@ EXPLICIT_ACTIONS = [
     "message.uncertain", "message.claim_released", "message.downloaded", "message.acknowledged",
     "message.tracked", "message.track", "message.payload_downloaded", "message.checksum_mismatch",
     "message.payload_unreadable", "payloads.encrypted", "payloads.keys_rewrapped",
+    "message.payload_confirmed", "message.payload_purged", "message.legal_hold_placed",
+    "message.legal_hold_released",
     "onboarding.plan_created", "onboarding.decision_recorded", "onboarding.evidence_uploaded",
     "onboarding.evidence_downloaded", "onboarding.correspondence_drafted",
     "onboarding.correspondence_sent", "onboarding.correspondence_replied",

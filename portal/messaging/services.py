@@ -243,3 +243,32 @@ def messages_to_track(now=None):
         )
         .exclude(last_tracked_at__gt=now - TRACK_EVERY)
     )
+
+
+@transaction.atomic
+def payload_confirm(*, message: Message, source: str, request=None, user=None) -> bool:
+    """Record that a payload was delivered onwards (a delivery to a downstream system, or the API's
+    confirm): the retention clock of a "confirmed" rule starts here. False when already confirmed.
+
+    For issue 14's deliveries and issue 13's API confirm. `source` says what confirmed it
+    (e.g. "delivery to SFTP pathology", "API confirm by client lab-system").
+    """
+    now = timezone.now()
+    if not Message.objects.filter(pk=message.pk, payload_confirmed_at__isnull=True).update(
+        payload_confirmed_at=now
+    ):
+        return False
+    message.payload_confirmed_at = now
+    actor = user or (request.user if request is not None else None)
+    message.add_event(Kind.CONFIRMED, f"Delivery confirmed: {source}", actor=actor)
+    detail = f"Delivery confirmed: {source}"
+    if request is not None:
+        audit_person_action(request, action="message.payload_confirmed", obj=message, detail=detail)
+    elif user is not None:
+        from portal.audit.services import record
+
+        record(action="message.payload_confirmed", actor=user, actor_kind="person", obj=message,
+               detail=detail)  # fmt: skip
+    else:
+        audit_worker_action(action="message.payload_confirmed", obj=message, detail=detail)
+    return True
