@@ -120,8 +120,9 @@ class Message(models.Model):
     received_at = models.DateTimeField(null=True, blank=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     last_tracked_at = models.DateTimeField(null=True, blank=True)
-    # Retention (portal.messaging.retention): delivery onwards confirmed (a delivery, or the API's
-    # confirm, through services.payload_confirm), and the payload purged under a rule.
+    # Delivery onwards confirmed (the API's confirm, or a delivery, through
+    # services.payload_confirm); retention keys on it. The payload purged under a rule
+    # (portal.messaging.retention).
     payload_confirmed_at = models.DateTimeField(null=True, blank=True)
     payload_purged_at = models.DateTimeField(null=True, blank=True)
     payload_purge_rule = models.CharField(max_length=200, blank=True)
@@ -215,8 +216,8 @@ class MessageEvent(models.Model):
         REPORT = "report", "Non-delivery report"
         TRACKED = "tracked", "Tracking update"
         RESENT = "resent", "Re-queued by a person"
-        NOTE = "note", "Note"
         CONFIRMED = "confirmed", "Delivery confirmed"
+        NOTE = "note", "Note"
         PURGED = "purged", "Payload purged"
         HOLD = "hold", "Legal hold"
 
