@@ -193,7 +193,7 @@ def _send(request):
         fields["filename"] = fields["filename"] or upload.name
         content_type = upload.content_type or ""
     else:
-        source = sending.ExactReader(django_request, size)
+        source = sending.ExactReader(sending.body_stream(django_request), size)
         content_type = "" if media == "application/octet-stream" else media
     return _queue_once(request, fields, source, size, content_type)
 
