@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('mailboxes', '0001_initial'),
-        ('messaging', '0005_payload_confirmed'),
+        ('messaging', '0006_payload_retention'),
         ('ops', '0002_message_counts'),
     ]
 
