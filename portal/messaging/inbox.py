@@ -15,17 +15,29 @@ catch corruption in transit.
 
 Any poll that does not finish (MESH errors, and anything else: a full disk, a database error) is
 recorded as failed with its error, which the dashboard shows.
+
+Several messages at once (`POLL_CONCURRENCY`, default 4): inside one claim, the thread that lists
+the inbox hands message ids to a few receiver threads, each with its own MESH connection and
+database connection, each taking one message at a time through the same steps (download, store,
+acknowledge), so a message's chunks are still fetched in order and stored before it is
+acknowledged. At most twice that many ids are held at once, whatever the backlog. An error about one
+message is that message's; any other (MESH down, the claim lost) stops the hand-out, lets the
+messages already started finish, and ends the poll with it. A worker killed mid-poll leaves each
+message either not stored (fetched again), or stored and not acknowledged (acknowledged, not
+stored again, by the next poll), as one at a time.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import re
+import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -77,6 +89,13 @@ class PollResult:
     @property
     def ok(self) -> bool:
         return not self.skipped and not self.errors
+
+    def add(self, other: PollResult) -> None:
+        """Count in what a receiver thread did (the lister counts `listed`)."""
+        self.downloaded += other.downloaded
+        self.acknowledged += other.acknowledged
+        self.reports += other.reports
+        self.errors.extend(other.errors)
 
     def summary(self) -> str:
         if self.skipped:
@@ -157,21 +176,124 @@ def _record_poll(mailbox: Mailbox, worker: str, result: PollResult) -> None:
 
 
 def _drain(mailbox: Mailbox, result: PollResult, heartbeat: ClaimHeartbeat | None = None) -> None:
+    width = max(1, settings.POLL_CONCURRENCY)
     with mesh_client(mailbox) as client:
-        for mesh_id in client.iter_inbox():
-            if heartbeat is not None and heartbeat.lost:
-                raise PollClaimLost(
-                    "Stopped: this poll lost its claim on the mailbox (another worker is polling "
-                    "it now); the messages not yet received stay in MESH for that poll"
-                )
-            result.listed += 1
+        if width == 1:
+            for mesh_id in client.iter_inbox():
+                _check_claim(heartbeat)
+                result.listed += 1
+                _receive_isolated(client, mailbox, mesh_id, result)
+            return
+        with _Receivers(mailbox, width, result) as receivers:
+            for mesh_id in client.iter_inbox():
+                _check_claim(heartbeat)
+                result.listed += 1
+                receivers.hand_out(mesh_id)
+
+
+def _check_claim(heartbeat: ClaimHeartbeat | None) -> None:
+    if heartbeat is not None and heartbeat.lost:
+        raise PollClaimLost(
+            "Stopped: this poll lost its claim on the mailbox (another worker is polling "
+            "it now); the messages not yet received stay in MESH for that poll"
+        )
+
+
+def _receive_isolated(client, mailbox: Mailbox, mesh_id: str, result: PollResult) -> None:
+    """Receive one message; an error about this message alone is recorded and the poll goes on."""
+    try:
+        receive_one(client, mailbox, mesh_id, result)
+    except MESSAGE_SPECIFIC_ERRORS as exc:
+        # One bad message must not stop the others; it stays in MESH for the next poll.
+        # Anything else (MESH down, credentials refused) ends the poll at once.
+        log.warning("Receiving %s for %s failed: %s", mesh_id, mailbox.mailbox_id, exc)
+        result.errors.append(f"{mesh_id}: {exc}")
+
+
+class _Receivers:
+    """`width` receiver threads for one poll, fed message ids through a queue of `width` places.
+
+    Each thread has its own MESH client and (Django's per-thread) database connection, closed when
+    it ends. What each message came to is counted into the poll's result by the lister's thread.
+    The first error that is not about one message stops the hand-out: ids not yet started are
+    left in MESH, those started finish, and the error is raised in the lister's thread.
+    """
+
+    def __init__(self, mailbox: Mailbox, width: int, result: PollResult):
+        self.mailbox, self.result = mailbox, result
+        self.todo: queue.Queue[str | None] = queue.Queue(maxsize=width)
+        self.done: queue.Queue[PollResult] = queue.Queue()
+        self.stopping = threading.Event()
+        self.fatal: BaseException | None = None
+        self.threads = [
+            threading.Thread(target=self._work, name=f"poll-{mailbox.mailbox_id}-{n}", daemon=True)
+            for n in range(width)
+        ]
+
+    def __enter__(self) -> _Receivers:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def hand_out(self, mesh_id: str) -> None:
+        """Queue one id for the next free thread; waits while all are busy."""
+        while True:
+            self._collect()
+            self._raise_fatal()
             try:
-                receive_one(client, mailbox, mesh_id, result)
-            except MESSAGE_SPECIFIC_ERRORS as exc:
-                # One bad message must not stop the others; it stays in MESH for the next poll.
-                # Anything else (MESH down, credentials refused) ends the poll at once.
-                log.warning("Receiving %s for %s failed: %s", mesh_id, mailbox.mailbox_id, exc)
-                result.errors.append(f"{mesh_id}: {exc}")
+                self.todo.put(mesh_id, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.stopping.set()  # what is not started yet stays in MESH
+        for _ in self.threads:
+            self.todo.put(None)  # one "no more" each: every thread takes exactly one, then ends
+        for thread in self.threads:
+            thread.join()
+        self._collect()
+        if exc_type is None:
+            self._raise_fatal()
+
+    def _collect(self) -> None:
+        while True:
+            try:
+                self.result.add(self.done.get_nowait())
+            except queue.Empty:
+                return
+
+    def _raise_fatal(self) -> None:
+        if self.fatal is not None:
+            raise self.fatal
+
+    def _stop(self, exc: BaseException) -> None:
+        if self.fatal is None:
+            self.fatal = exc
+        self.stopping.set()
+
+    def _work(self) -> None:
+        ended = False
+        try:
+            with mesh_client(self.mailbox) as client:
+                while (mesh_id := self.todo.get()) is not None:
+                    if self.stopping.is_set():
+                        continue
+                    mine = PollResult(self.mailbox.mailbox_id)
+                    try:
+                        _receive_isolated(client, self.mailbox, mesh_id, mine)
+                    except BaseException as exc:  # noqa: BLE001 - raised in the lister's thread
+                        self._stop(exc)
+                    finally:
+                        self.done.put(mine)
+                ended = True
+        except BaseException as exc:  # noqa: BLE001 - the client could not be opened or closed
+            self._stop(exc)
+            while not ended and self.todo.get() is not None:
+                pass  # keep taking ids until our "no more", so the lister never waits on us
+        finally:
+            connection.close()
 
 
 def receive_one(client, mailbox: Mailbox, mesh_id: str, result: PollResult) -> Message:
@@ -182,12 +304,13 @@ def receive_one(client, mailbox: Mailbox, mesh_id: str, result: PollResult) -> M
         message = _download_and_store(client, mailbox, mesh_id, result)
     client.acknowledge(mesh_id)
     if message.status != Status.ACKNOWLEDGED:
+        # One transaction (one commit) for the change, its event and its sealed audit record.
         with transaction.atomic():
             Message.objects.filter(pk=message.pk).update(
                 status=Status.ACKNOWLEDGED, acknowledged_at=timezone.now()
             )
             message.add_event(Kind.ACKNOWLEDGED, "Acknowledged to MESH")
-        audit_worker_action(action="message.acknowledged", obj=message)
+            audit_worker_action(action="message.acknowledged", obj=message)
     result.acknowledged += 1
     return message
 
@@ -199,6 +322,7 @@ def _download_and_store(client, mailbox: Mailbox, mesh_id: str, result: PollResu
         _verify_checksum(mailbox, mesh_id, info.checksum, writer.sha256)
     payload = stored[0]
     try:
+        # One transaction (one commit) for the row, its counter, its event and its audit record.
         with transaction.atomic():
             message = _create_inbound(mailbox, info, payload)
     except IntegrityError:
@@ -210,10 +334,6 @@ def _download_and_store(client, mailbox: Mailbox, mesh_id: str, result: PollResu
     result.downloaded += 1
     if message.is_report:
         result.reports += 1
-    audit_worker_action(
-        action="message.downloaded", obj=message,
-        detail=f"{payload.size} bytes, sha256 {payload.sha256}",
-    )  # fmt: skip
     return message
 
 
@@ -255,6 +375,10 @@ def _create_inbound(mailbox: Mailbox, info, payload: payloads.StoredPayload) -> 
     message.add_event(
         Kind.DOWNLOADED, f"Downloaded {payload.size} bytes (sha256 {payload.sha256[:16]}…)"
     )
+    audit_worker_action(
+        action="message.downloaded", obj=message,
+        detail=f"{payload.size} bytes, sha256 {payload.sha256}",
+    )  # fmt: skip
     if is_report:
         _link_report(message)
     return message

@@ -19,8 +19,9 @@ def enqueue_poll(mailbox_pk: int) -> str:
     return async_task("portal.messaging.tasks.poll_mailbox", mailbox_pk, group="poll")
 
 
-def send_message(message_pk: int) -> str:
-    return outbox.message_send(message_id=message_pk)
+def send_message(message_pk: int) -> dict:
+    """Send this message and the mailbox's other due ones, OUTBOX_CONCURRENCY at once."""
+    return outbox.outbox_send_with_due(message_id=message_pk)
 
 
 def poll_mailbox(mailbox_pk: int) -> str:
