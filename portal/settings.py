@@ -94,6 +94,7 @@ INSTALLED_APPS = [
     "portal.messaging",
     "portal.dashboard",
     "portal.audit",
+    "portal.events",
     "portal.ops",
     "portal.onboarding",
     "portal.conformance",
@@ -274,6 +275,20 @@ MESH_SANDBOX_SHARED_KEY = env.str("MESH_SANDBOX_SHARED_KEY", default="TestKey")
 MESH_APPLICATION_NAME = env.str("MESH_APPLICATION_NAME", default="NeoMesh")
 MESH_MAX_UPLOAD_BYTES = env.int("MESH_MAX_UPLOAD_BYTES", default=20 * 1024**3)
 MESH_CHUNK_SIZE = env.int("MESH_CHUNK_SIZE", default=20 * 1024 * 1024)
+# What a received message may become (decoded): refused and quarantined past these.
+MESH_MAX_MESSAGE_BYTES = env.int("MESH_MAX_MESSAGE_BYTES", default=100 * 1024**3)
+MESH_MAX_CHUNK_BYTES = env.int("MESH_MAX_CHUNK_BYTES", default=1024**3)
+MESH_MAX_EXPANSION_RATIO = env.float("MESH_MAX_EXPANSION_RATIO", default=200.0)
+MESH_MAX_CHUNKS = env.int("MESH_MAX_CHUNKS", default=20_000)
+# Free disk kept for everything else: no download starts below it, none may eat into it.
+MESH_PAYLOAD_DISK_RESERVE_BYTES = env.int("MESH_PAYLOAD_DISK_RESERVE_BYTES", default=1024**3)
+# One MESH answer (body included) may take this long, plus 1 s per 64 KiB of a download.
+MESH_REQUEST_DEADLINE_SECONDS = env.float("MESH_REQUEST_DEADLINE_SECONDS", default=120.0)
+# A message that fails to be received waits this long before the next try, doubling each time up
+# to the maximum; after MESH_INBOUND_QUARANTINE_AFTER failures it waits for a person.
+MESH_INBOUND_RETRY_SECONDS = env.int("MESH_INBOUND_RETRY_SECONDS", default=300)
+MESH_INBOUND_RETRY_MAX_SECONDS = env.int("MESH_INBOUND_RETRY_MAX_SECONDS", default=6 * 3600)
+MESH_INBOUND_QUARANTINE_AFTER = env.int("MESH_INBOUND_QUARANTINE_AFTER", default=5)
 
 Q_CLUSTER = {
     "name": "neomesh",
@@ -308,6 +323,11 @@ POLL_CONCURRENCY = env.int("POLL_CONCURRENCY", default=4)
 OUTBOX_CONCURRENCY = env.int("OUTBOX_CONCURRENCY", default=4)
 # How this host's workers sign their claims (`<name>:<pid>:<thread>`); the host name when unset.
 WORKER_NAME = env.str("NEOMESH_WORKER_NAME", default="")
+
+# Events (portal.events): how long published events are kept, and how many times a consumer's
+# failing handler is retried on one event before it is skipped (and recorded as skipped).
+EVENTS_RETENTION_DAYS = env.int("EVENTS_RETENTION_DAYS", default=90)
+EVENTS_HANDLER_MAX_ATTEMPTS = env.int("EVENTS_HANDLER_MAX_ATTEMPTS", default=8)
 
 # django-auditlog captures model changes; portal.audit seals each entry into the hash chain.
 AUDITLOG_MASK_CALLABLE = "portal.audit.services.mask_secret"

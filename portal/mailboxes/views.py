@@ -14,6 +14,7 @@ from portal.accounts.decorators import permission_required
 from portal.audit.services import audit_person_action
 from portal.dashboard.queries import describe_health, with_health
 from portal.messaging.models import Message
+from portal.messaging.quarantine import held_inbound
 from portal.messaging.tasks import enqueue_poll
 
 from .forms import MailboxFilterForm, MailboxForm, OrganisationForm, WorkflowForm
@@ -64,7 +65,8 @@ def _task_outcome(task_id: str | None, mailbox: Mailbox) -> dict | None:
             "text": f"The worker stopped with an error: {last_line[0]}",
         }
     text = str(task.result)
-    failed = " failed" in text or " skipped" in text
+    # A poll that finished with errors is a problem too, not "Done" (PollResult.summary()).
+    failed = any(word in text for word in (" failed", " skipped", " error(s): "))
     return {"running": False, "kind": "failed" if failed else "ok", "text": text}
 
 
@@ -82,6 +84,8 @@ def mailbox_detail(request, pk: int):
         "recent_outbound": recent.outbound()[:5],
         "workflow_form": WorkflowForm(mailbox=mailbox),
         "blocked_reason": transfer_blocked_reason(mailbox),
+        "inbound_failures": held_inbound(mailbox),
+        "next_url": request.get_full_path(),
     }
     return render(request, "mailboxes/detail.html", context)
 

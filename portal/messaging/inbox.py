@@ -13,18 +13,29 @@ call the original content (before their own compression or encryption, say), and
 on a false mismatch would leave it to expire undelivered after 5 days. TLS and gzip's CRC already
 catch corruption in transit.
 
-Any poll that does not finish (MESH errors, and anything else: a full disk, a database error) is
-recorded as failed with its error, which the dashboard shows.
+One message's failure is that message's only (see ``quarantine``): a message over a size limit
+(``MESH_MAX_MESSAGE_BYTES``, ``MESH_MAX_CHUNK_BYTES``, ``MESH_MAX_EXPANSION_RATIO``,
+``MESH_MAX_CHUNKS``), with a bad checksum, an answer meshcore refuses, or a row the database
+refuses is recorded with its reason, backed off, then quarantined for a person, and the poll goes
+on with the next message. A payload written for a message that is not stored is removed. Every
+``mex-*`` header value is made to fit its column before the insert (cut, with a note on the
+message). Free disk space is checked before each download: below ``MESH_PAYLOAD_DISK_RESERVE_BYTES``
+the rest of the inbox waits in MESH, and no download may eat into the reserve.
+
+Any poll that does not finish (MESH down or refusing the mailbox's credentials, and anything else
+not about one message: a full disk, a database that is down) is recorded as failed with its error,
+which the dashboard shows.
 
 Several messages at once (`POLL_CONCURRENCY`, default 4): inside one claim, the thread that lists
 the inbox hands message ids to a few receiver threads, each with its own MESH connection and
 database connection, each taking one message at a time through the same steps (download, store,
-acknowledge), so a message's chunks are still fetched in order and stored before it is
-acknowledged. At most twice that many ids are held at once, whatever the backlog. An error about one
-message is that message's; any other (MESH down, the claim lost) stops the hand-out, lets the
+acknowledge, or record its failure), so a message's chunks are still fetched in order and stored
+before it is acknowledged. At most twice that many ids are held at once, whatever the backlog. Each
+download may use only its share of the free disk above the reserve (room / POLL_CONCURRENCY). An
+error that is not about one message (MESH down, the claim lost) stops the hand-out, lets the
 messages already started finish, and ends the poll with it. A worker killed mid-poll leaves each
-message either not stored (fetched again), or stored and not acknowledged (acknowledged, not
-stored again, by the next poll), as one at a time.
+message either not stored (fetched again), or stored and not acknowledged (acknowledged, not stored
+again, by the next poll), as one at a time.
 """
 
 from __future__ import annotations
@@ -32,12 +43,14 @@ from __future__ import annotations
 import logging
 import queue
 import re
+import shutil
 import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -50,6 +63,7 @@ from portal.mailboxes.readiness import transfer_blocked_reason
 from portal.mailboxes.services import MailboxNotReady, mesh_client, record_error
 from portal.ops.models import MessageCount
 
+from . import quarantine
 from .mesh_codes import explain
 from .models import Direction, Message, MessageEvent, MessageType, Status
 from .outbox import worker_name
@@ -69,11 +83,16 @@ class PollClaimLost(Exception):
     """Another worker took over this mailbox's poll (ours stopped refreshing its claim)."""
 
 
-# Errors about one message, after which the rest of the inbox can still be received.
-MESSAGE_SPECIFIC_ERRORS = (
-    meshcore.MeshNotFoundError, meshcore.MeshGoneError, meshcore.MeshProtocolError,
-    meshcore.MeshValidationError, ChecksumMismatch,
+# Errors that are not about one message: they end the poll, and no message is blamed for them.
+# Everything else raised while receiving a message is that message's failure (quarantine).
+POLL_WIDE_ERRORS = (
+    meshcore.MeshAuthenticationError, meshcore.MeshTLSError, MailboxNotReady, PollClaimLost,
+    OSError, OperationalError, InterfaceError,
 )  # fmt: skip
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+# How many of a poll's errors its one-line summary names (the task result, the audit detail).
+SUMMARY_ERRORS = 3
 
 
 @dataclass
@@ -84,6 +103,7 @@ class PollResult:
     downloaded: int = 0
     acknowledged: int = 0
     reports: int = 0
+    held: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -91,7 +111,7 @@ class PollResult:
         return not self.skipped and not self.errors
 
     def add(self, other: PollResult) -> None:
-        """Count in what a receiver thread did (the lister counts `listed`)."""
+        """Count in what a receiver thread did (the lister counts `listed` and `held`)."""
         self.downloaded += other.downloaded
         self.acknowledged += other.acknowledged
         self.reports += other.reports
@@ -106,8 +126,12 @@ class PollResult:
         )
         if self.reports:
             text += f", {self.reports} non-delivery report(s)"
+        if self.held:
+            text += f", {self.held} held back after failures"
         if self.errors:
-            text += f"; {len(self.errors)} error(s): {self.errors[0]}"
+            shown = "; ".join(self.errors[:SUMMARY_ERRORS])
+            more = len(self.errors) - SUMMARY_ERRORS
+            text += f"; {len(self.errors)} error(s): {shown}" + (f"; and {more} more" if more > 0 else "")
         return text
 
 
@@ -176,19 +200,31 @@ def _record_poll(mailbox: Mailbox, worker: str, result: PollResult) -> None:
 
 
 def _drain(mailbox: Mailbox, result: PollResult, heartbeat: ClaimHeartbeat | None = None) -> None:
+    failures = quarantine.open_failures(mailbox)
     width = max(1, settings.POLL_CONCURRENCY)
     with mesh_client(mailbox) as client:
         if width == 1:
             for mesh_id in client.iter_inbox():
                 _check_claim(heartbeat)
                 result.listed += 1
-                _receive_isolated(client, mailbox, mesh_id, result)
+                failure = failures.get(quarantine.failure_key(mesh_id))
+                if failure is not None and failure.held():
+                    result.held += 1  # backed off or quarantined: left in MESH for now
+                    continue
+                if not _receive_within_room(client, mailbox, mesh_id, result, failure, 1):
+                    return
             return
         with _Receivers(mailbox, width, result) as receivers:
             for mesh_id in client.iter_inbox():
                 _check_claim(heartbeat)
+                if receivers.stopping.is_set():
+                    return  # out of disk space: the rest waits in MESH
                 result.listed += 1
-                receivers.hand_out(mesh_id)
+                failure = failures.get(quarantine.failure_key(mesh_id))
+                if failure is not None and failure.held():
+                    result.held += 1
+                    continue
+                receivers.hand_out(mesh_id, failure)
 
 
 def _check_claim(heartbeat: ClaimHeartbeat | None) -> None:
@@ -199,15 +235,18 @@ def _check_claim(heartbeat: ClaimHeartbeat | None) -> None:
         )
 
 
-def _receive_isolated(client, mailbox: Mailbox, mesh_id: str, result: PollResult) -> None:
-    """Receive one message; an error about this message alone is recorded and the poll goes on."""
-    try:
-        receive_one(client, mailbox, mesh_id, result)
-    except MESSAGE_SPECIFIC_ERRORS as exc:
-        # One bad message must not stop the others; it stays in MESH for the next poll.
-        # Anything else (MESH down, credentials refused) ends the poll at once.
-        log.warning("Receiving %s for %s failed: %s", mesh_id, mailbox.mailbox_id, exc)
-        result.errors.append(f"{mesh_id}: {exc}")
+def _receive_within_room(client, mailbox, mesh_id, result, failure, width: int) -> bool:
+    """Receive one message within its share of the free disk; False when there is none left."""
+    room = disk_room()
+    if room <= 0:
+        result.errors.append(
+            "Not enough free disk space for payloads (less than the "
+            f"{settings.MESH_PAYLOAD_DISK_RESERVE_BYTES:,} bytes kept in reserve): "
+            "the rest of the inbox waits in MESH until space is freed"
+        )
+        return False
+    _receive_or_record(client, mailbox, mesh_id, result, failure, max(1, room // width))
+    return True
 
 
 class _Receivers:
@@ -216,12 +255,13 @@ class _Receivers:
     Each thread has its own MESH client and (Django's per-thread) database connection, closed when
     it ends. What each message came to is counted into the poll's result by the lister's thread.
     The first error that is not about one message stops the hand-out: ids not yet started are
-    left in MESH, those started finish, and the error is raised in the lister's thread.
+    left in MESH, those started finish, and the error is raised in the lister's thread. Running
+    out of disk stops the hand-out the same way, with its error recorded and nothing raised.
     """
 
     def __init__(self, mailbox: Mailbox, width: int, result: PollResult):
-        self.mailbox, self.result = mailbox, result
-        self.todo: queue.Queue[str | None] = queue.Queue(maxsize=width)
+        self.mailbox, self.result, self.width = mailbox, result, width
+        self.todo: queue.Queue = queue.Queue(maxsize=width)
         self.done: queue.Queue[PollResult] = queue.Queue()
         self.stopping = threading.Event()
         self.fatal: BaseException | None = None
@@ -235,16 +275,16 @@ class _Receivers:
             thread.start()
         return self
 
-    def hand_out(self, mesh_id: str) -> None:
+    def hand_out(self, mesh_id: str, failure) -> None:
         """Queue one id for the next free thread; waits while all are busy."""
-        while True:
+        while not self.stopping.is_set():
             self._collect()
-            self._raise_fatal()
             try:
-                self.todo.put(mesh_id, timeout=0.2)
+                self.todo.put((mesh_id, failure), timeout=0.2)
                 return
             except queue.Full:
                 continue
+        self._raise_fatal()
 
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
@@ -277,12 +317,16 @@ class _Receivers:
         ended = False
         try:
             with mesh_client(self.mailbox) as client:
-                while (mesh_id := self.todo.get()) is not None:
+                while (item := self.todo.get()) is not None:
                     if self.stopping.is_set():
                         continue
                     mine = PollResult(self.mailbox.mailbox_id)
                     try:
-                        _receive_isolated(client, self.mailbox, mesh_id, mine)
+                        mesh_id, failure = item
+                        if not _receive_within_room(
+                            client, self.mailbox, mesh_id, mine, failure, self.width
+                        ):
+                            self.stopping.set()
                     except BaseException as exc:  # noqa: BLE001 - raised in the lister's thread
                         self._stop(exc)
                     finally:
@@ -296,12 +340,89 @@ class _Receivers:
             connection.close()
 
 
-def receive_one(client, mailbox: Mailbox, mesh_id: str, result: PollResult) -> Message:
+def _receive_or_record(client, mailbox, mesh_id, result, failure, room: int) -> None:
+    """Receive one message; if that fails for a reason of its own, record it and carry on."""
+    limits = download_limits(room)
+    try:
+        receive_one(client, mailbox, mesh_id, result, limits=limits)
+    except meshcore.MeshDeadlineExceeded as exc:
+        _record_failure(mailbox, mesh_id, result, str(exc))  # too slow: this message's failure
+    except meshcore.MeshRateLimitedError:
+        raise  # MESH asks us to slow down: the poll stops, no message is blamed
+    except meshcore.MeshTransientError as exc:
+        # MESH failing (5xx, connection): probably MESH, maybe this one message. The poll stops,
+        # and the message is backed off (never quarantined for it), so a message MESH cannot
+        # serve does not stop every later poll from reaching the ones behind it.
+        quarantine.inbound_failure_record(
+            mailbox=mailbox, mesh_id=mesh_id, reason=str(exc), may_quarantine=False
+        )
+        raise
+    except POLL_WIDE_ERRORS:
+        raise  # credentials or TLS refused, disk or database gone: not this message's fault
+    except meshcore.MeshPayloadTooLarge as exc:
+        by_disk = exc.limit_name == "max_message_bytes" and exc.limit < settings.MESH_MAX_MESSAGE_BYTES
+        if by_disk:
+            reason = (
+                f"not enough free disk space for it (it is more than {exc.limit:,} bytes, the room "
+                "left above the reserve): left in MESH for a later poll"
+            )
+        else:
+            reason = f"{exc} (limit {exc.limit_name} = {exc.limit:,})"
+        _record_failure(mailbox, mesh_id, result, reason, quarantine_now=not by_disk)
+    except Exception as exc:  # noqa: BLE001 - one bad message must never stop the others
+        log.warning("Receiving %s for %s failed", mesh_id, mailbox.mailbox_id, exc_info=True)
+        text = str(exc) if isinstance(exc, meshcore.MeshError | ChecksumMismatch) else (
+            f"NeoMesh could not store it ({type(exc).__name__}: {str(exc)[:500]})"
+        )  # fmt: skip
+        _record_failure(mailbox, mesh_id, result, text)
+    else:
+        if failure is not None:
+            quarantine.inbound_failure_received(failure=failure)
+
+
+def _record_failure(
+    mailbox: Mailbox, mesh_id: str, result: PollResult, reason: str, quarantine_now: bool = False
+) -> None:
+    log.warning("Receiving %s for %s failed: %s", mesh_id, mailbox.mailbox_id, reason)
+    failure = quarantine.inbound_failure_record(
+        mailbox=mailbox, mesh_id=mesh_id, reason=reason, quarantine=quarantine_now
+    )
+    state = (
+        "quarantined for a person"
+        if failure.status == failure.State.QUARANTINED
+        else f"will try again after {failure.next_attempt_at:%H:%M} UTC"
+    )
+    result.errors.append(f"{quarantine.failure_key(mesh_id)}: {reason} ({state})")
+
+
+def disk_room() -> int:
+    """Bytes free for payloads above the configured reserve (<= 0: no download may start)."""
+    path = Path(payloads.root())
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free - settings.MESH_PAYLOAD_DISK_RESERVE_BYTES
+
+
+def download_limits(room: int | None = None) -> meshcore.DownloadLimits:
+    """The configured limits on a received message; never more than ``room`` bytes of disk."""
+    largest = settings.MESH_MAX_MESSAGE_BYTES
+    return meshcore.DownloadLimits(
+        max_message_bytes=max(1, min(largest, room)) if room is not None else largest,
+        max_chunk_bytes=settings.MESH_MAX_CHUNK_BYTES,
+        max_expansion_ratio=settings.MESH_MAX_EXPANSION_RATIO,
+        max_chunks=settings.MESH_MAX_CHUNKS,
+    )
+
+
+def receive_one(
+    client, mailbox: Mailbox, mesh_id: str, result: PollResult,
+    limits: meshcore.DownloadLimits | None = None,
+) -> Message:  # fmt: skip
     message = Message.objects.filter(
         mailbox=mailbox, direction=Direction.INBOUND, mesh_message_id=mesh_id
     ).first()
     if message is None:
-        message = _download_and_store(client, mailbox, mesh_id, result)
+        message = _download_and_store(client, mailbox, mesh_id, result, limits)
     client.acknowledge(mesh_id)
     if message.status != Status.ACKNOWLEDGED:
         # One transaction (one commit) for the change, its event and its sealed audit record.
@@ -315,9 +436,12 @@ def receive_one(client, mailbox: Mailbox, mesh_id: str, result: PollResult) -> M
     return message
 
 
-def _download_and_store(client, mailbox: Mailbox, mesh_id: str, result: PollResult) -> Message:
+def _download_and_store(
+    client, mailbox: Mailbox, mesh_id: str, result: PollResult,
+    limits: meshcore.DownloadLimits | None = None,
+) -> Message:  # fmt: skip
     with payloads.durable_writer("in") as (writer, stored):
-        info = client.download(mesh_id, writer)
+        info = client.download(mesh_id, writer, limits=limits or download_limits())
         # Checked before the file is kept: a mismatch leaves nothing stored and nothing acknowledged.
         _verify_checksum(mailbox, mesh_id, info.checksum, writer.sha256)
     payload = stored[0]
@@ -328,9 +452,15 @@ def _download_and_store(client, mailbox: Mailbox, mesh_id: str, result: PollResu
     except IntegrityError:
         # Another worker stored it between our check and our insert: keep theirs, drop our copy.
         payloads.delete_payload(payload.name)
-        return Message.objects.get(
+        existing = Message.objects.filter(
             mailbox=mailbox, direction=Direction.INBOUND, mesh_message_id=mesh_id
-        )
+        ).first()
+        if existing is None:
+            raise  # not a race: the row itself was refused
+        return existing
+    except BaseException:
+        payloads.delete_payload(payload.name)  # a payload is never kept without its message
+        raise
     result.downloaded += 1
     if message.is_report:
         result.reports += 1
@@ -352,24 +482,58 @@ def _verify_checksum(mailbox: Mailbox, mesh_id: str, checksum: str | None, actua
     raise ChecksumMismatch(text)
 
 
+# The Message fields filled from MESH's headers, and the header each comes from (for the note).
+HEADER_FIELDS = {
+    "mesh_message_id": "mex-MessageID", "local_id": "mex-LocalID",
+    "workflow_id": "mex-WorkflowID", "sender": "mex-From", "recipient": "mex-To",
+    "subject": "mex-Subject", "filename": "mex-FileName", "content_type": "mex-Content-Type",
+    "checksum": "mex-Content-Checksum", "partner_id": "mex-PartnerID",
+    "mesh_status_code": "mex-StatusCode", "mesh_status_event": "mex-StatusEvent",
+    "mesh_status_description": "mex-StatusDescription",
+    "linked_mesh_message_id": "mex-LinkedMsgID",
+}  # fmt: skip
+MAX_TEXT_HEADER = 4000  # a TextField has no max_length; MESH's headers are far shorter
+
+
+def bounded_headers(values: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """Each header value made to fit its column: control characters (which PostgreSQL may refuse)
+    replaced, an over-long value cut. Returns the values and a note for each change."""
+    fields, notes = {}, []
+    for name, value in values.items():
+        text = _UNPRINTABLE.sub("?", value or "")
+        limit = Message._meta.get_field(name).max_length or MAX_TEXT_HEADER
+        header = HEADER_FIELDS[name]
+        if text != (value or ""):
+            notes.append(f"{header} held control characters, shown as '?'")
+        if len(text) > limit:
+            notes.append(
+                f"{header} was {len(text):,} characters long; only its first {limit} are kept"
+            )
+            text = text[:limit]
+        fields[name] = text
+    return fields, notes
+
+
 def _create_inbound(mailbox: Mailbox, info, payload: payloads.StoredPayload) -> Message:
     is_report = info.message_type == MessageType.REPORT
+    headers, notes = bounded_headers({
+        "mesh_message_id": info.message_id, "local_id": info.local_id or "",
+        "workflow_id": info.workflow_id or "", "sender": info.sender or "",
+        "recipient": info.recipient or mailbox.mailbox_id, "subject": info.subject or "",
+        "filename": info.filename or "", "content_type": info.content_type or "",
+        "checksum": info.checksum or "", "partner_id": getattr(info, "partner_id", None) or "",
+        "mesh_status_code": (info.status_code or "") if is_report else "",
+        "mesh_status_event": (info.status_event or "") if is_report else "",
+        "mesh_status_description": (info.status_description or "") if is_report else "",
+        "linked_mesh_message_id": (info.linked_message_id or "") if is_report else "",
+    })  # fmt: skip
     message = Message.objects.create(
         mailbox=mailbox, direction=Direction.INBOUND,
         message_type=MessageType.REPORT if is_report else MessageType.DATA,
-        mesh_message_id=info.message_id, local_id=info.local_id or "",
-        workflow_id=info.workflow_id or "", sender=info.sender or "",
-        recipient=info.recipient or mailbox.mailbox_id, subject=info.subject or "",
-        filename=info.filename or "", content_type=info.content_type or "",
-        checksum=info.checksum or "", compressed=bool(info.compressed),
-        encrypted=bool(info.encrypted), partner_id=getattr(info, "partner_id", None) or "",
+        compressed=bool(info.compressed), encrypted=bool(info.encrypted),
         size_bytes=payload.size, payload=payload.name, payload_sha256=payload.sha256,
         chunks_total=info.total_chunks or 0, chunks_done=info.total_chunks or 0,
-        status=Status.RECEIVED, received_at=timezone.now(),
-        mesh_status_code=(info.status_code or "") if is_report else "",
-        mesh_status_event=(info.status_event or "") if is_report else "",
-        mesh_status_description=(info.status_description or "") if is_report else "",
-        linked_mesh_message_id=(info.linked_message_id or "") if is_report else "",
+        status=Status.RECEIVED, received_at=timezone.now(), **headers,
     )  # fmt: skip
     MessageCount.add(message, MessageCount.Event.MOVED)
     message.add_event(
@@ -379,6 +543,8 @@ def _create_inbound(mailbox: Mailbox, info, payload: payloads.StoredPayload) -> 
         action="message.downloaded", obj=message,
         detail=f"{payload.size} bytes, sha256 {payload.sha256}",
     )  # fmt: skip
+    for note in notes:
+        message.add_event(Kind.NOTE, f"Received as sent, except: {note}.")
     if is_report:
         _link_report(message)
     return message
