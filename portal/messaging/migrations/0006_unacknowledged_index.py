@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('mailboxes', '0001_initial'),
-        ('messaging', '0004_inbound_failures'),
+        ('messaging', '0005_payload_confirmed'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
