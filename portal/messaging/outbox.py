@@ -442,10 +442,16 @@ def outbox_sweep(*, now=None) -> dict[str, int]:
                     f"The worker {message.claimed_by} stopped; resuming after chunk "
                     f"{message.chunks_done}.",
                 )
-    due = list(Message.objects.sendable(now).values_list("pk", flat=True)[:500])
+    due = list(Message.objects.sendable(now).values_list("pk", "mailbox_id")[:500])
+    if settings.OUTBOX_CONCURRENCY > 1:
+        # One task a mailbox: it sends the mailbox's other due messages too.
+        first = {}
+        for pk, mailbox_id in due:
+            first.setdefault(mailbox_id, (pk, mailbox_id))
+        due = list(first.values())
     from .tasks import enqueue_send
 
-    for pk in due:
+    for pk, _ in due:
         enqueue_send(pk)
     return {"released": released, "given_up": given_up, "enqueued": len(due)}
 
