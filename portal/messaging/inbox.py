@@ -238,14 +238,15 @@ def _check_claim(heartbeat: ClaimHeartbeat | None) -> None:
 def _receive_within_room(client, mailbox, mesh_id, result, failure, width: int) -> bool:
     """Receive one message within its share of the free disk; False when there is none left."""
     room = disk_room()
-    if room <= 0:
+    if room is not None and room <= 0:
         result.errors.append(
             "Not enough free disk space for payloads (less than the "
             f"{settings.MESH_PAYLOAD_DISK_RESERVE_BYTES:,} bytes kept in reserve): "
             "the rest of the inbox waits in MESH until space is freed"
         )
         return False
-    _receive_or_record(client, mailbox, mesh_id, result, failure, max(1, room // width))
+    share = None if room is None else max(1, room // width)  # None: object storage, no disk
+    _receive_or_record(client, mailbox, mesh_id, result, failure, share)
     return True
 
 
@@ -340,7 +341,7 @@ class _Receivers:
             connection.close()
 
 
-def _receive_or_record(client, mailbox, mesh_id, result, failure, room: int) -> None:
+def _receive_or_record(client, mailbox, mesh_id, result, failure, room: int | None) -> None:
     """Receive one message; if that fails for a reason of its own, record it and carry on."""
     limits = download_limits(room)
     try:
@@ -395,9 +396,13 @@ def _record_failure(
     result.errors.append(f"{quarantine.failure_key(mesh_id)}: {reason} ({state})")
 
 
-def disk_room() -> int:
-    """Bytes free for payloads above the configured reserve (<= 0: no download may start)."""
-    path = Path(payloads.root())
+def disk_room() -> int | None:
+    """Bytes free for payloads above the configured reserve (<= 0: no download may start);
+    None when payloads go to object storage (streamed, nothing kept on a local disk)."""
+    root = getattr(payloads.store(), "root", None)
+    if root is None:
+        return None
+    path = Path(root)
     while not path.exists() and path != path.parent:
         path = path.parent
     return shutil.disk_usage(path).free - settings.MESH_PAYLOAD_DISK_RESERVE_BYTES

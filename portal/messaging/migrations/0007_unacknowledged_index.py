@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('mailboxes', '0001_initial'),
-        ('messaging', '0005_payload_confirmed'),
+        ('messaging', '0006_payload_retention'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
