@@ -216,9 +216,13 @@ class EncryptingWriter(io.RawIOBase):
             self._buffer += view[offset:]
             return size
         self._buffer += view
-        while len(self._buffer) > segment:
-            self._emit(memoryview(self._buffer)[:segment], final=False)
-            del self._buffer[:segment]
+        # Emitted by offset and cut once: cutting each segment off the front moved the rest of the
+        # buffer every time (a 1 MiB write cost 16 moves of up to 1 MiB; bench api's upload).
+        offset = 0
+        while len(self._buffer) - offset > segment:
+            self._emit(memoryview(self._buffer)[offset : offset + segment], final=False)
+            offset += segment
+        del self._buffer[:offset]
         return size
 
     def _emit(self, plaintext, *, final: bool) -> None:
