@@ -11,9 +11,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+<<<<<<< HEAD
+from bench import at_rest, hostile, portal_scale, throughput, transfer
+
+BENCHMARKS = [transfer, portal_scale, throughput, hostile, at_rest]
+=======
 from bench import api, hostile, portal_scale, throughput, transfer
 
 BENCHMARKS = [transfer, portal_scale, throughput, hostile, api]
+>>>>>>> main
 DEFAULT = transfer.NAME
 
 
