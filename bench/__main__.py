@@ -11,15 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-<<<<<<< HEAD
-from bench import at_rest, hostile, portal_scale, throughput, transfer
+from bench import api, at_rest, hostile, portal_scale, throughput, transfer
 
-BENCHMARKS = [transfer, portal_scale, throughput, hostile, at_rest]
-=======
-from bench import api, hostile, portal_scale, throughput, transfer
-
-BENCHMARKS = [transfer, portal_scale, throughput, hostile, api]
->>>>>>> main
+BENCHMARKS = [transfer, portal_scale, throughput, hostile, api, at_rest]
 DEFAULT = transfer.NAME
 
 

@@ -34,7 +34,7 @@ MAGIC = b"NMESHENC"
 VERSION = 1
 TAG = 16
 NONCE_PREFIX = 7
-DEFAULT_SEGMENT = 1024 * 1024
+DEFAULT_SEGMENT = 256 * 1024  # ~1 MiB of memory in flight; per-call costs negligible
 MAX_SEGMENT = 64 * 1024 * 1024
 _FIXED = struct.Struct(">8sBI7s")  # magic, version, segment size, nonce prefix: the segments' AAD
 

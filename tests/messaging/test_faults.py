@@ -126,6 +126,7 @@ def test_a_poll_stops_at_once_when_mesh_goes_away(
 def test_a_message_mesh_keeps_failing_to_serve_is_backed_off_so_the_rest_gets_through(
     sandbox_mailboxes, sandbox, mocked, monkeypatch, settings
 ):
+    from portal.events.models import Event
     from portal.messaging.models import InboundFailure
 
     # One at a time, so the message behind the stuck one waits for the next poll (with several
@@ -144,6 +145,7 @@ def test_a_message_mesh_keeps_failing_to_serve_is_backed_off_so_the_rest_gets_th
     assert (first.listed, first.downloaded, len(first.errors)) == (1, 0, 1)  # the poll stops
     failure = InboundFailure.objects.get(mesh_message_id=stuck)
     assert failure.status == InboundFailure.State.BACKING_OFF
+    assert not Event.objects.filter(kind__startswith="message.").exists()  # no alert per poll
 
     second = inbox.mailbox_poll(mailbox=recipient)  # held back: the one behind it is received
     assert (second.held, second.downloaded, second.acknowledged, second.errors) == (1, 1, 1, [])
