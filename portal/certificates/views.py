@@ -11,6 +11,7 @@ from django.views.decorators.http import require_POST
 
 from portal.accounts.decorators import permission_required
 from portal.audit.services import audit_person_action
+from portal.lib.crosssite import same_site_only
 from portal.mailboxes.models import Mailbox
 
 from . import services
@@ -91,6 +92,7 @@ def csr_filename(certificate: Certificate) -> str:
 
 
 @permission_required("certificates.view_certificate")
+@same_site_only
 def certificate_download_csr(request, pk: int):
     certificate = _get_certificate_for_user(request, pk)
     audit_person_action(request, action="certificate.csr_downloaded", obj=certificate)

@@ -11,6 +11,7 @@ import meshcore
 from portal.accounts.decorators import permission_required
 from portal.audit.services import audit_person_action
 from portal.lib import payloads
+from portal.lib.crosssite import same_site_only
 from portal.mailboxes.services import MailboxNotReady, mesh_client
 
 from .forms import LookupForm, SendForm
@@ -86,6 +87,7 @@ def safe_download_name(message: Message) -> str:
 
 
 @permission_required("messaging.view_message", "messaging.download_payload")
+@same_site_only
 def message_download(request, pk: int):
     """The payload as an attachment, from storage by its generated name; every download is audited."""
     message = _get_message_for_user(request, pk)

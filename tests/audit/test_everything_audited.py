@@ -196,6 +196,36 @@ def test_it_audits_every_change_and_sensitive_read(
         assert (entry.object_type, entry.object_id) == (obj._meta.label_lower, str(obj.pk))
 
 
+AUDITED_READS = [w for w in WALK if w[1] == "get"]
+
+
+@pytest.mark.parametrize(
+    ("name", "method", "args", "data", "action", "target"),
+    AUDITED_READS,
+    ids=[w[0] for w in AUDITED_READS],
+)
+def test_it_refuses_an_audited_download_another_site_started(
+    client, request, world, name, method, args, data, action, target
+):
+    user = walker(request, name)
+    if name.startswith(("onboarding:", "conformance:")):
+        world = world | request.getfixturevalue("plan_world")
+    client.force_login(user)
+    url = reverse(name, args=args(world))
+    last = AuditRecord.objects.order_by("-seq").values_list("seq", flat=True).first()
+    refused = client.get(url, data(world), headers={"Sec-Fetch-Site": "cross-site"})
+    assert refused.status_code == 403
+    assert "started by another website" in refused.content.decode()
+    assert not AuditRecord.objects.filter(seq__gt=last, action=action).exists()
+    # The same download from NeoMesh's own page (or typed in) is served and recorded.
+    for origin in ("same-origin", "none"):
+        response = client.get(url, data(world), headers={"Sec-Fetch-Site": origin})
+        assert response.status_code == 200, response.content[:300]
+        if response.streaming:
+            b"".join(response.streaming_content)
+    assert AuditRecord.objects.filter(seq__gt=last, action=action).count() == 2
+
+
 def test_the_walk_covers_every_url_of_the_core_apps():
     names = set()
     for pattern in get_resolver().url_patterns:

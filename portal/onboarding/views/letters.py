@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 
 from portal.accounts.decorators import permission_required
 from portal.audit.services import audit_person_action
+from portal.lib.crosssite import same_site_only
 
 from .. import correspondence as letters
 from ..errors import OnboardingError
@@ -88,6 +89,7 @@ def letter_regenerate(request, pk: int, letter_pk: int):
 
 
 @permission_required("onboarding.view_correspondence")
+@same_site_only
 def letter_download(request, pk: int, letter_pk: int):
     plan = get_plan(pk)
     letter = get_letter(plan, letter_pk)

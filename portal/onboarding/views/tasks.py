@@ -10,6 +10,7 @@ from portal.accounts.decorators import permission_required
 from portal.audit.models import AuditRecord
 from portal.audit.services import audit_person_action
 from portal.lib import payloads
+from portal.lib.crosssite import same_site_only
 
 from .. import checks, services
 from ..correspondence import correspondence_draft
@@ -108,6 +109,7 @@ def evidence_upload(request, pk: int, task_pk: int):
 
 
 @permission_required("onboarding.view_evidence")
+@same_site_only
 def evidence_download(request, pk: int, evidence_pk: int):
     plan = get_plan(pk)
     evidence = get_evidence(plan, evidence_pk)
