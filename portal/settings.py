@@ -108,6 +108,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Before CSRF, which reads the body: an over-long Content-Length is refused unread (413).
+    "portal.lib.bodylimit.BodyLimitMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -258,6 +260,9 @@ MEDIA_ROOT = VAR_DIR / "media"
 # Uploads above this size are spooled to disk by Django instead of held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# The largest request body a page without uploads accepts; pages with uploads declare their own
+# (portal.lib.bodylimit). Refused by Content-Length before the body is read.
+REQUEST_BODY_MAX_BYTES = env.int("REQUEST_BODY_MAX_BYTES", default=4 * 1024 * 1024)
 
 # MESH. The sandbox URL is what `make run` starts; the others are NHS England's published hosts.
 MESH_SANDBOX_URL = env.str("MESH_SANDBOX_URL", default="http://127.0.0.1:8700")
