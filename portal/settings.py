@@ -272,6 +272,11 @@ MESH_BASE_URLS = {
     "deployment": "https://msg.depspineservices.nhs.uk",
     "live": "https://mesh-sync.spineservices.nhs.uk",
 }
+# Where mailbox credentials may go besides NHS England's published hosts (portal.mailboxes.hosts):
+# base URLs for mailboxes outside the sandbox (a relay, say), and hosts a sandbox mailbox may reach
+# besides loopback and MESH_SANDBOX_URL's host.
+MESH_ALLOWED_BASE_URLS = env.list("MESH_ALLOWED_BASE_URLS", default=[])
+MESH_SANDBOX_HOSTS = env.list("MESH_SANDBOX_HOSTS", default=[])
 MESH_SANDBOX_SHARED_KEY = env.str("MESH_SANDBOX_SHARED_KEY", default="TestKey")
 MESH_APPLICATION_NAME = env.str("MESH_APPLICATION_NAME", default="NeoMesh")
 MESH_MAX_UPLOAD_BYTES = env.int("MESH_MAX_UPLOAD_BYTES", default=20 * 1024**3)

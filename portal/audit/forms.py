@@ -23,7 +23,7 @@ EXPLICIT_ACTIONS = [
     "conformance.run_started", "conformance.run_finished", "conformance.evidence_downloaded",
     "conformance.run_requeued", "conformance.run_abandoned",
     "mailbox.disabled", "mailbox.handshake", "mailbox.handshake_requested", "mailbox.poll",
-    "mailbox.poll_requested", "mailbox.poll_failed",
+    "mailbox.poll_requested", "mailbox.poll_failed", "mailbox.secrets_cleared",
     "message.queued", "message.resend", "message.accepted", "message.retry", "message.failed",
     "message.uncertain", "message.claim_released", "message.downloaded", "message.acknowledged",
     "message.tracked", "message.track", "message.payload_downloaded", "message.checksum_mismatch",
