@@ -318,6 +318,12 @@ EVENTS_HANDLER_MAX_ATTEMPTS = env.int("EVENTS_HANDLER_MAX_ATTEMPTS", default=8)
 
 # django-auditlog captures model changes; portal.audit seals each entry into the hash chain.
 AUDITLOG_MASK_CALLABLE = "portal.audit.services.mask_secret"
+# The "no secrets in notes" guard (portal/onboarding/guard.py): after this many refused texts, or
+# this many texts checked, within the window, every text of that person is refused until it passes.
+SECRET_GUARD_REFUSALS = env.int("SECRET_GUARD_REFUSALS", default=3)
+SECRET_GUARD_CHECKS = env.int("SECRET_GUARD_CHECKS", default=60)
+SECRET_GUARD_WINDOW_MINUTES = env.int("SECRET_GUARD_WINDOW_MINUTES", default=60)
+
 # Addresses come from portal.audit.middleware.AuditMiddleware (the trusted client address, never
 # X-Forwarded-For as the client wrote it); no correlation id is read from request headers.
 AUDITLOG_DISABLE_REMOTE_ADDR = False

@@ -31,7 +31,8 @@ EXPLICIT_ACTIONS = [
     "onboarding.evidence_downloaded", "onboarding.correspondence_drafted",
     "onboarding.correspondence_sent", "onboarding.correspondence_replied",
     "onboarding.correspondence_downloaded", "onboarding.gate_overridden",
-    "onboarding.gate_override_revoked", "onboarding.task_not_applicable", "secrets.rotated",
+    "onboarding.gate_override_revoked", "onboarding.task_not_applicable",
+    "onboarding.secret_refused", "onboarding.secret_guard_locked", "secrets.rotated",
 ]  # fmt: skip
 KNOWN_ACTIONS = sorted(
     {*EXPLICIT_ACTIONS}
