@@ -187,6 +187,11 @@ AXES_VERBOSE = False
 AXES_USERNAME_FAILURE_LIMIT = env.int(
     "LOGIN_USERNAME_FAILURE_LIMIT", default=3 * AXES_FAILURE_LIMIT
 )
+# One address trying many usernames is locked after this many failures (ours, too).
+AXES_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=4 * AXES_FAILURE_LIMIT)
+# Each failure is kept here (the admin's "Access failures", at most 1,000 per username), not in the
+# sealed audit trail, which records each lockout once per window instead.
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
 AXES_HANDLER = "portal.accounts.throttling.LoginThrottle"
 # The same client address the audit trail records.
 AXES_CLIENT_IP_CALLABLE = "portal.accounts.addresses.client_ip"

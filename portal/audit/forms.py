@@ -15,7 +15,7 @@ from .registry import WATCHED
 # Actions the portal's services, views, workers and commands write (the filter takes any action;
 # these are offered as suggestions), and django-auditlog's model changes for every watched model.
 EXPLICIT_ACTIONS = [
-    "auth.login", "auth.logout", "auth.login_failed", "auth.lockout_cleared",
+    "auth.login", "auth.logout", "auth.login_failed", "auth.lockout", "auth.lockout_cleared",
     "auth.expired_attempts_cleaned",
     "audit.trail_exported", "audit.message_log_exported",
     "certificate.csr_created", "certificate.csr_downloaded", "certificate.installed",
