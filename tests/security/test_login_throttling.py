@@ -18,6 +18,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from portal.audit.models import AuditRecord
+from tests.accounts.access import PERSONAS, as_persona, assert_access
 
 pytestmark = pytest.mark.django_db
 
@@ -192,3 +193,20 @@ def test_an_operator_unlocks_with_a_command_audited(client, admin_user, capsys):
         "command line"
     )
     assert sign_in(client, admin_user, RIGHT, address="203.0.113.5").status_code == 302
+
+
+@pytest.mark.parametrize("persona", PERSONAS)
+def test_the_lockouts_page_is_for_superusers_only(client, request, persona):
+    as_persona(client, request, persona)
+    assert_access(client.get(reverse("accounts:lockouts")), persona, {"superuser"})
+    response = client.post(reverse("accounts:lockout_unlock"), {"address": "192.0.2.1"})
+    assert_access(response, persona, {"superuser"}, ok_status=302)
+
+
+def test_a_hostile_username_is_escaped_on_the_lockouts_page(client, superuser):
+    hostile = '<script>alert(1)</script>"><img src=x onerror=alert(2)>'
+    client.post(reverse("accounts:login"), {"username": hostile, "password": "x"})
+    client.force_login(superuser)
+    html = client.get(reverse("accounts:lockouts")).content.decode()
+    assert "<script>alert(1)" not in html and "<img src=x" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
