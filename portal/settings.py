@@ -286,6 +286,20 @@ MESH_SANDBOX_SHARED_KEY = env.str("MESH_SANDBOX_SHARED_KEY", default="TestKey")
 MESH_APPLICATION_NAME = env.str("MESH_APPLICATION_NAME", default="NeoMesh")
 MESH_MAX_UPLOAD_BYTES = env.int("MESH_MAX_UPLOAD_BYTES", default=20 * 1024**3)
 MESH_CHUNK_SIZE = env.int("MESH_CHUNK_SIZE", default=20 * 1024 * 1024)
+# What a received message may become (decoded): refused and quarantined past these.
+MESH_MAX_MESSAGE_BYTES = env.int("MESH_MAX_MESSAGE_BYTES", default=100 * 1024**3)
+MESH_MAX_CHUNK_BYTES = env.int("MESH_MAX_CHUNK_BYTES", default=1024**3)
+MESH_MAX_EXPANSION_RATIO = env.float("MESH_MAX_EXPANSION_RATIO", default=200.0)
+MESH_MAX_CHUNKS = env.int("MESH_MAX_CHUNKS", default=20_000)
+# Free disk kept for everything else: no download starts below it, none may eat into it.
+MESH_PAYLOAD_DISK_RESERVE_BYTES = env.int("MESH_PAYLOAD_DISK_RESERVE_BYTES", default=1024**3)
+# One MESH answer (body included) may take this long, plus 1 s per 64 KiB of a download.
+MESH_REQUEST_DEADLINE_SECONDS = env.float("MESH_REQUEST_DEADLINE_SECONDS", default=120.0)
+# A message that fails to be received waits this long before the next try, doubling each time up
+# to the maximum; after MESH_INBOUND_QUARANTINE_AFTER failures it waits for a person.
+MESH_INBOUND_RETRY_SECONDS = env.int("MESH_INBOUND_RETRY_SECONDS", default=300)
+MESH_INBOUND_RETRY_MAX_SECONDS = env.int("MESH_INBOUND_RETRY_MAX_SECONDS", default=6 * 3600)
+MESH_INBOUND_QUARANTINE_AFTER = env.int("MESH_INBOUND_QUARANTINE_AFTER", default=5)
 
 Q_CLUSTER = {
     "name": "neomesh",
