@@ -120,6 +120,9 @@ class Message(models.Model):
     received_at = models.DateTimeField(null=True, blank=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     last_tracked_at = models.DateTimeField(null=True, blank=True)
+    # Delivery onwards confirmed (the API's confirm, through services.payload_confirm); retention
+    # keys on it.
+    payload_confirmed_at = models.DateTimeField(null=True, blank=True)
 
     objects = MessageQuerySet.as_manager()
 
@@ -210,6 +213,7 @@ class MessageEvent(models.Model):
         REPORT = "report", "Non-delivery report"
         TRACKED = "tracked", "Tracking update"
         RESENT = "resent", "Re-queued by a person"
+        CONFIRMED = "confirmed", "Delivery confirmed"
         NOTE = "note", "Note"
 
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")

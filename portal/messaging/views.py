@@ -126,6 +126,12 @@ def message_download(request, pk: int):
         handle = payloads.open_payload(message.payload.name)
     except FileNotFoundError:
         raise Http404("The payload file is missing from storage.") from None
+    except payloads.PayloadUnreadable as exc:
+        audit_person_action(
+            request, action="message.payload_unreadable", obj=message, detail=str(exc)
+        )
+        messages.error(request, f"The payload cannot be downloaded: {exc}")
+        return redirect("messaging:detail", pk=message.pk)
     filename = safe_download_name(message)
     audit_person_action(
         request, action="message.payload_downloaded", obj=message,
