@@ -239,6 +239,18 @@ def test_it_refuses_an_audited_download_another_site_started(
     assert AuditRecord.objects.filter(seq__gt=last, action=action).count() == 2
 
 
+def test_the_apis_payload_download_refuses_another_sites_fetch_too(client, world, admin_user):
+    client.force_login(admin_user)
+    url = f"/api/v1/messages/{world['inbound'].pk}/payload/"
+    last = AuditRecord.objects.order_by("-seq").values_list("seq", flat=True).first()
+    refused = client.get(url, headers={"Sec-Fetch-Site": "cross-site"})
+    assert refused.status_code == 403
+    assert not AuditRecord.objects.filter(seq__gt=last).exists()
+    served = client.get(url, headers={"Sec-Fetch-Site": "same-origin"})
+    assert served.status_code == 200
+    assert AuditRecord.objects.filter(seq__gt=last).exists()
+
+
 def test_the_walk_covers_every_url_of_the_core_apps():
     names = set()
     for pattern in get_resolver().url_patterns:

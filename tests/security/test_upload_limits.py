@@ -95,3 +95,20 @@ def test_it_refuses_a_length_that_is_not_a_number(client, superuser, pages):
         "POST", pages["send"][0], CONTENT_LENGTH="lots", **{"wsgi.input": body}
     )
     assert response.status_code == 400 and not body.read_from
+
+
+def test_the_api_send_answers_over_long_bodies_itself(client, superuser, settings):
+    # The API compares Content-Length with MESH's limit itself, in its own error format.
+    from tests.api.conftest import make_token
+
+    settings.MESH_MAX_UPLOAD_BYTES = 1000
+    secret = make_token(superuser, [make_mailbox("X26ABC1")])[1]
+    body = RecordingStream()
+    response = client.generic(
+        "POST", "/api/v1/messages/?mailbox=X26ABC1&recipient=X26ABC2&workflow_id=TEST_WORKFLOW",
+        CONTENT_TYPE="application/octet-stream", CONTENT_LENGTH=str(50 * MIB),
+        HTTP_AUTHORIZATION=f"Bearer {secret}", **{"wsgi.input": body},
+    )  # fmt: skip
+    assert response.status_code == 413, response.content[:300]
+    assert response["Content-Type"].startswith("application/problem+json")
+    assert not body.read_from
