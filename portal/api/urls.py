@@ -15,6 +15,7 @@ urlpatterns = [
     # An audited download a signed-in browser could be made to fetch: never for another site.
     path("v1/messages/<int:pk>/payload/", same_site_only(audited(views.payload)), name="payload"),
     path("v1/messages/<int:pk>/confirm/", audited(views.confirm), name="confirm"),
+    path("v1/events/", audited(views.events), name="events"),
     path("v1/openapi.json", SpectacularJSONAPIView.as_view(), name="schema"),
     path("v1/docs/", SpectacularSwaggerSplitView.as_view(url_name="api:schema"), name="docs"),
     re_path(r"^.*$", views.not_found),

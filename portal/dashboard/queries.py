@@ -9,7 +9,7 @@ from django.utils import timezone
 
 from portal.certificates.models import WARN_WITHIN_DAYS, Certificate
 from portal.mailboxes.models import Environment, Mailbox
-from portal.messaging.models import INBOX_EXPIRY, Direction, Message, Status
+from portal.messaging.models import INBOX_EXPIRY, Direction, InboundFailure, Message, Status
 
 # An inbound message still unacknowledged this long is flagged: MESH gives up on it at 5 days.
 UNACKNOWLEDGED_WARN_AFTER = timedelta(days=3)
@@ -25,9 +25,15 @@ def with_health(queryset: QuerySet) -> QuerySet:
     unacknowledged = Message.objects.filter(
         mailbox=OuterRef("pk"), direction=Direction.INBOUND, status=Status.RECEIVED
     ).order_by("created_at")
+    # Inbound messages held for a person after failures (portal.messaging.quarantine).
+    quarantined = (
+        InboundFailure.objects.needing_a_person().filter(mailbox=OuterRef("pk"))
+        .order_by().values("mailbox").annotate(n=Count("pk")).values("n")
+    )  # fmt: skip
     return queryset.annotate(
         certificate_not_after=Subquery(active.order_by("-not_after").values("not_after")[:1]),
         oldest_unacknowledged_at=Subquery(unacknowledged.values("created_at")[:1]),
+        quarantined_inbound=Subquery(quarantined[:1], output_field=IntegerField()),
     )
 
 
@@ -48,6 +54,12 @@ def describe_health(mailbox: Mailbox, now: datetime) -> Mailbox:
         reasons.append(f"Certificate expires in {days} days")
     if mailbox.unacknowledged_overdue:
         reasons.append("Inbound message unacknowledged for over 3 days (MESH removes it at 5)")
+    quarantined = getattr(mailbox, "quarantined_inbound", None) or 0
+    if quarantined:
+        reasons.append(
+            f"{quarantined} inbound message{'s' if quarantined > 1 else ''} quarantined after "
+            "failures: retry or leave in MESH on the mailbox page"
+        )
     mailbox.reasons = reasons
     return mailbox
 

@@ -285,3 +285,4 @@ def messages_to_track(now=None):
         )
         .exclude(last_tracked_at__gt=now - TRACK_EVERY)
     )
+

@@ -51,3 +51,14 @@ def refresh_tracking() -> int:
         services.message_refresh_tracking(message=message)
         count += 1
     return count
+
+
+def purge_payloads() -> str:
+    """Scheduled hourly: purge payloads past their retention rule (see retention.py)."""
+    from .retention import retention_sweep
+
+    result = retention_sweep()
+    text = f"{result['purged']} payloads purged"
+    if result["failed"]:
+        text += f"; {len(result['failed'])} could not be removed: {result['failed'][0]}"
+    return text
