@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django_q.tasks import async_task
 
 from portal.audit.services import audit_worker_action
@@ -9,18 +10,39 @@ from portal.mailboxes.models import Mailbox
 from portal.ops.models import Heartbeat
 
 from . import inbox, outbox, services
+from .models import Message
 
 
 def enqueue_send(message_pk: int) -> str:
     return async_task("portal.messaging.tasks.send_message", message_pk, group="send")
 
 
+def enqueue_send_unless_pending(message) -> str | None:
+    """Enqueue a send for a message just queued, unless enough tasks already pending will send it.
+
+    A send task sends its mailbox's other due messages too (OUTBOX_CONCURRENCY at once), so while
+    that many earlier messages of the mailbox wait unclaimed, their tasks are still to run and will
+    take this one: a burst of 500 queued messages makes a few tasks (which several workers or hosts
+    can share), not 500 that each find their message sent. The outbox sweep (every minute) sends
+    anything a task did not.
+    """
+    width = settings.OUTBOX_CONCURRENCY
+    if width > 1:
+        waiting = Message.objects.sendable().filter(
+            mailbox_id=message.mailbox_id, attempts=0, pk__lt=message.pk
+        )
+        if len(waiting.values_list("pk", flat=True)[:width]) >= width:
+            return None
+    return enqueue_send(message.pk)
+
+
 def enqueue_poll(mailbox_pk: int) -> str:
     return async_task("portal.messaging.tasks.poll_mailbox", mailbox_pk, group="poll")
 
 
-def send_message(message_pk: int) -> str:
-    return outbox.message_send(message_id=message_pk)
+def send_message(message_pk: int) -> dict:
+    """Send this message and the mailbox's other due ones, OUTBOX_CONCURRENCY at once."""
+    return outbox.outbox_send_with_due(message_id=message_pk)
 
 
 def poll_mailbox(mailbox_pk: int) -> str:
