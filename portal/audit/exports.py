@@ -49,7 +49,7 @@ def audit_trail_csv(request, filters) -> StreamingHttpResponse:
     """The filtered trail as CSV, up to the record sealed last when the export started."""
     head = ChainHead.objects.filter(pk=1).values_list("last_seq", flat=True).first() or 0
     queryset = filters.filter(AuditRecord.objects.filter(seq__lte=head))
-    count = queryset.count()
+    count = csv_export.bounded_count(queryset)
     record(
         actor=Actor.person(request), action="audit.trail_exported",
         detail=csv_export.describe_export(filters.applied(), count, f"audit records up to #{head}"),

@@ -10,6 +10,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET
 
+from portal.lib.crosssite import same_site_only
 from portal.lib.http import permission_required
 
 from . import exports
@@ -93,6 +94,7 @@ def _refuse_invalid(request, back: str):
 
 @require_GET
 @permission_required("audit.view_auditrecord", "audit.export_auditrecord")
+@same_site_only
 def trail_export(request):
     filters = AuditFilterForm(request.GET or None)
     if filters.is_bound and not filters.is_valid():

@@ -8,6 +8,7 @@ from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
 from portal.audit.services import Actor, record
+from portal.lib.crosssite import same_site_only
 from portal.lib.http import permission_required
 from portal.onboarding.models import Task
 
@@ -91,6 +92,7 @@ def run_report(request, pk: int):
 
 
 @permission_required("conformance.view_conformancerun")
+@same_site_only
 def run_evidence(request, pk: int):
     """The evidence pack as a zip (report.html and run.json); every download is audited."""
     run = _get_run(pk)

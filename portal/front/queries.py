@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
+from django.core.cache import cache
 from django.db.models import CharField, Count, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.utils import timezone
 
@@ -75,17 +76,37 @@ def _local_midnight(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
-def daily_volume(now: datetime, days: int = 30) -> tuple[date, dict[tuple[date, str], int]]:
-    """Messages per local day and direction for the last `days` days, in one query.
+# Past days' counts change only when messages are removed: kept this long, then counted again.
+PAST_DAYS_CACHE_SECONDS = 3600
 
-    One COUNT per day and direction over an index range, joined with UNION ALL: each is a short
+
+def daily_volume(now: datetime, days: int = 30) -> tuple[date, dict[tuple[date, str], int]]:
+    """Messages per local day and direction for the last `days` days.
+
+    Today is counted on every call; the days before it are counted once an hour and kept in the
+    cache (Redis when configured, so every host shares them): at 10,000,000 messages counting 30
+    days takes seconds, today alone a few milliseconds.
+    """
+    today = timezone.localdate(now)
+    key = f"dashboard:daily-volume:{today.isoformat()}:{days}"
+    past = cache.get(key)
+    if past is None:
+        past = _count_days([today - timedelta(days=n) for n in range(days - 1, 0, -1)])
+        cache.set(key, past, PAST_DAYS_CACHE_SECONDS)
+    return today, past | _count_days([today])
+
+
+def _count_days(days: list[date]) -> dict[tuple[date, str], int]:
+    """Messages per local day and direction, in one query.
+
+    One COUNT(*) per day and direction over an index range, joined with UNION ALL: each is a short
     index scan with no per-row date arithmetic and no GROUP BY sort, several times faster than
     grouping a million rows by a computed day. Local midnights keep days right across DST changes.
     """
-    today = timezone.localdate(now)
+    if not days:
+        return {}
     parts = []
-    for offset in range(days):
-        day = today - timedelta(days=days - 1 - offset)
+    for offset, day in enumerate(days):
         start, end = _local_midnight(day), _local_midnight(day + timedelta(days=1))
         for direction in Direction.values:
             rows = Message.objects.filter(
@@ -94,9 +115,9 @@ def daily_volume(now: datetime, days: int = 30) -> tuple[date, dict[tuple[date, 
             parts.append(
                 rows.order_by()
                 .values(offset=Value(offset, IntegerField()), way=Value(direction, CharField()))
-                .annotate(n=Count("id"))
+                .annotate(n=Count("*"))  # COUNT(*): PostgreSQL answers from the index alone
             )
     counts = {}
     for row in parts[0].union(*parts[1:], all=True):
-        counts[(today - timedelta(days=days - 1 - row["offset"]), row["way"])] = row["n"]
-    return today, counts
+        counts[(days[row["offset"]], row["way"])] = row["n"]
+    return counts

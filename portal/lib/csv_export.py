@@ -70,7 +70,18 @@ def streamed_csv(blocks: Iterator[str], stem: str) -> StreamingHttpResponse:
     return response
 
 
+# An export's audit record says how many rows it holds, counted up to this many: an exact count of
+# millions of rows would hold up the first row for seconds (the export itself streams them all).
+COUNT_LIMIT = 10_000
+
+
+def bounded_count(queryset) -> int:
+    """The rows of `queryset`, counted up to COUNT_LIMIT + 1."""
+    return queryset.order_by()[: COUNT_LIMIT + 1].count()
+
+
 def describe_export(filters: dict[str, str], rows: int, what: str) -> str:
     """The audit detail of an export: how many rows of what, and the filters applied."""
     applied = ", ".join(f"{name}={value}" for name, value in filters.items()) or "none"
-    return f"{rows} {what}; filters: {applied}"
+    counted = f"more than {COUNT_LIMIT:,}" if rows > COUNT_LIMIT else str(rows)
+    return f"{counted} {what}; filters: {applied}"

@@ -52,8 +52,23 @@ def mailbox_edit(request, pk: int):
             )
         else:
             messages.success(request, f"Mailbox {mailbox.mailbox_id} saved.")
+        _report_cleared_secrets(request, mailbox)
         return redirect("mailboxes:detail", pk=mailbox.pk)
     return render(request, "mailboxes/form.html", {"form": form, "mailbox": mailbox})
+
+
+def _report_cleared_secrets(request, mailbox: Mailbox) -> None:
+    changes = getattr(mailbox, "secrets_cleared_because", [])
+    if not changes:
+        return
+    changed = ", ".join(changes)
+    record(actor=Actor.person(request), action="mailbox.secrets_cleared", obj=mailbox, detail=f"changed: {changed}"
+    )
+    messages.warning(
+        request,
+        f"The stored password and shared key of {mailbox.mailbox_id} were cleared because "
+        f"{changed} changed: set them again before it can connect.",
+    )
 
 
 @permission_required("mailboxes.add_workflow")

@@ -150,6 +150,13 @@ class Message(models.Model):
             models.Index(
                 fields=["direction", "status", "-created_at"], name="msg_dir_status_created"
             ),
+            # Dashboard (and mailbox list): each mailbox's oldest unacknowledged inbound message.
+            # Only those rows, so it stays small and no planner prefers walking a mailbox's
+            # inbound rows from the oldest.
+            models.Index(
+                fields=["mailbox", "created_at"], name="msg_unacknowledged",
+                condition=models.Q(direction="in", status="received"),
+            ),  # fmt: skip
             # Dashboard chart and date-range filters.
             models.Index(fields=["-created_at"], name="msg_created"),
             # The outbox sweeper and tracking refresh.

@@ -18,7 +18,7 @@ from portal.mailboxes.models import Mailbox, Workflow, validate_mailbox_id
 from portal.mailboxes.services import MailboxNotReady, mesh_client
 from portal.onboarding.gate import transfer_blocked_reason
 
-from .enqueue import enqueue_send
+from .enqueue import enqueue_send, enqueue_send_unless_pending
 from .mesh_codes import explain
 from .models import Direction, Message, MessageCount, MessageEvent, Status
 
@@ -145,7 +145,7 @@ def message_queue_send(
             message.add_event(Kind.QUEUED, f"Queued by {by}: {stored.size} bytes", actor=user)
             detail = f"To {recipient}, workflow {workflow_id}, {stored.size} bytes"
             record(actor=actor, action="message.queued", obj=message, detail=detail)
-            transaction.on_commit(lambda: enqueue_send(message.pk))
+            transaction.on_commit(lambda: enqueue_send_unless_pending(message))
     except BaseException:
         payloads.delete_payload(stored.name)
         raise

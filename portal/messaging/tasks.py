@@ -11,8 +11,9 @@ from .enqueue import enqueue_poll
 from .models import Heartbeat
 
 
-def send_message(message_pk: int) -> str:
-    return outbox.message_send(message_id=message_pk)
+def send_message(message_pk: int) -> dict:
+    """Send this message and the mailbox's other due ones, OUTBOX_CONCURRENCY at once."""
+    return outbox.outbox_send_with_due(message_id=message_pk)
 
 
 def poll_mailbox(mailbox_pk: int) -> str:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -12,6 +13,8 @@ from django.views.decorators.http import require_GET, require_POST
 import meshcore
 from portal.audit.services import Actor, record
 from portal.lib import payloads
+from portal.lib.bodylimit import body_limit
+from portal.lib.crosssite import same_site_only
 from portal.lib.http import permission_required
 from portal.mailboxes.services import MailboxNotReady, mesh_client
 
@@ -116,6 +119,7 @@ def safe_download_name(message: Message) -> str:
 
 
 @permission_required("messaging.view_message", "messaging.download_payload")
+@same_site_only
 def message_download(request, pk: int):
     """The payload as an attachment, from storage by its generated name; every download is audited."""
     message = _get_message_for_user(request, pk)
@@ -163,6 +167,7 @@ def _add_send_error(form: SendForm, error: SendRejected) -> None:
     form.add_error(field, str(error))
 
 
+@body_limit(lambda: settings.MESH_MAX_UPLOAD_BYTES)
 @permission_required("messaging.send_message")
 def message_send_view(request):
     form = SendForm(request.POST or None, request.FILES or None, initial=_send_initial(request.GET))
@@ -210,6 +215,7 @@ def _lookup(form: LookupForm) -> list | None:
 
 @require_GET
 @permission_required("messaging.view_message", "audit.export_auditrecord")
+@same_site_only
 def message_export(request):
     """The message log's filtered rows as CSV; invalid filters send you back to the page."""
     filters = MessageLogFilterForm(request.GET or None)

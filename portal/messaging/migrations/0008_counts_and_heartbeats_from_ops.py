@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('mailboxes', '0001_initial'),
-        ('messaging', '0006_payload_retention'),
+        ('messaging', '0007_unacknowledged_index'),
         ('ops', '0002_message_counts'),
     ]
 

@@ -1,0 +1,13 @@
+"""Worker entry points (django-q2): thin, take ids, call a service. Safe to run twice."""
+
+from __future__ import annotations
+
+from . import services
+
+
+def run_delivery(delivery_pk: int) -> str:
+    return services.delivery_run(delivery_id=delivery_pk)
+
+
+def sweep_deliveries() -> int:
+    return services.deliveries_sweep()
