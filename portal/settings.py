@@ -305,6 +305,11 @@ WORKER_NAME = env.str("NEOMESH_WORKER_NAME", default="")
 # failing handler is retried on one event before it is skipped (and recorded as skipped).
 EVENTS_RETENTION_DAYS = env.int("EVENTS_RETENTION_DAYS", default=90)
 EVENTS_HANDLER_MAX_ATTEMPTS = env.int("EVENTS_HANDLER_MAX_ATTEMPTS", default=8)
+# A mailbox whose polls have failed for this long raises `mailbox.poll_failing` (once per problem).
+MAILBOX_POLL_FAILING_MINUTES = env.int("MAILBOX_POLL_FAILING_MINUTES", default=15)
+# A sent message not acknowledged by its recipient within this many hours raises
+# `message.ack_overdue`, unless its workflow says otherwise.
+MESSAGING_ACK_EXPECTED_HOURS = env.int("MESSAGING_ACK_EXPECTED_HOURS", default=24)
 
 # django-auditlog captures model changes; portal.audit seals each entry into the hash chain.
 AUDITLOG_MASK_CALLABLE = "portal.audit.services.mask_secret"

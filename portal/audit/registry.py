@@ -8,7 +8,7 @@ from django.apps import apps
 # Health fields change on every poll and are not a person's change; they are left out.
 HEALTH_FIELDS = [
     "last_handshake_at", "last_handshake_ok", "last_handshake_ms", "last_poll_at", "last_poll_ok",
-    "inbox_backlog", "last_error", "last_error_at", "poll_claimed_at", "poll_claimed_by", "updated_at",
+    "inbox_backlog", "poll_failing_since", "last_error", "last_error_at", "poll_claimed_at", "poll_claimed_by", "updated_at",
 ]  # fmt: skip
 
 WATCHED = {

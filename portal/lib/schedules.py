@@ -11,6 +11,8 @@ SCHEDULES = [
     ("Daily certificate expiry check", "portal.certificates.tasks.check_expiry", "D", None),
     ("Daily audit chain verification", "portal.audit.tasks.verify_chain", "D", None),
     ("Sweep stuck conformance runs", "portal.conformance.tasks.sweep_runs", "I", 5),
+    ("Check for overdue messages", "portal.messaging.tasks.check_overdue", "I", 60),
+    ("Daily check of overdue go-live tasks and letters", "portal.onboarding.tasks.check_overdue", "D", None),
     ("Publish and dispatch events", "portal.events.tasks.dispatch", "I", 1),
     ("Purge old events", "portal.events.tasks.purge", "D", None),
 ]

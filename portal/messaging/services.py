@@ -19,6 +19,7 @@ from portal.mailboxes.readiness import transfer_blocked_reason
 from portal.mailboxes.services import MailboxNotReady, mesh_client
 from portal.ops.models import MessageCount
 
+from . import notices
 from .mesh_codes import explain
 from .models import Direction, Message, MessageEvent, Status
 
@@ -217,6 +218,7 @@ def message_refresh_tracking(*, message: Message) -> str:
             if moved:
                 message.add_event(Kind.TRACKED, "The recipient has downloaded and acknowledged it")
                 audit_worker_action(action="message.tracked", obj=message, detail="acknowledged")
+                notices.acknowledged(message)
     elif state in ("error", "undeliverable"):
         reason = explain(status.status_code, status.status_description or "")
         with transaction.atomic():
@@ -231,6 +233,7 @@ def message_refresh_tracking(*, message: Message) -> str:
                 audit_worker_action(
                     action="message.tracked", obj=message, detail=f"{state}: {reason}"
                 )
+                notices.send_failed(message, f"Tracking reports {state}: {reason}")
     return state
 
 

@@ -8,7 +8,7 @@ from portal.audit.services import audit_worker_action
 from portal.mailboxes.models import Mailbox
 from portal.ops.models import Heartbeat
 
-from . import inbox, outbox, services
+from . import inbox, notices, outbox, services
 
 
 def enqueue_send(message_pk: int) -> str:
@@ -43,6 +43,11 @@ def poll_due() -> int:
 def sweep_outbox() -> dict:
     Heartbeat.beat("sweep_outbox", outbox.worker_name())
     return outbox.outbox_sweep()
+
+
+def check_overdue() -> dict:
+    """Scheduled hourly: raise events for messages near MESH's limit or not acknowledged in time."""
+    return notices.messages_check_overdue()
 
 
 def refresh_tracking() -> int:
