@@ -10,6 +10,7 @@ SCHEDULES = [
     ("Daily handshake", "portal.mailboxes.tasks.handshake_all", "D", None),
     ("Daily certificate expiry check", "portal.certificates.tasks.check_expiry", "D", None),
     ("Daily audit chain verification", "portal.audit.tasks.verify_chain", "D", None),
+    ("Publish the audit chain head", "portal.audit.tasks.publish_head", "I", 15),
     ("Sweep stuck conformance runs", "portal.conformance.tasks.sweep_runs", "I", 5),
     ("Check for overdue messages", "portal.messaging.tasks.check_overdue", "I", 60),
     ("Daily check of overdue go-live tasks and letters", "portal.onboarding.tasks.check_overdue", "D", None),

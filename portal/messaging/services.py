@@ -114,10 +114,17 @@ def message_queue_send(
     subject: str = "",
     local_id: str = "",
     content_type: str = "",
+    encrypted: bool = False,
+    compressed: bool = False,
     user=None,
     request=None,
+    audit=None,
 ) -> Message:
-    """Store the payload and create a queued outbound message; a worker sends it after commit."""
+    """Store the payload and create a queued outbound message; a worker sends it after commit.
+
+    `audit`, when given, records the queueing for an actor other than a person or a command (an
+    API token): called as `audit(action=..., obj=..., detail=...)`.
+    """
     recipient = recipient.strip().upper()
     filename = filename[:300]
     headers = {"filename": filename, "subject": subject, "local_id": local_id,
@@ -132,26 +139,28 @@ def message_queue_send(
                 mailbox=mailbox, direction=Direction.OUTBOUND, recipient=recipient,
                 sender=mailbox.mailbox_id, workflow_id=workflow_id, filename=filename,
                 subject=subject, local_id=local_id or f"neomesh-{uuid.uuid4().hex}",
-                content_type=content_type, size_bytes=stored.size, payload=stored.name,
+                content_type=content_type, encrypted=encrypted, compressed=compressed,
+                size_bytes=stored.size, payload=stored.name,
                 payload_sha256=stored.sha256, checksum=f"sha256:{stored.sha256}",
                 status=Status.QUEUED, created_by=user,
             )  # fmt: skip
-            message.add_event(
-                Kind.QUEUED, f"Queued by {user or 'a command'}: {stored.size} bytes", actor=user
-            )
+            by = user or getattr(audit, "label", None) or "a command"
+            message.add_event(Kind.QUEUED, f"Queued by {by}: {stored.size} bytes", actor=user)
             from .tasks import enqueue_send
 
             transaction.on_commit(lambda: enqueue_send(message.pk))
     except BaseException:
         payloads.delete_payload(stored.name)
         raise
-    _audit_queue(message, user, request)
+    _audit_queue(message, user, request, audit)
     return message
 
 
-def _audit_queue(message: Message, user, request) -> None:
+def _audit_queue(message: Message, user, request, audit) -> None:
     detail = f"To {message.recipient}, workflow {message.workflow_id}, {message.size_bytes} bytes"
-    if request is not None:
+    if audit is not None:
+        audit(action="message.queued", obj=message, detail=detail)
+    elif request is not None:
         audit_person_action(request, action="message.queued", obj=message, detail=detail)
     elif user is not None:
         from portal.audit.services import record
@@ -194,6 +203,39 @@ def message_requeue(*, message: Message, request=None) -> Message:
         audit_person_action(request, action="message.resend", obj=message)
     message.refresh_from_db()
     return message
+
+
+@transaction.atomic
+def payload_confirm(
+    *, message: Message, source: str, request=None, user=None, audit=None
+) -> bool:
+    """Record that a payload was delivered onwards (the API's confirm, or a delivery downstream):
+    retention keys on `payload_confirmed_at`. False when it was confirmed already.
+
+    `source` says what confirmed it ("API confirm by API token lab (nmk_...)"). The actor is the
+    person of `request` or `user`, or `audit` (an API token's hook), else the worker.
+    """
+    now = timezone.now()
+    if not Message.objects.filter(pk=message.pk, payload_confirmed_at__isnull=True).update(
+        payload_confirmed_at=now
+    ):
+        return False
+    message.payload_confirmed_at = now
+    actor = user or (request.user if request is not None else None)
+    detail = f"Delivery confirmed: {source}"
+    message.add_event(Kind.CONFIRMED, detail, actor=actor)
+    if audit is not None:
+        audit(action="message.payload_confirmed", obj=message, detail=detail)
+    elif request is not None:
+        audit_person_action(request, action="message.payload_confirmed", obj=message, detail=detail)
+    elif user is not None:
+        from portal.audit.services import record
+
+        record(action="message.payload_confirmed", actor=user, actor_kind="person", obj=message,
+               detail=detail)  # fmt: skip
+    else:
+        audit_worker_action(action="message.payload_confirmed", obj=message, detail=detail)
+    return True
 
 
 def message_refresh_tracking(*, message: Message) -> str:

@@ -22,7 +22,7 @@ from portal.conformance.models import ConformanceRun, Outcome, RunStatus
 from portal.conformance.services import run_create
 from portal.mailboxes.models import Environment
 from portal.messaging import inbox, outbox
-from portal.messaging.models import Direction, Message, MessageType, Status
+from portal.messaging.models import Direction, InboundFailure, Message, MessageType, Status
 from portal.messaging.tasks import poll_mailbox
 from portal.onboarding import correspondence as letters
 from portal.onboarding import services as onboarding
@@ -59,8 +59,12 @@ def world(db):
     failed = make_message(
         mailbox, direction=Direction.OUTBOUND, status=Status.FAILED, mesh_status_code="12"
     )
+    quarantined = InboundFailure.objects.create(
+        mailbox=mailbox, mesh_message_id="20260101000000000000_ABCDEF", reason="too large",
+        status=InboundFailure.State.QUARANTINED,
+    )  # fmt: skip
     return {"mailbox": mailbox, "certificate": certificate, "failed": failed,
-            "inbound": make_message(mailbox, payload=b"a,b\n")}  # fmt: skip
+            "inbound": make_message(mailbox, payload=b"a,b\n"), "quarantined": quarantined}  # fmt: skip
 
 
 @pytest.fixture
@@ -132,6 +136,7 @@ WALK = [
     ("certificates:ticket", "post", lambda w: [w["certificate"].pk], lambda w: {"service_desk_ticket": "INC77"}, "certificate.update", "certificate"),
     ("messaging:send", "post", lambda w: [], lambda w: {"mailbox": "X26ABC1", "recipient": "X26ABC2", "workflow_id": "TEST_WORKFLOW", "subject": "Hi", "local_id": "", "file": SimpleUploadedFile("a.txt", b"hello")}, "message.queued", None),
     ("messaging:resend", "post", lambda w: [w["failed"].pk], lambda w: {}, "message.resend", "failed"),
+    ("messaging:inbound_failure", "post", lambda w: [w["quarantined"].pk], lambda w: {"action": "leave"}, "message.quarantine_left", "mailbox"),
     ("messaging:download", "get", lambda w: [w["inbound"].pk], lambda w: {}, "message.payload_downloaded", "inbound"),
     ("audit:export", "get", lambda w: [], lambda w: {"action": "message.queued"}, "audit.trail_exported", None),
     ("audit:message_export", "get", lambda w: [], lambda w: {"direction": "in"}, "audit.message_log_exported", None),
