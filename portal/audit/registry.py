@@ -35,6 +35,9 @@ WATCHED = {
     "onboarding.GateOverride": {},
     # The recurring jobs (the daily chain verification among them), whatever changes them: the
     # admin, a shell. The cluster's own bookkeeping after each run is left out.
+    # Alert channels (their webhook address and signing secret masked) and rules.
+    "alerts.Channel": {"mask_fields": ["url", "secret"], "exclude_fields": ["failing_since", "last_error", "last_sent_at", "updated_at"]},
+    "alerts.Rule": {"m2m_fields": ["channels"]},
     "django_q.Schedule": {"exclude_fields": ["next_run", "task"]},
 }
 

@@ -16,6 +16,8 @@ SCHEDULES = [
     ("Daily check of overdue go-live tasks and letters", "portal.onboarding.tasks.check_overdue", "D", None),
     ("Publish and dispatch events", "portal.events.tasks.dispatch", "I", 1),
     ("Purge old events", "portal.events.tasks.purge", "D", None),
+    ("Send due alerts", "portal.alerts.tasks.sweep", "I", 1),
+    ("Daily alert digests", "portal.alerts.tasks.send_digests", "D", None),
 ]
 
 
