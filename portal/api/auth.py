@@ -149,3 +149,14 @@ class JsonOnlyNegotiation(negotiation.DefaultContentNegotiation):
 
     def select_renderer(self, request, renderers, format_suffix=None):
         return renderers[0], renderers[0].media_type
+
+
+def visible_events(request, queryset):
+    """Events a caller may read: a token's mailboxes (and workflow patterns) only."""
+    require_scope(request, Scope.EVENTS_READ)
+    token = request.auth if isinstance(request.auth, ApiToken) else None
+    if token is None:
+        return queryset
+    grant = token.grant_for(Scope.EVENTS_READ)
+    mailboxes = [m.pk for m in grant.mailboxes.all()]
+    return queryset.filter(grant.workflow_q("workflow"), mailbox_id__in=mailboxes)

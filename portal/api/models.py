@@ -116,16 +116,16 @@ class ApiGrant(models.Model):
             for p in patterns
         )
 
-    def workflow_q(self) -> models.Q:
-        """The same rule as allows_workflow, as a filter on Message.workflow_id."""
+    def workflow_q(self, field: str = "workflow_id") -> models.Q:
+        """The same rule as allows_workflow, as a filter on `field` (Message.workflow_id)."""
         if not self.patterns():
             return models.Q()
         query = models.Q(pk__in=[])
         for pattern in self.patterns():
             if pattern.endswith("*"):
-                query |= models.Q(workflow_id__startswith=pattern[:-1])
+                query |= models.Q(**{f"{field}__startswith": pattern[:-1]})
             else:
-                query |= models.Q(workflow_id=pattern)
+                query |= models.Q(**{field: pattern})
         return query
 
 

@@ -6,6 +6,7 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from portal.events.kinds import KINDS
 from portal.mailboxes.models import Mailbox
 from portal.messaging.mesh_codes import explain
 from portal.messaging.models import Direction, Message, Status
@@ -129,3 +130,44 @@ class MessagePageSerializer(serializers.Serializer):
 class ConfirmResultSerializer(serializers.Serializer):
     first = serializers.BooleanField(help_text="False when the file had been confirmed already.")
     message = MessageSerializer()
+
+
+class EventFilterSerializer(serializers.Serializer):
+    after = serializers.IntegerField(
+        min_value=0, required=False, default=0,
+        help_text="The last `seq` you have read (0 for the oldest kept): only later events come.",
+    )  # fmt: skip
+    wait = serializers.IntegerField(
+        min_value=0, max_value=30, required=False, default=0,
+        help_text="Seconds to wait for an event when there is none yet (long poll), at most 30.",
+    )  # fmt: skip
+    limit = serializers.IntegerField(min_value=1, max_value=500, required=False, default=100)
+    kind = serializers.ChoiceField(choices=sorted(KINDS), required=False)
+
+
+class EventSerializer(serializers.Serializer):
+    seq = serializers.IntegerField()
+    kind = serializers.CharField()
+    severity = serializers.CharField()
+    summary = serializers.CharField()
+    created_at = serializers.DateTimeField()
+    mailbox = serializers.SerializerMethodField()
+    message_id = serializers.IntegerField(allow_null=True)
+    message_url = serializers.SerializerMethodField()
+    workflow = serializers.CharField()
+    data = serializers.DictField()
+
+    def get_mailbox(self, event) -> str | None:
+        return self.context["mailboxes"].get(event.mailbox_id)
+
+    def get_message_url(self, event) -> str | None:
+        if event.message_id is None:
+            return None
+        path = reverse("api:message", args=[event.message_id])
+        return self.context["request"].build_absolute_uri(path)
+
+
+class EventPageSerializer(serializers.Serializer):
+    results = EventSerializer(many=True)
+    after = serializers.IntegerField(help_text="Pass this as `after` next time.")
+    next = serializers.URLField()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from functools import wraps
 
 from django.core import signing
@@ -17,17 +18,22 @@ from rest_framework.response import Response
 from portal.accounts.addresses import client_ip
 from portal.audit.models import AuditRecord
 from portal.audit.services import audit_person_action, record
+from portal.events.models import Event
 from portal.lib.pagination import keyset_page
+from portal.mailboxes.models import Mailbox
 from portal.messaging.models import Message
 from portal.messaging.services import payload_confirm
 
 from . import downloads, sending
-from .auth import caller_actor, require_scope, visible_messages
+from .auth import caller_actor, require_scope, visible_events, visible_messages
 from .models import Scope
 from .problems import Problem, problem_response
 from .serializers import (
     ConfirmResultSerializer,
     ConfirmSerializer,
+    EventFilterSerializer,
+    EventPageSerializer,
+    EventSerializer,
     MessageDetailSerializer,
     MessageFilterSerializer,
     MessagePageSerializer,
@@ -38,6 +44,7 @@ from .serializers import (
 
 PROBLEM = OpenApiResponse(OpenApiTypes.OBJECT, description="RFC 9457 problem details")
 ERRORS = {code: PROBLEM for code in (400, 401, 403, 404, 429)}
+LONG_POLL_STEP = 0.5
 
 
 def audited(view):
@@ -186,7 +193,7 @@ def _send(request):
         fields["filename"] = fields["filename"] or upload.name
         content_type = upload.content_type or ""
     else:
-        source = sending.ExactReader(django_request, size)
+        source = sending.ExactReader(sending.body_stream(django_request), size)
         content_type = "" if media == "application/octet-stream" else media
     return _queue_once(request, fields, source, size, content_type)
 
@@ -270,6 +277,41 @@ def confirm(request, pk: int):
                             request=None if actor else request._request)  # fmt: skip
     result = MessageSerializer(found, context={"request": request}).data
     return Response({"first": first, "message": result})
+
+
+@extend_schema(
+    parameters=[EventFilterSerializer], responses={200: EventPageSerializer, **ERRORS},
+    description="What happened (received, acknowledged, failed, non-delivery reports...) in commit "
+    "order: keep the last `seq` and pass it as `after`, so nothing is missed or seen twice. With "
+    "`wait`, an empty answer is held until an event comes or the seconds pass.",
+)  # fmt: skip
+@api_view(["GET"])
+def events(request):
+    query = _validated(EventFilterSerializer, request.query_params)
+    rows = visible_events(request, Event.objects.published().after(query["after"]))
+    if query.get("kind"):
+        rows = rows.filter(kind=query["kind"])
+    found = _wait_for(rows, query["limit"], seconds=query["wait"])
+    after = found[-1].seq if found else query["after"]
+    mailboxes = dict(Mailbox.objects.filter(pk__in={e.mailbox_id for e in found})
+                     .values_list("pk", "mailbox_id"))  # fmt: skip
+    context = {"request": request, "mailboxes": mailboxes}
+    params = request.query_params.copy()
+    params["after"] = str(after)
+    return Response({
+        "results": EventSerializer(found, many=True, context=context).data, "after": after,
+        "next": request.build_absolute_uri(f"{request.path}?{params.urlencode()}"),
+    })  # fmt: skip
+
+
+def _wait_for(rows, limit: int, *, seconds: int) -> list:
+    """The first `limit` rows, re-read every half second until some come or `seconds` pass."""
+    deadline = time.monotonic() + seconds
+    while True:
+        found = list(rows[:limit])
+        if found or time.monotonic() >= deadline:
+            return found
+        time.sleep(min(LONG_POLL_STEP, max(deadline - time.monotonic(), 0)))
 
 
 def not_found(request, *args, **kwargs):

@@ -6,45 +6,23 @@ over-long header used to fail every poll with DataError.
 
 from __future__ import annotations
 
-import uuid
-import zlib
 from pathlib import Path
 
 import pytest
-import requests
 from django.db import DataError
 from django.urls import reverse
 
-from meshcore.auth import build_token
 from portal.audit.models import AuditRecord
 from portal.events.models import Event
 from portal.mailboxes.services import mesh_client
 from portal.messaging import inbox, outbox
 from portal.messaging.models import Direction, InboundFailure, Message, MessageEvent
-from tests.sandbox import PASSWORD, SHARED_KEY
 
-from .helpers import payload_bytes, queue
+from .helpers import gzip_bomb, payload_bytes, queue, raw_send
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sandbox]
 State = InboundFailure.State
 MiB = 1024 * 1024
-
-
-def raw_send(sandbox, data: bytes, **headers: str) -> str:
-    """X26ABC1 -> X26ABC2 as any MESH client could send it: headers meshcore would refuse."""
-    token = build_token("X26ABC1", PASSWORD, SHARED_KEY.encode(), nonce=str(uuid.uuid4()))
-    response = requests.post(
-        f"{sandbox.url}/messageexchange/X26ABC1/outbox",
-        data=data,
-        headers={
-            "Authorization": token, "Accept": "application/vnd.mesh.v2+json",
-            "mex-From": "X26ABC1", "mex-To": "X26ABC2", "mex-WorkflowID": "TEST_WORKFLOW",
-            "Content-Type": "application/octet-stream", **headers,
-        },  # fmt: skip
-        timeout=30,
-    )
-    assert response.status_code == 202, response.text
-    return response.json()["message_id"]
 
 
 def inbox_ids(mailbox) -> list[str]:
@@ -55,12 +33,6 @@ def inbox_ids(mailbox) -> list[str]:
 def payload_files(settings) -> list[Path]:
     root = Path(settings.STORAGES["payloads"]["OPTIONS"]["location"])
     return [path for path in root.rglob("*") if path.is_file()]
-
-
-def gzip_bomb(decoded: int) -> bytes:
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-    parts = [compressor.compress(bytes(MiB)) for _ in range(decoded // MiB)]
-    return b"".join([*parts, compressor.flush()])
 
 
 def test_it_receives_a_message_with_a_414_character_content_type_and_the_one_behind_it(
@@ -242,3 +214,25 @@ def test_mesh_client_hands_the_key_to_meshcore_in_memory_and_writes_no_file(
         adapter = client._session.get_adapter("https://mesh.example")
         assert adapter._ssl_context.verify_mode.name == "CERT_REQUIRED"
     assert list(temporary.iterdir()) == []
+
+
+def test_it_refuses_a_gzip_bomb_with_payloads_on_object_storage(
+    sandbox, sandbox_mailboxes, s3_store, settings
+):
+    """No local disk to check (payloads stream to S3): the size limits still hold, and the
+    refused message leaves nothing in the bucket."""
+    from portal.lib import payloads
+
+    sender, recipient = sandbox_mailboxes
+    settings.MESH_PAYLOAD_DISK_RESERVE_BYTES = 10**18  # would stop a local-disk poll
+    bomb_id = raw_send(sandbox, gzip_bomb(32 * MiB), **{"Content-Encoding": "gzip"})
+    outbox.message_send(message_id=queue(sender, b"to the bucket").pk)
+    result = inbox.mailbox_poll(mailbox=recipient)
+    assert (result.listed, result.downloaded, result.acknowledged) == (2, 1, 1)
+    assert "max_expansion_ratio" in result.errors[0]
+    assert InboundFailure.objects.get(mesh_message_id=bomb_id).status == State.QUARANTINED
+    received = Message.objects.get(direction=Direction.INBOUND)
+    assert payload_bytes(received) == b"to the bucket"
+    assert sorted(payloads.store().names()) == sorted(
+        m.payload.name for m in Message.objects.all()
+    )
