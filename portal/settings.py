@@ -187,6 +187,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }
+    # Tests on a file, one per test process, as in production: an in-memory database shared between
+    # threads (a poll's receiver threads, a claim's heartbeat) fails at once with "database table is
+    # locked" where a file's writers wait their turn.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 # Persistent connections (seconds); 0 closes after each request, right for SQLite in development.
 # On PostgreSQL, e.g. 60: health checks replace a connection the server has dropped.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
@@ -355,6 +359,11 @@ if REDIS_URL:
 # Claims on work: a claim not refreshed within its lease belongs to a dead worker.
 OUTBOX_CLAIM_LEASE_SECONDS = env.int("OUTBOX_CLAIM_LEASE_SECONDS", default=120)
 POLL_CLAIM_LEASE_SECONDS = env.int("POLL_CLAIM_LEASE_SECONDS", default=120)
+# Work done at once inside one claim: messages a poll downloads, stores and acknowledges at once,
+# and messages of one mailbox the outbox sends at once. Small on purpose: each is one open
+# connection to MESH per mailbox, which MESH asks clients to keep few.
+POLL_CONCURRENCY = env.int("POLL_CONCURRENCY", default=4)
+OUTBOX_CONCURRENCY = env.int("OUTBOX_CONCURRENCY", default=4)
 # How this host's workers sign their claims (`<name>:<pid>:<thread>`); the host name when unset.
 WORKER_NAME = env.str("NEOMESH_WORKER_NAME", default="")
 

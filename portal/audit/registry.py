@@ -18,6 +18,9 @@ WATCHED = {
         "exclude_fields": HEALTH_FIELDS,
     },
     "mailboxes.Workflow": {},
+    # Retention: what is kept how long, and what is held whatever the rules say.
+    "messaging.RetentionRule": {},
+    "messaging.LegalHold": {},
     "certificates.Certificate": {"mask_fields": ["private_key"]},
     # Roles and permissions: who joined or left a group, and what a group or a user may do.
     "auth.User": {

@@ -11,6 +11,7 @@ SCHEDULES = [
     ("Daily certificate expiry check", "portal.certificates.tasks.check_expiry", "D", None),
     ("Daily audit chain verification", "portal.audit.tasks.verify_chain", "D", None),
     ("Publish the audit chain head", "portal.audit.tasks.publish_head", "I", 15),
+    ("Purge payloads past retention", "portal.messaging.tasks.purge_payloads", "I", 60),
     ("Sweep stuck conformance runs", "portal.conformance.tasks.sweep_runs", "I", 5),
     ("Check for overdue messages", "portal.messaging.tasks.check_overdue", "I", 60),
     ("Daily check of overdue go-live tasks and letters", "portal.onboarding.tasks.check_overdue", "D", None),

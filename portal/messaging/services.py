@@ -146,9 +146,9 @@ def message_queue_send(
             )  # fmt: skip
             by = user or getattr(audit, "label", None) or "a command"
             message.add_event(Kind.QUEUED, f"Queued by {by}: {stored.size} bytes", actor=user)
-            from .tasks import enqueue_send
+            from .tasks import enqueue_send_unless_pending
 
-            transaction.on_commit(lambda: enqueue_send(message.pk))
+            transaction.on_commit(lambda: enqueue_send_unless_pending(message))
     except BaseException:
         payloads.delete_payload(stored.name)
         raise
@@ -288,3 +288,4 @@ def messages_to_track(now=None):
         )
         .exclude(last_tracked_at__gt=now - TRACK_EVERY)
     )
+

@@ -19,6 +19,7 @@ from .forms import LookupForm, SendForm
 from .log import MessageLogFilterForm, related_audit_records
 from .mesh_codes import explain
 from .models import Direction, InboundFailure, Message, Status
+from .retention import payload_retention
 from .services import SendRejected, message_queue_send, message_requeue
 
 PAGE_SIZE = 25
@@ -79,6 +80,7 @@ def message_detail(request, pk: int):
         "in_flight": message.status in Status.in_flight,
         "can_resend": message.is_outbound and message.status in (Status.FAILED, Status.UNCERTAIN),
         "audit_records": related_audit_records(request.user, message),
+        "retention": payload_retention(message),
     }
     return render(request, "messaging/detail.html", context)
 

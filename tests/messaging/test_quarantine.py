@@ -236,3 +236,20 @@ def test_it_refuses_a_gzip_bomb_with_payloads_on_object_storage(
     assert sorted(payloads.store().names()) == sorted(
         m.payload.name for m in Message.objects.all()
     )
+
+
+def test_a_quarantined_message_puts_its_mailbox_on_the_dashboard_needing_attention(
+    client, admin_user, sandbox_mailboxes
+):
+    _, recipient = sandbox_mailboxes
+    InboundFailure.objects.create(
+        mailbox=recipient, mesh_message_id="HELD1", reason="too large", status=State.QUARANTINED
+    )
+    InboundFailure.objects.create(
+        mailbox=recipient, mesh_message_id="HELD2", reason="r", status=State.BACKING_OFF
+    )
+    client.force_login(admin_user)
+    page = client.get(reverse("dashboard:home")).content.decode()
+    assert "1 inbound message quarantined after failures" in page
+    detail = client.get(reverse("mailboxes:detail", args=[recipient.pk])).content.decode()
+    assert "1 inbound message quarantined after failures" in detail
