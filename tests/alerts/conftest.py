@@ -43,3 +43,9 @@ def deliver_all(now=None):
     events_dispatch(now=now)
     for pk in Notification.objects.filter(status="pending").values_list("pk", flat=True):
         notification_send(notification_id=pk, now=now)
+
+
+@pytest.fixture(autouse=True)
+def _one_receiver(settings):
+    """Receive on the poll's own thread: a test's transaction would lock out receiver threads."""
+    settings.POLL_CONCURRENCY = 1
