@@ -19,6 +19,8 @@ SCHEDULES = [
     ("Purge old events", "portal.events.tasks.purge", "D", None),
     ("Send due alerts", "portal.alerts.tasks.sweep", "I", 1),
     ("Daily alert digests", "portal.alerts.tasks.send_digests", "D", None),
+    ("Sweep due deliveries", "portal.integrations.tasks.sweep_deliveries", "I", 1),
+    ("Scan watched directories", "portal.integrations.tasks.scan_intakes", "I", 1),
 ]
 
 

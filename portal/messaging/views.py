@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import re
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -12,6 +13,8 @@ import meshcore
 from portal.accounts.decorators import permission_required
 from portal.audit.services import audit_person_action
 from portal.lib import payloads
+from portal.lib.bodylimit import body_limit
+from portal.lib.crosssite import same_site_only
 from portal.mailboxes.services import MailboxNotReady, mesh_client
 
 from . import quarantine
@@ -115,6 +118,7 @@ def safe_download_name(message: Message) -> str:
 
 
 @permission_required("messaging.view_message", "messaging.download_payload")
+@same_site_only
 def message_download(request, pk: int):
     """The payload as an attachment, from storage by its generated name; every download is audited."""
     message = _get_message_for_user(request, pk)
@@ -164,6 +168,7 @@ def _add_send_error(form: SendForm, error: SendRejected) -> None:
     form.add_error(field, str(error))
 
 
+@body_limit(lambda: settings.MESH_MAX_UPLOAD_BYTES)
 @permission_required("messaging.send_message")
 def message_send(request):
     form = SendForm(request.POST or None, request.FILES or None, initial=_send_initial(request.GET))
