@@ -6,7 +6,15 @@ from django.contrib import admin, messages
 
 from . import services
 from .forms import DestinationForm, RouteForm
-from .models import Delivery, DeliveryState, Destination, Route, RouteDestination
+from .models import (
+    Delivery,
+    DeliveryState,
+    Destination,
+    Intake,
+    IntakeFile,
+    Route,
+    RouteDestination,
+)
 
 
 @admin.register(Destination)
@@ -57,3 +65,18 @@ class DeliveryAdmin(admin.ModelAdmin):
             services.delivery_replay(delivery=delivery, request=request)
             count += 1
         self.message_user(request, f"Replayed {count} deliveries.")
+
+
+@admin.register(Intake)
+class IntakeAdmin(admin.ModelAdmin):
+    list_display = ["path", "mailbox", "enabled"]
+
+
+@admin.register(IntakeFile)
+class IntakeFileAdmin(admin.ModelAdmin):
+    list_display = ["name", "local_id", "mailbox", "state", "message", "claimed_at"]
+    list_filter = ["state"]
+    readonly_fields = [f.name for f in IntakeFile._meta.fields]
+
+    def has_add_permission(self, request):
+        return False

@@ -133,3 +133,48 @@ class Delivery(models.Model):
 
     def __str__(self) -> str:
         return f"delivery #{self.pk} of message {self.message_id} to {self.destination_id}"
+
+
+class Intake(models.Model):
+    """A watched directory of a mailbox, in the Java client's style: `OUT/` (data file + JSON control
+    file `<name>.json`, written last), `SENT/` and `FAILED/` with a `<name>.result.json`."""
+
+    mailbox = models.ForeignKey("mailboxes.Mailbox", on_delete=models.CASCADE, related_name="intakes")
+    path = models.CharField(max_length=1000, unique=True)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["path"]
+
+    def __str__(self) -> str:
+        return f"{self.path} → {self.mailbox_id}"
+
+
+class IntakeFile(models.Model):
+    """One file handed in through a watched directory, by its local id: the key that makes a
+    second pick-up (another worker, a restart) send nothing twice."""
+
+    class State(models.TextChoices):
+        CLAIMED = "claimed", "Being queued"
+        QUEUED = "queued", "Queued to send"
+        SENT = "sent", "Accepted by MESH"
+        FAILED = "failed", "Failed"
+
+    mailbox = models.ForeignKey("mailboxes.Mailbox", on_delete=models.CASCADE, related_name="+")
+    local_id = models.CharField(max_length=300)
+    name = models.CharField(max_length=300)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.CLAIMED)
+    message = models.ForeignKey(
+        "messaging.Message", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reason = models.TextField(blank=True)
+    claimed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["mailbox", "local_id"], name="intake_local_id_once")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.local_id})"

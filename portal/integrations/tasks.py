@@ -11,3 +11,9 @@ def run_delivery(delivery_pk: int) -> str:
 
 def sweep_deliveries() -> int:
     return services.deliveries_sweep()
+
+
+def scan_intakes() -> int:
+    from .intake import intakes_scan
+
+    return intakes_scan()

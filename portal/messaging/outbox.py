@@ -47,6 +47,7 @@ from portal.lib.claims import ClaimHeartbeat
 from portal.lib.workers import worker_name
 from portal.mailboxes.services import MailboxNotReady, mesh_client, record_error
 
+from . import notices
 from .enqueue import enqueue_send
 from .mesh_codes import explain
 from .models import Direction, Message, MessageCount, MessageEvent, Status
@@ -310,6 +311,7 @@ def _fail(
             message.add_event(Kind.FAILED, reason)
             MessageCount.add(message, MessageCount.Event.FAILED, error.code if error else "")
             _audit(message, "message.failed", reason)
+            notices.send_failed(message, reason)
     if finished:
         _flag_mailbox(message, f"Send of message #{message.pk} failed: {reason}")
     return Status.FAILED
@@ -327,6 +329,7 @@ def _uncertain(message: Message, worker: str, reason: str) -> str:
         if finished:
             message.add_event(Kind.UNCERTAIN, text)
             _audit(message, "message.uncertain", text)
+            notices.send_uncertain(message, text)
     if finished:
         _flag_mailbox(message, f"Send of message #{message.pk} has an unknown outcome: {reason}")
     return Status.UNCERTAIN
@@ -474,6 +477,9 @@ def _give_up_abandoned(message: Message) -> int:
         message.add_event(kind, reason)
         if status == Status.FAILED:
             MessageCount.add(message, MessageCount.Event.FAILED)
+            notices.send_failed(message, reason)
+        else:
+            notices.send_uncertain(message, reason)
         _audit(message, f"message.{status}", reason)
     _flag_mailbox(message, f"Send of message #{message.pk} stopped: {reason}")
     return 1

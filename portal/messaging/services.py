@@ -18,6 +18,7 @@ from portal.mailboxes.models import Mailbox, Workflow, validate_mailbox_id
 from portal.mailboxes.services import MailboxNotReady, mesh_client
 from portal.onboarding.gate import transfer_blocked_reason
 
+from . import notices
 from .enqueue import enqueue_send, enqueue_send_unless_pending
 from .mesh_codes import explain
 from .models import Direction, Message, MessageCount, MessageEvent, Status
@@ -141,7 +142,7 @@ def message_queue_send(
                 payload_sha256=stored.sha256, checksum=f"sha256:{stored.sha256}",
                 status=Status.QUEUED, created_by=user,
             )  # fmt: skip
-            by = user or (actor.label if actor.kind == "token" else "a command")
+            by = user or (actor.label if actor.kind in ("token", "worker") else "a command")
             message.add_event(Kind.QUEUED, f"Queued by {by}: {stored.size} bytes", actor=user)
             detail = f"To {recipient}, workflow {workflow_id}, {stored.size} bytes"
             record(actor=actor, action="message.queued", obj=message, detail=detail)
@@ -225,6 +226,7 @@ def message_refresh_tracking(*, message: Message) -> str:
             if moved:
                 message.add_event(Kind.TRACKED, "The recipient has downloaded and acknowledged it")
                 record(actor=Actor.worker(), action="message.tracked", obj=message, detail="acknowledged")
+                notices.acknowledged(message)
     elif state in ("error", "undeliverable"):
         reason = explain(status.status_code, status.status_description or "")
         with transaction.atomic():
@@ -239,6 +241,7 @@ def message_refresh_tracking(*, message: Message) -> str:
                 record(
                     actor=Actor.worker(), action="message.tracked", obj=message, detail=f"{state}: {reason}"
                 )
+                notices.send_failed(message, f"Tracking reports {state}: {reason}")
     return state
 
 

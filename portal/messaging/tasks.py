@@ -6,7 +6,7 @@ from portal.audit.services import Actor, record
 from portal.lib.workers import worker_name
 from portal.mailboxes.models import Mailbox
 
-from . import inbox, outbox, services
+from . import inbox, notices, outbox, services
 from .enqueue import enqueue_poll
 from .models import Heartbeat
 
@@ -36,6 +36,11 @@ def poll_due() -> int:
 def sweep_outbox() -> dict:
     Heartbeat.beat("sweep_outbox", worker_name())
     return outbox.outbox_sweep()
+
+
+def check_overdue() -> dict:
+    """Scheduled hourly: raise events for messages near MESH's limit or not acknowledged in time."""
+    return notices.messages_check_overdue()
 
 
 def refresh_tracking() -> int:
