@@ -8,6 +8,7 @@ from django.utils.formats import date_format
 from portal.lib.forms import PortalForm, PortalModelForm
 
 from .models import (
+    CHUNKING_HELP,
     Environment,
     Mailbox,
     Organisation,
@@ -74,6 +75,7 @@ class MailboxForm(PortalModelForm):
     field_order = [
         "organisation", "environment", "mailbox_id", "name", "base_url", "new_password",
         "new_shared_key", "ca_bundle", "verify_tls", "enabled", "poll_interval_minutes",
+        "max_request_bytes",
     ]  # fmt: skip
     danger_fields = ("disable_reason", "confirm_disable")
 
@@ -81,7 +83,7 @@ class MailboxForm(PortalModelForm):
         model = Mailbox
         fields = [
             "organisation", "environment", "mailbox_id", "name", "base_url", "ca_bundle",
-            "verify_tls", "enabled", "poll_interval_minutes",
+            "verify_tls", "enabled", "poll_interval_minutes", "max_request_bytes",
         ]  # fmt: skip
         help_texts = {
             "organisation": "The organisation the mailbox belongs to.",
@@ -190,6 +192,10 @@ class WorkflowForm(PortalForm):
     description = forms.CharField(
         required=False, max_length=300, help_text="Optional: what it carries."
     )
+    accepts_chunked = forms.BooleanField(
+        label="Recipients accept chunked messages", required=False, initial=True,
+        help_text=CHUNKING_HELP,
+    )  # fmt: skip
 
     def __init__(self, *args, mailbox: Mailbox, **kwargs):
         super().__init__(*args, **kwargs)
@@ -228,6 +234,7 @@ class WorkflowForm(PortalForm):
                 workflow_id=self.cleaned_data["workflow_id"],
                 direction=direction,
                 description=self.cleaned_data["description"],
+                accepts_chunked=self.cleaned_data["accepts_chunked"],
             )  # fmt: skip
             for direction in self.directions()
         ]

@@ -8,14 +8,16 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 from django.conf import settings
+from django.db.models import Q
 from django.utils import timezone
 
 import meshcore
 
-from .models import Mailbox
+from .models import MIN_POLL_INTERVAL, Mailbox
 
 
 class MailboxNotReady(Exception):
@@ -57,7 +59,8 @@ def mesh_client(mailbox: Mailbox, **overrides) -> Iterator[meshcore.MeshClient]:
             "cert": cert,
             "verify": verify,
             "application_name": settings.MESH_APPLICATION_NAME,
-            "chunk_size": settings.MESH_CHUNK_SIZE,
+            # meshcore sends a message whole when it fits this limit, else in chunks that fit.
+            "max_request_bytes": mailbox.max_request_bytes,
         }
         options.update(overrides)
         with meshcore.MeshClient(
@@ -92,3 +95,24 @@ def mailbox_handshake(*, mailbox: Mailbox) -> tuple[bool, str]:
         last_handshake_at=timezone.now(), last_handshake_ok=True, last_handshake_ms=elapsed_ms
     )
     return True, f"Handshake with {mailbox.mailbox_id} succeeded in {elapsed_ms} ms"
+
+
+def mailbox_poll_request(*, mailbox: Mailbox) -> datetime | None:
+    """A person's "Poll now": allowed once MESH's 5 minutes since the last poll (or request) are up.
+
+    Returns None when granted (recorded by conditional update, so two clicks at once get one
+    poll), or when the next poll is allowed.
+    """
+    now = timezone.now()
+    since = now - MIN_POLL_INTERVAL
+    granted = (
+        Mailbox.objects.filter(pk=mailbox.pk)
+        .filter(Q(last_poll_at__isnull=True) | Q(last_poll_at__lte=since))
+        .filter(Q(poll_requested_at__isnull=True) | Q(poll_requested_at__lte=since))
+        .update(poll_requested_at=now)
+    )
+    if granted:
+        mailbox.poll_requested_at = now
+        return None
+    mailbox.refresh_from_db(fields=["last_poll_at", "poll_requested_at"])
+    return mailbox.next_poll_allowed_at() or now

@@ -3,28 +3,30 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
 from typing import BinaryIO
 
 from django.conf import settings
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 
 import meshcore
 from meshcore import headers as mex
 from portal.audit.services import audit_person_action, audit_worker_action
 from portal.lib import payloads
-from portal.mailboxes.models import Mailbox, Workflow, validate_mailbox_id
+from portal.mailboxes.models import (
+    Mailbox,
+    Workflow,
+    chunking_refused_reason,
+    validate_mailbox_id,
+)
 from portal.mailboxes.readiness import transfer_blocked_reason
 from portal.mailboxes.services import MailboxNotReady, mesh_client
 from portal.ops.models import MessageCount
 
 from .mesh_codes import explain
-from .models import Direction, Message, MessageEvent, Status
+from .models import TRACK_NOW_EVERY, Direction, Message, MessageEvent, Status, next_track_at
 
 Kind = MessageEvent.Kind
-TRACK_EVERY = timedelta(hours=1)
-TRACK_FOR = timedelta(days=6)
 
 
 # MESH header -> (send form field, how a person calls it).
@@ -124,8 +126,13 @@ def message_queue_send(
     _validate_send(
         mailbox=mailbox, recipient=recipient, workflow_id=workflow_id, size=size, headers=headers
     )
+    chunking_refused = chunking_refused_reason(
+        mailbox=mailbox, recipient=recipient, workflow_id=workflow_id
+    )
     stored = payloads.store_stream(source, "out")
     try:
+        if chunking_refused:
+            _refuse_if_chunked(stored, mailbox, chunking_refused)
         with transaction.atomic():
             message = Message.objects.create(
                 mailbox=mailbox, direction=Direction.OUTBOUND, recipient=recipient,
@@ -134,6 +141,7 @@ def message_queue_send(
                 content_type=content_type, size_bytes=stored.size, payload=stored.name,
                 payload_sha256=stored.sha256, checksum=f"sha256:{stored.sha256}",
                 status=Status.QUEUED, created_by=user,
+                max_request_bytes=mailbox.max_request_bytes, chunking_allowed=not chunking_refused,
             )  # fmt: skip
             message.add_event(
                 Kind.QUEUED, f"Queued by {user or 'a command'}: {stored.size} bytes", actor=user
@@ -146,6 +154,21 @@ def message_queue_send(
         raise
     _audit_queue(message, user, request)
     return message
+
+
+def _refuse_if_chunked(stored: payloads.StoredPayload, mailbox: Mailbox, why: str) -> None:
+    """SendRejected when meshcore would chunk this stored payload: the recipient cannot take it.
+
+    meshcore's own answer (`needs_chunking`, exactly what `send` will do): free when the size
+    decides, else one gzip pass that stops as soon as the limit is passed.
+    """
+    with payloads.open_payload(stored.name) as handle:
+        chunked = meshcore.needs_chunking(handle, max_request_bytes=mailbox.max_request_bytes)
+    if chunked:
+        refusal = meshcore.MeshChunkingNotAllowed.for_message(
+            size=stored.size, max_request_bytes=mailbox.max_request_bytes
+        )
+        raise SendRejected(f"{refusal.description} (Why: {why}.)", field="file")
 
 
 def _audit_queue(message: Message, user, request) -> None:
@@ -179,7 +202,7 @@ def message_requeue(*, message: Message, request=None) -> Message:
     # From the start, so the chunk size is chosen afresh at the next claim.
     Message.objects.filter(pk=message.pk).update(
         status=Status.QUEUED, mesh_message_id=None, chunks_done=0, chunk_size=None, attempts=0,
-        next_attempt_at=None,
+        next_attempt_at=None, max_request_bytes=message.mailbox.max_request_bytes,
         failure_reason="", last_error="", mesh_status_code="", mesh_status_event="",
         mesh_status_description="", local_id=f"neomesh-{uuid.uuid4().hex}"
         if message.local_id.startswith("neomesh-") else message.local_id,
@@ -195,27 +218,37 @@ def message_requeue(*, message: Message, request=None) -> Message:
     return message
 
 
-def message_refresh_tracking(*, message: Message) -> str:
-    """Ask MESH where an accepted outbound message is; move it on when collected or failed."""
+def message_refresh_tracking(*, message: Message, scheduled: bool = True) -> str:
+    """Ask MESH where an accepted outbound message is; move it on when collected or failed.
+
+    `scheduled` (the worker's backoff) moves the message to its next look (see
+    `models.next_track_at`); a person's "Refresh now" does not. A final state ends tracking.
+    """
     try:
         with mesh_client(message.mailbox) as client:
             status = client.track(message.mesh_message_id)
     except (meshcore.MeshError, MailboxNotReady) as exc:
-        Message.objects.filter(pk=message.pk).update(
-            last_tracked_at=timezone.now(), last_error=str(exc)[:2000]
-        )
+        _tracked(message, scheduled, final=False, last_error=str(exc)[:2000])
         return f"tracking failed: {exc}"
-    now = timezone.now()
-    Message.objects.filter(pk=message.pk).update(last_tracked_at=now)
     state = (status.status or "").lower()
+    final = state in ("acknowledged", "error", "undeliverable")
+    now = _tracked(message, scheduled, final=final)
     # Each move is a conditional update from "accepted": whatever happened to the message since it
     # was loaded (a report failed it, a person re-queued it) is never undone by a stale reading.
     still_accepted = Message.objects.filter(pk=message.pk, status=Status.ACCEPTED)
     if state == "acknowledged":
+        # MESH's time of the acknowledgement, not when NeoMesh noticed it.
+        at = status.status_timestamp
         with transaction.atomic():
-            moved = still_accepted.update(status=Status.ACKNOWLEDGED, acknowledged_at=now)
+            moved = still_accepted.update(status=Status.ACKNOWLEDGED, acknowledged_at=at or now)
             if moved:
-                message.add_event(Kind.TRACKED, "The recipient has downloaded and acknowledged it")
+                when = (
+                    f"at {at:%Y-%m-%d %H:%M:%S} UTC" if at
+                    else "(MESH gave no time: the time shown is when NeoMesh saw it)"
+                )  # fmt: skip
+                message.add_event(
+                    Kind.TRACKED, f"The recipient downloaded and acknowledged it {when}"
+                )
                 audit_worker_action(action="message.tracked", obj=message, detail="acknowledged")
     elif state in ("error", "undeliverable"):
         reason = explain(status.status_code, status.status_description or "")
@@ -234,12 +267,58 @@ def message_refresh_tracking(*, message: Message) -> str:
     return state
 
 
+def _tracked(message: Message, scheduled: bool, *, final: bool, **fields):
+    """Record a look at tracking, and when the next scheduled one is due."""
+    now = timezone.now()
+    fields["last_tracked_at"] = now
+    if final:
+        fields["next_track_at"] = None
+    elif scheduled and message.accepted_at:
+        fields["tracked_count"] = message.tracked_count + 1
+        fields["next_track_at"] = next_track_at(
+            accepted_at=message.accepted_at, tracked=message.tracked_count + 1, last=now
+        )
+    Message.objects.filter(pk=message.pk).update(**fields)
+    for name, value in fields.items():
+        setattr(message, name, value)
+    return now
+
+
+class TrackRefused(Exception):
+    """A person asked for tracking too soon after the last look; `allowed_at` says when."""
+
+    def __init__(self, message: str, *, allowed_at=None):
+        super().__init__(message)
+        self.allowed_at = allowed_at
+
+
+def message_track_now(*, message: Message, request) -> str:
+    """A person's "Refresh now": one look at MESH's tracking, at most every 5 minutes per message.
+
+    Claimed by conditional update on `last_tracked_at`, so two clicks at once make one request.
+    """
+    if not (message.is_outbound and message.mesh_message_id and message.status == Status.ACCEPTED):
+        raise TrackRefused("Only a message MESH has accepted and not yet settled can be tracked.")
+    now = timezone.now()
+    since = now - TRACK_NOW_EVERY
+    due = models.Q(last_tracked_at__isnull=True) | models.Q(last_tracked_at__lte=since)
+    if not Message.objects.filter(due, pk=message.pk).update(last_tracked_at=now):
+        message.refresh_from_db(fields=["last_tracked_at"])
+        allowed = message.may_refresh_tracking_at() or now
+        raise TrackRefused(
+            "MESH asks senders not to track often: the next refresh of this message is allowed "
+            f"at {timezone.localtime(allowed):%H:%M:%S}.",
+            allowed_at=allowed,
+        )
+    audit_person_action(request, action="message.track_requested", obj=message)
+    return message_refresh_tracking(message=message, scheduled=False)
+
+
 def messages_to_track(now=None):
+    """Accepted messages whose next scheduled look at tracking is due, the most overdue first."""
     now = now or timezone.now()
     return (
         Message.objects.outbound()
-        .filter(
-            status=Status.ACCEPTED, accepted_at__gte=now - TRACK_FOR, mesh_message_id__isnull=False
-        )
-        .exclude(last_tracked_at__gt=now - TRACK_EVERY)
+        .filter(status=Status.ACCEPTED, next_track_at__lte=now, mesh_message_id__isnull=False)
+        .order_by("next_track_at")
     )

@@ -10,4 +10,5 @@ urlpatterns = [
     path("<int:pk>/", views.message_detail, name="detail"),
     path("<int:pk>/payload/", views.message_download, name="download"),
     path("<int:pk>/resend/", views.message_resend, name="resend"),
+    path("<int:pk>/track/", views.message_track, name="track"),
 ]

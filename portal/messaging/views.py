@@ -17,7 +17,13 @@ from .forms import LookupForm, SendForm
 from .log import MessageLogFilterForm, related_audit_records
 from .mesh_codes import explain
 from .models import Direction, Message, Status
-from .services import SendRejected, message_queue_send, message_requeue
+from .services import (
+    SendRejected,
+    TrackRefused,
+    message_queue_send,
+    message_requeue,
+    message_track_now,
+)
 
 PAGE_SIZE = 25
 CURSOR_PARAMS = ("after", "before")
@@ -73,6 +79,8 @@ def message_detail(request, pk: int):
         "failure": failure,
         "in_flight": message.status in Status.in_flight,
         "can_resend": message.is_outbound and message.status in (Status.FAILED, Status.UNCERTAIN),
+        "can_track": message.is_outbound and message.status == Status.ACCEPTED
+        and bool(message.mesh_message_id),
         "audit_records": related_audit_records(request.user, message),
     }
     return render(request, "messaging/detail.html", context)
@@ -115,6 +123,20 @@ def message_resend(request, pk: int):
         messages.error(request, str(exc))
     else:
         messages.success(request, "Queued to send again from the start.")
+    return redirect("messaging:detail", pk=message.pk)
+
+
+@permission_required("messaging.view_message", "messaging.send_message")
+@require_POST
+def message_track(request, pk: int):
+    """Refresh now: one look at MESH's tracking, made in the request, at most every 5 minutes."""
+    message = _get_message_for_user(request, pk)
+    try:
+        state = message_track_now(message=message, request=request)
+    except TrackRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.info(request, f"MESH tracking says: {state or 'no status'}.")
     return redirect("messaging:detail", pk=message.pk)
 
 
