@@ -1,7 +1,7 @@
 """End-to-end throughput: small messages from queued to acknowledged, through real worker clusters.
 
-``python -m bench throughput [--messages N] [--workers 1,2] [--engines sqlite,postgres]``
-(or ``make bench BENCH_ARGS=throughput``).
+``python -m bench throughput [--messages N] [--workers 1,2] [--engines sqlite,postgres]
+[--delays 0,20,80]`` (or ``make bench BENCH_ARGS=throughput``).
 
 For each engine and each worker count, a fresh database is migrated and seeded with the demo
 mailboxes (``seed_demo``) pointing at a local mesh-sandbox, then that many ``manage.py qcluster``
@@ -12,6 +12,12 @@ the first message queued until the last one has been downloaded, stored and ackn
 X26ABC2's poller (MESH's "acknowledged"); the time until MESH accepted the last send is reported
 too. Every second the benchmark enqueues a poll of X26ABC2 and an outbox sweep, which the
 schedules do every minute: the figure is what the workers can move, not the poll interval.
+
+Latency: with ``--delays``, each run goes through ``bench.latency_proxy``, which holds every MESH
+request for that many milliseconds before passing it to the sandbox (0 = the proxy's own cost
+only), so the figures say what a round trip to live MESH would cost. Each run also reports the
+peak resident memory of the largest worker process (``VmHWM``), sampled every second, to show
+whether a worker's memory grows with the backlog (compare ``--messages 200`` and ``2000``).
 
 Engines: ``sqlite`` is the embedded default (SQLite in WAL mode, django-q2's ORM broker);
 ``postgres`` is PostgreSQL and Redis from Debian's packages, started privately on loopback by
@@ -34,7 +40,8 @@ from pathlib import Path
 
 NAME = "throughput"
 DESCRIPTION = (
-    "end-to-end small-message throughput, 1 and 2 worker processes, SQLite and PostgreSQL+Redis"
+    "end-to-end small-message throughput, 1 and 2 worker processes, SQLite and PostgreSQL+Redis, "
+    "0/20/80 ms added to every MESH request"
 )
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).parent / "results"
@@ -50,11 +57,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--engines", default=",".join(ENGINES), help="comma-separated: sqlite, postgres"
     )
     parser.add_argument(
+        "--delays", default="0,20,80",
+        help="comma-separated milliseconds added to every MESH request (default 0,20,80)",
+    )  # fmt: skip
+    parser.add_argument(
         "--deadline", type=float, default=900, help="seconds before a run is abandoned"
     )
 
 
-def _parse(args: argparse.Namespace) -> tuple[list[str], list[int]]:
+def _parse(args: argparse.Namespace) -> tuple[list[str], list[int], list[float]]:
     engines = [name.strip() for name in args.engines.split(",") if name.strip()]
     unknown = sorted(set(engines) - set(ENGINES))
     if unknown:
@@ -65,12 +76,19 @@ def _parse(args: argparse.Namespace) -> tuple[list[str], list[int]]:
         raise SystemExit("--workers takes whole numbers, e.g. 1,2.") from None
     if not workers or min(workers) < 1 or args.messages < 1:
         raise SystemExit("--workers and --messages must be at least 1.")
-    return engines, workers
+    try:
+        delays = [float(n) for n in args.delays.split(",") if n.strip()]
+    except ValueError:
+        raise SystemExit("--delays takes milliseconds, e.g. 0,20,80.") from None
+    if not delays or min(delays) < 0:
+        raise SystemExit("--delays must name at least one delay, none negative.")
+    return engines, workers, delays
 
 
 def run(args: argparse.Namespace) -> int:
-    engines, workers = _parse(args)
+    engines, workers, delays = _parse(args)
     sys.path.insert(0, str(ROOT))
+    from bench.latency_proxy import LatencyProxy
     from tests.sandbox import MeshSandbox
 
     root = Path(tempfile.mkdtemp(prefix="neomesh-throughput-"))
@@ -81,12 +99,17 @@ def run(args: argparse.Namespace) -> int:
         with MeshSandbox() as sandbox:
             for engine in engines:
                 with _engine(engine, root) as databases:
-                    for count in workers:
-                        sandbox.reset()
-                        env = databases(f"w{count}") | {"MESH_SANDBOX_URL": sandbox.url}
-                        result = _child(env, root / f"{engine}-{count}", count, args)
-                        results.append(result | {"engine": engine})
-                        print(_row(results[-1]), flush=True)
+                    for delay in delays:
+                        for count in workers:
+                            sandbox.reset()
+                            name = f"w{count}d{delay:g}".replace(".", "_")
+                            with LatencyProxy(sandbox.url, delay) as proxy:
+                                env = databases(name) | {"MESH_SANDBOX_URL": proxy.url}
+                                result = _child(env, root / f"{engine}-{name}", count, args)
+                            result |= {"engine": engine, "delay_ms": delay,
+                                       "mesh_requests": proxy.requests}  # fmt: skip
+                            results.append(result)
+                            print(_row(results[-1]), flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     print()
@@ -110,7 +133,7 @@ class _engine:
 
         postgres, redis = PostgresServer(self.root / "pg"), RedisServer(self.root / "redis")
         self.servers = [postgres.start(), redis.start()]
-        runs = iter(range(1, 16))
+        runs = iter(range(1, 10_000))
 
         def databases(name: str) -> dict[str, str]:
             postgres.create_database(f"neomesh_{name}")
@@ -147,29 +170,31 @@ def _child(env: dict[str, str], workdir: Path, clusters: int, args) -> dict:
 
 
 def _row(result: dict) -> str:
-    label = f"{result['engine']:<9} {result['workers']} worker(s)"
+    label = f"{result['engine']:<9} +{result['delay_ms']:g} ms {result['workers']} worker(s)"
     if result.get("error"):
         return f"{label}: FAILED\n{result['error']}"
     if not result.get("complete"):
         return f"{label}: incomplete after {result['done_s']:.0f} s ({result['acknowledged']} acknowledged)"
     return (
         f"{label}: {result['rate']:.1f} msg/s queued->acknowledged "
-        f"(accepted {result['accepted_rate']:.1f} msg/s, {result['done_s']:.1f} s)"
+        f"(accepted {result['accepted_rate']:.1f} msg/s, {result['done_s']:.1f} s, "
+        f"{result['mesh_requests']} MESH requests, worker peak RSS {result['peak_rss_mb']:.0f} MB)"
     )
 
 
 def format_table(results: list[dict]) -> str:
     lines = [
-        "| engine | worker processes | messages | queued → all accepted | queued → all acknowledged | msg/s end to end |",
-        "|---|---|---|---|---|---|",
+        "| engine | added latency | worker processes | messages | queued → all accepted | queued → all acknowledged | msg/s end to end | worker peak RSS |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
+        head = f"| {r['engine']} | {r['delay_ms']:g} ms | {r['workers']} | {r['messages']}"
         if r.get("error") or not r.get("complete"):
-            lines.append(f"| {r['engine']} | {r['workers']} | {r['messages']} | - | failed | - |")
+            lines.append(f"{head} | - | failed | - | - |")
             continue
         lines.append(
-            f"| {r['engine']} | {r['workers']} | {r['messages']} | {r['accepted_s']:.1f} s "
-            f"| {r['done_s']:.1f} s | {r['rate']:.1f} |"
+            f"{head} | {r['accepted_s']:.1f} s | {r['done_s']:.1f} s | {r['rate']:.1f} "
+            f"| {r['peak_rss_mb']:.0f} MB |"
         )
     return "\n".join(lines)
 
@@ -179,6 +204,9 @@ def _save(results: list[dict], args: argparse.Namespace) -> None:
     path = RESULTS_DIR / "throughput.json"
     machine = {"python": platform.python_version(), "cpus": os.cpu_count(), "host": platform.node()}
     path.write_text(
-        json.dumps({"machine": machine, "messages": args.messages, "results": results}, indent=2)
+        json.dumps(
+            {"machine": machine, "messages": args.messages, "delays_ms": args.delays,
+             "results": results}, indent=2,
+        )  # fmt: skip
     )
     print(f"\nSaved {path.relative_to(ROOT)}")

@@ -48,6 +48,40 @@ class Cluster:
         self.log.close()
 
 
+def _descendants(pid: int) -> list[int]:
+    """The process and all its children, grandchildren... (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(parent, []).append(int(entry.name))
+    found, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        found.append(current)
+        todo.extend(children.get(current, []))
+    return found
+
+
+def peak_rss_mb(clusters: list[Cluster]) -> float:
+    """The largest peak resident set (VmHWM) of any process of the clusters, in MB."""
+    peak = 0
+    for cluster in clusters:
+        for pid in _descendants(cluster.process.pid):
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmHWM:"):
+                    peak = max(peak, int(line.split()[1]))
+    return peak / 1024
+
+
 def _wait_running(clusters: list[Cluster], timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while not all(cluster.running() for cluster in clusters):
@@ -66,6 +100,7 @@ def measure(messages: int, clusters: list[Cluster], deadline: float) -> dict:
     sender, recipient = (Mailbox.objects.get(mailbox_id=m) for m in ("X26ABC1", "X26ABC2"))
     _wait_running(clusters)
     started = time.monotonic()
+    peak = peak_rss_mb(clusters)
     for n in range(messages):
         message_queue_send(
             mailbox=sender, recipient="X26ABC2", workflow_id="TEST_WORKFLOW",
@@ -81,6 +116,7 @@ def measure(messages: int, clusters: list[Cluster], deadline: float) -> dict:
         async_task("portal.messaging.tasks.sweep_outbox")
         if accepted_s is None and sent.count() == messages:
             accepted_s = time.monotonic() - started
+        peak = max(peak, peak_rss_mb(clusters))
         if arrived.count() == messages:
             break
         time.sleep(1)
@@ -94,6 +130,7 @@ def measure(messages: int, clusters: list[Cluster], deadline: float) -> dict:
         "queued_s": queued_s, "accepted_s": accepted_s or done_s, "done_s": done_s,
         "acknowledged": acknowledged, "received_rows": inbound.count(), "distinct": distinct,
         "rate": messages / done_s, "accepted_rate": messages / (accepted_s or done_s),
+        "peak_rss_mb": max(peak, peak_rss_mb(clusters)),
     }  # fmt: skip
 
 

@@ -14,9 +14,11 @@ from .errors import (
     MeshCertificateError,
     MeshChunkingNotAllowed,
     MeshChunkLockedError,
+    MeshDeadlineExceeded,
     MeshError,
     MeshGoneError,
     MeshNotFoundError,
+    MeshPayloadTooLarge,
     MeshPayloadTypeError,
     MeshProtocolError,
     MeshRateLimitedError,
@@ -27,6 +29,7 @@ from .errors import (
     MeshValidationError,
 )
 from .exchanges import Exchange
+from .limits import DownloadLimits
 from .models import DATA, REPORT, HandshakeResult, MailboxRef, MessageInfo, TrackingStatus
 from .sizing import max_chunk_size, needs_chunking
 from .validation import (
@@ -46,6 +49,7 @@ __all__ = [
     "MAX_CHUNK_SIZE",
     "MIN_LIVE_CHUNK_SIZE",
     "REPORT",
+    "DownloadLimits",
     "Exchange",
     "HandshakeResult",
     "MailboxRef",
@@ -54,9 +58,11 @@ __all__ = [
     "MeshChunkLockedError",
     "MeshChunkingNotAllowed",
     "MeshClient",
+    "MeshDeadlineExceeded",
     "MeshError",
     "MeshGoneError",
     "MeshNotFoundError",
+    "MeshPayloadTooLarge",
     "MeshPayloadTypeError",
     "MeshProtocolError",
     "MeshRateLimitedError",

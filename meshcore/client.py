@@ -27,6 +27,7 @@ from requests.adapters import HTTPAdapter
 from . import headers as mex
 from . import validation
 from .auth import TokenFactory
+from .decoding import read_body
 from .errors import (
     MeshError,
     MeshProtocolError,
@@ -42,6 +43,13 @@ from .exchanges import (
     split_url,
 )
 from .gzipper import DEFAULT_LEVEL, default_workers
+from .limits import (
+    DEFAULT_MAX_RESPONSE_BODY,
+    DEFAULT_MIN_TRANSFER_RATE,
+    DEFAULT_REQUEST_DEADLINE,
+    Deadline,
+    DownloadLimits,
+)
 from .models import (
     HandshakeResult,
     MailboxRef,
@@ -49,7 +57,7 @@ from .models import (
     mailboxes_from_json,
     tracking_from_json,
 )
-from .receiving import ReceiveMixin
+from .receiving import _NETWORK_ERRORS, ReceiveMixin
 from .retry import RetryPolicy, error_from_exception, mark_send_outcome_unknown, parse_retry_after
 from .sending import SendMixin
 from .tls import PinnedTLSAdapter, build_ssl_context
@@ -72,8 +80,8 @@ class MeshClient(SendMixin, ReceiveMixin):
         password: str,
         shared_key: str | bytes,
         *,
-        cert: tuple[str, str] | None = None,
-        verify: bool | str = True,
+        cert: tuple[str, str] | tuple[bytes, bytes] | None = None,
+        verify: bool | str | bytes = True,
         timeout: float | tuple[float, float] = DEFAULT_TIMEOUT,
         max_retries: int = 3,
         chunk_size: int | None = None,
@@ -87,6 +95,10 @@ class MeshClient(SendMixin, ReceiveMixin):
         proxies: dict[str, str] | None = None,
         sleep: Callable[[float], None] = time.sleep,
         on_exchange: ExchangeCallback | None = None,
+        download_limits: DownloadLimits | None = None,
+        max_response_body: int = DEFAULT_MAX_RESPONSE_BODY,
+        request_deadline: float | None = DEFAULT_REQUEST_DEADLINE,
+        min_transfer_rate: float | None = DEFAULT_MIN_TRANSFER_RATE,
     ) -> None:
         self.base_url = validation.base_url(base_url)
         self.mailbox_id = validation.mailbox_id(mailbox_id)
@@ -100,6 +112,12 @@ class MeshClient(SendMixin, ReceiveMixin):
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
             raise MeshValidationError(f"max_retries must be an int >= 0, got {max_retries!r}")
         self.compress_level = compress_level
+        if download_limits is not None and not isinstance(download_limits, DownloadLimits):
+            raise MeshValidationError("download_limits must be a meshcore.DownloadLimits")
+        self.download_limits = download_limits or DownloadLimits()
+        self.max_response_body = validation.positive_int(max_response_body, "max_response_body")
+        self.request_deadline = validation.optional_seconds(request_deadline, "request_deadline")
+        self.min_transfer_rate = validation.optional_seconds(min_transfer_rate, "min_transfer_rate")
         self.compress_workers = _workers(compress_workers)
         self.timeout = timeout
         self.retry_policy = RetryPolicy(max_retries, backoff_factor, max_backoff, max_retry_after)
@@ -231,8 +249,17 @@ class MeshClient(SendMixin, ReceiveMixin):
         if response.status_code in ok:
             if not stream:
                 try:
-                    _ = response.content  # read now, so the connection goes back to the pool
-                except requests.RequestException as exc:
+                    # Read now (bounded in size and time), so the connection goes back to the pool.
+                    with self.deadline(started).watch(response) as deadline:
+                        response._content = read_body(  # noqa: SLF001 - requests' own cache
+                            response, self.max_response_body, deadline
+                        )
+                    response._content_consumed = True  # noqa: SLF001
+                except MeshError as error:
+                    response.close()
+                    self._report(method, url, params, attempt_headers, response, error, started)
+                    raise (mark_send_outcome_unknown(error) if creates_message else error) from None
+                except _NETWORK_ERRORS as exc:
                     # The answer broke off: for the first POST, MESH may have created the message.
                     error = error_from_exception(
                         exc, creates_message=creates_message, https=url.startswith("https:")
@@ -241,9 +268,13 @@ class MeshClient(SendMixin, ReceiveMixin):
                     raise error from exc
             self._report(method, url, params, attempt_headers, response, None, started)
             return response
-        error = _error_from_response(response)
+        error = _error_from_response(response, self.deadline(started))
         self._report(method, url, params, attempt_headers, response, error, started)
         raise mark_send_outcome_unknown(error) if creates_message else error
+
+    def deadline(self, started: float | None = None) -> Deadline:
+        """The time allowed for one answer, from ``started`` (a monotonic time) or now."""
+        return Deadline(self.request_deadline, self.min_transfer_rate, started)
 
     def _report(
         self,
@@ -381,11 +412,12 @@ class MeshClient(SendMixin, ReceiveMixin):
         return mailboxes_from_json(self._json(self._request("GET", url)) or {})
 
 
-def _error_from_response(response: requests.Response) -> MeshError:
+def _error_from_response(response: requests.Response, deadline: Deadline) -> MeshError:
     """Map an unexpected status to the error hierarchy, reading at most a small error body."""
     try:
-        body = response.raw.read(_ERROR_BODY_LIMIT, decode_content=True) if response.raw else b""
-    except Exception:  # a broken error body must not hide the status code
+        with deadline.watch(response):
+            body = read_body(response, _ERROR_BODY_LIMIT, deadline) if response.raw else b""
+    except Exception:  # a broken, endless or slow error body must not hide the status code
         body = b""
     finally:
         response.close()

@@ -14,7 +14,8 @@ import zlib
 from collections.abc import Iterator
 from typing import IO, Any
 
-from .errors import MeshProtocolError
+from .errors import MeshPayloadTooLarge, MeshProtocolError
+from .limits import Deadline, SizeGuard
 
 READ_SIZE = 256 * 1024
 _MAX_OUTPUT = 256 * 1024
@@ -59,18 +60,36 @@ class GzipDecoder:
             raise MeshProtocolError("the gzip body ended early: the download was truncated")
 
 
-def copy_response(response: Any, into: IO[bytes]) -> int:
-    """Stream ``response`` (requests, stream=True) into ``into``; returns decoded bytes written."""
+def _decoder_for(response: Any) -> GzipDecoder | None:
     encoding = (response.headers.get("Content-Encoding") or "").strip().lower()
     if encoding not in {"", "identity", "gzip", "x-gzip"}:
         raise MeshProtocolError(
             f"unsupported Content-Encoding {encoding!r} (meshcore asks for gzip only)"
         )
-    decoder = GzipDecoder() if encoding in {"gzip", "x-gzip"} else None
+    return GzipDecoder() if encoding in {"gzip", "x-gzip"} else None
+
+
+def copy_response(
+    response: Any,
+    into: IO[bytes],
+    guard: SizeGuard | None = None,
+    deadline: Deadline | None = None,
+) -> int:
+    """Stream ``response`` (requests, stream=True) into ``into``; returns decoded bytes written.
+
+    ``guard`` refuses decoded bytes past its limits before they are written; ``deadline`` stops
+    a body that takes too long (both raise a MeshError)."""
+    decoder = _decoder_for(response)
+    if guard is not None:
+        guard.start_chunk()
     written = 0
     with BackgroundWriter(into) as writer:
-        for block in _raw_blocks(response):
+        for block in _raw_blocks(response, deadline):
+            if guard is not None:
+                guard.received(len(block))
             for out in decoder.feed(block) if decoder else (block,):
+                if guard is not None:
+                    guard.admit(len(out))
                 writer.write(out)
                 written += len(out)
         if decoder:
@@ -78,11 +97,43 @@ def copy_response(response: Any, into: IO[bytes]) -> int:
     return written
 
 
-def _raw_blocks(response: Any) -> Iterator[bytes]:
+def read_body(response: Any, limit: int, deadline: Deadline | None = None, what: str = "answer") -> bytes:
+    """A whole (streamed) response body, transport gzip undone, refused past ``limit`` bytes."""
+    decoder = _decoder_for(response)
+    parts: list[bytes] = []
+    size = 0
+    for block in _raw_blocks(response, deadline, min(READ_SIZE, limit + 1)):
+        for out in decoder.feed(block) if decoder else (block,):
+            size += len(out)
+            if size > limit:
+                raise MeshPayloadTooLarge(
+                    f"MESH's {what} is longer than the {limit:,} bytes this client reads: refused",
+                    limit_name="max_response_body",
+                    limit=limit,
+                    status=getattr(response, "status_code", None),
+                )
+            parts.append(out)
+    if decoder:
+        decoder.finish()
+    return b"".join(parts)
+
+
+def _raw_blocks(
+    response: Any, deadline: Deadline | None = None, size: int = READ_SIZE
+) -> Iterator[bytes]:
     # decode_content=False: we decode above, per response, and must see the real bytes.
+    # A read blocks until ``size`` bytes arrive: the deadline's watchdog closes the socket of a
+    # body trickled too slowly, and the read then fails here.
     raw = response.raw
     while True:
-        block = raw.read(READ_SIZE, decode_content=False)
+        try:
+            block = raw.read(size, decode_content=False)
+        except Exception:
+            if deadline is not None and deadline.expired:
+                raise deadline.error() from None
+            raise
+        if deadline is not None:
+            deadline.add(len(block))
         if not block:
             return
         yield block

@@ -156,6 +156,37 @@ class MeshProtocolError(MeshError):
     """MESH answered something meshcore cannot interpret (e.g. a body that is not gzip)."""
 
 
+class MeshPayloadTooLarge(MeshProtocolError):
+    """A received message (or a response body) would pass one of the client's limits.
+
+    ``limit_name`` says which (``max_message_bytes``, ``max_chunk_bytes``, ``max_expansion_ratio``,
+    ``max_chunks``, ``max_response_body``), ``limit`` its value. Raised while streaming, before
+    anything past the limit is written; the message stays in MESH unacknowledged.
+    """
+
+    def __init__(
+        self,
+        description: str | None = None,
+        *,
+        limit_name: str = "",
+        limit: float | None = None,
+        **details: object,
+    ) -> None:
+        self.limit_name = limit_name
+        self.limit = limit
+        super().__init__(description, **details)  # type: ignore[arg-type]
+
+
+class MeshDeadlineExceeded(MeshTransientError):
+    """A request (its body included) took longer than the client's deadline: a server trickling
+    a body byte by byte is cut off instead of holding a worker for ever. Transient (try later)
+    but not retried at once: repeating it would only multiply the time a worker is held."""
+
+    @property
+    def retryable(self) -> bool:
+        return False
+
+
 _BY_STATUS: dict[int, type[MeshError]] = {
     400: MeshValidationError,
     403: MeshAuthenticationError,

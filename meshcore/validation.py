@@ -167,3 +167,18 @@ def ods_code(value: object) -> str:
 
 def workflow_id(value: object) -> str:
     return header_value("mex-WorkflowID", value)
+
+
+def positive_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise MeshValidationError(f"{name} must be a positive int, got {value!r}")
+    return value
+
+
+def optional_seconds(value: object, name: str) -> float | None:
+    """A positive number (seconds, or bytes a second), or None for no bound."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not value > 0:
+        raise MeshValidationError(f"{name} must be a positive number or None, got {value!r}")
+    return float(value)

@@ -94,6 +94,7 @@ INSTALLED_APPS = [
     "portal.messaging",
     "portal.dashboard",
     "portal.audit",
+    "portal.events",
     "portal.ops",
     "portal.onboarding",
     "portal.conformance",
@@ -301,6 +302,11 @@ OUTBOX_CLAIM_LEASE_SECONDS = env.int("OUTBOX_CLAIM_LEASE_SECONDS", default=120)
 POLL_CLAIM_LEASE_SECONDS = env.int("POLL_CLAIM_LEASE_SECONDS", default=120)
 # How this host's workers sign their claims (`<name>:<pid>:<thread>`); the host name when unset.
 WORKER_NAME = env.str("NEOMESH_WORKER_NAME", default="")
+
+# Events (portal.events): how long published events are kept, and how many times a consumer's
+# failing handler is retried on one event before it is skipped (and recorded as skipped).
+EVENTS_RETENTION_DAYS = env.int("EVENTS_RETENTION_DAYS", default=90)
+EVENTS_HANDLER_MAX_ATTEMPTS = env.int("EVENTS_HANDLER_MAX_ATTEMPTS", default=8)
 
 # django-auditlog captures model changes; portal.audit seals each entry into the hash chain.
 AUDITLOG_MASK_CALLABLE = "portal.audit.services.mask_secret"

@@ -43,28 +43,33 @@ class PostgresServer:
         self.root = root
         self.data = root / "pgdata"
         self.port = free_port()
+        self.options = ""  # extra server options, e.g. "-c shared_buffers=1GB"
 
     @property
     def url(self) -> str:
         return f"postgres://{PG_USER}@127.0.0.1:{self.port}/neomesh"
 
-    def start(self) -> PostgresServer:
+    def start(self, keep: bool = False) -> PostgresServer:
+        """Initialise and start; with `keep`, an existing data directory is started as it is."""
+        existing = keep and (self.data / "PG_VERSION").exists()
         self.root.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             postgres = pwd.getpwnam("postgres")
             os.chown(self.root, postgres.pw_uid, postgres.pw_gid)
-        subprocess.run(
-            _as_postgres([_pg_bin("initdb"), "-D", str(self.data), "-U", PG_USER, "--auth=trust",
-                          "--encoding=UTF8", "--locale=C.UTF-8"]),
-            check=True, capture_output=True,
-        )  # fmt: skip
-        options = f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.root} -c fsync=off -c max_connections=200"
+        if not existing:
+            subprocess.run(
+                _as_postgres([_pg_bin("initdb"), "-D", str(self.data), "-U", PG_USER,
+                              "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"]),
+                check=True, capture_output=True,
+            )  # fmt: skip
+        options = f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.root} -c fsync=off -c max_connections=200 {self.options}"
         subprocess.run(
             _as_postgres([_pg_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l",
                           str(self.root / "postgres.log"), "-w", "start"]),
             check=True, capture_output=True,
         )  # fmt: skip
-        self.create_database("neomesh")
+        if not existing:
+            self.create_database("neomesh")
         return self
 
     def create_database(self, name: str) -> None:
@@ -73,10 +78,11 @@ class PostgresServer:
             check=True, capture_output=True,
         )  # fmt: skip
 
-    def stop(self) -> None:
+    def stop(self, mode: str = "immediate") -> None:
+        """Stop; "immediate" for throw-away servers, "fast" for a data directory that is kept."""
         if self.data.exists():
             subprocess.run(
-                _as_postgres([_pg_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"]),
+                _as_postgres([_pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "stop"]),
                 capture_output=True,
             )  # fmt: skip
 

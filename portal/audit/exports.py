@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Iterable, Iterator
 
 from django.db.models import Q
@@ -28,6 +29,9 @@ BATCH = 2000
 FIRST_BATCH = 100
 # A spreadsheet reads a cell starting with one of these as a formula (OWASP "CSV injection").
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# A spreadsheet that splits on ';' or a tab (or re-splits a pasted line on ',') starts a new cell
+# after any separator: a formula character after one, even past spaces, is a formula too.
+EMBEDDED_FORMULA_RE = re.compile(r"[,;\t\r\n][ ]*[=+\-@]")
 
 MESSAGE_COLUMNS = [
     ("created_at", "Created"), ("mailbox_id", "Mailbox"), (None, "Environment"),
@@ -55,7 +59,9 @@ def safe_cell(value) -> object:
         return (
             timezone.localtime(value).isoformat() if timezone.is_aware(value) else value.isoformat()
         )
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+    if isinstance(value, str) and (
+        value.startswith(FORMULA_PREFIXES) or EMBEDDED_FORMULA_RE.search(value)
+    ):
         return "'" + value
     return value
 

@@ -5,11 +5,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from django.db import transaction
 from django.db.models import Max
+from django.dispatch import Signal
 
 from .models import AuditRecord, ChainHead, Verification
 
 GENESIS = "0" * 64
+# Sent with `report=` inside the transaction that records each verification, so a receiver in a
+# higher layer (portal.events raises an event when the chain breaks) commits with it.
+chain_verified = Signal()
 
 
 @dataclass
@@ -101,9 +106,11 @@ def _anchor_problem(entry: AuditRecord, anchor: Verification | None) -> tuple[in
 
 def verify_and_record() -> ChainReport:
     report = verify_chain()
-    Verification.objects.create(
-        ok=report.ok, records_checked=report.checked, first_broken_seq=report.first_broken_seq,
-        detail=report.problem, last_seq=report.last_seq if report.ok else None,
-        last_hash=report.last_hash if report.ok else "",
-    )  # fmt: skip
+    with transaction.atomic():
+        Verification.objects.create(
+            ok=report.ok, records_checked=report.checked, first_broken_seq=report.first_broken_seq,
+            detail=report.problem, last_seq=report.last_seq if report.ok else None,
+            last_hash=report.last_hash if report.ok else "",
+        )  # fmt: skip
+        chain_verified.send(sender=Verification, report=report)
     return report

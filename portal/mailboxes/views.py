@@ -65,7 +65,8 @@ def _task_outcome(task_id: str | None, mailbox: Mailbox) -> dict | None:
             "text": f"The worker stopped with an error: {last_line[0]}",
         }
     text = str(task.result)
-    failed = " failed" in text or " skipped" in text
+    # A poll that finished with errors is a problem too, not "Done" (PollResult.summary()).
+    failed = any(word in text for word in (" failed", " skipped", " error(s): "))
     return {"running": False, "kind": "failed" if failed else "ok", "text": text}
 
 

@@ -63,6 +63,9 @@ MESSAGE_SPECIFIC_ERRORS = (
     meshcore.MeshValidationError, ChecksumMismatch,
 )  # fmt: skip
 
+# How many of a poll's errors its one-line summary names (the task result, the audit detail).
+SUMMARY_ERRORS = 3
+
 
 @dataclass
 class PollResult:
@@ -88,7 +91,9 @@ class PollResult:
         if self.reports:
             text += f", {self.reports} non-delivery report(s)"
         if self.errors:
-            text += f"; {len(self.errors)} error(s): {self.errors[0]}"
+            shown = "; ".join(self.errors[:SUMMARY_ERRORS])
+            more = len(self.errors) - SUMMARY_ERRORS
+            text += f"; {len(self.errors)} error(s): {shown}" + (f"; and {more} more" if more > 0 else "")
         return text
 
 

@@ -86,6 +86,12 @@ def test_it_never_exports_payload_content(client, auditor_user, mailbox):
         ("filename", "=cmd|' /C notepad'!A1.csv"),
         ("local_id", "=1+1"),
         ("sender", "@X26"),
+        # Spreadsheets that split on ';' or tabs start a new cell after the separator.
+        ("subject", "Results;=1+1"),
+        ("subject", "Results; =HYPERLINK(\"http://evil.example\")"),
+        ("filename", "a,+1.csv"),
+        ("local_id", "ref\t-2+3"),
+        ("sender", "X26;@SUM(1)"),
     ],
 )
 def test_it_neutralises_spreadsheet_formulas_in_the_message_log(

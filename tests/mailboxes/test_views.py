@@ -346,6 +346,22 @@ def test_it_tests_the_connection_against_the_sandbox(
     assert mailbox.last_handshake_ok is True
 
 
+@pytest.mark.sandbox
+def test_it_shows_a_poll_with_errors_as_a_problem_not_done(
+    client, admin_user, sandbox_mailboxes, monkeypatch
+):
+    from django_q.tasks import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", True)
+    mailbox = sandbox_mailboxes[0]
+    mailbox.password = "not-the-password"
+    mailbox.save()
+    client.force_login(admin_user)
+    html = client.post(reverse("mailboxes:poll", args=[mailbox.pk]), follow=True).content.decode()
+    assert "1 error(s):" in html
+    assert "Problem" in html and ">Done<" not in html
+
+
 # Workflows
 
 

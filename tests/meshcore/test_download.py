@@ -159,11 +159,11 @@ def test_it_fetches_a_chunk_again_when_its_body_breaks_off(monkeypatch):
     real_copy = receiving_module.copy_response
     breaks = []
 
-    def copy_that_breaks_once(response, into):
+    def copy_that_breaks_once(response, into, *limits):
         if response.url.endswith("/2") and not breaks:
             breaks.append(into.write(b"half a chu"))  # partial data that must be rolled back
             raise ProtocolError("Connection broken: IncompleteRead")
-        return real_copy(response, into)
+        return real_copy(response, into, *limits)
 
     monkeypatch.setattr(receiving_module, "copy_response", copy_that_breaks_once)
     client = unit_client()

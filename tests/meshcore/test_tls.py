@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from urllib3.exceptions import InsecureRequestWarning
 
-from meshcore import MeshClient, MeshTLSError, MeshTransientError
+from meshcore import MeshCertificateError, MeshClient, MeshTLSError, MeshTransientError
 from tests.meshcore.pki import issue, make_ca
 from tests.sandbox import PASSWORD, SHARED_KEY, MeshSandbox
 
@@ -146,3 +146,41 @@ def test_it_fails_mutual_tls_without_an_accepted_client_certificate(mtls_sandbox
         with pytest.raises((MeshTLSError, MeshTransientError)) as raised:
             client.handshake()
     assert isinstance(raised.value, MeshTLSError) or "client certificate" in str(raised.value)
+
+
+def _pem_bytes(paths: tuple[str, str]) -> tuple[bytes, bytes]:
+    return Path(paths[0]).read_bytes(), Path(paths[1]).read_bytes()
+
+
+@pytest.mark.parametrize("environment", ["clean", "hostile"])
+def test_it_does_mutual_tls_from_pem_bytes_without_writing_a_file(
+    mtls_sandbox, pki, environment, request, monkeypatch, tmp_path
+):
+    if environment == "hostile":
+        request.getfixturevalue("hostile_environment")
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))  # any temporary file would land here
+    ca_pem = Path(pki.ca).read_bytes()
+    with _client(mtls_sandbox.url, verify=ca_pem, cert=_pem_bytes(pki.client)) as client:
+        assert client.handshake().mailbox_id == "X26ABC1"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_it_refuses_an_untrusted_server_with_a_ca_given_as_bytes(tls_sandbox, pki):
+    with _client(tls_sandbox.url, verify=Path(pki.other_ca).read_bytes()) as client:
+        with pytest.raises(MeshTLSError):
+            client.handshake()
+
+
+@pytest.mark.parametrize(
+    "cert",
+    [(b"not pem", b"not pem"), ("client", b"-----BEGIN"), "mismatched"],
+    ids=["not-pem", "mixed", "key-of-another-cert"],
+)
+def test_it_says_what_is_wrong_with_pem_bytes_before_any_request(pki, cert):
+    if cert == "mismatched":
+        cert = (_pem_bytes(pki.client)[0], _pem_bytes(pki.stranger)[1])
+    elif cert[0] == "client":
+        cert = (pki.client[0], cert[1])
+    with pytest.raises(MeshCertificateError) as raised:
+        _client("https://localhost:1", cert=cert)
+    assert "PEM" in str(raised.value) or "paths" in str(raised.value)

@@ -1,6 +1,7 @@
 """Start NeoMesh on its embedded defaults: mesh-sandbox, the worker cluster and the web server.
 
-Used by `make run`. Ctrl-C (or any of the three stopping) stops all of them.
+Used by `make run`. Ctrl-C, SIGTERM or SIGHUP (a terminal hang-up, `docker stop`, systemd), or any of
+the three stopping, stops all of them.
 """
 
 from __future__ import annotations
@@ -25,9 +26,20 @@ def _port_in_use(host: str, port: int) -> bool:
         return sock.connect_ex((host, port)) == 0
 
 
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
 def _interrupt(*_args) -> None:
-    # SIGTERM stops everything the way Ctrl-C does.
+    # SIGTERM and SIGHUP stop everything the way Ctrl-C does. Only once: from here on every stop
+    # signal is ignored, so that a second one (a whole process group signalled, or a person pressing
+    # Ctrl-C again) cannot interrupt the cleanup that stops the children.
+    _ignore_stop_signals()
     raise KeyboardInterrupt
+
+
+def _ignore_stop_signals() -> None:
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 class Command(BaseCommand):
@@ -42,7 +54,8 @@ class Command(BaseCommand):
         if _port_in_use(host or "127.0.0.1", int(port)):
             raise CommandError(f"Port {port} is already in use: is NeoMesh already running?")
         self.children: list[tuple[str, subprocess.Popen]] = []
-        signal.signal(signal.SIGTERM, _interrupt)
+        for signum in STOP_SIGNALS:
+            signal.signal(signum, _interrupt)
         try:
             if not options["no_sandbox"]:
                 self._start_sandbox()
@@ -54,8 +67,9 @@ class Command(BaseCommand):
             self._banner(options["web"])
             self._supervise()
         except KeyboardInterrupt:
-            self.stdout.write("\nStopping NeoMesh...")
+            self._say("\nStopping NeoMesh...")
         finally:
+            _ignore_stop_signals()
             self._stop()
 
     def _start(self, name: str, command: list[str], env: dict | None = None) -> subprocess.Popen:
@@ -88,6 +102,13 @@ class Command(BaseCommand):
             if time.monotonic() > deadline:
                 raise CommandError("mesh-sandbox did not start within 30 s.")
             time.sleep(0.2)
+
+    def _say(self, text: str) -> None:
+        # After a hang-up the terminal is gone: a failed write must not stop the cleanup.
+        try:
+            self.stdout.write(text)
+        except OSError:
+            pass
 
     def _banner(self, web: str) -> None:
         logins = ", ".join(f"{name}" for name, _, _ in DEMO_USERS)

@@ -1,0 +1,101 @@
+"""`make run` stops everything however it is stopped: a real `run_local` in its own process group.
+
+A terminal hang-up, `docker stop` or systemd signal the whole process group (SIGHUP or SIGTERM); a
+person presses Ctrl-C (SIGINT). Each must stop mesh-sandbox, the worker cluster and the web server.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.sandbox import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # The parent pid is the second field after the command name in parentheses.
+        if int(stat.rpartition(")")[2].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = (Path("/proc") / str(pid) / "stat").read_text().rpartition(")")[2].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.fixture
+def stack(tmp_path):
+    web_port, sandbox_port = free_port(), free_port()
+    env = {
+        **os.environ, "NEOMESH_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "MESH_SANDBOX_URL": f"http://127.0.0.1:{sandbox_port}", "Q_WORKERS": "1",
+    }  # fmt: skip
+    env.pop("DATABASE_URL", None)
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
+                   check=True, capture_output=True, timeout=300)  # fmt: skip
+    log = open(tmp_path / "run_local.log", "w")  # noqa: SIM115 - closed below
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "run_local", "--web", f"127.0.0.1:{web_port}"],
+        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        assert process.poll() is None, (tmp_path / "run_local.log").read_text()
+        try:
+            if requests.get(f"http://127.0.0.1:{web_port}/healthz", timeout=2).ok:
+                break
+        except requests.RequestException:
+            pass
+        time.sleep(0.3)
+    children = _children(process.pid)
+    yield process, children
+    log.close()
+    for pid in [process.pid, *children]:
+        if _alive(pid):
+            os.killpg(pid, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
+def test_it_stops_the_sandbox_the_workers_and_the_web_server_however_signalled(stack, signum):
+    process, children = stack
+    assert len(children) == 3, "run_local starts mesh-sandbox, the worker cluster and the web server"
+    os.killpg(process.pid, signum)
+    process.wait(timeout=60)
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [pid for pid in children if _alive(pid)] == []
+
+
+def test_it_stops_everything_when_signalled_again_while_stopping(stack):
+    process, children = stack
+    os.killpg(process.pid, signal.SIGTERM)
+    time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGTERM)
+    os.killpg(process.pid, signal.SIGHUP)
+    process.wait(timeout=60)
+    deadline = time.monotonic() + 30
+    while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [pid for pid in children if _alive(pid)] == []
