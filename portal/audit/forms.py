@@ -27,7 +27,7 @@ EXPLICIT_ACTIONS = [
     "message.queued", "message.resend", "message.accepted", "message.retry", "message.failed",
     "message.uncertain", "message.claim_released", "message.downloaded", "message.acknowledged",
     "message.tracked", "message.track", "message.track_requested", "message.payload_downloaded",
-    "message.checksum_mismatch",
+    "message.checksum_mismatch", "message.business_ack_linked", "message.business_ack_overdue",
     "onboarding.plan_created", "onboarding.decision_recorded", "onboarding.evidence_uploaded",
     "onboarding.evidence_downloaded", "onboarding.correspondence_drafted",
     "onboarding.correspondence_sent", "onboarding.correspondence_replied",

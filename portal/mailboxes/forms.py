@@ -196,6 +196,20 @@ class WorkflowForm(PortalForm):
         label="Recipients accept chunked messages", required=False, initial=True,
         help_text=CHUNKING_HELP,
     )  # fmt: skip
+    demographic_addressing = forms.BooleanField(
+        label="Demographic addressing", required=False,
+        help_text=Workflow._meta.get_field("demographic_addressing").help_text,
+    )  # fmt: skip
+
+    business_ack_hours = forms.IntegerField(
+        label="Business acknowledgement expected within (hours)", required=False, min_value=1,
+        max_value=24 * 30, help_text=Workflow._meta.get_field("business_ack_hours").help_text,
+    )  # fmt: skip
+    business_ack_match = forms.ChoiceField(
+        label="The acknowledgement names our message by", choices=Workflow.AckMatch.choices,
+        initial=Workflow.AckMatch.LOCAL_ID, required=False,
+        help_text="How the recipient's <workflow>_ACK message points at the message it acknowledges.",
+    )  # fmt: skip
 
     def __init__(self, *args, mailbox: Mailbox, **kwargs):
         super().__init__(*args, **kwargs)
@@ -235,6 +249,10 @@ class WorkflowForm(PortalForm):
                 direction=direction,
                 description=self.cleaned_data["description"],
                 accepts_chunked=self.cleaned_data["accepts_chunked"],
+                demographic_addressing=self.cleaned_data["demographic_addressing"],
+                business_ack_hours=self.cleaned_data["business_ack_hours"],
+                business_ack_match=self.cleaned_data["business_ack_match"]
+                or Workflow.AckMatch.LOCAL_ID,
             )  # fmt: skip
             for direction in self.directions()
         ]

@@ -202,6 +202,13 @@ class Workflow(models.Model):
         SEND = "send", "Send"
         RECEIVE = "receive", "Receive"
 
+    class AckMatch(models.TextChoices):
+        """How a business acknowledgement (<WORKFLOW>_ACK) names the message it acknowledges."""
+
+        LOCAL_ID = "local_id", "Its local id is our local id"
+        SUBJECT = "subject", "Its subject is our local id"
+        MESSAGE_ID = "message_id", "Its local id is our MESH message id"
+
     mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="workflows")
     workflow_id = models.CharField("Workflow id", max_length=300, validators=[validate_workflow_id])
     direction = models.CharField(max_length=10, choices=Direction.choices)
@@ -209,6 +216,21 @@ class Workflow(models.Model):
     accepts_chunked = models.BooleanField(
         "Recipients accept chunked messages", default=True, help_text=CHUNKING_HELP
     )
+    demographic_addressing = models.BooleanField(
+        "Demographic addressing", default=False,
+        help_text="MESH routes this workflow by patient: the recipient may be given as an NHS "
+        "number (optionally _YYYYMMDD date of birth and _Surname) instead of a mailbox id.",
+    )  # fmt: skip
+    business_ack_hours = models.PositiveIntegerField(
+        "Business acknowledgement expected within (hours)", null=True, blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(24 * 30)],
+        help_text="For sending: how soon the recipient sends its <workflow>_ACK message. Blank: none "
+        "expected. An overdue one raises an alert.",
+    )  # fmt: skip
+    business_ack_match = models.CharField(
+        "Business acknowledgement names our message by", max_length=20,
+        choices=AckMatch.choices, default=AckMatch.LOCAL_ID,
+    )  # fmt: skip
 
     class Meta:
         ordering = ["workflow_id", "direction"]

@@ -38,6 +38,7 @@ from portal.mailboxes.readiness import transfer_blocked_reason
 from portal.mailboxes.services import MailboxNotReady, mesh_client, record_error
 from portal.ops.models import MessageCount
 
+from . import acks
 from .mesh_codes import explain
 from .models import Direction, Message, MessageEvent, MessageType, Status
 from .outbox import worker_name
@@ -262,6 +263,8 @@ def _create_inbound(mailbox: Mailbox, info, payload: payloads.StoredPayload) -> 
     )
     if is_report:
         _link_report(message)
+    else:
+        acks.business_ack_link(message)
     return message
 
 

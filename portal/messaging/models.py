@@ -113,6 +113,9 @@ class Message(models.Model):
     max_request_bytes = models.PositiveIntegerField(null=True, blank=True)
     # False for a recipient or workflow that cannot take chunked messages (checked when queued).
     chunking_allowed = models.BooleanField(default=True)
+    # The recipient is a demographic address (an NHS number form), not a mailbox id: it is
+    # patient-identifiable, so lists and the audit trail show it masked.
+    demographic = models.BooleanField(default=False)
     chunks_total = models.PositiveIntegerField(default=0)
     chunks_done = models.PositiveIntegerField(default=0)
 
@@ -127,6 +130,16 @@ class Message(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reports"
     )
     linked_mesh_message_id = models.CharField(max_length=100, blank=True)
+    # "Fix and resend": the failed message this one was copied from (reverse: `copies`).
+    copied_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="copies"
+    )
+    # An inbound business acknowledgement (<WORKFLOW>_ACK): the message it acknowledges (acks.py).
+    acknowledges = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="business_acks"
+    )
+    # When the overdue business acknowledgement was raised (once per message).
+    business_ack_overdue_at = models.DateTimeField(null=True, blank=True)
 
     # Outbox work: claimed by one worker at a time, retried with backoff.
     attempts = models.PositiveIntegerField(default=0)
@@ -210,6 +223,16 @@ class Message(models.Model):
     def is_report(self) -> bool:
         return self.message_type == MessageType.REPORT
 
+    def can_fix_and_resend(self) -> bool:
+        """A failed outbound data message can be copied into a new send with its fields edited."""
+        return self.is_outbound and not self.is_report and self.status == Status.FAILED
+
+    def recipient_display(self) -> str:
+        """The recipient for lists and audit records: a demographic address masked."""
+        if not self.demographic:
+            return self.recipient
+        return f"{self.recipient[:3]}******* (demographic address)"
+
     def progress_percent(self) -> int:
         if not self.chunks_total:
             return 0
@@ -245,6 +268,8 @@ class MessageEvent(models.Model):
         REPORT = "report", "Non-delivery report"
         TRACKED = "tracked", "Tracking update"
         RESENT = "resent", "Re-queued by a person"
+        COPIED = "copied", "Copied into a new send"
+        BUSINESS_ACK = "business_ack", "Business acknowledgement"
 
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")
     at = models.DateTimeField(default=timezone.now)

@@ -195,7 +195,8 @@ def _upload(client, message: Message, worker: str) -> None:
             # Saved at the first claim (see claim()), so every attempt cuts the same chunks.
             chunk_size=message.chunk_size or None, on_progress=on_progress, resume_from=resume,
             max_request_bytes=message.max_request_bytes or None,
-            allow_chunking=message.chunking_allowed,
+            allow_chunking=message.chunking_allowed, demographic=message.demographic,
+            encrypted=message.encrypted or None, content_compressed=message.compressed or None,
         )  # fmt: skip
     message.mesh_message_id = mesh_id
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import BinaryIO
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 
 import meshcore
 from meshcore import headers as mex
+from meshcore import validation as mex_validation
 from portal.audit.services import audit_person_action, audit_worker_action
 from portal.lib import payloads
 from portal.mailboxes.models import (
@@ -23,6 +26,7 @@ from portal.mailboxes.readiness import transfer_blocked_reason
 from portal.mailboxes.services import MailboxNotReady, mesh_client
 from portal.ops.models import MessageCount
 
+from . import pid
 from .mesh_codes import explain
 from .models import TRACK_NOW_EVERY, Direction, Message, MessageEvent, Status, next_track_at
 
@@ -53,17 +57,12 @@ class SendRejected(Exception):
 
 def _validate_send(
     *, mailbox: Mailbox, recipient: str, workflow_id: str, size: int, headers: dict[str, str]
-) -> None:
+) -> bool:
+    """Every rule a send must pass before anything is stored. Returns whether `recipient` is a
+    demographic address (the NHS-number form, for workflows marked for it)."""
     blocked = transfer_blocked_reason(mailbox)
     if blocked:
         raise SendRejected(f"Cannot send now: {blocked}.", field="mailbox")
-    try:
-        validate_mailbox_id(recipient)
-    except Exception as exc:
-        raise SendRejected(
-            f"Recipient: {exc.messages[0] if hasattr(exc, 'messages') else exc}",
-            field="recipient",
-        ) from None
     if size <= 0:
         raise SendRejected(
             "The file is empty: MESH does not accept a message without data.", field="file"
@@ -73,23 +72,65 @@ def _validate_send(
         raise SendRejected(
             f"The file is larger than the {limit_gib:g} GiB MESH allows per message.", field="file"
         )
-    registered = mailbox.workflows.filter(
+    workflow = mailbox.workflows.filter(
         workflow_id=workflow_id, direction=Workflow.Direction.SEND
-    )
-    if not registered.exists():
+    ).first()
+    if workflow is None:
         raise SendRejected(
             f"Workflow {workflow_id} is not registered for sending from {mailbox.mailbox_id}: add it "
             "to the mailbox's workflows first (and make sure NHS England has registered it).",
             field="workflow_id",
         )
-    _validate_headers(recipient=recipient, workflow_id=workflow_id, **headers)
+    demographic = _validate_recipient(recipient, workflow)
+    pid_check(local_id=headers.get("local_id", ""), subject=headers.get("subject", ""))
+    _validate_headers(
+        recipient=recipient, workflow_id=workflow_id, demographic=demographic, **headers
+    )
+    return demographic
 
 
-def _validate_headers(*, recipient: str, workflow_id: str, **headers: str) -> None:
+def _validate_recipient(recipient: str, workflow: Workflow) -> bool:
+    if not looks_demographic(recipient):
+        try:
+            validate_mailbox_id(recipient)
+        except ValidationError as exc:
+            raise SendRejected(f"Recipient: {exc.messages[0]}", field="recipient") from None
+        return False
+    if not workflow.demographic_addressing:
+        raise SendRejected(
+            f"Recipient: an NHS number is not a mailbox id, and {workflow.workflow_id} is not "
+            "marked for demographic addressing. Give the recipient's mailbox id.",
+            field="recipient",
+        )
+    try:
+        mex_validation.demographic_address(recipient)
+    except meshcore.MeshValidationError as exc:
+        text = (exc.description or str(exc)).replace("mex-To", "The recipient")
+        raise SendRejected(f"{text}.", field="recipient") from None
+    return True
+
+
+def looks_demographic(recipient: str) -> bool:
+    """A recipient written in the NHS-number form rather than as a mailbox id."""
+    return bool(re.match(r"^\d{10}(_|$)", recipient.strip()))
+
+
+def pid_check(*, local_id: str = "", subject: str = "") -> None:
+    """MESH: the local id and subject must not contain patient identifiable data (the API and
+    intake call this too, through message_queue_send)."""
+    for field, label, text in (("local_id", "The local id", local_id),
+                               ("subject", "The subject", subject)):  # fmt: skip
+        if problem := pid.pid_problem(label, text):
+            raise SendRejected(problem, field=field)
+
+
+def _validate_headers(
+    *, recipient: str, workflow_id: str, demographic: bool = False, **headers: str
+) -> None:
     """MESH's header rules, by meshcore's own check, so a send the worker would refuse never queues."""
     try:
         mex.send_metadata(
-            to=recipient, workflow_id=workflow_id,
+            to=recipient, workflow_id=workflow_id, demographic=demographic,
             **{name: value or None for name, value in headers.items()},
         )  # fmt: skip
     except meshcore.MeshValidationError as exc:
@@ -115,15 +156,26 @@ def message_queue_send(
     subject: str = "",
     local_id: str = "",
     content_type: str = "",
+    encrypted: bool = False,
+    compressed: bool = False,
+    copied_from: Message | None = None,
     user=None,
     request=None,
 ) -> Message:
-    """Store the payload and create a queued outbound message; a worker sends it after commit."""
-    recipient = recipient.strip().upper()
+    """Store the payload and create a queued outbound message; a worker sends it after commit.
+
+    The one send service: the send form, `mesh_send`, the API and intake all come through here.
+    `encrypted` and `compressed` set MESH's mex-Content-Encrypted and mex-Content-Compressed (the
+    sender's statements about the payload itself). A demographic recipient (an NHS number, for a
+    workflow marked for it) keeps its case; a mailbox id is upper-cased. `copied_from`: the
+    failed message this send fixes ("Fix and resend"); it gets an event pointing here.
+    """
+    recipient = recipient.strip()
+    recipient = recipient if looks_demographic(recipient) else recipient.upper()
     filename = filename[:300]
     headers = {"filename": filename, "subject": subject, "local_id": local_id,
                "content_type": content_type}  # fmt: skip
-    _validate_send(
+    demographic = _validate_send(
         mailbox=mailbox, recipient=recipient, workflow_id=workflow_id, size=size, headers=headers
     )
     chunking_refused = chunking_refused_reason(
@@ -142,10 +194,16 @@ def message_queue_send(
                 payload_sha256=stored.sha256, checksum=f"sha256:{stored.sha256}",
                 status=Status.QUEUED, created_by=user,
                 max_request_bytes=mailbox.max_request_bytes, chunking_allowed=not chunking_refused,
+                encrypted=encrypted, compressed=compressed, demographic=demographic,
+                copied_from=copied_from,
             )  # fmt: skip
             message.add_event(
                 Kind.QUEUED, f"Queued by {user or 'a command'}: {stored.size} bytes", actor=user
             )
+            if copied_from is not None:
+                copied_from.add_event(
+                    Kind.COPIED, f"Fixed and sent again as message #{message.pk}", actor=user
+                )
             from .tasks import enqueue_send
 
             transaction.on_commit(lambda: enqueue_send(message.pk))
@@ -172,7 +230,13 @@ def _refuse_if_chunked(stored: payloads.StoredPayload, mailbox: Mailbox, why: st
 
 
 def _audit_queue(message: Message, user, request) -> None:
-    detail = f"To {message.recipient}, workflow {message.workflow_id}, {message.size_bytes} bytes"
+    # A demographic recipient is patient-identifiable: never in full in the audit trail.
+    detail = (
+        f"To {message.recipient_display()}, workflow {message.workflow_id}, "
+        f"{message.size_bytes} bytes"
+    )
+    if message.copied_from_id:
+        detail += f"; a fixed copy of failed message #{message.copied_from_id}"
     if request is not None:
         audit_person_action(request, action="message.queued", obj=message, detail=detail)
     elif user is not None:

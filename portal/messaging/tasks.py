@@ -8,7 +8,7 @@ from portal.audit.services import audit_worker_action
 from portal.mailboxes.models import Mailbox
 from portal.ops.models import Heartbeat
 
-from . import inbox, outbox, services
+from . import acks, inbox, outbox, services
 
 
 def enqueue_send(message_pk: int) -> str:
@@ -51,3 +51,8 @@ def refresh_tracking() -> int:
         services.message_refresh_tracking(message=message)
         count += 1
     return count
+
+
+def check_business_acks() -> int:
+    """Scheduled every 15 minutes: raise overdue business acknowledgements."""
+    return acks.business_acks_check_overdue()

@@ -11,4 +11,5 @@ urlpatterns = [
     path("<int:pk>/payload/", views.message_download, name="download"),
     path("<int:pk>/resend/", views.message_resend, name="resend"),
     path("<int:pk>/track/", views.message_track, name="track"),
+    path("<int:pk>/fix/", views.message_fix, name="fix"),
 ]
