@@ -84,7 +84,8 @@ def mailbox_detail(request, pk: int):
         "recent_outbound": recent.outbound()[:5],
         "workflow_form": WorkflowForm(mailbox=mailbox),
         "blocked_reason": transfer_blocked_reason(mailbox),
-        "next_poll_allowed_at": _future(mailbox.next_poll_allowed_at()),
+        "next_poll_allowed_at": None if mailbox.environment == "sandbox"
+        else _future(mailbox.next_poll_allowed_at()),
     }
     return render(request, "mailboxes/detail.html", context)
 

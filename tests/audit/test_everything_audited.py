@@ -137,6 +137,7 @@ WALK = [
     ("certificates:ticket", "post", lambda w: [w["certificate"].pk], lambda w: {"service_desk_ticket": "INC77"}, "certificate.update", "certificate"),
     ("messaging:send", "post", lambda w: [], lambda w: {"mailbox": "X26ABC1", "recipient": "X26ABC2", "workflow_id": "TEST_WORKFLOW", "subject": "Hi", "local_id": "", "file": SimpleUploadedFile("a.txt", b"hello")}, "message.queued", None),
     ("messaging:resend", "post", lambda w: [w["failed"].pk], lambda w: {}, "message.resend", "failed"),
+    ("messaging:fix", "post", lambda w: [w["failed"].pk], lambda w: {"mailbox": "X26ABC1", "recipient": "X26ABC2", "workflow_id": "TEST_WORKFLOW", "subject": "Fixed", "local_id": ""}, "message.queued", None),
     ("messaging:track", "post", lambda w: [w["accepted"].pk], lambda w: {}, "message.track_requested", "accepted"),
     ("messaging:download", "get", lambda w: [w["inbound"].pk], lambda w: {}, "message.payload_downloaded", "inbound"),
     ("audit:export", "get", lambda w: [], lambda w: {"action": "message.queued"}, "audit.trail_exported", None),

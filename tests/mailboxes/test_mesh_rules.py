@@ -18,7 +18,8 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def mailbox(db):
-    return make_mailbox("X26ABC1")
+    # An NHS England environment: a local sandbox mailbox is not limited (below).
+    return make_mailbox("X26ABC1", environment="integration")
 
 
 def _poll_now(client, mailbox):
@@ -87,3 +88,12 @@ def test_recipient_rules_are_audited(mailbox):
     Recipient.objects.create(mailbox_id="x26old1", accepts_chunked=False)
     assert Recipient.objects.get().mailbox_id == "X26OLD1"
     assert AuditRecord.objects.filter(object_type__icontains="recipient").exists()
+
+
+def test_a_sandbox_mailbox_may_poll_now_at_any_time(client, admin_user, task_queue):
+    sandbox = make_mailbox("X26ABC3")
+    client.force_login(admin_user)
+    for _ in range(2):
+        response, _ = _poll_now(client, sandbox)
+        assert "task=" in response["Location"]
+    assert task_queue.queue_size() == 2

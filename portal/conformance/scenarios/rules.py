@@ -27,11 +27,20 @@ def _ranges(posts: list[dict]) -> list[str]:
     return [header(e["request_headers"], "mex-Chunk-Range") or "" for e in posts]
 
 
+def _csv_rows(size: int) -> bytes:
+    """A plainly compressible extract (numbered rows of a fixed shape), at least `size` bytes."""
+    rows, number = [b"row,kind,value,date\n"], 0
+    while sum(map(len, rows)) < size:
+        number += 1
+        rows.append(b"%d,conformance,%d,2026-12-03\n" % (number, number % 97))
+    return b"".join(rows)
+
+
 def single_request(ctx: Context, step: Step) -> str:
     """A message larger than the limit raw but within it compressed goes in one request; an
     incompressible one over the limit goes in chunks that each fit."""
     peer = ctx.peer.mailbox_id
-    fits = payload_text("single-request", 4 * SCALED_LIMIT)
+    fits = _csv_rows(4 * SCALED_LIMIT)
     step.check(len(fits) > meshcore.max_chunk_size(SCALED_LIMIT), "The payload is too small.")
     mesh_id, _, received = ctx.deliver(
         step, ctx.client, peer, ctx.workflow_id, fits, "single-request",
