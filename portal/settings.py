@@ -7,6 +7,7 @@ refuses to start without a real `SECRET_KEY` and `FIELD_ENCRYPTION_KEYS`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -73,6 +74,37 @@ else:
     FIELD_ENCRYPTION_KEYS = env.list(
         "FIELD_ENCRYPTION_KEYS", default=[_dev["field_encryption_key"]]
     )
+
+# The audit chain's sealing keys, held outside the database: `id:secret` pairs, newest first, from
+# the environment or a key file (one pair a line). Retired keys stay listed to verify old records.
+AUDIT_CHAIN_KEY_FILE = env.str("AUDIT_CHAIN_KEY_FILE", default="")
+if AUDIT_CHAIN_KEY_FILE:
+    AUDIT_CHAIN_KEYS = [
+        line.strip()
+        for line in Path(AUDIT_CHAIN_KEY_FILE).read_text().splitlines()
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+else:
+    AUDIT_CHAIN_KEYS = env.list("AUDIT_CHAIN_KEYS", default=[])
+if not AUDIT_CHAIN_KEYS and PRODUCTION:
+    raise ImproperlyConfigured(
+        "Production mode needs AUDIT_CHAIN_KEYS (or AUDIT_CHAIN_KEY_FILE): 'id:secret' pairs, "
+        "newest first, with secrets of 32+ random characters, kept outside the database."
+    )
+for _position, _pair in enumerate(AUDIT_CHAIN_KEYS, start=1):
+    _id, _, _secret = _pair.partition(":")
+    if not _id.strip() or len(_secret.strip()) < 32:
+        # Never echo the key itself.
+        raise ImproperlyConfigured(
+            f"AUDIT_CHAIN_KEYS: key {_position} is not 'id:secret' with a secret of 32+ characters."
+        )
+if not AUDIT_CHAIN_KEYS:
+    # Development: a key derived from the development secret key, so every process agrees.
+    AUDIT_CHAIN_KEYS = [
+        "dev:" + hashlib.sha256(b"neomesh audit chain:" + SECRET_KEY.encode()).hexdigest()
+    ]
+# Where the chain head is published, append-only (see docs/deployment.md); also logged.
+AUDIT_HEAD_FILE = env.str("AUDIT_HEAD_FILE", default=str(VAR_DIR / "audit-heads.log"))
 
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=[] if PRODUCTION else ["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
@@ -239,8 +271,13 @@ STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 WHITENOISE_USE_FINDERS = not PRODUCTION
 WHITENOISE_AUTOREFRESH = DEBUG
 
-# Message payloads live in file storage, never in the database.
+# Message payloads live in the payload store, never in the database: a local directory by default,
+# or S3-compatible object storage (PAYLOAD_STORE=s3://bucket/prefix?...; see portal/lib/stores.py).
 PAYLOAD_ROOT = Path(env.str("PAYLOAD_ROOT", default=str(VAR_DIR / "payloads")))
+PAYLOAD_STORE = env.str("PAYLOAD_STORE", default=PAYLOAD_ROOT.resolve().as_uri())
+# Payloads are encrypted at rest (AES-256-GCM, a key per payload wrapped by PAYLOAD_KEY_WRAPPER).
+PAYLOAD_ENCRYPTION = env.bool("PAYLOAD_ENCRYPTION", default=True)
+PAYLOAD_KEY_WRAPPER = env.str("PAYLOAD_KEY_WRAPPER", default="portal.lib.envelope.FernetKeyWrapper")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     # whitenoise serves static files from gunicorn; hashed names in production for long caching.
@@ -250,8 +287,8 @@ STORAGES = {
         else "django.contrib.staticfiles.storage.StaticFilesStorage"
     },
     "payloads": {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(PAYLOAD_ROOT), "file_permissions_mode": 0o600},
+        "BACKEND": "portal.lib.payloads.PayloadStorage",
+        "OPTIONS": {"url": PAYLOAD_STORE},
     },
 }
 MEDIA_ROOT = VAR_DIR / "media"
@@ -273,6 +310,20 @@ MESH_MAX_UPLOAD_BYTES = env.int("MESH_MAX_UPLOAD_BYTES", default=20 * 1024**3)
 # Unset: each send goes in one request when it fits the mailbox's MESH request limit, else in
 # chunks meshcore sizes to fit it. Set only to force a fixed raw chunk size (tests, investigations).
 MESH_CHUNK_SIZE = env.int("MESH_CHUNK_SIZE", default=None)
+# What a received message may become (decoded): refused and quarantined past these.
+MESH_MAX_MESSAGE_BYTES = env.int("MESH_MAX_MESSAGE_BYTES", default=100 * 1024**3)
+MESH_MAX_CHUNK_BYTES = env.int("MESH_MAX_CHUNK_BYTES", default=1024**3)
+MESH_MAX_EXPANSION_RATIO = env.float("MESH_MAX_EXPANSION_RATIO", default=200.0)
+MESH_MAX_CHUNKS = env.int("MESH_MAX_CHUNKS", default=20_000)
+# Free disk kept for everything else: no download starts below it, none may eat into it.
+MESH_PAYLOAD_DISK_RESERVE_BYTES = env.int("MESH_PAYLOAD_DISK_RESERVE_BYTES", default=1024**3)
+# One MESH answer (body included) may take this long, plus 1 s per 64 KiB of a download.
+MESH_REQUEST_DEADLINE_SECONDS = env.float("MESH_REQUEST_DEADLINE_SECONDS", default=120.0)
+# A message that fails to be received waits this long before the next try, doubling each time up
+# to the maximum; after MESH_INBOUND_QUARANTINE_AFTER failures it waits for a person.
+MESH_INBOUND_RETRY_SECONDS = env.int("MESH_INBOUND_RETRY_SECONDS", default=300)
+MESH_INBOUND_RETRY_MAX_SECONDS = env.int("MESH_INBOUND_RETRY_MAX_SECONDS", default=6 * 3600)
+MESH_INBOUND_QUARANTINE_AFTER = env.int("MESH_INBOUND_QUARANTINE_AFTER", default=5)
 
 Q_CLUSTER = {
     "name": "neomesh",

@@ -34,6 +34,8 @@ def _isolated_payloads(request, tmp_path):
         "OPTIONS": {"location": str(tmp_path / "payloads")},
     }
     settings.STORAGES = {**settings.STORAGES, "payloads": payloads}
+    # The audit chain's published heads: per test too.
+    settings.AUDIT_HEAD_FILE = str(tmp_path / "audit-heads.log")
     # The persona fixtures hash a password each; the production hasher is slow by design.
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     # A FileField resolves its storage once, at import: point it at this test's storage too.
@@ -119,3 +121,37 @@ def sandbox_mailboxes(db, sandbox, settings):
 
     settings.MESH_BASE_URLS = {**settings.MESH_BASE_URLS, "sandbox": sandbox.url}
     return make_mailbox("X26ABC1"), make_mailbox("X26ABC2")
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """One real S3-compatible server (moto's, as a process) for the whole run."""
+    from tests.peers.s3 import S3Server
+
+    with S3Server() as server:
+        yield server
+
+
+@pytest.fixture
+def s3_store(s3_server, settings, monkeypatch):
+    """Payloads go to a fresh bucket on the S3 server for this test (SSE-S3 passed through)."""
+    from django.core.files.storage import storages
+
+    s3_server.reset()
+    s3_server.client().create_bucket(
+        Bucket="payloads", CreateBucketConfiguration={"LocationConstraint": "eu-west-2"}
+    )
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
+    url = f"s3://payloads/neomesh?endpoint_url={s3_server.url}&region=eu-west-2&sse=AES256"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "payloads": {"BACKEND": "portal.lib.payloads.PayloadStorage", "OPTIONS": {"url": url}},
+    }
+    from portal.lib import stores
+    from portal.messaging.models import Message
+
+    stores.from_url_cached.cache_clear()
+    Message._meta.get_field("payload").storage = storages["payloads"]
+    yield s3_server
+    stores.from_url_cached.cache_clear()

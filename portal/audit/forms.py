@@ -28,6 +28,7 @@ EXPLICIT_ACTIONS = [
     "message.uncertain", "message.claim_released", "message.downloaded", "message.acknowledged",
     "message.tracked", "message.track", "message.track_requested", "message.payload_downloaded",
     "message.checksum_mismatch", "message.business_ack_linked", "message.business_ack_overdue",
+    "message.payload_unreadable", "payloads.encrypted", "payloads.keys_rewrapped",
     "onboarding.plan_created", "onboarding.decision_recorded", "onboarding.evidence_uploaded",
     "onboarding.evidence_downloaded", "onboarding.correspondence_drafted",
     "onboarding.correspondence_sent", "onboarding.correspondence_replied",

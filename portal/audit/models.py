@@ -1,12 +1,14 @@
-"""The audit trail: append-only records sealed in a hash chain.
+"""The audit trail: append-only records sealed in a keyed hash chain.
 
 Each record's hash covers its own content and the previous record's hash, so altering, removing or
-reordering any record breaks the chain from that point (`manage.py audit_verify` names where).
+reordering any record breaks the chain from that point (`manage.py audit_verify` names where). The
+hash is an HMAC under a key held outside the database (`portal.audit.sealing`), so nobody with
+only database access can re-seal a rewritten history; records from before keys were introduced
+(no `key_id`) are plain SHA-256 and still verify.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 
 from django.conf import settings
@@ -109,6 +111,8 @@ class AuditRecord(models.Model):
     detail = models.TextField(blank=True)
     prev_hash = models.CharField(max_length=64)
     hash = models.CharField(max_length=64)
+    # Which AUDIT_CHAIN_KEYS key sealed it; blank for the plain SHA-256 records sealed before keys.
+    key_id = models.CharField(max_length=20, blank=True, default="")
 
     objects = AuditQuerySet.as_manager()
 
@@ -138,7 +142,7 @@ class AuditRecord(models.Model):
         raise AppendOnlyError("Audit records cannot be deleted.")
 
     def sealed_content(self) -> dict:
-        return {
+        content = {
             "seq": self.seq,
             "at": self.at.isoformat(),
             "actor_id": self.actor_id,
@@ -154,12 +158,19 @@ class AuditRecord(models.Model):
             "detail": self.detail,
             "prev_hash": self.prev_hash,
         }
+        if self.key_id:  # records from before keys keep the content they were sealed with
+            content["key_id"] = self.key_id
+        return content
 
     def compute_hash(self) -> str:
+        """HMAC-SHA-256 under the record's key (plain SHA-256 for a record with no key id).
+        Raises sealing.UnknownChainKey when that key is no longer configured."""
+        from .sealing import seal
+
         canonical = json.dumps(
             self.sealed_content(), sort_keys=True, separators=(",", ":"), default=str
         )
-        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        return seal(canonical.encode("utf-8"), self.key_id)
 
 
 class ChainHead(models.Model):

@@ -12,6 +12,7 @@ from django.utils import timezone
 from portal.accounts.addresses import client_ip, normalise_ip
 
 from .models import AuditRecord, ChainHead
+from .sealing import current_key_id
 
 SECRET_MASK = "•••••• (secret)"
 # Field names whose values never reach the audit trail.
@@ -74,6 +75,7 @@ def record(
         actor_kind=actor_kind, ip_address=client_ip(request) or normalise_ip(ip_address),
         action=action, object_type=object_type, object_id=object_id, object_repr=object_repr,
         changes=mask_changes(changes or {}), reason=reason, detail=detail, prev_hash=head.last_hash,
+        key_id=current_key_id(),
     )  # fmt: skip
     entry.hash = entry.compute_hash()
     entry.save()

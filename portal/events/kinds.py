@@ -20,6 +20,9 @@ SEVERITY_ORDER = [Severity.INFO, Severity.WARNING, Severity.ERROR, Severity.CRIT
 
 KINDS: dict[str, str] = {
     "message.received": "A message was received from MESH and stored",
+    "message.receive_failed": "An inbound message could not be received; it will be tried again",
+    "message.quarantined": "An inbound message failed repeatedly (or past a limit): needs a person",
+    "message.quarantine_resolved": "A quarantined inbound message was received or left in MESH",
     "message.ndr": "A non-delivery report arrived for a message we sent",
     "message.send_failed": "A message could not be sent",
     "message.send_uncertain": "A send's outcome is unknown (MESH may have it)",

@@ -12,6 +12,7 @@ SCHEDULES = [
     ("Daily handshake", "portal.mailboxes.tasks.handshake_all", "D", None),
     ("Daily certificate expiry check", "portal.certificates.tasks.check_expiry", "D", None),
     ("Daily audit chain verification", "portal.audit.tasks.verify_chain", "D", None),
+    ("Publish the audit chain head", "portal.audit.tasks.publish_head", "I", 15),
     ("Sweep stuck conformance runs", "portal.conformance.tasks.sweep_runs", "I", 5),
     ("Publish and dispatch events", "portal.events.tasks.dispatch", "I", 1),
     ("Purge old events", "portal.events.tasks.purge", "D", None),

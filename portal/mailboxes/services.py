@@ -3,13 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
 from django.conf import settings
 from django.db.models import Q
@@ -24,52 +20,39 @@ class MailboxNotReady(Exception):
     """The mailbox cannot transfer yet; the message says why in plain English."""
 
 
-def _write_private(directory: Path, name: str, content: str) -> str:
-    path = directory / name
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(content)
-    return str(path)
-
-
 @contextlib.contextmanager
 def mesh_client(mailbox: Mailbox, **overrides) -> Iterator[meshcore.MeshClient]:
     """A MeshClient for this mailbox, with its secrets decrypted only for the client's lifetime.
 
-    requests needs the client certificate, key and CA bundle as files, so they are written to a
-    private temporary directory (mode 0700) that is removed when the client closes.
+    The client certificate, its key and the CA bundle go to meshcore as PEM bytes, which builds
+    its TLS context from memory: a decrypted key is never written to a file.
     """
     if not mailbox.password or not mailbox.shared_key:
         raise MailboxNotReady(f"{mailbox.mailbox_id} has no password or shared key set.")
-    workdir = Path(tempfile.mkdtemp(prefix="neomesh-tls-"))
-    try:
-        cert = None
-        certificate = mailbox.active_certificate()
-        if certificate is not None and certificate.certificate_pem and certificate.private_key:
-            cert = (
-                _write_private(
-                    workdir, "client.pem", certificate.certificate_pem + certificate.chain_pem
-                ),
-                _write_private(workdir, "client.key", certificate.private_key),
-            )
-        verify: bool | str = mailbox.verify_tls
-        if mailbox.verify_tls and mailbox.ca_bundle.strip():
-            verify = _write_private(workdir, "ca.pem", mailbox.ca_bundle)
-        options = {
-            "cert": cert,
-            "verify": verify,
-            "application_name": settings.MESH_APPLICATION_NAME,
-            # meshcore sends a message whole when it fits this limit, else in chunks that fit.
-            "max_request_bytes": mailbox.max_request_bytes,
-        }
-        options.update(overrides)
-        with meshcore.MeshClient(
-            mailbox.effective_base_url(), mailbox.mailbox_id, mailbox.password, mailbox.shared_key,
-            **options,
-        ) as client:  # fmt: skip
-            yield client
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    cert = None
+    certificate = mailbox.active_certificate()
+    if certificate is not None and certificate.certificate_pem and certificate.private_key:
+        cert = (
+            (certificate.certificate_pem + certificate.chain_pem).encode("utf-8"),
+            certificate.private_key.encode("utf-8"),
+        )
+    verify: bool | bytes = mailbox.verify_tls
+    if mailbox.verify_tls and mailbox.ca_bundle.strip():
+        verify = mailbox.ca_bundle.encode("utf-8")
+    options = {
+        "cert": cert,
+        "verify": verify,
+        "application_name": settings.MESH_APPLICATION_NAME,
+        # meshcore sends a message whole when it fits this limit, else in chunks that fit.
+        "max_request_bytes": mailbox.max_request_bytes,
+        "request_deadline": settings.MESH_REQUEST_DEADLINE_SECONDS,
+    }
+    options.update(overrides)
+    with meshcore.MeshClient(
+        mailbox.effective_base_url(), mailbox.mailbox_id, mailbox.password, mailbox.shared_key,
+        **options,
+    ) as client:  # fmt: skip
+        yield client
 
 
 def record_error(mailbox: Mailbox | int, error: str) -> None:

@@ -14,6 +14,7 @@ from portal.accounts.decorators import permission_required
 from portal.audit.services import audit_person_action
 from portal.dashboard.queries import describe_health, with_health
 from portal.messaging.models import Message
+from portal.messaging.quarantine import held_inbound
 from portal.messaging.tasks import enqueue_poll
 
 from .forms import MailboxFilterForm, MailboxForm, OrganisationForm, WorkflowForm
@@ -86,6 +87,8 @@ def mailbox_detail(request, pk: int):
         "blocked_reason": transfer_blocked_reason(mailbox),
         "next_poll_allowed_at": None if mailbox.environment == "sandbox"
         else _future(mailbox.next_poll_allowed_at()),
+        "inbound_failures": held_inbound(mailbox),
+        "next_url": request.get_full_path(),
     }
     return render(request, "mailboxes/detail.html", context)
 

@@ -13,19 +13,31 @@ call the original content (before their own compression or encryption, say), and
 on a false mismatch would leave it to expire undelivered after 5 days. TLS and gzip's CRC already
 catch corruption in transit.
 
-Any poll that does not finish (MESH errors, and anything else: a full disk, a database error) is
-recorded as failed with its error, which the dashboard shows.
+One message's failure is that message's only (see ``quarantine``): a message over a size limit
+(``MESH_MAX_MESSAGE_BYTES``, ``MESH_MAX_CHUNK_BYTES``, ``MESH_MAX_EXPANSION_RATIO``,
+``MESH_MAX_CHUNKS``), with a bad checksum, an answer meshcore refuses, or a row the database
+refuses is recorded with its reason, backed off, then quarantined for a person, and the poll goes
+on with the next message. A payload written for a message that is not stored is removed. Every
+``mex-*`` header value is made to fit its column before the insert (cut, with a note on the
+message). Free disk space is checked before each download: below ``MESH_PAYLOAD_DISK_RESERVE_BYTES``
+the rest of the inbox waits in MESH, and no download may eat into the reserve.
+
+Any poll that does not finish (MESH down or refusing the mailbox's credentials, and anything else
+not about one message: a full disk, a database that is down) is recorded as failed with its error,
+which the dashboard shows.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import shutil
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -38,7 +50,7 @@ from portal.mailboxes.readiness import transfer_blocked_reason
 from portal.mailboxes.services import MailboxNotReady, mesh_client, record_error
 from portal.ops.models import MessageCount
 
-from . import acks
+from . import acks, quarantine
 from .mesh_codes import explain
 from .models import Direction, Message, MessageEvent, MessageType, Status
 from .outbox import worker_name
@@ -58,11 +70,13 @@ class PollClaimLost(Exception):
     """Another worker took over this mailbox's poll (ours stopped refreshing its claim)."""
 
 
-# Errors about one message, after which the rest of the inbox can still be received.
-MESSAGE_SPECIFIC_ERRORS = (
-    meshcore.MeshNotFoundError, meshcore.MeshGoneError, meshcore.MeshProtocolError,
-    meshcore.MeshValidationError, ChecksumMismatch,
+# Errors that are not about one message: they end the poll, and no message is blamed for them.
+# Everything else raised while receiving a message is that message's failure (quarantine).
+POLL_WIDE_ERRORS = (
+    meshcore.MeshAuthenticationError, meshcore.MeshTLSError, MailboxNotReady, PollClaimLost,
+    OSError, OperationalError, InterfaceError,
 )  # fmt: skip
+_UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 # How many of a poll's errors its one-line summary names (the task result, the audit detail).
 SUMMARY_ERRORS = 3
@@ -76,6 +90,7 @@ class PollResult:
     downloaded: int = 0
     acknowledged: int = 0
     reports: int = 0
+    held: int = 0
     errors: list[str] = field(default_factory=list)
 
     @property
@@ -91,6 +106,8 @@ class PollResult:
         )
         if self.reports:
             text += f", {self.reports} non-delivery report(s)"
+        if self.held:
+            text += f", {self.held} held back after failures"
         if self.errors:
             shown = "; ".join(self.errors[:SUMMARY_ERRORS])
             more = len(self.errors) - SUMMARY_ERRORS
@@ -163,6 +180,7 @@ def _record_poll(mailbox: Mailbox, worker: str, result: PollResult) -> None:
 
 
 def _drain(mailbox: Mailbox, result: PollResult, heartbeat: ClaimHeartbeat | None = None) -> None:
+    failures = quarantine.open_failures(mailbox)
     with mesh_client(mailbox) as client:
         for mesh_id in client.iter_inbox():
             if heartbeat is not None and heartbeat.lost:
@@ -171,21 +189,104 @@ def _drain(mailbox: Mailbox, result: PollResult, heartbeat: ClaimHeartbeat | Non
                     "it now); the messages not yet received stay in MESH for that poll"
                 )
             result.listed += 1
-            try:
-                receive_one(client, mailbox, mesh_id, result)
-            except MESSAGE_SPECIFIC_ERRORS as exc:
-                # One bad message must not stop the others; it stays in MESH for the next poll.
-                # Anything else (MESH down, credentials refused) ends the poll at once.
-                log.warning("Receiving %s for %s failed: %s", mesh_id, mailbox.mailbox_id, exc)
-                result.errors.append(f"{mesh_id}: {exc}")
+            failure = failures.get(quarantine.failure_key(mesh_id))
+            if failure is not None and failure.held():
+                result.held += 1  # backed off or quarantined: left in MESH for now
+                continue
+            room = disk_room()
+            if room <= 0:
+                result.errors.append(
+                    "Not enough free disk space for payloads (less than the "
+                    f"{settings.MESH_PAYLOAD_DISK_RESERVE_BYTES:,} bytes kept in reserve): "
+                    "the rest of the inbox waits in MESH until space is freed"
+                )
+                return
+            _receive_or_record(client, mailbox, mesh_id, result, failure, room)
 
 
-def receive_one(client, mailbox: Mailbox, mesh_id: str, result: PollResult) -> Message:
+def _receive_or_record(client, mailbox, mesh_id, result, failure, room: int) -> None:
+    """Receive one message; if that fails for a reason of its own, record it and carry on."""
+    limits = download_limits(room)
+    try:
+        receive_one(client, mailbox, mesh_id, result, limits=limits)
+    except meshcore.MeshDeadlineExceeded as exc:
+        _record_failure(mailbox, mesh_id, result, str(exc))  # too slow: this message's failure
+    except meshcore.MeshRateLimitedError:
+        raise  # MESH asks us to slow down: the poll stops, no message is blamed
+    except meshcore.MeshTransientError as exc:
+        # MESH failing (5xx, connection): probably MESH, maybe this one message. The poll stops,
+        # and the message is backed off (never quarantined for it), so a message MESH cannot
+        # serve does not stop every later poll from reaching the ones behind it.
+        quarantine.inbound_failure_record(
+            mailbox=mailbox, mesh_id=mesh_id, reason=str(exc), may_quarantine=False
+        )
+        raise
+    except POLL_WIDE_ERRORS:
+        raise  # credentials or TLS refused, disk or database gone: not this message's fault
+    except meshcore.MeshPayloadTooLarge as exc:
+        by_disk = exc.limit_name == "max_message_bytes" and exc.limit < settings.MESH_MAX_MESSAGE_BYTES
+        if by_disk:
+            reason = (
+                f"not enough free disk space for it (it is more than {exc.limit:,} bytes, the room "
+                "left above the reserve): left in MESH for a later poll"
+            )
+        else:
+            reason = f"{exc} (limit {exc.limit_name} = {exc.limit:,})"
+        _record_failure(mailbox, mesh_id, result, reason, quarantine_now=not by_disk)
+    except Exception as exc:  # noqa: BLE001 - one bad message must never stop the others
+        log.warning("Receiving %s for %s failed", mesh_id, mailbox.mailbox_id, exc_info=True)
+        text = str(exc) if isinstance(exc, meshcore.MeshError | ChecksumMismatch) else (
+            f"NeoMesh could not store it ({type(exc).__name__}: {str(exc)[:500]})"
+        )  # fmt: skip
+        _record_failure(mailbox, mesh_id, result, text)
+    else:
+        if failure is not None:
+            quarantine.inbound_failure_received(failure=failure)
+
+
+def _record_failure(
+    mailbox: Mailbox, mesh_id: str, result: PollResult, reason: str, quarantine_now: bool = False
+) -> None:
+    log.warning("Receiving %s for %s failed: %s", mesh_id, mailbox.mailbox_id, reason)
+    failure = quarantine.inbound_failure_record(
+        mailbox=mailbox, mesh_id=mesh_id, reason=reason, quarantine=quarantine_now
+    )
+    state = (
+        "quarantined for a person"
+        if failure.status == failure.State.QUARANTINED
+        else f"will try again after {failure.next_attempt_at:%H:%M} UTC"
+    )
+    result.errors.append(f"{quarantine.failure_key(mesh_id)}: {reason} ({state})")
+
+
+def disk_room() -> int:
+    """Bytes free for payloads above the configured reserve (<= 0: no download may start)."""
+    path = Path(payloads.root())
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return shutil.disk_usage(path).free - settings.MESH_PAYLOAD_DISK_RESERVE_BYTES
+
+
+def download_limits(room: int | None = None) -> meshcore.DownloadLimits:
+    """The configured limits on a received message; never more than ``room`` bytes of disk."""
+    largest = settings.MESH_MAX_MESSAGE_BYTES
+    return meshcore.DownloadLimits(
+        max_message_bytes=max(1, min(largest, room)) if room is not None else largest,
+        max_chunk_bytes=settings.MESH_MAX_CHUNK_BYTES,
+        max_expansion_ratio=settings.MESH_MAX_EXPANSION_RATIO,
+        max_chunks=settings.MESH_MAX_CHUNKS,
+    )
+
+
+def receive_one(
+    client, mailbox: Mailbox, mesh_id: str, result: PollResult,
+    limits: meshcore.DownloadLimits | None = None,
+) -> Message:  # fmt: skip
     message = Message.objects.filter(
         mailbox=mailbox, direction=Direction.INBOUND, mesh_message_id=mesh_id
     ).first()
     if message is None:
-        message = _download_and_store(client, mailbox, mesh_id, result)
+        message = _download_and_store(client, mailbox, mesh_id, result, limits)
     client.acknowledge(mesh_id)
     if message.status != Status.ACKNOWLEDGED:
         with transaction.atomic():
@@ -198,9 +299,12 @@ def receive_one(client, mailbox: Mailbox, mesh_id: str, result: PollResult) -> M
     return message
 
 
-def _download_and_store(client, mailbox: Mailbox, mesh_id: str, result: PollResult) -> Message:
+def _download_and_store(
+    client, mailbox: Mailbox, mesh_id: str, result: PollResult,
+    limits: meshcore.DownloadLimits | None = None,
+) -> Message:  # fmt: skip
     with payloads.durable_writer("in") as (writer, stored):
-        info = client.download(mesh_id, writer)
+        info = client.download(mesh_id, writer, limits=limits or download_limits())
         # Checked before the file is kept: a mismatch leaves nothing stored and nothing acknowledged.
         _verify_checksum(mailbox, mesh_id, info.checksum, writer.sha256)
     payload = stored[0]
@@ -210,9 +314,15 @@ def _download_and_store(client, mailbox: Mailbox, mesh_id: str, result: PollResu
     except IntegrityError:
         # Another worker stored it between our check and our insert: keep theirs, drop our copy.
         payloads.delete_payload(payload.name)
-        return Message.objects.get(
+        existing = Message.objects.filter(
             mailbox=mailbox, direction=Direction.INBOUND, mesh_message_id=mesh_id
-        )
+        ).first()
+        if existing is None:
+            raise  # not a race: the row itself was refused
+        return existing
+    except BaseException:
+        payloads.delete_payload(payload.name)  # a payload is never kept without its message
+        raise
     result.downloaded += 1
     if message.is_report:
         result.reports += 1
@@ -238,29 +348,65 @@ def _verify_checksum(mailbox: Mailbox, mesh_id: str, checksum: str | None, actua
     raise ChecksumMismatch(text)
 
 
+# The Message fields filled from MESH's headers, and the header each comes from (for the note).
+HEADER_FIELDS = {
+    "mesh_message_id": "mex-MessageID", "local_id": "mex-LocalID",
+    "workflow_id": "mex-WorkflowID", "sender": "mex-From", "recipient": "mex-To",
+    "subject": "mex-Subject", "filename": "mex-FileName", "content_type": "mex-Content-Type",
+    "checksum": "mex-Content-Checksum", "partner_id": "mex-PartnerID",
+    "mesh_status_code": "mex-StatusCode", "mesh_status_event": "mex-StatusEvent",
+    "mesh_status_description": "mex-StatusDescription",
+    "linked_mesh_message_id": "mex-LinkedMsgID",
+}  # fmt: skip
+MAX_TEXT_HEADER = 4000  # a TextField has no max_length; MESH's headers are far shorter
+
+
+def bounded_headers(values: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """Each header value made to fit its column: control characters (which PostgreSQL may refuse)
+    replaced, an over-long value cut. Returns the values and a note for each change."""
+    fields, notes = {}, []
+    for name, value in values.items():
+        text = _UNPRINTABLE.sub("?", value or "")
+        limit = Message._meta.get_field(name).max_length or MAX_TEXT_HEADER
+        header = HEADER_FIELDS[name]
+        if text != (value or ""):
+            notes.append(f"{header} held control characters, shown as '?'")
+        if len(text) > limit:
+            notes.append(
+                f"{header} was {len(text):,} characters long; only its first {limit} are kept"
+            )
+            text = text[:limit]
+        fields[name] = text
+    return fields, notes
+
+
 def _create_inbound(mailbox: Mailbox, info, payload: payloads.StoredPayload) -> Message:
     is_report = info.message_type == MessageType.REPORT
+    headers, notes = bounded_headers({
+        "mesh_message_id": info.message_id, "local_id": info.local_id or "",
+        "workflow_id": info.workflow_id or "", "sender": info.sender or "",
+        "recipient": info.recipient or mailbox.mailbox_id, "subject": info.subject or "",
+        "filename": info.filename or "", "content_type": info.content_type or "",
+        "checksum": info.checksum or "", "partner_id": getattr(info, "partner_id", None) or "",
+        "mesh_status_code": (info.status_code or "") if is_report else "",
+        "mesh_status_event": (info.status_event or "") if is_report else "",
+        "mesh_status_description": (info.status_description or "") if is_report else "",
+        "linked_mesh_message_id": (info.linked_message_id or "") if is_report else "",
+    })  # fmt: skip
     message = Message.objects.create(
         mailbox=mailbox, direction=Direction.INBOUND,
         message_type=MessageType.REPORT if is_report else MessageType.DATA,
-        mesh_message_id=info.message_id, local_id=info.local_id or "",
-        workflow_id=info.workflow_id or "", sender=info.sender or "",
-        recipient=info.recipient or mailbox.mailbox_id, subject=info.subject or "",
-        filename=info.filename or "", content_type=info.content_type or "",
-        checksum=info.checksum or "", compressed=bool(info.compressed),
-        encrypted=bool(info.encrypted), partner_id=getattr(info, "partner_id", None) or "",
+        compressed=bool(info.compressed), encrypted=bool(info.encrypted),
         size_bytes=payload.size, payload=payload.name, payload_sha256=payload.sha256,
         chunks_total=info.total_chunks or 0, chunks_done=info.total_chunks or 0,
-        status=Status.RECEIVED, received_at=timezone.now(),
-        mesh_status_code=(info.status_code or "") if is_report else "",
-        mesh_status_event=(info.status_event or "") if is_report else "",
-        mesh_status_description=(info.status_description or "") if is_report else "",
-        linked_mesh_message_id=(info.linked_message_id or "") if is_report else "",
+        status=Status.RECEIVED, received_at=timezone.now(), **headers,
     )  # fmt: skip
     MessageCount.add(message, MessageCount.Event.MOVED)
     message.add_event(
         Kind.DOWNLOADED, f"Downloaded {payload.size} bytes (sha256 {payload.sha256[:16]}…)"
     )
+    for note in notes:
+        message.add_event(Kind.NOTE, f"Received as sent, except: {note}.")
     if is_report:
         _link_report(message)
     else:

@@ -268,6 +268,7 @@ class MessageEvent(models.Model):
         REPORT = "report", "Non-delivery report"
         TRACKED = "tracked", "Tracking update"
         RESENT = "resent", "Re-queued by a person"
+        NOTE = "note", "Note"
         COPIED = "copied", "Copied into a new send"
         BUSINESS_ACK = "business_ack", "Business acknowledgement"
 
@@ -285,3 +286,65 @@ class MessageEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+
+class InboundFailureQuerySet(models.QuerySet):
+    def open(self):
+        """Failures of messages not received yet (held back, quarantined or left)."""
+        return self.exclude(status=InboundFailure.State.RECEIVED)
+
+    def needing_a_person(self):
+        return self.filter(status=InboundFailure.State.QUARANTINED)
+
+
+class InboundFailure(models.Model):
+    """An inbound MESH message that could not be received: why, how often, and what happens next.
+
+    One row per mailbox and MESH message id. A failing message is backed off (not downloaded on
+    every poll), then quarantined for a person, who can retry it or leave it in MESH (where it
+    expires after 5 days and its sender gets a non-delivery report). Received later: RECEIVED.
+    """
+
+    class State(models.TextChoices):
+        BACKING_OFF = "backing_off", "Will try again"
+        QUARANTINED = "quarantined", "Quarantined: needs a person"
+        LEFT = "left", "Left in MESH by a person"
+        RECEIVED = "received", "Received after all"
+
+    mailbox = models.ForeignKey(
+        "mailboxes.Mailbox", on_delete=models.CASCADE, related_name="inbound_failures"
+    )
+    mesh_message_id = models.CharField("MESH message id", max_length=100)
+    status = models.CharField(max_length=20, choices=State.choices, default=State.BACKING_OFF)
+    reason = models.TextField(help_text="The last failure, in plain English.")
+    failures = models.PositiveIntegerField(default=0)
+    first_failed_at = models.DateTimeField(default=timezone.now)
+    last_failed_at = models.DateTimeField(default=timezone.now)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    objects = InboundFailureQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-last_failed_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["mailbox", "mesh_message_id"], name="inbound_failure_unique_mesh_id"
+            )
+        ]
+        indexes = [models.Index(fields=["status", "-last_failed_at"], name="inbound_failure_status")]
+
+    def __str__(self) -> str:
+        return f"{self.mesh_message_id} ({self.get_status_display()})"
+
+    def held(self, now=None) -> bool:
+        """Should the poller leave this message in MESH for now?"""
+        if self.status in {self.State.QUARANTINED, self.State.LEFT}:
+            return True
+        now = now or timezone.now()
+        return self.status == self.State.BACKING_OFF and bool(
+            self.next_attempt_at and self.next_attempt_at > now
+        )

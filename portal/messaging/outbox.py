@@ -37,6 +37,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 import meshcore
+from portal.lib import payloads
 from portal.lib.claims import ClaimHeartbeat
 from portal.mailboxes.services import MailboxNotReady, mesh_client, record_error
 from portal.ops.models import MessageCount
@@ -147,6 +148,12 @@ def _send_claimed(message: Message, worker: str, heartbeat: ClaimHeartbeat | Non
         return "claim-lost"
     except PayloadMissing as exc:
         return _fail(message, worker, str(exc))
+    except payloads.PayloadTampered as exc:
+        return _fail(
+            message, worker,
+            f"The stored file to send failed its integrity check and was not sent ({exc}). "
+            "Queue the file again as a new message, and tell your security team.",
+        )  # fmt: skip
     except MailboxNotReady as exc:
         return _fail(message, worker, str(exc))
     except meshcore.MeshError as exc:
@@ -161,7 +168,7 @@ def _open_payload(message: Message):
     name = (message.payload.name if message.payload else "") or "none recorded"
     try:
         if message.payload:
-            return message.payload.open("rb")
+            return payloads.open_payload(message.payload.name)
     except FileNotFoundError:
         pass
     raise PayloadMissing(

@@ -6,6 +6,7 @@ import re
 from django.contrib import messages
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 import meshcore
@@ -15,10 +16,11 @@ from portal.lib import payloads
 from portal.mailboxes.models import Workflow
 from portal.mailboxes.services import MailboxNotReady, mesh_client
 
+from . import quarantine
 from .forms import FixSendForm, LookupForm, SendForm
 from .log import MessageLogFilterForm, related_audit_records
 from .mesh_codes import explain
-from .models import Direction, Message, Status
+from .models import Direction, InboundFailure, Message, Status
 from .services import (
     SendRejected,
     TrackRefused,
@@ -65,6 +67,9 @@ def message_list(request):
         "querystring_base": _querystring(request, *CURSOR_PARAMS),
         "tabs": [(f"?{base}&direction={value}" if base else f"?direction={value}", label, value == direction)
                  for value, label in tabs],
+        "inbound_failures": quarantine.held_inbound(),
+        "show_mailbox": True,
+        "next_url": request.get_full_path(),
     }  # fmt: skip
     return render(request, "messaging/list.html", context)
 
@@ -102,6 +107,28 @@ def _business_ack_hours(message: Message) -> int | None:
     return rule.first()
 
 
+@permission_required("mailboxes.change_mailbox")
+@require_POST
+def inbound_failure_act(request, pk: int):
+    """A person retries a quarantined inbound message, or leaves it in MESH (both audited)."""
+    failure = get_object_or_404(InboundFailure.objects.select_related("mailbox"), pk=pk)
+    action = request.POST.get("action")
+    if failure.status != InboundFailure.State.QUARANTINED:
+        messages.error(request, f"{failure.mesh_message_id} is not quarantined: nothing to do.")
+    elif action == "retry":
+        quarantine.inbound_failure_retry(failure=failure, request=request)
+        messages.success(request, f"{failure.mesh_message_id} will be tried again at the next poll.")
+    elif action == "leave":
+        quarantine.inbound_failure_leave(failure=failure, request=request)
+        messages.success(request, f"{failure.mesh_message_id} is left in MESH and will not be received.")
+    else:
+        messages.error(request, "Choose Retry or Leave in MESH.")
+    target = request.POST.get("next", "")
+    if not url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+        target = ""
+    return redirect(target or "mailboxes:detail", **({} if target else {"pk": failure.mailbox_id}))
+
+
 def safe_download_name(message: Message) -> str:
     """A filename for the browser only: MESH's filename, stripped of paths and odd characters."""
     name = (message.filename or "").replace("\\", "/").rsplit("/", 1)[-1]
@@ -119,6 +146,12 @@ def message_download(request, pk: int):
         handle = payloads.open_payload(message.payload.name)
     except FileNotFoundError:
         raise Http404("The payload file is missing from storage.") from None
+    except payloads.PayloadUnreadable as exc:
+        audit_person_action(
+            request, action="message.payload_unreadable", obj=message, detail=str(exc)
+        )
+        messages.error(request, f"The payload cannot be downloaded: {exc}")
+        return redirect("messaging:detail", pk=message.pk)
     filename = safe_download_name(message)
     audit_person_action(
         request, action="message.payload_downloaded", obj=message,

@@ -22,7 +22,7 @@ from portal.conformance.models import ConformanceRun, Outcome, RunStatus
 from portal.conformance.services import run_create
 from portal.mailboxes.models import Environment
 from portal.messaging import inbox, outbox
-from portal.messaging.models import Direction, Message, MessageType, Status
+from portal.messaging.models import Direction, InboundFailure, Message, MessageType, Status
 from portal.messaging.tasks import poll_mailbox
 from portal.onboarding import correspondence as letters
 from portal.onboarding import services as onboarding
@@ -63,8 +63,13 @@ def world(db):
         mailbox, direction=Direction.OUTBOUND, status=Status.ACCEPTED,
         mesh_message_id="20261203000000000000_AUDIT1", accepted_at=timezone.now(),
     )  # fmt: skip
+    quarantined = InboundFailure.objects.create(
+        mailbox=mailbox, mesh_message_id="20260101000000000000_ABCDEF", reason="too large",
+        status=InboundFailure.State.QUARANTINED,
+    )  # fmt: skip
     return {"mailbox": mailbox, "certificate": certificate, "failed": failed,
-            "inbound": make_message(mailbox, payload=b"a,b\n"), "accepted": accepted}  # fmt: skip
+            "inbound": make_message(mailbox, payload=b"a,b\n"), "quarantined": quarantined,
+            "accepted": accepted}  # fmt: skip
 
 
 @pytest.fixture
@@ -139,6 +144,7 @@ WALK = [
     ("messaging:resend", "post", lambda w: [w["failed"].pk], lambda w: {}, "message.resend", "failed"),
     ("messaging:fix", "post", lambda w: [w["failed"].pk], lambda w: {"mailbox": "X26ABC1", "recipient": "X26ABC2", "workflow_id": "TEST_WORKFLOW", "subject": "Fixed", "local_id": ""}, "message.queued", None),
     ("messaging:track", "post", lambda w: [w["accepted"].pk], lambda w: {}, "message.track_requested", "accepted"),
+    ("messaging:inbound_failure", "post", lambda w: [w["quarantined"].pk], lambda w: {"action": "leave"}, "message.quarantine_left", "mailbox"),
     ("messaging:download", "get", lambda w: [w["inbound"].pk], lambda w: {}, "message.payload_downloaded", "inbound"),
     ("audit:export", "get", lambda w: [], lambda w: {"action": "message.queued"}, "audit.trail_exported", None),
     ("audit:message_export", "get", lambda w: [], lambda w: {"direction": "in"}, "audit.message_log_exported", None),

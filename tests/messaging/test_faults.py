@@ -114,3 +114,32 @@ def test_a_poll_stops_at_once_when_mesh_goes_away(sandbox_mailboxes, sandbox, mo
     assert Message.objects.filter(direction=Direction.INBOUND).count() == 0
     recipient.refresh_from_db()
     assert recipient.last_poll_ok is False
+
+
+def test_a_message_mesh_keeps_failing_to_serve_is_backed_off_so_the_rest_gets_through(
+    sandbox_mailboxes, sandbox, mocked, monkeypatch
+):
+    from portal.messaging.models import InboundFailure
+
+    sender, recipient = sandbox_mailboxes
+    for n in range(2):
+        outbox.message_send(message_id=queue(sender, f"message {n}".encode()).pk)
+    monkeypatch.setattr("time.sleep", lambda seconds: None)
+    with inbox.mesh_client(recipient) as client:
+        stuck = next(client.iter_inbox())
+    stuck_url = f"{sandbox.url}/messageexchange/X26ABC2/inbox/{stuck}"
+    mocked.add(responses.GET, stuck_url, status=500)  # every time: MESH cannot serve this one
+
+    first = inbox.mailbox_poll(mailbox=recipient)
+    assert (first.listed, first.downloaded, len(first.errors)) == (1, 0, 1)  # the poll stops
+    failure = InboundFailure.objects.get(mesh_message_id=stuck)
+    assert failure.status == InboundFailure.State.BACKING_OFF
+
+    second = inbox.mailbox_poll(mailbox=recipient)  # held back: the one behind it is received
+    assert (second.held, second.downloaded, second.acknowledged, second.errors) == (1, 1, 1, [])
+
+    for _ in range(6):  # MESH failing is never enough to quarantine a message
+        InboundFailure.objects.filter(pk=failure.pk).update(next_attempt_at=None)
+        inbox.mailbox_poll(mailbox=recipient)
+    failure.refresh_from_db()
+    assert failure.status == InboundFailure.State.BACKING_OFF and failure.failures == 7

@@ -10,7 +10,7 @@ import pytest
 
 from portal.mailboxes.services import mesh_client
 from portal.messaging import inbox, outbox
-from portal.messaging.models import Direction, Message
+from portal.messaging.models import Direction, InboundFailure, Message
 
 from .helpers import payload_bytes, queue
 
@@ -56,8 +56,8 @@ def test_a_poll_stops_when_another_worker_takes_its_claim(sandbox_mailboxes, mon
     monkeypatch.setattr(inbox, "POLL_HEARTBEAT_SECONDS", 0.05)
     real_receive = inbox.receive_one
 
-    def receive_then_lose_the_claim(client, mailbox, mesh_id, result):
-        message = real_receive(client, mailbox, mesh_id, result)
+    def receive_then_lose_the_claim(client, mailbox, mesh_id, result, **options):
+        message = real_receive(client, mailbox, mesh_id, result, **options)
         # The claim went stale (say, the database refused our beats) and another worker took it.
         type(mailbox).objects.filter(pk=mailbox.pk).update(poll_claimed_by="other-host:2")
         time.sleep(0.5)
@@ -87,7 +87,12 @@ def test_a_payload_that_fails_its_sha256_checksum_is_not_acknowledged(sandbox_ma
     recipient.refresh_from_db()
     assert recipient.last_poll_ok is False and "does not match its checksum" in recipient.last_error
 
-    assert inbox_ids(recipient) == [bad_id]  # still in MESH, fetched again by the next poll
+    assert inbox_ids(recipient) == [bad_id]  # still in MESH, fetched again after a back-off
+    failure = InboundFailure.objects.get(mesh_message_id=bad_id)
+    assert failure.status == InboundFailure.State.BACKING_OFF
+    assert "does not match" in failure.reason
+    assert inbox.mailbox_poll(mailbox=recipient).held == 1  # not downloaded on every poll
+    InboundFailure.objects.filter(pk=failure.pk).update(next_attempt_at=failure.first_failed_at)
     assert "does not match" in inbox.mailbox_poll(mailbox=recipient).errors[0]
 
 

@@ -14,11 +14,11 @@ from datetime import timedelta
 
 import pytest
 from cryptography.fernet import Fernet
-from django.core.files.storage import FileSystemStorage
 from django.utils import timezone
 
 from meshcore import MeshClient
 from portal.lib import payloads
+from portal.lib.stores import LocalStore
 from portal.mailboxes.models import Mailbox
 from portal.messaging import inbox, outbox
 from portal.messaging.models import Direction, Message, Status
@@ -36,10 +36,10 @@ def mailbox_error(mailbox: Mailbox) -> str:
 
 @pytest.fixture
 def broken_disk(monkeypatch):
-    def fail(self, name, mode="rb"):
+    def fail(self, name):
         raise OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(FileSystemStorage, "_open", fail)
+    monkeypatch.setattr(LocalStore, "open", fail)
     return monkeypatch
 
 

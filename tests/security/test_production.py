@@ -31,6 +31,8 @@ def production_env(tmp_path, **overrides) -> dict[str, str]:
     for name in (
         "SECRET_KEY",
         "FIELD_ENCRYPTION_KEYS",
+        "AUDIT_CHAIN_KEYS",
+        "AUDIT_CHAIN_KEY_FILE",
         "ALLOWED_HOSTS",
         "DATABASE_URL",
         "REDIS_URL",
@@ -40,6 +42,7 @@ def production_env(tmp_path, **overrides) -> dict[str, str]:
         "NEOMESH_PRODUCTION": "true",
         "SECRET_KEY": "".join(secrets.choice(alphabet) for _ in range(60)),
         "FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode(),
+        "AUDIT_CHAIN_KEYS": "k1:" + secrets.token_urlsafe(32),
         "ALLOWED_HOSTS": HOST,
         "NEOMESH_VAR_DIR": str(tmp_path / "var"),
         "DJANGO_SETTINGS_MODULE": "portal.settings",
@@ -74,6 +77,8 @@ def test_check_deploy_is_clean_in_production_mode(tmp_path):
             {"FIELD_ENCRYPTION_KEYS": Fernet.generate_key().decode() + ",not-a-key"},
             "FIELD_ENCRYPTION_KEYS: key 2 is not a Fernet key",
         ),
+        ({"AUDIT_CHAIN_KEYS": None}, "Production mode needs AUDIT_CHAIN_KEYS"),
+        ({"AUDIT_CHAIN_KEYS": "k1:short"}, "AUDIT_CHAIN_KEYS: key 1 is not 'id:secret'"),
     ],
     ids=[
         "no-secret-key",
@@ -81,6 +86,8 @@ def test_check_deploy_is_clean_in_production_mode(tmp_path):
         "short-secret-key",
         "no-encryption-key",
         "malformed-key",
+        "no-audit-key",
+        "short-audit-key",
     ],
 )
 def test_production_mode_refuses_to_start_without_real_secrets(tmp_path, missing, message):

@@ -9,9 +9,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         report = verify_and_record()
         if not report.ok:
-            raise CommandError(
-                f"Audit chain broken at record #{report.first_broken_seq}: {report.problem}"
-            )
+            where = f" at record #{report.first_broken_seq}" if report.first_broken_seq else ""
+            raise CommandError(f"Audit chain broken{where}: {report.problem}")
         self.stdout.write(
             self.style.SUCCESS(f"Audit chain intact: {report.checked} records verified.")
         )

@@ -1,0 +1,1 @@
+"""Real peer servers started as processes by the tests (and the benchmarks)."""
