@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import hostile, portal_scale, throughput, transfer
+from bench import api, hostile, portal_scale, throughput, transfer
 
-BENCHMARKS = [transfer, portal_scale, throughput, hostile]
+BENCHMARKS = [transfer, portal_scale, throughput, hostile, api]
 DEFAULT = transfer.NAME
 
 

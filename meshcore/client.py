@@ -250,7 +250,9 @@ class MeshClient(SendMixin, ReceiveMixin):
             if not stream:
                 try:
                     # Read now (bounded in size and time), so the connection goes back to the pool.
-                    with self.deadline(started).watch(response) as deadline:
+                    # The deadline runs from the answer's headers: sending a large chunk on a
+                    # slow link may take longer than the deadline, and is bounded by `timeout`.
+                    with self.deadline().watch(response) as deadline:
                         response._content = read_body(  # noqa: SLF001 - requests' own cache
                             response, self.max_response_body, deadline
                         )
@@ -268,7 +270,7 @@ class MeshClient(SendMixin, ReceiveMixin):
                     raise error from exc
             self._report(method, url, params, attempt_headers, response, None, started)
             return response
-        error = _error_from_response(response, self.deadline(started))
+        error = _error_from_response(response, self.deadline())
         self._report(method, url, params, attempt_headers, response, error, started)
         raise mark_send_outcome_unknown(error) if creates_message else error
 

@@ -11,6 +11,8 @@ urlpatterns = [
     path("conformance/", include("portal.conformance.urls")),
     path("audit/", include("portal.audit.urls")),
     path("admin/", admin.site.urls),
+    path("api/", include("portal.api.urls")),
+    path("api-tokens/", include("portal.api.page_urls")),
     # /healthz and /metrics for load balancers and Prometheus (portal.ops).
     path("", include("portal.ops.urls")),
 ]

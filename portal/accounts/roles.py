@@ -32,6 +32,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "messaging.change_message",
         *ONBOARDING_VIEW, "onboarding.override_gate",
         *CONFORMANCE_RUN, "conformance.run_on_live",
+        "api.view_apitoken", "api.add_apitoken", "api.change_apitoken",
     ],
     ONBOARDING_LEAD: [
         "mailboxes.view_organisation", "mailboxes.view_mailbox", "mailboxes.view_workflow",

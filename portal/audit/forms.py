@@ -15,6 +15,7 @@ from .registry import WATCHED
 # Actions the portal's services, views, workers and commands write (the filter takes any action;
 # these are offered as suggestions), and django-auditlog's model changes for every watched model.
 EXPLICIT_ACTIONS = [
+    "api.call", "api.token_created", "api.token_revoked", "api.token_expired",
     "auth.login", "auth.logout", "auth.login_failed", "auth.lockout_cleared",
     "auth.expired_attempts_cleaned",
     "audit.trail_exported", "audit.message_log_exported",
@@ -28,7 +29,8 @@ EXPLICIT_ACTIONS = [
     "message.uncertain", "message.claim_released", "message.downloaded", "message.acknowledged",
     "message.tracked", "message.track", "message.track_requested", "message.payload_downloaded",
     "message.checksum_mismatch", "message.business_ack_linked", "message.business_ack_overdue",
-    "message.payload_unreadable", "payloads.encrypted", "payloads.keys_rewrapped",
+    "message.payload_confirmed", "message.payload_unreadable", "payloads.encrypted",
+    "payloads.keys_rewrapped",
     "onboarding.plan_created", "onboarding.decision_recorded", "onboarding.evidence_uploaded",
     "onboarding.evidence_downloaded", "onboarding.correspondence_drafted",
     "onboarding.correspondence_sent", "onboarding.correspondence_replied",

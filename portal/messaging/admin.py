@@ -4,7 +4,7 @@ from django.contrib import admin
 
 from portal.lib.admin import ReadOnlyAdmin, ReadOnlyInline
 
-from .models import Message, MessageEvent
+from .models import InboundFailure, Message, MessageEvent
 
 
 class MessageEventInline(ReadOnlyInline):
@@ -20,3 +20,11 @@ class MessageAdmin(ReadOnlyAdmin):
     list_select_related = ("mailbox",)
     show_full_result_count = False
     inlines = [MessageEventInline]
+
+
+@admin.register(InboundFailure)
+class InboundFailureAdmin(ReadOnlyAdmin):
+    list_display = ("mesh_message_id", "mailbox", "status", "failures", "last_failed_at")
+    list_filter = ("status",)
+    search_fields = ("mesh_message_id",)
+    list_select_related = ("mailbox",)

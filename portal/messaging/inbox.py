@@ -194,7 +194,7 @@ def _drain(mailbox: Mailbox, result: PollResult, heartbeat: ClaimHeartbeat | Non
                 result.held += 1  # backed off or quarantined: left in MESH for now
                 continue
             room = disk_room()
-            if room <= 0:
+            if room is not None and room <= 0:
                 result.errors.append(
                     "Not enough free disk space for payloads (less than the "
                     f"{settings.MESH_PAYLOAD_DISK_RESERVE_BYTES:,} bytes kept in reserve): "
@@ -204,7 +204,7 @@ def _drain(mailbox: Mailbox, result: PollResult, heartbeat: ClaimHeartbeat | Non
             _receive_or_record(client, mailbox, mesh_id, result, failure, room)
 
 
-def _receive_or_record(client, mailbox, mesh_id, result, failure, room: int) -> None:
+def _receive_or_record(client, mailbox, mesh_id, result, failure, room: int | None) -> None:
     """Receive one message; if that fails for a reason of its own, record it and carry on."""
     limits = download_limits(room)
     try:
@@ -259,9 +259,13 @@ def _record_failure(
     result.errors.append(f"{quarantine.failure_key(mesh_id)}: {reason} ({state})")
 
 
-def disk_room() -> int:
-    """Bytes free for payloads above the configured reserve (<= 0: no download may start)."""
-    path = Path(payloads.root())
+def disk_room() -> int | None:
+    """Bytes free for payloads above the configured reserve (<= 0: no download may start);
+    None when payloads go to object storage (streamed, nothing kept on a local disk)."""
+    root = getattr(payloads.store(), "root", None)
+    if root is None:
+        return None
+    path = Path(root)
     while not path.exists() and path != path.parent:
         path = path.parent
     return shutil.disk_usage(path).free - settings.MESH_PAYLOAD_DISK_RESERVE_BYTES

@@ -160,6 +160,9 @@ class Message(models.Model):
     # Tracking backoff (next_track_at above): null when no more tracking is due.
     next_track_at = models.DateTimeField(null=True, blank=True)
     tracked_count = models.PositiveIntegerField(default=0)
+    # Delivery onwards confirmed (the API's confirm, through services.payload_confirm); retention
+    # keys on it.
+    payload_confirmed_at = models.DateTimeField(null=True, blank=True)
 
     objects = MessageQuerySet.as_manager()
 
@@ -268,6 +271,7 @@ class MessageEvent(models.Model):
         REPORT = "report", "Non-delivery report"
         TRACKED = "tracked", "Tracking update"
         RESENT = "resent", "Re-queued by a person"
+        CONFIRMED = "confirmed", "Delivery confirmed"
         NOTE = "note", "Note"
         COPIED = "copied", "Copied into a new send"
         BUSINESS_ACK = "business_ack", "Business acknowledgement"

@@ -199,11 +199,11 @@ def _upload(client, message: Message, worker: str) -> None:
             filename=message.filename or None, local_id=message.local_id or None,
             subject=message.subject or None, content_type=message.content_type or None,
             checksum=message.checksum or None, compress=True,
+            encrypted=message.encrypted or None, content_compressed=message.compressed or None,
             # Saved at the first claim (see claim()), so every attempt cuts the same chunks.
             chunk_size=message.chunk_size or None, on_progress=on_progress, resume_from=resume,
             max_request_bytes=message.max_request_bytes or None,
             allow_chunking=message.chunking_allowed, demographic=message.demographic,
-            encrypted=message.encrypted or None, content_compressed=message.compressed or None,
         )  # fmt: skip
     message.mesh_message_id = mesh_id
 

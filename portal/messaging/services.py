@@ -161,6 +161,7 @@ def message_queue_send(
     copied_from: Message | None = None,
     user=None,
     request=None,
+    audit=None,
 ) -> Message:
     """Store the payload and create a queued outbound message; a worker sends it after commit.
 
@@ -168,7 +169,9 @@ def message_queue_send(
     `encrypted` and `compressed` set MESH's mex-Content-Encrypted and mex-Content-Compressed (the
     sender's statements about the payload itself). A demographic recipient (an NHS number, for a
     workflow marked for it) keeps its case; a mailbox id is upper-cased. `copied_from`: the
-    failed message this send fixes ("Fix and resend"); it gets an event pointing here.
+    failed message this send fixes ("Fix and resend"); it gets an event pointing here. `audit`,
+    when given, records the queueing for an actor other than a person or a command (an API
+    token): called as `audit(action=..., obj=..., detail=...)`.
     """
     recipient = recipient.strip()
     recipient = recipient if looks_demographic(recipient) else recipient.upper()
@@ -190,16 +193,16 @@ def message_queue_send(
                 mailbox=mailbox, direction=Direction.OUTBOUND, recipient=recipient,
                 sender=mailbox.mailbox_id, workflow_id=workflow_id, filename=filename,
                 subject=subject, local_id=local_id or f"neomesh-{uuid.uuid4().hex}",
-                content_type=content_type, size_bytes=stored.size, payload=stored.name,
+                content_type=content_type, encrypted=encrypted, compressed=compressed,
+                size_bytes=stored.size, payload=stored.name,
                 payload_sha256=stored.sha256, checksum=f"sha256:{stored.sha256}",
                 status=Status.QUEUED, created_by=user,
                 max_request_bytes=mailbox.max_request_bytes, chunking_allowed=not chunking_refused,
-                encrypted=encrypted, compressed=compressed, demographic=demographic,
+                demographic=demographic,
                 copied_from=copied_from,
             )  # fmt: skip
-            message.add_event(
-                Kind.QUEUED, f"Queued by {user or 'a command'}: {stored.size} bytes", actor=user
-            )
+            by = user or getattr(audit, "label", None) or "a command"
+            message.add_event(Kind.QUEUED, f"Queued by {by}: {stored.size} bytes", actor=user)
             if copied_from is not None:
                 copied_from.add_event(
                     Kind.COPIED, f"Fixed and sent again as message #{message.pk}", actor=user
@@ -210,7 +213,7 @@ def message_queue_send(
     except BaseException:
         payloads.delete_payload(stored.name)
         raise
-    _audit_queue(message, user, request)
+    _audit_queue(message, user, request, audit)
     return message
 
 
@@ -229,7 +232,7 @@ def _refuse_if_chunked(stored: payloads.StoredPayload, mailbox: Mailbox, why: st
         raise SendRejected(f"{refusal.description} (Why: {why}.)", field="file")
 
 
-def _audit_queue(message: Message, user, request) -> None:
+def _audit_queue(message: Message, user, request, audit) -> None:
     # A demographic recipient is patient-identifiable: never in full in the audit trail.
     detail = (
         f"To {message.recipient_display()}, workflow {message.workflow_id}, "
@@ -237,7 +240,9 @@ def _audit_queue(message: Message, user, request) -> None:
     )
     if message.copied_from_id:
         detail += f"; a fixed copy of failed message #{message.copied_from_id}"
-    if request is not None:
+    if audit is not None:
+        audit(action="message.queued", obj=message, detail=detail)
+    elif request is not None:
         audit_person_action(request, action="message.queued", obj=message, detail=detail)
     elif user is not None:
         from portal.audit.services import record
@@ -280,6 +285,39 @@ def message_requeue(*, message: Message, request=None) -> Message:
         audit_person_action(request, action="message.resend", obj=message)
     message.refresh_from_db()
     return message
+
+
+@transaction.atomic
+def payload_confirm(
+    *, message: Message, source: str, request=None, user=None, audit=None
+) -> bool:
+    """Record that a payload was delivered onwards (the API's confirm, or a delivery downstream):
+    retention keys on `payload_confirmed_at`. False when it was confirmed already.
+
+    `source` says what confirmed it ("API confirm by API token lab (nmk_...)"). The actor is the
+    person of `request` or `user`, or `audit` (an API token's hook), else the worker.
+    """
+    now = timezone.now()
+    if not Message.objects.filter(pk=message.pk, payload_confirmed_at__isnull=True).update(
+        payload_confirmed_at=now
+    ):
+        return False
+    message.payload_confirmed_at = now
+    actor = user or (request.user if request is not None else None)
+    detail = f"Delivery confirmed: {source}"
+    message.add_event(Kind.CONFIRMED, detail, actor=actor)
+    if audit is not None:
+        audit(action="message.payload_confirmed", obj=message, detail=detail)
+    elif request is not None:
+        audit_person_action(request, action="message.payload_confirmed", obj=message, detail=detail)
+    elif user is not None:
+        from portal.audit.services import record
+
+        record(action="message.payload_confirmed", actor=user, actor_kind="person", obj=message,
+               detail=detail)  # fmt: skip
+    else:
+        audit_worker_action(action="message.payload_confirmed", obj=message, detail=detail)
+    return True
 
 
 def message_refresh_tracking(*, message: Message, scheduled: bool = True) -> str:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import ssl
 import threading
 import time
 import tracemalloc
@@ -28,6 +29,7 @@ from meshcore import (
     MeshProtocolError,
     MeshTransientError,
 )
+from tests.meshcore.pki import issue, make_ca
 from tests.sandbox import PASSWORD, SHARED_KEY
 
 MiB = 1024 * 1024
@@ -154,12 +156,34 @@ def server():
     httpd.server_close()
 
 
+@pytest.fixture(scope="module")
+def tls_server(tmp_path_factory):
+    """The same shapes over HTTPS, trusted through a CA given to the client as PEM bytes."""
+    ca = make_ca("Hostile Test CA")
+    cert_path, key_path = issue(ca, "localhost", dns=("localhost",), ips=("127.0.0.1",)).write(
+        tmp_path_factory.mktemp("hostile-tls"), "server"
+    )
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.socket = context.wrap_socket(httpd.socket, server_side=True)
+    httpd.daemon_threads = True
+    httpd.requests = []  # type: ignore[attr-defined]
+    httpd.scheme, httpd.verify = "https", ca.cert_pem  # type: ignore[attr-defined]
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+
+
 def _client(server) -> MeshClient:
     host, port = server.server_address
+    scheme = getattr(server, "scheme", "http")
     return MeshClient(
-        f"http://{host}:{port}", "X26ABC1", PASSWORD, SHARED_KEY,
+        f"{scheme}://{'localhost' if scheme == 'https' else host}:{port}", "X26ABC1", PASSWORD, SHARED_KEY,
         max_retries=0, timeout=(5, 20), request_deadline=DEADLINE, min_transfer_rate=4 * MiB,
-        download_limits=LIMITS, max_response_body=1 * MiB,
+        download_limits=LIMITS, max_response_body=1 * MiB, verify=getattr(server, "verify", True),
     )  # fmt: skip
 
 
@@ -295,3 +319,22 @@ def test_it_validates_the_limits():
         DownloadLimits(max_expansion_ratio=0.5)
     with pytest.raises(MeshError):
         MeshClient("http://localhost:1", "X26ABC1", PASSWORD, SHARED_KEY, request_deadline=-1)
+
+
+@pytest.mark.parametrize(
+    ("case", "expected"),
+    [
+        ("slow_json", MeshDeadlineExceeded),
+        ("silent_json", MeshDeadlineExceeded),
+        ("endless_json", MeshPayloadTooLarge),
+        ("slow_download", MeshDeadlineExceeded),
+        ("endless_download", MeshPayloadTooLarge),
+    ],
+)
+def test_it_bounds_the_same_shapes_over_tls(tls_server, case, expected):
+    def call(client):
+        return _inbox(client) if case.endswith("json") else client.download("M1", Sink())
+
+    error, elapsed = _run(tls_server, case, call)
+    assert type(error) is expected, repr(error)
+    assert elapsed < DEADLINE + 3

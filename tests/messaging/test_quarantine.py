@@ -242,3 +242,25 @@ def test_mesh_client_hands_the_key_to_meshcore_in_memory_and_writes_no_file(
         adapter = client._session.get_adapter("https://mesh.example")
         assert adapter._ssl_context.verify_mode.name == "CERT_REQUIRED"
     assert list(temporary.iterdir()) == []
+
+
+def test_it_refuses_a_gzip_bomb_with_payloads_on_object_storage(
+    sandbox, sandbox_mailboxes, s3_store, settings
+):
+    """No local disk to check (payloads stream to S3): the size limits still hold, and the
+    refused message leaves nothing in the bucket."""
+    from portal.lib import payloads
+
+    sender, recipient = sandbox_mailboxes
+    settings.MESH_PAYLOAD_DISK_RESERVE_BYTES = 10**18  # would stop a local-disk poll
+    bomb_id = raw_send(sandbox, gzip_bomb(32 * MiB), **{"Content-Encoding": "gzip"})
+    outbox.message_send(message_id=queue(sender, b"to the bucket").pk)
+    result = inbox.mailbox_poll(mailbox=recipient)
+    assert (result.listed, result.downloaded, result.acknowledged) == (2, 1, 1)
+    assert "max_expansion_ratio" in result.errors[0]
+    assert InboundFailure.objects.get(mesh_message_id=bomb_id).status == State.QUARANTINED
+    received = Message.objects.get(direction=Direction.INBOUND)
+    assert payload_bytes(received) == b"to the bucket"
+    assert sorted(payloads.store().names()) == sorted(
+        m.payload.name for m in Message.objects.all()
+    )
