@@ -15,6 +15,7 @@ messages are small); a response is streamed back in pieces.
 from __future__ import annotations
 
 import http.client
+import socket
 import threading
 import time
 from collections.abc import Iterator
@@ -45,6 +46,8 @@ class LatencyProxy:
         self.upstream = (parts.hostname, parts.port)
         self.delay = max(0.0, delay_ms) / 1000
         self.requests = 0
+        self.in_flight = self.peak_in_flight = 0  # requests being answered at once, now and at most
+        self.held = 0  # requests being held for their delay, not yet passed on
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(
@@ -64,9 +67,15 @@ class LatencyProxy:
         self._server.server_close()
         self._thread.join()
 
-    def _counted(self) -> None:
+    def _started(self) -> None:
         with self._lock:
             self.requests += 1
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+
+    def _ended(self) -> None:
+        with self._lock:
+            self.in_flight -= 1
 
     def _handler_class(self) -> type[BaseHTTPRequestHandler]:
         proxy = self
@@ -83,16 +92,30 @@ class LatencyProxy:
                 pass
 
             def _forward(self) -> None:
+                proxy._started()
+                try:
+                    self._delayed_forward()
+                finally:
+                    proxy._ended()
+
+            def _delayed_forward(self) -> None:
                 started = time.monotonic()
-                proxy._counted()
                 chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
                 length = int(self.headers.get("Content-Length") or 0)
                 # Read the request body first, then wait out the rest of the delay: the round trip
                 # is paid once per request, whatever the body's size.
                 body = b"".join(self._chunked_body() if chunked else self._sized_body(length))
                 remaining = proxy.delay - (time.monotonic() - started)
-                if remaining > 0:
-                    time.sleep(remaining)
+                with proxy._lock:
+                    proxy.held += 1
+                try:
+                    if remaining > 0:
+                        time.sleep(remaining)
+                finally:
+                    with proxy._lock:
+                        proxy.held -= 1
+                if self._client_gone():
+                    return  # the client died while its request was held: it never left the host
                 upstream = http.client.HTTPConnection(*proxy.upstream, timeout=300)
                 try:
                     upstream.putrequest(
@@ -106,6 +129,15 @@ class LatencyProxy:
                     self._answer(upstream.getresponse())
                 finally:
                     upstream.close()
+
+            def _client_gone(self) -> bool:
+                try:
+                    peeked = self.connection.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+                except BlockingIOError:
+                    return False
+                except OSError:
+                    return True
+                return peeked == b""
 
             def _sized_body(self, length: int) -> Iterator[bytes]:
                 while length > 0:

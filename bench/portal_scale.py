@@ -8,11 +8,12 @@ Each engine gets a separate database under ``var/bench/`` (``portal_scale/`` for
 default size, ``portal_scale-<engine>-<messages>/`` otherwise), migrated and bulk-seeded once, then
 kept between runs: it is seeded again only when missing, incomplete, or with ``--reseed``. New
 migrations are applied to the cached copy on every run, so a new index is measured without
-reseeding. SQLite is loaded with raw ``executemany`` in one transaction; PostgreSQL (a private
-server from Debian's packages, as ``tests.services`` starts, its data directory kept under the
-bench directory and started for the run) with ``COPY``, foreign-key triggers off for the load, then
-``VACUUM ANALYZE``. In both, secondary indexes are dropped during the load and rebuilt after, which
-is several times faster than maintaining them row by row. Each engine runs in a child process of
+reseeding. The rows are made inside the database by one ``INSERT ... SELECT`` over a number
+series per table (``bench/scale_seed.py``: the same data on both engines, ten million rows in
+minutes rather than hours), with secondary indexes dropped during the load and rebuilt after.
+PostgreSQL is a private server from Debian's packages, as ``tests.services`` starts,
+its data directory kept under the bench directory and started for the run (foreign-key triggers
+off for the load, ``VACUUM ANALYZE`` after). Each engine runs in a child process of
 its own, since Django is configured once per process.
 
 The seeded audit records carry made-up hashes: the hash chain is NOT valid in this database (and
@@ -31,7 +32,6 @@ import argparse
 import json
 import os
 import platform
-import random
 import re
 import sqlite3
 import statistics
@@ -43,6 +43,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote, unquote
 
+from bench.scale_seed import ENVIRONMENTS, PEOPLE, Dialect, audit_select, insert_sql, message_select
+
 NAME = "portal_scale"
 DESCRIPTION = (
     "list pages, dashboard and CSV exports with 1M messages and 2M audit records "
@@ -53,159 +55,21 @@ DEFAULT_DIR = ROOT / "var" / "bench" / "portal_scale"
 RESULTS_DIR = Path(__file__).parent / "results"
 BUDGET_MS = 100.0  # issue 18: every page under 100 ms at p95
 ENGINES = ("sqlite", "postgres")
-SEED_VERSION = 2
-
-# Nine busy mailboxes; the tenth, alone in its environment, gets one message in 5,000 (the worst
-# case for an environment filter: a few matches among a million rows).
-ENVIRONMENTS = ["live", "live", "live", "integration", "integration", "integration", "sandbox",
-                "sandbox", "sandbox", "deployment"]  # fmt: skip
-QUIET_EVERY = 5000
-WORKFLOWS = [("PATH_RESULTS", 30), ("GP_REFERRAL", 20), ("SCREENING_EXTRACT", 15),
-             ("DISCHARGE_SUMMARY", 12), ("IMMS_UPDATE", 8), ("CANCER_WAITS", 6), ("MAT_DATA", 4),
-             ("DENTAL_CLAIMS", 3), ("SPINE_NOTIFY", 1), ("RARE_WORKFLOW", 1)]  # fmt: skip
-PEOPLE = [f"person{n:02d}" for n in range(20)]
-WORKERS = [f"worker web-{n}:{4000 + n}" for n in range(8)]
-
+SEED_VERSION = 3  # 3: rows made inside the database (bench/scale_seed.py)
 
 # Seeding ------------------------------------------------------------------------------------
 
 
-def _stamp(moment: datetime) -> str:
-    """A datetime as Django's SQLite backend stores it (naive UTC, always with microseconds)."""
-    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(sep=" ", timespec="microseconds")
-
-
-def _columns(model) -> tuple[list[str], dict[str, object]]:
-    """The table's columns and each one's default as stored, so new model fields need no edit here."""
+def _columns(model) -> dict[str, object]:
+    """Each column's default as stored, so new model fields need no edit here."""
     from django.db import connection
 
-    names, defaults = [], {}
+    defaults = {}
     for field in model._meta.concrete_fields:
-        if field.primary_key:
-            continue
-        names.append(field.column)
-        value = field.get_default()
-        defaults[field.column] = field.get_db_prep_save(value, connection) if value != "" else ""
-    return names, defaults
-
-
-def _weighted(items: list[tuple[str, int]], rng: random.Random, n: int) -> list[str]:
-    return rng.choices([name for name, _ in items], weights=[w for _, w in items], k=n)
-
-
-def _message_rows(count: int, mailboxes: list[tuple[int, str]], now: datetime, rng: random.Random):
-    """Messages over 90 days, oldest first (so ids follow time as they do in real life)."""
-    partners = [f"X{n:02d}PARTNER{n % 7}" for n in range(300)]
-    span = 90 * 24 * 3600
-    offsets = sorted(rng.random() * span for _ in range(count))
-    workflows = _weighted(WORKFLOWS, rng, count)
-    start = now - timedelta(seconds=span)
-    for i in range(count):
-        created = start + timedelta(seconds=offsets[i])
-        age_days = (now - created).days
-        quiet = i % QUIET_EVERY == 0
-        mailbox_pk, mailbox_id = mailboxes[-1] if quiet else mailboxes[i % (len(mailboxes) - 1)]
-        inbound = rng.random() < 0.5
-        partner = partners[(i * 7919) % len(partners)]
-        roll = rng.random()
-        if inbound:
-            status = "received" if age_days < 1 and roll < 0.3 else "acknowledged"
-        elif age_days < 1 and roll < 0.05:
-            status = "queued"
-        else:
-            status = ("failed" if roll < 0.02 else "uncertain" if roll < 0.025
-                      else "accepted" if roll < 0.12 else "acknowledged")  # fmt: skip
-        yield {
-            "mailbox_id": mailbox_pk,
-            "direction": "in" if inbound else "out",
-            "message_type": "REPORT" if roll > 0.997 else "DATA",
-            "mesh_message_id": None if status == "queued"
-            else f"{created:%Y%m%d%H%M%S}{i % 1000:03d}_{i:08X}",
-            "local_id": f"LOC-{i:08d}" if not inbound or roll < 0.4 else "",
-            "workflow_id": workflows[i],
-            "sender": partner if inbound else mailbox_id,
-            "recipient": mailbox_id if inbound else partner,
-            "subject": f"{workflows[i].replace('_', ' ').title()} batch {i % 997}" if roll < 0.6 else "",
-            "filename": f"{workflows[i].lower()}-{created:%Y%m%d}-{i:07d}.csv",
-            "content_type": "text/csv",
-            "size_bytes": rng.randint(200, 5_000_000),
-            "chunks_total": 1,
-            "chunks_done": 1 if status != "queued" else 0,
-            "status": status,
-            "mesh_status_code": "12" if status == "failed" else "",
-            "failure_reason": "MESH code 12: recipient not registered" if status == "failed" else "",
-            "created_at": _stamp(created),
-            "updated_at": _stamp(created),
-            "received_at": _stamp(created) if inbound else None,
-            "accepted_at": None if inbound or status == "queued" else _stamp(created),
-            "acknowledged_at": _stamp(created + timedelta(minutes=5))
-            if status == "acknowledged" else None,
-        }  # fmt: skip
-
-
-AUDIT_ACTIONS = [("message.downloaded", 22), ("message.acknowledged", 22), ("message.accepted", 18),
-                 ("message.queued", 16), ("message.tracked", 10), ("auth.login", 3),
-                 ("auth.logout", 2), ("message.payload_downloaded", 2), ("auth.login_failed", 1),
-                 ("mailbox.poll_requested", 1), ("mailbox.update", 1), ("message.failed", 1),
-                 ("certificate.csr_downloaded", 1)]  # fmt: skip
-
-
-def _audit_rows(count: int, messages: int, mailboxes: list[tuple[int, str]], now, rng, base=0):
-    span = 90 * 24 * 3600
-    start = now - timedelta(seconds=span)
-    actions = _weighted(AUDIT_ACTIONS, rng, count)
-    for i in range(count):
-        at = start + timedelta(seconds=span * (i + 1) / (count + 1))
-        action = actions[i]
-        if action.startswith("auth."):
-            kind, label = "person", PEOPLE[i % len(PEOPLE)]
-            object_type, object_id, object_repr = "auth.user", str(i % len(PEOPLE) + 1), label
-        elif action.startswith(("mailbox.", "certificate.")):
-            kind, label = "person", PEOPLE[i % len(PEOPLE)]
-            pk, mailbox_id = mailboxes[i % len(mailboxes)]
-            object_type, object_id, object_repr = "mailboxes.mailbox", str(pk), mailbox_id
-        else:
-            person = action in ("message.queued", "message.payload_downloaded")
-            kind = "person" if person else "worker"
-            label = PEOPLE[i % len(PEOPLE)] if person else WORKERS[i % len(WORKERS)]
-            # Records follow their messages through time: message ids grow with seq.
-            message_pk = max(1, min(messages, int(messages * (i + 1) / count)))
-            object_type, object_id = "messaging.message", str(message_pk)
-            object_repr = f"message #{message_pk}"
-        yield {
-            "seq": base + i + 1,
-            "at": _stamp(at),
-            "actor_id": None,
-            "actor_label": label,
-            "actor_kind": kind,
-            "ip_address": f"10.0.0.{i % 250 + 1}" if kind == "person" else None,
-            "action": action,
-            "object_type": object_type,
-            "object_id": object_id,
-            "object_repr": object_repr,
-            "changes": "{}",
-            "reason": "",
-            "detail": "",
-            "prev_hash": f"{i:064x}",
-            "hash": f"{i + 1:064x}",
-        }
-
-
-def _bulk_insert(db: sqlite3.Connection, model, rows, batch: int = 50_000) -> int:
-    names, defaults = _columns(model)
-    table = model._meta.db_table
-    sql = f'INSERT INTO "{table}" ({", ".join(names)}) VALUES ({", ".join("?" * len(names))})'
-    total, buffer = 0, []
-    for row in rows:
-        buffer.append(tuple(row.get(name, defaults[name]) for name in names))
-        if len(buffer) >= batch:
-            db.executemany(sql, buffer)
-            total += len(buffer)
-            buffer.clear()
-    if buffer:
-        db.executemany(sql, buffer)
-        total += len(buffer)
-    return total
+        if not field.primary_key:
+            value = field.get_default()
+            defaults[field.column] = field.get_db_prep_save(value, connection) if value != "" else ""
+    return defaults
 
 
 def _secondary_indexes(db: sqlite3.Connection, tables: list[str]) -> list[str]:
@@ -218,30 +82,50 @@ def _secondary_indexes(db: sqlite3.Connection, tables: list[str]) -> list[str]:
     return [sql for (sql,) in rows]
 
 
+def _seed_mailboxes() -> tuple[list[int], int]:
+    """The bench organisation's ten mailboxes (their pks) and the audit chain's length after."""
+    from portal.audit.models import ChainHead
+    from portal.mailboxes.models import Mailbox, Organisation
+
+    org = Organisation.objects.create(name="Bench Org", ods_code="B99")
+    pks = [
+        Mailbox.objects.create(
+            organisation=org, environment=environment, mailbox_id=f"B99MBX{n}", name=f"Bench {n}"
+        ).pk
+        for n, environment in enumerate(ENVIRONMENTS)
+    ]
+    return pks, ChainHead.objects.get(pk=1).last_seq  # the rows just made were audited for real
+
+
+def _fill(execute, engine: str, messages: int, audit: int, mailbox_pks: list[int], base: int):
+    """Both tables by INSERT ... SELECT (see bench/scale_seed.py); `execute(sql, params)`."""
+    from portal.audit.models import AuditRecord
+    from portal.messaging.models import Message
+
+    dialect, now = Dialect(engine), datetime.now(UTC)
+    step = time.perf_counter()
+    execute(*insert_sql(dialect, Message, message_select(dialect, messages, mailbox_pks, now),
+                        _columns(Message)))  # fmt: skip
+    print(f"  {messages:,} messages in {time.perf_counter() - step:.0f}s", flush=True)
+    step = time.perf_counter()
+    execute(*insert_sql(dialect, AuditRecord, audit_select(dialect, audit, messages, mailbox_pks, now, base),
+                        _columns(AuditRecord)))  # fmt: skip
+    print(f"  {audit:,} audit records in {time.perf_counter() - step:.0f}s", flush=True)
+
+
 def seed(db_path: Path, messages: int, audit: int) -> None:
-    """Migrate a fresh database and fill it. Runs inside the configured Django process."""
+    """Migrate a fresh SQLite database and fill it. Runs inside the configured Django process."""
     from django.core.management import call_command
     from django.db import connection
 
     from portal.audit.models import AuditRecord
-    from portal.mailboxes.models import Mailbox, Organisation
     from portal.messaging.models import Message
 
     started = time.perf_counter()
     call_command("migrate", verbosity=0)
-    org = Organisation.objects.create(name="Bench Org", ods_code="B99")
-    mailboxes = []
-    for n, environment in enumerate(ENVIRONMENTS):
-        box = Mailbox.objects.create(
-            organisation=org, environment=environment, mailbox_id=f"B99MBX{n}", name=f"Bench {n}"
-        )
-        mailboxes.append((box.pk, box.mailbox_id))
-    from portal.audit.models import ChainHead
-
-    base = ChainHead.objects.get(pk=1).last_seq  # the rows just made were audited for real
+    mailbox_pks, base = _seed_mailboxes()
     connection.close()
     print(f"  migrated in {time.perf_counter() - started:.0f}s; seeding...", flush=True)
-    now, rng = datetime.now(UTC), random.Random(20260101)
     db = sqlite3.connect(db_path, isolation_level=None)
     db.execute("PRAGMA journal_mode=OFF")
     db.execute("PRAGMA synchronous=OFF")
@@ -251,71 +135,38 @@ def seed(db_path: Path, messages: int, audit: int) -> None:
     db.execute("BEGIN")
     for sql in indexes:
         db.execute(f'DROP INDEX "{sql.split(chr(34))[1]}"')
-    step = time.perf_counter()
-    done = _bulk_insert(db, Message, _message_rows(messages, mailboxes, now, rng))
-    print(f"  {done:,} messages in {time.perf_counter() - step:.0f}s", flush=True)
-    step = time.perf_counter()
-    done = _bulk_insert(db, AuditRecord, _audit_rows(audit, messages, mailboxes, now, rng, base))
-    print(f"  {done:,} audit records in {time.perf_counter() - step:.0f}s", flush=True)
+    _fill(db.execute, "sqlite", messages, audit, mailbox_pks, base)
     step = time.perf_counter()
     for sql in indexes:
         db.execute(sql)
     db.execute(
-        "INSERT OR REPLACE INTO audit_chainhead (id, last_seq, last_hash) VALUES (1, ?, ?)",
-        [base + audit, f"{audit:064x}"],
+        "UPDATE audit_chainhead SET last_seq = ?, last_hash = ?, "
+        "last_at = (SELECT max(at) FROM audit_auditrecord) WHERE id = 1",
+        [base + audit, f"{audit:064d}"],
     )
     db.execute("COMMIT")
     print(f"  {len(indexes)} indexes rebuilt in {time.perf_counter() - step:.0f}s", flush=True)
+    # No ANALYZE: NeoMesh never runs it, so a SQLite database in use has no statistics and its
+    # planner goes by the indexes alone (with statistics it picks worse plans for two pages here).
     db.execute("PRAGMA journal_mode=WAL")
     db.close()
     print(f"  seeded in {time.perf_counter() - started:.0f}s", flush=True)
 
 
-def _copy(cursor, model, rows, batch: int = 100_000) -> int:
-    """Rows into the model's table with COPY, in statements of `batch` rows."""
-    names, defaults = _columns(model)
-    table = model._meta.db_table
-    sql = f'COPY "{table}" ({", ".join(names)}) FROM STDIN'
-    total, done = 0, False
-    rows = iter(rows)
-    while not done:
-        written = 0
-        with cursor.copy(sql) as copy:
-            for row in rows:
-                copy.write_row(tuple(row.get(name, defaults[name]) for name in names))
-                written += 1
-                if written >= batch:
-                    break
-            else:
-                done = True
-        total += written
-    return total
-
-
 def seed_postgres(messages: int, audit: int) -> None:
-    """Migrate the private server's database and fill it with COPY. Runs inside Django."""
+    """Migrate the private server's database and fill it. Runs inside Django."""
     from django.core.management import call_command
     from django.db import connection
 
-    from portal.audit.models import AuditRecord, ChainHead
-    from portal.mailboxes.models import Mailbox, Organisation
+    from portal.audit.models import AuditRecord
     from portal.messaging.models import Message
 
     started = time.perf_counter()
     call_command("migrate", verbosity=0)
-    org = Organisation.objects.create(name="Bench Org", ods_code="B99")
-    mailboxes = []
-    for n, environment in enumerate(ENVIRONMENTS):
-        box = Mailbox.objects.create(
-            organisation=org, environment=environment, mailbox_id=f"B99MBX{n}", name=f"Bench {n}"
-        )
-        mailboxes.append((box.pk, box.mailbox_id))
-    base = ChainHead.objects.get(pk=1).last_seq  # the rows just made were audited for real
+    mailbox_pks, base = _seed_mailboxes()
     print(f"  migrated in {time.perf_counter() - started:.0f}s; seeding...", flush=True)
-    now, rng = datetime.now(UTC), random.Random(20260101)
     tables = [Message._meta.db_table, AuditRecord._meta.db_table]
     with connection.cursor() as cursor:
-        cursor.execute("SET TIME ZONE 'UTC'")  # the seed's naive stamps are UTC
         cursor.execute("SET session_replication_role = replica")  # no FK triggers for the load
         cursor.execute("SET maintenance_work_mem = '512MB'")
         # Secondary indexes only: those behind a primary key or unique constraint stay.
@@ -327,12 +178,7 @@ def seed_postgres(messages: int, audit: int) -> None:
         indexes = cursor.fetchall()
         for name, _ in indexes:
             cursor.execute(f'DROP INDEX "{name}"')
-        step = time.perf_counter()
-        done = _copy(cursor, Message, _message_rows(messages, mailboxes, now, rng))
-        print(f"  {done:,} messages in {time.perf_counter() - step:.0f}s", flush=True)
-        step = time.perf_counter()
-        done = _copy(cursor, AuditRecord, _audit_rows(audit, messages, mailboxes, now, rng, base))
-        print(f"  {done:,} audit records in {time.perf_counter() - step:.0f}s", flush=True)
+        _fill(cursor.execute, "postgres", messages, audit, mailbox_pks, base)
         step = time.perf_counter()
         for _, sql in indexes:
             cursor.execute(sql)
@@ -340,7 +186,7 @@ def seed_postgres(messages: int, audit: int) -> None:
         cursor.execute(
             "UPDATE audit_chainhead SET last_seq = %s, last_hash = %s, "
             "last_at = (SELECT max(at) FROM audit_auditrecord) WHERE id = 1",
-            [base + audit, f"{audit:064x}"],
+            [base + audit, f"{audit:064d}"],
         )
         cursor.execute("SET session_replication_role = DEFAULT")
         step = time.perf_counter()
@@ -366,6 +212,20 @@ class BenchPostgres:
     def stop(self) -> None:
         self.server.stop(mode="fast")
 
+    def fresh_database(self) -> None:
+        """Drop and create the database (a seed that stopped halfway leaves rows behind)."""
+        from django.db import connections
+
+        from tests.services import _as_postgres, _pg_bin
+
+        connections.close_all()
+        host = ["-h", "127.0.0.1", "-p", str(self.server.port), "-U", "neomesh"]
+        subprocess.run(
+            _as_postgres([_pg_bin("dropdb"), *host, "--if-exists", "--force", "neomesh"]),
+            check=True, capture_output=True,
+        )  # fmt: skip
+        self.server.create_database("neomesh")
+
 
 # Configuration ------------------------------------------------------------------------------
 
@@ -390,7 +250,8 @@ def configure_django(workdir: Path, database_url: str | None = None) -> Path:
     return db_path
 
 
-def ensure_seeded(workdir: Path, db_path: Path, args, engine: str = "sqlite") -> None:
+def ensure_seeded(workdir: Path, db_path: Path, args, server: BenchPostgres | None = None) -> None:
+    engine = "postgres" if server else "sqlite"
     marker = workdir / "seeded.json"
     wanted = {"version": SEED_VERSION, "messages": args.messages, "audit": args.audit}
     present = db_path.exists() if engine == "sqlite" else True
@@ -401,11 +262,11 @@ def ensure_seeded(workdir: Path, db_path: Path, args, engine: str = "sqlite") ->
         print(f"Using the seeded database {db_path} (--reseed to rebuild)", flush=True)
         call_command("migrate", verbosity=0)  # new indexes apply to the cached copy
         return
-    print(
-        f"Seeding {db_path}: {args.messages:,} messages, {args.audit:,} audit records", flush=True
-    )
+    where = "PostgreSQL under " + str(workdir) if server else str(db_path)
+    print(f"Seeding {where}: {args.messages:,} messages, {args.audit:,} audit records", flush=True)
     marker.unlink(missing_ok=True)
-    if engine == "postgres":
+    if server is not None:
+        server.fresh_database()
         seed_postgres(args.messages, args.audit)
     else:
         for suffix in ("", "-wal", "-shm"):
@@ -634,7 +495,7 @@ def run(args: argparse.Namespace) -> int:
         url = server.start()
     try:
         db_path = configure_django(workdir, url if server else None)
-        ensure_seeded(workdir, db_path, args, engine)
+        ensure_seeded(workdir, db_path, args, server)
         return _measure_all(args, engine)
     finally:
         if server is not None:

@@ -144,6 +144,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Before CSRF, which reads the body: an over-long Content-Length is refused unread (413).
+    "portal.lib.bodylimit.BodyLimitMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -185,6 +187,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "transaction_mode": "IMMEDIATE",
         "timeout": 30,
     }
+    # Tests on a file, one per test process, as in production: an in-memory database shared between
+    # threads (a poll's receiver threads, a claim's heartbeat) fails at once with "database table is
+    # locked" where a file's writers wait their turn.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 # Persistent connections (seconds); 0 closes after each request, right for SQLite in development.
 # On PostgreSQL, e.g. 60: health checks replace a connection the server has dropped.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
@@ -221,6 +227,11 @@ AXES_VERBOSE = False
 AXES_USERNAME_FAILURE_LIMIT = env.int(
     "LOGIN_USERNAME_FAILURE_LIMIT", default=3 * AXES_FAILURE_LIMIT
 )
+# One address trying many usernames is locked after this many failures (ours, too).
+AXES_ADDRESS_FAILURE_LIMIT = env.int("LOGIN_ADDRESS_FAILURE_LIMIT", default=4 * AXES_FAILURE_LIMIT)
+# Each failure is kept here (the admin's "Access failures", at most 1,000 per username), not in the
+# sealed audit trail, which records each lockout once per window instead.
+AXES_ENABLE_ACCESS_FAILURE_LOG = True
 AXES_HANDLER = "portal.accounts.throttling.LoginThrottle"
 # The same client address the audit trail records.
 AXES_CLIENT_IP_CALLABLE = "portal.accounts.addresses.client_ip"
@@ -299,6 +310,9 @@ MEDIA_ROOT = VAR_DIR / "media"
 # Uploads above this size are spooled to disk by Django instead of held in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# The largest request body a page without uploads accepts; pages with uploads declare their own
+# (portal.lib.bodylimit). Refused by Content-Length before the body is read.
+REQUEST_BODY_MAX_BYTES = env.int("REQUEST_BODY_MAX_BYTES", default=4 * 1024 * 1024)
 
 # MESH. The sandbox URL is what `make run` starts; the others are NHS England's published hosts.
 MESH_SANDBOX_URL = env.str("MESH_SANDBOX_URL", default="http://127.0.0.1:8700")
@@ -308,6 +322,11 @@ MESH_BASE_URLS = {
     "deployment": "https://msg.depspineservices.nhs.uk",
     "live": "https://mesh-sync.spineservices.nhs.uk",
 }
+# Where mailbox credentials may go besides NHS England's published hosts (portal.mailboxes.hosts):
+# base URLs for mailboxes outside the sandbox (a relay, say), and hosts a sandbox mailbox may reach
+# besides loopback and MESH_SANDBOX_URL's host.
+MESH_ALLOWED_BASE_URLS = env.list("MESH_ALLOWED_BASE_URLS", default=[])
+MESH_SANDBOX_HOSTS = env.list("MESH_SANDBOX_HOSTS", default=[])
 MESH_SANDBOX_SHARED_KEY = env.str("MESH_SANDBOX_SHARED_KEY", default="TestKey")
 MESH_APPLICATION_NAME = env.str("MESH_APPLICATION_NAME", default="NeoMesh")
 MESH_MAX_UPLOAD_BYTES = env.int("MESH_MAX_UPLOAD_BYTES", default=20 * 1024**3)
@@ -355,6 +374,11 @@ if REDIS_URL:
 # Claims on work: a claim not refreshed within its lease belongs to a dead worker.
 OUTBOX_CLAIM_LEASE_SECONDS = env.int("OUTBOX_CLAIM_LEASE_SECONDS", default=120)
 POLL_CLAIM_LEASE_SECONDS = env.int("POLL_CLAIM_LEASE_SECONDS", default=120)
+# Work done at once inside one claim: messages a poll downloads, stores and acknowledges at once,
+# and messages of one mailbox the outbox sends at once. Small on purpose: each is one open
+# connection to MESH per mailbox, which MESH asks clients to keep few.
+POLL_CONCURRENCY = env.int("POLL_CONCURRENCY", default=4)
+OUTBOX_CONCURRENCY = env.int("OUTBOX_CONCURRENCY", default=4)
 # How this host's workers sign their claims (`<name>:<pid>:<thread>`); the host name when unset.
 WORKER_NAME = env.str("NEOMESH_WORKER_NAME", default="")
 
@@ -396,6 +420,12 @@ EVENTS_HANDLER_MAX_ATTEMPTS = env.int("EVENTS_HANDLER_MAX_ATTEMPTS", default=8)
 
 # django-auditlog captures model changes; portal.audit seals each entry into the hash chain.
 AUDITLOG_MASK_CALLABLE = "portal.audit.services.mask_secret"
+# The "no secrets in notes" guard (portal/onboarding/guard.py): after this many refused texts, or
+# this many texts checked, within the window, every text of that person is refused until it passes.
+SECRET_GUARD_REFUSALS = env.int("SECRET_GUARD_REFUSALS", default=3)
+SECRET_GUARD_CHECKS = env.int("SECRET_GUARD_CHECKS", default=60)
+SECRET_GUARD_WINDOW_MINUTES = env.int("SECRET_GUARD_WINDOW_MINUTES", default=60)
+
 # Addresses come from portal.audit.middleware.AuditMiddleware (the trusted client address, never
 # X-Forwarded-For as the client wrote it); no correlation id is read from request headers.
 AUDITLOG_DISABLE_REMOTE_ADDR = False

@@ -7,6 +7,7 @@ class AccountsConfig(AppConfig):
     label = "accounts"
 
     def ready(self) -> None:
+        from . import receivers  # noqa: F401 - connects the lockout record
         from .roles import ensure_roles
 
         post_migrate.connect(ensure_roles, dispatch_uid="neomesh_ensure_roles")

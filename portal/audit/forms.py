@@ -16,7 +16,7 @@ from .registry import WATCHED
 # these are offered as suggestions), and django-auditlog's model changes for every watched model.
 EXPLICIT_ACTIONS = [
     "api.call", "api.token_created", "api.token_revoked", "api.token_expired",
-    "auth.login", "auth.logout", "auth.login_failed", "auth.lockout_cleared",
+    "auth.login", "auth.logout", "auth.login_failed", "auth.lockout", "auth.lockout_cleared",
     "auth.expired_attempts_cleaned",
     "audit.trail_exported", "audit.message_log_exported",
     "certificate.csr_created", "certificate.csr_downloaded", "certificate.installed",
@@ -24,18 +24,20 @@ EXPLICIT_ACTIONS = [
     "conformance.run_started", "conformance.run_finished", "conformance.evidence_downloaded",
     "conformance.run_requeued", "conformance.run_abandoned",
     "mailbox.disabled", "mailbox.handshake", "mailbox.handshake_requested", "mailbox.poll",
-    "mailbox.poll_requested", "mailbox.poll_failed",
+    "mailbox.poll_requested", "mailbox.poll_failed", "mailbox.secrets_cleared",
     "message.queued", "message.resend", "message.accepted", "message.retry", "message.failed",
     "message.uncertain", "message.claim_released", "message.downloaded", "message.acknowledged",
     "message.tracked", "message.track", "message.track_requested", "message.payload_downloaded",
     "message.checksum_mismatch", "message.business_ack_linked", "message.business_ack_overdue",
     "message.payload_confirmed", "message.payload_unreadable", "payloads.encrypted",
-    "payloads.keys_rewrapped",
+    "payloads.keys_rewrapped", "message.payload_purged", "message.legal_hold_placed",
+    "message.legal_hold_released", "message.quarantine_retry", "message.quarantine_left",
     "onboarding.plan_created", "onboarding.decision_recorded", "onboarding.evidence_uploaded",
     "onboarding.evidence_downloaded", "onboarding.correspondence_drafted",
     "onboarding.correspondence_sent", "onboarding.correspondence_replied",
     "onboarding.correspondence_downloaded", "onboarding.gate_overridden",
-    "onboarding.gate_override_revoked", "onboarding.task_not_applicable", "secrets.rotated",
+    "onboarding.gate_override_revoked", "onboarding.task_not_applicable",
+    "onboarding.secret_refused", "onboarding.secret_guard_locked", "secrets.rotated",
 ]  # fmt: skip
 KNOWN_ACTIONS = sorted(
     {*EXPLICIT_ACTIONS}

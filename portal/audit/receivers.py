@@ -1,9 +1,13 @@
-"""Seal django-auditlog's model-change entries, and logins, into the audit chain."""
+"""Seal django-auditlog's model-change entries, and logins, into the audit chain.
+
+Failed sign-ins are not recorded one by one (anyone can make them): the lockout they lead to is,
+once per window (portal/accounts/receivers.py).
+"""
 
 from __future__ import annotations
 
 from auditlog import get_logentry_model
-from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.contrib.auth.signals import user_logged_in, user_logged_out
 from django.db.models.signals import post_save
 from django.dispatch import receiver
 
@@ -54,12 +58,3 @@ def on_login(sender, request, user, **kwargs):
 def on_logout(sender, request, user, **kwargs):
     if user is not None:
         record(action="auth.logout", actor=user, request=request, obj=user)
-
-
-@receiver(user_login_failed)
-def on_login_failed(sender, credentials, request=None, **kwargs):
-    username = str(credentials.get("username", ""))[:150]
-    record(
-        action="auth.login_failed", actor_kind="person", actor_label=username or "unknown",
-        request=request, detail=f"Failed sign-in for {username!r}",
-    )  # fmt: skip

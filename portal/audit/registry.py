@@ -20,6 +20,9 @@ WATCHED = {
     },
     "mailboxes.Workflow": {},
     "mailboxes.Recipient": {"exclude_fields": ["updated_at"]},
+    # Retention: what is kept how long, and what is held whatever the rules say.
+    "messaging.RetentionRule": {},
+    "messaging.LegalHold": {},
     "certificates.Certificate": {"mask_fields": ["private_key"]},
     # Roles and permissions: who joined or left a group, and what a group or a user may do.
     "auth.User": {

@@ -11,6 +11,7 @@ from django.urls import NoReverseMatch, reverse
 from django.views.decorators.http import require_GET
 
 from portal.accounts.decorators import permission_required
+from portal.lib.crosssite import same_site_only
 from portal.messaging.log import MessageLogFilterForm
 
 from . import exports
@@ -94,6 +95,7 @@ def _refuse_invalid(request, back: str):
 
 @require_GET
 @permission_required("audit.view_auditrecord", "audit.export_auditrecord")
+@same_site_only
 def trail_export(request):
     filters = AuditFilterForm(request.GET or None)
     if filters.is_bound and not filters.is_valid():
@@ -103,6 +105,7 @@ def trail_export(request):
 
 @require_GET
 @permission_required("messaging.view_message", "audit.export_auditrecord")
+@same_site_only
 def message_export(request):
     filters = MessageLogFilterForm(request.GET or None)
     if filters.is_bound and not filters.is_valid():

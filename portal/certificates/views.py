@@ -11,6 +11,9 @@ from django.views.decorators.http import require_POST
 
 from portal.accounts.decorators import permission_required
 from portal.audit.services import audit_person_action
+from portal.lib.bodylimit import body_limit
+from portal.lib.crosssite import same_site_only
+from portal.lib.forms import TEXT_UPLOAD_MAX_BYTES
 from portal.mailboxes.models import Mailbox
 
 from . import services
@@ -91,6 +94,7 @@ def csr_filename(certificate: Certificate) -> str:
 
 
 @permission_required("certificates.view_certificate")
+@same_site_only
 def certificate_download_csr(request, pk: int):
     certificate = _get_certificate_for_user(request, pk)
     audit_person_action(request, action="certificate.csr_downloaded", obj=certificate)
@@ -99,6 +103,7 @@ def certificate_download_csr(request, pk: int):
     return response
 
 
+@body_limit(lambda: TEXT_UPLOAD_MAX_BYTES)
 @permission_required("certificates.change_certificate")
 @require_POST
 def certificate_install(request, pk: int):

@@ -9,6 +9,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from portal.accounts.decorators import permission_required
 from portal.audit.services import audit_person_action
+from portal.lib.crosssite import same_site_only
 from portal.onboarding.models import Task
 
 from .evidence import evidence_zip, report_context, zip_filename
@@ -91,6 +92,7 @@ def run_report(request, pk: int):
 
 
 @permission_required("conformance.view_conformancerun")
+@same_site_only
 def run_evidence(request, pk: int):
     """The evidence pack as a zip (report.html and run.json); every download is audited."""
     run = _get_run(pk)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
+from django.core.cache import cache
 from django.db.models import CharField, Count, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.utils import timezone
 
 from portal.certificates.models import WARN_WITHIN_DAYS, Certificate
 from portal.mailboxes.models import Environment, Mailbox
-from portal.messaging.models import INBOX_EXPIRY, Direction, Message, Status
+from portal.messaging.models import INBOX_EXPIRY, Direction, InboundFailure, Message, Status
 
 # An inbound message still unacknowledged this long is flagged: MESH gives up on it at 5 days.
 UNACKNOWLEDGED_WARN_AFTER = timedelta(days=3)
@@ -25,9 +26,15 @@ def with_health(queryset: QuerySet) -> QuerySet:
     unacknowledged = Message.objects.filter(
         mailbox=OuterRef("pk"), direction=Direction.INBOUND, status=Status.RECEIVED
     ).order_by("created_at")
+    # Inbound messages held for a person after failures (portal.messaging.quarantine).
+    quarantined = (
+        InboundFailure.objects.needing_a_person().filter(mailbox=OuterRef("pk"))
+        .order_by().values("mailbox").annotate(n=Count("pk")).values("n")
+    )  # fmt: skip
     return queryset.annotate(
         certificate_not_after=Subquery(active.order_by("-not_after").values("not_after")[:1]),
         oldest_unacknowledged_at=Subquery(unacknowledged.values("created_at")[:1]),
+        quarantined_inbound=Subquery(quarantined[:1], output_field=IntegerField()),
     )
 
 
@@ -48,6 +55,12 @@ def describe_health(mailbox: Mailbox, now: datetime) -> Mailbox:
         reasons.append(f"Certificate expires in {days} days")
     if mailbox.unacknowledged_overdue:
         reasons.append("Inbound message unacknowledged for over 3 days (MESH removes it at 5)")
+    quarantined = getattr(mailbox, "quarantined_inbound", None) or 0
+    if quarantined:
+        reasons.append(
+            f"{quarantined} inbound message{'s' if quarantined > 1 else ''} quarantined after "
+            "failures: retry or leave in MESH on the mailbox page"
+        )
     mailbox.reasons = reasons
     return mailbox
 
@@ -63,17 +76,37 @@ def _local_midnight(day: date) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
 
 
-def daily_volume(now: datetime, days: int = 30) -> tuple[date, dict[tuple[date, str], int]]:
-    """Messages per local day and direction for the last `days` days, in one query.
+# Past days' counts change only when messages are removed: kept this long, then counted again.
+PAST_DAYS_CACHE_SECONDS = 3600
 
-    One COUNT per day and direction over an index range, joined with UNION ALL: each is a short
+
+def daily_volume(now: datetime, days: int = 30) -> tuple[date, dict[tuple[date, str], int]]:
+    """Messages per local day and direction for the last `days` days.
+
+    Today is counted on every call; the days before it are counted once an hour and kept in the
+    cache (Redis when configured, so every host shares them): at 10,000,000 messages counting 30
+    days takes seconds, today alone a few milliseconds.
+    """
+    today = timezone.localdate(now)
+    key = f"dashboard:daily-volume:{today.isoformat()}:{days}"
+    past = cache.get(key)
+    if past is None:
+        past = _count_days([today - timedelta(days=n) for n in range(days - 1, 0, -1)])
+        cache.set(key, past, PAST_DAYS_CACHE_SECONDS)
+    return today, past | _count_days([today])
+
+
+def _count_days(days: list[date]) -> dict[tuple[date, str], int]:
+    """Messages per local day and direction, in one query.
+
+    One COUNT(*) per day and direction over an index range, joined with UNION ALL: each is a short
     index scan with no per-row date arithmetic and no GROUP BY sort, several times faster than
     grouping a million rows by a computed day. Local midnights keep days right across DST changes.
     """
-    today = timezone.localdate(now)
+    if not days:
+        return {}
     parts = []
-    for offset in range(days):
-        day = today - timedelta(days=days - 1 - offset)
+    for offset, day in enumerate(days):
         start, end = _local_midnight(day), _local_midnight(day + timedelta(days=1))
         for direction in Direction.values:
             rows = Message.objects.filter(
@@ -82,9 +115,9 @@ def daily_volume(now: datetime, days: int = 30) -> tuple[date, dict[tuple[date, 
             parts.append(
                 rows.order_by()
                 .values(offset=Value(offset, IntegerField()), way=Value(direction, CharField()))
-                .annotate(n=Count("id"))
+                .annotate(n=Count("*"))  # COUNT(*): PostgreSQL answers from the index alone
             )
     counts = {}
     for row in parts[0].union(*parts[1:], all=True):
-        counts[(today - timedelta(days=days - 1 - row["offset"]), row["way"])] = row["n"]
-    return today, counts
+        counts[(days[row["offset"]], row["way"])] = row["n"]
+    return counts

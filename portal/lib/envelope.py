@@ -34,7 +34,7 @@ MAGIC = b"NMESHENC"
 VERSION = 1
 TAG = 16
 NONCE_PREFIX = 7
-DEFAULT_SEGMENT = 1024 * 1024
+DEFAULT_SEGMENT = 256 * 1024  # ~1 MiB of memory in flight; per-call costs negligible
 MAX_SEGMENT = 64 * 1024 * 1024
 _FIXED = struct.Struct(">8sBI7s")  # magic, version, segment size, nonce prefix: the segments' AAD
 
@@ -204,26 +204,25 @@ class EncryptingWriter(io.RawIOBase):
         return True
 
     def write(self, data) -> int:
-        view = memoryview(data)
-        size = view.nbytes
-        segment = self._segment
-        if not self._buffer:
-            # Whole segments straight from the caller's block, when more follows them.
-            offset = 0
-            while size - offset > segment:
+        view = memoryview(data).cast("B")
+        size, offset, segment = len(view), 0, self._segment
+        while offset < size:
+            if len(self._buffer) == segment:  # a full segment, and more follows: not the last
+                self._emit(self._buffer, final=False)
+                self._buffer = bytearray()
+            if not self._buffer and size - offset > segment:
+                # A whole segment straight from the caller's block, when more follows it.
                 self._emit(view[offset : offset + segment], final=False)
                 offset += segment
-            self._buffer += view[offset:]
-            return size
-        self._buffer += view
-        while len(self._buffer) > segment:
-            self._emit(memoryview(self._buffer)[:segment], final=False)
-            del self._buffer[:segment]
+                continue
+            take = min(segment - len(self._buffer), size - offset)
+            self._buffer += view[offset : offset + take]
+            offset += take
         return size
 
     def _emit(self, plaintext, *, final: bool) -> None:
         nonce = _nonce(self.header.nonce_prefix, self._index, final)
-        self._sink.write(self._aead.encrypt(nonce, bytes(plaintext), self._aad))
+        self._sink.write(self._aead.encrypt(nonce, plaintext, self._aad))
         self._index += 1
 
     def close(self) -> None:
@@ -267,6 +266,7 @@ class DecryptingReader(io.RawIOBase):
         self._position = 0
         self._cached_index = -1
         self._cached = b""
+        self._source_at = -1
         self._segment(0)  # a payload of one segment is refused here, before it is opened
 
     def readable(self) -> bool:
@@ -295,8 +295,11 @@ class DecryptingReader(io.RawIOBase):
     def _segment(self, index: int) -> bytes:
         if index != self._cached_index:
             stride = self.header.segment_size + TAG
-            self._source.seek(self._start + index * stride)
+            at = self._start + index * stride
+            if at != self._source_at:
+                self._source.seek(at)
             ciphertext = _read_exactly(self._source, min(stride, self._body_left(index)))
+            self._source_at = at + len(ciphertext)
             final = index == self._segments - 1
             try:
                 plaintext = self._aead.decrypt(
@@ -332,11 +335,20 @@ class DecryptingReader(io.RawIOBase):
         return written
 
     def read(self, size: int = -1) -> bytes:
-        if size is None or size < 0:
-            size = max(0, self.size - self._position)
-        buffer = bytearray(min(size, max(0, self.size - self._position)))
-        count = self.readinto(buffer)
-        return bytes(buffer[:count])
+        remaining = max(0, self.size - self._position)
+        if size is None or size < 0 or size > remaining:
+            size = remaining
+        parts = []
+        segment_size = self.header.segment_size
+        while size > 0:
+            index, offset = divmod(self._position, segment_size)
+            plaintext = self._segment(index)
+            take = min(size, len(plaintext) - offset)
+            whole = offset == 0 and take == len(plaintext)
+            parts.append(plaintext if whole else plaintext[offset : offset + take])
+            self._position += take
+            size -= take
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def readall(self) -> bytes:
         return self.read(-1)

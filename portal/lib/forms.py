@@ -34,7 +34,11 @@ class PortalModelForm(PortalFormMixin, forms.ModelForm):
     pass
 
 
-def read_text_upload(upload, *, limit: int = 1024 * 1024) -> str:
+# The largest text file (a PEM, say) a form reads.
+TEXT_UPLOAD_MAX_BYTES = 1024 * 1024
+
+
+def read_text_upload(upload, *, limit: int = TEXT_UPLOAD_MAX_BYTES) -> str:
     """An uploaded text file (a PEM, say) as a string; ValidationError when it is not text."""
     if upload.size > limit:
         raise forms.ValidationError(

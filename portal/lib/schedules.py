@@ -13,6 +13,7 @@ SCHEDULES = [
     ("Daily certificate expiry check", "portal.certificates.tasks.check_expiry", "D", None),
     ("Daily audit chain verification", "portal.audit.tasks.verify_chain", "D", None),
     ("Publish the audit chain head", "portal.audit.tasks.publish_head", "I", 15),
+    ("Purge payloads past retention", "portal.messaging.tasks.purge_payloads", "I", 60),
     ("Sweep stuck conformance runs", "portal.conformance.tasks.sweep_runs", "I", 5),
     ("Publish and dispatch events", "portal.events.tasks.dispatch", "I", 1),
     ("Purge old events", "portal.events.tasks.purge", "D", None),

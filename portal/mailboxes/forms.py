@@ -43,6 +43,12 @@ def _secret_help(changed_at, what: str) -> str:
     return f"Set, last changed {when}. Leave blank to keep it, or enter a new value to replace it."
 
 
+# Shown on every setting that says where or how the mailbox connects (Mailbox.save clears them).
+CLEARS_SECRETS = (
+    " Changing it clears the stored password and shared key: enter them again in this form."
+)
+
+
 class MailboxForm(PortalModelForm):
     """Create or edit a mailbox. Secrets are write-only: the form never carries the stored values."""
 
@@ -52,7 +58,8 @@ class MailboxForm(PortalModelForm):
     )  # fmt: skip
     base_url = forms.URLField(
         label="Base URL", required=False, assume_scheme="https",
-        help_text="Leave blank for the environment's published MESH host.",
+        help_text="Leave blank for the environment's published MESH host. Outside the sandbox only "
+        "NHS England's published hosts (or ones the operator allows) are accepted." + CLEARS_SECRETS,
     )  # fmt: skip
     new_password = forms.CharField(
         label="Password", required=False, strip=False,
@@ -87,9 +94,13 @@ class MailboxForm(PortalModelForm):
         ]  # fmt: skip
         help_texts = {
             "organisation": "The organisation the mailbox belongs to.",
-            "environment": "Which MESH environment: sandbox, integration (PTL), deployment or live.",
+            "environment": "Which MESH environment: sandbox, integration (PTL), deployment or "
+            "live. A live mailbox stays live." + CLEARS_SECRETS,
             "name": "A short description for people, for example 'Pathology results'.",
-            "verify_tls": "Leave ticked except against a local sandbox with a self-signed certificate.",
+            "ca_bundle": "The environment's root and sub-CA certificates. Blank means the system "
+            "trust store." + CLEARS_SECRETS,
+            "verify_tls": "Always on outside the sandbox; untick only for a local sandbox with a "
+            "self-signed certificate." + CLEARS_SECRETS,
             "enabled": "A disabled mailbox is neither polled nor used for sending.",
         }
 
@@ -110,6 +121,12 @@ class MailboxForm(PortalModelForm):
             "environment's shared key",
         )
         self.disabling_live = False
+        if mailbox.pk and mailbox.is_live:
+            # Model.clean refuses the change too; disabled, the browser cannot even send one.
+            self.fields["environment"].disabled = True
+            self.fields["environment"].help_text = (
+                "A live mailbox stays live: add a new mailbox for another environment."
+            )
 
     def main_fields(self):
         return [f for f in self.visible_fields() if f.name not in self.danger_fields]

@@ -12,6 +12,8 @@ from django.utils import timezone
 import meshcore
 from portal.lib.fields import EncryptedTextField
 
+from .hosts import base_url_problem
+
 MAILBOX_ID_RE = re.compile(r"^[A-Z0-9]{3,20}$")
 ODS_CODE_RE = re.compile(r"^[A-Z0-9]{3,10}$")
 WORKFLOW_ID_RE = re.compile(r"^[A-Za-z0-9_\-.]{1,300}$")
@@ -155,7 +157,62 @@ class Mailbox(models.Model):
 
     def save(self, *args, **kwargs):
         self.mailbox_id = (self.mailbox_id or "").strip().upper()
+        if kwargs.get("update_fields") is None:
+            self.secrets_cleared_because = self._clear_secrets_if_moved()
         super().save(*args, **kwargs)
+
+    def clean(self):
+        """Where the credentials may go (portal.mailboxes.hosts), TLS, and a live environment kept."""
+        super().clean()
+        if self.environment not in settings.MESH_BASE_URLS:
+            return
+        errors = {}
+        problem = base_url_problem(self.environment, self.effective_base_url())
+        if problem:
+            errors["base_url"] = problem
+        if not self.verify_tls and self.environment != Environment.SANDBOX:
+            errors["verify_tls"] = (
+                "Only a sandbox mailbox may skip TLS verification: MESH's own hosts always verify. "
+                "Give the environment's CA bundle instead if the system trust store lacks it."
+            )
+        stored = self._stored()
+        if stored and stored.is_live and self.environment != Environment.LIVE:
+            errors["environment"] = (
+                "A live mailbox stays live: its environment cannot change. Add a new mailbox for "
+                "another environment."
+            )
+        if errors:
+            raise ValidationError(errors)
+
+    def _stored(self) -> Mailbox | None:
+        return type(self).objects.filter(pk=self.pk).first() if self.pk else None
+
+    def connection_changes(self, stored: Mailbox) -> list[str]:
+        """What about where and how this mailbox connects differs from `stored`."""
+        pairs = (
+            ("the MESH host", stored.effective_base_url(), self.effective_base_url()),
+            ("the environment", stored.environment, self.environment),
+            ("TLS verification", stored.verify_tls, self.verify_tls),
+            ("the CA bundle", stored.ca_bundle.strip(), self.ca_bundle.strip()),
+        )
+        return [label for label, before, after in pairs if before != after]
+
+    def _clear_secrets_if_moved(self) -> list[str]:
+        """Stored secrets never follow the mailbox to another host, environment or TLS setting.
+
+        A password or shared key entered with the change is kept: the person re-entered it for the
+        new place. Returns what changed when something was cleared, else [].
+        """
+        stored = self._stored()
+        changes = self.connection_changes(stored) if stored else []
+        if not changes:
+            return []
+        cleared = False
+        if self.password and self.password == stored.password:
+            self.password, self.password_changed_at, cleared = "", None, True
+        if self.shared_key and self.shared_key == stored.shared_key:
+            self.shared_key, self.shared_key_changed_at, cleared = "", None, True
+        return changes if cleared else []
 
     @property
     def is_live(self) -> bool:

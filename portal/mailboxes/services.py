@@ -13,6 +13,7 @@ from django.utils import timezone
 
 import meshcore
 
+from .hosts import base_url_problem
 from .models import MIN_POLL_INTERVAL, Environment, Mailbox
 
 
@@ -29,6 +30,10 @@ def mesh_client(mailbox: Mailbox, **overrides) -> Iterator[meshcore.MeshClient]:
     """
     if not mailbox.password or not mailbox.shared_key:
         raise MailboxNotReady(f"{mailbox.mailbox_id} has no password or shared key set.")
+    # The form refuses these too; this holds for rows changed any other way (the admin, a shell).
+    problem = base_url_problem(mailbox.environment, mailbox.effective_base_url())
+    if problem:
+        raise MailboxNotReady(f"{mailbox.mailbox_id} is not connected: {problem}")
     cert = None
     certificate = mailbox.active_certificate()
     if certificate is not None and certificate.certificate_pem and certificate.private_key:
@@ -36,8 +41,10 @@ def mesh_client(mailbox: Mailbox, **overrides) -> Iterator[meshcore.MeshClient]:
             (certificate.certificate_pem + certificate.chain_pem).encode("utf-8"),
             certificate.private_key.encode("utf-8"),
         )
-    verify: bool | bytes = mailbox.verify_tls
-    if mailbox.verify_tls and mailbox.ca_bundle.strip():
+    # TLS is verified everywhere but in the sandbox, whatever the row says.
+    verify_tls = mailbox.verify_tls or mailbox.environment != Environment.SANDBOX
+    verify: bool | bytes = verify_tls
+    if verify_tls and mailbox.ca_bundle.strip():
         verify = mailbox.ca_bundle.encode("utf-8")
     options = {
         "cert": cert,
@@ -61,6 +68,39 @@ def record_error(mailbox: Mailbox | int, error: str) -> None:
     Mailbox.objects.filter(pk=pk).update(last_error=error[:2000], last_error_at=timezone.now())
 
 
+# What a failed handshake says. Never the server's own words: whatever answered (a sandbox URL
+# can point at any service on this machine) must not be readable through "Test connection".
+FAILURE_KINDS = (
+    (meshcore.MeshTLSError, "the TLS connection failed (server certificate not trusted, or the "
+                            "client certificate refused)"),
+    (meshcore.MeshAuthenticationError, "the server refused the credentials (password, shared "
+                                       "key, certificate or mailbox id)"),
+    (meshcore.MeshRateLimitedError, "the server asked to slow down"),
+    (meshcore.MeshTransientError, "the server could not be reached, or had a temporary problem"),
+    (meshcore.MeshNotFoundError, "the server has no such mailbox or address"),
+    (meshcore.MeshProtocolError, "the server's answer is not MESH's"),
+    (meshcore.MeshValidationError, "the server refused the request as invalid"),
+)  # fmt: skip
+
+
+def handshake_failure_text(exc: Exception, *, mesh_host: bool) -> str:
+    """A failed handshake in plain English: its kind and HTTP status, no server text.
+
+    MESH's error event and code are shown only from MESH's own hosts (`mesh_host`): from a sandbox
+    URL they would be text of whatever answered.
+    """
+    if isinstance(exc, MailboxNotReady):
+        return str(exc)
+    kind = next((text for cls, text in FAILURE_KINDS if isinstance(exc, cls)), "the server "
+                "answered with an error")  # fmt: skip
+    details = []
+    if getattr(exc, "status", None) is not None:
+        details.append(f"HTTP {exc.status}")
+    if mesh_host and (getattr(exc, "event", None) or getattr(exc, "code", None)):
+        details.append(f"MESH {exc.event or '?'}/{exc.code or '?'}")
+    return kind + (f" ({', '.join(details)})" if details else "")
+
+
 def mailbox_handshake(*, mailbox: Mailbox) -> tuple[bool, str]:
     """Handshake with MESH and record the result on the mailbox. Returns (ok, human summary)."""
     started = time.monotonic()
@@ -71,8 +111,11 @@ def mailbox_handshake(*, mailbox: Mailbox) -> tuple[bool, str]:
         Mailbox.objects.filter(pk=mailbox.pk).update(
             last_handshake_at=timezone.now(), last_handshake_ok=False
         )
-        record_error(mailbox, f"Handshake failed: {exc}")
-        return False, f"Handshake with {mailbox.mailbox_id} failed: {exc}"
+        reason = handshake_failure_text(
+            exc, mesh_host=mailbox.environment != Environment.SANDBOX
+        )
+        record_error(mailbox, f"Handshake failed: {reason}")
+        return False, f"Handshake with {mailbox.mailbox_id} failed: {reason}"
     elapsed_ms = int((time.monotonic() - started) * 1000)
     Mailbox.objects.filter(pk=mailbox.pk).update(
         last_handshake_at=timezone.now(), last_handshake_ok=True, last_handshake_ms=elapsed_ms

@@ -127,8 +127,24 @@ def mailbox_edit(request, pk: int):
             )
         else:
             messages.success(request, f"Mailbox {mailbox.mailbox_id} saved.")
+        _report_cleared_secrets(request, mailbox)
         return redirect("mailboxes:detail", pk=mailbox.pk)
     return render(request, "mailboxes/form.html", {"form": form, "mailbox": mailbox})
+
+
+def _report_cleared_secrets(request, mailbox: Mailbox) -> None:
+    changes = getattr(mailbox, "secrets_cleared_because", [])
+    if not changes:
+        return
+    changed = ", ".join(changes)
+    audit_person_action(
+        request, action="mailbox.secrets_cleared", obj=mailbox, detail=f"changed: {changed}"
+    )
+    messages.warning(
+        request,
+        f"The stored password and shared key of {mailbox.mailbox_id} were cleared because "
+        f"{changed} changed: set them again before it can connect.",
+    )
 
 
 def _detail_with_task(mailbox: Mailbox, task_id: str):

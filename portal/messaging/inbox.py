@@ -25,19 +25,32 @@ the rest of the inbox waits in MESH, and no download may eat into the reserve.
 Any poll that does not finish (MESH down or refusing the mailbox's credentials, and anything else
 not about one message: a full disk, a database that is down) is recorded as failed with its error,
 which the dashboard shows.
+
+Several messages at once (`POLL_CONCURRENCY`, default 4): inside one claim, the thread that lists
+the inbox hands message ids to a few receiver threads, each with its own MESH connection and
+database connection, each taking one message at a time through the same steps (download, store,
+acknowledge, or record its failure), so a message's chunks are still fetched in order and stored
+before it is acknowledged. At most twice that many ids are held at once, whatever the backlog. Each
+download may use only its share of the free disk above the reserve (room / POLL_CONCURRENCY). An
+error that is not about one message (MESH down, the claim lost) stops the hand-out, lets the
+messages already started finish, and ends the poll with it. A worker killed mid-poll leaves each
+message either not stored (fetched again), or stored and not acknowledged (acknowledged, not stored
+again, by the next poll), as one at a time.
 """
 
 from __future__ import annotations
 
 import logging
+import queue
 import re
 import shutil
+import threading
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
-from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -96,6 +109,13 @@ class PollResult:
     @property
     def ok(self) -> bool:
         return not self.skipped and not self.errors
+
+    def add(self, other: PollResult) -> None:
+        """Count in what a receiver thread did (the lister counts `listed` and `held`)."""
+        self.downloaded += other.downloaded
+        self.acknowledged += other.acknowledged
+        self.reports += other.reports
+        self.errors.extend(other.errors)
 
     def summary(self) -> str:
         if self.skipped:
@@ -181,27 +201,144 @@ def _record_poll(mailbox: Mailbox, worker: str, result: PollResult) -> None:
 
 def _drain(mailbox: Mailbox, result: PollResult, heartbeat: ClaimHeartbeat | None = None) -> None:
     failures = quarantine.open_failures(mailbox)
+    width = max(1, settings.POLL_CONCURRENCY)
     with mesh_client(mailbox) as client:
-        for mesh_id in client.iter_inbox():
-            if heartbeat is not None and heartbeat.lost:
-                raise PollClaimLost(
-                    "Stopped: this poll lost its claim on the mailbox (another worker is polling "
-                    "it now); the messages not yet received stay in MESH for that poll"
-                )
-            result.listed += 1
-            failure = failures.get(quarantine.failure_key(mesh_id))
-            if failure is not None and failure.held():
-                result.held += 1  # backed off or quarantined: left in MESH for now
-                continue
-            room = disk_room()
-            if room is not None and room <= 0:
-                result.errors.append(
-                    "Not enough free disk space for payloads (less than the "
-                    f"{settings.MESH_PAYLOAD_DISK_RESERVE_BYTES:,} bytes kept in reserve): "
-                    "the rest of the inbox waits in MESH until space is freed"
-                )
+        if width == 1:
+            for mesh_id in client.iter_inbox():
+                _check_claim(heartbeat)
+                result.listed += 1
+                failure = failures.get(quarantine.failure_key(mesh_id))
+                if failure is not None and failure.held():
+                    result.held += 1  # backed off or quarantined: left in MESH for now
+                    continue
+                if not _receive_within_room(client, mailbox, mesh_id, result, failure, 1):
+                    return
+            return
+        with _Receivers(mailbox, width, result) as receivers:
+            for mesh_id in client.iter_inbox():
+                _check_claim(heartbeat)
+                if receivers.stopping.is_set():
+                    return  # out of disk space: the rest waits in MESH
+                result.listed += 1
+                failure = failures.get(quarantine.failure_key(mesh_id))
+                if failure is not None and failure.held():
+                    result.held += 1
+                    continue
+                receivers.hand_out(mesh_id, failure)
+
+
+def _check_claim(heartbeat: ClaimHeartbeat | None) -> None:
+    if heartbeat is not None and heartbeat.lost:
+        raise PollClaimLost(
+            "Stopped: this poll lost its claim on the mailbox (another worker is polling "
+            "it now); the messages not yet received stay in MESH for that poll"
+        )
+
+
+def _receive_within_room(client, mailbox, mesh_id, result, failure, width: int) -> bool:
+    """Receive one message within its share of the free disk; False when there is none left."""
+    room = disk_room()
+    if room is not None and room <= 0:
+        result.errors.append(
+            "Not enough free disk space for payloads (less than the "
+            f"{settings.MESH_PAYLOAD_DISK_RESERVE_BYTES:,} bytes kept in reserve): "
+            "the rest of the inbox waits in MESH until space is freed"
+        )
+        return False
+    share = None if room is None else max(1, room // width)  # None: object storage, no disk
+    _receive_or_record(client, mailbox, mesh_id, result, failure, share)
+    return True
+
+
+class _Receivers:
+    """`width` receiver threads for one poll, fed message ids through a queue of `width` places.
+
+    Each thread has its own MESH client and (Django's per-thread) database connection, closed when
+    it ends. What each message came to is counted into the poll's result by the lister's thread.
+    The first error that is not about one message stops the hand-out: ids not yet started are
+    left in MESH, those started finish, and the error is raised in the lister's thread. Running
+    out of disk stops the hand-out the same way, with its error recorded and nothing raised.
+    """
+
+    def __init__(self, mailbox: Mailbox, width: int, result: PollResult):
+        self.mailbox, self.result, self.width = mailbox, result, width
+        self.todo: queue.Queue = queue.Queue(maxsize=width)
+        self.done: queue.Queue[PollResult] = queue.Queue()
+        self.stopping = threading.Event()
+        self.fatal: BaseException | None = None
+        self.threads = [
+            threading.Thread(target=self._work, name=f"poll-{mailbox.mailbox_id}-{n}", daemon=True)
+            for n in range(width)
+        ]
+
+    def __enter__(self) -> _Receivers:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def hand_out(self, mesh_id: str, failure) -> None:
+        """Queue one id for the next free thread; waits while all are busy."""
+        while not self.stopping.is_set():
+            self._collect()
+            try:
+                self.todo.put((mesh_id, failure), timeout=0.2)
                 return
-            _receive_or_record(client, mailbox, mesh_id, result, failure, room)
+            except queue.Full:
+                continue
+        self._raise_fatal()
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            self.stopping.set()  # what is not started yet stays in MESH
+        for _ in self.threads:
+            self.todo.put(None)  # one "no more" each: every thread takes exactly one, then ends
+        for thread in self.threads:
+            thread.join()
+        self._collect()
+        if exc_type is None:
+            self._raise_fatal()
+
+    def _collect(self) -> None:
+        while True:
+            try:
+                self.result.add(self.done.get_nowait())
+            except queue.Empty:
+                return
+
+    def _raise_fatal(self) -> None:
+        if self.fatal is not None:
+            raise self.fatal
+
+    def _stop(self, exc: BaseException) -> None:
+        if self.fatal is None:
+            self.fatal = exc
+        self.stopping.set()
+
+    def _work(self) -> None:
+        ended = False
+        try:
+            with mesh_client(self.mailbox) as client:
+                while (item := self.todo.get()) is not None:
+                    if self.stopping.is_set():
+                        continue
+                    mine = PollResult(self.mailbox.mailbox_id)
+                    try:
+                        mesh_id, failure = item
+                        if not _receive_within_room(
+                            client, self.mailbox, mesh_id, mine, failure, self.width
+                        ):
+                            self.stopping.set()
+                    except BaseException as exc:  # noqa: BLE001 - raised in the lister's thread
+                        self._stop(exc)
+                    finally:
+                        self.done.put(mine)
+                ended = True
+        except BaseException as exc:  # noqa: BLE001 - the client could not be opened or closed
+            self._stop(exc)
+            while not ended and self.todo.get() is not None:
+                pass  # keep taking ids until our "no more", so the lister never waits on us
+        finally:
+            connection.close()
 
 
 def _receive_or_record(client, mailbox, mesh_id, result, failure, room: int | None) -> None:
@@ -293,12 +430,13 @@ def receive_one(
         message = _download_and_store(client, mailbox, mesh_id, result, limits)
     client.acknowledge(mesh_id)
     if message.status != Status.ACKNOWLEDGED:
+        # One transaction (one commit) for the change, its event and its sealed audit record.
         with transaction.atomic():
             Message.objects.filter(pk=message.pk).update(
                 status=Status.ACKNOWLEDGED, acknowledged_at=timezone.now()
             )
             message.add_event(Kind.ACKNOWLEDGED, "Acknowledged to MESH")
-        audit_worker_action(action="message.acknowledged", obj=message)
+            audit_worker_action(action="message.acknowledged", obj=message)
     result.acknowledged += 1
     return message
 
@@ -313,6 +451,7 @@ def _download_and_store(
         _verify_checksum(mailbox, mesh_id, info.checksum, writer.sha256)
     payload = stored[0]
     try:
+        # One transaction (one commit) for the row, its counter, its event and its audit record.
         with transaction.atomic():
             message = _create_inbound(mailbox, info, payload)
     except IntegrityError:
@@ -330,10 +469,6 @@ def _download_and_store(
     result.downloaded += 1
     if message.is_report:
         result.reports += 1
-    audit_worker_action(
-        action="message.downloaded", obj=message,
-        detail=f"{payload.size} bytes, sha256 {payload.sha256}",
-    )  # fmt: skip
     return message
 
 
@@ -409,6 +544,10 @@ def _create_inbound(mailbox: Mailbox, info, payload: payloads.StoredPayload) -> 
     message.add_event(
         Kind.DOWNLOADED, f"Downloaded {payload.size} bytes (sha256 {payload.sha256[:16]}…)"
     )
+    audit_worker_action(
+        action="message.downloaded", obj=message,
+        detail=f"{payload.size} bytes, sha256 {payload.sha256}",
+    )  # fmt: skip
     for note in notes:
         message.add_event(Kind.NOTE, f"Received as sent, except: {note}.")
     if is_report:

@@ -160,9 +160,12 @@ class Message(models.Model):
     # Tracking backoff (next_track_at above): null when no more tracking is due.
     next_track_at = models.DateTimeField(null=True, blank=True)
     tracked_count = models.PositiveIntegerField(default=0)
-    # Delivery onwards confirmed (the API's confirm, through services.payload_confirm); retention
-    # keys on it.
+    # Delivery onwards confirmed (the API's confirm, or a delivery, through
+    # services.payload_confirm); retention keys on it. The payload purged under a rule
+    # (portal.messaging.retention).
     payload_confirmed_at = models.DateTimeField(null=True, blank=True)
+    payload_purged_at = models.DateTimeField(null=True, blank=True)
+    payload_purge_rule = models.CharField(max_length=200, blank=True)
 
     objects = MessageQuerySet.as_manager()
 
@@ -186,6 +189,13 @@ class Message(models.Model):
             models.Index(
                 fields=["direction", "status", "-created_at"], name="msg_dir_status_created"
             ),
+            # Dashboard (and mailbox list): each mailbox's oldest unacknowledged inbound message.
+            # Only those rows, so it stays small and no planner prefers walking a mailbox's
+            # inbound rows from the oldest.
+            models.Index(
+                fields=["mailbox", "created_at"], name="msg_unacknowledged",
+                condition=models.Q(direction="in", status="received"),
+            ),  # fmt: skip
             # Dashboard chart and date-range filters.
             models.Index(fields=["-created_at"], name="msg_created"),
             # The outbox sweeper.
@@ -275,6 +285,8 @@ class MessageEvent(models.Model):
         NOTE = "note", "Note"
         COPIED = "copied", "Copied into a new send"
         BUSINESS_ACK = "business_ack", "Business acknowledgement"
+        PURGED = "purged", "Payload purged"
+        HOLD = "hold", "Legal hold"
 
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="events")
     at = models.DateTimeField(default=timezone.now)
@@ -352,3 +364,80 @@ class InboundFailure(models.Model):
         return self.status == self.State.BACKING_OFF and bool(
             self.next_attempt_at and self.next_attempt_at > now
         )
+
+
+class RetentionRule(models.Model):
+    """Keep payloads N days, then purge them (the message's metadata, timeline and audit stay).
+
+    A rule matches by mailbox (blank: any), direction (blank: any) and workflow pattern (a shell
+    glob, `*` any). Where several match a message, the most specific governs it (mailbox, then
+    direction, then a pattern without wildcards), and of equally specific ones the one keeping
+    longest.
+    """
+
+    class Clock(models.TextChoices):
+        CONFIRMED = "confirmed", "After delivery is confirmed"
+        RECEIVED = "received", "After receipt (inbound) or acceptance by MESH (outbound)"
+
+    name = models.CharField(max_length=200, unique=True)
+    mailbox = models.ForeignKey(
+        "mailboxes.Mailbox", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    direction = models.CharField(max_length=3, choices=Direction.choices, blank=True)
+    workflow_pattern = models.CharField(
+        max_length=300, default="*", help_text="A workflow id, or a pattern such as PATH_*."
+    )
+    keep_days = models.PositiveIntegerField(
+        help_text="Days the payload is kept after the clock starts; 0 purges at the next sweep."
+    )
+    clock = models.CharField(
+        max_length=10, choices=Clock.choices, default=Clock.CONFIRMED,
+        help_text="Confirmed: a payload never confirmed delivered is never purged by this rule.",
+    )  # fmt: skip
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class LegalHoldQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(released_at__isnull=True)
+
+
+class LegalHold(models.Model):
+    """While active, the payloads of the message, or of every message of the workflow, are kept."""
+
+    message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.CASCADE, related_name="legal_holds"
+    )
+    workflow_id = models.CharField(max_length=300, blank=True)
+    reason = models.TextField()
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    released_at = models.DateTimeField(null=True, blank=True)
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+
+    objects = LegalHoldQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(models.Q(message__isnull=False) & models.Q(workflow_id=""))
+                | (models.Q(message__isnull=True) & ~models.Q(workflow_id="")),
+                name="legal_hold_message_or_workflow",
+            )
+        ]
+
+    def __str__(self) -> str:
+        target = f"message {self.message}" if self.message_id else f"workflow {self.workflow_id}"
+        return f"Legal hold on {target}"

@@ -17,6 +17,12 @@ when its workers keep dying (the sweep fails it instead of releasing it again). 
 person are also recorded on the mailbox, so the dashboard flags it.
 
 The claim lease and meshcore's retries: see portal/lib/claims.py.
+
+Several at once per mailbox (`OUTBOX_CONCURRENCY`, default 4): the task that sends one message
+(`outbox_send_with_due`) then sends the mailbox's other due messages, that many at once, each
+through `message_send` with its own claim, heartbeat and MESH connection, so each message is still
+sent by one worker, its chunks in order. Tasks queued for messages already sent this way find them
+claimed and end at once.
 """
 
 from __future__ import annotations
@@ -27,11 +33,12 @@ import os
 import re
 import socket
 import threading
+import time
 import traceback
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -82,6 +89,7 @@ def _refresh_claim(message_id: int, worker: str, **fields) -> bool:
     )
 
 
+@transaction.atomic  # one commit for the claim and its event
 def claim(message_id: int, worker: str) -> Message | None:
     now = timezone.now()
     due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
@@ -120,6 +128,50 @@ def message_send(*, message_id: int, worker: str | None = None) -> str:
     refresh = functools.partial(_refresh_claim, message.pk, worker)
     with ClaimHeartbeat(refresh, HEARTBEAT_SECONDS) as heartbeat:
         return _send_claimed(message, worker, heartbeat)
+
+
+def outbox_send_with_due(*, message_id: int, budget_seconds: float = 60.0) -> dict[str, int]:
+    """Send this message, then the same mailbox's other due messages, `OUTBOX_CONCURRENCY` at once.
+
+    Stops when the mailbox has nothing due or after `budget_seconds` (the next sweep carries on).
+    Each message is claimed on its own (`message_send`), so running this on several workers at
+    once, or beside single sends, never sends a message twice.
+    """
+    width = max(1, settings.OUTBOX_CONCURRENCY)
+    mailbox_id = Message.objects.filter(pk=message_id).values_list("mailbox_id", flat=True).first()
+    if width == 1 or mailbox_id is None:
+        return {"sent": int(message_send(message_id=message_id) != "not-claimed")}
+    deadline = time.monotonic() + budget_seconds
+    lock = threading.Lock()
+    pending, seen = [message_id], {message_id}
+    outcome = {"sent": 0}
+
+    def next_due() -> int | None:
+        with lock:
+            if not pending and time.monotonic() < deadline:
+                due = Message.objects.sendable().filter(mailbox_id=mailbox_id).exclude(pk__in=seen)
+                pending.extend(due.order_by("pk").values_list("pk", flat=True)[: width * 4])
+                seen.update(pending)
+            return pending.pop(0) if pending else None
+
+    def sender() -> None:
+        try:
+            while (pk := next_due()) is not None:
+                if message_send(message_id=pk) != "not-claimed":
+                    with lock:
+                        outcome["sent"] += 1
+        finally:
+            connection.close()
+
+    threads = [
+        threading.Thread(target=sender, name=f"send-{mailbox_id}-{n}", daemon=True)
+        for n in range(width)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcome
 
 
 def _send_claimed(message: Message, worker: str, heartbeat: ClaimHeartbeat | None = None) -> str:
@@ -397,10 +449,16 @@ def outbox_sweep(*, now=None) -> dict[str, int]:
                     f"The worker {message.claimed_by} stopped; resuming after chunk "
                     f"{message.chunks_done}.",
                 )
-    due = list(Message.objects.sendable(now).values_list("pk", flat=True)[:500])
+    due = list(Message.objects.sendable(now).values_list("pk", "mailbox_id")[:500])
+    if settings.OUTBOX_CONCURRENCY > 1:
+        # One task a mailbox: it sends the mailbox's other due messages too.
+        first = {}
+        for pk, mailbox_id in due:
+            first.setdefault(mailbox_id, (pk, mailbox_id))
+        due = list(first.values())
     from .tasks import enqueue_send
 
-    for pk in due:
+    for pk, _ in due:
         enqueue_send(pk)
     return {"released": released, "given_up": given_up, "enqueued": len(due)}
 

@@ -102,6 +102,8 @@ def inbound_failure_record(
         "data": {"mesh_message_id": failure.mesh_message_id, "reason": failure.reason[:1000],
                  "failures": failure.failures},
     }  # fmt: skip
+    if not may_quarantine:
+        return failure  # MESH failing: its own alert (mailbox.poll_failing) says so, once
     if failure.status == State.QUARANTINED:
         problem_raise(
             problem_key=_problem(failure), kind="message.quarantined", severity=Severity.ERROR,

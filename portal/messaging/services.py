@@ -207,9 +207,9 @@ def message_queue_send(
                 copied_from.add_event(
                     Kind.COPIED, f"Fixed and sent again as message #{message.pk}", actor=user
                 )
-            from .tasks import enqueue_send
+            from .tasks import enqueue_send_unless_pending
 
-            transaction.on_commit(lambda: enqueue_send(message.pk))
+            transaction.on_commit(lambda: enqueue_send_unless_pending(message))
     except BaseException:
         payloads.delete_payload(stored.name)
         raise
@@ -424,3 +424,4 @@ def messages_to_track(now=None):
         .filter(status=Status.ACCEPTED, next_track_at__lte=now, mesh_message_id__isnull=False)
         .order_by("next_track_at")
     )
+

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from django.conf import settings
 from django_q.tasks import async_task
 
 from portal.audit.services import audit_worker_action
@@ -9,18 +10,37 @@ from portal.mailboxes.models import Mailbox
 from portal.ops.models import Heartbeat
 
 from . import acks, inbox, outbox, services
+from .models import Message
 
 
 def enqueue_send(message_pk: int) -> str:
     return async_task("portal.messaging.tasks.send_message", message_pk, group="send")
 
 
+def enqueue_send_unless_pending(message) -> str | None:
+    """Enqueue a send for a message just queued, unless a task already pending will send it.
+
+    A send task sends its mailbox's other due messages too (OUTBOX_CONCURRENCY at once), so while
+    an earlier message of the mailbox waits unclaimed, its task is still to run and will take this
+    one: a burst of 500 queued messages makes one task, not 500 that find their message sent. The
+    outbox sweep (every minute) sends anything a task did not.
+    """
+    if settings.OUTBOX_CONCURRENCY > 1:
+        waiting = Message.objects.sendable().filter(
+            mailbox_id=message.mailbox_id, attempts=0, pk__lt=message.pk
+        )
+        if waiting.exists():
+            return None
+    return enqueue_send(message.pk)
+
+
 def enqueue_poll(mailbox_pk: int) -> str:
     return async_task("portal.messaging.tasks.poll_mailbox", mailbox_pk, group="poll")
 
 
-def send_message(message_pk: int) -> str:
-    return outbox.message_send(message_id=message_pk)
+def send_message(message_pk: int) -> dict:
+    """Send this message and the mailbox's other due ones, OUTBOX_CONCURRENCY at once."""
+    return outbox.outbox_send_with_due(message_id=message_pk)
 
 
 def poll_mailbox(mailbox_pk: int) -> str:
@@ -56,3 +76,14 @@ def refresh_tracking() -> int:
 def check_business_acks() -> int:
     """Scheduled every 15 minutes: raise overdue business acknowledgements."""
     return acks.business_acks_check_overdue()
+
+
+def purge_payloads() -> str:
+    """Scheduled hourly: purge payloads past their retention rule (see retention.py)."""
+    from .retention import retention_sweep
+
+    result = retention_sweep()
+    text = f"{result['purged']} payloads purged"
+    if result["failed"]:
+        text += f"; {len(result['failed'])} could not be removed: {result['failed'][0]}"
+    return text

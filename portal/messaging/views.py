@@ -3,6 +3,7 @@ from __future__ import annotations
 import contextlib
 import re
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
@@ -13,6 +14,8 @@ import meshcore
 from portal.accounts.decorators import permission_required
 from portal.audit.services import audit_person_action
 from portal.lib import payloads
+from portal.lib.bodylimit import body_limit
+from portal.lib.crosssite import same_site_only
 from portal.mailboxes.models import Workflow
 from portal.mailboxes.services import MailboxNotReady, mesh_client
 
@@ -21,6 +24,7 @@ from .forms import FixSendForm, LookupForm, SendForm
 from .log import MessageLogFilterForm, related_audit_records
 from .mesh_codes import explain
 from .models import Direction, InboundFailure, Message, Status
+from .retention import payload_retention
 from .services import (
     SendRejected,
     TrackRefused,
@@ -93,6 +97,7 @@ def message_detail(request, pk: int):
         "can_track": message.is_outbound and message.status == Status.ACCEPTED
         and bool(message.mesh_message_id),
         "audit_records": related_audit_records(request.user, message),
+        "retention": payload_retention(message),
     }
     return render(request, "messaging/detail.html", context)
 
@@ -137,6 +142,7 @@ def safe_download_name(message: Message) -> str:
 
 
 @permission_required("messaging.view_message", "messaging.download_payload")
+@same_site_only
 def message_download(request, pk: int):
     """The payload as an attachment, from storage by its generated name; every download is audited."""
     message = _get_message_for_user(request, pk)
@@ -200,6 +206,7 @@ def _add_send_error(form: SendForm, error: SendRejected) -> None:
     form.add_error(field, str(error))
 
 
+@body_limit(lambda: settings.MESH_MAX_UPLOAD_BYTES)
 @permission_required("messaging.send_message")
 def message_send(request):
     form = SendForm(request.POST or None, request.FILES or None, initial=_send_initial(request.GET))
@@ -211,6 +218,7 @@ def message_send(request):
     return render(request, "messaging/send.html", context)
 
 
+@body_limit(lambda: settings.MESH_MAX_UPLOAD_BYTES)
 @permission_required("messaging.view_message", "messaging.send_message")
 def message_fix(request, pk: int):
     """Fix and resend: a failed message's fields in the send form, editable; its file unless

@@ -301,6 +301,7 @@ def _refuse_secrets(what: str, data: bytes | str, organisation) -> None:
     text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
     if PRIVATE_KEY_RE.search(text):
         raise OnboardingError(f"{what} contains a private key: NeoMesh never puts one in an email.")
+    # The one refusal that names nothing (portal/onboarding/guard.py).
     problem = secret_problem(text, organisation)
     if problem:
         raise OnboardingError(f"{what}: {problem}")

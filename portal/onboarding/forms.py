@@ -13,7 +13,7 @@ from portal.mailboxes.models import Environment, Mailbox, Organisation
 from . import checks
 from .errors import OnboardingError
 from .evidence import ACCEPTED, EvidenceRejected, check_upload, max_bytes, review_months_needed
-from .guard import secret_problem
+from .guard import secret_refusal
 from .models import Correspondence, Decision, EvidenceKind, Plan, Task, TaskStatus
 from .plans import TEMPLATES
 from .services import may_mark_not_applicable, network_text, parse_network
@@ -37,8 +37,12 @@ def task_owners():
     return users.filter(can | Q(is_superuser=True)).distinct().order_by("username")
 
 
-def _no_secrets(text: str, organisation: Organisation | None) -> str:
-    problem = secret_problem(text, organisation)
+def _no_secrets(
+    text: str, organisation: Organisation | None, *, user, what: str, stored: str
+) -> str:
+    if text == stored:
+        return text  # checked when it was saved; re-checking would only use up the person's limit
+    problem = secret_refusal(text=text, organisation=organisation, user=user, what=what)
     if problem:
         raise forms.ValidationError(problem)
     return text
@@ -126,7 +130,7 @@ class TaskForm(PortalForm):
              "notes": task.notes},
         )  # fmt: skip
         super().__init__(*args, **kwargs)
-        self.task = task
+        self.task, self.user = task, user
         self.fields["owner"].queryset = task_owners()
         if task.status != TaskStatus.NOT_APPLICABLE and not may_mark_not_applicable(task, user):
             # Not offered; posted anyway, the service refuses it with the reason.
@@ -141,7 +145,10 @@ class TaskForm(PortalForm):
             )
 
     def clean_notes(self) -> str:
-        return _no_secrets(self.cleaned_data["notes"], self.task.plan.organisation)
+        return _no_secrets(
+            self.cleaned_data["notes"], self.task.plan.organisation, user=self.user,
+            what=f"the notes of task {self.task.pk}", stored=self.task.notes,
+        )  # fmt: skip
 
 
 class CertificateLinkForm(PortalForm):
@@ -253,6 +260,10 @@ class CorrespondenceForm(PortalModelForm):
             "body": "Never include passwords, shared keys or private keys.",
         }
 
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+
     def clean_to_addresses(self) -> str:
         return _addresses(self.cleaned_data["to_addresses"])
 
@@ -266,7 +277,10 @@ class CorrespondenceForm(PortalModelForm):
         return subject
 
     def clean_body(self) -> str:
-        return _no_secrets(self.cleaned_data["body"], self.instance.plan.organisation)
+        return _no_secrets(
+            self.cleaned_data["body"], self.instance.plan.organisation, user=self.user,
+            what=f"the draft email {self.instance.pk}", stored=self.instance.body,
+        )  # fmt: skip
 
 
 class SentForm(PortalForm):

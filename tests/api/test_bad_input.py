@@ -129,3 +129,11 @@ def test_it_refuses_a_range_outside_the_file(api, sandbox_mailboxes):
     assert api.get(url, headers={"Range": "bytes=-3"}).content == b"789"
     assert api.get(url, headers={"Range": "bytes=7-"}).content == b"789"
     assert api.get(url, headers={"Range": "bytes=0-1,4-5"}).status_code == 200
+
+
+@pytest.mark.parametrize("key", ["k" * 201, "cl\u00e9-1"])
+def test_it_refuses_an_oversized_or_non_ascii_idempotency_key(api, key):
+    answer = api.post("/messages/", data=b"a,b\n", params=SEND,
+                      headers={"Idempotency-Key": key.encode("latin-1")})  # fmt: skip
+    assert "Idempotency-Key" in _problem(answer, 400)["errors"]
+    assert not Message.objects.exists() and not _stored_files()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 
 import pytest
+from axes.models import AccessAttempt
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.urls import URLResolver, get_resolver, reverse
@@ -42,7 +43,7 @@ CORE_NAMESPACES = {
 }  # fmt: skip
 # Pages that only read what every role of theirs may see: not audited, on purpose.
 READ_ONLY = {
-    "dashboard:home", "mailboxes:list", "mailboxes:detail", "mailboxes:organisations",
+    "accounts:lockouts", "dashboard:home", "mailboxes:list", "mailboxes:detail", "mailboxes:organisations",
     "certificates:list", "certificates:detail", "messaging:list", "messaging:detail",
     "messaging:lookup", "audit:trail", "audit:detail",
     "onboarding:list", "onboarding:my_tasks", "onboarding:detail", "onboarding:report",
@@ -128,7 +129,14 @@ def mailbox_form(w, **overrides) -> dict:
 
 
 # (URL name, method, args(world), data(world), action expected, object(world) or None)
+def locked_out(w) -> dict:
+    AccessAttempt.objects.create(username="someone", ip_address="203.0.113.9", user_agent="x",
+                                 failures_since_start=5, attempt_time=timezone.now())  # fmt: skip
+    return {"username": "someone", "address": "203.0.113.9"}
+
+
 WALK = [
+    ("accounts:lockout_unlock", "post", lambda w: [], locked_out, "auth.lockout_cleared", None),
     ("mailboxes:create", "post", lambda w: [], lambda w: mailbox_form(w, mailbox_id="X26NEW1", new_password="pw-123456789", new_shared_key="k"), "mailbox.create", None),
     ("mailboxes:edit", "post", lambda w: [w["mailbox"].pk], mailbox_form, "mailbox.update", "mailbox"),
     ("mailboxes:handshake", "post", lambda w: [w["mailbox"].pk], lambda w: {}, "mailbox.handshake_requested", "mailbox"),
@@ -172,7 +180,7 @@ WALK = [
     ("conformance:evidence", "get", lambda w: [w["run"].pk], lambda w: {}, "conformance.evidence_downloaded", "run"),
 ]  # fmt: skip
 # Who walks each URL: the role that may use it.
-WALKER = {"audit:": "auditor_user", "onboarding:gate": "admin_user", "onboarding:": "lead_user",
+WALKER = {"accounts:": "superuser", "audit:": "auditor_user", "onboarding:gate": "admin_user", "onboarding:": "lead_user",
           "conformance:evidence": "auditor_user", "conformance:": "lead_user"}  # fmt: skip
 
 
@@ -209,6 +217,48 @@ def test_it_audits_every_change_and_sensitive_read(
         assert (entry.object_type, entry.object_id) == (obj._meta.label_lower, str(obj.pk))
 
 
+AUDITED_READS = [w for w in WALK if w[1] == "get"]
+
+
+@pytest.mark.parametrize(
+    ("name", "method", "args", "data", "action", "target"),
+    AUDITED_READS,
+    ids=[w[0] for w in AUDITED_READS],
+)
+def test_it_refuses_an_audited_download_another_site_started(
+    client, request, world, name, method, args, data, action, target
+):
+    user = walker(request, name)
+    if name.startswith(("onboarding:", "conformance:")):
+        world = world | request.getfixturevalue("plan_world")
+    client.force_login(user)
+    url = reverse(name, args=args(world))
+    last = AuditRecord.objects.order_by("-seq").values_list("seq", flat=True).first()
+    refused = client.get(url, data(world), headers={"Sec-Fetch-Site": "cross-site"})
+    assert refused.status_code == 403
+    assert "started by another website" in refused.content.decode()
+    assert not AuditRecord.objects.filter(seq__gt=last, action=action).exists()
+    # The same download from NeoMesh's own page (or typed in) is served and recorded.
+    for origin in ("same-origin", "none"):
+        response = client.get(url, data(world), headers={"Sec-Fetch-Site": origin})
+        assert response.status_code == 200, response.content[:300]
+        if response.streaming:
+            b"".join(response.streaming_content)
+    assert AuditRecord.objects.filter(seq__gt=last, action=action).count() == 2
+
+
+def test_the_apis_payload_download_refuses_another_sites_fetch_too(client, world, admin_user):
+    client.force_login(admin_user)
+    url = f"/api/v1/messages/{world['inbound'].pk}/payload/"
+    last = AuditRecord.objects.order_by("-seq").values_list("seq", flat=True).first()
+    refused = client.get(url, headers={"Sec-Fetch-Site": "cross-site"})
+    assert refused.status_code == 403
+    assert not AuditRecord.objects.filter(seq__gt=last).exists()
+    served = client.get(url, headers={"Sec-Fetch-Site": "same-origin"})
+    assert served.status_code == 200
+    assert AuditRecord.objects.filter(seq__gt=last).exists()
+
+
 def test_the_walk_covers_every_url_of_the_core_apps():
     names = set()
     for pattern in get_resolver().url_patterns:
@@ -218,8 +268,12 @@ def test_the_walk_covers_every_url_of_the_core_apps():
     assert names - walked - READ_ONLY == set(), "add new URLs to the walk, or to READ_ONLY"
 
 
-def test_it_audits_sign_in_sign_out_and_failed_sign_in_with_the_address(client, admin_user):
+def test_it_audits_sign_in_sign_out_and_a_lockout_with_the_address(client, admin_user, settings):
     login = reverse("accounts:login")
+    # Failures themselves are not sealed into the chain (anyone can make them): the lockout is.
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        client.post(login, {"username": admin_user.username, "password": "wrong"},
+                    REMOTE_ADDR="198.51.100.9")  # fmt: skip
     client.post(
         login, {"username": admin_user.username, "password": "wrong"}, REMOTE_ADDR="198.51.100.7"
     )
@@ -231,7 +285,7 @@ def test_it_audits_sign_in_sign_out_and_failed_sign_in_with_the_address(client, 
     client.post(reverse("accounts:logout"), REMOTE_ADDR="198.51.100.7")
     trail = AuditRecord.objects.filter(action__startswith="auth.").order_by("seq")
     assert [(r.action, r.actor_label, r.ip_address) for r in trail] == [
-        ("auth.login_failed", admin_user.username, "198.51.100.7"),
+        ("auth.lockout", admin_user.username, "198.51.100.9"),
         ("auth.login", admin_user.username, "198.51.100.7"),
         ("auth.logout", admin_user.username, "198.51.100.7"),
     ]  # fmt: skip

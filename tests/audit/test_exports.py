@@ -208,3 +208,15 @@ def test_the_trail_links_to_its_export_with_its_filters(client, auditor_user):
     client.force_login(auditor_user)
     html = client.get(reverse("audit:trail"), {"actor": "bob", "after": "5"}).content.decode()
     assert f'href="{reverse("audit:export")}?actor=bob"' in html
+
+
+def test_it_counts_an_exports_rows_only_up_to_a_bound(client, auditor_user, monkeypatch):
+    monkeypatch.setattr(exports, "COUNT_LIMIT", 3)
+    for n in range(5):
+        record(action="message.payload_downloaded", actor_label=f"bob{n}", actor_kind="person")
+    client.force_login(auditor_user)
+    rows = read_csv(client.get(reverse("audit:export"), {"action": "message.payload_downloaded"}))
+    assert len(rows) == 5  # every row is exported; only the audit record's count is bounded
+    assert last_export().detail.startswith("more than 3 audit records up to #")
+    rows = read_csv(client.get(reverse("audit:export"), {"actor": "bob1"}))
+    assert len(rows) == 1 and last_export().detail.startswith("1 audit records up to #")

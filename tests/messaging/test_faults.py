@@ -100,27 +100,38 @@ def test_a_503_burst_while_polling_is_ridden_out_by_retries(
     )
 
 
-def test_a_poll_stops_at_once_when_mesh_goes_away(sandbox_mailboxes, sandbox, mocked, monkeypatch):
+@pytest.mark.parametrize("width", [1, 3])
+def test_a_poll_stops_at_once_when_mesh_goes_away(
+    sandbox_mailboxes, sandbox, mocked, monkeypatch, settings, width
+):
     sender, recipient = sandbox_mailboxes
-    for n in range(3):
+    for n in range(9):
         outbox.message_send(message_id=queue(sender, f"message {n}".encode()).pk)
+    settings.POLL_CONCURRENCY = width
     monkeypatch.setattr("time.sleep", lambda seconds: None)
     download_url = re.compile(re.escape(sandbox.url) + r"/messageexchange/X26ABC2/inbox/[0-9A-F]+$")
     mocked.add(responses.GET, download_url, body=RequestsConnectionError("Connection refused"))
 
     result = inbox.mailbox_poll(mailbox=recipient)
-    # One error ends the poll: it does not try (and time out on) every other message.
-    assert (result.listed, result.downloaded, len(result.errors)) == (1, 0, 1)
+    # One error ends the poll: it does not try (and time out on) every other message. With several
+    # at once, only those already handed out (at most `width` at work, `width` waiting, one
+    # being handed out and the one that finds the poll stopped) are listed.
+    assert (result.downloaded, len(result.errors)) == (0, 1)
+    assert result.listed == 1 if width == 1 else result.listed <= 2 * width + 2
     assert Message.objects.filter(direction=Direction.INBOUND).count() == 0
     recipient.refresh_from_db()
     assert recipient.last_poll_ok is False
 
 
 def test_a_message_mesh_keeps_failing_to_serve_is_backed_off_so_the_rest_gets_through(
-    sandbox_mailboxes, sandbox, mocked, monkeypatch
+    sandbox_mailboxes, sandbox, mocked, monkeypatch, settings
 ):
+    from portal.events.models import Event
     from portal.messaging.models import InboundFailure
 
+    # One at a time, so the message behind the stuck one waits for the next poll (with several
+    # at once it may be received beside it in the first).
+    settings.POLL_CONCURRENCY = 1
     sender, recipient = sandbox_mailboxes
     for n in range(2):
         outbox.message_send(message_id=queue(sender, f"message {n}".encode()).pk)
@@ -134,6 +145,7 @@ def test_a_message_mesh_keeps_failing_to_serve_is_backed_off_so_the_rest_gets_th
     assert (first.listed, first.downloaded, len(first.errors)) == (1, 0, 1)  # the poll stops
     failure = InboundFailure.objects.get(mesh_message_id=stuck)
     assert failure.status == InboundFailure.State.BACKING_OFF
+    assert not Event.objects.filter(kind__startswith="message.").exists()  # no alert per poll
 
     second = inbox.mailbox_poll(mailbox=recipient)  # held back: the one behind it is received
     assert (second.held, second.downloaded, second.acknowledged, second.errors) == (1, 1, 1, [])

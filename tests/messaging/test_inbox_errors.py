@@ -49,10 +49,14 @@ def test_a_poll_that_crashes_is_recorded_as_failed(sandbox_mailboxes, monkeypatc
     assert inbox.mailbox_poll(mailbox=recipient).acknowledged == 1  # it waited in MESH
 
 
-def test_a_poll_stops_when_another_worker_takes_its_claim(sandbox_mailboxes, monkeypatch):
+@pytest.mark.parametrize("width", [1, 3])
+def test_a_poll_stops_when_another_worker_takes_its_claim(
+    sandbox_mailboxes, monkeypatch, settings, width
+):
     sender, recipient = sandbox_mailboxes
-    for n in range(3):
+    for n in range(8):
         outbox.message_send(message_id=queue(sender, f"message {n}".encode()).pk)
+    settings.POLL_CONCURRENCY = width
     monkeypatch.setattr(inbox, "POLL_HEARTBEAT_SECONDS", 0.05)
     real_receive = inbox.receive_one
 
@@ -65,9 +69,17 @@ def test_a_poll_stops_when_another_worker_takes_its_claim(sandbox_mailboxes, mon
 
     monkeypatch.setattr(inbox, "receive_one", receive_then_lose_the_claim)
     result = inbox.mailbox_poll(mailbox=recipient)
-    assert (result.listed, result.acknowledged) == (1, 1)
     assert "lost its claim" in result.errors[0]
-    assert len(inbox_ids(recipient)) == 2  # left for the poll that owns the mailbox now
+    left = inbox_ids(recipient)  # left for the poll that owns the mailbox now
+    if width == 1:
+        assert (result.listed, result.acknowledged, len(left)) == (1, 1, 7)
+    else:
+        # Only the messages already started finish: at most `width` at work, `width` waiting for
+        # a thread, one being handed out and the one that finds the poll stopped were listed; the
+        # rest were never touched.
+        assert result.acknowledged <= result.listed <= 2 * width + 2
+        assert len(left) == 8 - result.acknowledged
+        assert Message.objects.filter(direction=Direction.INBOUND).count() == result.acknowledged
 
 
 def test_a_payload_that_fails_its_sha256_checksum_is_not_acknowledged(sandbox_mailboxes, settings):

@@ -6,45 +6,23 @@ over-long header used to fail every poll with DataError.
 
 from __future__ import annotations
 
-import uuid
-import zlib
 from pathlib import Path
 
 import pytest
-import requests
 from django.db import DataError
 from django.urls import reverse
 
-from meshcore.auth import build_token
 from portal.audit.models import AuditRecord
 from portal.events.models import Event
 from portal.mailboxes.services import mesh_client
 from portal.messaging import inbox, outbox
 from portal.messaging.models import Direction, InboundFailure, Message, MessageEvent
-from tests.sandbox import PASSWORD, SHARED_KEY
 
-from .helpers import payload_bytes, queue
+from .helpers import gzip_bomb, payload_bytes, queue, raw_send
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sandbox]
 State = InboundFailure.State
 MiB = 1024 * 1024
-
-
-def raw_send(sandbox, data: bytes, **headers: str) -> str:
-    """X26ABC1 -> X26ABC2 as any MESH client could send it: headers meshcore would refuse."""
-    token = build_token("X26ABC1", PASSWORD, SHARED_KEY.encode(), nonce=str(uuid.uuid4()))
-    response = requests.post(
-        f"{sandbox.url}/messageexchange/X26ABC1/outbox",
-        data=data,
-        headers={
-            "Authorization": token, "Accept": "application/vnd.mesh.v2+json",
-            "mex-From": "X26ABC1", "mex-To": "X26ABC2", "mex-WorkflowID": "TEST_WORKFLOW",
-            "Content-Type": "application/octet-stream", **headers,
-        },  # fmt: skip
-        timeout=30,
-    )
-    assert response.status_code == 202, response.text
-    return response.json()["message_id"]
 
 
 def inbox_ids(mailbox) -> list[str]:
@@ -55,12 +33,6 @@ def inbox_ids(mailbox) -> list[str]:
 def payload_files(settings) -> list[Path]:
     root = Path(settings.STORAGES["payloads"]["OPTIONS"]["location"])
     return [path for path in root.rglob("*") if path.is_file()]
-
-
-def gzip_bomb(decoded: int) -> bytes:
-    compressor = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)
-    parts = [compressor.compress(bytes(MiB)) for _ in range(decoded // MiB)]
-    return b"".join([*parts, compressor.flush()])
 
 
 def test_it_receives_a_message_with_a_414_character_content_type_and_the_one_behind_it(
@@ -264,3 +236,20 @@ def test_it_refuses_a_gzip_bomb_with_payloads_on_object_storage(
     assert sorted(payloads.store().names()) == sorted(
         m.payload.name for m in Message.objects.all()
     )
+
+
+def test_a_quarantined_message_puts_its_mailbox_on_the_dashboard_needing_attention(
+    client, admin_user, sandbox_mailboxes
+):
+    _, recipient = sandbox_mailboxes
+    InboundFailure.objects.create(
+        mailbox=recipient, mesh_message_id="HELD1", reason="too large", status=State.QUARANTINED
+    )
+    InboundFailure.objects.create(
+        mailbox=recipient, mesh_message_id="HELD2", reason="r", status=State.BACKING_OFF
+    )
+    client.force_login(admin_user)
+    page = client.get(reverse("dashboard:home")).content.decode()
+    assert "1 inbound message quarantined after failures" in page
+    detail = client.get(reverse("mailboxes:detail", args=[recipient.pk])).content.decode()
+    assert "1 inbound message quarantined after failures" in detail

@@ -294,7 +294,7 @@ def test_a_draft_is_edited_and_checked(client, lead_user):
                             "body": "-----BEGIN RSA PRIVATE KEY-----"})  # fmt: skip
     html = bad.content.decode()
     assert bad.status_code == 400 and "not-an-address is not an email address" in html
-    assert "The subject must be one line." in html and "It contains a private key" in html
+    assert "The subject must be one line." in html and "it may contain a secret" in html
     good = client.post(url, {"to_addresses": "ssd.nationalservicedesk@nhs.net; a@b.nhs.uk",
                              "cc_addresses": "", "subject": "Edited", "body": "Edited body"})  # fmt: skip
     assert good.status_code == 302

@@ -52,6 +52,6 @@ def test_a_1_gib_payload_round_trips_with_flat_memory():
     on_disk = (payloads.root() / stored.name).stat().st_size
     assert stored.size == GIB and on_disk > GIB  # header and tags: encrypted, not plain
     assert digest.hexdigest() == stored.sha256 == source.digest.hexdigest()
-    # A few segments (1 MiB each) in flight at most, whatever the payload's size.
+    # A few segments and 1 MiB blocks in flight at most, whatever the payload's size.
     assert write_peak < 8 * 1024 * 1024, write_peak
     assert read_peak < 8 * 1024 * 1024, read_peak

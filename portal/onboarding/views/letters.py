@@ -12,6 +12,7 @@ from django.views.decorators.http import require_POST
 
 from portal.accounts.decorators import permission_required
 from portal.audit.services import audit_person_action
+from portal.lib.crosssite import same_site_only
 
 from .. import correspondence as letters
 from ..errors import OnboardingError
@@ -26,7 +27,7 @@ def _render_letter(
     context = {
         "plan": plan,
         "letter": letter,
-        "form": form or CorrespondenceForm(instance=letter),
+        "form": form or CorrespondenceForm(instance=letter, user=request.user),
         "sent_form": sent_form or SentForm(initial={"ticket_reference": letter.ticket_reference}),
         "reply_form": reply_form
         or ReplyForm(initial={"ticket_reference": letter.ticket_reference}),
@@ -65,7 +66,7 @@ def letter_edit(request, pk: int, letter_pk: int):
     if letter.status != Correspondence.Status.DRAFT:
         messages.error(request, "A sent email cannot be edited: it is the record of what was sent.")
         return redirect("onboarding:letter", pk=plan.pk, letter_pk=letter.pk)
-    form = CorrespondenceForm(request.POST, instance=letter)
+    form = CorrespondenceForm(request.POST, instance=letter, user=request.user)
     if form.is_valid():
         form.save()
         messages.success(request, "Draft saved.")
@@ -88,6 +89,7 @@ def letter_regenerate(request, pk: int, letter_pk: int):
 
 
 @permission_required("onboarding.view_correspondence")
+@same_site_only
 def letter_download(request, pk: int, letter_pk: int):
     plan = get_plan(pk)
     letter = get_letter(plan, letter_pk)

@@ -10,6 +10,9 @@ from portal.accounts.decorators import permission_required
 from portal.audit.models import AuditRecord
 from portal.audit.services import audit_person_action
 from portal.lib import payloads
+from portal.lib.bodylimit import body_limit
+from portal.lib.crosssite import same_site_only
+from portal.onboarding.evidence import max_bytes
 
 from .. import checks, services
 from ..correspondence import correspondence_draft
@@ -90,6 +93,7 @@ def task_certificate(request, pk: int, task_pk: int):
     return _render_task(request, plan, task, link_form=form, status=400)
 
 
+@body_limit(max_bytes)
 @permission_required("onboarding.add_evidence")
 @require_POST
 def evidence_upload(request, pk: int, task_pk: int):
@@ -108,6 +112,7 @@ def evidence_upload(request, pk: int, task_pk: int):
 
 
 @permission_required("onboarding.view_evidence")
+@same_site_only
 def evidence_download(request, pk: int, evidence_pk: int):
     plan = get_plan(pk)
     evidence = get_evidence(plan, evidence_pk)
@@ -147,6 +152,7 @@ def _decision_initial(decision) -> dict:
     return {"reply_text": letter.reply_text, "ticket_reference": letter.ticket_reference}
 
 
+@body_limit(max_bytes)
 @permission_required("onboarding.change_decision")
 def decision_record(request, pk: int, decision_pk: int):
     plan = get_plan(pk)

@@ -1,0 +1,163 @@
+"""Several messages at once inside one claim: polls and sends through a proxy that holds each MESH
+request for a while (bench.latency_proxy), so that work overlaps as it does against live MESH.
+
+The kill test polls in a separate process and kills it (SIGKILL) while all its receiver threads
+wait on MESH, some messages stored, the rest not yet: the next poll must store and acknowledge
+every message exactly once and lose none.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.db import connection
+from django.db.models import Count
+from django.utils import timezone
+
+from bench.latency_proxy import LatencyProxy
+from portal.audit.models import AuditRecord
+from portal.mailboxes.models import Mailbox
+from portal.mailboxes.services import mesh_client
+from portal.messaging import inbox, outbox
+from portal.messaging.models import Direction, Message, MessageEvent, Status
+from tests.factories import make_mailbox
+
+from .helpers import queue
+
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sandbox]
+ROOT = Path(__file__).resolve().parents[2]
+Kind = MessageEvent.Kind
+
+
+def _once_each(kind: str, count: int) -> None:
+    events = MessageEvent.objects.filter(kind=kind)
+    assert events.count() == count
+    assert not events.values("message").annotate(n=Count("id")).filter(n__gt=1).exists()
+
+
+def _audited_once_each(action: str, count: int) -> None:
+    records = AuditRecord.objects.filter(action=action)
+    assert records.count() == count
+    assert records.values("object_id").distinct().count() == count
+
+
+def test_it_sends_a_mailboxs_due_messages_several_at_once_each_exactly_once(sandbox, settings):
+    settings.OUTBOX_CONCURRENCY = 4
+    with LatencyProxy(sandbox.url, delay_ms=50) as proxy:
+        sender = make_mailbox("X26ABC1", base_url=proxy.url)
+        messages = [queue(sender, f"message {n}\n".encode()) for n in range(12)]
+        outcome = outbox.outbox_send_with_due(message_id=messages[0].pk)
+        # A task queued for one of them later finds it sent and does nothing.
+        assert outbox.outbox_send_with_due(message_id=messages[5].pk) == {"sent": 0}
+
+    assert outcome == {"sent": 12}
+    assert proxy.peak_in_flight >= 2  # sends overlapped
+    assert Message.objects.outbound().exclude(status=Status.ACCEPTED).count() == 0
+    _once_each(Kind.CLAIMED, 12)
+    _once_each(Kind.ACCEPTED, 12)
+    _audited_once_each("message.accepted", 12)
+    recipient = make_mailbox("X26ABC2", base_url=sandbox.url)
+    with mesh_client(recipient) as client:
+        waiting = list(client.iter_inbox())
+    assert sorted(waiting) == sorted(Message.objects.values_list("mesh_message_id", flat=True))
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
+
+
+POLL_IN_A_PROCESS = (
+    "import sys, django; django.setup(); "
+    "from portal.mailboxes.models import Mailbox; from portal.messaging import inbox; "
+    "inbox.mailbox_poll(mailbox=Mailbox.objects.get(pk=int(sys.argv[1])))"
+)
+
+
+def test_a_worker_killed_in_a_concurrent_poll_loses_and_repeats_nothing(sandbox, settings):
+    if connection.vendor == "sqlite" and "memory" in str(connection.settings_dict["NAME"]):
+        pytest.fail("The kill test needs the test database in a file another process can open.")
+    total, width = 40, 4
+    sender = make_mailbox("X26ABC1", base_url=sandbox.url)
+    for n in range(total):
+        outbox.message_send(message_id=queue(sender, f"result {n}\n".encode() * 3).pk)
+    sent = dict(Message.objects.outbound().values_list("mesh_message_id", "payload_sha256"))
+    assert len(sent) == total
+
+    with LatencyProxy(sandbox.url, delay_ms=300) as proxy:
+        recipient = make_mailbox("X26ABC2", base_url=proxy.url)
+        env = {
+            **os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings",
+            "DATABASE_URL": _database_url(), "POLL_CONCURRENCY": str(width),
+            "PAYLOAD_ROOT": str(settings.STORAGES["payloads"]["OPTIONS"]["location"]),
+            "FIELD_ENCRYPTION_KEYS": ",".join(django_settings.FIELD_ENCRYPTION_KEYS),
+            "LOG_LEVEL": "WARNING",
+        }  # fmt: skip
+        env.pop("NEOMESH_PRODUCTION", None)
+        worker = subprocess.Popen(
+            [sys.executable, "-c", POLL_IN_A_PROCESS, str(recipient.pk)], cwd=ROOT, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+        stored = Message.objects.inbound()
+        deadline = time.monotonic() + 120
+        try:
+            # Kill it while every receiver thread waits on MESH (none between MESH's answer and
+            # its own record of it), after some messages were stored and before all were.
+            while not (stored.count() >= 8 and proxy.held >= width):
+                assert worker.poll() is None, worker.stdout.read().decode()[-3000:]
+                assert time.monotonic() < deadline, "the poll never got going"
+                time.sleep(0.005)
+            os.killpg(worker.pid, signal.SIGKILL)
+        finally:
+            if worker.poll() is None:
+                os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+        killed_with = stored.count()
+        time.sleep(0.5)  # the held requests of the dead worker end without reaching MESH
+        assert proxy.peak_in_flight >= width  # its receivers did overlap
+    assert 8 <= killed_with < total
+
+    # Its claim outlives it until the lease runs out: as if the lease has.
+    Mailbox.objects.filter(pk=recipient.pk).update(
+        poll_claimed_at=timezone.now() - inbox.POLL_LEASE - timedelta(seconds=1)
+    )
+    recipient.base_url = sandbox.url
+    recipient.save(update_fields=["base_url"])
+    result = inbox.mailbox_poll(mailbox=recipient)
+    assert result.errors == []
+    assert result.downloaded == total - killed_with
+    assert inbox.mailbox_poll(mailbox=recipient).listed == 0  # MESH holds nothing back
+
+    received = list(stored.values_list("mesh_message_id", "payload_sha256", "payload"))
+    assert {mesh_id: sha for mesh_id, sha, _ in received} == sent  # none lost, none extra
+    assert len({name for _, _, name in received}) == total
+    assert stored.exclude(status=Status.ACKNOWLEDGED).count() == 0
+    assert set(stored.values_list("direction", flat=True)) == {Direction.INBOUND}
+    _once_each(Kind.DOWNLOADED, total)
+    _once_each(Kind.ACKNOWLEDGED, total)
+    _audited_once_each("message.downloaded", total)
+    _audited_once_each("message.acknowledged", total)
+
+
+@pytest.mark.parametrize("width", [1, 4])
+def test_a_burst_of_queued_messages_makes_one_send_task_a_mailbox(task_queue, settings, width):
+    settings.OUTBOX_CONCURRENCY = width
+    first, second = make_mailbox("X26ABC1"), make_mailbox("X26ABC3")
+    for n in range(3):
+        queue(first, f"burst {n}".encode())
+    queue(second, b"another mailbox")
+    # With several at once, the first message's task sends the other two; one at a time, it does not.
+    assert task_queue.queue_size() == (2 if width > 1 else 4)
+    task_queue.purge_queue()
+    assert outbox.outbox_sweep()["enqueued"] == (2 if width > 1 else 4)
+    assert task_queue.queue_size() == (2 if width > 1 else 4)
