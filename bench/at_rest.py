@@ -31,12 +31,25 @@ DESCRIPTION = "payload encryption at rest: store/read/send/receive MiB/s and pea
 RESULTS_DIR = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
 PHASES = ("store", "read", "send", "receive")
+MODES = ("plain", "encrypted")
+
+
+def _env(workdir: str, mode: str) -> dict:
+    env = {
+        **os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "NEOMESH_VAR_DIR": str(Path(workdir) / "var"),
+        "PAYLOAD_ROOT": str(Path(workdir) / f"payloads-{mode}"),
+        "PAYLOAD_ENCRYPTION": "true" if mode == "encrypted" else "false", "LOG_LEVEL": "WARNING",
+    }  # fmt: skip
+    env.pop("NEOMESH_PRODUCTION", None)
+    env.pop("PAYLOAD_STORE", None)
+    return env
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--size", type=int, default=200, help="payload size in MiB (default 200)")
+    parser.add_argument("--size", type=int, default=100, help="payload size in MiB (default 100)")
     parser.add_argument("--kinds", default="csv,random", help="data kinds (csv, random)")
-    parser.add_argument("--repeat", type=int, default=3, help="runs per case; the median is kept")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds; the median is kept")
     parser.add_argument("--quick", action="store_true", help="50 MiB, one run")
     parser.add_argument("--no-save", action="store_true", help="do not write bench/results/")
 
@@ -64,18 +77,12 @@ def run(args: argparse.Namespace) -> int:
         for kind in kinds:
             source = Path(workdir) / f"source-{kind}.bin"
             digest = write_payload(source, kind, size * MiB)
-            for encrypted in (False, True):
-                mode = "encrypted" if encrypted else "plain"
-                env = {
-                    **os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings",
-                    "NEOMESH_VAR_DIR": str(Path(workdir) / "var"),
-                    "PAYLOAD_ROOT": str(Path(workdir) / f"payloads-{mode}"),
-                    "PAYLOAD_ENCRYPTION": "true" if encrypted else "false", "LOG_LEVEL": "WARNING",
-                }  # fmt: skip
-                env.pop("NEOMESH_PRODUCTION", None)
-                env.pop("PAYLOAD_STORE", None)
-                runs: dict[str, list[dict]] = {phase: [] for phase in PHASES}
-                for _ in range(repeat):
+            runs = {mode: {phase: [] for phase in PHASES} for mode in MODES}
+            # Plain and encrypted alternate within each round, so a busy machine's load drifts
+            # over both alike; the median of the rounds is kept.
+            for _ in range(repeat):
+                for mode in MODES:
+                    env = _env(workdir, mode)
                     sandbox.reset()
                     stored = _child(env, "store", file=source)
                     read = _child(env, "read", name=stored["name"])
@@ -83,11 +90,16 @@ def run(args: argparse.Namespace) -> int:
                     got = _child(env, "receive", url=sandbox.url, message_id=sent["message_id"])
                     ok &= stored["sha256"] == read["sha256"] == got["sha256"] == digest
                     for phase, result in zip(PHASES, (stored, read, sent, got), strict=True):
-                        runs[phase].append(result)
-                row = {"kind": kind, "mode": mode, "size_mib": size}
+                        runs[mode][phase].append(result)
+            for mode in MODES:
+                row = {"kind": kind, "mode": mode, "size_mib": size, "rounds": repeat}
                 for phase in PHASES:
-                    row[f"{phase}_mib_s"] = size / statistics.median(r["seconds"] for r in runs[phase])
-                    row[f"{phase}_rss_mib"] = max(r["peak_rss_kib"] for r in runs[phase]) / 1024
+                    results = runs[mode][phase]
+                    row[f"{phase}_mib_s"] = size / statistics.median(r["seconds"] for r in results)
+                    row[f"{phase}_cpu_ms_per_mib"] = 1000 * statistics.median(
+                        r["cpu_seconds"] for r in results
+                    ) / size
+                    row[f"{phase}_rss_mib"] = max(r["peak_rss_kib"] for r in results) / 1024
                 rows.append(row)
                 print(_row(row), flush=True)
             source.unlink()
@@ -112,23 +124,31 @@ def _row(row: dict) -> str:
 
 def format_table(rows: list[dict]) -> str:
     lines = [
-        "| data | payloads | store MiB/s | read MiB/s | send MiB/s | receive MiB/s | peak RSS send / receive (MiB) |",
-        "|---|---|---|---|---|---|---|",
+        "| data | payloads | store MiB/s | read MiB/s | send MiB/s | receive MiB/s "
+        "| CPU ms/MiB store / read / send / receive | peak RSS send / receive (MiB) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         lines.append(
             f"| {row['kind']} | {row['mode']} | {row['store_mib_s']:.0f} | {row['read_mib_s']:.0f} | "
             f"{row['send_mib_s']:.1f} | {row['receive_mib_s']:.1f} | "
-            f"{row['send_rss_mib']:.0f} / {row['receive_rss_mib']:.0f} |"
+            + " / ".join(f"{row[f'{p}_cpu_ms_per_mib']:.1f}" for p in PHASES)
+            + f" | {row['send_rss_mib']:.0f} / {row['receive_rss_mib']:.0f} |"
         )
     by = {(r["kind"], r["mode"]): r for r in rows}
     for kind in dict.fromkeys(r["kind"] for r in rows):
         plain, enc = by.get((kind, "plain")), by.get((kind, "encrypted"))
         if plain and enc:
             cost = {p: 100 * (1 - enc[f"{p}_mib_s"] / plain[f"{p}_mib_s"]) for p in PHASES}
+            cpu = {
+                p: 100 * (enc[f"{p}_cpu_ms_per_mib"] / plain[f"{p}_cpu_ms_per_mib"] - 1)
+                for p in PHASES
+            }
             lines.append(
                 f"\n{kind}: encryption costs " + ", ".join(f"{p} {c:+.1f}%" for p, c in cost.items())
-                + f" of throughput; peak RSS send {enc['send_rss_mib'] - plain['send_rss_mib']:+.0f} MiB,"
+                + " of throughput (wall clock); CPU per MiB "
+                + ", ".join(f"{p} {c:+.1f}%" for p, c in cpu.items())
+                + f"; peak RSS send {enc['send_rss_mib'] - plain['send_rss_mib']:+.0f} MiB,"
                 f" receive {enc['receive_rss_mib'] - plain['receive_rss_mib']:+.0f} MiB"
             )
     return "\n".join(lines)

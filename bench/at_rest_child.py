@@ -14,6 +14,7 @@ import argparse
 import hashlib
 import json
 import os
+import resource
 import time
 
 SENDER, RECIPIENT = "X26ABC1", "X26ABC2"
@@ -47,6 +48,7 @@ def main() -> None:
 
     baseline = _status_kib("VmRSS")
     out: dict = {}
+    cpu_before = resource.getrusage(resource.RUSAGE_SELF)
     started = time.perf_counter()
     if args.phase == "store":
         with open(args.file, "rb") as source:
@@ -69,6 +71,8 @@ def main() -> None:
             client.acknowledge(args.message_id)
         out = {"name": result[0].name, "sha256": result[0].sha256}
     out["seconds"] = time.perf_counter() - started
+    cpu = resource.getrusage(resource.RUSAGE_SELF)
+    out["cpu_seconds"] = (cpu.ru_utime - cpu_before.ru_utime) + (cpu.ru_stime - cpu_before.ru_stime)
     out["peak_rss_kib"] = _status_kib("VmHWM")
     out["baseline_rss_kib"] = baseline
     print(json.dumps(out))

@@ -133,6 +133,7 @@ INSTALLED_APPS = [
     "portal.ops",
     "portal.onboarding",
     "portal.conformance",
+    "portal.integrations",
     "portal.api",
 ]
 
@@ -417,6 +418,8 @@ SPECTACULAR_SETTINGS = {
 # failing handler is retried on one event before it is skipped (and recorded as skipped).
 EVENTS_RETENTION_DAYS = env.int("EVENTS_RETENTION_DAYS", default=90)
 EVENTS_HANDLER_MAX_ATTEMPTS = env.int("EVENTS_HANDLER_MAX_ATTEMPTS", default=8)
+# Deliveries of received messages onwards (portal.integrations): attempts before a dead letter.
+INTEGRATIONS_DELIVERY_MAX_ATTEMPTS = env.int("INTEGRATIONS_DELIVERY_MAX_ATTEMPTS", default=8)
 
 # django-auditlog captures model changes; portal.audit seals each entry into the hash chain.
 AUDITLOG_MASK_CALLABLE = "portal.audit.services.mask_secret"

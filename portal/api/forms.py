@@ -32,7 +32,7 @@ class TokenForm(PortalForm):
         help_text="The person answerable for that system.",
     )
     expires_on = forms.DateField(
-        label="Expires on", widget=forms.DateInput(attrs={"type": "date"}),
+        label="Expires on", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         help_text="The token stops working at the start of this day.",
     )  # fmt: skip
     rate_per_minute = forms.IntegerField(

@@ -17,6 +17,8 @@ SCHEDULES = [
     ("Sweep stuck conformance runs", "portal.conformance.tasks.sweep_runs", "I", 5),
     ("Publish and dispatch events", "portal.events.tasks.dispatch", "I", 1),
     ("Purge old events", "portal.events.tasks.purge", "D", None),
+    ("Sweep due deliveries", "portal.integrations.tasks.sweep_deliveries", "I", 1),
+    ("Scan watched directories", "portal.integrations.tasks.scan_intakes", "I", 1),
 ]
 
 

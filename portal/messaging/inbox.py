@@ -554,7 +554,22 @@ def _create_inbound(mailbox: Mailbox, info, payload: payloads.StoredPayload) -> 
         _link_report(message)
     else:
         acks.business_ack_link(message)
+        _emit_received(message)
     return message
+
+
+def _emit_received(message: Message) -> None:
+    """`message.received`, in the storing transaction (routes and deliveries consume it)."""
+    from portal.events.kinds import Severity
+    from portal.events.services import event_emit
+
+    event_emit(
+        kind="message.received", severity=Severity.INFO, mailbox_id=message.mailbox_id,
+        message_id=message.pk, workflow=message.workflow_id,
+        summary=f"Received message {message.mesh_message_id} from {message.sender or 'an unknown sender'} "
+        f"(workflow {message.workflow_id or 'none'}).",
+        data={"mesh_message_id": message.mesh_message_id or "", "filename": message.filename},
+    )  # fmt: skip
 
 
 def _link_report(report: Message) -> None:

@@ -18,18 +18,20 @@ def enqueue_send(message_pk: int) -> str:
 
 
 def enqueue_send_unless_pending(message) -> str | None:
-    """Enqueue a send for a message just queued, unless a task already pending will send it.
+    """Enqueue a send for a message just queued, unless enough tasks already pending will send it.
 
     A send task sends its mailbox's other due messages too (OUTBOX_CONCURRENCY at once), so while
-    an earlier message of the mailbox waits unclaimed, its task is still to run and will take this
-    one: a burst of 500 queued messages makes one task, not 500 that find their message sent. The
-    outbox sweep (every minute) sends anything a task did not.
+    that many earlier messages of the mailbox wait unclaimed, their tasks are still to run and will
+    take this one: a burst of 500 queued messages makes a few tasks (which several workers or hosts
+    can share), not 500 that each find their message sent. The outbox sweep (every minute) sends
+    anything a task did not.
     """
-    if settings.OUTBOX_CONCURRENCY > 1:
+    width = settings.OUTBOX_CONCURRENCY
+    if width > 1:
         waiting = Message.objects.sendable().filter(
             mailbox_id=message.mailbox_id, attempts=0, pk__lt=message.pk
         )
-        if waiting.exists():
+        if len(waiting.values_list("pk", flat=True)[:width]) >= width:
             return None
     return enqueue_send(message.pk)
 

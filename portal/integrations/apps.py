@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+
+
+class IntegrationsConfig(AppConfig):
+    name = "portal.integrations"
+    label = "integrations"
+    verbose_name = "Routes, destinations and deliveries"
+
+    def ready(self) -> None:
+        from portal.events import consumers
+
+        from .services import deliveries_plan_for_event
+
+        # Messaging emits `message.received` when a message is stored; it never imports this app.
+        consumers.register("integrations", deliveries_plan_for_event, kinds={"message.received"})
