@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from bench import api, at_rest, hostile, portal_scale, throughput, transfer
+from bench import api, at_rest, delivery, hostile, portal_scale, throughput, transfer
 
-BENCHMARKS = [transfer, portal_scale, throughput, hostile, api, at_rest]
+BENCHMARKS = [transfer, portal_scale, throughput, hostile, api, at_rest, delivery]
 DEFAULT = transfer.NAME
 
 

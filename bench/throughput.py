@@ -17,7 +17,9 @@ Latency: with ``--delays``, each run goes through ``bench.latency_proxy``, which
 request for that many milliseconds before passing it to the sandbox (0 = the proxy's own cost
 only), so the figures say what a round trip to live MESH would cost. Each run also reports the
 peak resident memory of the largest worker process (``VmHWM``), sampled every second, to show
-whether a worker's memory grows with the backlog (compare ``--messages 200`` and ``2000``).
+whether a worker's memory grows with the backlog (compare ``--messages 200`` and ``2000``), and the
+CPU time the worker processes spent per message (all their processes, SQLite's work included), which
+says what the machine bounds the rate to when it is busy with other work.
 
 Engines: ``sqlite`` is the embedded default (SQLite in WAL mode, django-q2's ORM broker);
 ``postgres`` is PostgreSQL and Redis from Debian's packages, started privately on loopback by
@@ -184,17 +186,17 @@ def _row(result: dict) -> str:
 
 def format_table(results: list[dict]) -> str:
     lines = [
-        "| engine | added latency | worker processes | messages | queued → all accepted | queued → all acknowledged | msg/s end to end | worker peak RSS |",
-        "|---|---|---|---|---|---|---|---|",
+        "| engine | added latency | worker processes | messages | queued → all accepted | queued → all acknowledged | msg/s end to end | worker CPU a message | worker peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         head = f"| {r['engine']} | {r['delay_ms']:g} ms | {r['workers']} | {r['messages']}"
         if r.get("error") or not r.get("complete"):
-            lines.append(f"{head} | - | failed | - | - |")
+            lines.append(f"{head} | - | failed | - | - | - |")
             continue
         lines.append(
             f"{head} | {r['accepted_s']:.1f} s | {r['done_s']:.1f} s | {r['rate']:.1f} "
-            f"| {r['peak_rss_mb']:.0f} MB |"
+            f"| {r.get('worker_cpu_ms_per_message', 0):.0f} ms | {r['peak_rss_mb']:.0f} MB |"
         )
     return "\n".join(lines)
 

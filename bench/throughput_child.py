@@ -67,6 +67,20 @@ def _descendants(pid: int) -> list[int]:
     return found
 
 
+def cpu_seconds(clusters: list[Cluster]) -> float:
+    """CPU time the clusters used so far: live processes' own, and the reaped ones' via their parent."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for cluster in clusters:
+        for pid in _descendants(cluster.process.pid):
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
+    return total / tick
+
+
 def peak_rss_mb(clusters: list[Cluster]) -> float:
     """The largest peak resident set (VmHWM) of any process of the clusters, in MB."""
     peak = 0
@@ -100,7 +114,7 @@ def measure(messages: int, clusters: list[Cluster], deadline: float) -> dict:
     sender, recipient = (Mailbox.objects.get(mailbox_id=m) for m in ("X26ABC1", "X26ABC2"))
     _wait_running(clusters)
     started = time.monotonic()
-    peak = peak_rss_mb(clusters)
+    peak, cpu_before = peak_rss_mb(clusters), cpu_seconds(clusters)
     for n in range(messages):
         message_queue_send(
             mailbox=sender, recipient="X26ABC2", workflow_id="TEST_WORKFLOW",
@@ -131,6 +145,7 @@ def measure(messages: int, clusters: list[Cluster], deadline: float) -> dict:
         "acknowledged": acknowledged, "received_rows": inbound.count(), "distinct": distinct,
         "rate": messages / done_s, "accepted_rate": messages / (accepted_s or done_s),
         "peak_rss_mb": max(peak, peak_rss_mb(clusters)),
+        "worker_cpu_ms_per_message": (cpu_seconds(clusters) - cpu_before) * 1000 / messages,
     }  # fmt: skip
 
 

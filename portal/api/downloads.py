@@ -67,6 +67,12 @@ def _skip(handle, offset: int) -> None:
 
 
 def payload_response(message: Message, range_header: str | None) -> StreamingHttpResponse:
+    if message.payload_purged_at:
+        raise Problem(
+            410, f"The payload was purged {message.payload_purged_at:%Y-%m-%d %H:%M} UTC under "
+            f"retention rule “{message.payload_purge_rule}”; the message's details are kept.",
+            kind="payload_purged",
+        )  # fmt: skip
     if not message.payload:
         raise Problem(404, "This message has no stored payload.")
     size = message.size_bytes or 0
@@ -75,6 +81,11 @@ def payload_response(message: Message, range_header: str | None) -> StreamingHtt
         handle = payloads.open_payload(message.payload.name)
     except FileNotFoundError:
         raise Problem(404, "The payload file is missing from storage: tell an administrator.") from None
+    except payloads.PayloadUnreadable as exc:
+        raise Problem(
+            500, f"The stored payload cannot be read ({exc}): tell an administrator.",
+            kind="payload_unreadable",
+        ) from None  # fmt: skip
     start, end = span or (0, size - 1)
     response = StreamingHttpResponse(
         _blocks(handle, start, end - start + 1), status=206 if span else 200,

@@ -15,6 +15,8 @@ from .registry import WATCHED
 # Actions the portal's services, views, workers and commands write (the filter takes any action;
 # these are offered as suggestions), and django-auditlog's model changes for every watched model.
 EXPLICIT_ACTIONS = [
+    "alert.acknowledged", "alert.snoozed", "alert.test_requested", "alert.sent", "alert.retry",
+    "alert.failed",
     "api.call", "api.token_created", "api.token_revoked", "api.token_expired",
     "auth.login", "auth.logout", "auth.login_failed", "auth.lockout", "auth.lockout_cleared",
     "auth.expired_attempts_cleaned",

@@ -28,6 +28,7 @@ KINDS: dict[str, str] = {
     "message.send_uncertain": "A send's outcome is unknown (MESH may have it)",
     "message.acknowledged": "The recipient downloaded and acknowledged a message we sent",
     "message.inbound_expiring": "A received message is near MESH's 5-day limit unacknowledged",
+    "message.inbound_acknowledged": "A received message near MESH's limit is acknowledged at last",
     "message.ack_overdue": "A sent message was not acknowledged within its expected time",
     "message.business_ack_overdue": "A sent message's business acknowledgement (_ACK) is overdue",
     "message.business_ack_received": "An overdue business acknowledgement arrived",

@@ -15,8 +15,12 @@ SCHEDULES = [
     ("Publish the audit chain head", "portal.audit.tasks.publish_head", "I", 15),
     ("Purge payloads past retention", "portal.messaging.tasks.purge_payloads", "I", 60),
     ("Sweep stuck conformance runs", "portal.conformance.tasks.sweep_runs", "I", 5),
+    ("Check for overdue messages", "portal.messaging.tasks.check_overdue", "I", 60),
+    ("Daily check of overdue go-live tasks and letters", "portal.onboarding.tasks.check_overdue", "D", None),
     ("Publish and dispatch events", "portal.events.tasks.dispatch", "I", 1),
     ("Purge old events", "portal.events.tasks.purge", "D", None),
+    ("Send due alerts", "portal.alerts.tasks.sweep", "I", 1),
+    ("Daily alert digests", "portal.alerts.tasks.send_digests", "D", None),
     ("Sweep due deliveries", "portal.integrations.tasks.sweep_deliveries", "I", 1),
     ("Scan watched directories", "portal.integrations.tasks.scan_intakes", "I", 1),
 ]

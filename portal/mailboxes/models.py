@@ -134,6 +134,8 @@ class Mailbox(models.Model):
     last_poll_at = models.DateTimeField(null=True, blank=True)
     last_poll_ok = models.BooleanField(null=True)
     inbox_backlog = models.PositiveIntegerField(null=True, blank=True)
+    # When the current run of failing polls began (None while polls succeed).
+    poll_failing_since = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
     last_error_at = models.DateTimeField(null=True, blank=True)
     # Set while a worker polls this mailbox: the claim that keeps polls of one mailbox one at a time.

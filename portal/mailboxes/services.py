@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import datetime
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -108,18 +109,22 @@ def mailbox_handshake(*, mailbox: Mailbox) -> tuple[bool, str]:
         with mesh_client(mailbox) as client:
             client.handshake()
     except (meshcore.MeshError, MailboxNotReady) as exc:
-        Mailbox.objects.filter(pk=mailbox.pk).update(
-            last_handshake_at=timezone.now(), last_handshake_ok=False
-        )
         reason = handshake_failure_text(
             exc, mesh_host=mailbox.environment != Environment.SANDBOX
         )
-        record_error(mailbox, f"Handshake failed: {reason}")
+        with transaction.atomic():
+            Mailbox.objects.filter(pk=mailbox.pk).update(
+                last_handshake_at=timezone.now(), last_handshake_ok=False
+            )
+            record_error(mailbox, f"Handshake failed: {reason}")
+            _handshake_event(mailbox, reason)
         return False, f"Handshake with {mailbox.mailbox_id} failed: {reason}"
     elapsed_ms = int((time.monotonic() - started) * 1000)
-    Mailbox.objects.filter(pk=mailbox.pk).update(
-        last_handshake_at=timezone.now(), last_handshake_ok=True, last_handshake_ms=elapsed_ms
-    )
+    with transaction.atomic():
+        Mailbox.objects.filter(pk=mailbox.pk).update(
+            last_handshake_at=timezone.now(), last_handshake_ok=True, last_handshake_ms=elapsed_ms
+        )
+        _handshake_event(mailbox, "")
     return True, f"Handshake with {mailbox.mailbox_id} succeeded in {elapsed_ms} ms"
 
 
@@ -147,3 +152,22 @@ def mailbox_poll_request(*, mailbox: Mailbox) -> datetime | None:
         return None
     mailbox.refresh_from_db(fields=["last_poll_at", "poll_requested_at"])
     return mailbox.next_poll_allowed_at() or now
+
+
+def _handshake_event(mailbox: Mailbox, error: str) -> None:
+    """One event when handshakes start failing, one when they succeed again."""
+    from portal.events.services import problem_raise, problem_resolve
+
+    key, data = f"mailbox:{mailbox.pk}:handshake", {"mailbox": mailbox.mailbox_id, "error": error}
+    if error:
+        problem_raise(
+            problem_key=key, kind="mailbox.handshake_failing", severity="error",
+            summary=f"Handshake of {mailbox.mailbox_id} with MESH failed: {error}",
+            mailbox_id=mailbox.pk, data=data,
+        )  # fmt: skip
+    else:
+        problem_resolve(
+            problem_key=key, kind="mailbox.handshake_recovered", severity="info",
+            summary=f"Handshake of {mailbox.mailbox_id} with MESH succeeds again.",
+            mailbox_id=mailbox.pk, data=data,
+        )  # fmt: skip

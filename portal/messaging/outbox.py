@@ -49,6 +49,7 @@ from portal.lib.claims import ClaimHeartbeat
 from portal.mailboxes.services import MailboxNotReady, mesh_client, record_error
 from portal.ops.models import MessageCount
 
+from . import notices
 from .mesh_codes import explain
 from .models import Direction, Message, MessageEvent, Status, next_track_at
 
@@ -323,6 +324,7 @@ def _fail(
             message.add_event(Kind.FAILED, reason)
             MessageCount.add(message, MessageCount.Event.FAILED, error.code if error else "")
             _audit(message, "message.failed", reason)
+            notices.send_failed(message, reason)
     if finished:
         _flag_mailbox(message, f"Send of message #{message.pk} failed: {reason}")
     return Status.FAILED
@@ -340,6 +342,7 @@ def _uncertain(message: Message, worker: str, reason: str) -> str:
         if finished:
             message.add_event(Kind.UNCERTAIN, text)
             _audit(message, "message.uncertain", text)
+            notices.send_uncertain(message, text)
     if finished:
         _flag_mailbox(message, f"Send of message #{message.pk} has an unknown outcome: {reason}")
     return Status.UNCERTAIN
@@ -489,6 +492,9 @@ def _give_up_abandoned(message: Message) -> int:
         message.add_event(kind, reason)
         if status == Status.FAILED:
             MessageCount.add(message, MessageCount.Event.FAILED)
+            notices.send_failed(message, reason)
+        else:
+            notices.send_uncertain(message, reason)
         _audit(message, f"message.{status}", reason)
     _flag_mailbox(message, f"Send of message #{message.pk} stopped: {reason}")
     return 1

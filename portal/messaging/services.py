@@ -26,7 +26,7 @@ from portal.mailboxes.readiness import transfer_blocked_reason
 from portal.mailboxes.services import MailboxNotReady, mesh_client
 from portal.ops.models import MessageCount
 
-from . import pid
+from . import notices, pid
 from .mesh_codes import explain
 from .models import TRACK_NOW_EVERY, Direction, Message, MessageEvent, Status, next_track_at
 
@@ -352,6 +352,7 @@ def message_refresh_tracking(*, message: Message, scheduled: bool = True) -> str
                     Kind.TRACKED, f"The recipient downloaded and acknowledged it {when}"
                 )
                 audit_worker_action(action="message.tracked", obj=message, detail="acknowledged")
+                notices.acknowledged(message)
     elif state in ("error", "undeliverable"):
         reason = explain(status.status_code, status.status_description or "")
         with transaction.atomic():
@@ -366,6 +367,7 @@ def message_refresh_tracking(*, message: Message, scheduled: bool = True) -> str
                 audit_worker_action(
                     action="message.tracked", obj=message, detail=f"{state}: {reason}"
                 )
+                notices.send_failed(message, f"Tracking reports {state}: {reason}")
     return state
 
 

@@ -9,7 +9,7 @@ from portal.audit.services import audit_worker_action
 from portal.mailboxes.models import Mailbox
 from portal.ops.models import Heartbeat
 
-from . import acks, inbox, outbox, services
+from . import acks, inbox, notices, outbox, services
 from .models import Message
 
 
@@ -65,6 +65,11 @@ def poll_due() -> int:
 def sweep_outbox() -> dict:
     Heartbeat.beat("sweep_outbox", outbox.worker_name())
     return outbox.outbox_sweep()
+
+
+def check_overdue() -> dict:
+    """Scheduled hourly: raise events for messages near MESH's limit or not acknowledged in time."""
+    return notices.messages_check_overdue()
 
 
 def refresh_tracking() -> int:

@@ -36,11 +36,17 @@ def test_it_sends_follows_collects_and_confirms(api, sandbox_mailboxes, token_pa
     assert repeat.headers["Idempotent-Replayed"] == "true"
     assert Message.objects.count() == 1
 
+    cursor = api.get("/events/").json()["after"]
     assert outbox.message_send(message_id=body["id"]) == "accepted"
     inbox.mailbox_poll(mailbox=recipient)
 
+    # The program follows the event list (long-poll) until the recipient's poller has stored it.
+    arrived = api.get("/events/", params={"after": cursor, "kind": "message.received", "wait": 10})
+    [event] = arrived.json()["results"]
+    assert event["mailbox"] == "X26ABC2" and event["workflow"] == "TEST_WORKFLOW"
+    received = api.get(event["message_url"]).json()
     listed = api.get("/messages/", params={"mailbox": "X26ABC2", "direction": "in"}).json()
-    [received] = listed["results"]
+    assert [m["id"] for m in listed["results"]] == [received["id"]]
     assert (received["subject"], received["local_id"]) == ("Results", "run-1")
 
     whole = api.get(received["payload_url"])

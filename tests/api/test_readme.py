@@ -67,8 +67,9 @@ def test_it_runs_the_curl_walkthrough_and_the_python_example(
     assert again["id"] == sent["id"] and Message.objects.count() == 1
     _deliver(sender, recipient)
 
-    [received] = json.loads(_sh("walkthrough-wait", env, tmp_path))["results"]
-    env["MESSAGE_ID"] = str(received["id"])
+    [event] = json.loads(_sh("walkthrough-wait", env, tmp_path))["results"]
+    assert (event["kind"], event["mailbox"]) == ("message.received", "X26ABC2")
+    env["MESSAGE_ID"] = str(event["message_id"])
     assert "sha256 matches" in _sh("walkthrough-collect", env, tmp_path)
     assert (tmp_path / "received.csv").read_bytes() == (tmp_path / "results.csv").read_bytes()
     confirmed = json.loads(_sh("walkthrough-confirm", env, tmp_path))

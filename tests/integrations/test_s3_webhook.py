@@ -126,3 +126,52 @@ def test_a_failing_webhook_is_a_failure_with_its_reason(mailbox, receiver_args, 
         delivery = run(received_message(mailbox))
     assert delivery.state == "failed"
     assert reason in delivery.last_error
+
+
+class WorkerDied(BaseException):
+    """Stands in for SIGKILL: nothing in the worker catches it, so no clean-up runs."""
+
+
+def test_a_worker_killed_mid_upload_leaves_one_byte_exact_object_after_the_retry(
+    mailbox, bucket, monkeypatch
+):
+    from django.utils import timezone
+
+    from portal.integrations.models import Delivery
+    from portal.lib import payloads
+
+    route_to(mailbox, s3(bucket))
+    data = bytes(range(256)) * (24 * MiB // 256)
+    message = received_message(mailbox, data)
+    (delivery,) = deliveries_plan(message=message)
+    real_open = payloads.open_payload
+
+    class DiesAfter:
+        def __init__(self, handle):
+            self.handle, self.read_so_far = handle, 0
+
+        def read(self, size=-1):
+            if self.read_so_far > 10 * MiB:
+                raise WorkerDied()
+            block = self.handle.read(size)
+            self.read_so_far += len(block)
+            return block
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.handle.close()
+
+    monkeypatch.setattr(payloads, "open_payload", lambda name: DiesAfter(real_open(name)))
+    with pytest.raises(WorkerDied):
+        delivery_run(delivery_id=delivery.pk)
+    monkeypatch.setattr(payloads, "open_payload", real_open)
+    assert bucket.client().list_objects_v2(Bucket="landing")["KeyCount"] == 0  # nothing half-visible
+    assert delivery_run(delivery_id=delivery.pk) == "not due"  # the dead worker's lease still holds
+    Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())  # lease passed
+    assert delivery_run(delivery_id=delivery.pk) == "delivered"
+    listing = bucket.client().list_objects_v2(Bucket="landing")
+    assert listing["KeyCount"] == 1
+    body = bucket.client().get_object(Bucket="landing", Key=listing["Contents"][0]["Key"])["Body"].read()
+    assert body == data

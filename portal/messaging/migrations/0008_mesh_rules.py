@@ -21,7 +21,7 @@ def schedule_accepted_messages(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('mailboxes', '0003_send_rules_and_business_acks'),
+        ('mailboxes', '0004_send_rules_and_business_acks'),
         ('messaging', '0007_unacknowledged_index'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]

@@ -14,7 +14,7 @@ def poll_at_most_every_five_minutes(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('mailboxes', '0001_initial'),
+        ('mailboxes', '0002_poll_failing_since'),
     ]
 
     operations = [

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('mailboxes', '0002_request_limits'),
+        ('mailboxes', '0003_request_limits'),
     ]
 
     operations = [
