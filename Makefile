@@ -34,6 +34,7 @@ services:
 run: setup
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py seed_demo_alerts
 	$(BIN)/python manage.py run_local
 
 # Phase 1: the whole suite on the embedded defaults (SQLite, ORM broker).

@@ -133,6 +133,7 @@ INSTALLED_APPS = [
     "portal.ops",
     "portal.onboarding",
     "portal.conformance",
+    "portal.alerts",
     "portal.integrations",
     "portal.api",
 ]
@@ -172,6 +173,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "portal.accounts.context_processors.navigation",
+                "portal.alerts.context_processors.alerts",
             ],
         },
     },
@@ -331,7 +333,9 @@ MESH_SANDBOX_HOSTS = env.list("MESH_SANDBOX_HOSTS", default=[])
 MESH_SANDBOX_SHARED_KEY = env.str("MESH_SANDBOX_SHARED_KEY", default="TestKey")
 MESH_APPLICATION_NAME = env.str("MESH_APPLICATION_NAME", default="NeoMesh")
 MESH_MAX_UPLOAD_BYTES = env.int("MESH_MAX_UPLOAD_BYTES", default=20 * 1024**3)
-MESH_CHUNK_SIZE = env.int("MESH_CHUNK_SIZE", default=20 * 1024 * 1024)
+# Unset: each send goes in one request when it fits the mailbox's MESH request limit, else in
+# chunks meshcore sizes to fit it. Set only to force a fixed raw chunk size (tests, investigations).
+MESH_CHUNK_SIZE = env.int("MESH_CHUNK_SIZE", default=None)
 # What a received message may become (decoded): refused and quarantined past these.
 MESH_MAX_MESSAGE_BYTES = env.int("MESH_MAX_MESSAGE_BYTES", default=100 * 1024**3)
 MESH_MAX_CHUNK_BYTES = env.int("MESH_MAX_CHUNK_BYTES", default=1024**3)
@@ -416,6 +420,29 @@ SPECTACULAR_SETTINGS = {
 # failing handler is retried on one event before it is skipped (and recorded as skipped).
 EVENTS_RETENTION_DAYS = env.int("EVENTS_RETENTION_DAYS", default=90)
 EVENTS_HANDLER_MAX_ATTEMPTS = env.int("EVENTS_HANDLER_MAX_ATTEMPTS", default=8)
+# A mailbox whose polls have failed for this long raises `mailbox.poll_failing` (once per problem).
+MAILBOX_POLL_FAILING_MINUTES = env.int("MAILBOX_POLL_FAILING_MINUTES", default=15)
+# A sent message not acknowledged by its recipient within this many hours raises
+# `message.ack_overdue`, unless its workflow says otherwise.
+MESSAGING_ACK_EXPECTED_HOURS = env.int("MESSAGING_ACK_EXPECTED_HOURS", default=24)
+
+# Alerts (portal.alerts). Email goes through Django's SMTP backend (development prints it instead).
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends.smtp.EmailBackend"
+    if PRODUCTION
+    else "django.core.mail.backends.console.EmailBackend",
+)
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="NeoMesh <neomesh@localhost>")
+# How long one email or webhook call may take before it counts as failed (and is retried).
+ALERTS_SEND_TIMEOUT_SECONDS = env.int("ALERTS_SEND_TIMEOUT_SECONDS", default=10)
+# The portal's address as people reach it, for the link to the alerts inbox in each alert.
+ALERTS_PORTAL_URL = env.str("ALERTS_PORTAL_URL", default="")
 # Deliveries of received messages onwards (portal.integrations): attempts before a dead letter.
 INTEGRATIONS_DELIVERY_MAX_ATTEMPTS = env.int("INTEGRATIONS_DELIVERY_MAX_ATTEMPTS", default=8)
 

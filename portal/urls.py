@@ -10,6 +10,7 @@ urlpatterns = [
     path("onboarding/", include("portal.onboarding.urls")),
     path("conformance/", include("portal.conformance.urls")),
     path("audit/", include("portal.audit.urls")),
+    path("alerts/", include("portal.alerts.urls")),
     path("admin/", admin.site.urls),
     path("api/", include("portal.api.urls")),
     path("api-tokens/", include("portal.api.page_urls")),

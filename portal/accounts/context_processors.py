@@ -21,6 +21,7 @@ NAV_ITEMS = [
     ("Conformance", ("conformance:list",), "conformance.view_conformancerun"),
     ("Audit", ("audit:list", "audit:home", "audit:trail"), "audit.view_auditrecord"),
     ("API tokens", ("api_tokens:list",), "api.view_apitoken"),
+    ("Alerts", ("alerts:inbox",), "mailboxes.view_mailbox"),
 ]
 
 

@@ -15,6 +15,8 @@ from .registry import WATCHED
 # Actions the portal's services, views, workers and commands write (the filter takes any action;
 # these are offered as suggestions), and django-auditlog's model changes for every watched model.
 EXPLICIT_ACTIONS = [
+    "alert.acknowledged", "alert.snoozed", "alert.test_requested", "alert.sent", "alert.retry",
+    "alert.failed",
     "api.call", "api.token_created", "api.token_revoked", "api.token_expired",
     "auth.login", "auth.logout", "auth.login_failed", "auth.lockout", "auth.lockout_cleared",
     "auth.expired_attempts_cleaned",
@@ -27,8 +29,8 @@ EXPLICIT_ACTIONS = [
     "mailbox.poll_requested", "mailbox.poll_failed", "mailbox.secrets_cleared",
     "message.queued", "message.resend", "message.accepted", "message.retry", "message.failed",
     "message.uncertain", "message.claim_released", "message.downloaded", "message.acknowledged",
-    "message.tracked", "message.track", "message.payload_downloaded", "message.checksum_mismatch",
-    "message.quarantine_retry", "message.quarantine_left",
+    "message.tracked", "message.track", "message.track_requested", "message.payload_downloaded",
+    "message.checksum_mismatch", "message.business_ack_linked", "message.business_ack_overdue",
     "message.payload_confirmed", "message.payload_unreadable", "payloads.encrypted",
     "payloads.keys_rewrapped", "message.payload_purged", "message.legal_hold_placed",
     "message.legal_hold_released", "message.quarantine_retry", "message.quarantine_left",

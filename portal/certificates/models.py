@@ -10,6 +10,8 @@ from portal.lib.fields import EncryptedTextField
 
 # Warnings start 90 days out; NHS England takes up to 5 working days to issue a renewal.
 WARN_WITHIN_DAYS = 90
+# An event is raised once as each of these is crossed (days before expiry).
+EXPIRY_THRESHOLDS = (90, 30, 14, 7, 1)
 
 
 class CertificateQuerySet(models.QuerySet):
@@ -58,6 +60,8 @@ class Certificate(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     installed_at = models.DateTimeField(null=True, blank=True)
+    # The smallest expiry threshold an event was raised for (EXPIRY_THRESHOLDS), so each is once.
+    expiry_warned_days = models.PositiveSmallIntegerField(null=True, blank=True)
 
     objects = CertificateQuerySet.as_manager()
 
@@ -83,6 +87,14 @@ class Certificate(models.Model):
 
     def is_expired(self, now=None) -> bool:
         return self.not_after is not None and self.not_after <= (now or timezone.now())
+
+    def expiry_threshold(self, now=None) -> int | None:
+        """The smallest threshold this certificate is within, if it is within any."""
+        if self.not_after is None:
+            return None
+        left = self.not_after - (now or timezone.now())
+        crossed = [days for days in EXPIRY_THRESHOLDS if left <= timedelta(days=days)]
+        return min(crossed) if crossed else None
 
     def needs_warning(self, now=None) -> bool:
         days = self.days_left(now)

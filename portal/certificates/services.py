@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from meshcore import MeshError
 from meshcore import certificates as mc_certs
 from portal.audit.services import audit_person_action, audit_worker_action, record
+from portal.events.services import event_emit
 from portal.mailboxes.models import Mailbox
 
 from .models import Certificate
@@ -80,6 +82,12 @@ def certificate_install(
     active = Certificate.objects.active().filter(mailbox=certificate.mailbox).defer("private_key")
     for old in active:
         record(action="certificate.superseded", request=request, obj=old, changes={"status": ["active", "superseded"]})  # fmt: skip
+        if old.expiry_warned_days is not None:
+            event_emit(
+                kind="certificate.replaced", severity="info", mailbox_id=old.mailbox_id,
+                summary=f"The expiring certificate of {certificate.mailbox.mailbox_id} was replaced.",
+                data={"common_name": old.common_name, "serial": old.serial},
+            )  # fmt: skip
     Certificate.objects.filter(
         mailbox=certificate.mailbox, status=Certificate.Status.ACTIVE
     ).update(status=Certificate.Status.SUPERSEDED)
@@ -100,13 +108,59 @@ def certificates_check_expiry(now=None) -> dict[str, int]:
     """Mark expired certificates and count the ones inside the warning window."""
     now = now or timezone.now()
     expired = 0
-    for certificate in Certificate.objects.active().filter(not_after__lte=now):
+    for certificate in Certificate.objects.active().filter(not_after__lte=now).select_related("mailbox"):
         with transaction.atomic():
             # Conditional, so two overlapping runs mark and audit each certificate once.
             if Certificate.objects.filter(
                 pk=certificate.pk, status=Certificate.Status.ACTIVE
             ).update(status=Certificate.Status.EXPIRED):
                 audit_worker_action(action="certificate.expired", obj=certificate)
+                event_emit(
+                    kind="certificate.expired", severity="critical",
+                    summary=(
+                        f"The certificate of {certificate.mailbox.mailbox_id} "
+                        f"({certificate.common_name}) expired on {certificate.not_after:%d %B %Y}: "
+                        "MESH refuses the mailbox until a new one is installed."
+                    ),
+                    mailbox_id=certificate.mailbox_id,
+                    problem_key=f"certificate:{certificate.pk}:expired",
+                    data=_certificate_data(certificate),
+                )  # fmt: skip
                 expired += 1
+    for certificate in Certificate.objects.expiring(now=now).select_related("mailbox").defer("private_key"):
+        _warn_expiring(certificate, now)
     warning = Certificate.objects.expiring(now=now).count()
     return {"expired": expired, "expiring": warning}
+
+
+def _certificate_data(certificate: Certificate) -> dict:
+    return {
+        "mailbox": certificate.mailbox.mailbox_id, "common_name": certificate.common_name,
+        "serial": certificate.serial, "not_after": certificate.not_after.isoformat(),
+    }  # fmt: skip
+
+
+def _warn_expiring(certificate: Certificate, now) -> bool:
+    """One event as each threshold (90, 30, 14, 7, 1 days) is crossed; a skipped one is not repeated."""
+    threshold = certificate.expiry_threshold(now)
+    if threshold is None:
+        return False
+    with transaction.atomic():
+        # Conditional: a threshold already warned (or a smaller one) is never warned again.
+        fresh = Q(expiry_warned_days__isnull=True) | Q(expiry_warned_days__gt=threshold)
+        if not Certificate.objects.filter(pk=certificate.pk).filter(fresh).update(
+            expiry_warned_days=threshold
+        ):
+            return False
+        days = certificate.days_left(now)
+        event_emit(
+            kind="certificate.expiring", severity="error" if threshold <= 7 else "warning",
+            summary=(
+                f"The certificate of {certificate.mailbox.mailbox_id} ({certificate.common_name}) "
+                f"expires on {certificate.not_after:%d %B %Y}, in {days} day{'s' if days != 1 else ''}: "
+                "request a renewal now (NHS England takes up to 5 working days)."
+            ),
+            mailbox_id=certificate.mailbox_id, problem_key=f"certificate:{certificate.pk}:expiring:{threshold}",
+            data={**_certificate_data(certificate), "threshold_days": threshold, "days_left": days},
+        )  # fmt: skip
+    return True

@@ -5,14 +5,17 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
+from datetime import datetime
 
 from django.conf import settings
+from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 import meshcore
 
 from .hosts import base_url_problem
-from .models import Environment, Mailbox
+from .models import MIN_POLL_INTERVAL, Environment, Mailbox
 
 
 class MailboxNotReady(Exception):
@@ -48,7 +51,8 @@ def mesh_client(mailbox: Mailbox, **overrides) -> Iterator[meshcore.MeshClient]:
         "cert": cert,
         "verify": verify,
         "application_name": settings.MESH_APPLICATION_NAME,
-        "chunk_size": settings.MESH_CHUNK_SIZE,
+        # meshcore sends a message whole when it fits this limit, else in chunks that fit.
+        "max_request_bytes": mailbox.max_request_bytes,
         "request_deadline": settings.MESH_REQUEST_DEADLINE_SECONDS,
     }
     options.update(overrides)
@@ -105,16 +109,65 @@ def mailbox_handshake(*, mailbox: Mailbox) -> tuple[bool, str]:
         with mesh_client(mailbox) as client:
             client.handshake()
     except (meshcore.MeshError, MailboxNotReady) as exc:
-        Mailbox.objects.filter(pk=mailbox.pk).update(
-            last_handshake_at=timezone.now(), last_handshake_ok=False
-        )
         reason = handshake_failure_text(
             exc, mesh_host=mailbox.environment != Environment.SANDBOX
         )
-        record_error(mailbox, f"Handshake failed: {reason}")
+        with transaction.atomic():
+            Mailbox.objects.filter(pk=mailbox.pk).update(
+                last_handshake_at=timezone.now(), last_handshake_ok=False
+            )
+            record_error(mailbox, f"Handshake failed: {reason}")
+            _handshake_event(mailbox, reason)
         return False, f"Handshake with {mailbox.mailbox_id} failed: {reason}"
     elapsed_ms = int((time.monotonic() - started) * 1000)
-    Mailbox.objects.filter(pk=mailbox.pk).update(
-        last_handshake_at=timezone.now(), last_handshake_ok=True, last_handshake_ms=elapsed_ms
-    )
+    with transaction.atomic():
+        Mailbox.objects.filter(pk=mailbox.pk).update(
+            last_handshake_at=timezone.now(), last_handshake_ok=True, last_handshake_ms=elapsed_ms
+        )
+        _handshake_event(mailbox, "")
     return True, f"Handshake with {mailbox.mailbox_id} succeeded in {elapsed_ms} ms"
+
+
+def mailbox_poll_request(*, mailbox: Mailbox) -> datetime | None:
+    """A person's "Poll now": allowed once MESH's 5 minutes since the last poll (or request) are up
+    (any environment of NHS England's; a sandbox mailbox is not limited).
+
+    Returns None when granted (recorded by conditional update, so two clicks at once get one
+    poll), or when the next poll is allowed.
+    """
+    now = timezone.now()
+    if mailbox.environment == Environment.SANDBOX:
+        # A local mesh-sandbox has no polling rule to keep (and development wants a poll now).
+        Mailbox.objects.filter(pk=mailbox.pk).update(poll_requested_at=now)
+        return None
+    since = now - MIN_POLL_INTERVAL
+    granted = (
+        Mailbox.objects.filter(pk=mailbox.pk)
+        .filter(Q(last_poll_at__isnull=True) | Q(last_poll_at__lte=since))
+        .filter(Q(poll_requested_at__isnull=True) | Q(poll_requested_at__lte=since))
+        .update(poll_requested_at=now)
+    )
+    if granted:
+        mailbox.poll_requested_at = now
+        return None
+    mailbox.refresh_from_db(fields=["last_poll_at", "poll_requested_at"])
+    return mailbox.next_poll_allowed_at() or now
+
+
+def _handshake_event(mailbox: Mailbox, error: str) -> None:
+    """One event when handshakes start failing, one when they succeed again."""
+    from portal.events.services import problem_raise, problem_resolve
+
+    key, data = f"mailbox:{mailbox.pk}:handshake", {"mailbox": mailbox.mailbox_id, "error": error}
+    if error:
+        problem_raise(
+            problem_key=key, kind="mailbox.handshake_failing", severity="error",
+            summary=f"Handshake of {mailbox.mailbox_id} with MESH failed: {error}",
+            mailbox_id=mailbox.pk, data=data,
+        )  # fmt: skip
+    else:
+        problem_resolve(
+            problem_key=key, kind="mailbox.handshake_recovered", severity="info",
+            summary=f"Handshake of {mailbox.mailbox_id} with MESH succeeds again.",
+            mailbox_id=mailbox.pk, data=data,
+        )  # fmt: skip

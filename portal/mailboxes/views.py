@@ -20,6 +20,7 @@ from portal.messaging.tasks import enqueue_poll
 from .forms import MailboxFilterForm, MailboxForm, OrganisationForm, WorkflowForm
 from .models import Mailbox, Organisation, Workflow
 from .readiness import transfer_blocked_reason
+from .services import mailbox_poll_request
 from .tasks import enqueue_handshake
 
 HANDSHAKE_TASK = "portal.mailboxes.tasks.handshake_mailbox"
@@ -84,10 +85,16 @@ def mailbox_detail(request, pk: int):
         "recent_outbound": recent.outbound()[:5],
         "workflow_form": WorkflowForm(mailbox=mailbox),
         "blocked_reason": transfer_blocked_reason(mailbox),
+        "next_poll_allowed_at": None if mailbox.environment == "sandbox"
+        else _future(mailbox.next_poll_allowed_at()),
         "inbound_failures": held_inbound(mailbox),
         "next_url": request.get_full_path(),
     }
     return render(request, "mailboxes/detail.html", context)
+
+
+def _future(moment):
+    return moment if moment and moment > timezone.now() else None
 
 
 @permission_required("mailboxes.add_mailbox")
@@ -160,8 +167,18 @@ def mailbox_handshake(request, pk: int):
 @permission_required("mailboxes.change_mailbox")
 @require_POST
 def mailbox_poll(request, pk: int):
-    """Poll now: one poll of this mailbox in a worker."""
+    """Poll now: one poll of this mailbox in a worker, at most once every 5 minutes (MESH's rule)."""
     mailbox = _get_mailbox_for_user(request, pk)
+    next_allowed = mailbox_poll_request(mailbox=mailbox)
+    if next_allowed is not None:
+        wait = max(1, int((next_allowed - timezone.now()).total_seconds()))
+        messages.error(
+            request,
+            f"MESH allows a poll at most once every 5 minutes: the next poll of "
+            f"{mailbox.mailbox_id} is allowed at {timezone.localtime(next_allowed):%H:%M:%S} "
+            f"(in {wait // 60} min {wait % 60} s).",
+        )
+        return redirect("mailboxes:detail", pk=mailbox.pk)
     task_id = enqueue_poll(mailbox.pk)
     audit_person_action(
         request, action="mailbox.poll_requested", obj=mailbox, detail=f"task {task_id}"

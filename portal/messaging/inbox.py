@@ -51,7 +51,8 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import IntegrityError, InterfaceError, OperationalError, connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q, Value
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 import meshcore
@@ -63,7 +64,7 @@ from portal.mailboxes.readiness import transfer_blocked_reason
 from portal.mailboxes.services import MailboxNotReady, mesh_client, record_error
 from portal.ops.models import MessageCount
 
-from . import quarantine
+from . import acks, notices, quarantine
 from .mesh_codes import explain
 from .models import Direction, Message, MessageEvent, MessageType, Status
 from .outbox import worker_name
@@ -191,12 +192,19 @@ def mailbox_poll(*, mailbox: Mailbox, worker: str | None = None) -> PollResult:
 
 
 def _record_poll(mailbox: Mailbox, worker: str, result: PollResult) -> None:
-    health = {"last_poll_at": timezone.now(), "last_poll_ok": not result.errors}
+    now = timezone.now()
+    health = {"last_poll_at": now, "last_poll_ok": not result.errors}
     if not result.errors or result.listed:
         health["inbox_backlog"] = max(0, result.listed - result.acknowledged)
-    _release_poll(mailbox, worker, **health)
-    if result.errors:
-        record_error(mailbox, f"Poll failed: {result.errors[0]}")
+    # The start of a run of failures is kept until a poll succeeds.
+    health["poll_failing_since"] = Coalesce(F("poll_failing_since"), Value(now)) if result.errors else None
+    with transaction.atomic():
+        _release_poll(mailbox, worker, **health)
+        if result.errors:
+            record_error(mailbox, f"Poll failed: {result.errors[0]}")
+        notices.poll_result(
+            mailbox, ok=not result.errors, error=result.errors[0] if result.errors else "", now=now
+        )
 
 
 def _drain(mailbox: Mailbox, result: PollResult, heartbeat: ClaimHeartbeat | None = None) -> None:
@@ -436,6 +444,7 @@ def receive_one(
                 status=Status.ACKNOWLEDGED, acknowledged_at=timezone.now()
             )
             message.add_event(Kind.ACKNOWLEDGED, "Acknowledged to MESH")
+            notices.inbound_acknowledged(message)
             audit_worker_action(action="message.acknowledged", obj=message)
     result.acknowledged += 1
     return message
@@ -553,22 +562,9 @@ def _create_inbound(mailbox: Mailbox, info, payload: payloads.StoredPayload) -> 
     if is_report:
         _link_report(message)
     else:
-        _emit_received(message)
+        acks.business_ack_link(message)
+        notices.received(message)
     return message
-
-
-def _emit_received(message: Message) -> None:
-    """`message.received`, in the storing transaction (routes and deliveries consume it)."""
-    from portal.events.kinds import Severity
-    from portal.events.services import event_emit
-
-    event_emit(
-        kind="message.received", severity=Severity.INFO, mailbox_id=message.mailbox_id,
-        message_id=message.pk, workflow=message.workflow_id,
-        summary=f"Received message {message.mesh_message_id} from {message.sender or 'an unknown sender'} "
-        f"(workflow {message.workflow_id or 'none'}).",
-        data={"mesh_message_id": message.mesh_message_id or "", "filename": message.filename},
-    )  # fmt: skip
 
 
 def _link_report(report: Message) -> None:
@@ -579,6 +575,7 @@ def _link_report(report: Message) -> None:
         mailbox=report.mailbox, direction=Direction.OUTBOUND,
         mesh_message_id=report.linked_mesh_message_id,
     ).first()  # fmt: skip
+    notices.ndr(report, original, reason)
     if original is None:
         report.save(update_fields=["failure_reason"])
         return

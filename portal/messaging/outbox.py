@@ -49,8 +49,9 @@ from portal.lib.claims import ClaimHeartbeat
 from portal.mailboxes.services import MailboxNotReady, mesh_client, record_error
 from portal.ops.models import MessageCount
 
+from . import notices
 from .mesh_codes import explain
-from .models import Direction, Message, MessageEvent, Status
+from .models import Direction, Message, MessageEvent, Status, next_track_at
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,8 @@ def claim(message_id: int, worker: str) -> Message | None:
             claimed_by=worker,
             attempts=F("attempts") + 1,
             # Fixed at the first claim: a resume must cut the payload into the same chunks, even
-            # if MESH_CHUNK_SIZE changed in between.
+            # if MESH_CHUNK_SIZE changed in between. Unset (the default), meshcore decides from the
+            # message's max_request_bytes, fixed when it was queued.
             chunk_size=Coalesce(
                 F("chunk_size"),
                 Value(settings.MESH_CHUNK_SIZE),
@@ -240,7 +242,10 @@ def _upload(client, message: Message, worker: str) -> None:
 
     resume = None
     if message.mesh_message_id and message.chunks_done:
-        resume = (message.mesh_message_id, message.chunks_done)
+        # With the total when known: meshcore checks it against the layout it would cut now.
+        resume = (message.mesh_message_id, message.chunks_done, message.chunks_total) if (
+            message.chunks_total
+        ) else (message.mesh_message_id, message.chunks_done)
     with _open_payload(message) as source:
         mesh_id = client.send(
             message.recipient, message.workflow_id, source,
@@ -250,6 +255,8 @@ def _upload(client, message: Message, worker: str) -> None:
             encrypted=message.encrypted or None, content_compressed=message.compressed or None,
             # Saved at the first claim (see claim()), so every attempt cuts the same chunks.
             chunk_size=message.chunk_size or None, on_progress=on_progress, resume_from=resume,
+            max_request_bytes=message.max_request_bytes or None,
+            allow_chunking=message.chunking_allowed, demographic=message.demographic,
         )  # fmt: skip
     message.mesh_message_id = mesh_id
 
@@ -294,6 +301,7 @@ def _accepted(message: Message, worker: str, detail: str) -> str:
         if _finish(
             message, worker, Status.ACCEPTED, accepted_at=now, last_error="",
             mesh_message_id=message.mesh_message_id, chunks_done=F("chunks_total"),
+            next_track_at=next_track_at(accepted_at=now, tracked=0), tracked_count=0,
         ):  # fmt: skip
             message.add_event(Kind.ACCEPTED, detail)
             MessageCount.add(message, MessageCount.Event.MOVED)
@@ -316,6 +324,7 @@ def _fail(
             message.add_event(Kind.FAILED, reason)
             MessageCount.add(message, MessageCount.Event.FAILED, error.code if error else "")
             _audit(message, "message.failed", reason)
+            notices.send_failed(message, reason)
     if finished:
         _flag_mailbox(message, f"Send of message #{message.pk} failed: {reason}")
     return Status.FAILED
@@ -333,6 +342,7 @@ def _uncertain(message: Message, worker: str, reason: str) -> str:
         if finished:
             message.add_event(Kind.UNCERTAIN, text)
             _audit(message, "message.uncertain", text)
+            notices.send_uncertain(message, text)
     if finished:
         _flag_mailbox(message, f"Send of message #{message.pk} has an unknown outcome: {reason}")
     return Status.UNCERTAIN
@@ -482,6 +492,9 @@ def _give_up_abandoned(message: Message) -> int:
         message.add_event(kind, reason)
         if status == Status.FAILED:
             MessageCount.add(message, MessageCount.Event.FAILED)
+            notices.send_failed(message, reason)
+        else:
+            notices.send_uncertain(message, reason)
         _audit(message, f"message.{status}", reason)
     _flag_mailbox(message, f"Send of message #{message.pk} stopped: {reason}")
     return 1

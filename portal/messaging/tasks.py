@@ -9,7 +9,7 @@ from portal.audit.services import audit_worker_action
 from portal.mailboxes.models import Mailbox
 from portal.ops.models import Heartbeat
 
-from . import inbox, outbox, services
+from . import acks, inbox, notices, outbox, services
 from .models import Message
 
 
@@ -67,12 +67,22 @@ def sweep_outbox() -> dict:
     return outbox.outbox_sweep()
 
 
+def check_overdue() -> dict:
+    """Scheduled hourly: raise events for messages near MESH's limit or not acknowledged in time."""
+    return notices.messages_check_overdue()
+
+
 def refresh_tracking() -> int:
     count = 0
     for message in services.messages_to_track().select_related("mailbox")[:200]:
         services.message_refresh_tracking(message=message)
         count += 1
     return count
+
+
+def check_business_acks() -> int:
+    """Scheduled every 15 minutes: raise overdue business acknowledgements."""
+    return acks.business_acks_check_overdue()
 
 
 def purge_payloads() -> str:
