@@ -25,6 +25,8 @@ EXPLICIT_ACTIONS = [
     "certificate.superseded", "certificate.expired",
     "conformance.run_started", "conformance.run_finished", "conformance.evidence_downloaded",
     "conformance.run_requeued", "conformance.run_abandoned",
+    "delivery.delivered", "delivery.replayed", "destination.probed",
+    "route.dead_letters_replayed",
     "mailbox.disabled", "mailbox.handshake", "mailbox.handshake_requested", "mailbox.poll",
     "mailbox.poll_requested", "mailbox.poll_failed", "mailbox.secrets_cleared",
     "message.queued", "message.resend", "message.accepted", "message.retry", "message.failed",
