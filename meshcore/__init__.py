@@ -38,6 +38,7 @@ from .validation import (
     HSCN_MAX_REQUEST_BYTES,
     MAX_CHUNK_SIZE,
     MIN_LIVE_CHUNK_SIZE,
+    nhs_number_valid,
 )
 
 __all__ = [
@@ -76,4 +77,5 @@ __all__ = [
     "__version__",
     "max_chunk_size",
     "needs_chunking",
+    "nhs_number_valid",
 ]

@@ -75,10 +75,16 @@ def send_metadata(
     partner_id: str | None = None,
     encrypted: bool | None = None,
     content_compressed: bool | None = None,
+    demographic: bool = False,
 ) -> dict[str, str]:
-    """Validated metadata headers of the first POST; every rule is checked before any HTTP."""
+    """Validated metadata headers of the first POST; every rule is checked before any HTTP.
+
+    `demographic`: `to` is a demographic address (NHS number form), kept as given, not a mailbox.
+    """
     headers = {
-        "mex-To": validation.mailbox_id(to, "recipient mailbox id"),
+        "mex-To": validation.demographic_address(to)
+        if demographic
+        else validation.mailbox_id(to, "recipient mailbox id"),
         "mex-WorkflowID": validation.workflow_id(workflow_id),
     }
     optional = {

@@ -64,6 +64,7 @@ class SendMixin:
         content_compressed: bool | None = None,
         max_request_bytes: int | None = None,
         allow_chunking: bool = True,
+        demographic: bool = False,
     ) -> str:
         """Send ``data`` (bytes, binary file, or iterable of bytes) to mailbox ``to``; returns the
         MESH message id.
@@ -89,6 +90,7 @@ class SendMixin:
             partner_id=partner_id,
             encrypted=encrypted,
             content_compressed=content_compressed,
+            demographic=demographic,
         )
         options = self._plan_options(max_request_bytes, chunk_size, compress)
         resume = None if resume_from is None else _parse_resume(resume_from)

@@ -58,6 +58,37 @@ def mailbox_id(value: object, what: str = "mailbox id") -> str:
     return normalised
 
 
+# Demographic addressing (mex-To, for the workflows MESH routes by patient): an NHS number,
+# optionally with the date of birth (YYYYMMDD) and the surname, joined by underscores.
+_DEMOGRAPHIC_RE = re.compile(r"^(\d{10})(?:_(\d{8}))?(?:_([A-Za-z][A-Za-z '\-]{0,60}))?$")
+
+
+def nhs_number_valid(digits: str) -> bool:
+    """The NHS number's modulus 11 check: ten digits, the last a check digit (10 is never valid)."""
+    if len(digits) != 10 or not digits.isdigit():
+        return False
+    total = sum(int(d) * w for d, w in zip(digits[:9], range(10, 1, -1), strict=True))
+    check = 11 - total % 11
+    check = 0 if check == 11 else check
+    return check != 10 and check == int(digits[9])
+
+
+def demographic_address(value: object) -> str:
+    """A demographic mex-To: checked, never upper-cased (the surname's case is the sender's)."""
+    if not isinstance(value, str):
+        raise MeshValidationError(f"demographic address must be a string, got {type(value).__name__}")
+    text = value.strip()
+    match = _DEMOGRAPHIC_RE.match(text)
+    if len(text) > HEADER_LIMITS["mex-To"] or match is None:
+        raise MeshValidationError(
+            "mex-To is not a demographic address: expected a 10-digit NHS number, optionally "
+            "followed by _YYYYMMDD (date of birth) and _Surname, at most 100 characters"
+        )
+    if not nhs_number_valid(match.group(1)):
+        raise MeshValidationError("mex-To holds an NHS number whose check digit is wrong")
+    return text
+
+
 def message_id(value: object) -> str:
     """Message ids are opaque, but must be a non-empty single line to go into a URL path."""
     if not isinstance(value, str) or not value.strip():

@@ -335,7 +335,9 @@ MESH_SANDBOX_HOSTS = env.list("MESH_SANDBOX_HOSTS", default=[])
 MESH_SANDBOX_SHARED_KEY = env.str("MESH_SANDBOX_SHARED_KEY", default="TestKey")
 MESH_APPLICATION_NAME = env.str("MESH_APPLICATION_NAME", default="NeoMesh")
 MESH_MAX_UPLOAD_BYTES = env.int("MESH_MAX_UPLOAD_BYTES", default=20 * 1024**3)
-MESH_CHUNK_SIZE = env.int("MESH_CHUNK_SIZE", default=20 * 1024 * 1024)
+# Unset: each send goes in one request when it fits the mailbox's MESH request limit, else in
+# chunks meshcore sizes to fit it. Set only to force a fixed raw chunk size (tests, investigations).
+MESH_CHUNK_SIZE = env.int("MESH_CHUNK_SIZE", default=None)
 # What a received message may become (decoded): refused and quarantined past these.
 MESH_MAX_MESSAGE_BYTES = env.int("MESH_MAX_MESSAGE_BYTES", default=100 * 1024**3)
 MESH_MAX_CHUNK_BYTES = env.int("MESH_MAX_CHUNK_BYTES", default=1024**3)

@@ -9,6 +9,7 @@ from django.apps import apps
 HEALTH_FIELDS = [
     "last_handshake_at", "last_handshake_ok", "last_handshake_ms", "last_poll_at", "last_poll_ok",
     "inbox_backlog", "poll_failing_since", "last_error", "last_error_at", "poll_claimed_at", "poll_claimed_by", "updated_at",
+    "poll_requested_at",
 ]  # fmt: skip
 
 WATCHED = {
@@ -18,6 +19,7 @@ WATCHED = {
         "exclude_fields": HEALTH_FIELDS,
     },
     "mailboxes.Workflow": {},
+    "mailboxes.Recipient": {"exclude_fields": ["updated_at"]},
     # Retention: what is kept how long, and what is held whatever the rules say.
     "messaging.RetentionRule": {},
     "messaging.LegalHold": {},

@@ -30,6 +30,8 @@ KINDS: dict[str, str] = {
     "message.inbound_expiring": "A received message is near MESH's 5-day limit unacknowledged",
     "message.inbound_acknowledged": "A received message near MESH's limit is acknowledged at last",
     "message.ack_overdue": "A sent message was not acknowledged within its expected time",
+    "message.business_ack_overdue": "A sent message's business acknowledgement (_ACK) is overdue",
+    "message.business_ack_received": "An overdue business acknowledgement arrived",
     "mailbox.poll_failing": "A mailbox's polls have been failing for longer than the threshold",
     "mailbox.poll_recovered": "A mailbox's polls succeed again",
     "mailbox.handshake_failing": "A mailbox's handshake with MESH failed",

@@ -20,6 +20,7 @@ from portal.lib.http import permission_required
 from portal.mailboxes.enqueue import HANDSHAKE_TASK, enqueue_handshake
 from portal.mailboxes.forms import MailboxFilterForm, WorkflowForm
 from portal.mailboxes.models import Mailbox
+from portal.mailboxes.services import mailbox_poll_request
 from portal.mailboxes.views import _get_mailbox_for_user
 from portal.messaging.enqueue import POLL_TASK, enqueue_poll
 from portal.messaging.models import Message
@@ -103,10 +104,16 @@ def mailbox_detail(request, pk: int):
         "recent_outbound": recent.outbound()[:5],
         "workflow_form": WorkflowForm(mailbox=mailbox),
         "blocked_reason": transfer_blocked_reason(mailbox),
+        "next_poll_allowed_at": None if mailbox.environment == "sandbox"
+        else _future(mailbox.next_poll_allowed_at()),
         "inbound_failures": held_inbound(mailbox),
         "next_url": request.get_full_path(),
     }
     return render(request, "front/mailbox_detail.html", context)
+
+
+def _future(moment):
+    return moment if moment and moment > timezone.now() else None
 
 
 def _detail_with_task(mailbox: Mailbox, task_id: str):
@@ -128,8 +135,18 @@ def mailbox_handshake_view(request, pk: int):
 @permission_required("mailboxes.change_mailbox")
 @require_POST
 def mailbox_poll_view(request, pk: int):
-    """Poll now: one poll of this mailbox in a worker."""
+    """Poll now: one poll of this mailbox in a worker, at most once every 5 minutes (MESH's rule)."""
     mailbox = _get_mailbox_for_user(request, pk)
+    next_allowed = mailbox_poll_request(mailbox=mailbox)
+    if next_allowed is not None:
+        wait = max(1, int((next_allowed - timezone.now()).total_seconds()))
+        messages.error(
+            request,
+            f"MESH allows a poll at most once every 5 minutes: the next poll of "
+            f"{mailbox.mailbox_id} is allowed at {timezone.localtime(next_allowed):%H:%M:%S} "
+            f"(in {wait // 60} min {wait % 60} s).",
+        )
+        return redirect("mailboxes:detail", pk=mailbox.pk)
     task_id = enqueue_poll(mailbox.pk)
     record(actor=Actor.person(request), action="mailbox.poll_requested", obj=mailbox, detail=f"task {task_id}"
     )

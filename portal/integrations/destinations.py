@@ -301,8 +301,10 @@ def deliver_s3(destination: Destination, message) -> str:
         with payloads.open_payload(message.payload.name) as source:
             client.upload_fileobj(
                 source, bucket, key, ExtraArgs={"Metadata": meta},
+                # In the calling thread: a worker that dies mid-upload (or a test's stand-in for
+                # it) must not leave s3transfer's pool waiting for parts that never come.
                 Config=TransferConfig(multipart_threshold=8 * CHUNK, multipart_chunksize=8 * CHUNK,
-                                      max_concurrency=4),
+                                      use_threads=False),
             )  # fmt: skip
     except (ClientError, BotoCoreError) as exc:
         raise _s3_error(exc, destination) from None

@@ -6,7 +6,9 @@ SCHEDULES = [
     # (name, function, schedule type, minutes)
     ("Poll due mailboxes", "portal.messaging.tasks.poll_due", "I", 1),
     ("Sweep the outbox", "portal.messaging.tasks.sweep_outbox", "I", 1),
-    ("Refresh tracking of sent messages", "portal.messaging.tasks.refresh_tracking", "I", 15),
+    # Each message backs off on its own (5 min, 1 h, 6 h, daily): this only picks up the due ones.
+    ("Refresh tracking of sent messages", "portal.messaging.tasks.refresh_tracking", "I", 5),
+    ("Check overdue business acknowledgements", "portal.messaging.tasks.check_business_acks", "I", 15),
     ("Daily handshake", "portal.mailboxes.tasks.handshake_all", "D", None),
     ("Daily certificate expiry check", "portal.certificates.tasks.check_expiry", "D", None),
     ("Daily audit chain verification", "portal.audit.tasks.verify_chain", "D", None),

@@ -8,6 +8,7 @@ from django.utils.formats import date_format
 from portal.lib.forms import PortalForm, PortalModelForm
 
 from .models import (
+    CHUNKING_HELP,
     Environment,
     Mailbox,
     Organisation,
@@ -81,6 +82,7 @@ class MailboxForm(PortalModelForm):
     field_order = [
         "organisation", "environment", "mailbox_id", "name", "base_url", "new_password",
         "new_shared_key", "ca_bundle", "verify_tls", "enabled", "poll_interval_minutes",
+        "max_request_bytes",
     ]  # fmt: skip
     danger_fields = ("disable_reason", "confirm_disable")
 
@@ -88,7 +90,7 @@ class MailboxForm(PortalModelForm):
         model = Mailbox
         fields = [
             "organisation", "environment", "mailbox_id", "name", "base_url", "ca_bundle",
-            "verify_tls", "enabled", "poll_interval_minutes",
+            "verify_tls", "enabled", "poll_interval_minutes", "max_request_bytes",
         ]  # fmt: skip
         help_texts = {
             "organisation": "The organisation the mailbox belongs to.",
@@ -207,6 +209,24 @@ class WorkflowForm(PortalForm):
     description = forms.CharField(
         required=False, max_length=300, help_text="Optional: what it carries."
     )
+    accepts_chunked = forms.BooleanField(
+        label="Recipients accept chunked messages", required=False, initial=True,
+        help_text=CHUNKING_HELP,
+    )  # fmt: skip
+    demographic_addressing = forms.BooleanField(
+        label="Demographic addressing", required=False,
+        help_text=Workflow._meta.get_field("demographic_addressing").help_text,
+    )  # fmt: skip
+
+    business_ack_hours = forms.IntegerField(
+        label="Business acknowledgement expected within (hours)", required=False, min_value=1,
+        max_value=24 * 30, help_text=Workflow._meta.get_field("business_ack_hours").help_text,
+    )  # fmt: skip
+    business_ack_match = forms.ChoiceField(
+        label="The acknowledgement names our message by", choices=Workflow.AckMatch.choices,
+        initial=Workflow.AckMatch.LOCAL_ID, required=False,
+        help_text="How the recipient's <workflow>_ACK message points at the message it acknowledges.",
+    )  # fmt: skip
 
     def __init__(self, *args, mailbox: Mailbox, **kwargs):
         super().__init__(*args, **kwargs)
@@ -245,6 +265,11 @@ class WorkflowForm(PortalForm):
                 workflow_id=self.cleaned_data["workflow_id"],
                 direction=direction,
                 description=self.cleaned_data["description"],
+                accepts_chunked=self.cleaned_data["accepts_chunked"],
+                demographic_addressing=self.cleaned_data["demographic_addressing"],
+                business_ack_hours=self.cleaned_data["business_ack_hours"],
+                business_ack_match=self.cleaned_data["business_ack_match"]
+                or Workflow.AckMatch.LOCAL_ID,
             )  # fmt: skip
             for direction in self.directions()
         ]

@@ -10,6 +10,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+import meshcore
 from portal.lib.fields import EncryptedTextField
 
 from .hosts import base_url_problem
@@ -20,6 +21,13 @@ WORKFLOW_ID_RE = re.compile(r"^[A-Za-z0-9_\-.]{1,300}$")
 
 # A handshake older than this needs attention: MESH expects one at least every 24 hours.
 HANDSHAKE_STALE_AFTER = timedelta(hours=25)
+# MESH: poll no more than once every 5 minutes and at least once a day (mesh-protocol.md 4.2).
+MIN_POLL_INTERVAL = timedelta(minutes=5)
+MAX_POLL_INTERVAL = timedelta(days=1)
+CHUNKING_HELP = (
+    "The MESH UI and older MESH clients cannot receive chunked messages: untick for such "
+    "recipients, and a message too large for one request to them is refused when it is queued."
+)
 
 
 def validate_mailbox_id(value: str) -> None:
@@ -41,6 +49,13 @@ def validate_workflow_id(value: str) -> None:
         raise ValidationError(
             "A workflow id is letters, digits, underscores, hyphens and dots, for example TEST_WORKFLOW."
         )
+
+
+class RequestLimit(models.IntegerChoices):
+    """MESH's largest upload request, after compression (mesh-protocol.md 7.1)."""
+
+    INTERNET = meshcore.DEFAULT_MAX_REQUEST_BYTES, "20 MB (internet endpoints: all current ones)"
+    HSCN = meshcore.HSCN_MAX_REQUEST_BYTES, "100 MB (HSCN)"
 
 
 class Organisation(models.Model):
@@ -120,8 +135,17 @@ class Mailbox(models.Model):
     verify_tls = models.BooleanField("Verify the server's TLS certificate", default=True)
     enabled = models.BooleanField(default=True)
     poll_interval_minutes = models.PositiveIntegerField(
-        default=5, validators=[MinValueValidator(1), MaxValueValidator(24 * 60)],
-        help_text="MESH asks for a poll at most every 5 minutes and at least once a day.",
+        default=5,
+        validators=[
+            MinValueValidator(5, "MESH allows a poll at most once every 5 minutes: 5 or more."),
+            MaxValueValidator(24 * 60, "MESH expects a poll at least once a day: 1440 or fewer."),
+        ],
+        help_text="MESH asks for a poll at most every 5 minutes and at least once a day (5 to 1440).",
+    )  # fmt: skip
+    max_request_bytes = models.PositiveIntegerField(
+        "Largest MESH request", choices=RequestLimit.choices, default=RequestLimit.INTERNET,
+        help_text="MESH's limit per upload request after compression: a message that fits goes in "
+        "one request, a larger one in chunks that each fit.",
     )  # fmt: skip
 
     # Health, written by the workers.
@@ -138,6 +162,9 @@ class Mailbox(models.Model):
     # Set while a worker polls this mailbox: the claim that keeps polls of one mailbox one at a time.
     poll_claimed_at = models.DateTimeField(null=True, blank=True)
     poll_claimed_by = models.CharField(max_length=100, blank=True)
+    # Set when a person asks for a poll now: with last_poll_at, it keeps "Poll now" within MESH's
+    # 5 minutes between polls.
+    poll_requested_at = models.DateTimeField(null=True, blank=True)
 
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -223,6 +250,11 @@ class Mailbox(models.Model):
             return True
         return self.last_poll_at + timedelta(minutes=self.poll_interval_minutes) <= now
 
+    def next_poll_allowed_at(self):
+        """When MESH's 5 minutes since the last poll (or the last "Poll now") are up; None: now."""
+        times = [t for t in (self.last_poll_at, self.poll_requested_at) if t is not None]
+        return max(times) + MIN_POLL_INTERVAL if times else None
+
     def active_certificate(self):
         """See `Certificate.objects.active_for` (certificates stand on mailboxes, not the reverse)."""
         return self.certificates.active_for(self)
@@ -251,10 +283,35 @@ class Workflow(models.Model):
         SEND = "send", "Send"
         RECEIVE = "receive", "Receive"
 
+    class AckMatch(models.TextChoices):
+        """How a business acknowledgement (<WORKFLOW>_ACK) names the message it acknowledges."""
+
+        LOCAL_ID = "local_id", "Its local id is our local id"
+        SUBJECT = "subject", "Its subject is our local id"
+        MESSAGE_ID = "message_id", "Its local id is our MESH message id"
+
     mailbox = models.ForeignKey(Mailbox, on_delete=models.CASCADE, related_name="workflows")
     workflow_id = models.CharField("Workflow id", max_length=300, validators=[validate_workflow_id])
     direction = models.CharField(max_length=10, choices=Direction.choices)
     description = models.CharField(max_length=300, blank=True)
+    accepts_chunked = models.BooleanField(
+        "Recipients accept chunked messages", default=True, help_text=CHUNKING_HELP
+    )
+    demographic_addressing = models.BooleanField(
+        "Demographic addressing", default=False,
+        help_text="MESH routes this workflow by patient: the recipient may be given as an NHS "
+        "number (optionally _YYYYMMDD date of birth and _Surname) instead of a mailbox id.",
+    )  # fmt: skip
+    business_ack_hours = models.PositiveIntegerField(
+        "Business acknowledgement expected within (hours)", null=True, blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(24 * 30)],
+        help_text="For sending: how soon the recipient sends its <workflow>_ACK message. Blank: none "
+        "expected. An overdue one raises an alert.",
+    )  # fmt: skip
+    business_ack_match = models.CharField(
+        "Business acknowledgement names our message by", max_length=20,
+        choices=AckMatch.choices, default=AckMatch.LOCAL_ID,
+    )  # fmt: skip
 
     class Meta:
         ordering = ["workflow_id", "direction"]
@@ -266,3 +323,38 @@ class Workflow(models.Model):
 
     def __str__(self) -> str:
         return f"{self.workflow_id} ({self.get_direction_display()})"
+
+
+class Recipient(models.Model):
+    """What NeoMesh knows about a mailbox it sends to: today, whether it takes chunked messages."""
+
+    mailbox_id = models.CharField(
+        "Recipient mailbox id", max_length=20, unique=True, validators=[validate_mailbox_id]
+    )
+    name = models.CharField(max_length=200, blank=True)
+    accepts_chunked = models.BooleanField(
+        "Accepts chunked messages", default=True, help_text=CHUNKING_HELP
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["mailbox_id"]
+
+    def __str__(self) -> str:
+        return self.mailbox_id
+
+    def save(self, *args, **kwargs):
+        self.mailbox_id = (self.mailbox_id or "").strip().upper()
+        super().save(*args, **kwargs)
+
+
+def chunking_refused_reason(*, mailbox: Mailbox, recipient: str, workflow_id: str) -> str:
+    """Why a chunked message from `mailbox` to `recipient` on `workflow_id` is not allowed; "" if it is."""
+    if Recipient.objects.filter(mailbox_id=recipient, accepts_chunked=False).exists():
+        return f"{recipient} does not accept chunked messages"
+    workflow = mailbox.workflows.filter(
+        workflow_id=workflow_id, direction=Workflow.Direction.SEND, accepts_chunked=False
+    )
+    if workflow.exists():
+        return f"recipients on {workflow_id} do not accept chunked messages"
+    return ""

@@ -5,15 +5,17 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator
+from datetime import datetime
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 import meshcore
 
 from .hosts import base_url_problem
-from .models import Environment, Mailbox
+from .models import MIN_POLL_INTERVAL, Environment, Mailbox
 
 
 class MailboxNotReady(Exception):
@@ -49,7 +51,8 @@ def mesh_client(mailbox: Mailbox, **overrides) -> Iterator[meshcore.MeshClient]:
         "cert": cert,
         "verify": verify,
         "application_name": settings.MESH_APPLICATION_NAME,
-        "chunk_size": settings.MESH_CHUNK_SIZE,
+        # meshcore sends a message whole when it fits this limit, else in chunks that fit.
+        "max_request_bytes": mailbox.max_request_bytes,
         "request_deadline": settings.MESH_REQUEST_DEADLINE_SECONDS,
     }
     options.update(overrides)
@@ -123,6 +126,32 @@ def mailbox_handshake(*, mailbox: Mailbox) -> tuple[bool, str]:
         )
         _handshake_event(mailbox, "")
     return True, f"Handshake with {mailbox.mailbox_id} succeeded in {elapsed_ms} ms"
+
+
+def mailbox_poll_request(*, mailbox: Mailbox) -> datetime | None:
+    """A person's "Poll now": allowed once MESH's 5 minutes since the last poll (or request) are up
+    (any environment of NHS England's; a sandbox mailbox is not limited).
+
+    Returns None when granted (recorded by conditional update, so two clicks at once get one
+    poll), or when the next poll is allowed.
+    """
+    now = timezone.now()
+    if mailbox.environment == Environment.SANDBOX:
+        # A local mesh-sandbox has no polling rule to keep (and development wants a poll now).
+        Mailbox.objects.filter(pk=mailbox.pk).update(poll_requested_at=now)
+        return None
+    since = now - MIN_POLL_INTERVAL
+    granted = (
+        Mailbox.objects.filter(pk=mailbox.pk)
+        .filter(Q(last_poll_at__isnull=True) | Q(last_poll_at__lte=since))
+        .filter(Q(poll_requested_at__isnull=True) | Q(poll_requested_at__lte=since))
+        .update(poll_requested_at=now)
+    )
+    if granted:
+        mailbox.poll_requested_at = now
+        return None
+    mailbox.refresh_from_db(fields=["last_poll_at", "poll_requested_at"])
+    return mailbox.next_poll_allowed_at() or now
 
 
 def _handshake_event(mailbox: Mailbox, error: str) -> None:

@@ -18,6 +18,7 @@ from portal.mailboxes.models import (
 )
 
 from .models import Direction, Status
+from .services import looks_demographic
 
 
 class MailboxChoiceField(forms.ModelChoiceField):
@@ -51,9 +52,10 @@ class SendForm(PortalForm):
         help_text="Only enabled mailboxes are listed. Check the environment in brackets.",
     )  # fmt: skip
     recipient = forms.CharField(
-        label="To (recipient mailbox id)", max_length=20,
+        label="To (recipient mailbox id)", max_length=100,
         help_text="The recipient's MESH mailbox id, for example X26ABC2. Not sure? Look it up by ODS "
-        "code and workflow below.",
+        "code and workflow below. For a workflow marked for demographic addressing, an NHS number "
+        "(optionally _YYYYMMDD date of birth and _Surname) instead.",
     )  # fmt: skip
     workflow_id = forms.ChoiceField(
         label="Workflow",
@@ -67,6 +69,15 @@ class SendForm(PortalForm):
         label="Local id", required=False, max_length=300,
         help_text="Optional: your own reference for this message. NeoMesh makes one if you leave it blank.",
     )  # fmt: skip
+    encrypted = forms.BooleanField(
+        label="The file is encrypted", required=False,
+        help_text="Tells the recipient (mex-Content-Encrypted) that you encrypted the file itself.",
+    )  # fmt: skip
+    compressed = forms.BooleanField(
+        label="The file is compressed", required=False,
+        help_text="Tells the recipient (mex-Content-Compressed) that the file itself is compressed, "
+        "for example a zip. NeoMesh compresses every transfer anyway; this is about the file.",
+    )  # fmt: skip
     file = forms.FileField(label="File to send")
 
     def __init__(self, *args, **kwargs):
@@ -76,9 +87,13 @@ class SendForm(PortalForm):
         self.fields["file"].help_text = f"Any file up to {limit}. Large files are sent in chunks."
 
     def clean_recipient(self) -> str:
-        value = self.cleaned_data["recipient"].strip().upper()
-        validate_mailbox_id(value)
-        return value
+        """A mailbox id, upper-cased; a demographic address is kept as typed (the send service
+        checks it against the workflow)."""
+        value = self.cleaned_data["recipient"].strip()
+        if looks_demographic(value):
+            return value
+        validate_mailbox_id(value.upper())
+        return value.upper()
 
     def clean_file(self):
         upload = self.cleaned_data["file"]
@@ -102,6 +117,22 @@ class SendForm(PortalForm):
                     "Add it to the mailbox's workflows first.",
                 )
         return cleaned
+
+
+class FixSendForm(SendForm):
+    """The send form for "Fix and resend": every field editable, the file optional."""
+
+    def __init__(self, *args, original, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["file"].required = False
+        self.fields["file"].label = "Replace the file (optional)"
+        self.fields["file"].help_text = (
+            f"Leave empty to send the same file again ({original.filename or 'no name'}, "
+            f"{filesizeformat(original.size_bytes or 0)})."
+        )
+
+    def clean_file(self):
+        return super().clean_file() if self.cleaned_data.get("file") else None
 
 
 class LookupForm(PortalForm):

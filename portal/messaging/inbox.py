@@ -64,7 +64,7 @@ from portal.mailboxes.models import Mailbox
 from portal.mailboxes.services import MailboxNotReady, mesh_client, record_error
 from portal.onboarding.gate import transfer_blocked_reason
 
-from . import notices, quarantine
+from . import acks, notices, quarantine
 from .mesh_codes import explain
 from .models import Direction, Message, MessageCount, MessageEvent, MessageType, Status
 
@@ -549,6 +549,7 @@ def _create_inbound(mailbox: Mailbox, info, payload: payloads.StoredPayload) -> 
     if is_report:
         _link_report(message)
     else:
+        acks.business_ack_link(message)
         notices.received(message)
     return message
 

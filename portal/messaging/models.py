@@ -10,6 +10,26 @@ from django.utils.functional import classproperty
 
 # MESH removes a message not acknowledged within 5 days and reports it undelivered to the sender.
 INBOX_EXPIRY = timedelta(days=5)
+# Tracking a sent message backs off (MESH: "do not poll this endpoint often"): 5 minutes after it
+# is accepted, then 1 hour, 6 hours, then daily; the last look is just after MESH's 5-day expiry,
+# when an uncollected message turns to error. A final state stops it (mesh-protocol.md 4.10).
+TRACK_BACKOFF = (timedelta(minutes=5), timedelta(hours=1), timedelta(hours=6))
+TRACK_DAILY = timedelta(days=1)
+TRACK_UNTIL = INBOX_EXPIRY + timedelta(hours=1)
+# A person's "Refresh now" on a message page: at most this often.
+TRACK_NOW_EVERY = timedelta(minutes=5)
+
+
+def next_track_at(*, accepted_at, tracked: int, last=None):
+    """When to track a message accepted at `accepted_at`, tracked `tracked` times (last at `last`).
+
+    None once the look after MESH's 5-day expiry has been made.
+    """
+    end = accepted_at + TRACK_UNTIL
+    if last is not None and last >= end:
+        return None
+    step = TRACK_BACKOFF[tracked] if tracked < len(TRACK_BACKOFF) else TRACK_DAILY
+    return min((last or accepted_at) + step, end)
 
 
 def payload_storage():
@@ -90,6 +110,13 @@ class Message(models.Model):
     payload = models.FileField(storage=payload_storage, max_length=300, blank=True)
     payload_sha256 = models.CharField(max_length=64, blank=True)
     chunk_size = models.PositiveIntegerField(null=True, blank=True)
+    # The sending mailbox's request limit when queued: every attempt cuts the same chunks with it.
+    max_request_bytes = models.PositiveIntegerField(null=True, blank=True)
+    # False for a recipient or workflow that cannot take chunked messages (checked when queued).
+    chunking_allowed = models.BooleanField(default=True)
+    # The recipient is a demographic address (an NHS number form), not a mailbox id: it is
+    # patient-identifiable, so lists and the audit trail show it masked.
+    demographic = models.BooleanField(default=False)
     chunks_total = models.PositiveIntegerField(default=0)
     chunks_done = models.PositiveIntegerField(default=0)
 
@@ -104,6 +131,16 @@ class Message(models.Model):
         "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reports"
     )
     linked_mesh_message_id = models.CharField(max_length=100, blank=True)
+    # "Fix and resend": the failed message this one was copied from (reverse: `copies`).
+    copied_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="copies"
+    )
+    # An inbound business acknowledgement (<WORKFLOW>_ACK): the message it acknowledges (acks.py).
+    acknowledges = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="business_acks"
+    )
+    # When the overdue business acknowledgement was raised (once per message).
+    business_ack_overdue_at = models.DateTimeField(null=True, blank=True)
 
     # Outbox work: claimed by one worker at a time, retried with backoff.
     attempts = models.PositiveIntegerField(default=0)
@@ -121,6 +158,9 @@ class Message(models.Model):
     received_at = models.DateTimeField(null=True, blank=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     last_tracked_at = models.DateTimeField(null=True, blank=True)
+    # Tracking backoff (next_track_at above): null when no more tracking is due.
+    next_track_at = models.DateTimeField(null=True, blank=True)
+    tracked_count = models.PositiveIntegerField(default=0)
     # Delivery onwards confirmed (the API's confirm, or a delivery, through
     # services.payload_confirm); retention keys on it. The payload purged under a rule
     # (portal.messaging.retention).
@@ -159,8 +199,10 @@ class Message(models.Model):
             ),  # fmt: skip
             # Dashboard chart and date-range filters.
             models.Index(fields=["-created_at"], name="msg_created"),
-            # The outbox sweeper and tracking refresh.
+            # The outbox sweeper.
             models.Index(fields=["status", "next_attempt_at"], name="msg_status_next_attempt"),
+            # The tracking refresh (refresh_tracking): accepted messages whose next look is due.
+            models.Index(fields=["status", "next_track_at"], name="msg_status_next_track"),
             # Search by MESH message id (any mailbox) and linking reports.
             models.Index(fields=["mesh_message_id"], name="msg_mesh_id"),
             # Search by local id.
@@ -195,10 +237,26 @@ class Message(models.Model):
     def is_report(self) -> bool:
         return self.message_type == MessageType.REPORT
 
+    def can_fix_and_resend(self) -> bool:
+        """A failed outbound data message can be copied into a new send with its fields edited."""
+        return self.is_outbound and not self.is_report and self.status == Status.FAILED
+
+    def recipient_display(self) -> str:
+        """The recipient for lists and audit records: a demographic address masked."""
+        if not self.demographic:
+            return self.recipient
+        return f"{self.recipient[:3]}******* (demographic address)"
+
     def progress_percent(self) -> int:
         if not self.chunks_total:
             return 0
         return int(100 * self.chunks_done / self.chunks_total)
+
+    def may_refresh_tracking_at(self):
+        """When a person may next ask MESH for this message's tracking; None: now."""
+        if self.last_tracked_at is None:
+            return None
+        return self.last_tracked_at + TRACK_NOW_EVERY
 
     def acknowledge_by(self):
         """When MESH will give up on an inbound message not yet acknowledged."""
@@ -226,6 +284,8 @@ class MessageEvent(models.Model):
         RESENT = "resent", "Re-queued by a person"
         CONFIRMED = "confirmed", "Delivery confirmed"
         NOTE = "note", "Note"
+        COPIED = "copied", "Copied into a new send"
+        BUSINESS_ACK = "business_ack", "Business acknowledgement"
         PURGED = "purged", "Payload purged"
         HOLD = "hold", "Legal hold"
 

@@ -50,7 +50,7 @@ from portal.mailboxes.services import MailboxNotReady, mesh_client, record_error
 from . import notices
 from .enqueue import enqueue_send
 from .mesh_codes import explain
-from .models import Direction, Message, MessageCount, MessageEvent, Status
+from .models import Direction, Message, MessageCount, MessageEvent, Status, next_track_at
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,8 @@ def claim(message_id: int, worker: str) -> Message | None:
             claimed_by=worker,
             attempts=F("attempts") + 1,
             # Fixed at the first claim: a resume must cut the payload into the same chunks, even
-            # if MESH_CHUNK_SIZE changed in between.
+            # if MESH_CHUNK_SIZE changed in between. Unset (the default), meshcore decides from the
+            # message's max_request_bytes, fixed when it was queued.
             chunk_size=Coalesce(
                 F("chunk_size"),
                 Value(settings.MESH_CHUNK_SIZE),
@@ -235,7 +236,10 @@ def _upload(client, message: Message, worker: str) -> None:
 
     resume = None
     if message.mesh_message_id and message.chunks_done:
-        resume = (message.mesh_message_id, message.chunks_done)
+        # With the total when known: meshcore checks it against the layout it would cut now.
+        resume = (message.mesh_message_id, message.chunks_done, message.chunks_total) if (
+            message.chunks_total
+        ) else (message.mesh_message_id, message.chunks_done)
     with _open_payload(message) as source:
         mesh_id = client.send(
             message.recipient, message.workflow_id, source,
@@ -245,6 +249,8 @@ def _upload(client, message: Message, worker: str) -> None:
             encrypted=message.encrypted or None, content_compressed=message.compressed or None,
             # Saved at the first claim (see claim()), so every attempt cuts the same chunks.
             chunk_size=message.chunk_size or None, on_progress=on_progress, resume_from=resume,
+            max_request_bytes=message.max_request_bytes or None,
+            allow_chunking=message.chunking_allowed, demographic=message.demographic,
         )  # fmt: skip
     message.mesh_message_id = mesh_id
 
@@ -289,6 +295,7 @@ def _accepted(message: Message, worker: str, detail: str) -> str:
         if _finish(
             message, worker, Status.ACCEPTED, accepted_at=now, last_error="",
             mesh_message_id=message.mesh_message_id, chunks_done=F("chunks_total"),
+            next_track_at=next_track_at(accepted_at=now, tracked=0), tracked_count=0,
         ):  # fmt: skip
             message.add_event(Kind.ACCEPTED, detail)
             MessageCount.add(message, MessageCount.Event.MOVED)

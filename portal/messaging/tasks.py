@@ -6,7 +6,7 @@ from portal.audit.services import Actor, record
 from portal.lib.workers import worker_name
 from portal.mailboxes.models import Mailbox
 
-from . import inbox, notices, outbox, services
+from . import acks, inbox, notices, outbox, services
 from .enqueue import enqueue_poll
 from .models import Heartbeat
 
@@ -49,6 +49,11 @@ def refresh_tracking() -> int:
         services.message_refresh_tracking(message=message)
         count += 1
     return count
+
+
+def check_business_acks() -> int:
+    """Scheduled every 15 minutes: raise overdue business acknowledgements."""
+    return acks.business_acks_check_overdue()
 
 
 def purge_payloads() -> str:

@@ -11,5 +11,7 @@ urlpatterns = [
     path("<int:pk>/", views.message_detail, name="detail"),
     path("<int:pk>/payload/", views.message_download, name="download"),
     path("<int:pk>/resend/", views.message_resend, name="resend"),
+    path("<int:pk>/track/", views.message_track, name="track"),
+    path("<int:pk>/fix/", views.message_fix, name="fix"),
     path("inbound-failures/<int:pk>/", views.inbound_failure_act, name="inbound_failure"),
 ]

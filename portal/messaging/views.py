@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 import re
 
 from django.conf import settings
@@ -16,15 +17,22 @@ from portal.lib import payloads
 from portal.lib.bodylimit import body_limit
 from portal.lib.crosssite import same_site_only
 from portal.lib.http import permission_required
+from portal.mailboxes.models import Workflow
 from portal.mailboxes.services import MailboxNotReady, mesh_client
 
 from . import exports, quarantine
-from .forms import LookupForm, SendForm
+from .forms import FixSendForm, LookupForm, SendForm
 from .log import MessageLogFilterForm, related_audit_records
 from .mesh_codes import explain
 from .models import Direction, InboundFailure, Message, Status
 from .retention import payload_retention
-from .services import SendRejected, message_queue_send, message_requeue
+from .services import (
+    SendRejected,
+    TrackRefused,
+    message_queue_send,
+    message_requeue,
+    message_track_now,
+)
 
 PAGE_SIZE = 25
 CURSOR_PARAMS = ("after", "before")
@@ -32,7 +40,8 @@ CURSOR_PARAMS = ("after", "before")
 
 def _get_message_for_user(request, pk: int) -> Message:
     """Every role that may view messages sees all of them; this is the one place to narrow that."""
-    related = ("mailbox", "mailbox__organisation", "linked_message", "created_by")
+    related = ("mailbox", "mailbox__organisation", "linked_message", "created_by", "acknowledges",
+               "copied_from")  # fmt: skip
     return get_object_or_404(Message.objects.select_related(*related), pk=pk)
 
 
@@ -83,10 +92,25 @@ def message_detail(request, pk: int):
         "failure": failure,
         "in_flight": message.status in Status.in_flight,
         "can_resend": message.is_outbound and message.status in (Status.FAILED, Status.UNCERTAIN),
+        "copies": message.copies.all() if message.is_outbound else [],
+        "business_acks": message.business_acks.all() if message.is_outbound else [],
+        "business_ack_expected": _business_ack_hours(message),
+        "can_track": message.is_outbound and message.status == Status.ACCEPTED
+        and bool(message.mesh_message_id),
         "audit_records": related_audit_records(request.user, message),
         "retention": payload_retention(message),
     }
     return render(request, "messaging/detail.html", context)
+
+
+def _business_ack_hours(message: Message) -> int | None:
+    if not message.is_outbound or message.is_report:
+        return None
+    rule = Workflow.objects.filter(
+        mailbox_id=message.mailbox_id, workflow_id=message.workflow_id,
+        direction=Workflow.Direction.SEND,
+    ).values_list("business_ack_hours", flat=True)  # fmt: skip
+    return rule.first()
 
 
 @permission_required("mailboxes.change_mailbox")
@@ -156,6 +180,20 @@ def message_resend(request, pk: int):
     return redirect("messaging:detail", pk=message.pk)
 
 
+@permission_required("messaging.view_message", "messaging.send_message")
+@require_POST
+def message_track(request, pk: int):
+    """Refresh now: one look at MESH's tracking, made in the request, at most every 5 minutes."""
+    message = _get_message_for_user(request, pk)
+    try:
+        state = message_track_now(message=message, actor=Actor.person(request))
+    except TrackRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.info(request, f"MESH tracking says: {state or 'no status'}.")
+    return redirect("messaging:detail", pk=message.pk)
+
+
 def _send_initial(params) -> dict:
     return {key: params[key] for key in ("mailbox", "recipient") if params.get(key)} | (
         {"workflow_id": params["workflow"]} if params.get("workflow") else {}
@@ -172,21 +210,74 @@ def _add_send_error(form: SendForm, error: SendRejected) -> None:
 def message_send_view(request):
     form = SendForm(request.POST or None, request.FILES or None, initial=_send_initial(request.GET))
     if request.method == "POST" and form.is_valid():
-        data, upload = form.cleaned_data, form.cleaned_data["file"]
-        try:
-            message = message_queue_send(
-                mailbox=data["mailbox"], recipient=data["recipient"], workflow_id=data["workflow_id"],
-                source=upload, size=upload.size, filename=upload.name, subject=data["subject"],
-                local_id=data["local_id"], content_type=upload.content_type or "",
-                actor=Actor.person(request),
-            )  # fmt: skip
-        except SendRejected as exc:
-            _add_send_error(form, exc)
-        else:
-            messages.success(request, f"Queued for {message.recipient}: a worker sends it now.")
+        message = _queue_from_form(request, form)
+        if message is not None:
             return redirect("messaging:detail", pk=message.pk)
     context = {"form": form, "lookup_mailbox": request.GET.get("mailbox", "")}
     return render(request, "messaging/send.html", context)
+
+
+@body_limit(lambda: settings.MESH_MAX_UPLOAD_BYTES)
+@permission_required("messaging.view_message", "messaging.send_message")
+def message_fix(request, pk: int):
+    """Fix and resend: a failed message's fields in the send form, editable; its file unless
+    another is chosen. The new message is a new send; the failed one stays as it was."""
+    original = _get_message_for_user(request, pk)
+    if not original.can_fix_and_resend():
+        messages.error(request, "Only a failed outbound message can be fixed and sent again.")
+        return redirect("messaging:detail", pk=original.pk)
+    form = FixSendForm(
+        request.POST or None, request.FILES or None, original=original, initial=_fix_initial(original)
+    )
+    if request.method == "POST" and form.is_valid():
+        message = _queue_from_form(request, form, copied_from=original)
+        if message is not None:
+            return redirect("messaging:detail", pk=message.pk)
+    context = {"form": form, "original": original, "lookup_mailbox": original.mailbox.mailbox_id}
+    return render(request, "messaging/send.html", context)
+
+
+def _fix_initial(original: Message) -> dict:
+    generated = original.local_id.startswith("neomesh-")
+    return {
+        "mailbox": original.mailbox.mailbox_id, "recipient": original.recipient,
+        "workflow_id": original.workflow_id, "subject": original.subject,
+        "local_id": "" if generated else original.local_id,
+        "encrypted": original.encrypted, "compressed": original.compressed,
+    }  # fmt: skip
+
+
+@contextlib.contextmanager
+def _send_source(upload, original: Message | None):
+    """(file, size, filename, content type): the upload, else the failed message's stored file."""
+    if upload is not None or original is None:
+        yield upload, upload.size, upload.name, upload.content_type or ""
+        return
+    with payloads.open_payload(original.payload.name) as handle:
+        yield handle, original.size_bytes, original.filename, original.content_type
+
+
+def _queue_from_form(request, form: SendForm, copied_from: Message | None = None):
+    data = form.cleaned_data
+    try:
+        with _send_source(data.get("file"), copied_from) as (source, size, filename, content_type):
+            message = message_queue_send(
+                mailbox=data["mailbox"], recipient=data["recipient"], workflow_id=data["workflow_id"],
+                source=source, size=size, filename=filename, subject=data["subject"],
+                local_id=data["local_id"], content_type=content_type,
+                encrypted=data["encrypted"], compressed=data["compressed"],
+                copied_from=copied_from, actor=Actor.person(request),
+            )  # fmt: skip
+    except SendRejected as exc:
+        _add_send_error(form, exc)
+        return None
+    except (FileNotFoundError, ValueError):
+        form.add_error("file", "The failed message's file is no longer stored: choose the file.")
+        return None
+    messages.success(
+        request, f"Queued for {message.recipient_display()}: a worker sends it now."
+    )
+    return message
 
 
 @permission_required("messaging.send_message")

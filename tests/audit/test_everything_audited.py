@@ -60,12 +60,17 @@ def world(db):
     failed = make_message(
         mailbox, direction=Direction.OUTBOUND, status=Status.FAILED, mesh_status_code="12"
     )
+    accepted = make_message(
+        mailbox, direction=Direction.OUTBOUND, status=Status.ACCEPTED,
+        mesh_message_id="20261203000000000000_AUDIT1", accepted_at=timezone.now(),
+    )  # fmt: skip
     quarantined = InboundFailure.objects.create(
         mailbox=mailbox, mesh_message_id="20260101000000000000_ABCDEF", reason="too large",
         status=InboundFailure.State.QUARANTINED,
     )  # fmt: skip
     return {"mailbox": mailbox, "certificate": certificate, "failed": failed,
-            "inbound": make_message(mailbox, payload=b"a,b\n"), "quarantined": quarantined}  # fmt: skip
+            "inbound": make_message(mailbox, payload=b"a,b\n"), "quarantined": quarantined,
+            "accepted": accepted}  # fmt: skip
 
 
 @pytest.fixture
@@ -118,7 +123,8 @@ REPLY_EML = b"From: ssd.nationalservicedesk@nhs.net\r\nSubject: CS0123456\r\n\r\
 def mailbox_form(w, **overrides) -> dict:
     data = {"organisation": make_organisation().pk, "environment": "sandbox", "mailbox_id": "X26ABC1",
             "name": "Renamed", "base_url": "", "new_password": "", "new_shared_key": "",
-            "ca_bundle": "", "verify_tls": "on", "enabled": "on", "poll_interval_minutes": "5"}  # fmt: skip
+            "ca_bundle": "", "verify_tls": "on", "enabled": "on", "poll_interval_minutes": "5",
+            "max_request_bytes": "20000000"}  # fmt: skip
     return data | overrides
 
 
@@ -144,6 +150,8 @@ WALK = [
     ("certificates:ticket", "post", lambda w: [w["certificate"].pk], lambda w: {"service_desk_ticket": "INC77"}, "certificate.update", "certificate"),
     ("messaging:send", "post", lambda w: [], lambda w: {"mailbox": "X26ABC1", "recipient": "X26ABC2", "workflow_id": "TEST_WORKFLOW", "subject": "Hi", "local_id": "", "file": SimpleUploadedFile("a.txt", b"hello")}, "message.queued", None),
     ("messaging:resend", "post", lambda w: [w["failed"].pk], lambda w: {}, "message.resend", "failed"),
+    ("messaging:fix", "post", lambda w: [w["failed"].pk], lambda w: {"mailbox": "X26ABC1", "recipient": "X26ABC2", "workflow_id": "TEST_WORKFLOW", "subject": "Fixed", "local_id": ""}, "message.queued", None),
+    ("messaging:track", "post", lambda w: [w["accepted"].pk], lambda w: {}, "message.track_requested", "accepted"),
     ("messaging:inbound_failure", "post", lambda w: [w["quarantined"].pk], lambda w: {"action": "leave"}, "message.quarantine_left", "mailbox"),
     ("messaging:download", "get", lambda w: [w["inbound"].pk], lambda w: {}, "message.payload_downloaded", "inbound"),
     ("audit:export", "get", lambda w: [], lambda w: {"action": "message.queued"}, "audit.trail_exported", None),

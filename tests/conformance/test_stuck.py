@@ -53,7 +53,7 @@ def test_the_sweep_ends_a_run_whose_worker_stopped(pair):
     stopped.refresh_from_db()
     assert stopped.status == RunStatus.ERROR and stopped.finished_at
     assert stopped.error.startswith("The worker stopped: no sign of life from it since ")
-    assert stopped.summary == "1 passed, 12 not run"
+    assert stopped.summary == "1 passed, 14 not run"
     outcomes = list(stopped.results.values_list("outcome", "reason"))
     assert outcomes[0][0] == Outcome.PASSED
     assert set(outcomes[1:]) == {
@@ -61,7 +61,7 @@ def test_the_sweep_ends_a_run_whose_worker_stopped(pair):
     }
     entry = AuditRecord.objects.get(action="conformance.run_abandoned")
     assert (
-        entry.object_id == str(stopped.pk) and "Could not run: 1 passed, 12 not run" in entry.detail
+        entry.object_id == str(stopped.pk) and "Could not run: 1 passed, 14 not run" in entry.detail
     )
     assert ConformanceRun.objects.get(pk=alive.pk).status == RunStatus.RUNNING, "still beating"
     # Safe to run twice; the worker coming back late cannot overwrite the sweep's verdict.

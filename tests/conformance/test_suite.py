@@ -113,7 +113,7 @@ def test_it_runs_the_whole_suite_against_the_sandbox_with_600_messages(sandbox_m
     assert list(results) == list(SCENARIOS)
     failing = {k: r.reason for k, r in results.items() if r.outcome != Outcome.PASSED}
     assert not failing
-    assert run.summary == "13 passed" and run.finished_at and run.started_at
+    assert run.summary == "15 passed" and run.finished_at and run.started_at
     assert run.cleanup.startswith("Nothing left to clean up")
 
     handshake = results["handshake"].exchanges[0]
@@ -133,6 +133,9 @@ def test_it_runs_the_whole_suite_against_the_sandbox_with_600_messages(sandbox_m
     assert results["after_acknowledgement"].measurements["answer"] == "HTTP 200"
     assert results["unknown_recipient"].measurements["answer"] == "HTTP 417, MESH code SEND/12"
     assert results["wrong_password"].measurements["answer"].startswith("HTTP 403")
+    single = results["single_request"].measurements
+    assert single["limit_bytes"] == 100_000 and single["random_requests"] == ["1:3", "2:3", "3:3"]
+    assert len(results["business_ack"].message_ids) == 2
     assert_no_secrets(run)
 
     # Cleaned up: both inboxes empty, no rows in the message log, the poll claims released.

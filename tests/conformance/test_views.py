@@ -170,7 +170,7 @@ def test_the_finished_run_offers_a_printable_report_and_an_audited_zip(client, a
     assert reverse("conformance:evidence", args=[finished.pk]) in page
 
     report = client.get(reverse("conformance:report", args=[finished.pk])).content.decode()
-    assert report.count('class="report-section print-break scenario"') == 13
+    assert report.count('class="report-section print-break scenario"') == 15
     assert "NHSMESH X26ABC1:&lt;redacted&gt;" in report and "mex-ClientVersion" in report
 
     response = client.get(reverse("conformance:evidence", args=[finished.pk]))
@@ -179,7 +179,7 @@ def test_the_finished_run_offers_a_printable_report_and_an_audited_zip(client, a
     archive = zipfile.ZipFile(io.BytesIO(response.content))
     assert sorted(archive.namelist()) == ["report.html", "run.json"]
     document = json.loads(archive.read("run.json"))
-    assert document["run"]["id"] == finished.pk and len(document["scenarios"]) == 13
+    assert document["run"]["id"] == finished.pk and len(document["scenarios"]) == 15
     standalone = archive.read("report.html").decode()
     assert standalone.startswith("<!doctype html>") and "<style>" in standalone
     assert "<script" not in standalone and 'href="/' not in standalone, "opens from disk"

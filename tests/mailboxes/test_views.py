@@ -142,6 +142,7 @@ def mailbox_data(**overrides) -> dict:
         "verify_tls": "on",
         "enabled": "on",
         "poll_interval_minutes": "5",
+        "max_request_bytes": "20000000",
     }
     data.update(overrides)
     return {key: value for key, value in data.items() if value is not None}
@@ -166,7 +167,9 @@ def test_it_creates_a_mailbox_with_write_only_secrets(client, admin_user):
         ({"mailbox_id": "bad id!"}, "mailbox_id", "3 to 20 upper-case letters and digits"),
         ({"mailbox_id": ""}, "mailbox_id", "This field is required"),
         ({"base_url": "http://mesh.example.org"}, "base_url", "use https"),
-        ({"poll_interval_minutes": "0"}, "poll_interval_minutes", "greater than or equal to 1"),
+        ({"poll_interval_minutes": "4"}, "poll_interval_minutes", "at most once every 5 minutes"),
+        ({"poll_interval_minutes": "1441"}, "poll_interval_minutes", "at least once a day"),
+        ({"max_request_bytes": "30000000"}, "max_request_bytes", "Select a valid choice"),
         ({"environment": "moon"}, "environment", "Select a valid choice"),
     ],
 )

@@ -168,3 +168,29 @@ def test_it_rejects_bad_tuning_values(no_http):
             unit_client(**kwargs)
     with pytest.raises(MeshValidationError, match="application_name"):
         unit_client(application_name="a;b")
+
+
+@pytest.mark.parametrize(
+    ("digits", "valid"),
+    [("9434765919", True), ("4010232137", True), ("9434765918", False), ("1234567890", False),
+     ("943476591", False), ("94347659190", False), ("943476591a", False)],
+)  # fmt: skip
+def test_it_checks_an_nhs_numbers_check_digit(digits, valid):
+    from meshcore import nhs_number_valid
+
+    assert nhs_number_valid(digits) is valid
+
+
+def test_a_demographic_mex_to_keeps_its_case_and_is_checked():
+    from meshcore import headers
+    from meshcore.errors import MeshValidationError
+
+    sent = headers.send_metadata(
+        to="9434765919_19800312_McDonald", workflow_id="WF", demographic=True
+    )
+    assert sent["mex-To"] == "9434765919_19800312_McDonald"
+    with pytest.raises(MeshValidationError, match="check digit"):
+        headers.send_metadata(to="9434765918", workflow_id="WF", demographic=True)
+    with pytest.raises(MeshValidationError, match="not a demographic address"):
+        headers.send_metadata(to="X26ABC1", workflow_id="WF", demographic=True)
+    assert headers.send_metadata(to="x26abc1", workflow_id="WF")["mex-To"] == "X26ABC1"

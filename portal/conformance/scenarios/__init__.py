@@ -7,7 +7,7 @@ behaviours an assessor asks about.
 
 from __future__ import annotations
 
-from . import errors, reports, transfers, volume
+from . import errors, reports, rules, transfers, volume
 from .base import Context, NotApplicable, RunStopped, Scenario, ScenarioFailed, Step
 
 SCENARIOS: dict[str, Scenario] = {
@@ -51,6 +51,13 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("endpoint_lookup", "", "Endpoint lookup finds the peer",
                  "Look up the peer's ODS code and the run's workflow; the peer must be listed.",
                  reports.endpoint_lookup),
+        Scenario("single_request", "", "One request whenever the message fits",
+                 "A message over the request limit raw but within it compressed goes in one request; "
+                 "random data over it goes in chunks that each fit (at a scaled-down limit).",
+                 rules.single_request),
+        Scenario("business_ack", "", "Business acknowledgement on <workflow>_ACK",
+                 "The peer answers a message on the workflow plus _ACK with the same local id; the "
+                 "mailbox receives it and links it.", rules.business_ack),
     )
 }  # fmt: skip
 

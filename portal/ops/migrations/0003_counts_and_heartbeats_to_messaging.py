@@ -7,7 +7,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('ops', '0002_message_counts'),
-        ('messaging', '0008_counts_and_heartbeats_from_ops'),
+        ('messaging', '0009_counts_and_heartbeats_from_ops'),
     ]
 
     operations = [

@@ -28,6 +28,13 @@ class Command(BaseCommand):
             help="Filename given to the recipient (default: the file's name)",
         )
         parser.add_argument(
+            "--encrypted", action="store_true", help="The file itself is encrypted (mex-Content-Encrypted)"
+        )
+        parser.add_argument(
+            "--compressed", action="store_true",
+            help="The file itself is compressed, say a zip (mex-Content-Compressed)",
+        )  # fmt: skip
+        parser.add_argument(
             "--wait", action="store_true", help="Wait for MESH to accept or reject it"
         )
         parser.add_argument(
@@ -44,14 +51,17 @@ class Command(BaseCommand):
                 message = message_queue_send(
                     mailbox=mailbox, recipient=options["to"], workflow_id=options["workflow"],
                     source=source, size=path.stat().st_size, filename=options["filename"] or path.name,
-                    subject=options["subject"], local_id=options["local_id"], actor=Actor.command(),
+                    subject=options["subject"], local_id=options["local_id"],
+                    encrypted=options["encrypted"], compressed=options["compressed"],
+                    actor=Actor.command(),
                 )  # fmt: skip
         except SendRejected as exc:
             raise CommandError(str(exc)) from None
         except OSError as exc:
             raise CommandError(f"Cannot read {path}: {exc.strerror}") from None
         self.stdout.write(
-            f"Queued message #{message.pk} ({message.size_bytes} bytes) to {message.recipient}"
+            f"Queued message #{message.pk} ({message.size_bytes} bytes) to "
+            f"{message.recipient_display()}"
         )
         if options["wait"]:
             self._wait(message, options["timeout"])

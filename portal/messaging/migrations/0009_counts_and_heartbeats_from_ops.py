@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('mailboxes', '0001_initial'),
-        ('messaging', '0007_unacknowledged_index'),
+        ('messaging', '0008_mesh_rules'),
         ('ops', '0002_message_counts'),
     ]
 
