@@ -8,6 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 from django.urls import reverse
 
+from portal.audit.actors import Actor
 from portal.audit.models import AuditRecord
 from portal.mailboxes.models import Workflow
 from portal.messaging import outbox
@@ -127,7 +128,7 @@ def test_a_demographic_recipient_keeps_its_case_and_is_masked_in_lists_and_audit
 ):
     Workflow.objects.filter(mailbox=mailbox).update(demographic_addressing=True)
     to = f"{VALID_NHS}_19800312_McDonald"
-    message = queue(mailbox, to=to, user=admin_user)
+    message = queue(mailbox, to=to, actor=Actor.person(user=admin_user))
     assert (message.recipient, message.demographic) == (to, True)
     record = AuditRecord.objects.get(action="message.queued")
     assert VALID_NHS not in record.detail and "McDonald" not in record.detail
