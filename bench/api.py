@@ -97,10 +97,26 @@ def _start_web(workdir: Path, env: dict) -> tuple[subprocess.Popen, str]:
     port = _free_port()
     log = open(workdir / "gunicorn.log", "w")  # noqa: SIM115 - closed with the process
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "portal.wsgi", "--bind", f"127.0.0.1:{port}",
-         "--workers", "1", "--threads", "4", "--timeout", "900"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "portal.wsgi",
+            "--bind",
+            f"127.0.0.1:{port}",
+            "--workers",
+            "1",
+            "--threads",
+            "4",
+            "--timeout",
+            "900",
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -119,14 +135,29 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(workdir: Path, size: int, kind: str) -> int:
-    env = {**os.environ, "NEOMESH_VAR_DIR": str(workdir), "DJANGO_SETTINGS_MODULE": "portal.settings",
-           "LOG_LEVEL": "WARNING"}  # fmt: skip
+    env = {
+        **os.environ,
+        "NEOMESH_VAR_DIR": str(workdir),
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "LOG_LEVEL": "WARNING",
+    }
     env.pop("DATABASE_URL", None)
     manage = [sys.executable, "manage.py"]
-    subprocess.run([*manage, "migrate", "--noinput"], cwd=ROOT, env=env, check=True,
-                   capture_output=True)  # fmt: skip
-    secret = subprocess.run([*manage, "shell", "-c", SETUP], cwd=ROOT, env=env, check=True,
-                            capture_output=True, text=True).stdout.strip().splitlines()[-1]  # fmt: skip
+    subprocess.run(
+        [*manage, "migrate", "--noinput"], cwd=ROOT, env=env, check=True, capture_output=True
+    )
+    secret = (
+        subprocess.run(
+            [*manage, "shell", "-c", SETUP],
+            cwd=ROOT,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
     source = workdir / "payload.bin"
     print(f"Writing a {size // MiB} MiB {kind} payload...", flush=True)
     digest = write_payload(source, kind, size)
@@ -140,8 +171,9 @@ def _run(workdir: Path, size: int, kind: str) -> int:
         process.wait(timeout=60)
     _report(size, copy_seconds, result)
     RESULTS_DIR.mkdir(exist_ok=True)
-    (RESULTS_DIR / "api.json").write_text(json.dumps(
-        {"size_bytes": size, "disk_copy_seconds": copy_seconds, **result}, indent=2))  # fmt: skip
+    (RESULTS_DIR / "api.json").write_text(
+        json.dumps({"size_bytes": size, "disk_copy_seconds": copy_seconds, **result}, indent=2)
+    )
     return 0 if result["ok"] else 1
 
 
@@ -153,15 +185,21 @@ def _transfer(url, secret, source: Path, digest: str, worker: int, workdir: Path
     idle = _rss_mib(worker, "VmRSS")
     started = time.perf_counter()
     with open(source, "rb") as body:
-        sent = http.post(url + "/api/v1/messages/", params=query, data=body, timeout=900,
-                         headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+        sent = http.post(
+            url + "/api/v1/messages/",
+            params=query,
+            data=body,
+            timeout=900,
+            headers={"Content-Type": "application/octet-stream"},
+        )
     upload_seconds = time.perf_counter() - started
     sent.raise_for_status()
     target = workdir / "downloaded.bin"
     started = time.perf_counter()
-    with http.get(sent.json()["payload_url"], stream=True, timeout=900) as answer, open(
-        target, "wb"
-    ) as out:
+    with (
+        http.get(sent.json()["payload_url"], stream=True, timeout=900) as answer,
+        open(target, "wb") as out,
+    ):
         answer.raise_for_status()
         for block in answer.iter_content(4 * MiB):
             out.write(block)
@@ -169,20 +207,29 @@ def _transfer(url, secret, source: Path, digest: str, worker: int, workdir: Path
         os.fsync(out.fileno())
     download_seconds = time.perf_counter() - started
     ok = sent.json()["payload_sha256"] == digest == sha256_file(target)
-    return {"upload": upload_seconds, "download": download_seconds, "idle_rss": idle,
-            "peak_rss": _rss_mib(worker, "VmHWM"), "ok": ok}  # fmt: skip
+    return {
+        "upload": upload_seconds,
+        "download": download_seconds,
+        "idle_rss": idle,
+        "peak_rss": _rss_mib(worker, "VmHWM"),
+        "ok": ok,
+    }
 
 
 def _report(size: int, copy_seconds: float, r: dict) -> None:
     mib = size / MiB
     copy_rate = mib / copy_seconds
-    rows = [("disk copy (read, write, fsync)", copy_seconds),
-            ("API upload (raw body → payload store)", r["upload"]),
-            ("API download (payload → file, fsync)", r["download"])]  # fmt: skip
+    rows = [
+        ("disk copy (read, write, fsync)", copy_seconds),
+        ("API upload (raw body → payload store)", r["upload"]),
+        ("API download (payload → file, fsync)", r["download"]),
+    ]
     print(f"\n| {int(mib)} MiB | seconds | MiB/s | of disk copy |\n|---|---|---|---|")
     for label, seconds in rows:
         rate = mib / seconds
         print(f"| {label} | {seconds:.1f} | {rate:.0f} | {100 * rate / copy_rate:.0f}% |")
     grew = r["peak_rss"] - r["idle_rss"]
-    print(f"\nWeb worker RSS: idle {r['idle_rss']:.0f} MiB, peak {r['peak_rss']:.0f} MiB "
-          f"(+{grew:.0f} MiB; goal <= 64). sha256 both ways: {'equal' if r['ok'] else 'DIFFERENT'}.")  # fmt: skip
+    print(
+        f"\nWeb worker RSS: idle {r['idle_rss']:.0f} MiB, peak {r['peak_rss']:.0f} MiB "
+        f"(+{grew:.0f} MiB; goal <= 64). sha256 both ways: {'equal' if r['ok'] else 'DIFFERENT'}."
+    )

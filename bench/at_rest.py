@@ -27,7 +27,9 @@ from pathlib import Path
 from bench.payloads import MiB, write_payload
 
 NAME = "at_rest"
-DESCRIPTION = "payload encryption at rest: store/read/send/receive MiB/s and peak RSS, plain vs encrypted"
+DESCRIPTION = (
+    "payload encryption at rest: store/read/send/receive MiB/s and peak RSS, plain vs encrypted"
+)
 RESULTS_DIR = Path(__file__).parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
 PHASES = ("store", "read", "send", "receive")
@@ -36,11 +38,13 @@ MODES = ("plain", "encrypted")
 
 def _env(workdir: str, mode: str) -> dict:
     env = {
-        **os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings",
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
         "NEOMESH_VAR_DIR": str(Path(workdir) / "var"),
         "PAYLOAD_ROOT": str(Path(workdir) / f"payloads-{mode}"),
-        "PAYLOAD_ENCRYPTION": "true" if mode == "encrypted" else "false", "LOG_LEVEL": "WARNING",
-    }  # fmt: skip
+        "PAYLOAD_ENCRYPTION": "true" if mode == "encrypted" else "false",
+        "LOG_LEVEL": "WARNING",
+    }
     env.pop("NEOMESH_PRODUCTION", None)
     env.pop("PAYLOAD_STORE", None)
     return env
@@ -96,9 +100,9 @@ def run(args: argparse.Namespace) -> int:
                 for phase in PHASES:
                     results = runs[mode][phase]
                     row[f"{phase}_mib_s"] = size / statistics.median(r["seconds"] for r in results)
-                    row[f"{phase}_cpu_ms_per_mib"] = 1000 * statistics.median(
-                        r["cpu_seconds"] for r in results
-                    ) / size
+                    row[f"{phase}_cpu_ms_per_mib"] = (
+                        1000 * statistics.median(r["cpu_seconds"] for r in results) / size
+                    )
                     row[f"{phase}_rss_mib"] = max(r["peak_rss_kib"] for r in results) / 1024
                 rows.append(row)
                 print(_row(row), flush=True)
@@ -114,11 +118,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _row(row: dict) -> str:
-    return (
-        f"{row['kind']:6} {row['mode']:9} " + "  ".join(
-            f"{phase} {row[f'{phase}_mib_s']:7.1f} MiB/s {row[f'{phase}_rss_mib']:5.0f} MiB"
-            for phase in PHASES
-        )
+    return f"{row['kind']:6} {row['mode']:9} " + "  ".join(
+        f"{phase} {row[f'{phase}_mib_s']:7.1f} MiB/s {row[f'{phase}_rss_mib']:5.0f} MiB"
+        for phase in PHASES
     )
 
 
@@ -145,7 +147,8 @@ def format_table(rows: list[dict]) -> str:
                 for p in PHASES
             }
             lines.append(
-                f"\n{kind}: encryption costs " + ", ".join(f"{p} {c:+.1f}%" for p, c in cost.items())
+                f"\n{kind}: encryption costs "
+                + ", ".join(f"{p} {c:+.1f}%" for p, c in cost.items())
                 + " of throughput (wall clock); CPU per MiB "
                 + ", ".join(f"{p} {c:+.1f}%" for p, c in cpu.items())
                 + f"; peak RSS send {enc['send_rss_mib'] - plain['send_rss_mib']:+.0f} MiB,"

@@ -31,10 +31,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _setup(workdir: Path) -> None:
-    os.environ.update({
-        "DJANGO_SETTINGS_MODULE": "portal.settings", "NEOMESH_VAR_DIR": str(workdir / "var"),
-        "PAYLOAD_ROOT": str(workdir / "payloads"), "LOG_LEVEL": "WARNING",
-    })  # fmt: skip
+    os.environ.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "portal.settings",
+            "NEOMESH_VAR_DIR": str(workdir / "var"),
+            "PAYLOAD_ROOT": str(workdir / "payloads"),
+            "LOG_LEVEL": "WARNING",
+        }
+    )
     os.environ.pop("PAYLOAD_STORE", None)
     os.environ.pop("NEOMESH_PRODUCTION", None)
     (workdir / "var").mkdir()
@@ -73,24 +77,38 @@ def _run(workdir: Path, s3, small: int, large: int, large_mib: int) -> int:
     mailbox = make_mailbox("X26BENCH")
     (workdir / "drop").mkdir()
     targets = {
-        "directory": Destination.objects.create(name="dir", kind="directory",
-                                                settings={"path": str(workdir / "drop")}),
-        "s3": Destination.objects.create(name="s3", kind="s3", secret="test", settings={
-            "endpoint_url": s3.url, "bucket": "bench", "access_key_id": "test"}),
-    }  # fmt: skip
+        "directory": Destination.objects.create(
+            name="dir", kind="directory", settings={"path": str(workdir / "drop")}
+        ),
+        "s3": Destination.objects.create(
+            name="s3",
+            kind="s3",
+            secret="test",
+            settings={"endpoint_url": s3.url, "bucket": "bench", "access_key_id": "test"},
+        ),
+    }
     counter = iter(range(10**9))
 
     def message(data_source, size: int) -> Message:
         stored = payloads.store_stream(data_source, "in")
         return Message.objects.create(
-            mailbox=mailbox, direction=Direction.INBOUND, workflow_id="BENCH", sender="X26OTHER",
-            recipient="X26BENCH", filename=f"f{next(counter)}.bin",
-            mesh_message_id=f"BENCH_{next(counter):012d}", size_bytes=stored.size,
-            payload=stored.name, payload_sha256=stored.sha256, status=Status.ACKNOWLEDGED,
+            mailbox=mailbox,
+            direction=Direction.INBOUND,
+            workflow_id="BENCH",
+            sender="X26OTHER",
+            recipient="X26BENCH",
+            filename=f"f{next(counter)}.bin",
+            mesh_message_id=f"BENCH_{next(counter):012d}",
+            size_bytes=stored.size,
+            payload=stored.name,
+            payload_sha256=stored.sha256,
+            status=Status.ACKNOWLEDGED,
             received_at=timezone.now(),
-        )  # fmt: skip
+        )
 
-    print(f"storing {small} x 4 KiB and {large} x {large_mib} MiB (encrypted at rest)...", flush=True)
+    print(
+        f"storing {small} x 4 KiB and {large} x {large_mib} MiB (encrypted at rest)...", flush=True
+    )
     smalls = [message(io.BytesIO(os.urandom(4096)), 4096) for _ in range(small)]
     bigs = []
     for _ in range(large):
@@ -116,7 +134,9 @@ def _run(workdir: Path, s3, small: int, large: int, large_mib: int) -> int:
             elapsed = time.perf_counter() - start
             if set(states) != {"delivered"}:
                 ok = False
-                errors = set(Delivery.objects.filter(pk__in=planned).values_list("last_error", flat=True))
+                errors = set(
+                    Delivery.objects.filter(pk__in=planned).values_list("last_error", flat=True)
+                )
                 print(f"  {kind}: not all delivered: {errors}")
             rates.append(unit / elapsed if elapsed else 0.0)
         print(f"{kind:<10} {rates[0]:>12.1f} {rates[1]:>12.1f}", flush=True)
@@ -133,7 +153,9 @@ def _verify(kind: str, workdir: Path, s3, bigs) -> bool:
                 while block := handle.read(MiB):
                     digest.update(block)
         else:
-            body = s3.client().get_object(Bucket="bench", Key=f"inbound/X26BENCH/{message.mesh_message_id}")["Body"]
+            body = s3.client().get_object(
+                Bucket="bench", Key=f"inbound/X26BENCH/{message.mesh_message_id}"
+            )["Body"]
             while block := body.read(MiB):
                 digest.update(block)
         if digest.hexdigest() != message.payload_sha256:

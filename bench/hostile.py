@@ -43,8 +43,11 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             if case == "gzip_bomb":
                 self.send_response(200)
-                for name, value in (("Content-Encoding", "gzip"), ("mex-MessageID", "M1"),
-                                    ("Content-Length", str(len(self.bomb)))):  # fmt: skip
+                for name, value in (
+                    ("Content-Encoding", "gzip"),
+                    ("mex-MessageID", "M1"),
+                    ("Content-Length", str(len(self.bomb))),
+                ):
                     self.send_header(name, value)
                 self.end_headers()
                 self.wfile.write(self.bomb)
@@ -92,9 +95,13 @@ def _case(case: str, queue) -> None:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     host, port = server.server_address
     client = MeshClient(
-        f"http://{host}:{port}", "X26ABC1", PASSWORD, SHARED_KEY, max_retries=0,
+        f"http://{host}:{port}",
+        "X26ABC1",
+        PASSWORD,
+        SHARED_KEY,
+        max_retries=0,
         request_deadline=5.0,
-    )  # fmt: skip
+    )
     sink = _Sink()
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.monotonic()
@@ -109,9 +116,15 @@ def _case(case: str, queue) -> None:
     elapsed = time.monotonic() - started
     growth = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) * 1024
     queue.put(
-        {"case": case, "sent": len(_Handler.bomb), "seconds": elapsed, "written": sink.written,
-         "rss": growth, "outcome": outcome}
-    )  # fmt: skip
+        {
+            "case": case,
+            "sent": len(_Handler.bomb),
+            "seconds": elapsed,
+            "written": sink.written,
+            "rss": growth,
+            "outcome": outcome,
+        }
+    )
     client.close()
     server.shutdown()
 
@@ -148,9 +161,10 @@ def _guard_cost(decoded: int = 512 * MiB) -> tuple[float, float]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--cases", default="gzip_bomb,endless_download,endless_json,slow_drip",
+        "--cases",
+        default="gzip_bomb,endless_download,endless_json,slow_drip",
         help="comma-separated shapes (default: all)",
-    )  # fmt: skip
+    )
 
 
 def run(args: argparse.Namespace) -> int:

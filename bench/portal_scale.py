@@ -68,7 +68,9 @@ def _columns(model) -> dict[str, object]:
     for field in model._meta.concrete_fields:
         if not field.primary_key:
             value = field.get_default()
-            defaults[field.column] = field.get_db_prep_save(value, connection) if value != "" else ""
+            defaults[field.column] = (
+                field.get_db_prep_save(value, connection) if value != "" else ""
+            )
     return defaults
 
 
@@ -104,12 +106,21 @@ def _fill(execute, engine: str, messages: int, audit: int, mailbox_pks: list[int
 
     dialect, now = Dialect(engine), datetime.now(UTC)
     step = time.perf_counter()
-    execute(*insert_sql(dialect, Message, message_select(dialect, messages, mailbox_pks, now),
-                        _columns(Message)))  # fmt: skip
+    execute(
+        *insert_sql(
+            dialect, Message, message_select(dialect, messages, mailbox_pks, now), _columns(Message)
+        )
+    )
     print(f"  {messages:,} messages in {time.perf_counter() - step:.0f}s", flush=True)
     step = time.perf_counter()
-    execute(*insert_sql(dialect, AuditRecord, audit_select(dialect, audit, messages, mailbox_pks, now, base),
-                        _columns(AuditRecord)))  # fmt: skip
+    execute(
+        *insert_sql(
+            dialect,
+            AuditRecord,
+            audit_select(dialect, audit, messages, mailbox_pks, now, base),
+            _columns(AuditRecord),
+        )
+    )
     print(f"  {audit:,} audit records in {time.perf_counter() - step:.0f}s", flush=True)
 
 
@@ -222,8 +233,9 @@ class BenchPostgres:
         host = ["-h", "127.0.0.1", "-p", str(self.server.port), "-U", "neomesh"]
         subprocess.run(
             _as_postgres([_pg_bin("dropdb"), *host, "--if-exists", "--force", "neomesh"]),
-            check=True, capture_output=True,
-        )  # fmt: skip
+            check=True,
+            capture_output=True,
+        )
         self.server.create_database("neomesh")
 
 
@@ -336,8 +348,16 @@ def measure(client, label: str, url: str, persona: str, runs: int, stream: bool 
     samples.sort()
     p95 = samples[min(len(samples) - 1, int(round(0.95 * (len(samples) - 1))))]
     median = statistics.median(samples)
-    return Timing(label, url, persona, round(median, 1), round(p95, 1), len(queries),
-                  streamed if stream else _rows_on(response), p95 > BUDGET_MS)  # fmt: skip
+    return Timing(
+        label,
+        url,
+        persona,
+        round(median, 1),
+        round(p95, 1),
+        len(queries),
+        streamed if stream else _rows_on(response),
+        p95 > BUDGET_MS,
+    )
 
 
 def _first(client, url: str) -> str:
@@ -414,16 +434,33 @@ def pages(client_for) -> list[tuple[str, str, str, bool]]:
 
     some_record = AuditRecord.objects.order_by("-seq").values_list("seq", flat=True)[100]
     result += [
-        ("Message detail (+ audit records)", reverse("messaging:detail", args=[some_message]),
-         "bench-auditor", False),
-        ("Audit record detail", reverse("audit:detail", args=[some_record]), "bench-auditor", False),
+        (
+            "Message detail (+ audit records)",
+            reverse("messaging:detail", args=[some_message]),
+            "bench-auditor",
+            False,
+        ),
+        (
+            "Audit record detail",
+            reverse("audit:detail", args=[some_record]),
+            "bench-auditor",
+            False,
+        ),
         ("Message log CSV, first rows", reverse("messaging:export"), "bench-auditor", True),
-        ("Message log CSV, filtered", f"{reverse('messaging:export')}?direction=out&status=failed",
-         "bench-auditor", True),
+        (
+            "Message log CSV, filtered",
+            f"{reverse('messaging:export')}?direction=out&status=failed",
+            "bench-auditor",
+            True,
+        ),
         ("Audit trail CSV, first rows", reverse("audit:export"), "bench-auditor", True),
-        ("Audit trail CSV, by action", f"{reverse('audit:export')}?action=auth.login",
-         "bench-auditor", True),
-    ]  # fmt: skip
+        (
+            "Audit trail CSV, by action",
+            f"{reverse('audit:export')}?action=auth.login",
+            "bench-auditor",
+            True,
+        ),
+    ]
     return result
 
 
@@ -447,10 +484,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--audit", type=int, default=2_000_000)
     parser.add_argument(
-        "--dir", default="",
+        "--dir",
+        default="",
         help=f"where the database lives (default {DEFAULT_DIR} for SQLite at the default size, "
         "portal_scale-<engine>-<messages> beside it otherwise)",
-    )  # fmt: skip
+    )
     parser.add_argument("--only", default="", help="measure only pages whose label contains this")
     parser.add_argument(
         "--no-save", action="store_true", help=f"do not write JSON to {RESULTS_DIR}"
@@ -478,11 +516,19 @@ def run(args: argparse.Namespace) -> int:
         for engine in engines:
             print(f"\n--- {engine} ---", flush=True)
             command = [
-                sys.executable, "-m", "bench", NAME, f"--engines={engine}", f"--runs={args.runs}",
-                f"--messages={args.messages}", f"--audit={args.audit}", f"--only={args.only}",
-                *(["--dir", args.dir] if args.dir else []), *(["--reseed"] if args.reseed else []),
+                sys.executable,
+                "-m",
+                "bench",
+                NAME,
+                f"--engines={engine}",
+                f"--runs={args.runs}",
+                f"--messages={args.messages}",
+                f"--audit={args.audit}",
+                f"--only={args.only}",
+                *(["--dir", args.dir] if args.dir else []),
+                *(["--reseed"] if args.reseed else []),
                 *(["--no-save"] if args.no_save else []),
-            ]  # fmt: skip
+            ]
             failed += subprocess.run(command, cwd=ROOT).returncode != 0
         return 1 if failed else 0
     engine = engines[0]
@@ -522,23 +568,41 @@ def _measure_all(args: argparse.Namespace, engine: str) -> int:
         if args.only and args.only.lower() not in label.lower():
             continue
         timing = measure(client_for(persona), label, url, persona, args.runs, stream)
-        print(f"{timing.page:<36} {timing.median_ms:>8.1f} ms  p95 {timing.p95_ms:>7.1f} ms  "
-              f"{timing.queries} queries", flush=True)  # fmt: skip
+        print(
+            f"{timing.page:<36} {timing.median_ms:>8.1f} ms  p95 {timing.p95_ms:>7.1f} ms  "
+            f"{timing.queries} queries",
+            flush=True,
+        )
         timings.append(timing)
     print()
     print(format_table(timings))
     over = [t.page.strip() for t in timings if t.over_budget]
-    print(f"\n{engine}, {args.messages:,} messages, {args.audit:,} audit records: "
-          f"{len(timings)} pages, {args.runs} runs each; "
-          + (f"OVER {BUDGET_MS:.0f} ms: {', '.join(over)}" if over else f"all under {BUDGET_MS:.0f} ms (p95)"))  # fmt: skip
+    print(
+        f"\n{engine}, {args.messages:,} messages, {args.audit:,} audit records: "
+        f"{len(timings)} pages, {args.runs} runs each; "
+        + (
+            f"OVER {BUDGET_MS:.0f} ms: {', '.join(over)}"
+            if over
+            else f"all under {BUDGET_MS:.0f} ms (p95)"
+        )
+    )
     if not args.no_save:
         RESULTS_DIR.mkdir(exist_ok=True)
-        path = RESULTS_DIR / (f"portal_scale-{engine}-{args.messages}-"
-                              f"{time.strftime('%Y%m%d-%H%M%S')}.json")  # fmt: skip
-        document = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                                "platform": platform.platform()},
-                    "engine": engine, "messages": args.messages, "audit": args.audit, "runs": args.runs,
-                    "timings": [asdict(t) for t in timings]}  # fmt: skip
+        path = RESULTS_DIR / (
+            f"portal_scale-{engine}-{args.messages}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+        )
+        document = {
+            "machine": {
+                "python": platform.python_version(),
+                "cpus": os.cpu_count(),
+                "platform": platform.platform(),
+            },
+            "engine": engine,
+            "messages": args.messages,
+            "audit": args.audit,
+            "runs": args.runs,
+            "timings": [asdict(t) for t in timings],
+        }
         path.write_text(json.dumps(document, indent=2))
         print(f"results saved to {path}")
     return 0

@@ -18,17 +18,46 @@ from datetime import datetime
 
 # Nine busy mailboxes; the tenth, alone in its environment, gets one message in 5,000 (the worst
 # case for an environment filter: a few matches among millions of rows).
-ENVIRONMENTS = ["live", "live", "live", "integration", "integration", "integration", "sandbox",
-                "sandbox", "sandbox", "deployment"]  # fmt: skip
+ENVIRONMENTS = [
+    "live",
+    "live",
+    "live",
+    "integration",
+    "integration",
+    "integration",
+    "sandbox",
+    "sandbox",
+    "sandbox",
+    "deployment",
+]
 QUIET_EVERY = 5000
-WORKFLOWS = [("PATH_RESULTS", 30), ("GP_REFERRAL", 20), ("SCREENING_EXTRACT", 15),
-             ("DISCHARGE_SUMMARY", 12), ("IMMS_UPDATE", 8), ("CANCER_WAITS", 6), ("MAT_DATA", 4),
-             ("DENTAL_CLAIMS", 3), ("SPINE_NOTIFY", 1), ("RARE_WORKFLOW", 1)]  # fmt: skip
-AUDIT_ACTIONS = [("message.downloaded", 22), ("message.acknowledged", 22), ("message.accepted", 18),
-                 ("message.queued", 16), ("message.tracked", 10), ("auth.login", 3),
-                 ("auth.logout", 2), ("message.payload_downloaded", 2), ("auth.login_failed", 1),
-                 ("mailbox.poll_requested", 1), ("mailbox.update", 1), ("message.failed", 1),
-                 ("certificate.csr_downloaded", 1)]  # fmt: skip
+WORKFLOWS = [
+    ("PATH_RESULTS", 30),
+    ("GP_REFERRAL", 20),
+    ("SCREENING_EXTRACT", 15),
+    ("DISCHARGE_SUMMARY", 12),
+    ("IMMS_UPDATE", 8),
+    ("CANCER_WAITS", 6),
+    ("MAT_DATA", 4),
+    ("DENTAL_CLAIMS", 3),
+    ("SPINE_NOTIFY", 1),
+    ("RARE_WORKFLOW", 1),
+]
+AUDIT_ACTIONS = [
+    ("message.downloaded", 22),
+    ("message.acknowledged", 22),
+    ("message.accepted", 18),
+    ("message.queued", 16),
+    ("message.tracked", 10),
+    ("auth.login", 3),
+    ("auth.logout", 2),
+    ("message.payload_downloaded", 2),
+    ("auth.login_failed", 1),
+    ("mailbox.poll_requested", 1),
+    ("mailbox.update", 1),
+    ("message.failed", 1),
+    ("certificate.csr_downloaded", 1),
+]
 PEOPLE = [f"person{n:02d}" for n in range(20)]
 SPAN_SECONDS = 90 * 24 * 3600
 PRIME = 4294967291  # the hash: x = i * 2654435761 mod PRIME, its digits the row's dice
@@ -109,7 +138,8 @@ def message_select(d: Dialect, count: int, mailbox_pks: list[int], now: datetime
     busy = mailbox_pks[:-1]
     mailbox = (
         f"CASE WHEN h.i % {QUIET_EVERY} = 0 THEN {mailbox_pks[-1]} ELSE "
-        + "CASE " + " ".join(f"WHEN h.i % {len(busy)} = {k} THEN {pk}" for k, pk in enumerate(busy))
+        + "CASE "
+        + " ".join(f"WHEN h.i % {len(busy)} = {k} THEN {pk}" for k, pk in enumerate(busy))
         + " END END"
     )
     mailbox_id = (
@@ -162,9 +192,11 @@ def message_select(d: Dialect, count: int, mailbox_pks: list[int], now: datetime
         "accepted_at": f"CASE WHEN {inbound} OR {queued} THEN NULL ELSE {moment} END",
         "acknowledged_at": f"CASE WHEN {acknowledged} THEN {d.moment(f'{created} + 300')} "
         "ELSE NULL END",
-    } | {"__from__": f"(SELECT s.i AS i, (s.i * 2654435761) % {PRIME} AS x, "
-                     f"{start} + s.i * {SPAN_SECONDS}.0 / {count} AS created "
-                     f"FROM {d.series(count)} AS s) AS h"}  # fmt: skip
+    } | {
+        "__from__": f"(SELECT s.i AS i, (s.i * 2654435761) % {PRIME} AS x, "
+        f"{start} + s.i * {SPAN_SECONDS}.0 / {count} AS created "
+        f"FROM {d.series(count)} AS s) AS h"
+    }
 
 
 def audit_select(

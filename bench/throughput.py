@@ -59,9 +59,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--engines", default=",".join(ENGINES), help="comma-separated: sqlite, postgres"
     )
     parser.add_argument(
-        "--delays", default="0,20,80",
+        "--delays",
+        default="0,20,80",
         help="comma-separated milliseconds added to every MESH request (default 0,20,80)",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--deadline", type=float, default=900, help="seconds before a run is abandoned"
     )
@@ -108,8 +109,11 @@ def run(args: argparse.Namespace) -> int:
                             with LatencyProxy(sandbox.url, delay) as proxy:
                                 env = databases(name) | {"MESH_SANDBOX_URL": proxy.url}
                                 result = _child(env, root / f"{engine}-{name}", count, args)
-                            result |= {"engine": engine, "delay_ms": delay,
-                                       "mesh_requests": proxy.requests}  # fmt: skip
+                            result |= {
+                                "engine": engine,
+                                "delay_ms": delay,
+                                "mesh_requests": proxy.requests,
+                            }
                             results.append(result)
                             print(_row(results[-1]), flush=True)
     finally:
@@ -155,14 +159,27 @@ class _engine:
 def _child(env: dict[str, str], workdir: Path, clusters: int, args) -> dict:
     workdir.mkdir(parents=True, exist_ok=True)
     child_env = {
-        **os.environ, **env, "NEOMESH_VAR_DIR": str(workdir), "PAYLOAD_ROOT": str(workdir / "payloads"),
-        "DJANGO_SETTINGS_MODULE": "portal.settings", "LOG_LEVEL": "WARNING",
-    }  # fmt: skip
+        **os.environ,
+        **env,
+        "NEOMESH_VAR_DIR": str(workdir),
+        "PAYLOAD_ROOT": str(workdir / "payloads"),
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "LOG_LEVEL": "WARNING",
+    }
     child_env.pop("NEOMESH_PRODUCTION", None)
     command = [
-        sys.executable, "-m", "bench.throughput_child", "--messages", str(args.messages),
-        "--clusters", str(clusters), "--deadline", str(args.deadline), "--workdir", str(workdir),
-    ]  # fmt: skip
+        sys.executable,
+        "-m",
+        "bench.throughput_child",
+        "--messages",
+        str(args.messages),
+        "--clusters",
+        str(clusters),
+        "--deadline",
+        str(args.deadline),
+        "--workdir",
+        str(workdir),
+    ]
     done = subprocess.run(command, cwd=ROOT, env=child_env, capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if done.returncode != 0 or not lines:
@@ -207,8 +224,13 @@ def _save(results: list[dict], args: argparse.Namespace) -> None:
     machine = {"python": platform.python_version(), "cpus": os.cpu_count(), "host": platform.node()}
     path.write_text(
         json.dumps(
-            {"machine": machine, "messages": args.messages, "delays_ms": args.delays,
-             "results": results}, indent=2,
-        )  # fmt: skip
+            {
+                "machine": machine,
+                "messages": args.messages,
+                "delays_ms": args.delays,
+                "results": results,
+            },
+            indent=2,
+        )
     )
     print(f"\nSaved {path.relative_to(ROOT)}")

@@ -27,10 +27,13 @@ class Cluster:
         self.log_path = workdir / f"cluster-{name}.log"
         self.log = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"], cwd=ROOT,
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=ROOT,
             env={**os.environ, "Q_WORKERS": "1", "LOG_LEVEL": "INFO"},
-            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def running(self) -> bool:
         if self.process.poll() is not None:
@@ -118,10 +121,14 @@ def measure(messages: int, clusters: list[Cluster], deadline: float) -> dict:
     peak, cpu_before = peak_rss_mb(clusters), cpu_seconds(clusters)
     for n in range(messages):
         message_queue_send(
-            mailbox=sender, recipient="X26ABC2", workflow_id="TEST_WORKFLOW",
-            source=io.BytesIO(PAYLOAD), size=len(PAYLOAD), filename=f"result-{n}.csv",
+            mailbox=sender,
+            recipient="X26ABC2",
+            workflow_id="TEST_WORKFLOW",
+            source=io.BytesIO(PAYLOAD),
+            size=len(PAYLOAD),
+            filename=f"result-{n}.csv",
             actor=Actor.command(),
-        )  # fmt: skip
+        )
     queued_s = time.monotonic() - started
     accepted_s = None
     sent = Message.objects.outbound().filter(status__in=[Status.ACCEPTED, Status.ACKNOWLEDGED])
@@ -142,13 +149,20 @@ def measure(messages: int, clusters: list[Cluster], deadline: float) -> dict:
     distinct = inbound.values("mesh_message_id").distinct().count()
     complete = acknowledged == messages and inbound.count() == distinct == messages
     return {
-        "workers": len(clusters), "messages": messages, "complete": complete,
-        "queued_s": queued_s, "accepted_s": accepted_s or done_s, "done_s": done_s,
-        "acknowledged": acknowledged, "received_rows": inbound.count(), "distinct": distinct,
-        "rate": messages / done_s, "accepted_rate": messages / (accepted_s or done_s),
+        "workers": len(clusters),
+        "messages": messages,
+        "complete": complete,
+        "queued_s": queued_s,
+        "accepted_s": accepted_s or done_s,
+        "done_s": done_s,
+        "acknowledged": acknowledged,
+        "received_rows": inbound.count(),
+        "distinct": distinct,
+        "rate": messages / done_s,
+        "accepted_rate": messages / (accepted_s or done_s),
         "peak_rss_mb": max(peak, peak_rss_mb(clusters)),
         "worker_cpu_ms_per_message": (cpu_seconds(clusters) - cpu_before) * 1000 / messages,
-    }  # fmt: skip
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

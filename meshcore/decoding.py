@@ -97,7 +97,9 @@ def copy_response(
     return written
 
 
-def read_body(response: Any, limit: int, deadline: Deadline | None = None, what: str = "answer") -> bytes:
+def read_body(
+    response: Any, limit: int, deadline: Deadline | None = None, what: str = "answer"
+) -> bytes:
     """A whole (streamed) response body, transport gzip undone, refused past ``limit`` bytes."""
     decoder = _decoder_for(response)
     parts: list[bytes] = []

@@ -76,7 +76,9 @@ def nhs_number_valid(digits: str) -> bool:
 def demographic_address(value: object) -> str:
     """A demographic mex-To: checked, never upper-cased (the surname's case is the sender's)."""
     if not isinstance(value, str):
-        raise MeshValidationError(f"demographic address must be a string, got {type(value).__name__}")
+        raise MeshValidationError(
+            f"demographic address must be a string, got {type(value).__name__}"
+        )
     text = value.strip()
     match = _DEMOGRAPHIC_RE.match(text)
     if len(text) > HEADER_LIMITS["mex-To"] or match is None:

@@ -58,10 +58,20 @@ class MeshSandbox:
         log = tempfile.NamedTemporaryFile(prefix="mesh-sandbox-", suffix=".log", delete=False)
         self.log_path = Path(log.name)
         command = [
-            sys.executable, "-m", "uvicorn", "mesh_sandbox.api:app",
-            "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1",
-            "--log-level", "warning", *self.ssl_args,
-        ]  # fmt: skip
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "mesh_sandbox.api:app",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "1",
+            "--log-level",
+            "warning",
+            *self.ssl_args,
+        ]
         self.process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         self._wait_healthy(timeout)
         return self

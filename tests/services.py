@@ -58,25 +58,51 @@ class PostgresServer:
             os.chown(self.root, postgres.pw_uid, postgres.pw_gid)
         if not existing:
             subprocess.run(
-                _as_postgres([_pg_bin("initdb"), "-D", str(self.data), "-U", PG_USER,
-                              "--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8"]),
-                check=True, capture_output=True,
-            )  # fmt: skip
+                _as_postgres(
+                    [
+                        _pg_bin("initdb"),
+                        "-D",
+                        str(self.data),
+                        "-U",
+                        PG_USER,
+                        "--auth=trust",
+                        "--encoding=UTF8",
+                        "--locale=C.UTF-8",
+                    ]
+                ),
+                check=True,
+                capture_output=True,
+            )
         options = f"-c listen_addresses=127.0.0.1 -c port={self.port} -c unix_socket_directories={self.root} -c fsync=off -c max_connections=200 {self.options}"
         subprocess.run(
-            _as_postgres([_pg_bin("pg_ctl"), "-D", str(self.data), "-o", options, "-l",
-                          str(self.root / "postgres.log"), "-w", "start"]),
-            check=True, capture_output=True,
-        )  # fmt: skip
+            _as_postgres(
+                [
+                    _pg_bin("pg_ctl"),
+                    "-D",
+                    str(self.data),
+                    "-o",
+                    options,
+                    "-l",
+                    str(self.root / "postgres.log"),
+                    "-w",
+                    "start",
+                ]
+            ),
+            check=True,
+            capture_output=True,
+        )
         if not existing:
             self.create_database("neomesh")
         return self
 
     def create_database(self, name: str) -> None:
         subprocess.run(
-            _as_postgres([_pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", PG_USER, name]),
-            check=True, capture_output=True,
-        )  # fmt: skip
+            _as_postgres(
+                [_pg_bin("createdb"), "-h", "127.0.0.1", "-p", str(self.port), "-U", PG_USER, name]
+            ),
+            check=True,
+            capture_output=True,
+        )
 
     def stop(self, mode: str = "immediate") -> None:
         """Stop; "immediate" for throw-away servers, "fast" for a data directory that is kept."""
@@ -84,7 +110,7 @@ class PostgresServer:
             subprocess.run(
                 _as_postgres([_pg_bin("pg_ctl"), "-D", str(self.data), "-m", mode, "stop"]),
                 capture_output=True,
-            )  # fmt: skip
+            )
 
 
 class RedisServer:
@@ -105,10 +131,22 @@ class RedisServer:
             )
         self.root.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            [binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no",
-             "--dir", str(self.root)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
+            [
+                binary,
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                str(self.root),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 10
         import socket
 

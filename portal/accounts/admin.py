@@ -24,10 +24,13 @@ admin.site.site_title = "NeoMesh admin"
 
 def _audit_cleared(request, attempts) -> None:
     for attempt in attempts:
-        record(actor=Actor.person(request), action="auth.lockout_cleared", obj=attempt,
+        record(
+            actor=Actor.person(request),
+            action="auth.lockout_cleared",
+            obj=attempt,
             detail=f"Sign-in failures of {attempt.username!r} from {attempt.ip_address} cleared "
             f"({attempt.failures_since_start} failures)",
-        )  # fmt: skip
+        )
 
 
 class AccessAttemptAdmin(axes_admin.AccessAttemptAdmin):
@@ -42,7 +45,10 @@ class AccessAttemptAdmin(axes_admin.AccessAttemptAdmin):
     @admin.action(description="Clean up expired attempts")
     def cleanup_expired_attempts(self, request, queryset):
         count = self.handler.clean_expired_user_attempts(request=request)
-        record(actor=Actor.person(request), action="auth.expired_attempts_cleaned", detail=f"{count} expired attempts"
+        record(
+            actor=Actor.person(request),
+            action="auth.expired_attempts_cleaned",
+            detail=f"{count} expired attempts",
         )
         self.message_user(request, f"Cleaned up {count} expired access attempts.")
 

@@ -23,9 +23,11 @@ def signin_lockout_record(*, request, username: str | None) -> AuditRecord | Non
     address = client_address(request)
     pair = f"username {str(username or '')[:150]!r} from {address}"
     # The lock that holds: this username at this address first (django-axes' own), else the wider.
-    scope = pair if pair_failures(request, username) >= settings.AXES_FAILURE_LIMIT else (
-        lock_scope(request) or pair
-    )  # fmt: skip
+    scope = (
+        pair
+        if pair_failures(request, username) >= settings.AXES_FAILURE_LIMIT
+        else (lock_scope(request) or pair)
+    )
     detail = f"Sign-in locked: {scope}"
     since = timezone.now() - settings.AXES_COOLOFF_TIME
     if AuditRecord.objects.filter(action=LOCKOUT, detail=detail, at__gte=since).exists():
@@ -65,7 +67,12 @@ def signin_unlock(*, username: str = "", address: str = "", request=None) -> int
             f"({attempt.failures_since_start} failures)"
         )
         if request is not None:
-            record(actor=Actor.person(request), action="auth.lockout_cleared", obj=attempt, detail=detail)
+            record(
+                actor=Actor.person(request),
+                action="auth.lockout_cleared",
+                obj=attempt,
+                detail=detail,
+            )
         else:
             record(actor=Actor.command(), action="auth.lockout_cleared", obj=attempt, detail=detail)
     attempts.delete()

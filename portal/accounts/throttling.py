@@ -47,9 +47,11 @@ def pair_failures(request, username: str | None) -> int:
 def lock_scope(request, credentials=None) -> str | None:
     """Which wider lock holds this sign-in, in words for the audit trail; None when neither does."""
     address = client_address(request)
-    if address and _failures(
-        _recent(AccessAttempt.objects.filter(ip_address=address), request)
-    ) >= settings.AXES_ADDRESS_FAILURE_LIMIT:
+    if (
+        address
+        and _failures(_recent(AccessAttempt.objects.filter(ip_address=address), request))
+        >= settings.AXES_ADDRESS_FAILURE_LIMIT
+    ):
         return f"address {address}, across usernames"
     username = get_client_username(request, credentials)
     if not username:

@@ -16,7 +16,9 @@ class ChannelAdmin(admin.ModelAdmin):
     def send_test_alert(self, request, queryset):
         for channel in queryset:
             services.channel_send_test(channel=channel, request=request)
-        messages.success(request, f"Test alert queued for {queryset.count()} channel(s); the workers send it.")
+        messages.success(
+            request, f"Test alert queued for {queryset.count()} channel(s); the workers send it."
+        )
 
 
 @admin.register(Rule)

@@ -45,14 +45,19 @@ def deliver(channel: Channel, content: render.Content, alert=None) -> None:
 def _email(channel: Channel, content: render.Content) -> None:
     subject, text, html = render.email_parts(content)
     message = EmailMultiAlternatives(
-        subject, text, settings.DEFAULT_FROM_EMAIL, split_addresses(channel.recipients),
+        subject,
+        text,
+        settings.DEFAULT_FROM_EMAIL,
+        split_addresses(channel.recipients),
         connection=get_connection(timeout=settings.ALERTS_SEND_TIMEOUT_SECONDS),
-    )  # fmt: skip
+    )
     message.attach_alternative(html, "text/html")
     try:
         message.send()
     except Exception as exc:  # noqa: BLE001 - SMTP errors, refused connections, timeouts alike
-        raise DeliveryFailed(f"The mail server did not take it ({type(exc).__name__}: {exc})"[:500]) from None
+        raise DeliveryFailed(
+            f"The mail server did not take it ({type(exc).__name__}: {exc})"[:500]
+        ) from None
 
 
 def _post(channel: Channel, body: bytes) -> None:
@@ -63,9 +68,13 @@ def _post(channel: Channel, body: bytes) -> None:
         headers["X-NeoMesh-Signature"] = sign(channel.secret, timestamp, body)
     try:
         response = requests.post(
-            channel.url, data=body, headers=headers, allow_redirects=False, stream=True,
+            channel.url,
+            data=body,
+            headers=headers,
+            allow_redirects=False,
+            stream=True,
             timeout=(5, settings.ALERTS_SEND_TIMEOUT_SECONDS),
-        )  # fmt: skip
+        )
         response.close()
     except requests.Timeout:
         raise DeliveryFailed(

@@ -11,13 +11,17 @@ from .models import Channel, Rule
 
 class ChannelForm(forms.ModelForm):
     url = forms.CharField(
-        label="Webhook address", required=False, widget=forms.PasswordInput(render_value=False),
+        label="Webhook address",
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
         help_text="Teams, Slack and webhooks. Write-only: leave blank to keep the stored address.",
-    )  # fmt: skip
+    )
     secret = forms.CharField(
-        label="Signing secret", required=False, widget=forms.PasswordInput(render_value=False),
+        label="Signing secret",
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
         help_text="Signed webhooks (16 characters or more). Write-only: blank keeps the stored one.",
-    )  # fmt: skip
+    )
 
     class Meta:
         model = Channel
@@ -36,10 +40,21 @@ class ChannelForm(forms.ModelForm):
 
 class RuleForm(forms.ModelForm):
     kinds = forms.MultipleChoiceField(
-        choices=kind_choices, required=False, widget=forms.CheckboxSelectMultiple,
+        choices=kind_choices,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
         help_text="None ticked: every kind.",
-    )  # fmt: skip
+    )
 
     class Meta:
         model = Rule
-        fields = ["name", "enabled", "kinds", "min_severity", "mailbox", "workflow", "channels", "digest"]
+        fields = [
+            "name",
+            "enabled",
+            "kinds",
+            "min_severity",
+            "mailbox",
+            "workflow",
+            "channels",
+            "digest",
+        ]

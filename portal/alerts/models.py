@@ -19,8 +19,11 @@ LOOPBACK_HOSTS = {"localhost"}
 
 
 def split_addresses(text: str) -> list[str]:
-    return [part.strip() for part in (text or "").replace(";", ",").replace("\n", ",").split(",")
-            if part.strip()]  # fmt: skip
+    return [
+        part.strip()
+        for part in (text or "").replace(";", ",").replace("\n", ",").split(",")
+        if part.strip()
+    ]
 
 
 def validate_addresses(text: str) -> None:
@@ -65,7 +68,9 @@ class Channel(models.Model):
 
     name = models.CharField(max_length=100, unique=True)
     kind = models.CharField(max_length=10, choices=Kind.choices)
-    recipients = models.TextField(blank=True, help_text="Email: addresses, one per line or comma-separated.")
+    recipients = models.TextField(
+        blank=True, help_text="Email: addresses, one per line or comma-separated."
+    )
     # Teams and Slack webhook addresses are themselves secrets: encrypted, never shown back.
     url = EncryptedTextField("Webhook address", blank=True)
     secret = EncryptedTextField("Signing secret", blank=True)
@@ -106,9 +111,13 @@ class Rule(models.Model):
         "At least this severe", max_length=10, choices=Severity.choices, default=Severity.ERROR
     )
     mailbox = models.ForeignKey(
-        "mailboxes.Mailbox", null=True, blank=True, on_delete=models.CASCADE, related_name="+",
+        "mailboxes.Mailbox",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="+",
         help_text="Empty means every mailbox.",
-    )  # fmt: skip
+    )
     workflow = models.CharField(
         max_length=300, blank=True, help_text="A workflow id, or a prefix ending in *; empty: any."
     )
@@ -201,7 +210,9 @@ class Notification(models.Model):
         SENT = "sent", "Sent"
         FAILED = "failed", "Failed"
 
-    alert = models.ForeignKey(Alert, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications")
+    alert = models.ForeignKey(
+        Alert, null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
+    )
     channel = models.ForeignKey(Channel, on_delete=models.CASCADE, related_name="notifications")
     purpose = models.CharField(max_length=10, choices=Purpose.choices, default=Purpose.ALERT)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)

@@ -41,10 +41,14 @@ def for_alert(alert, purpose: str) -> Content:
     else:
         title = f"{alert.get_severity_display()}: {plain(alert.summary)}"
     line = {
-        "severity": alert.get_severity_display(), "summary": plain(alert.summary),
-        "kind": alert.kind, "what": KINDS.get(alert.kind, ""), "at": alert.created_at,
-        "repeats": alert.repeats, "resolved": plain(alert.resolved_summary) if alert.resolved_at else "",
-    }  # fmt: skip
+        "severity": alert.get_severity_display(),
+        "summary": plain(alert.summary),
+        "kind": alert.kind,
+        "what": KINDS.get(alert.kind, ""),
+        "at": alert.created_at,
+        "repeats": alert.repeats,
+        "resolved": plain(alert.resolved_summary) if alert.resolved_at else "",
+    }
     return Content(purpose, title, [line], inbox_link())
 
 
@@ -69,11 +73,20 @@ def slack_escape(text: str) -> str:
 
 def slack_payload(content: Content) -> dict:
     # The blocks are plain_text: Slack renders them literally, so *bold* or links cannot be smuggled.
-    blocks = [{"type": "header", "text": {"type": "plain_text", "text": plain(content.title)[:150]}}]
+    blocks = [
+        {"type": "header", "text": {"type": "plain_text", "text": plain(content.title)[:150]}}
+    ]
     for line in content.lines[:40]:
-        blocks.append({"type": "section", "text": {"type": "plain_text", "text": _line(line)[:2900]}})
+        blocks.append(
+            {"type": "section", "text": {"type": "plain_text", "text": _line(line)[:2900]}}
+        )
     if content.link:
-        blocks.append({"type": "section", "text": {"type": "plain_text", "text": f"Alerts inbox: {content.link}"}})
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "plain_text", "text": f"Alerts inbox: {content.link}"},
+            }
+        )
     return {"text": slack_escape(content.title)[:300], "blocks": blocks}
 
 
@@ -82,26 +95,54 @@ def teams_escape(text: str) -> str:
 
 
 def teams_payload(content: Content) -> dict:
-    body = [{"type": "TextBlock", "text": teams_escape(content.title), "weight": "Bolder", "wrap": True}]
-    body += [{"type": "TextBlock", "text": teams_escape(_line(line)), "wrap": True} for line in content.lines[:40]]
-    actions = [{"type": "Action.OpenUrl", "title": "Open the alerts inbox", "url": content.link}] if content.link else []
-    card = {"$schema": "http://adaptivecards.io/schemas/adaptive-card.json", "type": "AdaptiveCard",
-            "version": "1.4", "body": body, "actions": actions}  # fmt: skip
-    return {"type": "message", "attachments": [
-        {"contentType": "application/vnd.microsoft.card.adaptive", "content": card}
-    ]}  # fmt: skip
+    body = [
+        {"type": "TextBlock", "text": teams_escape(content.title), "weight": "Bolder", "wrap": True}
+    ]
+    body += [
+        {"type": "TextBlock", "text": teams_escape(_line(line)), "wrap": True}
+        for line in content.lines[:40]
+    ]
+    actions = (
+        [{"type": "Action.OpenUrl", "title": "Open the alerts inbox", "url": content.link}]
+        if content.link
+        else []
+    )
+    card = {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": body,
+        "actions": actions,
+    }
+    return {
+        "type": "message",
+        "attachments": [
+            {"contentType": "application/vnd.microsoft.card.adaptive", "content": card}
+        ],
+    }
 
 
 def webhook_payload(content: Content, alert=None) -> dict:
-    payload = {"purpose": content.purpose, "title": content.title, "link": content.link,
-               "alerts": [{**line, "at": line["at"].isoformat()} for line in content.lines]}  # fmt: skip
+    payload = {
+        "purpose": content.purpose,
+        "title": content.title,
+        "link": content.link,
+        "alerts": [{**line, "at": line["at"].isoformat()} for line in content.lines],
+    }
     if alert is not None:
         payload["alert"] = {
-            "id": alert.pk, "event_seq": alert.event_seq, "kind": alert.kind, "severity": alert.severity,
-            "summary": alert.summary, "problem_key": alert.problem_key, "mailbox_id": alert.mailbox_id,
-            "message_id": alert.message_id, "workflow": alert.workflow, "data": alert.data,
+            "id": alert.pk,
+            "event_seq": alert.event_seq,
+            "kind": alert.kind,
+            "severity": alert.severity,
+            "summary": alert.summary,
+            "problem_key": alert.problem_key,
+            "mailbox_id": alert.mailbox_id,
+            "message_id": alert.message_id,
+            "workflow": alert.workflow,
+            "data": alert.data,
             "resolved": alert.resolved_at is not None,
-        }  # fmt: skip
+        }
     return payload
 
 

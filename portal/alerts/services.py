@@ -51,10 +51,17 @@ def alert_handle_event(event) -> Alert | None:
     if not rules and not inbox_worthy:
         return None
     alert = Alert.objects.create(
-        event_seq=event.seq, kind=event.kind, severity=event.severity, summary=event.summary,
-        problem_key=event.problem_key, mailbox_id=event.mailbox_id, message_id=event.message_id,
-        workflow=event.workflow, data=event.data, created_at=event.created_at,
-    )  # fmt: skip
+        event_seq=event.seq,
+        kind=event.kind,
+        severity=event.severity,
+        summary=event.summary,
+        problem_key=event.problem_key,
+        mailbox_id=event.mailbox_id,
+        message_id=event.message_id,
+        workflow=event.workflow,
+        data=event.data,
+        created_at=event.created_at,
+    )
     for channel, digest in _channels(rules).items():
         _notify(alert, channel, Purpose.ALERT, digest=digest)
     return alert
@@ -87,9 +94,14 @@ def _resolve(event) -> Alert | None:
     return alert
 
 
-def _notify(alert: Alert | None, channel: Channel, purpose: str, *, digest: bool = False) -> Notification:
+def _notify(
+    alert: Alert | None, channel: Channel, purpose: str, *, digest: bool = False
+) -> Notification:
     notification = Notification.objects.create(
-        alert=alert, channel=channel, purpose=purpose, status=Status.DIGEST if digest else Status.PENDING
+        alert=alert,
+        channel=channel,
+        purpose=purpose,
+        status=Status.DIGEST if digest else Status.PENDING,
     )
     if not digest:
         transaction.on_commit(lambda: _enqueue(notification.pk))
@@ -105,8 +117,10 @@ def _enqueue(notification_pk: int) -> None:
 
 def _claim(notification_pk: int, now) -> Notification | None:
     due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-    if not Notification.objects.filter(pk=notification_pk, status=Status.PENDING).filter(due).update(
-        status=Status.SENDING, claimed_at=now, attempts=F("attempts") + 1
+    if (
+        not Notification.objects.filter(pk=notification_pk, status=Status.PENDING)
+        .filter(due)
+        .update(status=Status.SENDING, claimed_at=now, attempts=F("attempts") + 1)
     ):
         return None
     return Notification.objects.select_related("channel", "alert").get(pk=notification_pk)
@@ -133,18 +147,32 @@ def notification_send(*, notification_id: int, now=None) -> str:
             failing_since=None, last_error="", last_sent_at=timezone.now()
         )
         record(
-            actor=Actor.worker(), action="alert.sent", obj=notification.channel,
+            actor=Actor.worker(),
+            action="alert.sent",
+            obj=notification.channel,
             detail=f"{notification.get_purpose_display()} sent: {_content(notification).title[:200]}",
-        )  # fmt: skip
+        )
     return Status.SENT
 
 
 def _content(notification: Notification) -> render.Content:
     if notification.purpose == Purpose.TEST:
-        return render.Content("test", "Test alert from NeoMesh", [{
-            "severity": "Information", "summary": "This is a test alert: this channel works.",
-            "kind": "alerts.test", "what": "", "at": notification.created_at, "repeats": 0, "resolved": "",
-        }], render.inbox_link())  # fmt: skip
+        return render.Content(
+            "test",
+            "Test alert from NeoMesh",
+            [
+                {
+                    "severity": "Information",
+                    "summary": "This is a test alert: this channel works.",
+                    "kind": "alerts.test",
+                    "what": "",
+                    "at": notification.created_at,
+                    "repeats": 0,
+                    "resolved": "",
+                }
+            ],
+            render.inbox_link(),
+        )
     return render.for_alert(notification.alert, notification.purpose)
 
 
@@ -153,17 +181,21 @@ def _failed(notification: Notification, reason: str, now) -> str:
     status = Status.FAILED if give_up else Status.PENDING
     with transaction.atomic():
         Notification.objects.filter(pk=notification.pk, status=Status.SENDING).update(
-            status=status, last_error=reason[:2000], claimed_at=None,
+            status=status,
+            last_error=reason[:2000],
+            claimed_at=None,
             next_attempt_at=None if give_up else now + retry_delay(notification.attempts),
-        )  # fmt: skip
+        )
         channel = Channel.objects.filter(pk=notification.channel_id)
         channel.update(last_error=reason[:2000])
         if give_up:
             channel.filter(failing_since__isnull=True).update(failing_since=now)
         record(
-            actor=Actor.worker(), action="alert.failed" if give_up else "alert.retry", obj=notification.channel,
+            actor=Actor.worker(),
+            action="alert.failed" if give_up else "alert.retry",
+            obj=notification.channel,
             detail=f"Attempt {notification.attempts} of {MAX_ATTEMPTS}: {reason}",
-        )  # fmt: skip
+        )
     return status
 
 
@@ -187,23 +219,40 @@ def digests_send(*, now=None) -> int:
     now = now or timezone.now()
     sent = 0
     for channel in Channel.objects.filter(notifications__status=Status.DIGEST).distinct():
-        waiting = list(Notification.objects.filter(channel=channel, status=Status.DIGEST)
-                       .select_related("alert").order_by("created_at"))  # fmt: skip
+        waiting = list(
+            Notification.objects.filter(channel=channel, status=Status.DIGEST)
+            .select_related("alert")
+            .order_by("created_at")
+        )
         content = render.for_digest([n.alert for n in waiting if n.alert is not None])
         try:
             delivery.deliver(channel, content)
         except delivery.DeliveryFailed as exc:
             # Kept waiting for tomorrow's digest; the channel shows the failure meanwhile.
             Channel.objects.filter(pk=channel.pk).update(last_error=str(exc)[:2000])
-            Channel.objects.filter(pk=channel.pk, failing_since__isnull=True).update(failing_since=now)
-            record(actor=Actor.worker(), action="alert.failed", obj=channel, detail=f"Daily digest: {exc}")
+            Channel.objects.filter(pk=channel.pk, failing_since__isnull=True).update(
+                failing_since=now
+            )
+            record(
+                actor=Actor.worker(),
+                action="alert.failed",
+                obj=channel,
+                detail=f"Daily digest: {exc}",
+            )
             continue
         with transaction.atomic():
             Notification.objects.filter(pk__in=[n.pk for n in waiting]).update(
                 status=Status.SENT, sent_at=now
             )
-            Channel.objects.filter(pk=channel.pk).update(failing_since=None, last_error="", last_sent_at=now)
-            record(actor=Actor.worker(), action="alert.sent", obj=channel, detail=f"Daily digest of {len(waiting)} alert(s)")
+            Channel.objects.filter(pk=channel.pk).update(
+                failing_since=None, last_error="", last_sent_at=now
+            )
+            record(
+                actor=Actor.worker(),
+                action="alert.sent",
+                obj=channel,
+                detail=f"Daily digest of {len(waiting)} alert(s)",
+            )
         sent += 1
     return sent
 
@@ -229,7 +278,12 @@ def alert_acknowledge(*, alert: Alert, request) -> None:
 def alert_snooze(*, alert: Alert, hours: int, request) -> None:
     until = timezone.now() + timedelta(hours=hours)
     Alert.objects.filter(pk=alert.pk).update(snoozed_until=until)
-    record(actor=Actor.person(request), action="alert.snoozed", obj=alert, detail=f"for {hours} hour(s)")
+    record(
+        actor=Actor.person(request),
+        action="alert.snoozed",
+        obj=alert,
+        detail=f"for {hours} hour(s)",
+    )
 
 
 def channels_failing():
@@ -241,7 +295,8 @@ def default_rules_ensure(*, admin_emails: list[str]) -> Rule | None:
     if not admin_emails:
         return None
     channel, _ = Channel.objects.get_or_create(
-        name="Admins' email", defaults={"kind": Channel.Kind.EMAIL, "recipients": "\n".join(admin_emails)}
+        name="Admins' email",
+        defaults={"kind": Channel.Kind.EMAIL, "recipients": "\n".join(admin_emails)},
     )
     rule, created = Rule.objects.get_or_create(
         name="All errors to the admins", defaults={"min_severity": Severity.ERROR}

@@ -20,9 +20,11 @@ def inbox_view(request):
     show_all = bool(request.GET.get("all"))
     alerts = Alert.objects.all() if show_all else Alert.objects.for_inbox(now)
     context = {
-        "alerts": alerts.select_related("acknowledged_by")[:200], "now": now,
-        "show_all": show_all, "failing": services.channels_failing(),
-    }  # fmt: skip
+        "alerts": alerts.select_related("acknowledged_by")[:200],
+        "now": now,
+        "show_all": show_all,
+        "failing": services.channels_failing(),
+    }
     return render(request, "alerts/inbox.html", context)
 
 

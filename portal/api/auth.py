@@ -87,8 +87,12 @@ class SessionScheme(OpenApiAuthenticationExtension):
     name = "portalSession"
 
     def get_security_definition(self, auto_schema):
-        return {"type": "apiKey", "in": "cookie", "name": "sessionid",
-                "description": "A signed-in person; unsafe methods need X-CSRFToken."}  # fmt: skip
+        return {
+            "type": "apiKey",
+            "in": "cookie",
+            "name": "sessionid",
+            "description": "A signed-in person; unsafe methods need X-CSRFToken.",
+        }
 
 
 class TokenRateThrottle(throttling.SimpleRateThrottle):

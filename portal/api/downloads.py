@@ -39,8 +39,11 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
 
 
 def _unsatisfiable(size: int) -> Problem:
-    return Problem(416, f"The range asked for is outside the file, which has {size} bytes.",
-                   headers={"Content-Range": f"bytes */{size}"})  # fmt: skip
+    return Problem(
+        416,
+        f"The range asked for is outside the file, which has {size} bytes.",
+        headers={"Content-Range": f"bytes */{size}"},
+    )
 
 
 def _blocks(handle, start: int, length: int):
@@ -69,10 +72,11 @@ def _skip(handle, offset: int) -> None:
 def payload_response(message: Message, range_header: str | None) -> StreamingHttpResponse:
     if message.payload_purged_at:
         raise Problem(
-            410, f"The payload was purged {message.payload_purged_at:%Y-%m-%d %H:%M} UTC under "
+            410,
+            f"The payload was purged {message.payload_purged_at:%Y-%m-%d %H:%M} UTC under "
             f"retention rule “{message.payload_purge_rule}”; the message's details are kept.",
             kind="payload_purged",
-        )  # fmt: skip
+        )
     if not message.payload:
         raise Problem(404, "This message has no stored payload.")
     size = message.size_bytes or 0
@@ -80,17 +84,21 @@ def payload_response(message: Message, range_header: str | None) -> StreamingHtt
     try:
         handle = payloads.open_payload(message.payload.name)
     except FileNotFoundError:
-        raise Problem(404, "The payload file is missing from storage: tell an administrator.") from None
+        raise Problem(
+            404, "The payload file is missing from storage: tell an administrator."
+        ) from None
     except payloads.PayloadUnreadable as exc:
         raise Problem(
-            500, f"The stored payload cannot be read ({exc}): tell an administrator.",
+            500,
+            f"The stored payload cannot be read ({exc}): tell an administrator.",
             kind="payload_unreadable",
-        ) from None  # fmt: skip
+        ) from None
     start, end = span or (0, size - 1)
     response = StreamingHttpResponse(
-        _blocks(handle, start, end - start + 1), status=206 if span else 200,
+        _blocks(handle, start, end - start + 1),
+        status=206 if span else 200,
         content_type="application/octet-stream",
-    )  # fmt: skip
+    )
     response["Content-Length"] = str(max(end - start + 1, 0))
     response["Accept-Ranges"] = "bytes"
     if span:

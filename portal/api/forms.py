@@ -32,32 +32,39 @@ class TokenForm(PortalForm):
         help_text="The person answerable for that system.",
     )
     expires_on = forms.DateField(
-        label="Expires on", widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        label="Expires on",
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         help_text="The token stops working at the start of this day.",
-    )  # fmt: skip
+    )
     rate_per_minute = forms.IntegerField(
         label="Calls per minute", min_value=1, max_value=100_000, initial=600
     )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["expires_on"].initial = (timezone.localdate() + timedelta(days=90))
+        self.fields["expires_on"].initial = timezone.localdate() + timedelta(days=90)
         mailboxes = Mailbox.objects.order_by("mailbox_id")
         for scope in Scope:
             self.fields[_boxes(scope)] = forms.ModelMultipleChoiceField(
-                queryset=mailboxes, required=False, to_field_name="mailbox_id",
-                widget=forms.CheckboxSelectMultiple, label=f"{scope.value}: mailboxes",
+                queryset=mailboxes,
+                required=False,
+                to_field_name="mailbox_id",
+                widget=forms.CheckboxSelectMultiple,
+                label=f"{scope.value}: mailboxes",
                 help_text=f"{scope.label}. Leave all unticked for no {scope.value} scope.",
-            )  # fmt: skip
+            )
             if scope != Scope.MESSAGES_SEND:
                 self.fields[_flows(scope)] = forms.CharField(
-                    required=False, label=f"{scope.value}: workflows",
+                    required=False,
+                    label=f"{scope.value}: workflows",
                     help_text="Optional: workflow ids, or prefixes ending in *, comma-separated. "
                     "Empty means every workflow.",
-                )  # fmt: skip
+                )
 
     def scope_fields(self):
-        return [[self[name] for name in (_boxes(s), _flows(s)) if name in self.fields] for s in Scope]
+        return [
+            [self[name] for name in (_boxes(s), _flows(s)) if name in self.fields] for s in Scope
+        ]
 
     def clean_expires_on(self):
         value = self.cleaned_data["expires_on"]
@@ -76,8 +83,9 @@ class TokenForm(PortalForm):
                 self.add_error(_flows(scope), exc)
                 continue
             if boxes:
-                grants.append(GrantSpec(scope=scope.value, mailboxes=list(boxes),
-                                        workflow_patterns=patterns))  # fmt: skip
+                grants.append(
+                    GrantSpec(scope=scope.value, mailboxes=list(boxes), workflow_patterns=patterns)
+                )
         if not grants and not self.errors:
             raise forms.ValidationError("Tick at least one mailbox for at least one scope.")
         cleaned["grants"] = grants

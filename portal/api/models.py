@@ -45,9 +45,11 @@ class ApiToken(models.Model):
 
     name = models.CharField(max_length=100)
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="api_tokens",
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="api_tokens",
         help_text="The person answerable for the system that uses this token.",
-    )  # fmt: skip
+    )
     key_id = models.CharField(max_length=16, unique=True, editable=False)
     secret_hash = models.CharField(max_length=64, editable=False)
     expires_at = models.DateTimeField()

@@ -28,10 +28,14 @@ def token_new(request):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         token, secret = token_create(
-            name=data["name"], owner=data["owner"], grants=data["grants"],
-            expires_at=form.expires_at(), rate_per_minute=data["rate_per_minute"],
-            created_by=request.user, actor=Actor.person(request),
-        )  # fmt: skip
+            name=data["name"],
+            owner=data["owner"],
+            grants=data["grants"],
+            expires_at=form.expires_at(),
+            rate_per_minute=data["rate_per_minute"],
+            created_by=request.user,
+            actor=Actor.person(request),
+        )
         # Rendered, not redirected: the secret is on this one response and nowhere else.
         return render(request, "api/token_created.html", {"token": token, "secret": secret})
     return render(request, "api/token_form.html", {"form": form})

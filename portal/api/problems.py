@@ -18,11 +18,20 @@ PROBLEM_TYPE = "https://neomesh.invalid/problems/"
 CONTENT_TYPE = "application/problem+json"
 
 TITLES = {
-    400: "Bad request", 401: "Not authenticated", 403: "Forbidden", 404: "Not found",
-    405: "Method not allowed", 406: "Not acceptable", 409: "Conflict", 411: "Length required",
-    413: "Content too large", 415: "Unsupported media type", 416: "Range not satisfiable",
-    429: "Too many requests", 500: "Internal error",
-}  # fmt: skip
+    400: "Bad request",
+    401: "Not authenticated",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    406: "Not acceptable",
+    409: "Conflict",
+    411: "Length required",
+    413: "Content too large",
+    415: "Unsupported media type",
+    416: "Range not satisfiable",
+    429: "Too many requests",
+    500: "Internal error",
+}
 
 
 class Problem(exceptions.APIException):
@@ -75,9 +84,11 @@ def exception_handler(exc, context):
         wait = int(exc.wait or 1) + (1 if exc.wait and exc.wait % 1 else 0)
         headers["Retry-After"] = str(max(wait, 1))
         return problem_response(
-            429, f"Too many calls with this token: wait {headers['Retry-After']} seconds, then try "
-            "again (or ask an administrator for a higher rate).", headers=headers,
-        )  # fmt: skip
+            429,
+            f"Too many calls with this token: wait {headers['Retry-After']} seconds, then try "
+            "again (or ask an administrator for a higher rate).",
+            headers=headers,
+        )
     if isinstance(exc, exceptions.AuthenticationFailed | exceptions.NotAuthenticated):
         view = context.get("view")
         auth = view.get_authenticate_header(view.request) if view else None
@@ -94,9 +105,11 @@ def exception_handler(exc, context):
     if isinstance(exc, exceptions.APIException):
         if exc.status_code == 403 and "CSRF" in str(exc.detail):
             return problem_response(
-                403, "Signed-in calls need the CSRF token in the X-CSRFToken header "
-                "(systems should use an API token instead).", kind="csrf",
-            )  # fmt: skip
+                403,
+                "Signed-in calls need the CSRF token in the X-CSRFToken header "
+                "(systems should use an API token instead).",
+                kind="csrf",
+            )
         return problem_response(exc.status_code, str(exc.detail))
     logger.exception("API call failed", exc_info=exc)
     return problem_response(

@@ -81,9 +81,11 @@ def check_size(size: int, *, overhead: int = 0) -> None:
     limit = settings.MESH_MAX_UPLOAD_BYTES
     if size > limit + overhead:
         raise Problem(
-            413, f"The payload is larger than the {limit / 1024**3:g} GiB MESH allows per message "
-            f"({size} bytes announced); nothing was stored.", kind="too-large",
-        )  # fmt: skip
+            413,
+            f"The payload is larger than the {limit / 1024**3:g} GiB MESH allows per message "
+            f"({size} bytes announced); nothing was stored.",
+            kind="too-large",
+        )
 
 
 def idempotency_reserve(*, mailbox, key: str) -> tuple[IdempotencyKey, object | None]:
@@ -107,9 +109,11 @@ def idempotency_reserve(*, mailbox, key: str) -> tuple[IdempotencyKey, object | 
     if taken:
         return row, None
     raise Problem(
-        409, "A send with this key is still being received: repeat the call in a moment to get its "
-        "message.", kind="in-progress",
-    )  # fmt: skip
+        409,
+        "A send with this key is still being received: repeat the call in a moment to get its "
+        "message.",
+        kind="in-progress",
+    )
 
 
 def idempotency_key(request, fields: dict) -> str:
@@ -117,9 +121,11 @@ def idempotency_key(request, fields: dict) -> str:
     if key:
         if len(key) > 200 or not key.isascii() or not key.isprintable():
             raise Problem(
-                400, "Idempotency-Key must be at most 200 printable ASCII characters.",
-                kind="invalid", errors={"Idempotency-Key": ["At most 200 printable ASCII characters."]},
-            )  # fmt: skip
+                400,
+                "Idempotency-Key must be at most 200 printable ASCII characters.",
+                kind="invalid",
+                errors={"Idempotency-Key": ["At most 200 printable ASCII characters."]},
+            )
         return f"key:{key}"
     return f"local_id:{fields['local_id']}" if fields.get("local_id") else ""
 
@@ -128,13 +134,19 @@ def queue(*, fields: dict, source, size: int, content_type: str, actor):
     """The send form's own service; its refusals become 400 (field named) or 409 (not ready)."""
     try:
         return message_queue_send(
-            mailbox=fields["mailbox"], recipient=fields["recipient"],
-            workflow_id=fields["workflow_id"], source=source, size=size,
-            filename=fields["filename"], subject=fields["subject"], local_id=fields["local_id"],
+            mailbox=fields["mailbox"],
+            recipient=fields["recipient"],
+            workflow_id=fields["workflow_id"],
+            source=source,
+            size=size,
+            filename=fields["filename"],
+            subject=fields["subject"],
+            local_id=fields["local_id"],
             content_type=fields["content_type"] or content_type,
-            encrypted=fields["encrypted"], compressed=fields["compressed"],
+            encrypted=fields["encrypted"],
+            compressed=fields["compressed"],
             actor=actor,
-        )  # fmt: skip
+        )
     except SendRejected as exc:
         if exc.field == "mailbox" and str(exc).startswith("Cannot send now"):
             raise Problem(409, str(exc), kind="mailbox-not-ready") from None

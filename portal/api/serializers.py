@@ -22,19 +22,27 @@ def _mailbox(value: str) -> Mailbox:
 class SendFieldsSerializer(serializers.Serializer):
     """The MESH fields of a send: query parameters with a raw body, or form fields with multipart."""
 
-    mailbox = serializers.CharField(max_length=20, help_text="The sending mailbox id, e.g. X26ABC1.")
+    mailbox = serializers.CharField(
+        max_length=20, help_text="The sending mailbox id, e.g. X26ABC1."
+    )
     recipient = serializers.CharField(max_length=20, help_text="The recipient mailbox id.")
     workflow_id = serializers.CharField(max_length=300)
     subject = serializers.CharField(max_length=500, required=False, default="", allow_blank=True)
     filename = serializers.CharField(max_length=300, required=False, default="", allow_blank=True)
     local_id = serializers.CharField(
-        max_length=300, required=False, default="", allow_blank=True,
+        max_length=300,
+        required=False,
+        default="",
+        allow_blank=True,
         help_text="Your reference; without an Idempotency-Key it also makes repeats safe.",
-    )  # fmt: skip
+    )
     content_type = serializers.CharField(
-        max_length=100, required=False, default="", allow_blank=True,
+        max_length=100,
+        required=False,
+        default="",
+        allow_blank=True,
         help_text="The payload's content type for MESH; by default the request's Content-Type.",
-    )  # fmt: skip
+    )
     encrypted = serializers.BooleanField(required=False, default=False)
     compressed = serializers.BooleanField(required=False, default=False)
 
@@ -63,10 +71,11 @@ class MessageFilterSerializer(serializers.Serializer):
 
 class ConfirmSerializer(serializers.Serializer):
     sha256 = serializers.RegexField(
-        r"^[0-9a-f]{64}$", required=False,
+        r"^[0-9a-f]{64}$",
+        required=False,
         help_text="The sha256 (hex) of the file you stored: refused if it is not the payload's.",
         error_messages={"invalid": "Give the sha256 as 64 lower-case hexadecimal digits."},
-    )  # fmt: skip
+    )
 
 
 class TimelineEntrySerializer(serializers.Serializer):
@@ -90,12 +99,32 @@ class MessageSerializer(serializers.ModelSerializer):
     class Meta:
         model = Message
         fields = [
-            "id", "url", "mailbox", "direction", "message_type", "status", "mesh_message_id",
-            "local_id", "workflow_id", "sender", "recipient", "subject", "filename",
-            "content_type", "size_bytes", "payload_sha256", "encrypted", "compressed",
-            "created_at", "accepted_at", "received_at", "acknowledged_at",
-            "payload_confirmed_at", "failure", "payload_url",
-        ]  # fmt: skip
+            "id",
+            "url",
+            "mailbox",
+            "direction",
+            "message_type",
+            "status",
+            "mesh_message_id",
+            "local_id",
+            "workflow_id",
+            "sender",
+            "recipient",
+            "subject",
+            "filename",
+            "content_type",
+            "size_bytes",
+            "payload_sha256",
+            "encrypted",
+            "compressed",
+            "created_at",
+            "accepted_at",
+            "received_at",
+            "acknowledged_at",
+            "payload_confirmed_at",
+            "failure",
+            "payload_url",
+        ]
 
     def get_url(self, message: Message) -> str:
         return self.context["request"].build_absolute_uri(reverse("api:message", args=[message.pk]))
@@ -134,13 +163,18 @@ class ConfirmResultSerializer(serializers.Serializer):
 
 class EventFilterSerializer(serializers.Serializer):
     after = serializers.IntegerField(
-        min_value=0, required=False, default=0,
+        min_value=0,
+        required=False,
+        default=0,
         help_text="The last `seq` you have read (0 for the oldest kept): only later events come.",
-    )  # fmt: skip
+    )
     wait = serializers.IntegerField(
-        min_value=0, max_value=30, required=False, default=0,
+        min_value=0,
+        max_value=30,
+        required=False,
+        default=0,
         help_text="Seconds to wait for an event when there is none yet (long poll), at most 30.",
-    )  # fmt: skip
+    )
     limit = serializers.IntegerField(min_value=1, max_value=500, required=False, default=100)
     kind = serializers.ChoiceField(choices=sorted(KINDS), required=False)
 

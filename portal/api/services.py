@@ -49,15 +49,22 @@ def token_create(
         raise ValueError("A token needs at least one scope.")
     key_id, secret, full = ApiToken.new_secret()
     token = ApiToken.objects.create(
-        name=name, owner=owner, key_id=key_id, secret_hash=hash_secret(secret),
-        expires_at=expires_at, rate_per_minute=rate_per_minute, created_by=created_by,
-    )  # fmt: skip
+        name=name,
+        owner=owner,
+        key_id=key_id,
+        secret_hash=hash_secret(secret),
+        expires_at=expires_at,
+        rate_per_minute=rate_per_minute,
+        created_by=created_by,
+    )
     for spec in grants:
         if spec.scope not in Scope.values:
             raise ValueError(f"Unknown scope {spec.scope}: use one of {', '.join(Scope.values)}.")
         bad = [p for p in spec.workflow_patterns if not WORKFLOW_PATTERN_RE.match(p)]
         if bad:
-            raise ValueError(f"Not a workflow pattern: {', '.join(bad)} (ids, or prefixes ending in *).")
+            raise ValueError(
+                f"Not a workflow pattern: {', '.join(bad)} (ids, or prefixes ending in *)."
+            )
         grant = ApiGrant.objects.create(
             token=token, scope=spec.scope, workflow_patterns="\n".join(spec.workflow_patterns)
         )
@@ -118,8 +125,13 @@ def token_authenticate(*, presented: str, ip: str | None = None) -> ApiToken:
         .first()
     )
     # Compared even when no row matched, so the answer takes as long either way.
-    if not (ApiToken(secret_hash="0" * 64) if token is None else token).matches(secret) or not token:
-        raise TokenRefused("This token is not valid: check it was copied whole, or ask for a new one.")
+    if (
+        not (ApiToken(secret_hash="0" * 64) if token is None else token).matches(secret)
+        or not token
+    ):
+        raise TokenRefused(
+            "This token is not valid: check it was copied whole, or ask for a new one."
+        )
     now = timezone.now()
     if token.revoked_at:
         raise TokenRefused(

@@ -79,31 +79,59 @@ def _validated(serializer_class, data):
 
 # Messages: list and send.
 SEND_PARAMETERS = [
-    OpenApiParameter(name, str, required=name in ("mailbox", "recipient", "workflow_id"),
-                     description="With a raw body; in the form with multipart.")
-    for name in ("mailbox", "recipient", "workflow_id", "subject", "filename", "local_id",
-                 "content_type")
+    OpenApiParameter(
+        name,
+        str,
+        required=name in ("mailbox", "recipient", "workflow_id"),
+        description="With a raw body; in the form with multipart.",
+    )
+    for name in (
+        "mailbox",
+        "recipient",
+        "workflow_id",
+        "subject",
+        "filename",
+        "local_id",
+        "content_type",
+    )
 ] + [
-    OpenApiParameter("encrypted", bool), OpenApiParameter("compressed", bool),
-    OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER,
-                     description="A repeat with the same key returns the first message."),
-]  # fmt: skip
+    OpenApiParameter("encrypted", bool),
+    OpenApiParameter("compressed", bool),
+    OpenApiParameter(
+        "Idempotency-Key",
+        str,
+        OpenApiParameter.HEADER,
+        description="A repeat with the same key returns the first message.",
+    ),
+]
 
 
 @extend_schema(
-    methods=["GET"], operation_id="messages_list", parameters=[MessageFilterSerializer],
+    methods=["GET"],
+    operation_id="messages_list",
+    parameters=[MessageFilterSerializer],
     responses={200: MessagePageSerializer, **ERRORS},
     description="Messages the caller may read, newest first; follow `next` for older ones.",
-)  # fmt: skip
+)
 @extend_schema(
-    methods=["POST"], operation_id="messages_send", parameters=SEND_PARAMETERS,
-    request={"application/octet-stream": OpenApiTypes.BINARY,
-             "multipart/form-data": SendMultipartSerializer},
-    responses={202: MessageSerializer, 409: PROBLEM, 411: PROBLEM, 413: PROBLEM, 415: PROBLEM,
-               **ERRORS},
+    methods=["POST"],
+    operation_id="messages_send",
+    parameters=SEND_PARAMETERS,
+    request={
+        "application/octet-stream": OpenApiTypes.BINARY,
+        "multipart/form-data": SendMultipartSerializer,
+    },
+    responses={
+        202: MessageSerializer,
+        409: PROBLEM,
+        411: PROBLEM,
+        413: PROBLEM,
+        415: PROBLEM,
+        **ERRORS,
+    },
     description="Queue a message to send: the raw body (or the multipart `file`) is its payload. "
     "Answers 202 with the message; a worker sends it to MESH.",
-)  # fmt: skip
+)
 @api_view(["GET", "POST"])
 def messages(request):
     if request.method == "POST":
@@ -127,8 +155,12 @@ def messages(request):
 
 
 def _filter(rows, query):
-    for name, lookup in (("mailbox", "mailbox"), ("direction", "direction"),
-                         ("status", "status"), ("workflow", "workflow_id")):  # fmt: skip
+    for name, lookup in (
+        ("mailbox", "mailbox"),
+        ("direction", "direction"),
+        ("status", "status"),
+        ("workflow", "workflow_id"),
+    ):
         if query.get(name):
             rows = rows.filter(**{lookup: query[name]})
     if query.get("since"):
@@ -152,13 +184,20 @@ def _cursor_position(cursor: str | None, fingerprint: str) -> str | None:
     except signing.BadSignature:
         data = None
     if not isinstance(data, dict) or not isinstance(data.get("after"), str):
-        raise Problem(400, "The cursor is not one this API gave out: drop it to start from the "
-                      "newest message.", kind="invalid",
-                      errors={"cursor": ["Not a cursor from this API."]})  # fmt: skip
+        raise Problem(
+            400,
+            "The cursor is not one this API gave out: drop it to start from the newest message.",
+            kind="invalid",
+            errors={"cursor": ["Not a cursor from this API."]},
+        )
     if data.get("q") != fingerprint:
-        raise Problem(400, "The cursor belongs to another query: repeat the query with the same "
-                      "filters, or drop the cursor.", kind="invalid",
-                      errors={"cursor": ["From another query."]})  # fmt: skip
+        raise Problem(
+            400,
+            "The cursor belongs to another query: repeat the query with the same "
+            "filters, or drop the cursor.",
+            kind="invalid",
+            errors={"cursor": ["From another query."]},
+        )
     return data["after"]
 
 
@@ -166,8 +205,11 @@ def _send(request):
     django_request = request._request
     media = (request.content_type or "").split(";")[0].strip().lower()
     if media in sending.REFUSED_TYPES:
-        raise Problem(415, "Send the payload as the raw body (any content type) with the MESH "
-                      "fields as query parameters, or as multipart/form-data with a `file` part.")
+        raise Problem(
+            415,
+            "Send the payload as the raw body (any content type) with the MESH "
+            "fields as query parameters, or as multipart/form-data with a `file` part.",
+        )
     size = sending.content_length(django_request)
     multipart = media in sending.FORM_TYPES
     sending.check_size(size, overhead=sending.MULTIPART_OVERHEAD if multipart else 0)
@@ -177,8 +219,12 @@ def _send(request):
     if multipart:
         upload = django_request.FILES.get("file")
         if upload is None:
-            raise Problem(400, "Put the payload in a form part named `file`.", kind="invalid",
-                          errors={"file": ["This field is required."]})  # fmt: skip
+            raise Problem(
+                400,
+                "Put the payload in a form part named `file`.",
+                kind="invalid",
+                errors={"file": ["This field is required."]},
+            )
         source, size = upload, upload.size
         fields["filename"] = fields["filename"] or upload.name
         content_type = upload.content_type or ""
@@ -197,9 +243,12 @@ def _queue_once(request, fields, source, size, content_type):
         return _accepted(request, earlier, replayed=True)
     try:
         message = sending.queue(
-            fields=fields, source=source, size=size, content_type=content_type,
+            fields=fields,
+            source=source,
+            size=size,
+            content_type=content_type,
             actor=caller_actor(request) or Actor.person(request._request),
-        )  # fmt: skip
+        )
     except BaseException:
         if reservation is not None:
             reservation.delete()
@@ -218,8 +267,9 @@ def _accepted(request, message: Message, *, replayed: bool) -> Response:
     return Response(body, status=202, headers=headers)
 
 
-@extend_schema(responses={200: MessageDetailSerializer, **ERRORS},
-               description="One message with its timeline.")  # fmt: skip
+@extend_schema(
+    responses={200: MessageDetailSerializer, **ERRORS}, description="One message with its timeline."
+)
 @api_view(["GET"])
 def message(request, pk: int):
     found = _message_for(request, pk, Scope.MESSAGES_READ)
@@ -227,33 +277,46 @@ def message(request, pk: int):
 
 
 @extend_schema(
-    parameters=[OpenApiParameter("Range", str, OpenApiParameter.HEADER,
-                                 description="One byte range, e.g. bytes=0-1023.")],
-    responses={(200, "application/octet-stream"): OpenApiTypes.BINARY,
-               (206, "application/octet-stream"): OpenApiTypes.BINARY, 416: PROBLEM, **ERRORS},
+    parameters=[
+        OpenApiParameter(
+            "Range", str, OpenApiParameter.HEADER, description="One byte range, e.g. bytes=0-1023."
+        )
+    ],
+    responses={
+        (200, "application/octet-stream"): OpenApiTypes.BINARY,
+        (206, "application/octet-stream"): OpenApiTypes.BINARY,
+        416: PROBLEM,
+        **ERRORS,
+    },
     description="The stored payload, streamed. `Repr-Digest` carries the whole file's sha256.",
-)  # fmt: skip
+)
 @api_view(["GET"])
 def payload(request, pk: int):
     found = _message_for(request, pk, Scope.PAYLOADS_READ)
     response = downloads.payload_response(found, request.headers.get("Range"))
-    detail = f"{found.size_bytes} bytes" + (f", {response['Content-Range']}"
-                                            if response.has_header("Content-Range") else "")
+    detail = f"{found.size_bytes} bytes" + (
+        f", {response['Content-Range']}" if response.has_header("Content-Range") else ""
+    )
     actor = caller_actor(request) or Actor.person(request._request)
     record(actor=actor, action="message.payload_downloaded", obj=found, detail=detail)
     return response
 
 
-@extend_schema(request=ConfirmSerializer, responses={200: ConfirmResultSerializer, 409: PROBLEM,
-                                                     **ERRORS},
-               description="Say the consuming system has stored the received file.")  # fmt: skip
+@extend_schema(
+    request=ConfirmSerializer,
+    responses={200: ConfirmResultSerializer, 409: PROBLEM, **ERRORS},
+    description="Say the consuming system has stored the received file.",
+)
 @api_view(["POST"])
 def confirm(request, pk: int):
     found = _message_for(request, pk, Scope.PAYLOADS_READ)
     body = _validated(ConfirmSerializer, request.data)
     if body.get("sha256") and found.payload_sha256 and body["sha256"] != found.payload_sha256:
-        raise Problem(409, "The sha256 you sent is not the stored file's: download it again "
-                      "before confirming.", kind="checksum-mismatch")  # fmt: skip
+        raise Problem(
+            409,
+            "The sha256 you sent is not the stored file's: download it again before confirming.",
+            kind="checksum-mismatch",
+        )
     if found.direction != "in":
         raise Problem(409, "Only a received message's payload can be confirmed.")
     actor = caller_actor(request) or Actor.person(request._request)
@@ -263,11 +326,12 @@ def confirm(request, pk: int):
 
 
 @extend_schema(
-    parameters=[EventFilterSerializer], responses={200: EventPageSerializer, **ERRORS},
+    parameters=[EventFilterSerializer],
+    responses={200: EventPageSerializer, **ERRORS},
     description="What happened (received, acknowledged, failed, non-delivery reports...) in commit "
     "order: keep the last `seq` and pass it as `after`, so nothing is missed or seen twice. With "
     "`wait`, an empty answer is held until an event comes or the seconds pass.",
-)  # fmt: skip
+)
 @api_view(["GET"])
 def events(request):
     query = _validated(EventFilterSerializer, request.query_params)
@@ -276,15 +340,19 @@ def events(request):
         rows = rows.filter(kind=query["kind"])
     found = _wait_for(rows, query["limit"], seconds=query["wait"])
     after = found[-1].seq if found else query["after"]
-    mailboxes = dict(Mailbox.objects.filter(pk__in={e.mailbox_id for e in found})
-                     .values_list("pk", "mailbox_id"))  # fmt: skip
+    mailboxes = dict(
+        Mailbox.objects.filter(pk__in={e.mailbox_id for e in found}).values_list("pk", "mailbox_id")
+    )
     context = {"request": request, "mailboxes": mailboxes}
     params = request.query_params.copy()
     params["after"] = str(after)
-    return Response({
-        "results": EventSerializer(found, many=True, context=context).data, "after": after,
-        "next": request.build_absolute_uri(f"{request.path}?{params.urlencode()}"),
-    })  # fmt: skip
+    return Response(
+        {
+            "results": EventSerializer(found, many=True, context=context).data,
+            "after": after,
+            "next": request.build_absolute_uri(f"{request.path}?{params.urlencode()}"),
+        }
+    )
 
 
 def _wait_for(rows, limit: int, *, seconds: int) -> list:

@@ -19,11 +19,21 @@ from .models import AuditRecord, ChainHead
 from .services import mask_changes, record
 
 TRAIL_COLUMNS = [
-    ("seq", "Seq"), ("at", "At"), ("actor_label", "Actor"), ("actor_kind", "Actor kind"),
-    ("ip_address", "IP address"), ("action", "Action"), ("object_type", "Object type"),
-    ("object_id", "Object id"), ("object_repr", "Object"), ("changes", "Changes"),
-    ("reason", "Reason"), ("detail", "Detail"), ("prev_hash", "Previous hash"), ("hash", "Hash"),
-]  # fmt: skip
+    ("seq", "Seq"),
+    ("at", "At"),
+    ("actor_label", "Actor"),
+    ("actor_kind", "Actor kind"),
+    ("ip_address", "IP address"),
+    ("action", "Action"),
+    ("object_type", "Object type"),
+    ("object_id", "Object id"),
+    ("object_repr", "Object"),
+    ("changes", "Changes"),
+    ("reason", "Reason"),
+    ("detail", "Detail"),
+    ("prev_hash", "Previous hash"),
+    ("hash", "Hash"),
+]
 
 
 def _trail_rows(queryset) -> Iterator[list]:
@@ -51,8 +61,11 @@ def audit_trail_csv(request, filters) -> StreamingHttpResponse:
     queryset = filters.filter(AuditRecord.objects.filter(seq__lte=head))
     count = csv_export.bounded_count(queryset)
     record(
-        actor=Actor.person(request), action="audit.trail_exported",
+        actor=Actor.person(request),
+        action="audit.trail_exported",
         detail=csv_export.describe_export(filters.applied(), count, f"audit records up to #{head}"),
-    )  # fmt: skip
+    )
     header = [title for _, title in TRAIL_COLUMNS]
-    return csv_export.streamed_csv(csv_export.csv_blocks(header, _trail_rows(queryset)), "audit-trail")
+    return csv_export.streamed_csv(
+        csv_export.csv_blocks(header, _trail_rows(queryset)), "audit-trail"
+    )

@@ -7,10 +7,20 @@ from django.apps import apps
 
 # Health fields change on every poll and are not a person's change; they are left out.
 HEALTH_FIELDS = [
-    "last_handshake_at", "last_handshake_ok", "last_handshake_ms", "last_poll_at", "last_poll_ok",
-    "inbox_backlog", "poll_failing_since", "last_error", "last_error_at", "poll_claimed_at", "poll_claimed_by", "updated_at",
+    "last_handshake_at",
+    "last_handshake_ok",
+    "last_handshake_ms",
+    "last_poll_at",
+    "last_poll_ok",
+    "inbox_backlog",
+    "poll_failing_since",
+    "last_error",
+    "last_error_at",
+    "poll_claimed_at",
+    "poll_claimed_by",
+    "updated_at",
     "poll_requested_at",
-]  # fmt: skip
+]
 
 WATCHED = {
     "mailboxes.Organisation": {},
@@ -41,7 +51,10 @@ WATCHED = {
     # The recurring jobs (the daily chain verification among them), whatever changes them: the
     # admin, a shell. The cluster's own bookkeeping after each run is left out.
     # Alert channels (their webhook address and signing secret masked) and rules.
-    "alerts.Channel": {"mask_fields": ["url", "secret"], "exclude_fields": ["failing_since", "last_error", "last_sent_at", "updated_at"]},
+    "alerts.Channel": {
+        "mask_fields": ["url", "secret"],
+        "exclude_fields": ["failing_since", "last_error", "last_sent_at", "updated_at"],
+    },
     "alerts.Rule": {"m2m_fields": ["channels"]},
     "django_q.Schedule": {"exclude_fields": ["next_run", "task"]},
 }

@@ -111,8 +111,13 @@ def publish_head() -> PublishedHead | None:
     seq, record_hash = head
     at = timezone.now().isoformat()
     key_id = current_key_id()
-    entry = {"seq": seq, "hash": record_hash, "at": at, "key_id": key_id,
-             "mac": _mac(key_id, seq, record_hash, at)}  # fmt: skip
+    entry = {
+        "seq": seq,
+        "hash": record_hash,
+        "at": at,
+        "key_id": key_id,
+        "mac": _mac(key_id, seq, record_hash, at),
+    }
     log.info("audit chain head #%s %s (published %s)", seq, record_hash, at)
     path = head_file()
     if path is None:

@@ -56,12 +56,22 @@ def record(
         object_repr = object_repr or str(obj)[:300]
     head, _ = ChainHead.objects.select_for_update().get_or_create(pk=1)
     entry = AuditRecord(
-        seq=head.last_seq + 1, at=_sealing_time(head), actor=actor.user, actor_label=actor.label[:200],
-        actor_kind=actor.kind, ip_address=normalise_ip(actor.ip),
-        action=action, object_type=object_type, object_id=object_id, object_repr=object_repr,
-        changes=mask_changes(changes or {}), reason=reason, detail=detail, prev_hash=head.last_hash,
+        seq=head.last_seq + 1,
+        at=_sealing_time(head),
+        actor=actor.user,
+        actor_label=actor.label[:200],
+        actor_kind=actor.kind,
+        ip_address=normalise_ip(actor.ip),
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        object_repr=object_repr,
+        changes=mask_changes(changes or {}),
+        reason=reason,
+        detail=detail,
+        prev_hash=head.last_hash,
         key_id=current_key_id(),
-    )  # fmt: skip
+    )
     entry.hash = entry.compute_hash()
     entry.save()
     ChainHead.objects.filter(pk=1).update(

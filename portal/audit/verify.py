@@ -156,9 +156,12 @@ def verify_and_record() -> ChainReport:
     report = verify_chain()
     with transaction.atomic():
         Verification.objects.create(
-            ok=report.ok, records_checked=report.checked, first_broken_seq=report.first_broken_seq,
-            detail=report.problem, last_seq=report.last_seq if report.ok else None,
+            ok=report.ok,
+            records_checked=report.checked,
+            first_broken_seq=report.first_broken_seq,
+            detail=report.problem,
+            last_seq=report.last_seq if report.ok else None,
             last_hash=report.last_hash if report.ok else "",
-        )  # fmt: skip
+        )
         chain_verified.send(sender=Verification, report=report)
     return report

@@ -100,4 +100,3 @@ def trail_export(request):
     if filters.is_bound and not filters.is_valid():
         return _refuse_invalid(request, "audit:trail")
     return exports.audit_trail_csv(request, filters)
-

@@ -11,18 +11,22 @@ class InstallForm(PortalForm):
     """The issued certificate, as an uploaded PEM file or pasted text (with its chain, if given)."""
 
     pem_file = forms.FileField(
-        label="Certificate file (PEM)", required=False,
+        label="Certificate file (PEM)",
+        required=False,
         help_text="The .pem or .crt file the service desk sent back. It may include the chain.",
-    )  # fmt: skip
+    )
     pem_text = forms.CharField(
-        label="Or paste the certificate", required=False,
+        label="Or paste the certificate",
+        required=False,
         widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}),
         help_text="Everything from -----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----.",
-    )  # fmt: skip
+    )
     ticket = forms.CharField(
-        label="Service desk ticket", required=False, max_length=100,
+        label="Service desk ticket",
+        required=False,
+        max_length=100,
         help_text="The ITOC or National Service Desk reference, if not recorded yet.",
-    )  # fmt: skip
+    )
 
     def clean_pem_file(self) -> str:
         upload = self.cleaned_data.get("pem_file")

@@ -60,9 +60,11 @@ class Certificate(models.Model):
     not_after = models.DateTimeField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.AWAITING)
     service_desk_ticket = models.CharField(
-        "Service desk ticket", max_length=100, blank=True,
+        "Service desk ticket",
+        max_length=100,
+        blank=True,
         help_text="The ITOC or National Service Desk reference for the CSR request.",
-    )  # fmt: skip
+    )
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

@@ -35,9 +35,12 @@ def certificate_create_csr(
         mailbox.mailbox_id, mailbox.organisation.ods_code, key_size=key_size
     )
     certificate = Certificate.objects.create(
-        mailbox=mailbox, common_name=expected_cn(mailbox), private_key=key_pem.decode(),
-        csr_pem=csr_pem.decode(), created_by=actor.user if actor else None,
-    )  # fmt: skip
+        mailbox=mailbox,
+        common_name=expected_cn(mailbox),
+        private_key=key_pem.decode(),
+        csr_pem=csr_pem.decode(),
+        created_by=actor.user if actor else None,
+    )
     if actor is not None:
         record(actor=actor, action="certificate.csr_created", obj=certificate)
     return certificate
@@ -84,13 +87,20 @@ def certificate_install(
     # The conditional update below is not seen by django-auditlog: record each superseded one.
     old = Certificate.objects.defer("private_key").active_for(certificate.mailbox)
     if old is not None:  # one at most (the one_active_certificate constraint)
-        record(action="certificate.superseded", actor=actor or Actor.system(), obj=old, changes={"status": ["active", "superseded"]})  # fmt: skip
+        record(
+            action="certificate.superseded",
+            actor=actor or Actor.system(),
+            obj=old,
+            changes={"status": ["active", "superseded"]},
+        )
         if old.expiry_warned_days is not None:
             event_emit(
-                kind="certificate.replaced", severity="info", mailbox_id=old.mailbox_id,
+                kind="certificate.replaced",
+                severity="info",
+                mailbox_id=old.mailbox_id,
                 summary=f"The expiring certificate of {certificate.mailbox.mailbox_id} was replaced.",
                 data={"common_name": old.common_name, "serial": old.serial},
-            )  # fmt: skip
+            )
     Certificate.objects.filter(
         mailbox=certificate.mailbox, status=Certificate.Status.ACTIVE
     ).update(status=Certificate.Status.SUPERSEDED)
@@ -102,8 +112,12 @@ def certificate_install(
         certificate.service_desk_ticket = ticket
     certificate.save()
     if actor is not None:
-        record(actor=actor, action="certificate.installed", obj=certificate,
-               detail=f"serial {details.serial}, expires {details.not_after:%Y-%m-%d}")  # fmt: skip
+        record(
+            actor=actor,
+            action="certificate.installed",
+            obj=certificate,
+            detail=f"serial {details.serial}, expires {details.not_after:%Y-%m-%d}",
+        )
     return certificate
 
 
@@ -111,7 +125,9 @@ def certificates_check_expiry(now=None) -> dict[str, int]:
     """Mark expired certificates and count the ones inside the warning window."""
     now = now or timezone.now()
     expired = 0
-    for certificate in Certificate.objects.active().filter(not_after__lte=now).select_related("mailbox"):
+    for certificate in (
+        Certificate.objects.active().filter(not_after__lte=now).select_related("mailbox")
+    ):
         with transaction.atomic():
             # Conditional, so two overlapping runs mark and audit each certificate once.
             if Certificate.objects.filter(
@@ -119,7 +135,8 @@ def certificates_check_expiry(now=None) -> dict[str, int]:
             ).update(status=Certificate.Status.EXPIRED):
                 record(actor=Actor.worker(), action="certificate.expired", obj=certificate)
                 event_emit(
-                    kind="certificate.expired", severity="critical",
+                    kind="certificate.expired",
+                    severity="critical",
                     summary=(
                         f"The certificate of {certificate.mailbox.mailbox_id} "
                         f"({certificate.common_name}) expired on {certificate.not_after:%d %B %Y}: "
@@ -128,9 +145,11 @@ def certificates_check_expiry(now=None) -> dict[str, int]:
                     mailbox_id=certificate.mailbox_id,
                     problem_key=f"certificate:{certificate.pk}:expired",
                     data=_certificate_data(certificate),
-                )  # fmt: skip
+                )
                 expired += 1
-    for certificate in Certificate.objects.expiring(now=now).select_related("mailbox").defer("private_key"):
+    for certificate in (
+        Certificate.objects.expiring(now=now).select_related("mailbox").defer("private_key")
+    ):
         _warn_expiring(certificate, now)
     warning = Certificate.objects.expiring(now=now).count()
     return {"expired": expired, "expiring": warning}
@@ -138,9 +157,11 @@ def certificates_check_expiry(now=None) -> dict[str, int]:
 
 def _certificate_data(certificate: Certificate) -> dict:
     return {
-        "mailbox": certificate.mailbox.mailbox_id, "common_name": certificate.common_name,
-        "serial": certificate.serial, "not_after": certificate.not_after.isoformat(),
-    }  # fmt: skip
+        "mailbox": certificate.mailbox.mailbox_id,
+        "common_name": certificate.common_name,
+        "serial": certificate.serial,
+        "not_after": certificate.not_after.isoformat(),
+    }
 
 
 def _warn_expiring(certificate: Certificate, now) -> bool:
@@ -151,19 +172,23 @@ def _warn_expiring(certificate: Certificate, now) -> bool:
     with transaction.atomic():
         # Conditional: a threshold already warned (or a smaller one) is never warned again.
         fresh = Q(expiry_warned_days__isnull=True) | Q(expiry_warned_days__gt=threshold)
-        if not Certificate.objects.filter(pk=certificate.pk).filter(fresh).update(
-            expiry_warned_days=threshold
+        if (
+            not Certificate.objects.filter(pk=certificate.pk)
+            .filter(fresh)
+            .update(expiry_warned_days=threshold)
         ):
             return False
         days = certificate.days_left(now)
         event_emit(
-            kind="certificate.expiring", severity="error" if threshold <= 7 else "warning",
+            kind="certificate.expiring",
+            severity="error" if threshold <= 7 else "warning",
             summary=(
                 f"The certificate of {certificate.mailbox.mailbox_id} ({certificate.common_name}) "
                 f"expires on {certificate.not_after:%d %B %Y}, in {days} day{'s' if days != 1 else ''}: "
                 "request a renewal now (NHS England takes up to 5 working days)."
             ),
-            mailbox_id=certificate.mailbox_id, problem_key=f"certificate:{certificate.pk}:expiring:{threshold}",
+            mailbox_id=certificate.mailbox_id,
+            problem_key=f"certificate:{certificate.pk}:expiring:{threshold}",
             data={**_certificate_data(certificate), "threshold_days": threshold, "days_left": days},
-        )  # fmt: skip
+        )
     return True

@@ -56,9 +56,7 @@ def certificate_create_csr_view(request, mailbox_pk: int):
     """GET asks for confirmation (showing the CN); POST makes a new key and CSR."""
     mailbox = get_object_or_404(Mailbox.objects.select_related("organisation"), pk=mailbox_pk)
     if request.method == "POST":
-        certificate = services.certificate_create_csr(
-            mailbox=mailbox, actor=Actor.person(request)
-        )
+        certificate = services.certificate_create_csr(mailbox=mailbox, actor=Actor.person(request))
         messages.success(
             request, "Key and CSR made. Download the CSR and send it to the service desk."
         )

@@ -39,14 +39,23 @@ def _task(run: ConformanceRun) -> dict[str, Any] | None:
 
 def _scenario(result: ScenarioResult) -> dict[str, Any]:
     return {
-        "position": result.position, "key": result.key, "witness_case": result.ref,
-        "title": result.title, "outcome": result.outcome, "reason": result.reason,
-        "started_at": _iso(result.started_at), "finished_at": _iso(result.finished_at),
-        "duration_ms": result.duration_ms, "message_ids": result.message_ids,
-        "payloads": result.payloads, "measurements": result.measurements, "notes": result.notes,
-        "exchanges_total": result.exchanges_total, "exchanges_kept": len(result.exchanges),
+        "position": result.position,
+        "key": result.key,
+        "witness_case": result.ref,
+        "title": result.title,
+        "outcome": result.outcome,
+        "reason": result.reason,
+        "started_at": _iso(result.started_at),
+        "finished_at": _iso(result.finished_at),
+        "duration_ms": result.duration_ms,
+        "message_ids": result.message_ids,
+        "payloads": result.payloads,
+        "measurements": result.measurements,
+        "notes": result.notes,
+        "exchanges_total": result.exchanges_total,
+        "exchanges_kept": len(result.exchanges),
         "exchanges": result.exchanges,
-    }  # fmt: skip
+    }
 
 
 def run_document(run: ConformanceRun) -> dict[str, Any]:
@@ -55,19 +64,31 @@ def run_document(run: ConformanceRun) -> dict[str, Any]:
         "format": FORMAT,
         "generated_at": timezone.now().isoformat(),
         "run": {
-            "id": run.pk, "status": run.status, "summary": run.summary, "error": run.error,
-            "cleanup": run.cleanup, "environment": run.environment, "base_url": run.base_url,
-            "mailbox": run.mailbox.mailbox_id, "mailbox_ods": run.mailbox.organisation.ods_code,
-            "peer": run.peer.mailbox_id, "peer_ods": run.peer.organisation.ods_code,
-            "workflow_id": run.workflow_id, "reply_workflow_id": run.reply_workflow_id,
-            "client_version": run.client_version, "origin": run.origin,
-            "started_by": run.started_by_label, "created_at": _iso(run.created_at),
-            "started_at": _iso(run.started_at), "finished_at": _iso(run.finished_at),
-            "duration_seconds": run.duration_seconds(), "onboarding_task": _task(run),
+            "id": run.pk,
+            "status": run.status,
+            "summary": run.summary,
+            "error": run.error,
+            "cleanup": run.cleanup,
+            "environment": run.environment,
+            "base_url": run.base_url,
+            "mailbox": run.mailbox.mailbox_id,
+            "mailbox_ods": run.mailbox.organisation.ods_code,
+            "peer": run.peer.mailbox_id,
+            "peer_ods": run.peer.organisation.ods_code,
+            "workflow_id": run.workflow_id,
+            "reply_workflow_id": run.reply_workflow_id,
+            "client_version": run.client_version,
+            "origin": run.origin,
+            "started_by": run.started_by_label,
+            "created_at": _iso(run.created_at),
+            "started_at": _iso(run.started_at),
+            "finished_at": _iso(run.finished_at),
+            "duration_seconds": run.duration_seconds(),
+            "onboarding_task": _task(run),
         },
         "scenarios": [_scenario(result) for result in run.results.all()],
         "notes": NOTES,
-    }  # fmt: skip
+    }
 
 
 def report_context(run: ConformanceRun) -> dict[str, Any]:
@@ -118,11 +139,15 @@ def attach_to_task(run: ConformanceRun):
     if problem:
         raise ValueError(f"The evidence pack is broken: {problem}")
     evidence = evidence_add(
-        plan=run.task.plan, task=run.task, kind=EvidenceKind.WITNESS_TEST,
+        plan=run.task.plan,
+        task=run.task,
+        kind=EvidenceKind.WITNESS_TEST,
         checked=CheckedFile(filename=zip_filename(run), file_type=zip_type, data=data),
-        title=f"Conformance self-test run {run.pk}: {run.get_status_display()} ({run.summary})"[:200],
+        title=f"Conformance self-test run {run.pk}: {run.get_status_display()} ({run.summary})"[
+            :200
+        ],
         actor=Actor.person(user=run.started_by),
-    )  # fmt: skip
+    )
     run.evidence = evidence
     run.save(update_fields=["evidence", "updated_at"])
     return evidence

@@ -30,38 +30,49 @@ class TaskField(forms.ModelChoiceField):
 
 class RunForm(PortalForm):
     mailbox = MailboxField(
-        label="Mailbox under test", empty_label="Choose a mailbox",
+        label="Mailbox under test",
+        empty_label="Choose a mailbox",
         help_text="The mailbox whose client behaviour is being shown. The environment is in brackets.",
-    )  # fmt: skip
+    )
     peer = MailboxField(
-        label="Peer mailbox", empty_label="Choose a peer",
+        label="Peer mailbox",
+        empty_label="Choose a peer",
         help_text="A second mailbox in the same environment that sends to and receives from the "
         "mailbox under test, for example X26ABC2 on the sandbox.",
-    )  # fmt: skip
+    )
     workflow_id = forms.CharField(
-        label="Workflow from the mailbox to the peer", required=False, max_length=300,
+        label="Workflow from the mailbox to the peer",
+        required=False,
+        max_length=300,
         validators=[validate_workflow_id],
         help_text="Leave blank to use one the mailbox sends and the peer receives. Endpoint lookup "
         "searches for the peer with it.",
-    )  # fmt: skip
+    )
     reply_workflow_id = forms.CharField(
-        label="Workflow from the peer to the mailbox", required=False, max_length=300,
+        label="Workflow from the peer to the mailbox",
+        required=False,
+        max_length=300,
         validators=[validate_workflow_id],
         help_text="Leave blank to use one the peer sends and the mailbox receives.",
-    )  # fmt: skip
+    )
     scenarios = forms.MultipleChoiceField(
-        label="Scenarios", choices=choices, widget=forms.CheckboxSelectMultiple,
+        label="Scenarios",
+        choices=choices,
+        widget=forms.CheckboxSelectMultiple,
         help_text="All of them by default. High volume sends hundreds of messages and takes a while.",
-    )  # fmt: skip
+    )
     task = TaskField(
-        label="Attach the evidence pack to onboarding task", required=False,
-        queryset=Task.objects.none(), empty_label="No task",
+        label="Attach the evidence pack to onboarding task",
+        required=False,
+        queryset=Task.objects.none(),
+        empty_label="No task",
         help_text="When the run finishes its zip is kept as evidence on this task.",
-    )  # fmt: skip
+    )
     allow_live = forms.BooleanField(
-        label="Allow a run on a LIVE mailbox", required=False,
+        label="Allow a run on a LIVE mailbox",
+        required=False,
         help_text="Only with NHS England's agreement: the run sends hundreds of test messages.",
-    )  # fmt: skip
+    )
 
     def __init__(self, *args, user=None, **kwargs):
         kwargs.setdefault("initial", {}).setdefault("scenarios", [key for key, _ in choices()])

@@ -87,9 +87,12 @@ class ConformanceRun(models.Model):
     )
     started_by_label = models.CharField(max_length=200, blank=True)
     task = models.ForeignKey(
-        "onboarding.Task", null=True, blank=True, on_delete=models.SET_NULL,
+        "onboarding.Task",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="conformance_runs",
-    )  # fmt: skip
+    )
     evidence = models.ForeignKey(
         "onboarding.Evidence", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

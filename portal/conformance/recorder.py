@@ -64,18 +64,32 @@ class Recorder:
         self._entries.append(entry)
 
     def add_manual(
-        self, mailbox_id: str, *, method: str, path: str, status: int | None, elapsed_ms: float,
-        error: str = "", note: str = "", request_headers: dict | None = None,
-    ) -> None:  # fmt: skip
+        self,
+        mailbox_id: str,
+        *,
+        method: str,
+        path: str,
+        status: int | None,
+        elapsed_ms: float,
+        error: str = "",
+        note: str = "",
+        request_headers: dict | None = None,
+    ) -> None:
         """A request made outside meshcore (the sandbox's admin API), recorded the same way."""
         self.add(
             mailbox_id,
             {
-                "method": method, "path": path, "query": "", "status": status, "error": error,
-                "request_headers": request_headers or {}, "response_headers": {},
-                "elapsed_ms": elapsed_ms, "note": note,
+                "method": method,
+                "path": path,
+                "query": "",
+                "status": status,
+                "error": error,
+                "request_headers": request_headers or {},
+                "response_headers": {},
+                "elapsed_ms": elapsed_ms,
+                "note": note,
             },
-        )  # fmt: skip
+        )
 
     @property
     def entries(self) -> list[dict[str, Any]]:

@@ -33,7 +33,7 @@ from .models import (
     ScenarioResult,
     queued_after,
     stale_after,
-)  # fmt: skip
+)
 from .recorder import Recorder
 from .scenarios import SCENARIOS, Context, NotApplicable, RunStopped, ScenarioFailed, Step
 from .scenarios.base import started
@@ -104,10 +104,18 @@ def default_workflows(mailbox: Mailbox, peer: Mailbox) -> tuple[str, str]:
 
 @transaction.atomic
 def run_create(
-    *, mailbox: Mailbox, peer: Mailbox, scenario_keys: list[str] | None = None,
-    workflow_id: str = "", reply_workflow_id: str = "", task=None, allow_live: bool = False,
-    actor: Actor = SYSTEM, origin: str = Origin.WEB, enqueue: bool = True,
-) -> ConformanceRun:  # fmt: skip
+    *,
+    mailbox: Mailbox,
+    peer: Mailbox,
+    scenario_keys: list[str] | None = None,
+    workflow_id: str = "",
+    reply_workflow_id: str = "",
+    task=None,
+    allow_live: bool = False,
+    actor: Actor = SYSTEM,
+    origin: str = Origin.WEB,
+    enqueue: bool = True,
+) -> ConformanceRun:
     """A queued run with one pending result per scenario; enqueued for a worker on commit."""
     user = actor.user
     refusal = run_refusal(mailbox=mailbox, peer=peer, allow_live=allow_live) or (
@@ -121,17 +129,26 @@ def run_create(
         raise RunRefused(f"Unknown scenario(s): {', '.join(unknown) or 'none chosen'}.")
     forward, back = default_workflows(mailbox, peer)
     run = ConformanceRun.objects.create(
-        mailbox=mailbox, peer=peer, environment=mailbox.environment,
-        base_url=mailbox.effective_base_url(), workflow_id=workflow_id or forward,
-        reply_workflow_id=reply_workflow_id or back, scenario_keys=keys, allow_live=allow_live,
+        mailbox=mailbox,
+        peer=peer,
+        environment=mailbox.environment,
+        base_url=mailbox.effective_base_url(),
+        workflow_id=workflow_id or forward,
+        reply_workflow_id=reply_workflow_id or back,
+        scenario_keys=keys,
+        allow_live=allow_live,
         client_version=f"meshcore {meshcore.__version__}; {settings.MESH_APPLICATION_NAME}",
-        origin=origin, started_by=user, task=task, heartbeat_at=timezone.now(),
-    )  # fmt: skip
+        origin=origin,
+        started_by=user,
+        task=task,
+        heartbeat_at=timezone.now(),
+    )
     ScenarioResult.objects.bulk_create(
-        ScenarioResult(run=run, position=n, key=key, ref=SCENARIOS[key].ref,
-                       title=SCENARIOS[key].title)
+        ScenarioResult(
+            run=run, position=n, key=key, ref=SCENARIOS[key].ref, title=SCENARIOS[key].title
+        )
         for n, key in enumerate(keys, start=1)
-    )  # fmt: skip
+    )
     detail = (
         f"{mailbox.mailbox_id} with peer {peer.mailbox_id} ({mailbox.get_environment_display()}), "
         f"{len(keys)} scenario(s)" + (f", for onboarding task {task.ref}" if task else "")
@@ -151,8 +168,9 @@ def run_execute(*, run_id: int, on_result: RunListener | None = None) -> Conform
     claimed = ConformanceRun.objects.filter(pk=run_id, status=RunStatus.QUEUED).update(
         status=RunStatus.RUNNING, started_at=now, heartbeat_at=now, worker=owner
     )
-    run = ConformanceRun.objects.select_related("mailbox__organisation", "peer__organisation",
-                                                "task__plan", "started_by").get(pk=run_id)  # fmt: skip
+    run = ConformanceRun.objects.select_related(
+        "mailbox__organisation", "peer__organisation", "task__plan", "started_by"
+    ).get(pk=run_id)
     if not claimed:
         return run
     try:
@@ -227,9 +245,16 @@ def _run_scenarios(
     make_client = _client_factory(recorder)
     with make_client(run.mailbox) as client, make_client(run.peer) as peer_client:
         ctx = Context(
-            run=run, mailbox=run.mailbox, peer=run.peer, client=client, peer_client=peer_client,
-            recorder=recorder, make_client=make_client, checkpoint=checkpoint, **_settings_for(run),
-        )  # fmt: skip
+            run=run,
+            mailbox=run.mailbox,
+            peer=run.peer,
+            client=client,
+            peer_client=peer_client,
+            recorder=recorder,
+            make_client=make_client,
+            checkpoint=checkpoint,
+            **_settings_for(run),
+        )
         try:
             for result in run.results.filter(outcome=Outcome.PENDING).order_by("position"):
                 checkpoint()
@@ -278,11 +303,13 @@ def summarise(counts: dict[str, int]) -> str:
     parts = [
         f"{counts[outcome]} {label.lower()}"
         for outcome, label in (
-            (Outcome.PASSED, "passed"), (Outcome.FAILED, "failed"),
-            (Outcome.NOT_APPLICABLE, "not applicable"), (Outcome.NOT_RUN, "not run"),
+            (Outcome.PASSED, "passed"),
+            (Outcome.FAILED, "failed"),
+            (Outcome.NOT_APPLICABLE, "not applicable"),
+            (Outcome.NOT_RUN, "not run"),
         )
         if counts.get(outcome)
-    ]  # fmt: skip
+    ]
     return ", ".join(parts) or "no scenarios"
 
 
@@ -292,12 +319,24 @@ def _finish(run: ConformanceRun) -> None:
         # Only an exit that is not an error (a SystemExit, say) gets here with scenarios left.
         run.error = "The run stopped before all its scenarios had run."
     actor = Actor.command() if run.origin == Origin.COMMAND else Actor.worker()
-    _close(run, from_status=RunStatus.RUNNING, action="conformance.run_finished", actor=actor,
-           not_run="Not run: the run stopped before this scenario.")  # fmt: skip
+    _close(
+        run,
+        from_status=RunStatus.RUNNING,
+        action="conformance.run_finished",
+        actor=actor,
+        not_run="Not run: the run stopped before this scenario.",
+    )
 
 
-def _close(run: ConformanceRun, *, from_status: str, action: str, actor: Actor, not_run: str,
-           **still: object) -> bool:  # fmt: skip
+def _close(
+    run: ConformanceRun,
+    *,
+    from_status: str,
+    action: str,
+    actor: Actor,
+    not_run: str,
+    **still: object,
+) -> bool:
     """Record the run's outcome if it is still `from_status` (and `still` matches): audit, attach.
 
     A conditional update, so the worker and the sweep never both end a run: whichever comes second
@@ -369,9 +408,14 @@ def _abandon(run: ConformanceRun) -> bool:
         f"{minutes:g} minute(s)); it was stopped, timed out (Q_TIMEOUT) or lost its task. "
         "Start the run again."
     )
-    return _close(run, from_status=RunStatus.RUNNING, action="conformance.run_abandoned",
-                  actor=Actor.worker(), not_run="Not run: the worker stopped before this scenario finished.",
-                  heartbeat_at=seen)  # fmt: skip
+    return _close(
+        run,
+        from_status=RunStatus.RUNNING,
+        action="conformance.run_abandoned",
+        actor=Actor.worker(),
+        not_run="Not run: the worker stopped before this scenario finished.",
+        heartbeat_at=seen,
+    )
 
 
 def _requeue(run: ConformanceRun, now) -> bool:
@@ -380,9 +424,11 @@ def _requeue(run: ConformanceRun, now) -> bool:
     ).update(heartbeat_at=now, requeued=run.requeued + 1, updated_at=now)
     if queued:
         record(
-            actor=Actor.worker(), action="conformance.run_requeued", obj=run,
+            actor=Actor.worker(),
+            action="conformance.run_requeued",
+            obj=run,
             detail=f"No worker had started it since {_since(run)}: queued again.",
-        )  # fmt: skip
+        )
         transaction.on_commit(lambda: enqueue_run(run.pk))
     return bool(queued)
 
@@ -400,6 +446,11 @@ def _give_up(run: ConformanceRun) -> bool:
         f"No worker started the run: queued since {_since(run)}, more than {minutes:g} minute(s) "
         f"each time it was queued; {why}. Start it again."
     )
-    return _close(run, from_status=RunStatus.QUEUED, action="conformance.run_abandoned",
-                  actor=Actor.worker(), not_run="Not run: no worker started the run.",
-                  heartbeat_at=run.heartbeat_at)  # fmt: skip
+    return _close(
+        run,
+        from_status=RunStatus.QUEUED,
+        action="conformance.run_abandoned",
+        actor=Actor.worker(),
+        not_run="Not run: no worker started the run.",
+        heartbeat_at=run.heartbeat_at,
+    )

@@ -62,11 +62,15 @@ def run_new(request):
         data = form.cleaned_data
         try:
             run = run_create(
-                mailbox=data["mailbox"], peer=data["peer"], scenario_keys=data["scenarios"],
-                workflow_id=data["workflow_id"], reply_workflow_id=data["reply_workflow_id"],
-                task=data.get("task"), allow_live=data.get("allow_live", False),
+                mailbox=data["mailbox"],
+                peer=data["peer"],
+                scenario_keys=data["scenarios"],
+                workflow_id=data["workflow_id"],
+                reply_workflow_id=data["reply_workflow_id"],
+                task=data.get("task"),
+                allow_live=data.get("allow_live", False),
                 actor=Actor.person(request),
-            )  # fmt: skip
+            )
         except RunRefused as exc:
             form.add_error(None, str(exc))
         else:
@@ -100,9 +104,12 @@ def run_evidence(request, pk: int):
         raise Http404("The evidence pack is ready once the run has finished.")
     data = evidence_zip(run)
     filename = zip_filename(run)
-    record(actor=Actor.person(request), action="conformance.evidence_downloaded", obj=run,
+    record(
+        actor=Actor.person(request),
+        action="conformance.evidence_downloaded",
+        obj=run,
         detail=f"{filename}, {len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}",
-    )  # fmt: skip
+    )
     response = HttpResponse(data, content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

@@ -29,7 +29,9 @@ class EventQuerySet(models.QuerySet):
 
     def open_problems(self):
         """Events that raised a problem not (yet) resolved: the newest of their key, not a fix."""
-        newer = self.model.objects.filter(problem_key=OuterRef("problem_key"), id__gt=OuterRef("id"))
+        newer = self.model.objects.filter(
+            problem_key=OuterRef("problem_key"), id__gt=OuterRef("id")
+        )
         return self.exclude(problem_key="").filter(resolves=False).exclude(Exists(newer))
 
 

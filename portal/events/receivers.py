@@ -17,12 +17,16 @@ def audit_chain_verified(sender, report, **kwargs) -> None:
     """In the transaction that records the verification: broken raises, intact again resolves."""
     if report.ok:
         problem_resolve(
-            problem_key=AUDIT_CHAIN_PROBLEM, kind="audit.chain_intact", severity=Severity.INFO,
+            problem_key=AUDIT_CHAIN_PROBLEM,
+            kind="audit.chain_intact",
+            severity=Severity.INFO,
             summary=f"The audit chain verifies again ({report.checked} records checked).",
-        )  # fmt: skip
+        )
         return
     problem_raise(
-        problem_key=AUDIT_CHAIN_PROBLEM, kind="audit.chain_broken", severity=Severity.CRITICAL,
+        problem_key=AUDIT_CHAIN_PROBLEM,
+        kind="audit.chain_broken",
+        severity=Severity.CRITICAL,
         summary=f"The audit chain verification failed: {report.problem}",
         data={"first_broken_seq": report.first_broken_seq, "problem": report.problem},
-    )  # fmt: skip
+    )

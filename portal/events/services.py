@@ -69,10 +69,16 @@ def event_emit(
     if severity not in Severity.values:
         raise EventRejected(f"Unknown severity {severity!r}")
     event = Event.objects.create(
-        kind=kind, severity=severity, summary=" ".join(str(summary).split())[:500],
-        mailbox_id=mailbox_id, message_id=message_id, workflow=(workflow or "")[:300],
-        problem_key=(problem_key or "")[:200], resolves=resolves, data=_clean_data(data),
-    )  # fmt: skip
+        kind=kind,
+        severity=severity,
+        summary=" ".join(str(summary).split())[:500],
+        mailbox_id=mailbox_id,
+        message_id=message_id,
+        workflow=(workflow or "")[:300],
+        problem_key=(problem_key or "")[:200],
+        resolves=resolves,
+        data=_clean_data(data),
+    )
     transaction.on_commit(_publish_after_commit)
     return event
 

@@ -28,9 +28,13 @@ def with_health(queryset: QuerySet) -> QuerySet:
     ).order_by("created_at")
     # Inbound messages held for a person after failures (portal.messaging.quarantine).
     quarantined = (
-        InboundFailure.objects.needing_a_person().filter(mailbox=OuterRef("pk"))
-        .order_by().values("mailbox").annotate(n=Count("pk")).values("n")
-    )  # fmt: skip
+        InboundFailure.objects.needing_a_person()
+        .filter(mailbox=OuterRef("pk"))
+        .order_by()
+        .values("mailbox")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
     return queryset.annotate(
         certificate_not_after=Subquery(active.order_by("-not_after").values("not_after")[:1]),
         oldest_unacknowledged_at=Subquery(unacknowledged.values("created_at")[:1]),

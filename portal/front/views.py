@@ -104,7 +104,8 @@ def mailbox_detail(request, pk: int):
         "recent_outbound": recent.outbound()[:5],
         "workflow_form": WorkflowForm(mailbox=mailbox),
         "blocked_reason": transfer_blocked_reason(mailbox),
-        "next_poll_allowed_at": None if mailbox.environment == "sandbox"
+        "next_poll_allowed_at": None
+        if mailbox.environment == "sandbox"
         else _future(mailbox.next_poll_allowed_at()),
         "inbound_failures": held_inbound(mailbox),
         "next_url": request.get_full_path(),
@@ -126,7 +127,11 @@ def mailbox_handshake_view(request, pk: int):
     """Test connection: the handshake runs in a worker; the page waits for its result."""
     mailbox = _get_mailbox_for_user(request, pk)
     task_id = enqueue_handshake(mailbox.pk)
-    record(actor=Actor.person(request), action="mailbox.handshake_requested", obj=mailbox, detail=f"task {task_id}"
+    record(
+        actor=Actor.person(request),
+        action="mailbox.handshake_requested",
+        obj=mailbox,
+        detail=f"task {task_id}",
     )
     messages.info(request, f"Testing the connection of {mailbox.mailbox_id}.")
     return _detail_with_task(mailbox, task_id)
@@ -148,7 +153,11 @@ def mailbox_poll_view(request, pk: int):
         )
         return redirect("mailboxes:detail", pk=mailbox.pk)
     task_id = enqueue_poll(mailbox.pk)
-    record(actor=Actor.person(request), action="mailbox.poll_requested", obj=mailbox, detail=f"task {task_id}"
+    record(
+        actor=Actor.person(request),
+        action="mailbox.poll_requested",
+        obj=mailbox,
+        detail=f"task {task_id}",
     )
     messages.info(request, f"Polling {mailbox.mailbox_id}.")
     return _detail_with_task(mailbox, task_id)

@@ -27,7 +27,9 @@ class DestinationAdmin(admin.ModelAdmin):
     def test_destination(self, request, queryset):
         for destination in queryset:
             ok, text = services.destination_probe(destination=destination, request=request)
-            self.message_user(request, f"{destination.name}: {text}", messages.SUCCESS if ok else messages.ERROR)
+            self.message_user(
+                request, f"{destination.name}: {text}", messages.SUCCESS if ok else messages.ERROR
+            )
 
 
 class RouteDestinationInline(admin.TabularInline):
@@ -44,13 +46,23 @@ class RouteAdmin(admin.ModelAdmin):
 
     @admin.action(description="Replay all dead letters of these routes")
     def replay_dead_letters(self, request, queryset):
-        count = sum(services.route_replay_dead_letters(route=route, request=request) for route in queryset)
+        count = sum(
+            services.route_replay_dead_letters(route=route, request=request) for route in queryset
+        )
         self.message_user(request, f"Replayed {count} dead-lettered deliveries.")
 
 
 @admin.register(Delivery)
 class DeliveryAdmin(admin.ModelAdmin):
-    list_display = ["id", "message", "destination", "state", "attempts", "next_attempt_at", "last_error"]
+    list_display = [
+        "id",
+        "message",
+        "destination",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "last_error",
+    ]
     list_filter = ["state", "destination"]
     readonly_fields = [f.name for f in Delivery._meta.fields]
     actions = ["replay"]

@@ -26,7 +26,14 @@ CHUNK = 1024 * 1024
 DEFAULT_TEMPLATE = "{workflow}/{date}/{filename}"
 TEMPLATE_FIELDS = {"workflow", "date", "filename", "mesh_id", "mailbox", "sender", "local_id"}
 # Names Windows (and so SMB mounts) refuse, whatever the extension.
-RESERVED = {"CON", "PRN", "AUX", "NUL", *(f"COM{i}" for i in range(10)), *(f"LPT{i}" for i in range(10))}
+RESERVED = {
+    "CON",
+    "PRN",
+    "AUX",
+    "NUL",
+    *(f"COM{i}" for i in range(10)),
+    *(f"LPT{i}" for i in range(10)),
+}
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f<>:\"/\\|?*]")
 MAX_COMPONENT = 200
 
@@ -38,24 +45,35 @@ class DeliveryFailed(Exception):
 def metadata(message) -> dict[str, str]:
     """The MESH metadata of a message, as text (the sidecar, object metadata, the webhook)."""
     return {
-        "mesh_message_id": message.mesh_message_id or "", "mailbox": message.mailbox.mailbox_id,
-        "sender": message.sender, "recipient": message.recipient,
-        "workflow_id": message.workflow_id, "message_type": message.message_type,
-        "subject": message.subject, "local_id": message.local_id, "filename": message.filename,
-        "content_type": message.content_type, "partner_id": message.partner_id,
-        "size": str(message.size_bytes or 0), "sha256": message.payload_sha256,
+        "mesh_message_id": message.mesh_message_id or "",
+        "mailbox": message.mailbox.mailbox_id,
+        "sender": message.sender,
+        "recipient": message.recipient,
+        "workflow_id": message.workflow_id,
+        "message_type": message.message_type,
+        "subject": message.subject,
+        "local_id": message.local_id,
+        "filename": message.filename,
+        "content_type": message.content_type,
+        "partner_id": message.partner_id,
+        "size": str(message.size_bytes or 0),
+        "sha256": message.payload_sha256,
         "received_at": message.received_at.isoformat() if message.received_at else "",
-    }  # fmt: skip
+    }
 
 
 def deliver(destination: Destination, message) -> str:
     """Deliver `message` to `destination`; returns where it went."""
     kinds = {
-        DestinationKind.DIRECTORY: deliver_directory, DestinationKind.S3: deliver_s3,
-        DestinationKind.WEBHOOK: deliver_webhook, DestinationKind.HELD: deliver_held,
-    }  # fmt: skip
+        DestinationKind.DIRECTORY: deliver_directory,
+        DestinationKind.S3: deliver_s3,
+        DestinationKind.WEBHOOK: deliver_webhook,
+        DestinationKind.HELD: deliver_held,
+    }
     if not message.payload.name or message.payload_purged_at:
-        raise DeliveryFailed("The payload is no longer stored (purged or never kept): nothing to deliver.")
+        raise DeliveryFailed(
+            "The payload is no longer stored (purged or never kept): nothing to deliver."
+        )
     return kinds[destination.kind](destination, message)
 
 
@@ -103,9 +121,10 @@ def relative_path(template: str, message) -> Path:
         "date": (message.received_at or timezone.now()).date().isoformat(),
         "filename": message.filename or message.mesh_message_id or f"message-{message.pk}",
         "mesh_id": message.mesh_message_id or f"message-{message.pk}",
-        "mailbox": message.mailbox.mailbox_id, "sender": message.sender or "unknown",
+        "mailbox": message.mailbox.mailbox_id,
+        "sender": message.sender or "unknown",
         "local_id": message.local_id or "none",
-    }  # fmt: skip
+    }
     # A value never makes a folder: only the template's own slashes do.
     values = {key: safe_component(value) for key, value in values.items()}
     rendered = check_template(template).format(**values)
@@ -188,7 +207,9 @@ def _write_no_overwrite(target: Path, message) -> Path:
     fsync, then a hard link that fails rather than replace an existing file. A file already there
     with the same sha256 is this message delivered before: kept, not written twice."""
     expected = message.payload_sha256 or payloads.sha256_of(message.payload.name)
-    part = target.with_name(f".{safe_component(message.mesh_message_id or 'message')}.{uuid.uuid4().hex}.part")
+    part = target.with_name(
+        f".{safe_component(message.mesh_message_id or 'message')}.{uuid.uuid4().hex}.part"
+    )
     try:
         for candidate in _candidates(target, message):
             if candidate.exists():
@@ -240,12 +261,13 @@ def _s3_client(destination: Destination):
 
     config = destination.settings or {}
     return boto3.client(
-        "s3", endpoint_url=config.get("endpoint_url") or None,
+        "s3",
+        endpoint_url=config.get("endpoint_url") or None,
         region_name=config.get("region") or "eu-west-2",
         aws_access_key_id=config.get("access_key_id") or None,
         aws_secret_access_key=destination.secret or None,
         config=Config(retries={"max_attempts": 2}, connect_timeout=10, read_timeout=60),
-    )  # fmt: skip
+    )
 
 
 def _ascii(value: str, limit: int = 500) -> str:
@@ -300,12 +322,16 @@ def deliver_s3(destination: Destination, message) -> str:
         meta = {key_: _ascii(value) for key_, value in metadata(message).items() if value}
         with payloads.open_payload(message.payload.name) as source:
             client.upload_fileobj(
-                source, bucket, key, ExtraArgs={"Metadata": meta},
+                source,
+                bucket,
+                key,
+                ExtraArgs={"Metadata": meta},
                 # In the calling thread: a worker that dies mid-upload (or a test's stand-in for
                 # it) must not leave s3transfer's pool waiting for parts that never come.
-                Config=TransferConfig(multipart_threshold=8 * CHUNK, multipart_chunksize=8 * CHUNK,
-                                      use_threads=False),
-            )  # fmt: skip
+                Config=TransferConfig(
+                    multipart_threshold=8 * CHUNK, multipart_chunksize=8 * CHUNK, use_threads=False
+                ),
+            )
     except (ClientError, BotoCoreError) as exc:
         raise _s3_error(exc, destination) from None
     return f"s3://{bucket}/{key}"
@@ -349,12 +375,15 @@ def _post(destination: Destination, document: dict, delivery_key: str) -> str:
     body = json.dumps(document, sort_keys=True).encode("utf-8")
     timestamp = str(int(time.time()))
     headers = {
-        "Content-Type": "application/json", "X-NeoMesh-Timestamp": timestamp,
+        "Content-Type": "application/json",
+        "X-NeoMesh-Timestamp": timestamp,
         "X-NeoMesh-Signature": sign(destination.secret, timestamp, body),
         "X-NeoMesh-Delivery": delivery_key,
-    }  # fmt: skip
+    }
     try:
-        response = requests.post(url, data=body, headers=headers, timeout=timeout, allow_redirects=False)
+        response = requests.post(
+            url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+        )
     except requests.Timeout:
         raise DeliveryFailed(f"The webhook did not answer within {timeout:g} seconds.") from None
     except requests.RequestException as exc:
@@ -365,7 +394,9 @@ def _post(destination: Destination, document: dict, delivery_key: str) -> str:
             f"{response.headers.get('Location', 'nowhere')}); redirects are not followed: set the final URL."
         )
     if not 200 <= response.status_code < 300:
-        raise DeliveryFailed(f"The webhook answered {response.status_code}, not a 2xx confirmation.")
+        raise DeliveryFailed(
+            f"The webhook answered {response.status_code}, not a 2xx confirmation."
+        )
     return url
 
 

@@ -10,10 +10,12 @@ class DestinationForm(forms.ModelForm):
     """The secret is write-only: never rendered back; left blank, the stored one is kept."""
 
     new_secret = forms.CharField(
-        label="Secret", required=False, strip=False,
+        label="Secret",
+        required=False,
+        strip=False,
         widget=forms.PasswordInput(render_value=False),
         help_text="S3 secret access key, or the webhook signing secret. Leave blank to keep the current one.",
-    )  # fmt: skip
+    )
 
     class Meta:
         model = Destination

@@ -27,8 +27,16 @@ from .models import Intake, IntakeFile
 MAX_CONTROL_BYTES = 64 * 1024
 # A claim older than this belongs to a worker that died before queueing: another takes it over.
 STALE_CLAIM = timedelta(minutes=10)
-FIELDS = {"to", "workflow_id", "local_id", "subject", "filename", "content_type", "compressed",
-          "encrypted"}  # fmt: skip
+FIELDS = {
+    "to",
+    "workflow_id",
+    "local_id",
+    "subject",
+    "filename",
+    "content_type",
+    "compressed",
+    "encrypted",
+}
 
 
 class ControlRejected(Exception):
@@ -37,13 +45,17 @@ class ControlRejected(Exception):
 
 def _intake_actor(intake: Intake) -> Actor:
     """The worker that reads the watched directory, named with it in the audit trail."""
-    return Actor(kind="worker", label=f"{Actor.worker().label} (watched directory {intake.path})"[:200])
+    return Actor(
+        kind="worker", label=f"{Actor.worker().label} (watched directory {intake.path})"[:200]
+    )
 
 
 def read_control(path: Path) -> dict:
     try:
         if path.stat().st_size > MAX_CONTROL_BYTES:
-            raise ControlRejected(f"The control file is larger than {MAX_CONTROL_BYTES // 1024} KiB.")
+            raise ControlRejected(
+                f"The control file is larger than {MAX_CONTROL_BYTES // 1024} KiB."
+            )
         document = json.loads(path.read_bytes().decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ControlRejected(f"The control file is not valid JSON ({exc}).") from None
@@ -107,14 +119,22 @@ def _take(intake: Intake, data: Path, control: Path) -> str:
     try:
         with transaction.atomic(), data.open("rb") as source:
             message = message_queue_send(
-                mailbox=intake.mailbox, recipient=document["to"], workflow_id=document["workflow_id"],
-                source=source, size=data.stat().st_size,
-                filename=document.get("filename") or data.name, subject=document.get("subject", ""),
-                local_id=local_id, content_type=document.get("content_type", ""),
-                compressed=document.get("compressed", False), encrypted=document.get("encrypted", False),
+                mailbox=intake.mailbox,
+                recipient=document["to"],
+                workflow_id=document["workflow_id"],
+                source=source,
+                size=data.stat().st_size,
+                filename=document.get("filename") or data.name,
+                subject=document.get("subject", ""),
+                local_id=local_id,
+                content_type=document.get("content_type", ""),
+                compressed=document.get("compressed", False),
+                encrypted=document.get("encrypted", False),
                 actor=_intake_actor(intake),
-            )  # fmt: skip
-            IntakeFile.objects.filter(pk=row.pk).update(message=message, state=IntakeFile.State.QUEUED)
+            )
+            IntakeFile.objects.filter(pk=row.pk).update(
+                message=message, state=IntakeFile.State.QUEUED
+            )
     except SendRejected as exc:
         IntakeFile.objects.filter(pk=row.pk).delete()  # a corrected file may use the same local id
         _move(data, control, failed, {"status": "failed", "local_id": local_id, "reason": str(exc)})
@@ -184,11 +204,17 @@ def intake_results(*, intake: Intake) -> int:
 
     _, sent, _ = _dirs(intake)
     done = 0
-    rows = IntakeFile.objects.filter(mailbox=intake.mailbox, state=IntakeFile.State.QUEUED).select_related(
-        "message"
-    )
-    for row in rows.filter(message__status__in=[Status.ACCEPTED, Status.ACKNOWLEDGED, Status.FAILED])[:500]:
-        state = IntakeFile.State.FAILED if row.message.status == Status.FAILED else IntakeFile.State.SENT
+    rows = IntakeFile.objects.filter(
+        mailbox=intake.mailbox, state=IntakeFile.State.QUEUED
+    ).select_related("message")
+    for row in rows.filter(
+        message__status__in=[Status.ACCEPTED, Status.ACKNOWLEDGED, Status.FAILED]
+    )[:500]:
+        state = (
+            IntakeFile.State.FAILED
+            if row.message.status == Status.FAILED
+            else IntakeFile.State.SENT
+        )
         row.state = state
         for result in sent.glob(f"{row.name}*.result.json"):
             try:

@@ -106,7 +106,9 @@ class Delivery(models.Model):
     message = models.ForeignKey(
         "messaging.Message", on_delete=models.CASCADE, related_name="deliveries"
     )
-    destination = models.ForeignKey(Destination, on_delete=models.PROTECT, related_name="deliveries")
+    destination = models.ForeignKey(
+        Destination, on_delete=models.PROTECT, related_name="deliveries"
+    )
     route = models.ForeignKey(
         Route, null=True, blank=True, on_delete=models.SET_NULL, related_name="deliveries"
     )
@@ -139,7 +141,9 @@ class Intake(models.Model):
     """A watched directory of a mailbox, in the Java client's style: `OUT/` (data file + JSON control
     file `<name>.json`, written last), `SENT/` and `FAILED/` with a `<name>.result.json`."""
 
-    mailbox = models.ForeignKey("mailboxes.Mailbox", on_delete=models.CASCADE, related_name="intakes")
+    mailbox = models.ForeignKey(
+        "mailboxes.Mailbox", on_delete=models.CASCADE, related_name="intakes"
+    )
     path = models.CharField(max_length=1000, unique=True)
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)

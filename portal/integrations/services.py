@@ -33,11 +33,12 @@ def backoff(attempts: int) -> timedelta:
 def route_for(message) -> Route | None:
     """The most specific enabled route of the message's mailbox, workflow and type (or none)."""
     routes = [
-        route for route in Route.objects.filter(
+        route
+        for route in Route.objects.filter(
             mailbox_id=message.mailbox_id, enabled=True, message_type=message.message_type
         )
         if route.matches(message.workflow_id or "")
-    ]  # fmt: skip
+    ]
     return max(routes, key=lambda route: (route.specificity(), -route.pk), default=None)
 
 
@@ -85,13 +86,17 @@ def delivery_run(*, delivery_id: int) -> str:
     claimed = Delivery.objects.due(now).filter(pk=delivery_id).update(next_attempt_at=now + LEASE)
     if not claimed:
         return "not due"
-    delivery = Delivery.objects.select_related("destination", "message__mailbox").get(pk=delivery_id)
+    delivery = Delivery.objects.select_related("destination", "message__mailbox").get(
+        pk=delivery_id
+    )
     try:
         location = destinations.deliver(delivery.destination, delivery.message)
     except destinations.DeliveryFailed as exc:
         return _failed(delivery, str(exc))
     except Exception as exc:  # noqa: BLE001 - one bad delivery never stops the rest
-        return _failed(delivery, f"An unexpected error stopped the delivery ({type(exc).__name__}).")
+        return _failed(
+            delivery, f"An unexpected error stopped the delivery ({type(exc).__name__})."
+        )
     return _delivered(delivery, location)
 
 
@@ -99,23 +104,32 @@ def delivery_run(*, delivery_id: int) -> str:
 def _delivered(delivery: Delivery, location: str) -> str:
     now = timezone.now()
     Delivery.objects.filter(pk=delivery.pk).update(
-        state=DeliveryState.DELIVERED, attempts=delivery.attempts + 1, delivered_at=now,
-        location=location[:1000], last_error="",
-    )  # fmt: skip
+        state=DeliveryState.DELIVERED,
+        attempts=delivery.attempts + 1,
+        delivered_at=now,
+        location=location[:1000],
+        last_error="",
+    )
     message = delivery.message
     message.add_event("note", f"Delivered to {delivery.destination.name}: {location}"[:2000])
     record(
-        actor=Actor.worker(), action="delivery.delivered", obj=message, detail=f"{delivery.destination.name}: {location}"
+        actor=Actor.worker(),
+        action="delivery.delivered",
+        obj=message,
+        detail=f"{delivery.destination.name}: {location}",
     )
     if delivery.destination.kind != DestinationKind.HELD:
         others = Delivery.objects.filter(message_id=message.pk).exclude(pk=delivery.pk)
-        if not others.exclude(state=DeliveryState.DELIVERED).exists() and not others.filter(
-            destination__kind=DestinationKind.HELD
-        ).exists():
+        if (
+            not others.exclude(state=DeliveryState.DELIVERED).exists()
+            and not others.filter(destination__kind=DestinationKind.HELD).exists()
+        ):
             from portal.messaging.services import payload_confirm
 
             names = ", ".join(
-                Delivery.objects.filter(message_id=message.pk).values_list("destination__name", flat=True)
+                Delivery.objects.filter(message_id=message.pk).values_list(
+                    "destination__name", flat=True
+                )
             )
             payload_confirm(message=message, source=f"delivered to {names}")
     return DeliveryState.DELIVERED
@@ -127,9 +141,11 @@ def _failed(delivery: Delivery, reason: str) -> str:
     dead = attempts >= max_attempts()
     state = DeliveryState.DEAD_LETTERED if dead else DeliveryState.FAILED
     Delivery.objects.filter(pk=delivery.pk).update(
-        state=state, attempts=attempts, last_error=reason[:2000],
+        state=state,
+        attempts=attempts,
+        last_error=reason[:2000],
         next_attempt_at=timezone.now() + backoff(attempts),
-    )  # fmt: skip
+    )
     text = f"Delivery to {delivery.destination.name} failed (attempt {attempts}): {reason}"
     if dead:
         text += " Dead-lettered: it will not be tried again until a person replays it."
@@ -140,7 +156,9 @@ def _failed(delivery: Delivery, reason: str) -> str:
 
 def deliveries_sweep(*, limit: int = 500) -> int:
     """Scheduled every minute: enqueue each due delivery (retries, and any a dead worker held)."""
-    due = list(Delivery.objects.due().order_by("next_attempt_at").values_list("pk", flat=True)[:limit])
+    due = list(
+        Delivery.objects.due().order_by("next_attempt_at").values_list("pk", flat=True)[:limit]
+    )
     for pk in due:
         enqueue_delivery(pk)
     return len(due)
@@ -159,8 +177,12 @@ def delivery_replay(*, delivery: Delivery, request=None, user=None) -> Delivery:
     if delivery.state == DeliveryState.DELIVERED:
         raise ValueError("This delivery was delivered already.")
     _replay(delivery)
-    detail = f"Replayed delivery #{delivery.pk} to {delivery.destination.name} ({delivery.last_error})"
-    _audit(action="delivery.replayed", obj=delivery.message, detail=detail, request=request, user=user)
+    detail = (
+        f"Replayed delivery #{delivery.pk} to {delivery.destination.name} ({delivery.last_error})"
+    )
+    _audit(
+        action="delivery.replayed", obj=delivery.message, detail=detail, request=request, user=user
+    )
     delivery.refresh_from_db()
     return delivery
 
@@ -172,9 +194,12 @@ def route_replay_dead_letters(*, route: Route, request=None, user=None) -> int:
     for delivery in dead:
         _replay(delivery)
     _audit(
-        action="route.dead_letters_replayed", obj=route,
-        detail=f"Replayed {len(dead)} dead-lettered deliveries", request=request, user=user,
-    )  # fmt: skip
+        action="route.dead_letters_replayed",
+        obj=route,
+        detail=f"Replayed {len(dead)} dead-lettered deliveries",
+        request=request,
+        user=user,
+    )
     return len(dead)
 
 

@@ -86,10 +86,16 @@ def volume_chart(counts: dict[tuple[date, str], int], *, end: date, days: int = 
             (1, volume.outbound, "out", "out"),
         ):
             height = plot_height * value / top
-            chart.bars.append(Bar(
-                x=_fmt(x + offset * bar_width), y=_fmt(chart.baseline - height), width=_fmt(bar_width),
-                height=_fmt(height), css=css, label=f"{volume.day:%d %b}: {value} {word}",
-            ))  # fmt: skip
+            chart.bars.append(
+                Bar(
+                    x=_fmt(x + offset * bar_width),
+                    y=_fmt(chart.baseline - height),
+                    width=_fmt(bar_width),
+                    height=_fmt(height),
+                    css=css,
+                    label=f"{volume.day:%d %b}: {value} {word}",
+                )
+            )
         if index % 5 == 0 or index == days - 1:
             chart.x_labels.append((_fmt(x + bar_width), f"{volume.day:%d %b}"))
     chart.ticks = [

@@ -55,8 +55,11 @@ class ClaimHeartbeat(threading.Thread):
             self.failures += 1
             log.warning(
                 "%s: could not refresh the claim (%s: %s); trying again in %.0f s",
-                self.name, type(exc).__name__, exc, self.every,
-            )  # fmt: skip
+                self.name,
+                type(exc).__name__,
+                exc,
+                self.every,
+            )
             # A broken connection is replaced at the next beat rather than failing for ever.
             connection.close_if_unusable_or_obsolete()
             return True

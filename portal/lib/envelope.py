@@ -114,7 +114,9 @@ def _wrapper(path: str) -> KeyWrapper:
 
 
 def key_wrapper() -> KeyWrapper:
-    return _wrapper(getattr(settings, "PAYLOAD_KEY_WRAPPER", "portal.lib.envelope.FernetKeyWrapper"))
+    return _wrapper(
+        getattr(settings, "PAYLOAD_KEY_WRAPPER", "portal.lib.envelope.FernetKeyWrapper")
+    )
 
 
 # --- header ---------------------------------------------------------------------------------------
@@ -261,7 +263,9 @@ class DecryptingReader(io.RawIOBase):
         self._segments = max(1, -(-body // stride))
         last = body - (self._segments - 1) * stride
         if last < TAG:
-            raise PayloadTampered("the encrypted payload is cut short (its last segment is incomplete)")
+            raise PayloadTampered(
+                "the encrypted payload is cut short (its last segment is incomplete)"
+            )
         self.size = body - TAG * self._segments
         self._position = 0
         self._cached_index = -1

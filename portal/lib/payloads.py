@@ -29,9 +29,14 @@ from . import envelope, stores
 from .envelope import PayloadKeyUnavailable, PayloadTampered, PayloadUnreadable
 
 __all__ = [
-    "PayloadKeyUnavailable", "PayloadTampered", "PayloadUnreadable", "StoredPayload",
-    "durable_writer", "open_payload", "store_stream",
-]  # fmt: skip
+    "PayloadKeyUnavailable",
+    "PayloadTampered",
+    "PayloadUnreadable",
+    "StoredPayload",
+    "durable_writer",
+    "open_payload",
+    "store_stream",
+]
 
 COPY_BLOCK = 1024 * 1024
 
@@ -87,7 +92,9 @@ class PayloadStorage(Storage):
 
     def _open(self, name, mode="rb"):
         if "w" in mode or "a" in mode or "+" in mode:
-            raise ValueError("payloads are written through portal.lib.payloads, not opened to write")
+            raise ValueError(
+                "payloads are written through portal.lib.payloads, not opened to write"
+            )
         return File(open_payload(name), name=name)
 
     def _save(self, name, content):

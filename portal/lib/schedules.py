@@ -8,7 +8,12 @@ SCHEDULES = [
     ("Sweep the outbox", "portal.messaging.tasks.sweep_outbox", "I", 1),
     # Each message backs off on its own (5 min, 1 h, 6 h, daily): this only picks up the due ones.
     ("Refresh tracking of sent messages", "portal.messaging.tasks.refresh_tracking", "I", 5),
-    ("Check overdue business acknowledgements", "portal.messaging.tasks.check_business_acks", "I", 15),
+    (
+        "Check overdue business acknowledgements",
+        "portal.messaging.tasks.check_business_acks",
+        "I",
+        15,
+    ),
     ("Daily handshake", "portal.mailboxes.tasks.handshake_all", "D", None),
     ("Daily certificate expiry check", "portal.certificates.tasks.check_expiry", "D", None),
     ("Daily audit chain verification", "portal.audit.tasks.verify_chain", "D", None),
@@ -16,7 +21,12 @@ SCHEDULES = [
     ("Purge payloads past retention", "portal.messaging.tasks.purge_payloads", "I", 60),
     ("Sweep stuck conformance runs", "portal.conformance.tasks.sweep_runs", "I", 5),
     ("Check for overdue messages", "portal.messaging.tasks.check_overdue", "I", 60),
-    ("Daily check of overdue go-live tasks and letters", "portal.onboarding.tasks.check_overdue", "D", None),
+    (
+        "Daily check of overdue go-live tasks and letters",
+        "portal.onboarding.tasks.check_overdue",
+        "D",
+        None,
+    ),
     ("Publish and dispatch events", "portal.events.tasks.dispatch", "I", 1),
     ("Purge old events", "portal.events.tasks.purge", "D", None),
     ("Send due alerts", "portal.alerts.tasks.sweep", "I", 1),

@@ -228,25 +228,32 @@ class _S3Upload(io.RawIOBase):
             self._upload_id = created["UploadId"]
         number = len(self._parts) + 1
         sent = client.upload_part(
-            Bucket=self._store.bucket, Key=self._key, UploadId=self._upload_id,
-            PartNumber=number, Body=body,
-        )  # fmt: skip
+            Bucket=self._store.bucket,
+            Key=self._key,
+            UploadId=self._upload_id,
+            PartNumber=number,
+            Body=body,
+        )
         self._parts.append({"PartNumber": number, "ETag": sent["ETag"]})
 
     def finish(self) -> None:
         client = self._store.client
         if self._upload_id is None:
             client.put_object(
-                Bucket=self._store.bucket, Key=self._key, Body=bytes(self._buffer),
+                Bucket=self._store.bucket,
+                Key=self._key,
+                Body=bytes(self._buffer),
                 **self._store._extra,
-            )  # fmt: skip
+            )
         else:
             if self._buffer:
                 self._send_part(bytes(self._buffer))
             client.complete_multipart_upload(
-                Bucket=self._store.bucket, Key=self._key, UploadId=self._upload_id,
+                Bucket=self._store.bucket,
+                Key=self._key,
+                UploadId=self._upload_id,
                 MultipartUpload={"Parts": self._parts},
-            )  # fmt: skip
+            )
         self._buffer = bytearray()
 
     def abort(self) -> None:

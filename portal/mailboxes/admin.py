@@ -5,10 +5,22 @@ from django.contrib import admin
 from .models import Mailbox, Organisation, Recipient, Workflow
 
 HEALTH = (
-    "last_handshake_at", "last_handshake_ok", "last_handshake_ms", "last_poll_at", "last_poll_ok",
-    "inbox_backlog", "last_error", "last_error_at", "poll_claimed_at", "poll_claimed_by",
-    "poll_requested_at", "password_changed_at", "shared_key_changed_at", "created_at", "updated_at",
-)  # fmt: skip
+    "last_handshake_at",
+    "last_handshake_ok",
+    "last_handshake_ms",
+    "last_poll_at",
+    "last_poll_ok",
+    "inbox_backlog",
+    "last_error",
+    "last_error_at",
+    "poll_claimed_at",
+    "poll_claimed_by",
+    "poll_requested_at",
+    "password_changed_at",
+    "shared_key_changed_at",
+    "created_at",
+    "updated_at",
+)
 
 
 @admin.register(Organisation)

@@ -21,9 +21,10 @@ from .models import (
 
 class OrganisationForm(PortalModelForm):
     ods_code = forms.CharField(
-        label="ODS code", max_length=10,
+        label="ODS code",
+        max_length=10,
         help_text="The organisation's ODS code, for example X26. It forms part of the certificate CN.",
-    )  # fmt: skip
+    )
 
     class Meta:
         model = Organisation
@@ -53,45 +54,71 @@ class MailboxForm(PortalModelForm):
     """Create or edit a mailbox. Secrets are write-only: the form never carries the stored values."""
 
     mailbox_id = forms.CharField(
-        label="MESH mailbox id", max_length=20,
+        label="MESH mailbox id",
+        max_length=20,
         help_text="As issued by NHS England, for example X26ABC1. Letters are made upper case.",
-    )  # fmt: skip
+    )
     base_url = forms.URLField(
-        label="Base URL", required=False, assume_scheme="https",
+        label="Base URL",
+        required=False,
+        assume_scheme="https",
         help_text="Leave blank for the environment's published MESH host. Outside the sandbox only "
-        "NHS England's published hosts (or ones the operator allows) are accepted." + CLEARS_SECRETS,
-    )  # fmt: skip
+        "NHS England's published hosts (or ones the operator allows) are accepted."
+        + CLEARS_SECRETS,
+    )
     new_password = forms.CharField(
-        label="Password", required=False, strip=False,
+        label="Password",
+        required=False,
+        strip=False,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
-    )  # fmt: skip
+    )
     new_shared_key = forms.CharField(
-        label="Shared key", required=False, strip=False,
+        label="Shared key",
+        required=False,
+        strip=False,
         widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off"}),
-    )  # fmt: skip
+    )
     disable_reason = forms.CharField(
-        label="Why are you disabling this live mailbox?", required=False,
+        label="Why are you disabling this live mailbox?",
+        required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="Recorded in the audit trail. Sending and polling stop until it is enabled again.",
-    )  # fmt: skip
+    )
     confirm_disable = forms.BooleanField(
         label="I understand that disabling stops all transfers for this live mailbox",
         required=False,
     )
 
     field_order = [
-        "organisation", "environment", "mailbox_id", "name", "base_url", "new_password",
-        "new_shared_key", "ca_bundle", "verify_tls", "enabled", "poll_interval_minutes",
+        "organisation",
+        "environment",
+        "mailbox_id",
+        "name",
+        "base_url",
+        "new_password",
+        "new_shared_key",
+        "ca_bundle",
+        "verify_tls",
+        "enabled",
+        "poll_interval_minutes",
         "max_request_bytes",
-    ]  # fmt: skip
+    ]
     danger_fields = ("disable_reason", "confirm_disable")
 
     class Meta:
         model = Mailbox
         fields = [
-            "organisation", "environment", "mailbox_id", "name", "base_url", "ca_bundle",
-            "verify_tls", "enabled", "poll_interval_minutes", "max_request_bytes",
-        ]  # fmt: skip
+            "organisation",
+            "environment",
+            "mailbox_id",
+            "name",
+            "base_url",
+            "ca_bundle",
+            "verify_tls",
+            "enabled",
+            "poll_interval_minutes",
+            "max_request_bytes",
+        ]
         help_texts = {
             "organisation": "The organisation the mailbox belongs to.",
             "environment": "Which MESH environment: sandbox, integration (PTL), deployment or "
@@ -124,9 +151,9 @@ class MailboxForm(PortalModelForm):
         if mailbox.pk and mailbox.is_live:
             # Model.clean refuses the change too; disabled, the browser cannot even send one.
             self.fields["environment"].disabled = True
-            self.fields["environment"].help_text = (
-                "A live mailbox stays live: add a new mailbox for another environment."
-            )
+            self.fields[
+                "environment"
+            ].help_text = "A live mailbox stays live: add a new mailbox for another environment."
 
     def main_fields(self):
         return [f for f in self.visible_fields() if f.name not in self.danger_fields]
@@ -199,34 +226,43 @@ class MailboxFilterForm(PortalForm):
 class WorkflowForm(PortalForm):
     BOTH = "both"
     workflow_id = forms.CharField(
-        label="Workflow id", max_length=300,
+        label="Workflow id",
+        max_length=300,
         help_text="As registered with NHS England for this mailbox, for example TEST_WORKFLOW.",
-    )  # fmt: skip
+    )
     direction = forms.ChoiceField(
         choices=[(BOTH, "Send and receive"), *Workflow.Direction.choices],
         help_text="Sending is refused for workflows not registered to send here.",
-    )  # fmt: skip
+    )
     description = forms.CharField(
         required=False, max_length=300, help_text="Optional: what it carries."
     )
     accepts_chunked = forms.BooleanField(
-        label="Recipients accept chunked messages", required=False, initial=True,
+        label="Recipients accept chunked messages",
+        required=False,
+        initial=True,
         help_text=CHUNKING_HELP,
-    )  # fmt: skip
+    )
     demographic_addressing = forms.BooleanField(
-        label="Demographic addressing", required=False,
+        label="Demographic addressing",
+        required=False,
         help_text=Workflow._meta.get_field("demographic_addressing").help_text,
-    )  # fmt: skip
+    )
 
     business_ack_hours = forms.IntegerField(
-        label="Business acknowledgement expected within (hours)", required=False, min_value=1,
-        max_value=24 * 30, help_text=Workflow._meta.get_field("business_ack_hours").help_text,
-    )  # fmt: skip
+        label="Business acknowledgement expected within (hours)",
+        required=False,
+        min_value=1,
+        max_value=24 * 30,
+        help_text=Workflow._meta.get_field("business_ack_hours").help_text,
+    )
     business_ack_match = forms.ChoiceField(
-        label="The acknowledgement names our message by", choices=Workflow.AckMatch.choices,
-        initial=Workflow.AckMatch.LOCAL_ID, required=False,
+        label="The acknowledgement names our message by",
+        choices=Workflow.AckMatch.choices,
+        initial=Workflow.AckMatch.LOCAL_ID,
+        required=False,
         help_text="How the recipient's <workflow>_ACK message points at the message it acknowledges.",
-    )  # fmt: skip
+    )
 
     def __init__(self, *args, mailbox: Mailbox, **kwargs):
         super().__init__(*args, **kwargs)
@@ -270,6 +306,6 @@ class WorkflowForm(PortalForm):
                 business_ack_hours=self.cleaned_data["business_ack_hours"],
                 business_ack_match=self.cleaned_data["business_ack_match"]
                 or Workflow.AckMatch.LOCAL_ID,
-            )  # fmt: skip
+            )
             for direction in self.directions()
         ]

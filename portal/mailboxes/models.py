@@ -129,9 +129,10 @@ class Mailbox(models.Model):
     shared_key = EncryptedTextField(blank=True)
     shared_key_changed_at = models.DateTimeField(null=True, blank=True)
     ca_bundle = models.TextField(
-        "CA bundle (PEM)", blank=True,
+        "CA bundle (PEM)",
+        blank=True,
         help_text="The environment's root and sub-CA certificates. Blank means the system trust store.",
-    )  # fmt: skip
+    )
     verify_tls = models.BooleanField("Verify the server's TLS certificate", default=True)
     enabled = models.BooleanField(default=True)
     poll_interval_minutes = models.PositiveIntegerField(
@@ -141,12 +142,14 @@ class Mailbox(models.Model):
             MaxValueValidator(24 * 60, "MESH expects a poll at least once a day: 1440 or fewer."),
         ],
         help_text="MESH asks for a poll at most every 5 minutes and at least once a day (5 to 1440).",
-    )  # fmt: skip
+    )
     max_request_bytes = models.PositiveIntegerField(
-        "Largest MESH request", choices=RequestLimit.choices, default=RequestLimit.INTERNET,
+        "Largest MESH request",
+        choices=RequestLimit.choices,
+        default=RequestLimit.INTERNET,
         help_text="MESH's limit per upload request after compression: a message that fits goes in "
         "one request, a larger one in chunks that each fit.",
-    )  # fmt: skip
+    )
 
     # Health, written by the workers.
     last_handshake_at = models.DateTimeField(null=True, blank=True)
@@ -298,20 +301,25 @@ class Workflow(models.Model):
         "Recipients accept chunked messages", default=True, help_text=CHUNKING_HELP
     )
     demographic_addressing = models.BooleanField(
-        "Demographic addressing", default=False,
+        "Demographic addressing",
+        default=False,
         help_text="MESH routes this workflow by patient: the recipient may be given as an NHS "
         "number (optionally _YYYYMMDD date of birth and _Surname) instead of a mailbox id.",
-    )  # fmt: skip
+    )
     business_ack_hours = models.PositiveIntegerField(
-        "Business acknowledgement expected within (hours)", null=True, blank=True,
+        "Business acknowledgement expected within (hours)",
+        null=True,
+        blank=True,
         validators=[MinValueValidator(1), MaxValueValidator(24 * 30)],
         help_text="For sending: how soon the recipient sends its <workflow>_ACK message. Blank: none "
         "expected. An overdue one raises an alert.",
-    )  # fmt: skip
+    )
     business_ack_match = models.CharField(
-        "Business acknowledgement names our message by", max_length=20,
-        choices=AckMatch.choices, default=AckMatch.LOCAL_ID,
-    )  # fmt: skip
+        "Business acknowledgement names our message by",
+        max_length=20,
+        choices=AckMatch.choices,
+        default=AckMatch.LOCAL_ID,
+    )
 
     class Meta:
         ordering = ["workflow_id", "direction"]

@@ -57,9 +57,12 @@ def mesh_client(mailbox: Mailbox, **overrides) -> Iterator[meshcore.MeshClient]:
     }
     options.update(overrides)
     with meshcore.MeshClient(
-        mailbox.effective_base_url(), mailbox.mailbox_id, mailbox.password, mailbox.shared_key,
+        mailbox.effective_base_url(),
+        mailbox.mailbox_id,
+        mailbox.password,
+        mailbox.shared_key,
         **options,
-    ) as client:  # fmt: skip
+    ) as client:
         yield client
 
 
@@ -72,16 +75,21 @@ def record_error(mailbox: Mailbox | int, error: str) -> None:
 # What a failed handshake says. Never the server's own words: whatever answered (a sandbox URL
 # can point at any service on this machine) must not be readable through "Test connection".
 FAILURE_KINDS = (
-    (meshcore.MeshTLSError, "the TLS connection failed (server certificate not trusted, or the "
-                            "client certificate refused)"),
-    (meshcore.MeshAuthenticationError, "the server refused the credentials (password, shared "
-                                       "key, certificate or mailbox id)"),
+    (
+        meshcore.MeshTLSError,
+        "the TLS connection failed (server certificate not trusted, or the "
+        "client certificate refused)",
+    ),
+    (
+        meshcore.MeshAuthenticationError,
+        "the server refused the credentials (password, shared key, certificate or mailbox id)",
+    ),
     (meshcore.MeshRateLimitedError, "the server asked to slow down"),
     (meshcore.MeshTransientError, "the server could not be reached, or had a temporary problem"),
     (meshcore.MeshNotFoundError, "the server has no such mailbox or address"),
     (meshcore.MeshProtocolError, "the server's answer is not MESH's"),
     (meshcore.MeshValidationError, "the server refused the request as invalid"),
-)  # fmt: skip
+)
 
 
 def handshake_failure_text(exc: Exception, *, mesh_host: bool) -> str:
@@ -92,8 +100,10 @@ def handshake_failure_text(exc: Exception, *, mesh_host: bool) -> str:
     """
     if isinstance(exc, MailboxNotReady):
         return str(exc)
-    kind = next((text for cls, text in FAILURE_KINDS if isinstance(exc, cls)), "the server "
-                "answered with an error")  # fmt: skip
+    kind = next(
+        (text for cls, text in FAILURE_KINDS if isinstance(exc, cls)),
+        "the server answered with an error",
+    )
     details = []
     if getattr(exc, "status", None) is not None:
         details.append(f"HTTP {exc.status}")
@@ -109,9 +119,7 @@ def mailbox_handshake(*, mailbox: Mailbox) -> tuple[bool, str]:
         with mesh_client(mailbox) as client:
             client.handshake()
     except (meshcore.MeshError, MailboxNotReady) as exc:
-        reason = handshake_failure_text(
-            exc, mesh_host=mailbox.environment != Environment.SANDBOX
-        )
+        reason = handshake_failure_text(exc, mesh_host=mailbox.environment != Environment.SANDBOX)
         with transaction.atomic():
             Mailbox.objects.filter(pk=mailbox.pk).update(
                 last_handshake_at=timezone.now(), last_handshake_ok=False
@@ -161,13 +169,19 @@ def _handshake_event(mailbox: Mailbox, error: str) -> None:
     key, data = f"mailbox:{mailbox.pk}:handshake", {"mailbox": mailbox.mailbox_id, "error": error}
     if error:
         problem_raise(
-            problem_key=key, kind="mailbox.handshake_failing", severity="error",
+            problem_key=key,
+            kind="mailbox.handshake_failing",
+            severity="error",
             summary=f"Handshake of {mailbox.mailbox_id} with MESH failed: {error}",
-            mailbox_id=mailbox.pk, data=data,
-        )  # fmt: skip
+            mailbox_id=mailbox.pk,
+            data=data,
+        )
     else:
         problem_resolve(
-            problem_key=key, kind="mailbox.handshake_recovered", severity="info",
+            problem_key=key,
+            kind="mailbox.handshake_recovered",
+            severity="info",
             summary=f"Handshake of {mailbox.mailbox_id} with MESH succeeds again.",
-            mailbox_id=mailbox.pk, data=data,
-        )  # fmt: skip
+            mailbox_id=mailbox.pk,
+            data=data,
+        )

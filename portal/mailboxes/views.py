@@ -62,7 +62,11 @@ def _report_cleared_secrets(request, mailbox: Mailbox) -> None:
     if not changes:
         return
     changed = ", ".join(changes)
-    record(actor=Actor.person(request), action="mailbox.secrets_cleared", obj=mailbox, detail=f"changed: {changed}"
+    record(
+        actor=Actor.person(request),
+        action="mailbox.secrets_cleared",
+        obj=mailbox,
+        detail=f"changed: {changed}",
     )
     messages.warning(
         request,

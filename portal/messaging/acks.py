@@ -64,9 +64,13 @@ def find_acknowledged(ack: Message) -> Message | None:
         return None
     sent_to_sender = Q(recipient=ack.sender) | Q(demographic=True)
     candidates = Message.objects.filter(
-        lookup, sent_to_sender, mailbox_id=ack.mailbox_id, direction=Direction.OUTBOUND,
-        message_type=MessageType.DATA, workflow_id=base,
-    )  # fmt: skip
+        lookup,
+        sent_to_sender,
+        mailbox_id=ack.mailbox_id,
+        direction=Direction.OUTBOUND,
+        message_type=MessageType.DATA,
+        workflow_id=base,
+    )
     return candidates.order_by("-created_at").first()
 
 
@@ -82,16 +86,21 @@ def business_ack_link(ack: Message) -> Message | None:
         f"Business acknowledgement {ack.mesh_message_id} received from {ack.sender}",
     )
     record(
-        actor=Actor.worker(), action="message.business_ack_linked", obj=original,
+        actor=Actor.worker(),
+        action="message.business_ack_linked",
+        obj=original,
         detail=f"acknowledged by {ack.workflow_id} message {ack.mesh_message_id}",
-    )  # fmt: skip
+    )
     problem_resolve(
-        problem_key=problem_key(original), kind="message.business_ack_received",
-        severity=Severity.INFO, mailbox_id=original.mailbox_id, message_id=original.pk,
+        problem_key=problem_key(original),
+        kind="message.business_ack_received",
+        severity=Severity.INFO,
+        mailbox_id=original.mailbox_id,
+        message_id=original.pk,
         workflow=original.workflow_id,
         summary=f"{ack.sender} has now sent the business acknowledgement of message "
         f"{original.mesh_message_id or original.pk}.",
-    )  # fmt: skip
+    )
     return original
 
 
@@ -109,11 +118,15 @@ def business_acks_check_overdue(*, now=None) -> int:
     raised = 0
     for rule, within in _expected(now):
         overdue = Message.objects.filter(
-            mailbox_id=rule.mailbox_id, direction=Direction.OUTBOUND, workflow_id=rule.workflow_id,
-            status__in=[Status.ACCEPTED, Status.ACKNOWLEDGED], business_ack_overdue_at__isnull=True,
-            accepted_at__lte=now - within, accepted_at__gte=now - WATCH_FOR,
+            mailbox_id=rule.mailbox_id,
+            direction=Direction.OUTBOUND,
+            workflow_id=rule.workflow_id,
+            status__in=[Status.ACCEPTED, Status.ACKNOWLEDGED],
+            business_ack_overdue_at__isnull=True,
+            accepted_at__lte=now - within,
+            accepted_at__gte=now - WATCH_FOR,
             business_acks__isnull=True,
-        )  # fmt: skip
+        )
         for message in overdue[:500]:
             raised += _raise_overdue(message, within, now)
     return raised
@@ -126,16 +139,25 @@ def _raise_overdue(message: Message, within: timedelta, now) -> int:
         MessageEvent.Kind.BUSINESS_ACK, f"No business acknowledgement within {hours} hours"
     )
     problem_raise(
-        problem_key=problem_key(message), kind="message.business_ack_overdue",
-        severity=Severity.WARNING, mailbox_id=message.mailbox_id, message_id=message.pk,
+        problem_key=problem_key(message),
+        kind="message.business_ack_overdue",
+        severity=Severity.WARNING,
+        mailbox_id=message.mailbox_id,
+        message_id=message.pk,
         workflow=message.workflow_id,
         summary=f"{message.recipient_display()} has not sent a business acknowledgement "
         f"({message.workflow_id}{ACK_SUFFIX}) of message {message.mesh_message_id or message.pk} "
         f"within the {hours} hours expected.",
-        data={"mesh_message_id": message.mesh_message_id or "", "local_id": message.local_id,
-              "expected_hours": hours},
-    )  # fmt: skip
+        data={
+            "mesh_message_id": message.mesh_message_id or "",
+            "local_id": message.local_id,
+            "expected_hours": hours,
+        },
+    )
     record(
-        actor=Actor.worker(), action="message.business_ack_overdue", obj=message, detail=f"expected within {hours} h"
+        actor=Actor.worker(),
+        action="message.business_ack_overdue",
+        obj=message,
+        detail=f"expected within {hours} h",
     )
     return 1

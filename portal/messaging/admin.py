@@ -32,7 +32,15 @@ class InboundFailureAdmin(ReadOnlyAdmin):
 
 @admin.register(RetentionRule)
 class RetentionRuleAdmin(admin.ModelAdmin):
-    list_display = ("name", "mailbox", "direction", "workflow_pattern", "keep_days", "clock", "enabled")
+    list_display = (
+        "name",
+        "mailbox",
+        "direction",
+        "workflow_pattern",
+        "keep_days",
+        "clock",
+        "enabled",
+    )
     list_filter = ("enabled", "direction", "clock")
     actions = ["preview"]
 

@@ -21,15 +21,28 @@ from portal.mailboxes.models import Mailbox
 from .models import Message
 
 MESSAGE_COLUMNS = [
-    ("created_at", "Created"), ("mailbox_id", "Mailbox"), (None, "Environment"),
-    ("direction", "Direction"), ("message_type", "Type"), ("status", "Status"),
-    ("mesh_message_id", "MESH message id"), ("local_id", "Local id"), ("workflow_id", "Workflow"),
-    ("sender", "Sender"), ("recipient", "Recipient"), ("subject", "Subject"),
-    ("filename", "Filename"), ("size_bytes", "Size (bytes)"), ("mesh_status_code", "MESH code"),
-    ("failure_reason", "Failure reason"), ("linked_mesh_message_id", "Concerns MESH message id"),
-    ("accepted_at", "Accepted"), ("received_at", "Received"), ("acknowledged_at", "Acknowledged"),
+    ("created_at", "Created"),
+    ("mailbox_id", "Mailbox"),
+    (None, "Environment"),
+    ("direction", "Direction"),
+    ("message_type", "Type"),
+    ("status", "Status"),
+    ("mesh_message_id", "MESH message id"),
+    ("local_id", "Local id"),
+    ("workflow_id", "Workflow"),
+    ("sender", "Sender"),
+    ("recipient", "Recipient"),
+    ("subject", "Subject"),
+    ("filename", "Filename"),
+    ("size_bytes", "Size (bytes)"),
+    ("mesh_status_code", "MESH code"),
+    ("failure_reason", "Failure reason"),
+    ("linked_mesh_message_id", "Concerns MESH message id"),
+    ("accepted_at", "Accepted"),
+    ("received_at", "Received"),
+    ("acknowledged_at", "Acknowledged"),
     ("id", "NeoMesh id"),
-]  # fmt: skip
+]
 
 
 def _message_batches(queryset) -> Iterator[tuple]:
@@ -56,8 +69,12 @@ def _message_rows(queryset) -> Iterator[list]:
     mailboxes = {m.pk: m for m in Mailbox.objects.only("mailbox_id", "environment")}
     for row in _message_batches(queryset):
         mailbox = mailboxes.get(row[1])
-        yield [row[0], mailbox.mailbox_id if mailbox else row[1],
-               mailbox.environment.upper() if mailbox else "", *row[2:]]  # fmt: skip
+        yield [
+            row[0],
+            mailbox.mailbox_id if mailbox else row[1],
+            mailbox.environment.upper() if mailbox else "",
+            *row[2:],
+        ]
 
 
 def message_log_csv(request, filters) -> StreamingHttpResponse:
@@ -65,8 +82,11 @@ def message_log_csv(request, filters) -> StreamingHttpResponse:
     queryset = filters.filter(Message.objects.filter(created_at__lte=timezone.now()))
     count = csv_export.bounded_count(queryset)
     record(
-        actor=Actor.person(request), action="audit.message_log_exported",
+        actor=Actor.person(request),
+        action="audit.message_log_exported",
         detail=csv_export.describe_export(filters.applied(), count, "messages"),
-    )  # fmt: skip
+    )
     header = [title for _, title in MESSAGE_COLUMNS]
-    return csv_export.streamed_csv(csv_export.csv_blocks(header, _message_rows(queryset)), "message-log")
+    return csv_export.streamed_csv(
+        csv_export.csv_blocks(header, _message_rows(queryset)), "message-log"
+    )

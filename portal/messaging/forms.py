@@ -48,36 +48,42 @@ def send_workflow_choices() -> list:
 
 class SendForm(PortalForm):
     mailbox = MailboxChoiceField(
-        label="From mailbox", empty_label="Choose a mailbox",
+        label="From mailbox",
+        empty_label="Choose a mailbox",
         help_text="Only enabled mailboxes are listed. Check the environment in brackets.",
-    )  # fmt: skip
+    )
     recipient = forms.CharField(
-        label="To (recipient mailbox id)", max_length=100,
+        label="To (recipient mailbox id)",
+        max_length=100,
         help_text="The recipient's MESH mailbox id, for example X26ABC2. Not sure? Look it up by ODS "
         "code and workflow below. For a workflow marked for demographic addressing, an NHS number "
         "(optionally _YYYYMMDD date of birth and _Surname) instead.",
-    )  # fmt: skip
+    )
     workflow_id = forms.ChoiceField(
         label="Workflow",
         help_text="Only workflows registered to send from the chosen mailbox are accepted.",
         widget=forms.Select(attrs={"data-workflows-for": "id_mailbox"}),
-    )  # fmt: skip
+    )
     subject = forms.CharField(
         required=False, max_length=500, help_text="Optional. Seen by the recipient."
     )
     local_id = forms.CharField(
-        label="Local id", required=False, max_length=300,
+        label="Local id",
+        required=False,
+        max_length=300,
         help_text="Optional: your own reference for this message. NeoMesh makes one if you leave it blank.",
-    )  # fmt: skip
+    )
     encrypted = forms.BooleanField(
-        label="The file is encrypted", required=False,
+        label="The file is encrypted",
+        required=False,
         help_text="Tells the recipient (mex-Content-Encrypted) that you encrypted the file itself.",
-    )  # fmt: skip
+    )
     compressed = forms.BooleanField(
-        label="The file is compressed", required=False,
+        label="The file is compressed",
+        required=False,
         help_text="Tells the recipient (mex-Content-Compressed) that the file itself is compressed, "
         "for example a zip. NeoMesh compresses every transfer anyway; this is about the file.",
-    )  # fmt: skip
+    )
     file = forms.FileField(label="File to send")
 
     def __init__(self, *args, **kwargs):
@@ -139,9 +145,10 @@ class LookupForm(PortalForm):
     """Find a recipient mailbox by ODS code and workflow (MESH endpoint lookup)."""
 
     mailbox = MailboxChoiceField(
-        label="Ask through mailbox", empty_label="Choose a mailbox",
+        label="Ask through mailbox",
+        empty_label="Choose a mailbox",
         help_text="Lookups go to the MESH environment of this mailbox.",
-    )  # fmt: skip
+    )
     ods = forms.CharField(label="Recipient ODS code", max_length=10, help_text="For example X26.")
     workflow = forms.CharField(
         label="Workflow id", max_length=300, help_text="For example TEST_WORKFLOW."
@@ -173,9 +180,11 @@ class MessageFilterForm(PortalForm):
     )
     q = forms.CharField(
         label="Message id, local id or filename",
-        help_text="An exact MESH message id or local id, or the start of a filename.", required=False, max_length=300,
+        help_text="An exact MESH message id or local id, or the start of a filename.",
+        required=False,
+        max_length=300,
         widget=forms.TextInput(attrs={"type": "search"}),
-    )  # fmt: skip
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

@@ -86,9 +86,14 @@ class PollClaimLost(Exception):
 # Errors that are not about one message: they end the poll, and no message is blamed for them.
 # Everything else raised while receiving a message is that message's failure (quarantine).
 POLL_WIDE_ERRORS = (
-    meshcore.MeshAuthenticationError, meshcore.MeshTLSError, MailboxNotReady, PollClaimLost,
-    OSError, OperationalError, InterfaceError,
-)  # fmt: skip
+    meshcore.MeshAuthenticationError,
+    meshcore.MeshTLSError,
+    MailboxNotReady,
+    PollClaimLost,
+    OSError,
+    OperationalError,
+    InterfaceError,
+)
 _UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 # How many of a poll's errors its one-line summary names (the task result, the audit detail).
@@ -131,7 +136,9 @@ class PollResult:
         if self.errors:
             shown = "; ".join(self.errors[:SUMMARY_ERRORS])
             more = len(self.errors) - SUMMARY_ERRORS
-            text += f"; {len(self.errors)} error(s): {shown}" + (f"; and {more} more" if more > 0 else "")
+            text += f"; {len(self.errors)} error(s): {shown}" + (
+                f"; and {more} more" if more > 0 else ""
+            )
         return text
 
 
@@ -184,7 +191,9 @@ def _record_poll(mailbox: Mailbox, worker: str, result: PollResult) -> None:
     if not result.errors or result.listed:
         health["inbox_backlog"] = max(0, result.listed - result.acknowledged)
     # The start of a run of failures is kept until a poll succeeds.
-    health["poll_failing_since"] = Coalesce(F("poll_failing_since"), Value(now)) if result.errors else None
+    health["poll_failing_since"] = (
+        Coalesce(F("poll_failing_since"), Value(now)) if result.errors else None
+    )
     with transaction.atomic():
         _release_poll(mailbox, worker, **health)
         if result.errors:
@@ -356,7 +365,9 @@ def _receive_or_record(client, mailbox, mesh_id, result, failure, room: int | No
     except POLL_WIDE_ERRORS:
         raise  # credentials or TLS refused, disk or database gone: not this message's fault
     except meshcore.MeshPayloadTooLarge as exc:
-        by_disk = exc.limit_name == "max_message_bytes" and exc.limit < settings.MESH_MAX_MESSAGE_BYTES
+        by_disk = (
+            exc.limit_name == "max_message_bytes" and exc.limit < settings.MESH_MAX_MESSAGE_BYTES
+        )
         if by_disk:
             reason = (
                 f"not enough free disk space for it (it is more than {exc.limit:,} bytes, the room "
@@ -367,9 +378,11 @@ def _receive_or_record(client, mailbox, mesh_id, result, failure, room: int | No
         _record_failure(mailbox, mesh_id, result, reason, quarantine_now=not by_disk)
     except Exception as exc:  # noqa: BLE001 - one bad message must never stop the others
         log.warning("Receiving %s for %s failed", mesh_id, mailbox.mailbox_id, exc_info=True)
-        text = str(exc) if isinstance(exc, meshcore.MeshError | ChecksumMismatch) else (
-            f"NeoMesh could not store it ({type(exc).__name__}: {str(exc)[:500]})"
-        )  # fmt: skip
+        text = (
+            str(exc)
+            if isinstance(exc, meshcore.MeshError | ChecksumMismatch)
+            else (f"NeoMesh could not store it ({type(exc).__name__}: {str(exc)[:500]})")
+        )
         _record_failure(mailbox, mesh_id, result, text)
     else:
         if failure is not None:
@@ -415,9 +428,12 @@ def download_limits(room: int | None = None) -> meshcore.DownloadLimits:
 
 
 def receive_one(
-    client, mailbox: Mailbox, mesh_id: str, result: PollResult,
+    client,
+    mailbox: Mailbox,
+    mesh_id: str,
+    result: PollResult,
     limits: meshcore.DownloadLimits | None = None,
-) -> Message:  # fmt: skip
+) -> Message:
     message = Message.objects.filter(
         mailbox=mailbox, direction=Direction.INBOUND, mesh_message_id=mesh_id
     ).first()
@@ -438,9 +454,12 @@ def receive_one(
 
 
 def _download_and_store(
-    client, mailbox: Mailbox, mesh_id: str, result: PollResult,
+    client,
+    mailbox: Mailbox,
+    mesh_id: str,
+    result: PollResult,
     limits: meshcore.DownloadLimits | None = None,
-) -> Message:  # fmt: skip
+) -> Message:
     with payloads.durable_writer("in") as (writer, stored):
         info = client.download(mesh_id, writer, limits=limits or download_limits())
         # Checked before the file is kept: a mismatch leaves nothing stored and nothing acknowledged.
@@ -478,21 +497,31 @@ def _verify_checksum(mailbox: Mailbox, mesh_id: str, checksum: str | None, actua
         "fetched again by the next poll; if it keeps failing, ask the sender to check and resend"
     )
     record(
-        actor=Actor.worker(), action="message.checksum_mismatch", obj=mailbox, detail=f"{mesh_id}: {text}"
+        actor=Actor.worker(),
+        action="message.checksum_mismatch",
+        obj=mailbox,
+        detail=f"{mesh_id}: {text}",
     )
     raise ChecksumMismatch(text)
 
 
 # The Message fields filled from MESH's headers, and the header each comes from (for the note).
 HEADER_FIELDS = {
-    "mesh_message_id": "mex-MessageID", "local_id": "mex-LocalID",
-    "workflow_id": "mex-WorkflowID", "sender": "mex-From", "recipient": "mex-To",
-    "subject": "mex-Subject", "filename": "mex-FileName", "content_type": "mex-Content-Type",
-    "checksum": "mex-Content-Checksum", "partner_id": "mex-PartnerID",
-    "mesh_status_code": "mex-StatusCode", "mesh_status_event": "mex-StatusEvent",
+    "mesh_message_id": "mex-MessageID",
+    "local_id": "mex-LocalID",
+    "workflow_id": "mex-WorkflowID",
+    "sender": "mex-From",
+    "recipient": "mex-To",
+    "subject": "mex-Subject",
+    "filename": "mex-FileName",
+    "content_type": "mex-Content-Type",
+    "checksum": "mex-Content-Checksum",
+    "partner_id": "mex-PartnerID",
+    "mesh_status_code": "mex-StatusCode",
+    "mesh_status_event": "mex-StatusEvent",
     "mesh_status_description": "mex-StatusDescription",
     "linked_mesh_message_id": "mex-LinkedMsgID",
-}  # fmt: skip
+}
 MAX_TEXT_HEADER = 4000  # a TextField has no max_length; MESH's headers are far shorter
 
 
@@ -517,33 +546,49 @@ def bounded_headers(values: dict[str, str]) -> tuple[dict[str, str], list[str]]:
 
 def _create_inbound(mailbox: Mailbox, info, payload: payloads.StoredPayload) -> Message:
     is_report = info.message_type == MessageType.REPORT
-    headers, notes = bounded_headers({
-        "mesh_message_id": info.message_id, "local_id": info.local_id or "",
-        "workflow_id": info.workflow_id or "", "sender": info.sender or "",
-        "recipient": info.recipient or mailbox.mailbox_id, "subject": info.subject or "",
-        "filename": info.filename or "", "content_type": info.content_type or "",
-        "checksum": info.checksum or "", "partner_id": getattr(info, "partner_id", None) or "",
-        "mesh_status_code": (info.status_code or "") if is_report else "",
-        "mesh_status_event": (info.status_event or "") if is_report else "",
-        "mesh_status_description": (info.status_description or "") if is_report else "",
-        "linked_mesh_message_id": (info.linked_message_id or "") if is_report else "",
-    })  # fmt: skip
+    headers, notes = bounded_headers(
+        {
+            "mesh_message_id": info.message_id,
+            "local_id": info.local_id or "",
+            "workflow_id": info.workflow_id or "",
+            "sender": info.sender or "",
+            "recipient": info.recipient or mailbox.mailbox_id,
+            "subject": info.subject or "",
+            "filename": info.filename or "",
+            "content_type": info.content_type or "",
+            "checksum": info.checksum or "",
+            "partner_id": getattr(info, "partner_id", None) or "",
+            "mesh_status_code": (info.status_code or "") if is_report else "",
+            "mesh_status_event": (info.status_event or "") if is_report else "",
+            "mesh_status_description": (info.status_description or "") if is_report else "",
+            "linked_mesh_message_id": (info.linked_message_id or "") if is_report else "",
+        }
+    )
     message = Message.objects.create(
-        mailbox=mailbox, direction=Direction.INBOUND,
+        mailbox=mailbox,
+        direction=Direction.INBOUND,
         message_type=MessageType.REPORT if is_report else MessageType.DATA,
-        compressed=bool(info.compressed), encrypted=bool(info.encrypted),
-        size_bytes=payload.size, payload=payload.name, payload_sha256=payload.sha256,
-        chunks_total=info.total_chunks or 0, chunks_done=info.total_chunks or 0,
-        status=Status.RECEIVED, received_at=timezone.now(), **headers,
-    )  # fmt: skip
+        compressed=bool(info.compressed),
+        encrypted=bool(info.encrypted),
+        size_bytes=payload.size,
+        payload=payload.name,
+        payload_sha256=payload.sha256,
+        chunks_total=info.total_chunks or 0,
+        chunks_done=info.total_chunks or 0,
+        status=Status.RECEIVED,
+        received_at=timezone.now(),
+        **headers,
+    )
     MessageCount.add(message, MessageCount.Event.MOVED)
     message.add_event(
         Kind.DOWNLOADED, f"Downloaded {payload.size} bytes (sha256 {payload.sha256[:16]}…)"
     )
     record(
-        actor=Actor.worker(), action="message.downloaded", obj=message,
+        actor=Actor.worker(),
+        action="message.downloaded",
+        obj=message,
         detail=f"{payload.size} bytes, sha256 {payload.sha256}",
-    )  # fmt: skip
+    )
     for note in notes:
         message.add_event(Kind.NOTE, f"Received as sent, except: {note}.")
     if is_report:
@@ -559,9 +604,10 @@ def _link_report(report: Message) -> None:
     reason = explain(report.mesh_status_code, report.mesh_status_description)
     report.failure_reason = reason
     original = Message.objects.filter(
-        mailbox=report.mailbox, direction=Direction.OUTBOUND,
+        mailbox=report.mailbox,
+        direction=Direction.OUTBOUND,
         mesh_message_id=report.linked_mesh_message_id,
-    ).first()  # fmt: skip
+    ).first()
     notices.ndr(report, original, reason)
     if original is None:
         report.save(update_fields=["failure_reason"])
@@ -569,10 +615,12 @@ def _link_report(report: Message) -> None:
     report.linked_message = original
     report.save(update_fields=["failure_reason", "linked_message"])
     fields = {
-        "status": Status.FAILED, "failure_reason": reason,
-        "mesh_status_code": report.mesh_status_code, "mesh_status_event": report.mesh_status_event,
+        "status": Status.FAILED,
+        "failure_reason": reason,
+        "mesh_status_code": report.mesh_status_code,
+        "mesh_status_event": report.mesh_status_event,
         "mesh_status_description": report.mesh_status_description,
-    }  # fmt: skip
+    }
     linked = Message.objects.filter(pk=original.pk)
     # The recipient's acknowledgement is MESH's last word on delivery: a report never undoes it.
     if linked.exclude(status__in=[Status.ACKNOWLEDGED, Status.FAILED]).update(**fields):
@@ -586,5 +634,8 @@ def _link_report(report: Message) -> None:
         return
     original.add_event(Kind.REPORT, f"Non-delivery report {report.mesh_message_id}: {reason}")
     record(
-        actor=Actor.worker(), action="message.failed", obj=original, detail=f"Non-delivery report: {reason}"
+        actor=Actor.worker(),
+        action="message.failed",
+        obj=original,
+        detail=f"Non-delivery report: {reason}",
     )

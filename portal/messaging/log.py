@@ -31,8 +31,18 @@ class MessageLogFilterForm(MessageFilterForm):
     sender = _mailbox_id_field("Sender", "An exact MESH mailbox id, for example X26ABC2.")
     recipient = _mailbox_id_field("Recipient", "An exact MESH mailbox id, for example X26ABC1.")
 
-    field_order = ["mailbox", "environment", "direction", "status", "workflow", "sender",
-                   "recipient", "date_from", "date_to", "q"]  # fmt: skip
+    field_order = [
+        "mailbox",
+        "environment",
+        "direction",
+        "status",
+        "workflow",
+        "sender",
+        "recipient",
+        "date_from",
+        "date_to",
+        "q",
+    ]
 
     def clean_sender(self) -> str:
         return self.cleaned_data["sender"].strip().upper()
@@ -122,11 +132,17 @@ def merged_keyset_page(rows, filtered, mailbox_ids: list[int], *, after=None, be
     more = len(found) > size
     if backwards:
         items = list(reversed(found[:size]))
-        return KeysetPage(items=items, next_cursor=encode_cursor(items[-1]) if items else None,
-                          prev_cursor=encode_cursor(items[0]) if items and more else None)  # fmt: skip
+        return KeysetPage(
+            items=items,
+            next_cursor=encode_cursor(items[-1]) if items else None,
+            prev_cursor=encode_cursor(items[0]) if items and more else None,
+        )
     items = found[:size]
-    return KeysetPage(items=items, next_cursor=encode_cursor(items[-1]) if more else None,
-                      prev_cursor=encode_cursor(items[0]) if paged and items else None)  # fmt: skip
+    return KeysetPage(
+        items=items,
+        next_cursor=encode_cursor(items[-1]) if more else None,
+        prev_cursor=encode_cursor(items[0]) if paged and items else None,
+    )
 
 
 RELATED_AUDIT_LIMIT = 50

@@ -194,9 +194,10 @@ class Message(models.Model):
             # Only those rows, so it stays small and no planner prefers walking a mailbox's
             # inbound rows from the oldest.
             models.Index(
-                fields=["mailbox", "created_at"], name="msg_unacknowledged",
+                fields=["mailbox", "created_at"],
+                name="msg_unacknowledged",
                 condition=models.Q(direction="in", status="received"),
-            ),  # fmt: skip
+            ),
             # Dashboard chart and date-range filters.
             models.Index(fields=["-created_at"], name="msg_created"),
             # The outbox sweeper.
@@ -352,7 +353,9 @@ class InboundFailure(models.Model):
                 fields=["mailbox", "mesh_message_id"], name="inbound_failure_unique_mesh_id"
             )
         ]
-        indexes = [models.Index(fields=["status", "-last_failed_at"], name="inbound_failure_status")]
+        indexes = [
+            models.Index(fields=["status", "-last_failed_at"], name="inbound_failure_status")
+        ]
 
     def __str__(self) -> str:
         return f"{self.mesh_message_id} ({self.get_status_display()})"
@@ -392,9 +395,11 @@ class RetentionRule(models.Model):
         help_text="Days the payload is kept after the clock starts; 0 purges at the next sweep."
     )
     clock = models.CharField(
-        max_length=10, choices=Clock.choices, default=Clock.CONFIRMED,
+        max_length=10,
+        choices=Clock.choices,
+        default=Clock.CONFIRMED,
         help_text="Confirmed: a payload never confirmed delivered is never purged by this rule.",
-    )  # fmt: skip
+    )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -497,8 +502,12 @@ class MessageCount(models.Model):
     @classmethod
     def add(cls, message, event: str, code: str = "") -> None:
         """Count one message (and its bytes); call inside the transaction that changes it."""
-        key = {"mailbox_id": message.mailbox_id, "direction": message.direction, "event": event,
-               "code": (code or "")[:20]}  # fmt: skip
+        key = {
+            "mailbox_id": message.mailbox_id,
+            "direction": message.direction,
+            "event": event,
+            "code": (code or "")[:20],
+        }
         size = message.size_bytes or 0
         bump = {"messages": F("messages") + 1, "bytes": F("bytes") + size}
         if cls.objects.filter(**key).update(**bump):

@@ -34,11 +34,16 @@ def _mailbox_name(message: Message) -> str:
 
 def _data(message: Message, **extra) -> dict:
     return {
-        "mesh_message_id": message.mesh_message_id or "", "local_id": message.local_id,
-        "mailbox": _mailbox_name(message), "sender": message.sender,
-        "recipient": message.recipient, "subject": message.subject, "filename": message.filename,
-        "direction": message.direction, **extra,
-    }  # fmt: skip
+        "mesh_message_id": message.mesh_message_id or "",
+        "local_id": message.local_id,
+        "mailbox": _mailbox_name(message),
+        "sender": message.sender,
+        "recipient": message.recipient,
+        "subject": message.subject,
+        "filename": message.filename,
+        "direction": message.direction,
+        **extra,
+    }
 
 
 def _named(message: Message) -> str:
@@ -52,58 +57,82 @@ def _emit(message: Message, kind: str, severity: str, summary: str, **extra) -> 
     problem = extra.pop("problem_key", "")
     resolves = extra.pop("resolves", False)
     return event_emit(
-        kind=kind, severity=severity, summary=summary, mailbox_id=message.mailbox_id,
-        message_id=message.pk, workflow=message.workflow_id, problem_key=problem,
-        resolves=resolves, data=_data(message, **extra),
-    )  # fmt: skip
+        kind=kind,
+        severity=severity,
+        summary=summary,
+        mailbox_id=message.mailbox_id,
+        message_id=message.pk,
+        workflow=message.workflow_id,
+        problem_key=problem,
+        resolves=resolves,
+        data=_data(message, **extra),
+    )
 
 
 def received(message: Message) -> Event:
     return _emit(
-        message, "message.received", Severity.INFO,
+        message,
+        "message.received",
+        Severity.INFO,
         f"{_mailbox_name(message)} received {_named(message)} from {message.sender or 'an unknown sender'} "
         f"(workflow {message.workflow_id or 'none'}).",
-    )  # fmt: skip
+    )
 
 
 def ndr(report: Message, original: Message | None, reason: str) -> Event:
     """A non-delivery report: about the message it concerns when we have it, else the report."""
     concerns = original or report
-    about = _named(original) if original else f"message {report.linked_mesh_message_id or 'unknown'}"
+    about = (
+        _named(original) if original else f"message {report.linked_mesh_message_id or 'unknown'}"
+    )
     return event_emit(
-        kind="message.ndr", severity=Severity.ERROR,
+        kind="message.ndr",
+        severity=Severity.ERROR,
         summary=f"Non-delivery report for {about} to {concerns.recipient}: {reason}",
-        mailbox_id=report.mailbox_id, message_id=concerns.pk,
+        mailbox_id=report.mailbox_id,
+        message_id=concerns.pk,
         workflow=concerns.workflow_id or report.workflow_id,
-        data=_data(concerns, reason=reason, report_mesh_message_id=report.mesh_message_id or "",
-                   report_id=report.pk, mesh_status_code=report.mesh_status_code),
-    )  # fmt: skip
+        data=_data(
+            concerns,
+            reason=reason,
+            report_mesh_message_id=report.mesh_message_id or "",
+            report_id=report.pk,
+            mesh_status_code=report.mesh_status_code,
+        ),
+    )
 
 
 def send_failed(message: Message, reason: str) -> Event:
     return _emit(
-        message, "message.send_failed", Severity.ERROR,
+        message,
+        "message.send_failed",
+        Severity.ERROR,
         f"Send of {_named(message)} from {_mailbox_name(message)} to {message.recipient} "
         f"failed: {reason}",
         reason=reason,
-    )  # fmt: skip
+    )
 
 
 def send_uncertain(message: Message, reason: str) -> Event:
     return _emit(
-        message, "message.send_uncertain", Severity.WARNING,
+        message,
+        "message.send_uncertain",
+        Severity.WARNING,
         f"The outcome of sending {_named(message)} to {message.recipient} is unknown: {reason}",
         reason=reason,
-    )  # fmt: skip
+    )
 
 
 def acknowledged(message: Message) -> Event:
     """Always raised; it also resolves an "acknowledgement overdue" problem if one was open."""
     return _emit(
-        message, "message.acknowledged", Severity.INFO,
+        message,
+        "message.acknowledged",
+        Severity.INFO,
         f"{message.recipient} downloaded and acknowledged {_named(message)}.",
-        problem_key=f"message:{message.pk}:ack", resolves=True,
-    )  # fmt: skip
+        problem_key=f"message:{message.pk}:ack",
+        resolves=True,
+    )
 
 
 def expected_ack_within(message: Message) -> timedelta:
@@ -129,14 +158,21 @@ def messages_check_overdue(*, now=None) -> dict[str, int]:
     )
     for message in stuck.select_related("mailbox")[:500]:
         deadline = (message.received_at or message.created_at) + INBOX_EXPIRY
-        inbound += bool(problem_raise(
-            problem_key=f"message:{message.pk}:inbound", kind="message.inbound_expiring",
-            severity=Severity.WARNING, summary=(
-                f"{_named(message)} in {_mailbox_name(message)} is still not acknowledged to "
-                f"MESH; MESH deletes it and reports it undelivered after {deadline:%d %b %Y %H:%M}."
-            ), mailbox_id=message.mailbox_id, message_id=message.pk,
-            workflow=message.workflow_id, data=_data(message, deadline=deadline.isoformat()),
-        ))  # fmt: skip
+        inbound += bool(
+            problem_raise(
+                problem_key=f"message:{message.pk}:inbound",
+                kind="message.inbound_expiring",
+                severity=Severity.WARNING,
+                summary=(
+                    f"{_named(message)} in {_mailbox_name(message)} is still not acknowledged to "
+                    f"MESH; MESH deletes it and reports it undelivered after {deadline:%d %b %Y %H:%M}."
+                ),
+                mailbox_id=message.mailbox_id,
+                message_id=message.pk,
+                workflow=message.workflow_id,
+                data=_data(message, deadline=deadline.isoformat()),
+            )
+        )
     return {"inbound": inbound, "unacknowledged": _check_unacknowledged(now)}
 
 
@@ -149,14 +185,21 @@ def _check_unacknowledged(now) -> int:
         within = expected_ack_within(message)
         if message.accepted_at > now - within:
             continue
-        raised += bool(problem_raise(
-            problem_key=f"message:{message.pk}:ack", kind="message.ack_overdue",
-            severity=Severity.WARNING, summary=(
-                f"{message.recipient} has not acknowledged {_named(message)} sent "
-                f"{message.accepted_at:%d %b %Y %H:%M}, longer than the {_hours(within)} expected."
-            ), mailbox_id=message.mailbox_id, message_id=message.pk,
-            workflow=message.workflow_id, data=_data(message, expected_hours=within / timedelta(hours=1)),
-        ))  # fmt: skip
+        raised += bool(
+            problem_raise(
+                problem_key=f"message:{message.pk}:ack",
+                kind="message.ack_overdue",
+                severity=Severity.WARNING,
+                summary=(
+                    f"{message.recipient} has not acknowledged {_named(message)} sent "
+                    f"{message.accepted_at:%d %b %Y %H:%M}, longer than the {_hours(within)} expected."
+                ),
+                mailbox_id=message.mailbox_id,
+                message_id=message.pk,
+                workflow=message.workflow_id,
+                data=_data(message, expected_hours=within / timedelta(hours=1)),
+            )
+        )
     return raised
 
 
@@ -168,11 +211,14 @@ def _hours(within: timedelta) -> str:
 def inbound_acknowledged(message: Message) -> None:
     """A received message acknowledged to MESH at last: its near-the-limit problem is over."""
     problem_resolve(
-        problem_key=f"message:{message.pk}:inbound", kind="message.inbound_acknowledged",
+        problem_key=f"message:{message.pk}:inbound",
+        kind="message.inbound_acknowledged",
         severity=Severity.INFO,
         summary=f"{_named(message)} in {_mailbox_name(message)} is now acknowledged to MESH.",
-        mailbox_id=message.mailbox_id, message_id=message.pk, workflow=message.workflow_id,
-    )  # fmt: skip
+        mailbox_id=message.mailbox_id,
+        message_id=message.pk,
+        workflow=message.workflow_id,
+    )
 
 
 def poll_result(mailbox, *, ok: bool, error: str = "", now=None) -> None:
@@ -182,18 +228,25 @@ def poll_result(mailbox, *, ok: bool, error: str = "", now=None) -> None:
     key = f"mailbox:{mailbox.pk}:poll"
     if ok:
         problem_resolve(
-            problem_key=key, kind="mailbox.poll_recovered", severity=Severity.INFO,
-            summary=f"Polls of {mailbox.mailbox_id} succeed again.", mailbox_id=mailbox.pk,
+            problem_key=key,
+            kind="mailbox.poll_recovered",
+            severity=Severity.INFO,
+            summary=f"Polls of {mailbox.mailbox_id} succeed again.",
+            mailbox_id=mailbox.pk,
             data={"mailbox": mailbox.mailbox_id},
-        )  # fmt: skip
+        )
         return
     since = Mailbox.objects.filter(pk=mailbox.pk).values_list("poll_failing_since", flat=True)[0]
     threshold = timedelta(minutes=settings.MAILBOX_POLL_FAILING_MINUTES)
     if since is None or (now or timezone.now()) - since < threshold:
         return
     problem_raise(
-        problem_key=key, kind="mailbox.poll_failing", severity=Severity.ERROR,
+        problem_key=key,
+        kind="mailbox.poll_failing",
+        severity=Severity.ERROR,
         summary=(
             f"Polls of {mailbox.mailbox_id} have been failing since {since:%d %b %Y %H:%M}: {error}"
-        ), mailbox_id=mailbox.pk, data={"mailbox": mailbox.mailbox_id, "error": error},
-    )  # fmt: skip
+        ),
+        mailbox_id=mailbox.pk,
+        data={"mailbox": mailbox.mailbox_id, "error": error},
+    )

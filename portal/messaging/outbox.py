@@ -104,7 +104,7 @@ def claim(message_id: int, worker: str) -> Message | None:
                 Value(settings.MESH_CHUNK_SIZE),
                 output_field=models.PositiveIntegerField(),
             ),
-        )  # fmt: skip
+        )
     )
     if not claimed:
         return None
@@ -176,9 +176,12 @@ def _send_claimed(message: Message, worker: str, heartbeat: ClaimHeartbeat | Non
         blocked = transfer_blocked_reason(message.mailbox)
         if blocked:
             return _retry_later(
-                message, worker, f"Not sent: {blocked}", delay=timedelta(minutes=15),
+                message,
+                worker,
+                f"Not sent: {blocked}",
+                delay=timedelta(minutes=15),
                 count_attempt=False,
-            )  # fmt: skip
+            )
         with mesh_client(message.mailbox) as client:
             if (
                 message.chunks_done == 0
@@ -197,10 +200,11 @@ def _send_claimed(message: Message, worker: str, heartbeat: ClaimHeartbeat | Non
         return _fail(message, worker, str(exc))
     except payloads.PayloadTampered as exc:
         return _fail(
-            message, worker,
+            message,
+            worker,
             f"The stored file to send failed its integrity check and was not sent ({exc}). "
             "Queue the file again as a new message, and tell your security team.",
-        )  # fmt: skip
+        )
     except MailboxNotReady as exc:
         return _fail(message, worker, str(exc))
     except meshcore.MeshError as exc:
@@ -237,21 +241,32 @@ def _upload(client, message: Message, worker: str) -> None:
     resume = None
     if message.mesh_message_id and message.chunks_done:
         # With the total when known: meshcore checks it against the layout it would cut now.
-        resume = (message.mesh_message_id, message.chunks_done, message.chunks_total) if (
-            message.chunks_total
-        ) else (message.mesh_message_id, message.chunks_done)
+        resume = (
+            (message.mesh_message_id, message.chunks_done, message.chunks_total)
+            if (message.chunks_total)
+            else (message.mesh_message_id, message.chunks_done)
+        )
     with _open_payload(message) as source:
         mesh_id = client.send(
-            message.recipient, message.workflow_id, source,
-            filename=message.filename or None, local_id=message.local_id or None,
-            subject=message.subject or None, content_type=message.content_type or None,
-            checksum=message.checksum or None, compress=True,
-            encrypted=message.encrypted or None, content_compressed=message.compressed or None,
+            message.recipient,
+            message.workflow_id,
+            source,
+            filename=message.filename or None,
+            local_id=message.local_id or None,
+            subject=message.subject or None,
+            content_type=message.content_type or None,
+            checksum=message.checksum or None,
+            compress=True,
+            encrypted=message.encrypted or None,
+            content_compressed=message.compressed or None,
             # Saved at the first claim (see claim()), so every attempt cuts the same chunks.
-            chunk_size=message.chunk_size or None, on_progress=on_progress, resume_from=resume,
+            chunk_size=message.chunk_size or None,
+            on_progress=on_progress,
+            resume_from=resume,
             max_request_bytes=message.max_request_bytes or None,
-            allow_chunking=message.chunking_allowed, demographic=message.demographic,
-        )  # fmt: skip
+            allow_chunking=message.chunking_allowed,
+            demographic=message.demographic,
+        )
     message.mesh_message_id = mesh_id
 
 
@@ -293,10 +308,16 @@ def _accepted(message: Message, worker: str, detail: str) -> str:
     now = timezone.now()
     with transaction.atomic():
         if _finish(
-            message, worker, Status.ACCEPTED, accepted_at=now, last_error="",
-            mesh_message_id=message.mesh_message_id, chunks_done=F("chunks_total"),
-            next_track_at=next_track_at(accepted_at=now, tracked=0), tracked_count=0,
-        ):  # fmt: skip
+            message,
+            worker,
+            Status.ACCEPTED,
+            accepted_at=now,
+            last_error="",
+            mesh_message_id=message.mesh_message_id,
+            chunks_done=F("chunks_total"),
+            next_track_at=next_track_at(accepted_at=now, tracked=0),
+            tracked_count=0,
+        ):
             message.add_event(Kind.ACCEPTED, detail)
             MessageCount.add(message, MessageCount.Event.MOVED)
             _audit(message, "message.accepted", detail)
@@ -309,9 +330,10 @@ def _fail(
     fields = {"failure_reason": reason, "last_error": str(error or reason)[:2000]}
     if error is not None:
         fields.update(
-            mesh_status_code=error.code or "", mesh_status_event=error.event or "",
+            mesh_status_code=error.code or "",
+            mesh_status_event=error.event or "",
             mesh_status_description=error.description or "",
-        )  # fmt: skip
+        )
     with transaction.atomic():
         finished = _finish(message, worker, Status.FAILED, **fields)
         if finished:
@@ -343,9 +365,14 @@ def _uncertain(message: Message, worker: str, reason: str) -> str:
 
 
 def _retry_later(
-    message: Message, worker: str, reason: str, *, delay: timedelta | None = None,
-    flag_mailbox: bool = False, count_attempt: bool = True,
-) -> str:  # fmt: skip
+    message: Message,
+    worker: str,
+    reason: str,
+    *,
+    delay: timedelta | None = None,
+    flag_mailbox: bool = False,
+    count_attempt: bool = True,
+) -> str:
     """Back to the queue for a later attempt; `flag_mailbox` when a person should know now.
 
     `count_attempt=False` when nothing was tried (the mailbox is blocked): waiting for a person to
@@ -356,9 +383,13 @@ def _retry_later(
     text = f"{reason}. Next attempt in {int(delay.total_seconds())} s."
     with transaction.atomic():
         finished = _finish(
-            message, worker, Status.QUEUED, next_attempt_at=timezone.now() + delay,
-            last_error=reason[:2000], **fields,
-        )  # fmt: skip
+            message,
+            worker,
+            Status.QUEUED,
+            next_attempt_at=timezone.now() + delay,
+            last_error=reason[:2000],
+            **fields,
+        )
         if finished:
             message.add_event(Kind.RETRY, text)
             # In the same transaction as the change it records, and only if this worker made it.

@@ -56,8 +56,11 @@ def _day_first_dates(text: str) -> list[str]:
 def _labelled_dates(text: str) -> list[str]:
     if not _DOB_LABEL_RE.search(text):
         return []
-    found = [m.group(0) for m in _YEAR_FIRST_RE.finditer(text)
-             if _real_date(int(m.group(1)), int(m.group(2)), int(m.group(3)))]  # fmt: skip
+    found = [
+        m.group(0)
+        for m in _YEAR_FIRST_RE.finditer(text)
+        if _real_date(int(m.group(1)), int(m.group(2)), int(m.group(3)))
+    ]
     return found + _day_first_dates(text)
 
 

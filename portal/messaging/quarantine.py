@@ -61,7 +61,11 @@ def retry_delay(failures: int) -> timedelta:
 
 @transaction.atomic
 def inbound_failure_record(
-    *, mailbox: Mailbox, mesh_id: str, reason: str, quarantine: bool = False,
+    *,
+    mailbox: Mailbox,
+    mesh_id: str,
+    reason: str,
+    quarantine: bool = False,
     may_quarantine: bool = True,
 ) -> InboundFailure:
     """One more failed attempt at receiving ``mesh_id``: back it off, or quarantine it.
@@ -70,9 +74,10 @@ def inbound_failure_record(
     however often it failed (MESH failing to serve it is not proof the message is bad)."""
     now = timezone.now()
     failure, _ = InboundFailure.objects.select_for_update().get_or_create(
-        mailbox=mailbox, mesh_message_id=failure_key(mesh_id),
+        mailbox=mailbox,
+        mesh_message_id=failure_key(mesh_id),
         defaults={"reason": reason, "first_failed_at": now},
-    )  # fmt: skip
+    )
     failure.failures += 1
     failure.reason = reason[:4000]
     failure.last_failed_at = now
@@ -99,16 +104,21 @@ def inbound_failure_record(
     event = {
         "summary": f"{mailbox.mailbox_id}: inbound message {failure.mesh_message_id} {detail}",
         "mailbox_id": mailbox.pk,
-        "data": {"mesh_message_id": failure.mesh_message_id, "reason": failure.reason[:1000],
-                 "failures": failure.failures},
-    }  # fmt: skip
+        "data": {
+            "mesh_message_id": failure.mesh_message_id,
+            "reason": failure.reason[:1000],
+            "failures": failure.failures,
+        },
+    }
     if not may_quarantine:
         return failure  # MESH failing: its own alert (mailbox.poll_failing) says so, once
     if failure.status == State.QUARANTINED:
         problem_raise(
-            problem_key=_problem(failure), kind="message.quarantined", severity=Severity.ERROR,
+            problem_key=_problem(failure),
+            kind="message.quarantined",
+            severity=Severity.ERROR,
             **event,
-        )  # fmt: skip
+        )
     else:
         event_emit(kind="message.receive_failed", severity=Severity.WARNING, **event)
     return failure
@@ -120,11 +130,13 @@ def _problem(failure: InboundFailure) -> str:
 
 def _resolved(failure: InboundFailure, how: str) -> None:
     problem_resolve(
-        problem_key=_problem(failure), kind="message.quarantine_resolved",
-        severity=Severity.INFO, mailbox_id=failure.mailbox_id,
+        problem_key=_problem(failure),
+        kind="message.quarantine_resolved",
+        severity=Severity.INFO,
+        mailbox_id=failure.mailbox_id,
         summary=f"Inbound message {failure.mesh_message_id} {how}",
         data={"mesh_message_id": failure.mesh_message_id},
-    )  # fmt: skip
+    )
 
 
 @transaction.atomic
@@ -142,9 +154,12 @@ def inbound_failure_retry(*, failure: InboundFailure, actor: Actor) -> None:
     failure.status, failure.next_attempt_at = State.BACKING_OFF, timezone.now()
     failure.resolved_by, failure.resolved_at = actor.user, timezone.now()
     failure.save(update_fields=["status", "next_attempt_at", "resolved_by", "resolved_at"])
-    record(actor=actor, action="message.quarantine_retry", obj=failure.mailbox,
+    record(
+        actor=actor,
+        action="message.quarantine_retry",
+        obj=failure.mailbox,
         detail=f"{failure.mesh_message_id}: retry at the next poll (last failure: {failure.reason})",
-    )  # fmt: skip
+    )
 
 
 @transaction.atomic
@@ -153,7 +168,10 @@ def inbound_failure_leave(*, failure: InboundFailure, actor: Actor) -> None:
     failure.status, failure.next_attempt_at = State.LEFT, None
     failure.resolved_by, failure.resolved_at = actor.user, timezone.now()
     failure.save(update_fields=["status", "next_attempt_at", "resolved_by", "resolved_at"])
-    record(actor=actor, action="message.quarantine_left", obj=failure.mailbox,
+    record(
+        actor=actor,
+        action="message.quarantine_left",
+        obj=failure.mailbox,
         detail=f"{failure.mesh_message_id}: left in MESH, not received (reason: {failure.reason})",
-    )  # fmt: skip
+    )
     _resolved(failure, f"was left in MESH by {actor.label}")

@@ -97,9 +97,9 @@ def payload_retention(message: Message) -> Retention | None:
         on = "this message" if hold.message_id else f"workflow {hold.workflow_id}"
         who = hold.created_by.get_username() if hold.created_by else "someone"
         return Retention(
-            f"Kept: legal hold on {on} since {hold.created_at:%d %b %Y} by {who} "
-            f"({hold.reason}).", hold=hold
-        )  # fmt: skip
+            f"Kept: legal hold on {on} since {hold.created_at:%d %b %Y} by {who} ({hold.reason}).",
+            hold=hold,
+        )
     rule = rule_for(message)
     if rule is None:
         return Retention("Kept: no retention rule applies to this message.")
@@ -108,9 +108,12 @@ def payload_retention(message: Message) -> Retention | None:
         waiting = (
             "delivery is confirmed"
             if rule.clock == RetentionRule.Clock.CONFIRMED
-            else ("it is acknowledged to MESH" if message.direction == Direction.INBOUND
-                  else "MESH accepts it")
-        )  # fmt: skip
+            else (
+                "it is acknowledged to MESH"
+                if message.direction == Direction.INBOUND
+                else "MESH accepts it"
+            )
+        )
         return Retention(
             f"Kept until {rule.keep_days} days after {waiting} (rule “{rule.name}”); not yet.",
             rule=rule,
@@ -119,8 +122,9 @@ def payload_retention(message: Message) -> Retention | None:
     return Retention(
         f"Will be purged after {purge_after:%d %b %Y %H:%M} (rule “{rule.name}”: "
         f"{rule.keep_days} days after {rule.get_clock_display().lower().removeprefix('after ')}).",
-        purge_after=purge_after, rule=rule,
-    )  # fmt: skip
+        purge_after=purge_after,
+        rule=rule,
+    )
 
 
 def _due(rule: RetentionRule, now: datetime):
@@ -135,24 +139,31 @@ def _due(rule: RetentionRule, now: datetime):
     pattern = rule.workflow_pattern or "*"
     if not (_WILDCARDS & set(pattern)):
         rows = rows.filter(workflow_id=pattern)
-    elif (prefix := pattern.split("*")[0].split("?")[0].split("[")[0]):
+    elif prefix := pattern.split("*")[0].split("?")[0].split("[")[0]:
         rows = rows.filter(workflow_id__startswith=prefix)
     if rule.clock == RetentionRule.Clock.CONFIRMED:
         rows = rows.filter(
             Q(payload_confirmed_at__lte=cutoff)
-            | Q(payload_confirmed_at__isnull=True, direction=Direction.OUTBOUND,
-                status=Status.ACKNOWLEDGED, acknowledged_at__lte=cutoff)
-        )  # fmt: skip
+            | Q(
+                payload_confirmed_at__isnull=True,
+                direction=Direction.OUTBOUND,
+                status=Status.ACKNOWLEDGED,
+                acknowledged_at__lte=cutoff,
+            )
+        )
     else:
         rows = rows.filter(
             Q(direction=Direction.INBOUND, status=Status.ACKNOWLEDGED, received_at__lte=cutoff)
-            | Q(direction=Direction.OUTBOUND, status__in=[Status.ACCEPTED, Status.ACKNOWLEDGED],
-                accepted_at__lte=cutoff)
-        )  # fmt: skip
+            | Q(
+                direction=Direction.OUTBOUND,
+                status__in=[Status.ACCEPTED, Status.ACKNOWLEDGED],
+                accepted_at__lte=cutoff,
+            )
+        )
     holds = LegalHold.objects.active()
-    return rows.exclude(
-        pk__in=holds.filter(message__isnull=False).values("message_id")
-    ).exclude(workflow_id__in=holds.filter(message__isnull=True).values("workflow_id"))
+    return rows.exclude(pk__in=holds.filter(message__isnull=False).values("message_id")).exclude(
+        workflow_id__in=holds.filter(message__isnull=True).values("workflow_id")
+    )
 
 
 def purgeable(rule: RetentionRule | None = None, now: datetime | None = None) -> Iterator[tuple]:
@@ -225,9 +236,11 @@ def legal_hold_place(
     if message is not None:
         Message.objects.select_for_update().filter(pk=message.pk).first()  # waits for a purge
     hold = LegalHold.objects.create(
-        message=message, workflow_id="" if message else workflow_id.strip(), reason=reason.strip(),
+        message=message,
+        workflow_id="" if message else workflow_id.strip(),
+        reason=reason.strip(),
         created_by=actor.user,
-    )  # fmt: skip
+    )
     _audit_hold(hold, "message.legal_hold_placed", actor)
     if message is not None:
         message.add_event(Kind.HOLD, f"Legal hold placed: {hold.reason}", actor=hold.created_by)

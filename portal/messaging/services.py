@@ -126,8 +126,10 @@ def looks_demographic(recipient: str) -> bool:
 def pid_check(*, local_id: str = "", subject: str = "") -> None:
     """MESH: the local id and subject must not contain patient identifiable data (the API and
     intake call this too, through message_queue_send)."""
-    for field, label, text in (("local_id", "The local id", local_id),
-                               ("subject", "The subject", subject)):  # fmt: skip
+    for field, label, text in (
+        ("local_id", "The local id", local_id),
+        ("subject", "The subject", subject),
+    ):
         if problem := pid.pid_problem(label, text):
             raise SendRejected(problem, field=field)
 
@@ -138,9 +140,11 @@ def _validate_headers(
     """MESH's header rules, by meshcore's own check, so a send the worker would refuse never queues."""
     try:
         mex.send_metadata(
-            to=recipient, workflow_id=workflow_id, demographic=demographic,
+            to=recipient,
+            workflow_id=workflow_id,
+            demographic=demographic,
             **{name: value or None for name, value in headers.items()},
-        )  # fmt: skip
+        )
     except meshcore.MeshValidationError as exc:
         text = exc.description or str(exc)
         header = next((name for name in HEADER_FIELDS if text.startswith(name + " ")), None)
@@ -182,8 +186,12 @@ def message_queue_send(
     recipient = recipient.strip()
     recipient = recipient if looks_demographic(recipient) else recipient.upper()
     filename = filename[:300]
-    headers = {"filename": filename, "subject": subject, "local_id": local_id,
-               "content_type": content_type}  # fmt: skip
+    headers = {
+        "filename": filename,
+        "subject": subject,
+        "local_id": local_id,
+        "content_type": content_type,
+    }
     demographic = _validate_send(
         mailbox=mailbox, recipient=recipient, workflow_id=workflow_id, size=size, headers=headers
     )
@@ -196,17 +204,28 @@ def message_queue_send(
             _refuse_if_chunked(stored, mailbox, chunking_refused)
         with transaction.atomic():
             message = Message.objects.create(
-                mailbox=mailbox, direction=Direction.OUTBOUND, recipient=recipient,
-                sender=mailbox.mailbox_id, workflow_id=workflow_id, filename=filename,
-                subject=subject, local_id=local_id or f"neomesh-{uuid.uuid4().hex}",
-                content_type=content_type, encrypted=encrypted, compressed=compressed,
-                size_bytes=stored.size, payload=stored.name,
-                payload_sha256=stored.sha256, checksum=f"sha256:{stored.sha256}",
-                status=Status.QUEUED, created_by=user,
-                max_request_bytes=mailbox.max_request_bytes, chunking_allowed=not chunking_refused,
+                mailbox=mailbox,
+                direction=Direction.OUTBOUND,
+                recipient=recipient,
+                sender=mailbox.mailbox_id,
+                workflow_id=workflow_id,
+                filename=filename,
+                subject=subject,
+                local_id=local_id or f"neomesh-{uuid.uuid4().hex}",
+                content_type=content_type,
+                encrypted=encrypted,
+                compressed=compressed,
+                size_bytes=stored.size,
+                payload=stored.name,
+                payload_sha256=stored.sha256,
+                checksum=f"sha256:{stored.sha256}",
+                status=Status.QUEUED,
+                created_by=user,
+                max_request_bytes=mailbox.max_request_bytes,
+                chunking_allowed=not chunking_refused,
                 demographic=demographic,
                 copied_from=copied_from,
-            )  # fmt: skip
+            )
             by = user or (actor.label if actor.kind in ("token", "worker") else "a command")
             message.add_event(Kind.QUEUED, f"Queued by {by}: {stored.size} bytes", actor=user)
             # A demographic recipient is patient-identifiable: never in full in the audit trail.
@@ -257,12 +276,22 @@ def message_requeue(*, message: Message, actor: Actor | None = None) -> Message:
         raise SendRejected(f"Cannot send now: {blocked}.")
     # From the start, so the chunk size is chosen afresh at the next claim.
     Message.objects.filter(pk=message.pk).update(
-        status=Status.QUEUED, mesh_message_id=None, chunks_done=0, chunk_size=None, attempts=0,
-        next_attempt_at=None, max_request_bytes=message.mailbox.max_request_bytes,
-        failure_reason="", last_error="", mesh_status_code="", mesh_status_event="",
-        mesh_status_description="", local_id=f"neomesh-{uuid.uuid4().hex}"
-        if message.local_id.startswith("neomesh-") else message.local_id,
-    )  # fmt: skip
+        status=Status.QUEUED,
+        mesh_message_id=None,
+        chunks_done=0,
+        chunk_size=None,
+        attempts=0,
+        next_attempt_at=None,
+        max_request_bytes=message.mailbox.max_request_bytes,
+        failure_reason="",
+        last_error="",
+        mesh_status_code="",
+        mesh_status_event="",
+        mesh_status_description="",
+        local_id=f"neomesh-{uuid.uuid4().hex}"
+        if message.local_id.startswith("neomesh-")
+        else message.local_id,
+    )
     user = actor.user if actor else None
     message.add_event(Kind.RESENT, "Re-queued to send again from the start", actor=user)
     transaction.on_commit(lambda: enqueue_send(message.pk))
@@ -318,27 +347,37 @@ def message_refresh_tracking(*, message: Message, scheduled: bool = True) -> str
             moved = still_accepted.update(status=Status.ACKNOWLEDGED, acknowledged_at=at or now)
             if moved:
                 when = (
-                    f"at {at:%Y-%m-%d %H:%M:%S} UTC" if at
+                    f"at {at:%Y-%m-%d %H:%M:%S} UTC"
+                    if at
                     else "(MESH gave no time: the time shown is when NeoMesh saw it)"
-                )  # fmt: skip
+                )
                 message.add_event(
                     Kind.TRACKED, f"The recipient downloaded and acknowledged it {when}"
                 )
-                record(actor=Actor.worker(), action="message.tracked", obj=message, detail="acknowledged")
+                record(
+                    actor=Actor.worker(),
+                    action="message.tracked",
+                    obj=message,
+                    detail="acknowledged",
+                )
                 notices.acknowledged(message)
     elif state in ("error", "undeliverable"):
         reason = explain(status.status_code, status.status_description or "")
         with transaction.atomic():
             moved = still_accepted.update(
-                status=Status.FAILED, failure_reason=reason,
+                status=Status.FAILED,
+                failure_reason=reason,
                 mesh_status_code=status.status_code or "",
                 mesh_status_description=status.status_description or "",
-            )  # fmt: skip
+            )
             if moved:
                 message.add_event(Kind.FAILED, f"Tracking reports {state}: {reason}")
                 MessageCount.add(message, MessageCount.Event.FAILED, status.status_code or "")
                 record(
-                    actor=Actor.worker(), action="message.tracked", obj=message, detail=f"{state}: {reason}"
+                    actor=Actor.worker(),
+                    action="message.tracked",
+                    obj=message,
+                    detail=f"{state}: {reason}",
                 )
                 notices.send_failed(message, f"Tracking reports {state}: {reason}")
     return state
@@ -399,4 +438,3 @@ def messages_to_track(now=None):
         .filter(status=Status.ACCEPTED, next_track_at__lte=now, mesh_message_id__isnull=False)
         .order_by("next_track_at")
     )
-

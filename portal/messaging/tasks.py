@@ -20,7 +20,9 @@ def poll_mailbox(mailbox_pk: int) -> str:
     mailbox = Mailbox.objects.get(pk=mailbox_pk)
     result = inbox.mailbox_poll(mailbox=mailbox)
     if result.errors:  # each download and acknowledgement has its own record already
-        record(actor=Actor.worker(), action="mailbox.poll_failed", obj=mailbox, detail=result.summary())
+        record(
+            actor=Actor.worker(), action="mailbox.poll_failed", obj=mailbox, detail=result.summary()
+        )
     return result.summary()
 
 

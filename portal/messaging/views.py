@@ -40,8 +40,14 @@ CURSOR_PARAMS = ("after", "before")
 
 def _get_message_for_user(request, pk: int) -> Message:
     """Every role that may view messages sees all of them; this is the one place to narrow that."""
-    related = ("mailbox", "mailbox__organisation", "linked_message", "created_by", "acknowledges",
-               "copied_from")  # fmt: skip
+    related = (
+        "mailbox",
+        "mailbox__organisation",
+        "linked_message",
+        "created_by",
+        "acknowledges",
+        "copied_from",
+    )
     return get_object_or_404(Message.objects.select_related(*related), pk=pk)
 
 
@@ -60,8 +66,10 @@ def message_list(request):
     rows = Message.objects.defer("mesh_status_description", "last_error", "failure_reason")
     page = filters.page(
         rows.prefetch_related("mailbox"),
-        after=request.GET.get("after"), before=request.GET.get("before"), size=PAGE_SIZE,
-    )  # fmt: skip
+        after=request.GET.get("after"),
+        before=request.GET.get("before"),
+        size=PAGE_SIZE,
+    )
     direction = filters.cleaned_data.get("direction", "") if filters.is_bound else ""
     tabs = [("", "All"), (Direction.INBOUND, "Inbound"), (Direction.OUTBOUND, "Outbound")]
     base = _querystring(request, "direction", *CURSOR_PARAMS)
@@ -70,12 +78,18 @@ def message_list(request):
         "page": page,
         "direction": direction,
         "querystring_base": _querystring(request, *CURSOR_PARAMS),
-        "tabs": [(f"?{base}&direction={value}" if base else f"?direction={value}", label, value == direction)
-                 for value, label in tabs],
+        "tabs": [
+            (
+                f"?{base}&direction={value}" if base else f"?direction={value}",
+                label,
+                value == direction,
+            )
+            for value, label in tabs
+        ],
         "inbound_failures": quarantine.held_inbound(),
         "show_mailbox": True,
         "next_url": request.get_full_path(),
-    }  # fmt: skip
+    }
     return render(request, "messaging/list.html", context)
 
 
@@ -95,7 +109,8 @@ def message_detail(request, pk: int):
         "copies": message.copies.all() if message.is_outbound else [],
         "business_acks": message.business_acks.all() if message.is_outbound else [],
         "business_ack_expected": _business_ack_hours(message),
-        "can_track": message.is_outbound and message.status == Status.ACCEPTED
+        "can_track": message.is_outbound
+        and message.status == Status.ACCEPTED
         and bool(message.mesh_message_id),
         "audit_records": related_audit_records(request.user, message),
         "retention": payload_retention(message),
@@ -107,9 +122,10 @@ def _business_ack_hours(message: Message) -> int | None:
     if not message.is_outbound or message.is_report:
         return None
     rule = Workflow.objects.filter(
-        mailbox_id=message.mailbox_id, workflow_id=message.workflow_id,
+        mailbox_id=message.mailbox_id,
+        workflow_id=message.workflow_id,
         direction=Workflow.Direction.SEND,
-    ).values_list("business_ack_hours", flat=True)  # fmt: skip
+    ).values_list("business_ack_hours", flat=True)
     return rule.first()
 
 
@@ -123,10 +139,14 @@ def inbound_failure_act(request, pk: int):
         messages.error(request, f"{failure.mesh_message_id} is not quarantined: nothing to do.")
     elif action == "retry":
         quarantine.inbound_failure_retry(failure=failure, actor=Actor.person(request))
-        messages.success(request, f"{failure.mesh_message_id} will be tried again at the next poll.")
+        messages.success(
+            request, f"{failure.mesh_message_id} will be tried again at the next poll."
+        )
     elif action == "leave":
         quarantine.inbound_failure_leave(failure=failure, actor=Actor.person(request))
-        messages.success(request, f"{failure.mesh_message_id} is left in MESH and will not be received.")
+        messages.success(
+            request, f"{failure.mesh_message_id} is left in MESH and will not be received."
+        )
     else:
         messages.error(request, "Choose Retry or Leave in MESH.")
     target = request.POST.get("next", "")
@@ -154,14 +174,21 @@ def message_download(request, pk: int):
     except FileNotFoundError:
         raise Http404("The payload file is missing from storage.") from None
     except payloads.PayloadUnreadable as exc:
-        record(actor=Actor.person(request), action="message.payload_unreadable", obj=message, detail=str(exc)
+        record(
+            actor=Actor.person(request),
+            action="message.payload_unreadable",
+            obj=message,
+            detail=str(exc),
         )
         messages.error(request, f"The payload cannot be downloaded: {exc}")
         return redirect("messaging:detail", pk=message.pk)
     filename = safe_download_name(message)
-    record(actor=Actor.person(request), action="message.payload_downloaded", obj=message,
+    record(
+        actor=Actor.person(request),
+        action="message.payload_downloaded",
+        obj=message,
         detail=f"{message.size_bytes} bytes as {filename}",
-    )  # fmt: skip
+    )
     return FileResponse(
         handle, as_attachment=True, filename=filename, content_type="application/octet-stream"
     )
@@ -227,7 +254,10 @@ def message_fix(request, pk: int):
         messages.error(request, "Only a failed outbound message can be fixed and sent again.")
         return redirect("messaging:detail", pk=original.pk)
     form = FixSendForm(
-        request.POST or None, request.FILES or None, original=original, initial=_fix_initial(original)
+        request.POST or None,
+        request.FILES or None,
+        original=original,
+        initial=_fix_initial(original),
     )
     if request.method == "POST" and form.is_valid():
         message = _queue_from_form(request, form, copied_from=original)
@@ -240,11 +270,14 @@ def message_fix(request, pk: int):
 def _fix_initial(original: Message) -> dict:
     generated = original.local_id.startswith("neomesh-")
     return {
-        "mailbox": original.mailbox.mailbox_id, "recipient": original.recipient,
-        "workflow_id": original.workflow_id, "subject": original.subject,
+        "mailbox": original.mailbox.mailbox_id,
+        "recipient": original.recipient,
+        "workflow_id": original.workflow_id,
+        "subject": original.subject,
         "local_id": "" if generated else original.local_id,
-        "encrypted": original.encrypted, "compressed": original.compressed,
-    }  # fmt: skip
+        "encrypted": original.encrypted,
+        "compressed": original.compressed,
+    }
 
 
 @contextlib.contextmanager
@@ -262,21 +295,27 @@ def _queue_from_form(request, form: SendForm, copied_from: Message | None = None
     try:
         with _send_source(data.get("file"), copied_from) as (source, size, filename, content_type):
             message = message_queue_send(
-                mailbox=data["mailbox"], recipient=data["recipient"], workflow_id=data["workflow_id"],
-                source=source, size=size, filename=filename, subject=data["subject"],
-                local_id=data["local_id"], content_type=content_type,
-                encrypted=data["encrypted"], compressed=data["compressed"],
-                copied_from=copied_from, actor=Actor.person(request),
-            )  # fmt: skip
+                mailbox=data["mailbox"],
+                recipient=data["recipient"],
+                workflow_id=data["workflow_id"],
+                source=source,
+                size=size,
+                filename=filename,
+                subject=data["subject"],
+                local_id=data["local_id"],
+                content_type=content_type,
+                encrypted=data["encrypted"],
+                compressed=data["compressed"],
+                copied_from=copied_from,
+                actor=Actor.person(request),
+            )
     except SendRejected as exc:
         _add_send_error(form, exc)
         return None
     except (FileNotFoundError, ValueError):
         form.add_error("file", "The failed message's file is no longer stored: choose the file.")
         return None
-    messages.success(
-        request, f"Queued for {message.recipient_display()}: a worker sends it now."
-    )
+    messages.success(request, f"Queued for {message.recipient_display()}: a worker sends it now.")
     return message
 
 

@@ -56,27 +56,44 @@ class Letter:
 
 LETTERS = {
     Kind.NSD_CHANGE_QUERY: Letter(
-        to=(NATIONAL_SERVICE_DESK,), cc=(ITOC,), days=10, published=False, conformance=True,
+        to=(NATIONAL_SERVICE_DESK,),
+        cc=(ITOC,),
+        days=10,
+        published=False,
+        conformance=True,
         subject="MESH API client rewritten from TypeScript to Python: is our Technical Conformance "
         "Certificate still valid, and what are our production steps? ({organisation}, {ods})",
     ),
     Kind.INT_MAILBOX_REQUEST: Letter(
-        to=(ITOC,), days=5, published=True,
+        to=(ITOC,),
+        days=5,
+        published=True,
         subject="MESH API mailbox request (Path to Live - integration): {organisation} ({ods})",
     ),
     Kind.LIVE_MAILBOX_REQUEST: Letter(
-        to=(), days=5, published=True, conformance=True,
+        to=(),
+        days=5,
+        published=True,
+        conformance=True,
         subject="MESH mailbox application (Live, API): {organisation} ({ods})",
     ),
     Kind.INT_CSR_REQUEST: Letter(
-        to=(ITOC,), days=5, published=True, csr="integration",
+        to=(ITOC,),
+        days=5,
+        published=True,
+        csr="integration",
         subject="MESH API certificate request (integration): {cn}",
     ),
     Kind.LIVE_CSR_REQUEST: Letter(
-        to=(NATIONAL_SERVICE_DESK,), days=5, published=True, csr="target", conformance=True,
-        conformance_required=True, subject="MESH API certificate request (live): {cn}",
+        to=(NATIONAL_SERVICE_DESK,),
+        days=5,
+        published=True,
+        csr="target",
+        conformance=True,
+        conformance_required=True,
+        subject="MESH API certificate request (live): {cn}",
     ),
-}  # fmt: skip
+}
 
 
 def conformance_certificate(plan: Plan) -> Evidence | None:
@@ -112,8 +129,11 @@ def letter_context(plan: Plan, user=None) -> dict:
     integration = plan.integration_mailbox
     workflows = integration.workflows.order_by("workflow_id", "direction") if integration else []
     return {
-        "plan": plan, "organisation": organisation, "ods": organisation.ods_code,
-        "environment": plan.get_environment_display(), "target_mailbox": target,
+        "plan": plan,
+        "organisation": organisation,
+        "ods": organisation.ods_code,
+        "environment": plan.get_environment_display(),
+        "target_mailbox": target,
         "integration_mailbox": integration,
         "target_cn": _cn(target, organisation.ods_code, "{LIVE MAILBOX ID}"),
         "integration_cn": _cn(integration, organisation.ods_code, "{INTEGRATION MAILBOX ID}"),
@@ -124,10 +144,11 @@ def letter_context(plan: Plan, user=None) -> dict:
         "addresses": AllowListEntry.objects.filter(
             organisation=organisation, environment=plan.environment
         ),
-        "workflows": workflows, "mailbox_form_url": MAILBOX_FORM_URL,
+        "workflows": workflows,
+        "mailbox_form_url": MAILBOX_FORM_URL,
         "sender": (user.get_full_name() or user.get_username()) if user else "",
         "sender_email": getattr(user, "email", "") if user else "",
-    }  # fmt: skip
+    }
 
 
 def _fill(correspondence: Correspondence, user) -> None:
@@ -171,8 +192,7 @@ def correspondence_draft(
     _fill(correspondence, user)
     correspondence.save()
     _attach_conformance(correspondence)
-    record(action="onboarding.correspondence_drafted", actor=actor,
-           obj=correspondence)  # fmt: skip
+    record(action="onboarding.correspondence_drafted", actor=actor, obj=correspondence)
     return correspondence
 
 
@@ -240,9 +260,12 @@ def _local_datetime(day: date) -> datetime:
 
 @transaction.atomic
 def correspondence_mark_sent(
-    *, correspondence: Correspondence, sent_on: date, ticket_reference: str = "",
+    *,
+    correspondence: Correspondence,
+    sent_on: date,
+    ticket_reference: str = "",
     actor: Actor = SYSTEM,
-) -> Correspondence:  # fmt: skip
+) -> Correspondence:
     user = actor.user
     if correspondence.status != Correspondence.Status.DRAFT:
         raise OnboardingError("This email is already marked as sent.")
@@ -266,17 +289,24 @@ def correspondence_mark_sent(
         task.waiting_since = sent_on
         task.save(update_fields=["waiting_since", "updated_at"])
         plan_suggest_due_dates(plan=task.plan)
-    record(action="onboarding.correspondence_sent", actor=actor,
-           obj=correspondence,
-           detail=f"to {correspondence.to_addresses or 'a web form'}{ticket_note}")  # fmt: skip
+    record(
+        action="onboarding.correspondence_sent",
+        actor=actor,
+        obj=correspondence,
+        detail=f"to {correspondence.to_addresses or 'a web form'}{ticket_note}",
+    )
     return correspondence
 
 
 @transaction.atomic
 def correspondence_record_reply(
-    *, correspondence: Correspondence, reply_text: str, replied_on: date,
-    ticket_reference: str = "", actor: Actor = SYSTEM,
-) -> Correspondence:  # fmt: skip
+    *,
+    correspondence: Correspondence,
+    reply_text: str,
+    replied_on: date,
+    ticket_reference: str = "",
+    actor: Actor = SYSTEM,
+) -> Correspondence:
     if correspondence.status == Correspondence.Status.DRAFT:
         raise OnboardingError("Mark the email as sent before recording the reply.")
     if not reply_text.strip():
@@ -294,9 +324,12 @@ def correspondence_record_reply(
     task = correspondence.task
     if task is not None and task.status == TaskStatus.WAITING_NHS:
         task_set_status(task=task, status=TaskStatus.IN_PROGRESS, actor=actor)
-    record(action="onboarding.correspondence_replied", actor=actor,
-           obj=correspondence,
-           detail=f"ticket {correspondence.ticket_reference or 'not given'}{ticket_note}")  # fmt: skip
+    record(
+        action="onboarding.correspondence_replied",
+        actor=actor,
+        obj=correspondence,
+        detail=f"ticket {correspondence.ticket_reference or 'not given'}{ticket_note}",
+    )
     return correspondence
 
 
@@ -349,7 +382,9 @@ def correspondence_eml(correspondence: Correspondence, *, sender: str = "") -> b
             # A message/rfc822 part may not be base64-encoded: attach a saved email as a file.
             maintype, subtype = "application", "octet-stream"
         message.add_attachment(
-            data, maintype=maintype, subtype=subtype,
+            data,
+            maintype=maintype,
+            subtype=subtype,
             filename=display_filename(evidence.original_filename),
-        )  # fmt: skip
+        )
     return message.as_bytes()

@@ -87,22 +87,40 @@ class FileType:
 
 
 FILE_TYPES = {
-    ".pdf": FileType("pdf", "PDF", "application/pdf",
-                     _signature(b"%PDF-", "a PDF starts with %PDF-, and this file does not")),
-    ".png": FileType("png", "PNG image", "image/png",
-                     _signature(b"\x89PNG\r\n\x1a\n", "it does not start with the PNG signature")),
-    ".jpg": FileType("jpeg", "JPEG image", "image/jpeg",
-                     _signature(b"\xff\xd8\xff", "it does not start with the JPEG signature")),
+    ".pdf": FileType(
+        "pdf",
+        "PDF",
+        "application/pdf",
+        _signature(b"%PDF-", "a PDF starts with %PDF-, and this file does not"),
+    ),
+    ".png": FileType(
+        "png",
+        "PNG image",
+        "image/png",
+        _signature(b"\x89PNG\r\n\x1a\n", "it does not start with the PNG signature"),
+    ),
+    ".jpg": FileType(
+        "jpeg",
+        "JPEG image",
+        "image/jpeg",
+        _signature(b"\xff\xd8\xff", "it does not start with the JPEG signature"),
+    ),
     ".txt": FileType("txt", "text file", "text/plain", _text),
     ".csv": FileType("csv", "CSV file", "text/csv", _text),
     ".eml": FileType("eml", "email (.eml)", "message/rfc822", _email),
-    ".docx": FileType("docx", "Word document",
-                      "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
-                      _office("word/", "it is not a Word document package")),
-    ".xlsx": FileType("xlsx", "Excel workbook",
-                      "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-                      _office("xl/", "it is not an Excel workbook package")),
-}  # fmt: skip
+    ".docx": FileType(
+        "docx",
+        "Word document",
+        "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+        _office("word/", "it is not a Word document package"),
+    ),
+    ".xlsx": FileType(
+        "xlsx",
+        "Excel workbook",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        _office("xl/", "it is not an Excel workbook package"),
+    ),
+}
 FILE_TYPES[".jpeg"] = FILE_TYPES[".jpg"]
 BY_KEY = {file_type.key: file_type for file_type in FILE_TYPES.values()}
 
@@ -165,9 +183,15 @@ def text_file(filename: str, text: str) -> CheckedFile:
 
 @transaction.atomic
 def evidence_add(
-    *, plan: Plan, checked: CheckedFile, kind: str, title: str, task: Task | None = None,
-    review_date: date | None = None, actor: Actor = SYSTEM,
-) -> Evidence:  # fmt: skip
+    *,
+    plan: Plan,
+    checked: CheckedFile,
+    kind: str,
+    title: str,
+    task: Task | None = None,
+    review_date: date | None = None,
+    actor: Actor = SYSTEM,
+) -> Evidence:
     user = actor.user
     months = review_months_needed(kind, task)
     if months and review_date is None:
@@ -178,17 +202,27 @@ def evidence_add(
     stored = payloads.store_stream(io.BytesIO(checked.data), "evidence")
     try:
         evidence = Evidence.objects.create(
-            plan=plan, task=task, kind=kind, title=title, original_filename=checked.filename,
-            stored_name=stored.name, file_type=checked.file_type.key, size=stored.size,
-            sha256=stored.sha256, review_date=review_date, uploaded_by=user,
-        )  # fmt: skip
+            plan=plan,
+            task=task,
+            kind=kind,
+            title=title,
+            original_filename=checked.filename,
+            stored_name=stored.name,
+            file_type=checked.file_type.key,
+            size=stored.size,
+            sha256=stored.sha256,
+            review_date=review_date,
+            uploaded_by=user,
+        )
     except Exception:
         payloads.delete_payload(stored.name)
         raise
     record(
-        action="onboarding.evidence_uploaded", actor=actor, obj=evidence,
+        action="onboarding.evidence_uploaded",
+        actor=actor,
+        obj=evidence,
         detail=f"{evidence.get_kind_display()}, {stored.size} bytes, sha256 {stored.sha256}",
-    )  # fmt: skip
+    )
     return evidence
 
 
@@ -198,6 +232,8 @@ def evidence_bytes(evidence: Evidence) -> bytes:
 
 
 def content_type(evidence: Evidence) -> str:
-    return BY_KEY[evidence.file_type].content_type if evidence.file_type in BY_KEY else (
-        "application/octet-stream"
-    )  # fmt: skip
+    return (
+        BY_KEY[evidence.file_type].content_type
+        if evidence.file_type in BY_KEY
+        else ("application/octet-stream")
+    )

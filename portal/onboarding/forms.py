@@ -51,31 +51,39 @@ def _no_secrets(
 class PlanCreateForm(PortalForm):
     template = forms.ChoiceField(
         choices=[(t.key, f"{t.name} (version {t.version})") for t in TEMPLATES.values()],
-        widget=forms.RadioSelect, help_text="The plan copies the template's tasks: later versions "
+        widget=forms.RadioSelect,
+        help_text="The plan copies the template's tasks: later versions "
         "of the template never change it.",
-    )  # fmt: skip
+    )
     organisation = forms.ModelChoiceField(Organisation.objects.all())
     environment = forms.ChoiceField(
-        label="Target environment", choices=TARGET_ENVIRONMENTS, initial=Environment.LIVE,
+        label="Target environment",
+        choices=TARGET_ENVIRONMENTS,
+        initial=Environment.LIVE,
         help_text="One plan per organisation and environment. The live plan holds the readiness gate.",
-    )  # fmt: skip
+    )
     target_mailbox = forms.ModelChoiceField(
-        Mailbox.objects.exclude(environment=Environment.SANDBOX), required=False,
+        Mailbox.objects.exclude(environment=Environment.SANDBOX),
+        required=False,
         label="Mailbox in the target environment",
         help_text="The live mailbox, once NHS England has issued it. You can name it later.",
-    )  # fmt: skip
+    )
     integration_mailbox = forms.ModelChoiceField(
-        Mailbox.objects.filter(environment=Environment.INTEGRATION), required=False,
+        Mailbox.objects.filter(environment=Environment.INTEGRATION),
+        required=False,
         help_text="Optional: quoted in the emails to NHS England.",
-    )  # fmt: skip
+    )
     owner = forms.ModelChoiceField(
-        task_owners(), required=False, label="Owner of every task",
+        task_owners(),
+        required=False,
+        label="Owner of every task",
         help_text="A starting point; give tasks other owners as the work is shared out.",
-    )  # fmt: skip
+    )
     start_date = forms.DateField(
-        initial=timezone.localdate, widget=DateInput(),
+        initial=timezone.localdate,
+        widget=DateInput(),
         help_text="Due dates are suggested from here, in working days.",
-    )  # fmt: skip
+    )
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -111,24 +119,32 @@ class TaskForm(PortalForm):
     status = forms.ChoiceField(choices=TaskStatus.choices)
     owner = forms.ModelChoiceField(task_owners(), required=False)
     due_date = forms.DateField(
-        required=False, widget=DateInput(),
+        required=False,
+        widget=DateInput(),
         help_text="Suggested from NHS England's turnaround in working days; a date you set is kept.",
-    )  # fmt: skip
+    )
     notes = forms.CharField(
-        required=False, widget=forms.Textarea(attrs={"rows": 4}),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4}),
         help_text="Never paste passwords, shared keys or private keys here.",
-    )  # fmt: skip
+    )
     reason = forms.CharField(
-        label="Why is it not applicable?", required=False, max_length=500,
+        label="Why is it not applicable?",
+        required=False,
+        max_length=500,
         help_text="Needed only when you mark the task not applicable; kept in its notes.",
-    )  # fmt: skip
+    )
 
     def __init__(self, *args, task: Task, user=None, **kwargs):
         kwargs.setdefault(
             "initial",
-            {"status": task.status, "owner": task.owner_id, "due_date": task.due_date,
-             "notes": task.notes},
-        )  # fmt: skip
+            {
+                "status": task.status,
+                "owner": task.owner_id,
+                "due_date": task.due_date,
+                "notes": task.notes,
+            },
+        )
         super().__init__(*args, **kwargs)
         self.task, self.user = task, user
         self.fields["owner"].queryset = task_owners()
@@ -146,16 +162,20 @@ class TaskForm(PortalForm):
 
     def clean_notes(self) -> str:
         return _no_secrets(
-            self.cleaned_data["notes"], self.task.plan.organisation, user=self.user,
-            what=f"the notes of task {self.task.pk}", stored=self.task.notes,
-        )  # fmt: skip
+            self.cleaned_data["notes"],
+            self.task.plan.organisation,
+            user=self.user,
+            what=f"the notes of task {self.task.pk}",
+            stored=self.task.notes,
+        )
 
 
 class CertificateLinkForm(PortalForm):
     certificate = forms.ModelChoiceField(
-        Certificate.objects.none(), label="CSR made in NeoMesh",
+        Certificate.objects.none(),
+        label="CSR made in NeoMesh",
         help_text="Its CN must use this plan's mailbox id and the organisation's ODS code.",
-    )  # fmt: skip
+    )
 
     def __init__(self, *args, plan: Plan, **kwargs):
         super().__init__(*args, **kwargs)
@@ -175,9 +195,11 @@ class EvidenceForm(PortalForm):
         "its type."
     )
     review_date = forms.DateField(
-        label="Review or expiry date", required=False, widget=DateInput(),
+        label="Review or expiry date",
+        required=False,
+        widget=DateInput(),
         help_text="When it lapses and must be renewed (the DSPT is annual). Leave blank if it does not.",
-    )  # fmt: skip
+    )
 
     def __init__(self, *args, task: Task | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -214,14 +236,16 @@ class EvidenceForm(PortalForm):
 class DecisionForm(PortalForm):
     option = forms.ChoiceField(label="NHS England's answer", widget=forms.RadioSelect)
     reply_text = forms.CharField(
-        label="NHS England's reply", widget=forms.Textarea(attrs={"rows": 8}),
+        label="NHS England's reply",
+        widget=forms.Textarea(attrs={"rows": 8}),
         help_text="Paste the reply: it is kept as the decision's evidence.",
-    )  # fmt: skip
+    )
     ticket_reference = forms.CharField(required=False, max_length=100)
     reply_file = forms.FileField(
-        label="The reply as a file (optional)", required=False,
+        label="The reply as a file (optional)",
+        required=False,
         help_text="The saved email (.eml) or a PDF of it. Without one, the pasted text is kept.",
-    )  # fmt: skip
+    )
 
     def __init__(self, *args, decision: Decision, **kwargs):
         super().__init__(*args, **kwargs)
@@ -278,9 +302,12 @@ class CorrespondenceForm(PortalModelForm):
 
     def clean_body(self) -> str:
         return _no_secrets(
-            self.cleaned_data["body"], self.instance.plan.organisation, user=self.user,
-            what=f"the draft email {self.instance.pk}", stored=self.instance.body,
-        )  # fmt: skip
+            self.cleaned_data["body"],
+            self.instance.plan.organisation,
+            user=self.user,
+            what=f"the draft email {self.instance.pk}",
+            stored=self.instance.body,
+        )
 
 
 class SentForm(PortalForm):
@@ -291,8 +318,9 @@ class SentForm(PortalForm):
 
 
 class ReplyForm(PortalForm):
-    replied_on = forms.DateField(label="Date of the reply", initial=timezone.localdate,
-                                 widget=DateInput())  # fmt: skip
+    replied_on = forms.DateField(
+        label="Date of the reply", initial=timezone.localdate, widget=DateInput()
+    )
     reply_text = forms.CharField(label="The reply", widget=forms.Textarea(attrs={"rows": 8}))
     ticket_reference = forms.CharField(
         required=False,
@@ -303,9 +331,10 @@ class ReplyForm(PortalForm):
 
 class AllowListForm(PortalForm):
     network = forms.CharField(
-        label="Address or CIDR range", max_length=50,
+        label="Address or CIDR range",
+        max_length=50,
         help_text="A public IPv4 or IPv6 address (203.0.113.10) or range (203.0.113.0/28).",
-    )  # fmt: skip
+    )
     purpose = forms.CharField(max_length=200, help_text="For example 'production NAT gateway'.")
     environment = forms.ChoiceField(choices=TARGET_ENVIRONMENTS)
 
@@ -319,9 +348,10 @@ class AllowListForm(PortalForm):
 class OverrideForm(PortalForm):
     reason = forms.CharField(
         label="Why must this live mailbox transfer before its plan is complete?",
-        widget=forms.Textarea(attrs={"rows": 4}), min_length=20,
+        widget=forms.Textarea(attrs={"rows": 4}),
+        min_length=20,
         help_text="Recorded in the audit trail with your name. At least 20 characters.",
-    )  # fmt: skip
+    )
     confirm = forms.BooleanField(
         label="I understand that the live mailbox will send and poll despite the reasons above"
     )
@@ -329,6 +359,8 @@ class OverrideForm(PortalForm):
 
 class RevokeForm(PortalForm):
     reason = forms.CharField(
-        label="Why revoke it?", required=False, max_length=500,
+        label="Why revoke it?",
+        required=False,
+        max_length=500,
         help_text="Recorded in the audit trail.",
-    )  # fmt: skip
+    )

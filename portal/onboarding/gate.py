@@ -159,9 +159,12 @@ def gate_override_create(*, mailbox: Mailbox, reason: str, actor: Actor = SYSTEM
     except IntegrityError:
         raise OnboardingError(f"{mailbox.mailbox_id} already has an active override.") from None
     record(
-        action="onboarding.gate_overridden", actor=actor, obj=override,
-        reason=override.reason, detail=f"readiness gate overridden for {mailbox.mailbox_id}",
-    )  # fmt: skip
+        action="onboarding.gate_overridden",
+        actor=actor,
+        obj=override,
+        reason=override.reason,
+        detail=f"readiness gate overridden for {mailbox.mailbox_id}",
+    )
     return override
 
 
@@ -176,8 +179,10 @@ def gate_override_revoke(
     override.revoke_reason = reason.strip()
     override.save()
     record(
-        action="onboarding.gate_override_revoked", actor=actor, obj=override,
+        action="onboarding.gate_override_revoked",
+        actor=actor,
+        obj=override,
         reason=override.revoke_reason,
         detail=f"readiness gate closed again for {override.mailbox.mailbox_id}",
-    )  # fmt: skip
+    )
     return override

@@ -101,11 +101,19 @@ def secret_refusal(*, text: str, organisation: Organisation | None, user, what: 
     since = timezone.now() - _window()
     if _is_locked(user, since):
         if not AuditRecord.objects.filter(action=LOCKED, actor=user, at__gte=since).exists():
-            record(action=LOCKED, actor=Actor.person(user=user), detail=f"refused {what} and every text for "
-                   f"{settings.SECRET_GUARD_WINDOW_MINUTES} minutes")  # fmt: skip
+            record(
+                action=LOCKED,
+                actor=Actor.person(user=user),
+                detail=f"refused {what} and every text for "
+                f"{settings.SECRET_GUARD_WINDOW_MINUTES} minutes",
+            )
         return REFUSAL
     _count_check(user)
     if contains_secret(text, organisation):
-        record(action=REFUSED, actor=Actor.person(user=user), detail=f"refused {what}: it may contain a secret")
+        record(
+            action=REFUSED,
+            actor=Actor.person(user=user),
+            detail=f"refused {what}: it may contain a secret",
+        )
         return REFUSAL
     return None

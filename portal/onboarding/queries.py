@@ -50,10 +50,14 @@ def plans_with_phase_progress(plans) -> list[Plan]:
         counts[row["plan_id"]][row["phase"]] = row
     for plan in plans:
         plan.phase_counts = [
-            PhaseCount(number, title, counts[plan.pk].get(number, {}).get("total", 0),
-                       counts[plan.pk].get(number, {}).get("closed", 0))
+            PhaseCount(
+                number,
+                title,
+                counts[plan.pk].get(number, {}).get("total", 0),
+                counts[plan.pk].get(number, {}).get("closed", 0),
+            )
             for number, title in plan.phases
-        ]  # fmt: skip
+        ]
         plan.tasks_total = sum(p.total for p in plan.phase_counts)
         plan.tasks_closed = sum(p.closed for p in plan.phase_counts)
     return plans
@@ -61,10 +65,11 @@ def plans_with_phase_progress(plans) -> list[Plan]:
 
 def annotate_attention(plans, today: date):
     return plans.annotate(
-        overdue=Count("tasks", filter=~Q(tasks__status__in=CLOSED_STATUSES)
-                      & Q(tasks__due_date__lt=today)),
+        overdue=Count(
+            "tasks", filter=~Q(tasks__status__in=CLOSED_STATUSES) & Q(tasks__due_date__lt=today)
+        ),
         waiting=Count("tasks", filter=Q(tasks__status=TaskStatus.WAITING_NHS)),
-    )  # fmt: skip
+    )
 
 
 def plan_phases(plan: Plan) -> list[Phase]:

@@ -43,10 +43,16 @@ def _check_mailbox(
 
 @transaction.atomic
 def plan_create(
-    *, template: PlanTemplate, organisation: Organisation, environment: str = Environment.LIVE,
-    start_date: date | None = None, owner=None, target_mailbox: Mailbox | None = None,
-    integration_mailbox: Mailbox | None = None, actor: Actor = SYSTEM,
-) -> Plan:  # fmt: skip
+    *,
+    template: PlanTemplate,
+    organisation: Organisation,
+    environment: str = Environment.LIVE,
+    start_date: date | None = None,
+    owner=None,
+    target_mailbox: Mailbox | None = None,
+    integration_mailbox: Mailbox | None = None,
+    actor: Actor = SYSTEM,
+) -> Plan:
     """A new plan holding its own copy of the template's tasks and decisions."""
     user = actor.user
     if Plan.objects.filter(organisation=organisation, environment=environment).exists():
@@ -58,11 +64,18 @@ def plan_create(
         integration_mailbox, organisation, Environment.INTEGRATION, "integration mailbox"
     )
     plan = Plan.objects.create(
-        organisation=organisation, environment=environment, title=template.name,
-        summary=template.summary, template_key=template.key, template_version=template.version,
-        phases=[list(phase) for phase in template.phases], start_date=start_date or timezone.localdate(),
-        target_mailbox=target_mailbox, integration_mailbox=integration_mailbox, created_by=user,
-    )  # fmt: skip
+        organisation=organisation,
+        environment=environment,
+        title=template.name,
+        summary=template.summary,
+        template_key=template.key,
+        template_version=template.version,
+        phases=[list(phase) for phase in template.phases],
+        start_date=start_date or timezone.localdate(),
+        target_mailbox=target_mailbox,
+        integration_mailbox=integration_mailbox,
+        created_by=user,
+    )
     decisions = {
         spec.key: Decision.objects.create(
             plan=plan,
@@ -80,28 +93,45 @@ def plan_create(
                 }
                 for o in spec.options
             ],
-        )  # fmt: skip
+        )
         for spec in template.decisions
     }
     tasks: dict[str, Task] = {}
     for position, spec in enumerate(template.tasks, start=1):
         tasks[spec.key] = Task.objects.create(
-            plan=plan, key=spec.key, ref=spec.ref, position=position, phase=spec.phase,
-            title=spec.title, guidance=spec.guidance, evidence_hint=spec.evidence,
-            sent_to=spec.sent_to, turnaround_days=spec.days, turnaround_published=spec.published,
-            turnaround_note=spec.turnaround, required=spec.required, branch=spec.branch,
-            decision=decisions.get(spec.decision), system_check=spec.check,
-            evidence_kind=spec.evidence_kind, review_months=spec.review_months,
-            correspondence_kind=spec.correspondence, owner=owner,
-        )  # fmt: skip
+            plan=plan,
+            key=spec.key,
+            ref=spec.ref,
+            position=position,
+            phase=spec.phase,
+            title=spec.title,
+            guidance=spec.guidance,
+            evidence_hint=spec.evidence,
+            sent_to=spec.sent_to,
+            turnaround_days=spec.days,
+            turnaround_published=spec.published,
+            turnaround_note=spec.turnaround,
+            required=spec.required,
+            branch=spec.branch,
+            decision=decisions.get(spec.decision),
+            system_check=spec.check,
+            evidence_kind=spec.evidence_kind,
+            review_months=spec.review_months,
+            correspondence_kind=spec.correspondence,
+            owner=owner,
+        )
         tasks[spec.key].depends_on.set([tasks[key] for key in spec.depends_on])
     for spec in template.decisions:
         if spec.answers:
             decisions[spec.key].answers = tasks[spec.answers]
             decisions[spec.key].save(update_fields=["answers"])
     plan_suggest_due_dates(plan=plan, today=plan.start_date)
-    record(action="onboarding.plan_created", actor=actor, obj=plan,
-           detail=f"from template {template.key} version {template.version}")  # fmt: skip
+    record(
+        action="onboarding.plan_created",
+        actor=actor,
+        obj=plan,
+        detail=f"from template {template.key} version {template.version}",
+    )
     return plan
 
 
@@ -194,9 +224,12 @@ def task_set_status(*, task: Task, status: str, reason: str = "", actor: Actor =
     if status == TaskStatus.NOT_APPLICABLE:
         gate = "; the readiness gate no longer waits for it" if task.required else ""
         record(
-            action="onboarding.task_not_applicable", actor=actor, obj=task,
-            reason=reason.strip(), detail=f"{task.ref} marked not applicable{gate}",
-        )  # fmt: skip
+            action="onboarding.task_not_applicable",
+            actor=actor,
+            obj=task,
+            reason=reason.strip(),
+            detail=f"{task.ref} marked not applicable{gate}",
+        )
     plan_suggest_due_dates(plan=task.plan)
     return task
 
@@ -243,9 +276,15 @@ def _mark_not_applicable(task: Task, user, reason: str) -> None:
 
 @transaction.atomic
 def task_update(
-    *, task: Task, status: str, owner=None, due_date: date | None = None, notes: str = "",
-    reason: str = "", actor: Actor = SYSTEM,
-) -> Task:  # fmt: skip
+    *,
+    task: Task,
+    status: str,
+    owner=None,
+    due_date: date | None = None,
+    notes: str = "",
+    reason: str = "",
+    actor: Actor = SYSTEM,
+) -> Task:
     """The task form: owner, due date and notes, then the status change with its rules."""
     if due_date != task.due_date:
         task.due_date, task.due_date_manual = due_date, due_date is not None
@@ -275,9 +314,14 @@ def task_link_certificate(*, task: Task, certificate: Certificate, user=None) ->
 
 @transaction.atomic
 def decision_record(
-    *, decision: Decision, option_key: str, reply_text: str, ticket_reference: str = "",
-    reply_file: CheckedFile | None = None, actor: Actor = SYSTEM,
-) -> Decision:  # fmt: skip
+    *,
+    decision: Decision,
+    option_key: str,
+    reply_text: str,
+    ticket_reference: str = "",
+    reply_file: CheckedFile | None = None,
+    actor: Actor = SYSTEM,
+) -> Decision:
     """Record NHS England's answer: the chosen option's branches stay, every other branch is n/a."""
     user = actor.user
     option = decision.option(option_key)
@@ -288,9 +332,13 @@ def decision_record(
     previous = decision.chosen
     checked = reply_file or text_file(f"reply-{decision.key}.txt", reply_text)
     decision.reply_evidence = evidence_add(
-        plan=decision.plan, checked=checked, kind=EvidenceKind.REPLY, task=decision.answers,
-        title=f"NHS England's reply: {decision.question}"[:200], actor=actor,
-    )  # fmt: skip
+        plan=decision.plan,
+        checked=checked,
+        kind=EvidenceKind.REPLY,
+        task=decision.answers,
+        title=f"NHS England's reply: {decision.question}"[:200],
+        actor=actor,
+    )
     decision.chosen, decision.reply_text = option_key, reply_text.strip()
     decision.ticket_reference = ticket_reference.strip()
     decision.recorded_by, decision.recorded_at = user, timezone.now()
@@ -300,10 +348,12 @@ def decision_record(
     _complete_answered_task(decision, user)
     plan_suggest_due_dates(plan=decision.plan)
     record(
-        action="onboarding.decision_recorded", actor=actor, obj=decision,
+        action="onboarding.decision_recorded",
+        actor=actor,
+        obj=decision,
         detail=f"{decision.question} → {option['label']}{withdrawn}",
         reason=decision.reply_text[:2000],
-    )  # fmt: skip
+    )
     return decision
 
 
@@ -372,8 +422,13 @@ def parse_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
                 "the single address without a prefix."
             ) from None
         raise OnboardingError(f"{value} is not an IP address or CIDR range, {example}.") from None
-    bad = (network.is_loopback or network.is_link_local or network.is_multicast
-           or network.is_unspecified or _is_internal(network))  # fmt: skip
+    bad = (
+        network.is_loopback
+        or network.is_link_local
+        or network.is_multicast
+        or network.is_unspecified
+        or _is_internal(network)
+    )
     if bad:
         raise OnboardingError(
             f"{network} is not a public address: list the public address NHS England would see "
@@ -424,8 +479,11 @@ def allowlist_add(
     try:
         with transaction.atomic():
             return AllowListEntry.objects.create(
-                organisation=organisation, environment=environment, network=network_text(network),
-                purpose=purpose.strip(), added_by=user,
-            )  # fmt: skip
+                organisation=organisation,
+                environment=environment,
+                network=network_text(network),
+                purpose=purpose.strip(),
+                added_by=user,
+            )
     except IntegrityError:
         raise OnboardingError(f"{network_text(network)} is already in the register.") from None

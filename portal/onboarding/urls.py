@@ -26,7 +26,7 @@ urlpatterns = [
         "<int:pk>/emails/<int:letter_pk>/regenerate/",
         letters.letter_regenerate,
         name="letter_regenerate",
-    ),  # fmt: skip
+    ),
     path("<int:pk>/emails/<int:letter_pk>/eml/", letters.letter_download, name="letter_download"),
     path("<int:pk>/emails/<int:letter_pk>/sent/", letters.letter_sent, name="letter_sent"),
     path("<int:pk>/emails/<int:letter_pk>/reply/", letters.letter_reply, name="letter_reply"),
@@ -36,7 +36,7 @@ urlpatterns = [
         "<int:pk>/allow-list/<int:entry_pk>/remove/",
         register.allow_list_remove,
         name="allow_list_remove",
-    ),  # fmt: skip
+    ),
     path("gate/<int:mailbox_pk>/", register.gate_detail, name="gate"),
     path("gate/<int:mailbox_pk>/override/", register.gate_override, name="gate_override"),
     path("gate/overrides/<int:override_pk>/revoke/", register.gate_revoke, name="gate_revoke"),

@@ -116,9 +116,12 @@ class NeoMeshCollector(Collector):
             "neomesh_outbox_depth", "Outbound messages queued or sending", labels=["mailbox"]
         )
         counts = dict(
-            Message.objects.outbound().filter(status__in=Status.in_flight)
-            .values_list("mailbox_id").annotate(n=Count("id")).order_by()
-        )  # fmt: skip
+            Message.objects.outbound()
+            .filter(status__in=Status.in_flight)
+            .values_list("mailbox_id")
+            .annotate(n=Count("id"))
+            .order_by()
+        )
         for pk, mailbox_id in mailboxes.items():
             family.add_metric([mailbox_id], counts.get(pk, 0))
         return family

@@ -54,12 +54,24 @@ def test_it_signs_out_with_a_post(client, admin_user):
 @pytest.mark.parametrize(
     ("persona", "expected"),
     [
-        ("admin_user", ["Dashboard", "Mailboxes", "Messages", "Certificates", "API tokens",
-                        "Alerts"]),
+        (
+            "admin_user",
+            ["Dashboard", "Mailboxes", "Messages", "Certificates", "API tokens", "Alerts"],
+        ),
         ("lead_user", ["Dashboard", "Mailboxes", "Certificates", "Alerts"]),
         ("auditor_user", ["Dashboard", "Mailboxes", "Messages", "Certificates", "Alerts"]),
-        ("superuser", ["Dashboard", "Mailboxes", "Messages", "Certificates", "API tokens",
-                       "Alerts", "Django admin"]),
+        (
+            "superuser",
+            [
+                "Dashboard",
+                "Mailboxes",
+                "Messages",
+                "Certificates",
+                "API tokens",
+                "Alerts",
+                "Django admin",
+            ],
+        ),
     ],
 )
 def test_it_shows_only_the_navigation_a_role_may_use(client, request, persona, expected):

@@ -28,7 +28,9 @@ class _Mailroom:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        self.messages.append(email.message_from_bytes(envelope.content, policy=email.policy.default))
+        self.messages.append(
+            email.message_from_bytes(envelope.content, policy=email.policy.default)
+        )
         return "250 Message accepted for delivery"
 
 
@@ -62,8 +64,14 @@ class Receiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                receiver.requests.append({"headers": dict(self.headers), "body": body,
-                                          "json": json.loads(body), "signed": receiver.signed(self.headers, body)})  # fmt: skip
+                receiver.requests.append(
+                    {
+                        "headers": dict(self.headers),
+                        "body": body,
+                        "json": json.loads(body),
+                        "signed": receiver.signed(self.headers, body),
+                    }
+                )
                 if receiver.mode == "slow":
                     time.sleep(3)
                 status = {"ok": 200, "refuse": 500, "redirect": 302, "slow": 200}[receiver.mode]
@@ -80,7 +88,10 @@ class Receiver:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
 
     def signed(self, headers, body: bytes) -> bool:
-        timestamp, signature = headers.get("X-NeoMesh-Timestamp", ""), headers.get("X-NeoMesh-Signature", "")
+        timestamp, signature = (
+            headers.get("X-NeoMesh-Timestamp", ""),
+            headers.get("X-NeoMesh-Signature", ""),
+        )
         if not self.secret or not timestamp or abs(time.time() - int(timestamp)) > 300:
             return False
         expected = hmac.new(self.secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)

@@ -25,7 +25,7 @@ from .conftest import deliver_all
 
 pytestmark = pytest.mark.django_db
 
-HOSTILE = '<script>alert(1)</script> *bold* [click](http://evil.example) <!channel> &amp;'
+HOSTILE = "<script>alert(1)</script> *bold* [click](http://evil.example) <!channel> &amp;"
 
 
 @pytest.mark.sandbox
@@ -37,10 +37,15 @@ def test_an_ndr_from_the_sandbox_makes_exactly_one_email_and_one_webhook(
     outbox.message_send(message_id=message.pk)
     message.refresh_from_db()
     sandbox.inject_report(
-        mailbox_id="X26ABC1", code="14", description="not collected", workflow_id="TEST_WORKFLOW",
-        subject="Discharge summary", local_id=message.local_id, status="undeliverable",
+        mailbox_id="X26ABC1",
+        code="14",
+        description="not collected",
+        workflow_id="TEST_WORKFLOW",
+        subject="Discharge summary",
+        local_id=message.local_id,
+        status="undeliverable",
         linked_message_id=message.mesh_message_id,
-    )  # fmt: skip
+    )
     inbox.mailbox_poll(mailbox=sender)
     deliver_all()
     inbox.mailbox_poll(mailbox=sender)
@@ -87,8 +92,11 @@ def test_ten_failing_polls_make_one_alert_and_the_fix_one_resolved(
 def test_a_certificate_30_days_from_expiry_alerts_once_per_threshold(channels, smtp, settings):
     Rule.objects.update(min_severity="warning")
     now = timezone.now()
-    make_certificate(make_mailbox("X26ABC1"), status=Certificate.Status.ACTIVE,
-                     not_after=now + timedelta(days=30, hours=-1))  # fmt: skip
+    make_certificate(
+        make_mailbox("X26ABC1"),
+        status=Certificate.Status.ACTIVE,
+        not_after=now + timedelta(days=30, hours=-1),
+    )
     for days in (0, 1, 2):
         certificates_check_expiry(now=now + timedelta(days=days))
         deliver_all()
@@ -102,7 +110,9 @@ def _emit_error(summary="Send of message X failed: refused", **kwargs):
     return event_emit(kind="message.send_failed", severity="error", summary=summary, **kwargs)
 
 
-def test_a_channel_that_refuses_mail_is_retried_then_shown_failing(channels, smtp, client, admin_user):
+def test_a_channel_that_refuses_mail_is_retried_then_shown_failing(
+    channels, smtp, client, admin_user
+):
     mail, _ = channels
     smtp.room.refuse = True
     _emit_error()
@@ -154,7 +164,9 @@ def test_hostile_text_is_escaped_in_email_and_sent_as_text_in_chat(db, smtp, rec
     assert all(block["text"]["type"] == "plain_text" for block in slack_body["blocks"])
     assert "<!channel>" not in slack_body["text"] and "&lt;!channel&gt;" in slack_body["text"]
     card_text = by_kind["teams"]["attachments"][0]["content"]["body"][0]["text"]
-    assert r"\*bold\*" in card_text and r"\[click\]\(http://evil" in card_text.replace(r"\.", ".").replace(r"\-", "-")
+    assert r"\*bold\*" in card_text and r"\[click\]\(http://evil" in card_text.replace(
+        r"\.", "."
+    ).replace(r"\-", "-")
     assert HOSTILE in by_kind["webhook"]["alert"]["summary"]  # data, for the receiver to escape
 
 
@@ -166,15 +178,22 @@ def test_bad_addresses_and_urls_are_refused_in_plain_english(db):
     with pytest.raises(ValidationError, match="full web address"):
         Channel(name="Bad", kind="teams", url="javascript:alert(1)").full_clean()
     with pytest.raises(ValidationError, match="signing secret"):
-        Channel(name="Bad", kind="webhook", url="https://example.org/hook", secret="short").full_clean()
-    Channel(name="Good", kind="webhook", url="https://example.org/hook", secret="x" * 16).full_clean()
+        Channel(
+            name="Bad", kind="webhook", url="https://example.org/hook", secret="short"
+        ).full_clean()
+    Channel(
+        name="Good", kind="webhook", url="https://example.org/hook", secret="x" * 16
+    ).full_clean()
 
 
-@pytest.mark.parametrize("mode, reason", [
-    ("redirect", "redirect (302); redirects are not followed"),
-    ("slow", "did not answer within 1 seconds"),
-    ("refuse", "refused it (HTTP 500)"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "mode, reason",
+    [
+        ("redirect", "redirect (302); redirects are not followed"),
+        ("slow", "did not answer within 1 seconds"),
+        ("refuse", "refused it (HTTP 500)"),
+    ],
+)
 def test_a_slow_redirecting_or_refusing_webhook_is_a_recorded_failure(
     db, receiver, settings, mode, reason
 ):
@@ -208,14 +227,24 @@ def test_a_digest_rule_sends_one_message_a_day(db, smtp):
 def test_rules_filter_by_kind_mailbox_and_workflow(db, smtp):
     mail = Channel.objects.create(name="Mail", kind="email", recipients="ops@example.org")
     mailbox = make_mailbox("X26ABC1")
-    rule = Rule.objects.create(name="Narrow", min_severity="info", kinds=["message.send_failed"],
-                               mailbox=mailbox, workflow="PATH_*")  # fmt: skip
+    rule = Rule.objects.create(
+        name="Narrow",
+        min_severity="info",
+        kinds=["message.send_failed"],
+        mailbox=mailbox,
+        workflow="PATH_*",
+    )
     rule.channels.add(mail)
     deliver_all()
     _emit_error("other mailbox", mailbox_id=mailbox.pk + 1, workflow="PATH_A")
     _emit_error("other workflow", mailbox_id=mailbox.pk, workflow="OTHER")
-    event_emit(kind="message.ndr", severity="error", summary="other kind", mailbox_id=mailbox.pk,
-               workflow="PATH_A")  # fmt: skip
+    event_emit(
+        kind="message.ndr",
+        severity="error",
+        summary="other kind",
+        mailbox_id=mailbox.pk,
+        workflow="PATH_A",
+    )
     _emit_error("this one", mailbox_id=mailbox.pk, workflow="PATH_A")
     deliver_all()
     assert [m["Subject"] for m in smtp.messages] == ["[NeoMesh] Error: this one"]

@@ -18,9 +18,13 @@ ALL_SCOPES = [s.value for s in Scope]
 def make_token(owner, mailboxes, *, scopes=ALL_SCOPES, patterns=(), name="pipeline", **kwargs):
     """A token with each of `scopes` on `mailboxes`; returns (token, the secret shown once)."""
     kwargs.setdefault("expires_at", timezone.now() + timedelta(days=30))
-    grants = [GrantSpec(scope=s, mailboxes=list(mailboxes), workflow_patterns=list(patterns))
-              for s in scopes]  # fmt: skip
-    return token_create(name=name, owner=owner, grants=grants, actor=Actor.system("test setup"), **kwargs)
+    grants = [
+        GrantSpec(scope=s, mailboxes=list(mailboxes), workflow_patterns=list(patterns))
+        for s in scopes
+    ]
+    return token_create(
+        name=name, owner=owner, grants=grants, actor=Actor.system("test setup"), **kwargs
+    )
 
 
 class Api:

@@ -22,8 +22,13 @@ SEND = {"mailbox": "X26ABC1", "recipient": "X26ABC2", "workflow_id": "TEST_WORKF
 
 
 def _message(mailbox, workflow="TEST_WORKFLOW"):
-    return Message.objects.create(mailbox=mailbox, direction="in", workflow_id=workflow,
-                                  recipient=mailbox.mailbox_id, status="acknowledged")  # fmt: skip
+    return Message.objects.create(
+        mailbox=mailbox,
+        direction="in",
+        workflow_id=workflow,
+        recipient=mailbox.mailbox_id,
+        status="acknowledged",
+    )
 
 
 def test_it_refuses_a_call_without_a_scope(live_server, owner, sandbox_mailboxes):
@@ -73,8 +78,12 @@ def test_it_refuses_a_token_that_cannot_be_used(live_server, owner, sandbox_mail
     answer = Api(live_server.url, secret).get("/messages/")
     assert answer.status_code == 401
     assert answer.headers["WWW-Authenticate"].startswith("Bearer")
-    word = {"expired": "expired", "revoked": "revoked", "wrong secret": "not valid",
-            "not ours": "not a NeoMesh API token"}[state]  # fmt: skip
+    word = {
+        "expired": "expired",
+        "revoked": "revoked",
+        "wrong secret": "not valid",
+        "not ours": "not a NeoMesh API token",
+    }[state]
     assert word in answer.json()["detail"]
 
 
@@ -85,8 +94,9 @@ def test_it_records_last_use_and_audits_every_call(api, token_pair):
     assert token.last_used_at and token.last_used_ip == "127.0.0.1"
     calls = AuditRecord.objects.filter(action="api.call", actor_label=f"API token {token}")
     assert sorted(calls.values_list("detail", flat=True)) == [
-        "GET /api/v1/messages/ -> 200", "GET /api/v1/messages/999999/ -> 404",
-    ]  # fmt: skip
+        "GET /api/v1/messages/ -> 200",
+        "GET /api/v1/messages/999999/ -> 404",
+    ]
     assert set(calls.values_list("ip_address", flat=True)) == {"127.0.0.1"}
 
 
@@ -121,8 +131,13 @@ def test_it_takes_a_session_only_with_csrf(live_server, client, admin_user, sand
     page = session.get(live_server.url + "/messages/send/", timeout=30)
     csrf = session.cookies.get("csrftoken")
     assert page.status_code == 200 and csrf
-    sent = session.post(base + "/messages/", data=b"hello", params=SEND, timeout=30,
-                        headers={"X-CSRFToken": csrf, "Referer": live_server.url + "/"})  # fmt: skip
+    sent = session.post(
+        base + "/messages/",
+        data=b"hello",
+        params=SEND,
+        timeout=30,
+        headers={"X-CSRFToken": csrf, "Referer": live_server.url + "/"},
+    )
     assert sent.status_code == 202, sent.text
     record = AuditRecord.objects.get(action="message.queued")
     assert record.actor == admin_user

@@ -61,8 +61,9 @@ def test_it_refuses_a_body_over_the_limit_before_storing_it(api, settings):
     settings.MESH_MAX_UPLOAD_BYTES = 1000
     body = _problem(api.post("/messages/", data=b"x" * 1001, params=SEND), 413)
     assert "1001 bytes" in body["detail"] and "nothing was stored" in body["detail"]
-    multipart = api.post("/messages/", data=SEND,
-                         files={"file": ("a.bin", b"x" * (1024 * 1024 + 2000))})  # fmt: skip
+    multipart = api.post(
+        "/messages/", data=SEND, files={"file": ("a.bin", b"x" * (1024 * 1024 + 2000))}
+    )
     _problem(multipart, 413)
     assert not Message.objects.exists() and not _stored_files()
 
@@ -81,8 +82,12 @@ def test_it_takes_multipart_and_names_a_missing_file(api, sandbox_mailboxes):
 
 
 def test_it_refuses_malformed_json_and_a_wrong_content_type(api, sandbox_mailboxes):
-    received = Message.objects.create(mailbox=sandbox_mailboxes[1], direction="in",
-                                      workflow_id="TEST_WORKFLOW", status="acknowledged")  # fmt: skip
+    received = Message.objects.create(
+        mailbox=sandbox_mailboxes[1],
+        direction="in",
+        workflow_id="TEST_WORKFLOW",
+        status="acknowledged",
+    )
     url = f"/messages/{received.pk}/confirm/"
     bad = api.post(url, data=b'{"sha256": ', headers={"Content-Type": "application/json"})
     assert "JSON" in _problem(bad, 400)["detail"]
@@ -96,8 +101,12 @@ def test_it_refuses_malformed_json_and_a_wrong_content_type(api, sandbox_mailbox
 @pytest.mark.parametrize("cursor", ["garbage", None])
 def test_it_refuses_a_cursor_from_another_query(api, sandbox_mailboxes, cursor):
     for _ in range(3):
-        Message.objects.create(mailbox=sandbox_mailboxes[1], direction="in",
-                               workflow_id="TEST_WORKFLOW", status="acknowledged")  # fmt: skip
+        Message.objects.create(
+            mailbox=sandbox_mailboxes[1],
+            direction="in",
+            workflow_id="TEST_WORKFLOW",
+            status="acknowledged",
+        )
     first = api.get("/messages/", params={"limit": 2, "direction": "in"}).json()
     assert len(first["results"]) == 2 and first["next"]
     assert len(api.get(first["next"]).json()["results"]) == 1
@@ -107,9 +116,15 @@ def test_it_refuses_a_cursor_from_another_query(api, sandbox_mailboxes, cursor):
     assert "cursor" in _problem(other, 400)["errors"]
 
 
-@pytest.mark.parametrize("params,field", [({"limit": 0}, "limit"), ({"since": "yesterday"}, "since"),
-                                          ({"status": "lost"}, "status"),
-                                          ({"mailbox": "X26NOPE"}, "mailbox")])  # fmt: skip
+@pytest.mark.parametrize(
+    "params,field",
+    [
+        ({"limit": 0}, "limit"),
+        ({"since": "yesterday"}, "since"),
+        ({"status": "lost"}, "status"),
+        ({"mailbox": "X26NOPE"}, "mailbox"),
+    ],
+)
 def test_it_names_a_bad_filter(api, params, field):
     assert field in _problem(api.get("/messages/", params=params), 400)["errors"]
 
@@ -133,7 +148,8 @@ def test_it_refuses_a_range_outside_the_file(api, sandbox_mailboxes):
 
 @pytest.mark.parametrize("key", ["k" * 201, "cl\u00e9-1"])
 def test_it_refuses_an_oversized_or_non_ascii_idempotency_key(api, key):
-    answer = api.post("/messages/", data=b"a,b\n", params=SEND,
-                      headers={"Idempotency-Key": key.encode("latin-1")})  # fmt: skip
+    answer = api.post(
+        "/messages/", data=b"a,b\n", params=SEND, headers={"Idempotency-Key": key.encode("latin-1")}
+    )
     assert "Idempotency-Key" in _problem(answer, 400)["errors"]
     assert not Message.objects.exists() and not _stored_files()

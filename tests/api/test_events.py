@@ -17,8 +17,14 @@ pytestmark = [pytest.mark.django_db(transaction=True)]
 
 def _emit(mailbox, kind="message.received", workflow="TEST_WORKFLOW", message_id=None):
     with transaction.atomic():
-        return event_emit(kind=kind, severity="info", summary=f"{kind} on {mailbox.mailbox_id}",
-                          mailbox_id=mailbox.pk, workflow=workflow, message_id=message_id)  # fmt: skip
+        return event_emit(
+            kind=kind,
+            severity="info",
+            summary=f"{kind} on {mailbox.mailbox_id}",
+            mailbox_id=mailbox.pk,
+            workflow=workflow,
+            message_id=message_id,
+        )
 
 
 def test_it_lists_events_after_a_cursor_for_the_tokens_mailboxes(api, sandbox_mailboxes):
@@ -35,8 +41,9 @@ def test_it_lists_events_after_a_cursor_for_the_tokens_mailboxes(api, sandbox_ma
     third.refresh_from_db()
     assert [e["seq"] for e in following["results"]] == [third.seq]
     assert api.get("/events/", params={"after": following["after"]}).json()["results"] == []
-    assert [e["kind"] for e in api.get("/events/", params={"kind": "message.ndr"}).json()[
-        "results"]] == ["message.ndr"]  # fmt: skip
+    assert [
+        e["kind"] for e in api.get("/events/", params={"kind": "message.ndr"}).json()["results"]
+    ] == ["message.ndr"]
 
 
 def test_it_shows_a_token_only_its_mailboxes_and_workflows(live_server, owner, sandbox_mailboxes):
@@ -55,8 +62,11 @@ def test_it_needs_the_events_scope_and_a_number_for_after(live_server, owner, sa
     assert api.get("/events/").status_code == 403
     _, secret = make_token(owner, sandbox_mailboxes, scopes=[Scope.EVENTS_READ], name="e")
     api = Api(live_server.url, secret)
-    for params, field in (({"after": "abc"}, "after"), ({"wait": 99}, "wait"),
-                          ({"kind": "nope"}, "kind")):  # fmt: skip
+    for params, field in (
+        ({"after": "abc"}, "after"),
+        ({"wait": 99}, "wait"),
+        ({"kind": "nope"}, "kind"),
+    ):
         answer = api.get("/events/", params=params)
         assert answer.status_code == 400 and field in answer.json()["errors"]
 

@@ -18,20 +18,30 @@ def test_it_sends_follows_collects_and_confirms(api, sandbox_mailboxes, token_pa
     sender, recipient = sandbox_mailboxes
     data = os.urandom(300_000)
     sent = api.post(
-        "/messages/", data=data,
-        params={"mailbox": "X26ABC1", "recipient": "X26ABC2", "workflow_id": "TEST_WORKFLOW",
-                "filename": "results.bin", "subject": "Results", "local_id": "run-1"},
+        "/messages/",
+        data=data,
+        params={
+            "mailbox": "X26ABC1",
+            "recipient": "X26ABC2",
+            "workflow_id": "TEST_WORKFLOW",
+            "filename": "results.bin",
+            "subject": "Results",
+            "local_id": "run-1",
+        },
         headers={"Content-Type": "application/octet-stream", "Idempotency-Key": "k-1"},
-    )  # fmt: skip
+    )
     assert sent.status_code == 202, sent.text
     body = sent.json()
     assert sent.headers["Location"] == body["url"]
     assert (body["status"], body["size_bytes"]) == ("queued", len(data))
     assert body["payload_sha256"] == hashlib.sha256(data).hexdigest()
 
-    repeat = api.post("/messages/", data=data, params={"mailbox": "X26ABC1",
-                      "recipient": "X26ABC2", "workflow_id": "TEST_WORKFLOW"},
-                      headers={"Idempotency-Key": "k-1"})  # fmt: skip
+    repeat = api.post(
+        "/messages/",
+        data=data,
+        params={"mailbox": "X26ABC1", "recipient": "X26ABC2", "workflow_id": "TEST_WORKFLOW"},
+        headers={"Idempotency-Key": "k-1"},
+    )
     assert repeat.status_code == 202 and repeat.json()["id"] == body["id"]
     assert repeat.headers["Idempotent-Replayed"] == "true"
     assert Message.objects.count() == 1
@@ -56,14 +66,22 @@ def test_it_sends_follows_collects_and_confirms(api, sandbox_mailboxes, token_pa
     assert part.status_code == 206 and part.content == data[1000:2000]
     assert part.headers["Content-Range"] == f"bytes 1000-1999/{len(data)}"
 
-    confirmed = api.post(f"/messages/{received['id']}/confirm/",
-                         json={"sha256": hashlib.sha256(data).hexdigest()})  # fmt: skip
+    confirmed = api.post(
+        f"/messages/{received['id']}/confirm/", json={"sha256": hashlib.sha256(data).hexdigest()}
+    )
     assert confirmed.status_code == 200 and confirmed.json()["first"] is True
     timeline = api.get(f"/messages/{received['id']}/").json()["timeline"]
     assert timeline[-1]["kind"] == "confirmed"
 
     token = token_pair[0]
-    labels = set(AuditRecord.objects.filter(actor_label=f"API token {token}")
-                 .values_list("action", flat=True))  # fmt: skip
-    assert {"api.call", "message.queued", "message.payload_downloaded",
-            "message.payload_confirmed"} <= labels  # fmt: skip
+    labels = set(
+        AuditRecord.objects.filter(actor_label=f"API token {token}").values_list(
+            "action", flat=True
+        )
+    )
+    assert {
+        "api.call",
+        "message.queued",
+        "message.payload_downloaded",
+        "message.payload_confirmed",
+    } <= labels

@@ -14,8 +14,9 @@ pytestmark = [pytest.mark.django_db(transaction=True)]
 
 def _api_routes() -> set[str]:
     """Every /api/v1/ route in the URL configuration, as OpenAPI paths (`{id}` for `<int:pk>`)."""
-    [api] = [p for p in get_resolver().url_patterns
-             if isinstance(p, URLResolver) and p.app_name == "api"]  # fmt: skip
+    [api] = [
+        p for p in get_resolver().url_patterns if isinstance(p, URLResolver) and p.app_name == "api"
+    ]
     routes = set()
     for pattern in api.url_patterns:
         if isinstance(pattern, URLPattern) and pattern.name not in (None, "schema", "docs"):

@@ -31,8 +31,14 @@ def _block(tag: str) -> str:
 
 
 def _sh(tag: str, env: dict, cwd: Path) -> str:
-    done = subprocess.run(["bash", "-euo", "pipefail", "-c", _block(f"sh {tag}")], env=env,
-                          cwd=cwd, capture_output=True, text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        ["bash", "-euo", "pipefail", "-c", _block(f"sh {tag}")],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return done.stdout
 
@@ -76,14 +82,26 @@ def test_it_runs_the_curl_walkthrough_and_the_python_example(
     assert confirmed["first"] is True and confirmed["message"]["payload_confirmed_at"]
 
     api = Api(live_server.url, secret)
-    second = api.post("/messages/", data=b"second file", params={
-        "mailbox": "X26ABC1", "recipient": "X26ABC2", "workflow_id": "TEST_WORKFLOW",
-        "filename": "second.txt"})  # fmt: skip
+    second = api.post(
+        "/messages/",
+        data=b"second file",
+        params={
+            "mailbox": "X26ABC1",
+            "recipient": "X26ABC2",
+            "workflow_id": "TEST_WORKFLOW",
+            "filename": "second.txt",
+        },
+    )
     assert second.status_code == 202
     _deliver(sender, recipient)
-    done = subprocess.run([sys.executable, "-c", _block("python walkthrough-python")],
-                          env={**env, "PYTHONPATH": ""}, cwd=tmp_path, capture_output=True,
-                          text=True, timeout=60)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", _block("python walkthrough-python")],
+        env={**env, "PYTHONPATH": ""},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
     latest = Message.objects.inbound().get(filename="second.txt")
     assert done.stdout.strip() == f"collected message-{latest.pk}.dat (second.txt, 11 bytes)"

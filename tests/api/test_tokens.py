@@ -26,9 +26,14 @@ def mailboxes(db):
 
 
 def _form(**overrides):
-    data = {"name": "Data lake", "expires_on": (timezone.localdate() + timedelta(30)).isoformat(),
-            "rate_per_minute": "600", "messages_read_mailboxes": ["X26ABC2"],
-            "messages_read_workflows": "TEST_*", "payloads_read_mailboxes": ["X26ABC2"]}  # fmt: skip
+    data = {
+        "name": "Data lake",
+        "expires_on": (timezone.localdate() + timedelta(30)).isoformat(),
+        "rate_per_minute": "600",
+        "messages_read_mailboxes": ["X26ABC2"],
+        "messages_read_workflows": "TEST_*",
+        "payloads_read_mailboxes": ["X26ABC2"],
+    }
     return {**data, **overrides}
 
 
@@ -49,11 +54,14 @@ def test_it_creates_a_token_in_the_portal_and_shows_the_secret_once(client, admi
     assert token_authenticate(presented=secret) == token
 
 
-@pytest.mark.parametrize("overrides,message", [
-    ({"messages_read_mailboxes": [], "payloads_read_mailboxes": []}, "at least one scope"),
-    ({"messages_read_workflows": "BAD FLOW"}, "Not a workflow pattern"),
-    ({"expires_on": "2020-01-01"}, "after today"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "overrides,message",
+    [
+        ({"messages_read_mailboxes": [], "payloads_read_mailboxes": []}, "at least one scope"),
+        ({"messages_read_workflows": "BAD FLOW"}, "Not a workflow pattern"),
+        ({"expires_on": "2020-01-01"}, "after today"),
+    ],
+)
 def test_it_refuses_a_bad_token_form(client, admin_user, mailboxes, overrides, message):
     client.force_login(admin_user)
     page = client.post("/api-tokens/new/", _form(owner=admin_user.pk, **overrides))
@@ -81,9 +89,20 @@ def test_it_keeps_token_pages_to_admins(client, request, persona):
 
 
 def test_it_manages_tokens_from_the_command_line(mailboxes, admin_user, capsys):
-    call_command("api_token", "create", "--name", "Lake", "--owner", admin_user.username,
-                 "--scope", "messages:send=X26ABC1", "--scope", "messages:read=X26ABC1,X26ABC2:T_*",
-                 "--days", "10")  # fmt: skip
+    call_command(
+        "api_token",
+        "create",
+        "--name",
+        "Lake",
+        "--owner",
+        admin_user.username,
+        "--scope",
+        "messages:send=X26ABC1",
+        "--scope",
+        "messages:read=X26ABC1,X26ABC2:T_*",
+        "--days",
+        "10",
+    )
     out = capsys.readouterr().out
     secret = SECRET.search(out).group()
     token = token_authenticate(presented=secret)
@@ -97,11 +116,14 @@ def test_it_manages_tokens_from_the_command_line(mailboxes, admin_user, capsys):
     assert AuditRecord.objects.filter(action="api.token_revoked").exists()
 
 
-@pytest.mark.parametrize("args,message", [
-    (["--scope", "messages:write=X26ABC1"], "expected"),
-    (["--scope", "messages:send=X26NOPE"], "no mailbox X26NOPE"),
-    (["--owner", "nobody"], "No user"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--scope", "messages:write=X26ABC1"], "expected"),
+        (["--scope", "messages:send=X26NOPE"], "no mailbox X26NOPE"),
+        (["--owner", "nobody"], "No user"),
+    ],
+)
 def test_it_explains_a_bad_command(mailboxes, admin_user, args, message):
     base = {"--name": "Lake", "--owner": admin_user.username, "--scope": "messages:send=X26ABC1"}
     base.update(dict(zip(args[::2], args[1::2], strict=True)))

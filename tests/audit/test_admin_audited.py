@@ -21,9 +21,16 @@ def daily_verification() -> Schedule:
 
 def attempt(username: str = "alice-admin", ip: str = "203.0.113.5") -> AccessAttempt:
     return AccessAttempt.objects.create(
-        username=username, ip_address=ip, user_agent="test", failures_since_start=5,
-        attempt_time=timezone.now(), get_data="", post_data="", http_accept="", path_info="/",
-    )  # fmt: skip
+        username=username,
+        ip_address=ip,
+        user_agent="test",
+        failures_since_start=5,
+        attempt_time=timezone.now(),
+        get_data="",
+        post_data="",
+        http_accept="",
+        path_info="/",
+    )
 
 
 def test_deleting_the_daily_verification_schedule_in_the_admin_is_audited(client, superuser):
@@ -75,9 +82,13 @@ def test_lifting_lockouts_in_bulk_audits_each(client, superuser):
 
 def test_the_sign_in_logs_are_read_only_in_the_admin(client, superuser):
     log = AccessLog.objects.create(
-        username="alice-admin", ip_address="203.0.113.5", user_agent="test", http_accept="",
-        path_info="/", attempt_time=timezone.now(),
-    )  # fmt: skip
+        username="alice-admin",
+        ip_address="203.0.113.5",
+        user_agent="test",
+        http_accept="",
+        path_info="/",
+        attempt_time=timezone.now(),
+    )
     client.force_login(superuser)
     assert client.get(reverse("admin:axes_accesslog_change", args=[log.pk])).status_code == 200
     delete = reverse("admin:axes_accesslog_delete", args=[log.pk])

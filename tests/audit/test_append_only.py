@@ -14,7 +14,9 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def entry(db) -> AuditRecord:
-    return record(action="test.event", actor=Actor(kind="system", label="tester"), detail="original")
+    return record(
+        action="test.event", actor=Actor(kind="system", label="tester"), detail="original"
+    )
 
 
 def unchanged(entry: AuditRecord) -> bool:

@@ -112,8 +112,11 @@ def test_it_masks_secrets_in_captured_model_changes():
 
 def test_it_records_sign_in_sign_out_and_a_lockout_not_each_failure(client, admin_user, settings):
     for _ in range(settings.AXES_FAILURE_LIMIT):
-        client.post("/accounts/login/", {"username": admin_user.username, "password": "wrong"},
-                    REMOTE_ADDR="198.51.100.3")  # fmt: skip
+        client.post(
+            "/accounts/login/",
+            {"username": admin_user.username, "password": "wrong"},
+            REMOTE_ADDR="198.51.100.3",
+        )
     client.post(
         "/accounts/login/", {"username": admin_user.username, "password": "a-long-test-password"}
     )

@@ -38,18 +38,41 @@ from tests.onboarding.helpers import PDF, add_evidence, make_live_mailbox, make_
 pytestmark = pytest.mark.django_db
 
 CORE_NAMESPACES = {
-    "accounts", "dashboard", "mailboxes", "certificates", "messaging", "audit", "onboarding",
+    "accounts",
+    "dashboard",
+    "mailboxes",
+    "certificates",
+    "messaging",
+    "audit",
+    "onboarding",
     "conformance",
-}  # fmt: skip
+}
 # Pages that only read what every role of theirs may see: not audited, on purpose.
 READ_ONLY = {
-    "accounts:lockouts", "dashboard:home", "mailboxes:list", "mailboxes:detail", "mailboxes:organisations",
-    "certificates:list", "certificates:detail", "messaging:list", "messaging:detail",
-    "messaging:lookup", "audit:trail", "audit:detail",
-    "onboarding:list", "onboarding:my_tasks", "onboarding:detail", "onboarding:report",
-    "onboarding:task", "onboarding:letter", "onboarding:allow_list", "onboarding:gate",
-    "conformance:list", "conformance:detail", "conformance:report",
-}  # fmt: skip
+    "accounts:lockouts",
+    "dashboard:home",
+    "mailboxes:list",
+    "mailboxes:detail",
+    "mailboxes:organisations",
+    "certificates:list",
+    "certificates:detail",
+    "messaging:list",
+    "messaging:detail",
+    "messaging:lookup",
+    "audit:trail",
+    "audit:detail",
+    "onboarding:list",
+    "onboarding:my_tasks",
+    "onboarding:detail",
+    "onboarding:report",
+    "onboarding:task",
+    "onboarding:letter",
+    "onboarding:allow_list",
+    "onboarding:gate",
+    "conformance:list",
+    "conformance:detail",
+    "conformance:report",
+}
 
 
 @pytest.fixture
@@ -61,16 +84,26 @@ def world(db):
         mailbox, direction=Direction.OUTBOUND, status=Status.FAILED, mesh_status_code="12"
     )
     accepted = make_message(
-        mailbox, direction=Direction.OUTBOUND, status=Status.ACCEPTED,
-        mesh_message_id="20261203000000000000_AUDIT1", accepted_at=timezone.now(),
-    )  # fmt: skip
+        mailbox,
+        direction=Direction.OUTBOUND,
+        status=Status.ACCEPTED,
+        mesh_message_id="20261203000000000000_AUDIT1",
+        accepted_at=timezone.now(),
+    )
     quarantined = InboundFailure.objects.create(
-        mailbox=mailbox, mesh_message_id="20260101000000000000_ABCDEF", reason="too large",
+        mailbox=mailbox,
+        mesh_message_id="20260101000000000000_ABCDEF",
+        reason="too large",
         status=InboundFailure.State.QUARANTINED,
-    )  # fmt: skip
-    return {"mailbox": mailbox, "certificate": certificate, "failed": failed,
-            "inbound": make_message(mailbox, payload=b"a,b\n"), "quarantined": quarantined,
-            "accepted": accepted}  # fmt: skip
+    )
+    return {
+        "mailbox": mailbox,
+        "certificate": certificate,
+        "failed": failed,
+        "inbound": make_message(mailbox, payload=b"a,b\n"),
+        "quarantined": quarantined,
+        "accepted": accepted,
+    }
 
 
 @pytest.fixture
@@ -83,18 +116,23 @@ def plan_world(world, lead_user):
     letters.correspondence_mark_sent(correspondence=sent, sent_on=timezone.localdate())
     other = make_organisation(name="Other Trust", ods_code="R1A")
     return {
-        "plan": plan, "task": task(plan, "nsd-query"), "decision": plan.decisions.get(),
+        "plan": plan,
+        "task": task(plan, "nsd-query"),
+        "decision": plan.decisions.get(),
         "letter": letters.correspondence_draft(plan=plan, kind="nsd_change_query"),
-        "stale": stale, "sent": sent,
+        "stale": stale,
+        "sent": sent,
         "evidence": add_evidence(plan, task(plan, "review-submission")),
         "csr": certificate_create_csr(mailbox=plan.target_mailbox),
-        "entry": onboarding.allowlist_add(organisation=plan.organisation, environment="live",
-                                          address="203.0.113.8", purpose="NAT"),
-        "override": gate_override_create(mailbox=make_live_mailbox("X26LIVE2"),
-                                         reason="A reason long enough to keep"),
+        "entry": onboarding.allowlist_add(
+            organisation=plan.organisation, environment="live", address="203.0.113.8", purpose="NAT"
+        ),
+        "override": gate_override_create(
+            mailbox=make_live_mailbox("X26LIVE2"), reason="A reason long enough to keep"
+        ),
         "new_live": make_live_mailbox("R1ALIVE1", organisation=other),
         "run": finished_run(world["mailbox"]),
-    }  # fmt: skip
+    }
 
 
 def finished_run(mailbox) -> ConformanceRun:
@@ -121,67 +159,390 @@ REPLY_EML = b"From: ssd.nationalservicedesk@nhs.net\r\nSubject: CS0123456\r\n\r\
 
 
 def mailbox_form(w, **overrides) -> dict:
-    data = {"organisation": make_organisation().pk, "environment": "sandbox", "mailbox_id": "X26ABC1",
-            "name": "Renamed", "base_url": "", "new_password": "", "new_shared_key": "",
-            "ca_bundle": "", "verify_tls": "on", "enabled": "on", "poll_interval_minutes": "5",
-            "max_request_bytes": "20000000"}  # fmt: skip
+    data = {
+        "organisation": make_organisation().pk,
+        "environment": "sandbox",
+        "mailbox_id": "X26ABC1",
+        "name": "Renamed",
+        "base_url": "",
+        "new_password": "",
+        "new_shared_key": "",
+        "ca_bundle": "",
+        "verify_tls": "on",
+        "enabled": "on",
+        "poll_interval_minutes": "5",
+        "max_request_bytes": "20000000",
+    }
     return data | overrides
 
 
 # (URL name, method, args(world), data(world), action expected, object(world) or None)
 def locked_out(w) -> dict:
-    AccessAttempt.objects.create(username="someone", ip_address="203.0.113.9", user_agent="x",
-                                 failures_since_start=5, attempt_time=timezone.now())  # fmt: skip
+    AccessAttempt.objects.create(
+        username="someone",
+        ip_address="203.0.113.9",
+        user_agent="x",
+        failures_since_start=5,
+        attempt_time=timezone.now(),
+    )
     return {"username": "someone", "address": "203.0.113.9"}
 
 
 WALK = [
     ("accounts:lockout_unlock", "post", lambda w: [], locked_out, "auth.lockout_cleared", None),
-    ("mailboxes:create", "post", lambda w: [], lambda w: mailbox_form(w, mailbox_id="X26NEW1", new_password="pw-123456789", new_shared_key="k"), "mailbox.create", None),
-    ("mailboxes:edit", "post", lambda w: [w["mailbox"].pk], mailbox_form, "mailbox.update", "mailbox"),
-    ("mailboxes:handshake", "post", lambda w: [w["mailbox"].pk], lambda w: {}, "mailbox.handshake_requested", "mailbox"),
-    ("mailboxes:poll", "post", lambda w: [w["mailbox"].pk], lambda w: {}, "mailbox.poll_requested", "mailbox"),
-    ("mailboxes:workflow_add", "post", lambda w: [w["mailbox"].pk], lambda w: {"workflow_id": "NEW_WF", "direction": "send"}, "workflow.create", None),
-    ("mailboxes:workflow_remove", "post", lambda w: [w["mailbox"].pk, w["mailbox"].workflows.first().pk], lambda w: {}, "workflow.delete", None),
-    ("mailboxes:organisation_create", "post", lambda w: [], lambda w: {"name": "Other Trust", "ods_code": "R1A"}, "organisation.create", None),
-    ("certificates:create_csr", "post", lambda w: [w["mailbox"].pk], lambda w: {}, "certificate.csr_created", None),
-    ("certificates:download_csr", "get", lambda w: [w["certificate"].pk], lambda w: {}, "certificate.csr_downloaded", "certificate"),
-    ("certificates:install", "post", lambda w: [w["certificate"].pk], lambda w: {"pem_text": issue(w["certificate"])}, "certificate.installed", "certificate"),
-    ("certificates:ticket", "post", lambda w: [w["certificate"].pk], lambda w: {"service_desk_ticket": "INC77"}, "certificate.update", "certificate"),
-    ("messaging:send", "post", lambda w: [], lambda w: {"mailbox": "X26ABC1", "recipient": "X26ABC2", "workflow_id": "TEST_WORKFLOW", "subject": "Hi", "local_id": "", "file": SimpleUploadedFile("a.txt", b"hello")}, "message.queued", None),
-    ("messaging:resend", "post", lambda w: [w["failed"].pk], lambda w: {}, "message.resend", "failed"),
-    ("messaging:fix", "post", lambda w: [w["failed"].pk], lambda w: {"mailbox": "X26ABC1", "recipient": "X26ABC2", "workflow_id": "TEST_WORKFLOW", "subject": "Fixed", "local_id": ""}, "message.queued", None),
-    ("messaging:track", "post", lambda w: [w["accepted"].pk], lambda w: {}, "message.track_requested", "accepted"),
-    ("messaging:inbound_failure", "post", lambda w: [w["quarantined"].pk], lambda w: {"action": "leave"}, "message.quarantine_left", "mailbox"),
-    ("messaging:download", "get", lambda w: [w["inbound"].pk], lambda w: {}, "message.payload_downloaded", "inbound"),
-    ("audit:export", "get", lambda w: [], lambda w: {"action": "message.queued"}, "audit.trail_exported", None),
-    ("messaging:export", "get", lambda w: [], lambda w: {"direction": "in"}, "audit.message_log_exported", None),
+    (
+        "mailboxes:create",
+        "post",
+        lambda w: [],
+        lambda w: mailbox_form(
+            w, mailbox_id="X26NEW1", new_password="pw-123456789", new_shared_key="k"
+        ),
+        "mailbox.create",
+        None,
+    ),
+    (
+        "mailboxes:edit",
+        "post",
+        lambda w: [w["mailbox"].pk],
+        mailbox_form,
+        "mailbox.update",
+        "mailbox",
+    ),
+    (
+        "mailboxes:handshake",
+        "post",
+        lambda w: [w["mailbox"].pk],
+        lambda w: {},
+        "mailbox.handshake_requested",
+        "mailbox",
+    ),
+    (
+        "mailboxes:poll",
+        "post",
+        lambda w: [w["mailbox"].pk],
+        lambda w: {},
+        "mailbox.poll_requested",
+        "mailbox",
+    ),
+    (
+        "mailboxes:workflow_add",
+        "post",
+        lambda w: [w["mailbox"].pk],
+        lambda w: {"workflow_id": "NEW_WF", "direction": "send"},
+        "workflow.create",
+        None,
+    ),
+    (
+        "mailboxes:workflow_remove",
+        "post",
+        lambda w: [w["mailbox"].pk, w["mailbox"].workflows.first().pk],
+        lambda w: {},
+        "workflow.delete",
+        None,
+    ),
+    (
+        "mailboxes:organisation_create",
+        "post",
+        lambda w: [],
+        lambda w: {"name": "Other Trust", "ods_code": "R1A"},
+        "organisation.create",
+        None,
+    ),
+    (
+        "certificates:create_csr",
+        "post",
+        lambda w: [w["mailbox"].pk],
+        lambda w: {},
+        "certificate.csr_created",
+        None,
+    ),
+    (
+        "certificates:download_csr",
+        "get",
+        lambda w: [w["certificate"].pk],
+        lambda w: {},
+        "certificate.csr_downloaded",
+        "certificate",
+    ),
+    (
+        "certificates:install",
+        "post",
+        lambda w: [w["certificate"].pk],
+        lambda w: {"pem_text": issue(w["certificate"])},
+        "certificate.installed",
+        "certificate",
+    ),
+    (
+        "certificates:ticket",
+        "post",
+        lambda w: [w["certificate"].pk],
+        lambda w: {"service_desk_ticket": "INC77"},
+        "certificate.update",
+        "certificate",
+    ),
+    (
+        "messaging:send",
+        "post",
+        lambda w: [],
+        lambda w: {
+            "mailbox": "X26ABC1",
+            "recipient": "X26ABC2",
+            "workflow_id": "TEST_WORKFLOW",
+            "subject": "Hi",
+            "local_id": "",
+            "file": SimpleUploadedFile("a.txt", b"hello"),
+        },
+        "message.queued",
+        None,
+    ),
+    (
+        "messaging:resend",
+        "post",
+        lambda w: [w["failed"].pk],
+        lambda w: {},
+        "message.resend",
+        "failed",
+    ),
+    (
+        "messaging:fix",
+        "post",
+        lambda w: [w["failed"].pk],
+        lambda w: {
+            "mailbox": "X26ABC1",
+            "recipient": "X26ABC2",
+            "workflow_id": "TEST_WORKFLOW",
+            "subject": "Fixed",
+            "local_id": "",
+        },
+        "message.queued",
+        None,
+    ),
+    (
+        "messaging:track",
+        "post",
+        lambda w: [w["accepted"].pk],
+        lambda w: {},
+        "message.track_requested",
+        "accepted",
+    ),
+    (
+        "messaging:inbound_failure",
+        "post",
+        lambda w: [w["quarantined"].pk],
+        lambda w: {"action": "leave"},
+        "message.quarantine_left",
+        "mailbox",
+    ),
+    (
+        "messaging:download",
+        "get",
+        lambda w: [w["inbound"].pk],
+        lambda w: {},
+        "message.payload_downloaded",
+        "inbound",
+    ),
+    (
+        "audit:export",
+        "get",
+        lambda w: [],
+        lambda w: {"action": "message.queued"},
+        "audit.trail_exported",
+        None,
+    ),
+    (
+        "messaging:export",
+        "get",
+        lambda w: [],
+        lambda w: {"direction": "in"},
+        "audit.message_log_exported",
+        None,
+    ),
     # Onboarding (the plan_world fixture).
-    ("onboarding:create", "post", lambda w: [], lambda w: {"template": "client-change", "organisation": w["new_live"].organisation.pk, "environment": "live", "target_mailbox": w["new_live"].pk, "start_date": TODAY}, "onboarding.plan_created", None),
+    (
+        "onboarding:create",
+        "post",
+        lambda w: [],
+        lambda w: {
+            "template": "client-change",
+            "organisation": w["new_live"].organisation.pk,
+            "environment": "live",
+            "target_mailbox": w["new_live"].pk,
+            "start_date": TODAY,
+        },
+        "onboarding.plan_created",
+        None,
+    ),
     ("onboarding:edit", "post", plan_args(), lambda w: {}, "plan.update", "plan"),
-    ("onboarding:task_update", "post", plan_args("task"), lambda w: {"status": "in_progress"}, "task.update", "task"),
-    ("onboarding:task_certificate", "post", task_args("production-csr"), lambda w: {"certificate": w["csr"].pk}, "task.update", None),
-    ("onboarding:evidence_upload", "post", task_args("review-submission"), lambda w: {"kind": "conformance_certificate", "title": "TCC", "file": upload("tcc.pdf", PDF)}, "onboarding.evidence_uploaded", None),
-    ("onboarding:task_letter", "post", plan_args("task"), lambda w: {}, "onboarding.correspondence_drafted", None),
-    ("onboarding:evidence", "get", plan_args("evidence"), lambda w: {}, "onboarding.evidence_downloaded", "evidence"),
-    ("onboarding:decision", "post", plan_args("decision"), lambda w: {"option": "valid", "reply_text": "It remains valid.", "ticket_reference": "CS0123456", "reply_file": upload("reply.eml", REPLY_EML)}, "onboarding.decision_recorded", "decision"),
-    ("onboarding:letter_create", "post", plan_args(), lambda w: {"kind": "nsd_change_query"}, "onboarding.correspondence_drafted", None),
-    ("onboarding:letter_edit", "post", plan_args("letter"), lambda w: {"to_addresses": "ssd.nationalservicedesk@nhs.net", "cc_addresses": "", "subject": "Edited", "body": "Edited body"}, "correspondence.update", "letter"),
-    ("onboarding:letter_regenerate", "post", plan_args("stale"), lambda w: {}, "correspondence.update", "stale"),
-    ("onboarding:letter_download", "get", plan_args("letter"), lambda w: {}, "onboarding.correspondence_downloaded", "letter"),
-    ("onboarding:letter_sent", "post", plan_args("letter"), lambda w: {"sent_on": TODAY}, "onboarding.correspondence_sent", "letter"),
-    ("onboarding:letter_reply", "post", plan_args("sent"), lambda w: {"reply_text": "Received.", "replied_on": TODAY}, "onboarding.correspondence_replied", "sent"),
-    ("onboarding:allow_list_add", "post", plan_args(), lambda w: {"network": "198.51.100.7", "purpose": "NAT", "environment": "live"}, "allowlistentry.create", None),
-    ("onboarding:allow_list_remove", "post", plan_args("entry"), lambda w: {}, "allowlistentry.delete", "entry"),
-    ("onboarding:gate_override", "post", lambda w: [w["plan"].target_mailbox.pk], lambda w: {"reason": "Clinical safety incident needs results tonight", "confirm": "on"}, "onboarding.gate_overridden", None),
-    ("onboarding:gate_revoke", "post", lambda w: [w["override"].pk], lambda w: {"reason": "done"}, "onboarding.gate_override_revoked", "override"),
+    (
+        "onboarding:task_update",
+        "post",
+        plan_args("task"),
+        lambda w: {"status": "in_progress"},
+        "task.update",
+        "task",
+    ),
+    (
+        "onboarding:task_certificate",
+        "post",
+        task_args("production-csr"),
+        lambda w: {"certificate": w["csr"].pk},
+        "task.update",
+        None,
+    ),
+    (
+        "onboarding:evidence_upload",
+        "post",
+        task_args("review-submission"),
+        lambda w: {
+            "kind": "conformance_certificate",
+            "title": "TCC",
+            "file": upload("tcc.pdf", PDF),
+        },
+        "onboarding.evidence_uploaded",
+        None,
+    ),
+    (
+        "onboarding:task_letter",
+        "post",
+        plan_args("task"),
+        lambda w: {},
+        "onboarding.correspondence_drafted",
+        None,
+    ),
+    (
+        "onboarding:evidence",
+        "get",
+        plan_args("evidence"),
+        lambda w: {},
+        "onboarding.evidence_downloaded",
+        "evidence",
+    ),
+    (
+        "onboarding:decision",
+        "post",
+        plan_args("decision"),
+        lambda w: {
+            "option": "valid",
+            "reply_text": "It remains valid.",
+            "ticket_reference": "CS0123456",
+            "reply_file": upload("reply.eml", REPLY_EML),
+        },
+        "onboarding.decision_recorded",
+        "decision",
+    ),
+    (
+        "onboarding:letter_create",
+        "post",
+        plan_args(),
+        lambda w: {"kind": "nsd_change_query"},
+        "onboarding.correspondence_drafted",
+        None,
+    ),
+    (
+        "onboarding:letter_edit",
+        "post",
+        plan_args("letter"),
+        lambda w: {
+            "to_addresses": "ssd.nationalservicedesk@nhs.net",
+            "cc_addresses": "",
+            "subject": "Edited",
+            "body": "Edited body",
+        },
+        "correspondence.update",
+        "letter",
+    ),
+    (
+        "onboarding:letter_regenerate",
+        "post",
+        plan_args("stale"),
+        lambda w: {},
+        "correspondence.update",
+        "stale",
+    ),
+    (
+        "onboarding:letter_download",
+        "get",
+        plan_args("letter"),
+        lambda w: {},
+        "onboarding.correspondence_downloaded",
+        "letter",
+    ),
+    (
+        "onboarding:letter_sent",
+        "post",
+        plan_args("letter"),
+        lambda w: {"sent_on": TODAY},
+        "onboarding.correspondence_sent",
+        "letter",
+    ),
+    (
+        "onboarding:letter_reply",
+        "post",
+        plan_args("sent"),
+        lambda w: {"reply_text": "Received.", "replied_on": TODAY},
+        "onboarding.correspondence_replied",
+        "sent",
+    ),
+    (
+        "onboarding:allow_list_add",
+        "post",
+        plan_args(),
+        lambda w: {"network": "198.51.100.7", "purpose": "NAT", "environment": "live"},
+        "allowlistentry.create",
+        None,
+    ),
+    (
+        "onboarding:allow_list_remove",
+        "post",
+        plan_args("entry"),
+        lambda w: {},
+        "allowlistentry.delete",
+        "entry",
+    ),
+    (
+        "onboarding:gate_override",
+        "post",
+        lambda w: [w["plan"].target_mailbox.pk],
+        lambda w: {"reason": "Clinical safety incident needs results tonight", "confirm": "on"},
+        "onboarding.gate_overridden",
+        None,
+    ),
+    (
+        "onboarding:gate_revoke",
+        "post",
+        lambda w: [w["override"].pk],
+        lambda w: {"reason": "done"},
+        "onboarding.gate_override_revoked",
+        "override",
+    ),
     # The conformance self-test.
-    ("conformance:new", "post", lambda w: [], lambda w: {"mailbox": "X26ABC1", "peer": "X26ABC2", "scenarios": ["handshake"]}, "conformance.run_started", None),
-    ("conformance:evidence", "get", lambda w: [w["run"].pk], lambda w: {}, "conformance.evidence_downloaded", "run"),
-]  # fmt: skip
+    (
+        "conformance:new",
+        "post",
+        lambda w: [],
+        lambda w: {"mailbox": "X26ABC1", "peer": "X26ABC2", "scenarios": ["handshake"]},
+        "conformance.run_started",
+        None,
+    ),
+    (
+        "conformance:evidence",
+        "get",
+        lambda w: [w["run"].pk],
+        lambda w: {},
+        "conformance.evidence_downloaded",
+        "run",
+    ),
+]
 # Who walks each URL: the role that may use it.
-WALKER = {"accounts:": "superuser", "audit:": "auditor_user", "messaging:export": "auditor_user", "onboarding:gate": "admin_user", "onboarding:": "lead_user",
-          "conformance:evidence": "auditor_user", "conformance:": "lead_user"}  # fmt: skip
+WALKER = {
+    "accounts:": "superuser",
+    "audit:": "auditor_user",
+    "messaging:export": "auditor_user",
+    "onboarding:gate": "admin_user",
+    "onboarding:": "lead_user",
+    "conformance:evidence": "auditor_user",
+    "conformance:": "lead_user",
+}
 
 
 def walker(request, name: str):
@@ -272,8 +633,11 @@ def test_it_audits_sign_in_sign_out_and_a_lockout_with_the_address(client, admin
     login = reverse("accounts:login")
     # Failures themselves are not sealed into the chain (anyone can make them): the lockout is.
     for _ in range(settings.AXES_FAILURE_LIMIT):
-        client.post(login, {"username": admin_user.username, "password": "wrong"},
-                    REMOTE_ADDR="198.51.100.9")  # fmt: skip
+        client.post(
+            login,
+            {"username": admin_user.username, "password": "wrong"},
+            REMOTE_ADDR="198.51.100.9",
+        )
     client.post(
         login, {"username": admin_user.username, "password": "wrong"}, REMOTE_ADDR="198.51.100.7"
     )
@@ -288,7 +652,7 @@ def test_it_audits_sign_in_sign_out_and_a_lockout_with_the_address(client, admin
         ("auth.lockout", admin_user.username, "198.51.100.9"),
         ("auth.login", admin_user.username, "198.51.100.7"),
         ("auth.logout", admin_user.username, "198.51.100.7"),
-    ]  # fmt: skip
+    ]
 
 
 def test_a_model_change_records_before_after_and_the_address(client, admin_user, world):
@@ -303,8 +667,13 @@ def test_a_model_change_records_before_after_and_the_address(client, admin_user,
 def test_disabling_a_live_mailbox_records_the_reason(client, admin_user):
     live = make_mailbox("X26LIV1", environment=Environment.LIVE)
     client.force_login(admin_user)
-    data = mailbox_form({}, mailbox_id="X26LIV1", environment="live", confirm_disable="on",
-                        disable_reason="Supplier contract ended today")  # fmt: skip
+    data = mailbox_form(
+        {},
+        mailbox_id="X26LIV1",
+        environment="live",
+        confirm_disable="on",
+        disable_reason="Supplier contract ended today",
+    )
     data.pop("enabled")
     client.post(reverse("mailboxes:edit", args=[live.pk]), data)
     entry = AuditRecord.objects.for_object(live).get(action="mailbox.disabled")
@@ -349,9 +718,11 @@ def test_a_dead_workers_claim_released_is_audited(world):
 def test_a_non_delivery_report_failing_a_message_is_audited(world):
     sent = make_message(world["mailbox"], direction=Direction.OUTBOUND, mesh_message_id="SENT-1")
     report = make_message(
-        world["mailbox"], message_type=MessageType.REPORT, mesh_status_code="14",
+        world["mailbox"],
+        message_type=MessageType.REPORT,
+        mesh_status_code="14",
         linked_mesh_message_id="SENT-1",
-    )  # fmt: skip
+    )
     inbox._link_report(report)
     assert "Non-delivery report" in worker_records(sent, "message.failed").get().detail
 

@@ -43,7 +43,9 @@ def test_it_exports_the_filtered_trail_with_masked_changes_and_audits_it(
 ):
     mailbox.password = "the-real-password"
     mailbox.save()
-    record(action="message.payload_downloaded", actor=Actor(kind="person", label="bob"), detail=EVIL)
+    record(
+        action="message.payload_downloaded", actor=Actor(kind="person", label="bob"), detail=EVIL
+    )
     client.force_login(auditor_user)
     response = client.get(reverse("audit:export"), {"object_type": "mailboxes.mailbox"})
     assert response["Content-Disposition"].startswith('attachment; filename="neomesh-audit-trail-')

@@ -103,7 +103,9 @@ def test_an_attacker_who_rewrites_a_record_and_recomputes_every_hash_is_caught()
     _attacker_reseals(entries[2].seq, "nothing happened here")
     # Every hash in the database agrees with its record and the one before...
     rows = _rows()
-    assert all(row["prev_hash"] == before["hash"] for before, row in zip(rows, rows[1:], strict=False))
+    assert all(
+        row["prev_hash"] == before["hash"] for before, row in zip(rows, rows[1:], strict=False)
+    )
     # ...and still verification fails, at the first record that is no longer keyed.
     report = verify_chain()
     assert not report.ok and report.first_broken_seq == entries[2].seq
@@ -160,10 +162,14 @@ def test_a_forged_line_in_the_head_file_is_refused(settings):
     _records(1)
     publish_head()
     with open(settings.AUDIT_HEAD_FILE, "a") as handle:
-        handle.write(json.dumps({"seq": 1, "hash": "0" * 64, "at": "x", "key_id": "a1",
-                                 "mac": "f" * 64}) + "\n")  # fmt: skip
+        handle.write(
+            json.dumps({"seq": 1, "hash": "0" * 64, "at": "x", "key_id": "a1", "mac": "f" * 64})
+            + "\n"
+        )
     report = verify_chain()
-    assert not report.ok and "line 2" in report.problem and "not written by NeoMesh" in report.problem
+    assert (
+        not report.ok and "line 2" in report.problem and "not written by NeoMesh" in report.problem
+    )
 
 
 def test_rotation_seals_new_records_with_the_new_key_and_old_ones_still_verify(settings):

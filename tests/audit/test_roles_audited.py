@@ -27,11 +27,19 @@ def permission(dotted: str) -> Permission:
 def admin_user_form(user, groups) -> dict:
     joined = timezone.localtime(user.date_joined)
     return {
-        "username": user.username, "first_name": "", "last_name": "", "email": "",
-        "is_active": "on", "groups": [group.pk for group in groups], "user_permissions": [],
-        "date_joined_0": joined.date().isoformat(), "date_joined_1": joined.strftime("%H:%M:%S"),
-        "last_login_0": "", "last_login_1": "", "_save": "Save",
-    }  # fmt: skip
+        "username": user.username,
+        "first_name": "",
+        "last_name": "",
+        "email": "",
+        "is_active": "on",
+        "groups": [group.pk for group in groups],
+        "user_permissions": [],
+        "date_joined_0": joined.date().isoformat(),
+        "date_joined_1": joined.strftime("%H:%M:%S"),
+        "last_login_0": "",
+        "last_login_1": "",
+        "_save": "Save",
+    }
 
 
 def test_adding_a_user_to_a_role_in_the_admin_is_audited(client, superuser):

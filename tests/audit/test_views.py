@@ -87,9 +87,13 @@ def listed(response) -> list[int]:
 def test_it_lists_records_newest_first_with_who_when_and_where(client, auditor_user, mailbox):
     client.force_login(auditor_user)  # itself a sign-in record
     entry = a_record(
-        action="mailbox.disabled", actor=Actor(kind="person", label=auditor_user.username, user=auditor_user, ip="203.0.113.9"),
-        obj=mailbox, reason="Decommissioned by the trust",
-    )  # fmt: skip
+        action="mailbox.disabled",
+        actor=Actor(
+            kind="person", label=auditor_user.username, user=auditor_user, ip="203.0.113.9"
+        ),
+        obj=mailbox,
+        reason="Decommissioned by the trust",
+    )
     response = client.get(reverse("audit:trail"))
     seqs = listed(response)
     assert seqs == sorted(seqs, reverse=True) and seqs[0] == entry.seq
@@ -112,8 +116,15 @@ def test_it_filters_by_actor_action_and_object(client, auditor_user, mailbox):
     by_type = listed(client.get(url, {"object_type": "mailboxes.mailbox"}))
     assert {by_alice.seq, by_bob.seq} <= set(by_type) and download.seq not in by_type
     assert listed(
-        client.get(url, {"object_type": "mailboxes.mailbox", "object_id": str(other.pk), "action": "mailbox.update"})
-    ) == [by_bob.seq]  # fmt: skip
+        client.get(
+            url,
+            {
+                "object_type": "mailboxes.mailbox",
+                "object_id": str(other.pk),
+                "action": "mailbox.update",
+            },
+        )
+    ) == [by_bob.seq]
     both = listed(client.get(url, {"actor": "alice", "action": "mailbox.update"}))
     assert both == [by_alice.seq]
 
@@ -173,16 +184,26 @@ def test_it_pages_by_seq_without_counting(client, auditor_user):
 
 def populate_trail(n: int) -> None:
     for i in range(n):
-        a_record(actor_label=f"user{i % 3}", action="mailbox.update", object_type="mailboxes.mailbox",
-                 object_id=str(i % 5), detail=str(i))  # fmt: skip
+        a_record(
+            actor_label=f"user{i % 3}",
+            action="mailbox.update",
+            object_type="mailboxes.mailbox",
+            object_id=str(i % 5),
+            detail=str(i),
+        )
 
 
 @pytest.mark.parametrize(
     "query",
-    [{}, {"actor": "user1"}, {"action": "mailbox.update"}, {"object_type": "mailboxes.mailbox", "object_id": "1"},
-     {"date_from": "2020-01-01", "date_to": "2099-01-01"}],
+    [
+        {},
+        {"actor": "user1"},
+        {"action": "mailbox.update"},
+        {"object_type": "mailboxes.mailbox", "object_id": "1"},
+        {"date_from": "2020-01-01", "date_to": "2099-01-01"},
+    ],
     ids=["all", "actor", "action", "object", "dates"],
-)  # fmt: skip
+)
 def test_the_trail_takes_a_constant_number_of_queries(
     client, auditor_user, django_assert_num_queries, query
 ):

@@ -34,9 +34,12 @@ def test_it_marks_expired_certificates_and_counts_the_expiring_ones():
     assert certificates_check_expiry(now=NOW) == {"expired": 2, "expiring": 1}
     statuses = dict(Certificate.objects.values_list("pk", "status"))
     assert statuses == {
-        expired.pk: "expired", at_the_moment.pk: "expired", expiring.pk: "active",
-        healthy.pk: "active", awaiting.pk: "awaiting",
-    }  # fmt: skip
+        expired.pk: "expired",
+        at_the_moment.pk: "expired",
+        expiring.pk: "active",
+        healthy.pk: "active",
+        awaiting.pk: "awaiting",
+    }
     audited = AuditRecord.objects.filter(action="certificate.expired", actor_kind="worker")
     assert sorted(audited.values_list("object_id", flat=True)) == sorted(
         [str(expired.pk), str(at_the_moment.pk)]

@@ -76,12 +76,47 @@ def issue(
 CASES = [
     ("list", "get", lambda c: reverse("certificates:list"), {}, ALL_ROLES, 200),
     ("detail", "get", lambda c: reverse("certificates:detail", args=[c.pk]), {}, ALL_ROLES, 200),
-    ("download_csr", "get", lambda c: reverse("certificates:download_csr", args=[c.pk]), {}, ALL_ROLES, 200),
-    ("create_csr", "get", lambda c: reverse("certificates:create_csr", args=[c.mailbox.pk]), {}, ADMIN_ONLY, 200),
-    ("create_csr_post", "post", lambda c: reverse("certificates:create_csr", args=[c.mailbox.pk]), {}, ADMIN_ONLY, 302),
-    ("install", "post", lambda c: reverse("certificates:install", args=[c.pk]), {}, ADMIN_ONLY, 400),
-    ("ticket", "post", lambda c: reverse("certificates:ticket", args=[c.pk]), {"service_desk_ticket": "INC1"}, ADMIN_ONLY, 302),
-]  # fmt: skip
+    (
+        "download_csr",
+        "get",
+        lambda c: reverse("certificates:download_csr", args=[c.pk]),
+        {},
+        ALL_ROLES,
+        200,
+    ),
+    (
+        "create_csr",
+        "get",
+        lambda c: reverse("certificates:create_csr", args=[c.mailbox.pk]),
+        {},
+        ADMIN_ONLY,
+        200,
+    ),
+    (
+        "create_csr_post",
+        "post",
+        lambda c: reverse("certificates:create_csr", args=[c.mailbox.pk]),
+        {},
+        ADMIN_ONLY,
+        302,
+    ),
+    (
+        "install",
+        "post",
+        lambda c: reverse("certificates:install", args=[c.pk]),
+        {},
+        ADMIN_ONLY,
+        400,
+    ),
+    (
+        "ticket",
+        "post",
+        lambda c: reverse("certificates:ticket", args=[c.pk]),
+        {"service_desk_ticket": "INC1"},
+        ADMIN_ONLY,
+        302,
+    ),
+]
 
 
 @pytest.mark.parametrize("persona", PERSONAS)

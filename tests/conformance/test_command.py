@@ -29,11 +29,21 @@ def test_it_lists_the_scenarios(db):
     assert "handshake" in listed and "702" in listed and "endpoint_lookup" in listed
 
 
-def test_it_runs_chosen_scenarios_prints_a_line_each_and_writes_the_pack(sandbox_mailboxes,
-                                                                         tmp_path):  # fmt: skip
+def test_it_runs_chosen_scenarios_prints_a_line_each_and_writes_the_pack(
+    sandbox_mailboxes, tmp_path
+):
     pack = tmp_path / "pack.zip"
-    out = conformance("x26abc1", "--peer", "X26ABC2", "--scenario", "handshake",
-                      "--scenario", "send_chunked", "--evidence", str(pack))  # fmt: skip
+    out = conformance(
+        "x26abc1",
+        "--peer",
+        "X26ABC2",
+        "--scenario",
+        "handshake",
+        "--scenario",
+        "send_chunked",
+        "--evidence",
+        str(pack),
+    )
     lines = out.splitlines()
     assert lines[0].startswith("Run ") and "X26ABC1 with X26ABC2 (Sandbox" in lines[0]
     assert lines[1].startswith("PASS  100      handshake")
@@ -49,16 +59,30 @@ def test_it_runs_chosen_scenarios_prints_a_line_each_and_writes_the_pack(sandbox
 
 def test_it_exits_non_zero_when_a_scenario_fails(sandbox_mailboxes):
     with pytest.raises(CommandError, match="Failed. 0 passed|Failed. 1 failed"):
-        conformance("X26ABC1", "--peer", "X26ABC2", "--scenario", "endpoint_lookup",
-                    "--workflow", "TEST_WORKFLOW_ACK")  # fmt: skip
+        conformance(
+            "X26ABC1",
+            "--peer",
+            "X26ABC2",
+            "--scenario",
+            "endpoint_lookup",
+            "--workflow",
+            "TEST_WORKFLOW_ACK",
+        )
 
 
 def test_it_exits_non_zero_when_the_peer_cannot_be_reached(sandbox_mailboxes, capsys):
     Mailbox.objects.filter(mailbox_id="X26ABC2").update(base_url="http://127.0.0.1:9")
     out = io.StringIO()
     with pytest.raises(CommandError, match="Failed"):
-        call_command("mesh_conformance", "X26ABC1", "--peer", "X26ABC2", "--scenario",
-                     "send_receive", stdout=out)  # fmt: skip
+        call_command(
+            "mesh_conformance",
+            "X26ABC1",
+            "--peer",
+            "X26ABC2",
+            "--scenario",
+            "send_receive",
+            stdout=out,
+        )
     assert "FAIL  201/202  send_receive" in out.getvalue()
     run = ConformanceRun.objects.get()
     assert (
@@ -103,7 +127,16 @@ def test_it_exits_with_status_1_for_a_refused_task(sandbox_mailboxes, capsys):
     plan = make_plan("mesh-api", live=False, integration=False)
     other = plan.tasks.exclude(evidence_kind="witness_test").first()
     with pytest.raises(SystemExit) as exited:
-        execute_from_command_line(["manage.py", "mesh_conformance", "X26ABC1", "--peer",
-                                   "X26ABC2", "--task", str(other.pk)])  # fmt: skip
+        execute_from_command_line(
+            [
+                "manage.py",
+                "mesh_conformance",
+                "X26ABC1",
+                "--peer",
+                "X26ABC2",
+                "--task",
+                str(other.pk),
+            ]
+        )
     assert exited.value.code == 1
     assert "does not take witnessed test records" in capsys.readouterr().err

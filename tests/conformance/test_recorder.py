@@ -6,10 +6,16 @@ from meshcore import Exchange
 from portal.conformance.recorder import HEAD, TAIL, Recorder, header
 
 
-def _exchange(n: int, *, status: int | None = 200, path: str = "/messageexchange/X26ABC1/inbox/M",
-              **headers) -> Exchange:  # fmt: skip
-    return Exchange(method="GET", path=f"{path}{n}" if path.endswith("/M") else path,
-                    status=status, request_headers=headers, elapsed_ms=1.0)  # fmt: skip
+def _exchange(
+    n: int, *, status: int | None = 200, path: str = "/messageexchange/X26ABC1/inbox/M", **headers
+) -> Exchange:
+    return Exchange(
+        method="GET",
+        path=f"{path}{n}" if path.endswith("/M") else path,
+        status=status,
+        request_headers=headers,
+        elapsed_ms=1.0,
+    )
 
 
 def test_it_labels_exchanges_and_redacts_any_credential_meshcore_let_through():
@@ -19,18 +25,26 @@ def test_it_labels_exchanges_and_redacts_any_credential_meshcore_let_through():
     record(_exchange(2, Authorization="NHSMESH X26ABC1:abc:1:202601011200:deadbeef"))
     first, second = recorder.entries
     assert first["mailbox"] == "X26ABC1" and first["seq"] == 1
-    assert first["request_headers"] == {"Authorization": "NHSMESH X26ABC1:<redacted>",
-                                        "Cookie": "<redacted>"}  # fmt: skip
+    assert first["request_headers"] == {
+        "Authorization": "NHSMESH X26ABC1:<redacted>",
+        "Cookie": "<redacted>",
+    }
     assert second["request_headers"]["Authorization"] == "<redacted>"
 
 
 def test_it_redacts_a_cookie_in_a_response_too():
     recorder = Recorder()
-    answer = Exchange(method="GET", path="/messageexchange/X26ABC1", status=200,
-                      response_headers={"Set-Cookie": "session=s3cret", "mex-MessageID": "M1"})  # fmt: skip
+    answer = Exchange(
+        method="GET",
+        path="/messageexchange/X26ABC1",
+        status=200,
+        response_headers={"Set-Cookie": "session=s3cret", "mex-MessageID": "M1"},
+    )
     recorder.callback("X26ABC1")(answer)
-    assert recorder.entries[0]["response_headers"] == {"Set-Cookie": "<redacted>",
-                                                       "mex-MessageID": "M1"}  # fmt: skip
+    assert recorder.entries[0]["response_headers"] == {
+        "Set-Cookie": "<redacted>",
+        "mex-MessageID": "M1",
+    }
 
 
 def test_it_keeps_the_head_failures_listings_and_tail_of_a_long_scenario():
@@ -51,8 +65,14 @@ def test_it_keeps_the_head_failures_listings_and_tail_of_a_long_scenario():
 
 def test_it_pauses_and_records_manual_requests():
     recorder = Recorder()
-    recorder.add_manual("X26ABC1", method="POST", path="/messageexchange/admin/report",
-                        status=200, elapsed_ms=2.5, note="sandbox admin API")  # fmt: skip
+    recorder.add_manual(
+        "X26ABC1",
+        method="POST",
+        path="/messageexchange/admin/report",
+        status=200,
+        elapsed_ms=2.5,
+        note="sandbox admin API",
+    )
     recorder.paused = True
     recorder.callback("X26ABC1")(_exchange(1))
     (entry,) = recorder.entries

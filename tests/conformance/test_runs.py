@@ -28,8 +28,13 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.sandbox]
 def test_a_run_started_from_an_onboarding_task_attaches_its_pack(sandbox_mailboxes, lead_user):
     plan = make_plan("mesh-api", live=False, integration=False)
     rehearse = task(plan, "rehearse")
-    run = execute(*sandbox_mailboxes, "handshake", "unknown_recipient", task=rehearse,
-                  actor=Actor.person(user=lead_user))  # fmt: skip
+    run = execute(
+        *sandbox_mailboxes,
+        "handshake",
+        "unknown_recipient",
+        task=rehearse,
+        actor=Actor.person(user=lead_user),
+    )
     assert run.status == RunStatus.PASSED
     evidence = rehearse.evidence.get()
     assert run.evidence == evidence
@@ -41,8 +46,10 @@ def test_a_run_started_from_an_onboarding_task_attaches_its_pack(sandbox_mailbox
     assert sorted(archive.namelist()) == ["report.html", "run.json"]
     document = json.loads(archive.read("run.json"))
     assert document["run"]["onboarding_task"] == {
-        "plan": plan.title, "ref": "3.2", "title": "Rehearse the witnessed test cases"
-    }  # fmt: skip
+        "plan": plan.title,
+        "ref": "3.2",
+        "title": "Rehearse the witnessed test cases",
+    }
     assert AuditRecord.objects.filter(action="onboarding.evidence_uploaded").count() == 1
     # Finishing again (a second worker, say) never attaches a second copy.
     services._finish(run)
@@ -103,14 +110,16 @@ def test_a_run_refuses_a_mailbox_disabled_after_it_was_queued(sandbox_mailboxes)
     assert ConformanceRun.objects.get().results.get().outcome == Outcome.NOT_RUN
 
 
-def test_the_run_page_shows_progress_per_scenario_while_it_runs(sandbox_mailboxes, client,
-                                                                auditor_user):  # fmt: skip
+def test_the_run_page_shows_progress_per_scenario_while_it_runs(
+    sandbox_mailboxes, client, auditor_user
+):
     from django.urls import reverse
 
     client.force_login(auditor_user)
     mailbox, peer = sandbox_mailboxes
-    run = run_create(mailbox=mailbox, peer=peer, scenario_keys=["handshake", "tracking"],
-                     enqueue=False)  # fmt: skip
+    run = run_create(
+        mailbox=mailbox, peer=peer, scenario_keys=["handshake", "tracking"], enqueue=False
+    )
     pages = []
 
     def look(result):

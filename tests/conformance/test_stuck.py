@@ -119,8 +119,9 @@ def test_the_run_page_stops_refreshing_once_the_run_has_stalled(client, auditor_
 def test_the_worker_keeps_the_run_alive_while_it_runs(sandbox_mailboxes, settings):
     settings.CONFORMANCE_STALE_SECONDS = 4  # a beat every second
     mailbox, peer = sandbox_mailboxes
-    run = run_create(mailbox=mailbox, peer=peer, scenario_keys=["handshake", "missing_message"],
-                     enqueue=False)  # fmt: skip
+    run = run_create(
+        mailbox=mailbox, peer=peer, scenario_keys=["handshake", "missing_message"], enqueue=False
+    )
     beats = []
 
     def slow(result):
@@ -137,8 +138,12 @@ def test_the_worker_keeps_the_run_alive_while_it_runs(sandbox_mailboxes, setting
 def test_a_run_the_sweep_ended_stops_and_keeps_the_sweeps_verdict(sandbox_mailboxes, settings):
     settings.CONFORMANCE_STALE_SECONDS = 4
     mailbox, peer = sandbox_mailboxes
-    run = run_create(mailbox=mailbox, peer=peer, enqueue=False,
-                     scenario_keys=["handshake", "missing_message", "tracking"])  # fmt: skip
+    run = run_create(
+        mailbox=mailbox,
+        peer=peer,
+        enqueue=False,
+        scenario_keys=["handshake", "missing_message", "tracking"],
+    )
 
     def swept(result):
         if result.key == "handshake":
@@ -149,8 +154,11 @@ def test_a_run_the_sweep_ended_stops_and_keeps_the_sweeps_verdict(sandbox_mailbo
     run = run_execute(run_id=run.pk, on_result=swept)
     assert run.status == RunStatus.ERROR and run.error.startswith("The worker stopped")
     outcomes = dict(run.results.values_list("key", "outcome"))
-    assert outcomes == {"handshake": Outcome.PASSED, "missing_message": Outcome.NOT_RUN,
-                        "tracking": Outcome.NOT_RUN}  # fmt: skip
+    assert outcomes == {
+        "handshake": Outcome.PASSED,
+        "missing_message": Outcome.NOT_RUN,
+        "tracking": Outcome.NOT_RUN,
+    }
     actions = set(AuditRecord.objects.values_list("action", flat=True))
     assert "conformance.run_abandoned" in actions and "conformance.run_finished" not in actions
     assert not Mailbox.objects.filter(poll_claimed_at__isnull=False).exists(), "claims released"
@@ -161,8 +169,12 @@ def test_a_run_the_sweep_ended_stops_and_keeps_the_sweeps_verdict(sandbox_mailbo
 def test_a_lost_mailbox_claim_stops_the_run_between_scenarios(sandbox_mailboxes, settings):
     settings.POLL_CLAIM_LEASE_SECONDS = 4  # the claim is renewed every second
     mailbox, peer = sandbox_mailboxes
-    run = run_create(mailbox=mailbox, peer=peer, enqueue=False,
-                     scenario_keys=["handshake", "missing_message", "tracking"])  # fmt: skip
+    run = run_create(
+        mailbox=mailbox,
+        peer=peer,
+        enqueue=False,
+        scenario_keys=["handshake", "missing_message", "tracking"],
+    )
 
     def steal(result):
         if result.key == "handshake":
@@ -175,8 +187,10 @@ def test_a_lost_mailbox_claim_stops_the_run_between_scenarios(sandbox_mailboxes,
     assert run.status == RunStatus.ERROR
     assert run.error.startswith("The run stopped: it lost its hold on X26ABC2 (the poll claim")
     assert list(run.results.values_list("outcome", flat=True)) == [
-        Outcome.PASSED, Outcome.NOT_RUN, Outcome.NOT_RUN,
-    ]  # fmt: skip
+        Outcome.PASSED,
+        Outcome.NOT_RUN,
+        Outcome.NOT_RUN,
+    ]
     assert Mailbox.objects.get(pk=peer.pk).poll_claimed_by == "poll w9", "not taken back"
     assert Mailbox.objects.get(pk=mailbox.pk).poll_claimed_at is None, "its own claim released"
     finished = AuditRecord.objects.get(action="conformance.run_finished")
@@ -210,8 +224,9 @@ def test_a_lost_mailbox_claim_stops_high_volume_part_way(sandbox_mailboxes, sett
     assert result.outcome == Outcome.NOT_RUN and result.reason.startswith("Stopped part-way: ")
     assert 0 < len(result.message_ids) < 600, "stopped while sending"
     assert run.cleanup.startswith(f"Acknowledged {len(result.message_ids)} message(s)")
-    with meshcore.MeshClient(mailbox.effective_base_url(), "X26ABC1", PASSWORD,
-                             SHARED_KEY) as client:  # fmt: skip
+    with meshcore.MeshClient(
+        mailbox.effective_base_url(), "X26ABC1", PASSWORD, SHARED_KEY
+    ) as client:
         assert list(client.iter_inbox()) == [], "what it sent was acknowledged"
 
 
@@ -219,8 +234,9 @@ def test_a_lost_mailbox_claim_stops_high_volume_part_way(sandbox_mailboxes, sett
 @pytest.mark.django_db(transaction=True)
 def test_a_run_interrupted_by_an_exit_is_not_passed(sandbox_mailboxes):
     mailbox, peer = sandbox_mailboxes
-    run = run_create(mailbox=mailbox, peer=peer, scenario_keys=["handshake", "missing_message"],
-                     enqueue=False)  # fmt: skip
+    run = run_create(
+        mailbox=mailbox, peer=peer, scenario_keys=["handshake", "missing_message"], enqueue=False
+    )
 
     def leave(result):
         raise SystemExit(1)

@@ -73,12 +73,17 @@ def assert_no_secrets(run: ConformanceRun) -> None:
 
 
 LEAKS = {
-    "a whole token": lambda: {"request_headers": {"Authorization": build_token(
-        "X26ABC1", PASSWORD, SHARED_KEY.encode(), nonce="4f2b", timestamp="202601011200")}},
+    "a whole token": lambda: {
+        "request_headers": {
+            "Authorization": build_token(
+                "X26ABC1", PASSWORD, SHARED_KEY.encode(), nonce="4f2b", timestamp="202601011200"
+            )
+        }
+    },
     "the password as a header": lambda: {"request_headers": {"mex-Password": PASSWORD}},
     "the token's signed fields": lambda: {"error": f"X26ABC1:4f2b:0:{PASSWORD}:202601011200"},
     "the shared key in a query": lambda: {"query": f"key={SHARED_KEY}"},
-}  # fmt: skip
+}
 
 
 @pytest.mark.parametrize("leak", LEAKS)
@@ -87,8 +92,14 @@ def test_the_secret_check_would_catch_a_leak(sandbox_mailboxes, leak):
     ConformanceRun.objects.filter(pk=run.pk).update(status=RunStatus.PASSED)
     # Every scenario's title and summary (with "wrong password" in prose) is in a clean pack.
     assert_no_secrets(run)
-    exchange = {"mailbox": "X26ABC1", "method": "GET", "path": "/messageexchange/X26ABC1",
-                "status": 200, "request_headers": {}, **LEAKS[leak]()}  # fmt: skip
+    exchange = {
+        "mailbox": "X26ABC1",
+        "method": "GET",
+        "path": "/messageexchange/X26ABC1",
+        "status": 200,
+        "request_headers": {},
+        **LEAKS[leak](),
+    }
     run.results.filter(key="handshake").update(exchanges=[exchange], exchanges_total=1)
     with pytest.raises(AssertionError, match="secrets stored"):
         assert_no_secrets(run)
@@ -140,13 +151,17 @@ def test_it_runs_the_whole_suite_against_the_sandbox_with_600_messages(sandbox_m
 
     # Cleaned up: both inboxes empty, no rows in the message log, the poll claims released.
     for box in (mailbox, peer):
-        with meshcore.MeshClient(sandbox_mailboxes[0].effective_base_url(), box.mailbox_id,
-                                 PASSWORD, SHARED_KEY) as client:  # fmt: skip
+        with meshcore.MeshClient(
+            sandbox_mailboxes[0].effective_base_url(), box.mailbox_id, PASSWORD, SHARED_KEY
+        ) as client:
             assert list(client.iter_inbox()) == []
     assert not Message.objects.exists()
     assert not Mailbox.objects.filter(poll_claimed_at__isnull=False).exists()
-    actions = list(AuditRecord.objects.filter(object_type="conformance.conformancerun").order_by("seq")
-                   .values_list("action", flat=True))  # fmt: skip
+    actions = list(
+        AuditRecord.objects.filter(object_type="conformance.conformancerun")
+        .order_by("seq")
+        .values_list("action", flat=True)
+    )
     assert actions == ["conformance.run_started", "conformance.run_finished"]
 
 
@@ -166,8 +181,9 @@ def test_it_never_stores_the_wrong_password_it_tries(sandbox_mailboxes, monkeypa
 
 def test_a_failing_scenario_fails_the_run_and_the_others_still_run(sandbox_mailboxes):
     # The peer does not receive TEST_WORKFLOW_ACK in the sandbox's directory: lookup must fail.
-    run = execute(*sandbox_mailboxes, "endpoint_lookup", "missing_message",
-                  workflow_id="TEST_WORKFLOW_ACK")  # fmt: skip
+    run = execute(
+        *sandbox_mailboxes, "endpoint_lookup", "missing_message", workflow_id="TEST_WORKFLOW_ACK"
+    )
     missing, lookup = run.results.all()  # in the order of the case list, not of the arguments
     assert run.status == RunStatus.FAILED and run.summary == "1 passed, 1 failed"
     assert lookup.outcome == Outcome.FAILED and "not X26ABC2" in lookup.reason

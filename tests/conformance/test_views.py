@@ -36,15 +36,24 @@ def finished(pair):
     run.results.filter(key="handshake").update(
         exchanges=[
             {
-                "seq": 1, "mailbox": "X26ABC1", "method": "POST", "path": "/messageexchange/X26ABC1",
-                "query": "", "status": 200, "error": "", "elapsed_ms": 3.2,
-                "request_headers": {"Authorization": "NHSMESH X26ABC1:<redacted>",
-                                    "mex-ClientVersion": "NeoMesh;meshcore==0.1.0"},
+                "seq": 1,
+                "mailbox": "X26ABC1",
+                "method": "POST",
+                "path": "/messageexchange/X26ABC1",
+                "query": "",
+                "status": 200,
+                "error": "",
+                "elapsed_ms": 3.2,
+                "request_headers": {
+                    "Authorization": "NHSMESH X26ABC1:<redacted>",
+                    "mex-ClientVersion": "NeoMesh;meshcore==0.1.0",
+                },
                 "response_headers": {"Content-Length": "0"},
             }
         ],
-        exchanges_total=1, message_ids=["ABC"],
-    )  # fmt: skip
+        exchanges_total=1,
+        message_ids=["ABC"],
+    )
     ConformanceRun.objects.filter(pk=run.pk).update(
         status=RunStatus.PASSED, summary="13 passed", finished_at=timezone.now()
     )
@@ -63,8 +72,9 @@ URLS = [
 
 
 @pytest.mark.parametrize(("name", "method", "url", "allowed", "ok"), URLS, ids=[u[0] for u in URLS])
-def test_it_checks_access_for_every_persona(client, request, finished, name, method, url, allowed,
-                                            ok):  # fmt: skip
+def test_it_checks_access_for_every_persona(
+    client, request, finished, name, method, url, allowed, ok
+):
     for persona in PERSONAS:
         if persona != "anonymous":
             request.getfixturevalue(persona)
@@ -119,11 +129,15 @@ def test_it_starts_a_run_from_the_form_audits_it_and_queues_it(
 def test_it_refuses_the_same_mailbox_twice_and_mixed_environments(client, admin_user, pair):
     make_mailbox("X26INT01", environment="integration")
     client.force_login(admin_user)
-    same = client.post(reverse("conformance:new"), {"mailbox": "X26ABC1", "peer": "X26ABC1",
-                                                     "scenarios": ["handshake"]})  # fmt: skip
+    same = client.post(
+        reverse("conformance:new"),
+        {"mailbox": "X26ABC1", "peer": "X26ABC1", "scenarios": ["handshake"]},
+    )
     assert "Choose a different peer" in same.content.decode()
-    mixed = client.post(reverse("conformance:new"), {"mailbox": "X26ABC1", "peer": "X26INT01",
-                                                      "scenarios": ["handshake"]})  # fmt: skip
+    mixed = client.post(
+        reverse("conformance:new"),
+        {"mailbox": "X26ABC1", "peer": "X26INT01", "scenarios": ["handshake"]},
+    )
     assert "both must be in the same environment" in mixed.content.decode()
     assert not ConformanceRun.objects.exists()
 
@@ -162,8 +176,9 @@ def test_an_onboarding_task_link_prefills_the_form(client, lead_user, admin_user
     assert "Attach the evidence pack" not in html, "admins may not add onboarding evidence"
 
 
-def test_the_finished_run_offers_a_printable_report_and_an_audited_zip(client, auditor_user,
-                                                                      finished):  # fmt: skip
+def test_the_finished_run_offers_a_printable_report_and_an_audited_zip(
+    client, auditor_user, finished
+):
     client.force_login(auditor_user)
     page = client.get(reverse("conformance:detail", args=[finished.pk])).content.decode()
     assert "data-refresh" not in page and "13 passed" in page

@@ -23,9 +23,14 @@ from tests.sandbox import free_port
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]  # fmt: skip
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 class Stack:
@@ -34,18 +39,26 @@ class Stack:
         self.web_port, self.sandbox_port = free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.web_port}"
         self.env = {
-            **os.environ, "NEOMESH_VAR_DIR": str(var_dir), "DJANGO_SETTINGS_MODULE": "portal.settings",
-            "MESH_SANDBOX_URL": f"http://127.0.0.1:{self.sandbox_port}", "Q_WORKERS": "1",
-        }  # fmt: skip
+            **os.environ,
+            "NEOMESH_VAR_DIR": str(var_dir),
+            "DJANGO_SETTINGS_MODULE": "portal.settings",
+            "MESH_SANDBOX_URL": f"http://127.0.0.1:{self.sandbox_port}",
+            "Q_WORKERS": "1",
+        }
         self.env.pop("DATABASE_URL", None)
         self.process: subprocess.Popen | None = None
         self.log = var_dir / "stack.log"
 
     def manage(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return subprocess.run(
-            [sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, check=check,
-            capture_output=True, text=True, timeout=300,
-        )  # fmt: skip
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env=self.env,
+            check=check,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     def start(self) -> Stack:
         self.manage("migrate", "--noinput")
@@ -53,8 +66,12 @@ class Stack:
         with open(self.log, "w") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "manage.py", "run_local", "--web", f"127.0.0.1:{self.web_port}"],
-                cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
+                cwd=ROOT,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

@@ -33,5 +33,6 @@ def test_it_raises_one_event_while_the_chain_is_broken_and_one_when_it_is_whole(
     verify_chain()
     verify_chain()
     assert list(Event.objects.order_by("id").values_list("kind", "resolves")) == [
-        ("audit.chain_broken", False), ("audit.chain_intact", True),
-    ]  # fmt: skip
+        ("audit.chain_broken", False),
+        ("audit.chain_intact", True),
+    ]

@@ -59,10 +59,15 @@ def test_a_non_delivery_report_raises_one_event_naming_the_message_and_the_reaso
     outbox.message_send(message_id=message.pk)
     message.refresh_from_db()
     sandbox.inject_report(
-        mailbox_id="X26ABC1", code="14", description="not collected", workflow_id="TEST_WORKFLOW",
-        subject="Discharge", local_id=message.local_id, status="undeliverable",
+        mailbox_id="X26ABC1",
+        code="14",
+        description="not collected",
+        workflow_id="TEST_WORKFLOW",
+        subject="Discharge",
+        local_id=message.local_id,
+        status="undeliverable",
         linked_message_id=message.mesh_message_id,
-    )  # fmt: skip
+    )
     inbox.mailbox_poll(mailbox=sender)
     inbox.mailbox_poll(mailbox=sender)
     assert kinds() == ["message.ndr"]
@@ -85,8 +90,13 @@ def test_a_refused_send_raises_send_failed(sandbox_mailboxes):
 def test_an_abandoned_send_raises_failed_or_uncertain(db):
     mailbox = make_mailbox("X26ABC1")
     stale = timezone.now() - timedelta(hours=1)
-    common = {"direction": Direction.OUTBOUND, "status": Status.SENDING, "claimed_at": stale,
-              "claimed_by": "dead", "attempts": outbox.MAX_ATTEMPTS}  # fmt: skip
+    common = {
+        "direction": Direction.OUTBOUND,
+        "status": Status.SENDING,
+        "claimed_at": stale,
+        "claimed_by": "dead",
+        "attempts": outbox.MAX_ATTEMPTS,
+    }
     make_message(mailbox, **common, mesh_message_id=None)
     outbox.outbox_sweep()
     assert kinds() == ["message.send_uncertain"]
@@ -151,8 +161,11 @@ def test_a_certificate_raises_once_per_threshold_then_expired(db):
 
 
 def test_a_certificate_found_inside_a_threshold_skips_the_larger_ones(db):
-    make_certificate(make_mailbox("X26ABC1"), status=Certificate.Status.ACTIVE,
-                     not_after=timezone.now() + timedelta(days=5))  # fmt: skip
+    make_certificate(
+        make_mailbox("X26ABC1"),
+        status=Certificate.Status.ACTIVE,
+        not_after=timezone.now() + timedelta(days=5),
+    )
     certificates_check_expiry()
     certificates_check_expiry()
     assert [e.data["threshold_days"] for e in Event.objects.all()] == [7]
@@ -174,7 +187,9 @@ def test_a_sent_message_not_acknowledged_in_time_raises_once(db, settings):
     settings.MESSAGING_ACK_EXPECTED_HOURS = 24
     mailbox = make_mailbox("X26ABC1")
     now = timezone.now()
-    late = make_message(mailbox, direction=Direction.OUTBOUND, accepted_at=now - timedelta(hours=25))
+    late = make_message(
+        mailbox, direction=Direction.OUTBOUND, accepted_at=now - timedelta(hours=25)
+    )
     make_message(mailbox, direction=Direction.OUTBOUND, accepted_at=now - timedelta(hours=2))
     notices.messages_check_overdue()
     notices.messages_check_overdue()

@@ -189,8 +189,9 @@ def test_it_purges_old_events_but_keeps_open_problems_and_unread_ones(consumer, 
     plain = emit()
     still_open = emit("mailbox.poll_failing", severity="error", problem_key="mailbox:1:poll")
     raised = emit("mailbox.handshake_failing", severity="error", problem_key="mailbox:1:hs")
-    fixed = emit("mailbox.handshake_recovered", severity="info", problem_key="mailbox:1:hs",
-                 resolves=True)  # fmt: skip
+    fixed = emit(
+        "mailbox.handshake_recovered", severity="info", problem_key="mailbox:1:hs", resolves=True
+    )
     events_dispatch()
     unread = emit()
     events_publish()

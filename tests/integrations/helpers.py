@@ -22,11 +22,18 @@ def received_message(mailbox, data: bytes = b"hello onwards", **fields) -> Messa
     fields.setdefault("workflow_id", "TEST_WORKFLOW")
     fields.setdefault("filename", "results.csv")
     return Message.objects.create(
-        mailbox=mailbox, direction=Direction.INBOUND, message_type=MessageType.DATA,
-        sender="X26ABC1", recipient=mailbox.mailbox_id, size_bytes=stored.size,
-        payload=stored.name, payload_sha256=stored.sha256, status=Status.ACKNOWLEDGED,
-        received_at=timezone.now(), **fields,
-    )  # fmt: skip
+        mailbox=mailbox,
+        direction=Direction.INBOUND,
+        message_type=MessageType.DATA,
+        sender="X26ABC1",
+        recipient=mailbox.mailbox_id,
+        size_bytes=stored.size,
+        payload=stored.name,
+        payload_sha256=stored.sha256,
+        status=Status.ACKNOWLEDGED,
+        received_at=timezone.now(),
+        **fields,
+    )
 
 
 def route_to(mailbox, *destinations: Destination, pattern: str = "*", name: str = "route") -> Route:
@@ -49,9 +56,12 @@ class Receiver:
             def do_POST(self):  # noqa: N802
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 stamp = self.headers["X-NeoMesh-Timestamp"]
-                expected = "sha256=" + hmac.new(
-                    receiver.secret.encode(), stamp.encode() + b"." + body, hashlib.sha256
-                ).hexdigest()
+                expected = (
+                    "sha256="
+                    + hmac.new(
+                        receiver.secret.encode(), stamp.encode() + b"." + body, hashlib.sha256
+                    ).hexdigest()
+                )
                 if not hmac.compare_digest(expected, self.headers["X-NeoMesh-Signature"]) or (
                     abs(time.time() - int(stamp)) > 300
                 ):

@@ -31,9 +31,10 @@ def drop(tmp_path):
 
 def directory(path, template=destinations.DEFAULT_TEMPLATE, **extra) -> Destination:
     return Destination.objects.create(
-        name=f"drop-{Destination.objects.count()}", kind=DestinationKind.DIRECTORY,
+        name=f"drop-{Destination.objects.count()}",
+        kind=DestinationKind.DIRECTORY,
         settings={"path": str(path), "template": template, **extra},
-    )  # fmt: skip
+    )
 
 
 def deliver(message):
@@ -81,7 +82,16 @@ def test_it_never_overwrites_a_different_file_of_the_same_name(mailbox, drop):
 
 @pytest.mark.parametrize(
     "filename",
-    ["../../etc/passwd", "..", "/etc/passwd", "..\\..\\boot.ini", "CON", "nul.txt", "a\x00b", ".hidden"],
+    [
+        "../../etc/passwd",
+        "..",
+        "/etc/passwd",
+        "..\\..\\boot.ini",
+        "CON",
+        "nul.txt",
+        "a\x00b",
+        ".hidden",
+    ],
 )
 def test_it_keeps_hostile_filenames_inside_the_directory(mailbox, drop, filename):
     root = drop
@@ -96,8 +106,13 @@ def test_it_keeps_hostile_filenames_inside_the_directory(mailbox, drop, filename
 
 @pytest.mark.parametrize(
     ("template", "reason"),
-    [("../{filename}", "'..'"), ("/abs/{filename}", "relative"), ("{secret_key}", "unknown"),
-     ("{filename", "malformed"), ("", "empty")],
+    [
+        ("../{filename}", "'..'"),
+        ("/abs/{filename}", "relative"),
+        ("{secret_key}", "unknown"),
+        ("{filename", "malformed"),
+        ("", "empty"),
+    ],
 )
 def test_it_refuses_a_bad_template_with_a_reason(template, reason):
     with pytest.raises(ValueError, match=reason):

@@ -28,7 +28,9 @@ def test_the_secret_is_stored_encrypted_never_rendered_and_kept_when_left_blank(
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("SELECT secret FROM integrations_destination WHERE id = %s", [destination.pk])
+        cursor.execute(
+            "SELECT secret FROM integrations_destination WHERE id = %s", [destination.pk]
+        )
         assert "s3-secret-key" not in cursor.fetchone()[0]  # encrypted at rest
     edit = form(instance=destination, new_secret="")
     assert "s3-secret-key" not in str(edit)  # write-only: never shown back
@@ -39,9 +41,12 @@ def test_the_secret_is_stored_encrypted_never_rendered_and_kept_when_left_blank(
 
 @pytest.mark.parametrize(
     ("kind", "config", "reason"),
-    [("directory", {"path": "relative/dir"}, "absolute"),
-     ("directory", {"path": "/data", "template": "../{filename}"}, "'..'"),
-     ("s3", {}, "bucket"), ("webhook", {"url": "ftp://x"}, "http(s)")],
+    [
+        ("directory", {"path": "relative/dir"}, "absolute"),
+        ("directory", {"path": "/data", "template": "../{filename}"}, "'..'"),
+        ("s3", {}, "bucket"),
+        ("webhook", {"url": "ftp://x"}, "http(s)"),
+    ],
 )
 def test_bad_settings_are_refused_with_a_reason(kind, config, reason):
     bad = form(kind=kind, settings=config)

@@ -39,9 +39,15 @@ def test_it_queues_a_complete_pair_and_moves_it_to_sent_with_a_result(intake):
     (root / "OUT" / "later.csv").write_bytes(b"no control file yet")
     assert intake_scan(intake=intake) == {"queued": 1, "failed": 0, "skipped": 0}
     message = Message.objects.get()
-    assert (message.local_id, message.subject, message.filename) == ("batch-1", "Weekly", "report.csv")
+    assert (message.local_id, message.subject, message.filename) == (
+        "batch-1",
+        "Weekly",
+        "report.csv",
+    )
     assert sorted(p.name for p in (root / "SENT").iterdir()) == [
-        "report.csv", "report.csv.json", "report.csv.result.json"
+        "report.csv",
+        "report.csv.json",
+        "report.csv.result.json",
     ]
     result = json.loads((root / "SENT" / "report.csv.result.json").read_text())
     assert result["status"] == "queued" and result["neomesh_message"] == message.pk
@@ -62,9 +68,15 @@ def test_a_local_id_handed_in_twice_is_sent_once(intake):
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("content", "reason"),
-    [("{not json", "not valid JSON"), ('{"to": "X26ABC2", "workflow_id": "TEST_WORKFLOW"}', '"local_id"'),
-     ('["a list"]', "JSON object"), ('{"to": "X26ABC2", "workflow_id": "W", "local_id": "x", "evil": 1}',
-                                     "unknown fields: evil")],
+    [
+        ("{not json", "not valid JSON"),
+        ('{"to": "X26ABC2", "workflow_id": "TEST_WORKFLOW"}', '"local_id"'),
+        ('["a list"]', "JSON object"),
+        (
+            '{"to": "X26ABC2", "workflow_id": "W", "local_id": "x", "evil": 1}',
+            "unknown fields: evil",
+        ),
+    ],
 )
 def test_a_malformed_control_file_goes_to_failed_with_a_reason(intake, content, reason):
     root = out_dir(intake)
@@ -81,7 +93,9 @@ def test_a_send_the_outbox_refuses_goes_to_failed_with_its_reason(intake):
     drop(root / "OUT", "x.csv", b"x", local_id="l1", workflow_id="NOT_REGISTERED")
     drop(root / "OUT", "empty.csv", b"", local_id="l2")
     assert intake_scan(intake=intake)["failed"] == 2
-    reasons = [json.loads(p.read_text())["reason"] for p in sorted((root / "FAILED").glob("*.result.json"))]
+    reasons = [
+        json.loads(p.read_text())["reason"] for p in sorted((root / "FAILED").glob("*.result.json"))
+    ]
     assert "empty" in reasons[0] and "not registered" in reasons[1]
     assert not IntakeFile.objects.exists()  # a corrected file may reuse the local id
 
@@ -112,7 +126,9 @@ def test_two_workers_pick_up_200_files_and_send_none_twice(tmp_path):
     assert errors == []
     intake_scan(intake=intake)  # anything a claim held back
     assert Message.objects.count() == 200
-    assert sorted(Message.objects.values_list("local_id", flat=True)) == sorted(f"id-{n}" for n in range(200))
+    assert sorted(Message.objects.values_list("local_id", flat=True)) == sorted(
+        f"id-{n}" for n in range(200)
+    )
     assert len(list((root / "SENT").glob("*.result.json"))) == 200
     assert list((root / "OUT").iterdir()) == []
 

@@ -17,10 +17,16 @@ pytestmark = pytest.mark.django_db
 def test_the_message_page_shows_each_delivery(client, auditor_user, tmp_path):
     mailbox = make_mailbox("X26ABC2")
     (tmp_path / "drop").mkdir()
-    good = Destination.objects.create(name="Data lake drop", kind=DestinationKind.DIRECTORY,
-                                      settings={"path": str(tmp_path / "drop")})
-    bad = Destination.objects.create(name="Unmounted share", kind=DestinationKind.DIRECTORY,
-                                     settings={"path": str(tmp_path / "gone")})
+    good = Destination.objects.create(
+        name="Data lake drop",
+        kind=DestinationKind.DIRECTORY,
+        settings={"path": str(tmp_path / "drop")},
+    )
+    bad = Destination.objects.create(
+        name="Unmounted share",
+        kind=DestinationKind.DIRECTORY,
+        settings={"path": str(tmp_path / "gone")},
+    )
     route_to(mailbox, good, bad)
     message = received_message(mailbox)
     for delivery in deliveries_plan(message=message):

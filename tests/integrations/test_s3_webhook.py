@@ -35,10 +35,17 @@ def bucket(s3_server):
 
 def s3(server, bucket="landing", **extra) -> Destination:
     return Destination.objects.create(
-        name=f"s3-{bucket}", kind=DestinationKind.S3, secret="test",
-        settings={"endpoint_url": server.url, "bucket": bucket, "access_key_id": "test",
-                  "region": "eu-west-2", **extra},
-    )  # fmt: skip
+        name=f"s3-{bucket}",
+        kind=DestinationKind.S3,
+        secret="test",
+        settings={
+            "endpoint_url": server.url,
+            "bucket": bucket,
+            "access_key_id": "test",
+            "region": "eu-west-2",
+            **extra,
+        },
+    )
 
 
 def run(message):
@@ -67,11 +74,15 @@ def test_a_retry_after_a_crash_writes_no_second_copy(mailbox, bucket):
     destination = s3(bucket)
     message = received_message(mailbox, b"exactly once")
     destinations.deliver_s3(destination, message)
-    first = bucket.client().head_object(Bucket="landing", Key=f"inbound/X26ABC2/{message.mesh_message_id}")
+    first = bucket.client().head_object(
+        Bucket="landing", Key=f"inbound/X26ABC2/{message.mesh_message_id}"
+    )
     destinations.deliver_s3(destination, message)  # the worker died before recording success
     listing = bucket.client().list_objects_v2(Bucket="landing")
     assert listing["KeyCount"] == 1
-    again = bucket.client().head_object(Bucket="landing", Key=f"inbound/X26ABC2/{message.mesh_message_id}")
+    again = bucket.client().head_object(
+        Bucket="landing", Key=f"inbound/X26ABC2/{message.mesh_message_id}"
+    )
     assert again["LastModified"] == first["LastModified"] and again["ETag"] == first["ETag"]
 
 
@@ -90,9 +101,11 @@ def test_the_s3_probe_writes_and_removes_an_object(bucket):
 
 def webhook(url, secret="a-webhook-secret", **extra) -> Destination:
     return Destination.objects.create(
-        name="hook", kind=DestinationKind.WEBHOOK, secret=secret,
+        name="hook",
+        kind=DestinationKind.WEBHOOK,
+        secret=secret,
         settings={"url": url, "timeout": 2, **extra},
-    )  # fmt: skip
+    )
 
 
 def test_it_posts_a_signed_notice_and_a_2xx_confirms(mailbox):
@@ -117,8 +130,11 @@ def test_a_wrong_secret_is_refused_by_the_receiver(mailbox):
 
 @pytest.mark.parametrize(
     ("receiver_args", "reason"),
-    [({"status": 500}, "answered 500"), ({"status": 302, "location": "http://elsewhere/"}, "redirect"),
-     ({"delay": 4}, "did not answer within 2 seconds")],
+    [
+        ({"status": 500}, "answered 500"),
+        ({"status": 302, "location": "http://elsewhere/"}, "redirect"),
+        ({"delay": 4}, "did not answer within 2 seconds"),
+    ],
 )
 def test_a_failing_webhook_is_a_failure_with_its_reason(mailbox, receiver_args, reason):
     with Receiver("s", **receiver_args) as receiver:
@@ -167,11 +183,17 @@ def test_a_worker_killed_mid_upload_leaves_one_byte_exact_object_after_the_retry
     with pytest.raises(WorkerDied):
         delivery_run(delivery_id=delivery.pk)
     monkeypatch.setattr(payloads, "open_payload", real_open)
-    assert bucket.client().list_objects_v2(Bucket="landing")["KeyCount"] == 0  # nothing half-visible
+    assert (
+        bucket.client().list_objects_v2(Bucket="landing")["KeyCount"] == 0
+    )  # nothing half-visible
     assert delivery_run(delivery_id=delivery.pk) == "not due"  # the dead worker's lease still holds
     Delivery.objects.filter(pk=delivery.pk).update(next_attempt_at=timezone.now())  # lease passed
     assert delivery_run(delivery_id=delivery.pk) == "delivered"
     listing = bucket.client().list_objects_v2(Bucket="landing")
     assert listing["KeyCount"] == 1
-    body = bucket.client().get_object(Bucket="landing", Key=listing["Contents"][0]["Key"])["Body"].read()
+    body = (
+        bucket.client()
+        .get_object(Bucket="landing", Key=listing["Contents"][0]["Key"])["Body"]
+        .read()
+    )
     assert body == data

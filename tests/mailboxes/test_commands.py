@@ -45,13 +45,17 @@ def test_mesh_handshake_refuses_an_unknown_mailbox():
 def snapshot() -> dict:
     return {
         "organisations": list(Organisation.objects.values_list("ods_code", "name")),
-        "mailboxes": list(Mailbox.objects.order_by("mailbox_id").values_list("mailbox_id", "password")),
-        "workflows": sorted(Workflow.objects.values_list("mailbox__mailbox_id", "workflow_id", "direction")),
+        "mailboxes": list(
+            Mailbox.objects.order_by("mailbox_id").values_list("mailbox_id", "password")
+        ),
+        "workflows": sorted(
+            Workflow.objects.values_list("mailbox__mailbox_id", "workflow_id", "direction")
+        ),
         "users": sorted(
             (u.username, u.is_superuser, tuple(g.name for g in u.groups.all()), u.password)
             for u in User.objects.prefetch_related("groups")
         ),
-    }  # fmt: skip
+    }
 
 
 def test_seed_demo_is_idempotent(settings):

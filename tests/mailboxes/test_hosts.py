@@ -66,15 +66,17 @@ def capture():
 
 @pytest.fixture
 def live(db):
-    return make_mailbox("X26LIVE1", environment="live", password=LIVE_PASSWORD,
-                        shared_key=LIVE_KEY)  # fmt: skip
+    return make_mailbox("X26LIVE1", environment="live", password=LIVE_PASSWORD, shared_key=LIVE_KEY)
 
 
 def edit(client, mailbox, **overrides):
     fields = {
-        "organisation": mailbox.organisation_id, "environment": mailbox.environment,
-        "mailbox_id": mailbox.mailbox_id, "new_password": "", "new_shared_key": "",
-    }  # fmt: skip
+        "organisation": mailbox.organisation_id,
+        "environment": mailbox.environment,
+        "mailbox_id": mailbox.mailbox_id,
+        "new_password": "",
+        "new_shared_key": "",
+    }
     data = mailbox_data(**(fields | overrides))
     return client.post(reverse("mailboxes:edit", args=[mailbox.pk]), data)
 
@@ -141,8 +143,9 @@ def test_tls_verification_cannot_be_turned_off_outside_the_sandbox(client, admin
 
 
 def test_changing_where_it_connects_clears_the_stored_secrets(client, admin_user):
-    mailbox = make_mailbox("X26INT01", environment="integration", password=LIVE_PASSWORD,
-                           shared_key=LIVE_KEY)  # fmt: skip
+    mailbox = make_mailbox(
+        "X26INT01", environment="integration", password=LIVE_PASSWORD, shared_key=LIVE_KEY
+    )
     client.force_login(admin_user)
     response = edit(client, mailbox, base_url="https://msg.int.spine2.ncrs.nhs.uk")
     assert response.status_code == 302
@@ -160,8 +163,9 @@ def test_changing_where_it_connects_clears_the_stored_secrets(client, admin_user
     [{"environment": "deployment"}, {"ca_bundle": "-----BEGIN CERTIFICATE-----"}],
 )
 def test_changing_the_environment_or_tls_settings_clears_them_too(overrides):
-    mailbox = make_mailbox("X26INT01", environment="integration", password=LIVE_PASSWORD,
-                           shared_key=LIVE_KEY)  # fmt: skip
+    mailbox = make_mailbox(
+        "X26INT01", environment="integration", password=LIVE_PASSWORD, shared_key=LIVE_KEY
+    )
     for field, value in overrides.items():
         setattr(mailbox, field, value)
     mailbox.save()
@@ -170,14 +174,20 @@ def test_changing_the_environment_or_tls_settings_clears_them_too(overrides):
 
 
 def test_secrets_entered_with_the_change_are_kept_and_other_edits_keep_them(client, admin_user):
-    mailbox = make_mailbox("X26INT01", environment="integration", password=LIVE_PASSWORD,
-                           shared_key=LIVE_KEY)  # fmt: skip
+    mailbox = make_mailbox(
+        "X26INT01", environment="integration", password=LIVE_PASSWORD, shared_key=LIVE_KEY
+    )
     client.force_login(admin_user)
     edit(client, mailbox, name="Renamed", poll_interval_minutes="10")
     mailbox.refresh_from_db()
     assert (mailbox.password, mailbox.shared_key) == (LIVE_PASSWORD, LIVE_KEY)
-    edit(client, mailbox, base_url="https://msg.int.spine2.ncrs.nhs.uk",
-         new_password="a-new-Pa55word", new_shared_key="a-new-shared-key")  # fmt: skip
+    edit(
+        client,
+        mailbox,
+        base_url="https://msg.int.spine2.ncrs.nhs.uk",
+        new_password="a-new-Pa55word",
+        new_shared_key="a-new-shared-key",
+    )
     mailbox.refresh_from_db()
     assert (mailbox.password, mailbox.shared_key) == ("a-new-Pa55word", "a-new-shared-key")
     assert not AuditRecord.objects.filter(action="mailbox.secrets_cleared").exists()

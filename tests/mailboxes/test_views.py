@@ -40,19 +40,41 @@ CASES = [
     ("detail", "get", lambda m: reverse("mailboxes:detail", args=[m.pk]), None, ALL_ROLES, 200),
     ("create", "get", lambda m: reverse("mailboxes:create"), None, ADMIN_ONLY, 200),
     ("edit", "get", lambda m: reverse("mailboxes:edit", args=[m.pk]), None, ADMIN_ONLY, 200),
-    ("handshake", "post", lambda m: reverse("mailboxes:handshake", args=[m.pk]), {}, ADMIN_ONLY, 302),
+    (
+        "handshake",
+        "post",
+        lambda m: reverse("mailboxes:handshake", args=[m.pk]),
+        {},
+        ADMIN_ONLY,
+        302,
+    ),
     ("poll", "post", lambda m: reverse("mailboxes:poll", args=[m.pk]), {}, ADMIN_ONLY, 302),
     (
-        "workflow_add", "post", lambda m: reverse("mailboxes:workflow_add", args=[m.pk]),
-        {"workflow_id": "NEW_WF", "direction": "send"}, ADMIN_ONLY, 302,
+        "workflow_add",
+        "post",
+        lambda m: reverse("mailboxes:workflow_add", args=[m.pk]),
+        {"workflow_id": "NEW_WF", "direction": "send"},
+        ADMIN_ONLY,
+        302,
     ),
     (
-        "workflow_remove", "post",
-        lambda m: reverse("mailboxes:workflow_remove", args=[m.pk, workflow_of(m).pk]), {}, ADMIN_ONLY, 302,
+        "workflow_remove",
+        "post",
+        lambda m: reverse("mailboxes:workflow_remove", args=[m.pk, workflow_of(m).pk]),
+        {},
+        ADMIN_ONLY,
+        302,
     ),
     ("organisations", "get", lambda m: reverse("mailboxes:organisations"), None, ALL_ROLES, 200),
-    ("organisation_create", "get", lambda m: reverse("mailboxes:organisation_create"), None, ADMIN_ONLY, 200),
-]  # fmt: skip
+    (
+        "organisation_create",
+        "get",
+        lambda m: reverse("mailboxes:organisation_create"),
+        None,
+        ADMIN_ONLY,
+        200,
+    ),
+]
 
 
 @pytest.mark.parametrize("persona", PERSONAS)
@@ -246,9 +268,14 @@ def test_it_disables_a_live_mailbox_with_a_reason_and_audits_it(client, admin_us
     mailbox = make_mailbox("X26LIV1", environment=Environment.LIVE)
     client.force_login(admin_user)
     data = mailbox_data(
-        mailbox_id="X26LIV1", environment="live", enabled=None, new_password="", new_shared_key="",
-        disable_reason="Supplier incident INC123", confirm_disable="on",
-    )  # fmt: skip
+        mailbox_id="X26LIV1",
+        environment="live",
+        enabled=None,
+        new_password="",
+        new_shared_key="",
+        disable_reason="Supplier incident INC123",
+        confirm_disable="on",
+    )
     response = client.post(reverse("mailboxes:edit", args=[mailbox.pk]), data)
     assert response.status_code == 302
     mailbox.refresh_from_db()
@@ -294,9 +321,15 @@ def test_it_enqueues_a_handshake_audits_it_and_waits_for_the_result(
 
     now = timezone.now()
     Task.objects.create(
-        id=task_id, name="t", func="portal.mailboxes.tasks.handshake_mailbox", args=(mailbox.pk,),
-        result="Handshake with X26ABC1 succeeded in 120 ms", started=now, stopped=now, success=True,
-    )  # fmt: skip
+        id=task_id,
+        name="t",
+        func="portal.mailboxes.tasks.handshake_mailbox",
+        args=(mailbox.pk,),
+        result="Handshake with X26ABC1 succeeded in 120 ms",
+        started=now,
+        stopped=now,
+        success=True,
+    )
     done = client.get(response["Location"]).content.decode()
     assert "Handshake with X26ABC1 succeeded in 120 ms" in done
     assert "data-refresh" not in done
@@ -309,9 +342,15 @@ def test_it_enqueues_a_poll_and_shows_a_failure(client, admin_user, mailbox):
     assert AuditRecord.objects.filter(action="mailbox.poll_requested").exists()
     now = timezone.now()
     Task.objects.create(
-        id=task_id, name="t", func="portal.messaging.tasks.poll_mailbox", args=(mailbox.pk,),
-        result="Traceback...\nMeshTransientError: <503>", started=now, stopped=now, success=False,
-    )  # fmt: skip
+        id=task_id,
+        name="t",
+        func="portal.messaging.tasks.poll_mailbox",
+        args=(mailbox.pk,),
+        result="Traceback...\nMeshTransientError: <503>",
+        started=now,
+        stopped=now,
+        success=False,
+    )
     html = client.get(response["Location"]).content.decode()
     assert "The worker stopped with an error: MeshTransientError: &lt;503&gt;" in html
 
@@ -320,9 +359,15 @@ def test_it_shows_no_result_of_another_mailboxs_task(client, admin_user, mailbox
     other = make_mailbox("X26ABC2")
     now = timezone.now()
     Task.objects.create(
-        id="a" * 32, name="t", func="portal.mailboxes.tasks.handshake_mailbox", args=(other.pk,),
-        result="Handshake with X26ABC2 succeeded in 5 ms", started=now, stopped=now, success=True,
-    )  # fmt: skip
+        id="a" * 32,
+        name="t",
+        func="portal.mailboxes.tasks.handshake_mailbox",
+        args=(other.pk,),
+        result="Handshake with X26ABC2 succeeded in 5 ms",
+        started=now,
+        stopped=now,
+        success=True,
+    )
     client.force_login(admin_user)
     html = client.get(
         reverse("mailboxes:detail", args=[mailbox.pk]), {"task": "a" * 32}

@@ -99,11 +99,14 @@ def test_it_keeps_mex_and_content_headers_but_never_reads_the_body_for_the_hook(
         mailbox_url("inbox", "MSG1"),
         body=payload,
         headers={
-            "mex-MessageID": "MSG1", "mex-MessageType": "DATA", "mex-From": "X26ABC2",
-            "Set-Cookie": "session=secret", "Content-Type": "application/octet-stream",
+            "mex-MessageID": "MSG1",
+            "mex-MessageType": "DATA",
+            "mex-From": "X26ABC2",
+            "Set-Cookie": "session=secret",
+            "Content-Type": "application/octet-stream",
             "Content-Length": str(len(payload)),
         },
-    )  # fmt: skip
+    )
     bodies_read_when_reported = []
     into = io.BytesIO()
 

@@ -82,8 +82,12 @@ class Handler(BaseHTTPRequestHandler):
             time.sleep(0.05)
 
     def _download_headers(self, chunk_range: str = "1:1", message_id: str = "M1") -> dict:
-        return {"Content_Type": "application/octet-stream", "mex_MessageID": message_id,
-                "mex_MessageType": "DATA", "mex_Chunk_Range": chunk_range}  # fmt: skip
+        return {
+            "Content_Type": "application/octet-stream",
+            "mex_MessageID": message_id,
+            "mex_MessageType": "DATA",
+            "mex_Chunk_Range": chunk_range,
+        }
 
     # -- the shapes ------------------------------------------------------------------------
 
@@ -93,8 +97,9 @@ class Handler(BaseHTTPRequestHandler):
         self._endless()
 
     def case_json_bomb(self) -> None:
-        self._start(Content_Type="application/json", Content_Encoding="gzip",
-                    Content_Length=str(len(BOMB)))  # fmt: skip
+        self._start(
+            Content_Type="application/json", Content_Encoding="gzip", Content_Length=str(len(BOMB))
+        )
         self.wfile.write(BOMB)
 
     def case_huge_error_body(self) -> None:
@@ -102,8 +107,12 @@ class Handler(BaseHTTPRequestHandler):
         self._endless(b"<p>denied</p>" * 1000)
 
     def case_error_bomb(self) -> None:
-        self._start(503, Content_Type="application/json", Content_Encoding="gzip",
-                    Content_Length=str(len(BOMB)))  # fmt: skip
+        self._start(
+            503,
+            Content_Type="application/json",
+            Content_Encoding="gzip",
+            Content_Length=str(len(BOMB)),
+        )
         self.wfile.write(BOMB)
 
     def case_slow_json(self) -> None:
@@ -121,8 +130,9 @@ class Handler(BaseHTTPRequestHandler):
         self._endless()
 
     def case_download_bomb(self) -> None:
-        self._start(Content_Encoding="gzip", Content_Length=str(len(BOMB)),
-                    **self._download_headers())  # fmt: skip
+        self._start(
+            Content_Encoding="gzip", Content_Length=str(len(BOMB)), **self._download_headers()
+        )
         self.wfile.write(BOMB)
 
     def case_billion_chunks(self) -> None:
@@ -181,10 +191,18 @@ def _client(server) -> MeshClient:
     host, port = server.server_address
     scheme = getattr(server, "scheme", "http")
     return MeshClient(
-        f"{scheme}://{'localhost' if scheme == 'https' else host}:{port}", "X26ABC1", PASSWORD, SHARED_KEY,
-        max_retries=0, timeout=(5, 20), request_deadline=DEADLINE, min_transfer_rate=4 * MiB,
-        download_limits=LIMITS, max_response_body=1 * MiB, verify=getattr(server, "verify", True),
-    )  # fmt: skip
+        f"{scheme}://{'localhost' if scheme == 'https' else host}:{port}",
+        "X26ABC1",
+        PASSWORD,
+        SHARED_KEY,
+        max_retries=0,
+        timeout=(5, 20),
+        request_deadline=DEADLINE,
+        min_transfer_rate=4 * MiB,
+        download_limits=LIMITS,
+        max_response_body=1 * MiB,
+        verify=getattr(server, "verify", True),
+    )
 
 
 class Sink(io.RawIOBase):
@@ -258,8 +276,9 @@ def test_it_refuses_a_message_past_a_limit_before_writing_past_it(server, case, 
     sink = Sink()
     limits = LIMITS
     if case == "download_bomb":  # size limits far away: the ratio alone stops it
-        limits = DownloadLimits(max_message_bytes=2 * 1024 * MiB, max_chunk_bytes=2 * 1024 * MiB,
-                                max_expansion_ratio=50)  # fmt: skip
+        limits = DownloadLimits(
+            max_message_bytes=2 * 1024 * MiB, max_chunk_bytes=2 * 1024 * MiB, max_expansion_ratio=50
+        )
     error, elapsed = _run(server, case, lambda client: client.download("M1", sink, limits=limits))
     assert isinstance(error, MeshPayloadTooLarge), repr(error)
     assert (error.limit_name, error.limit, error.message_id) == (limit_name, limit, "M1")
@@ -299,8 +318,9 @@ def test_it_still_reads_an_honest_gzip_message_that_compresses_well(server):
     assert len(data) / len(body) > LIMITS.max_expansion_ratio
 
     def honest(handler: Handler) -> None:
-        handler._start(Content_Encoding="gzip", Content_Length=str(len(body)),
-                       **handler._download_headers())  # fmt: skip
+        handler._start(
+            Content_Encoding="gzip", Content_Length=str(len(body)), **handler._download_headers()
+        )
         handler.wfile.write(body)
 
     Handler.case_honest = honest  # type: ignore[attr-defined]

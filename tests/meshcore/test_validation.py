@@ -172,9 +172,16 @@ def test_it_rejects_bad_tuning_values(no_http):
 
 @pytest.mark.parametrize(
     ("digits", "valid"),
-    [("9434765919", True), ("4010232137", True), ("9434765918", False), ("1234567890", False),
-     ("943476591", False), ("94347659190", False), ("943476591a", False)],
-)  # fmt: skip
+    [
+        ("9434765919", True),
+        ("4010232137", True),
+        ("9434765918", False),
+        ("1234567890", False),
+        ("943476591", False),
+        ("94347659190", False),
+        ("943476591a", False),
+    ],
+)
 def test_it_checks_an_nhs_numbers_check_digit(digits, valid):
     from meshcore import nhs_number_valid
 

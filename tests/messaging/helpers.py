@@ -68,10 +68,14 @@ def raw_send(sandbox, data: bytes, **headers: str) -> str:
         f"{sandbox.url}/messageexchange/X26ABC1/outbox",
         data=data,
         headers={
-            "Authorization": token, "Accept": "application/vnd.mesh.v2+json",
-            "mex-From": "X26ABC1", "mex-To": "X26ABC2", "mex-WorkflowID": "TEST_WORKFLOW",
-            "Content-Type": "application/octet-stream", **headers,
-        },  # fmt: skip
+            "Authorization": token,
+            "Accept": "application/vnd.mesh.v2+json",
+            "mex-From": "X26ABC1",
+            "mex-To": "X26ABC2",
+            "mex-WorkflowID": "TEST_WORKFLOW",
+            "Content-Type": "application/octet-stream",
+            **headers,
+        },
         timeout=30,
     )
     assert response.status_code == 202, response.text

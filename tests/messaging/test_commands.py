@@ -96,8 +96,16 @@ def test_mesh_send_wait_exits_non_zero_when_mesh_refuses(sandbox_mailboxes, data
     from django_q.tasks import Conf
 
     monkeypatch.setattr(Conf, "SYNC", True)
-    args = ["mesh_send", "X26ABC1", str(data_file), "--to", "NOSUCHBOX1", "--workflow",
-            "TEST_WORKFLOW", "--wait"]  # fmt: skip
+    args = [
+        "mesh_send",
+        "X26ABC1",
+        str(data_file),
+        "--to",
+        "NOSUCHBOX1",
+        "--workflow",
+        "TEST_WORKFLOW",
+        "--wait",
+    ]
     with pytest.raises(CommandError, match="Failed: MESH code 12"):
         run(*args)
 

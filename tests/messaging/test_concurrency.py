@@ -97,17 +97,23 @@ def test_a_worker_killed_in_a_concurrent_poll_loses_and_repeats_nothing(sandbox,
     with LatencyProxy(sandbox.url, delay_ms=300) as proxy:
         recipient = make_mailbox("X26ABC2", base_url=proxy.url)
         env = {
-            **os.environ, "DJANGO_SETTINGS_MODULE": "portal.settings",
-            "DATABASE_URL": _database_url(), "POLL_CONCURRENCY": str(width),
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "portal.settings",
+            "DATABASE_URL": _database_url(),
+            "POLL_CONCURRENCY": str(width),
             "PAYLOAD_ROOT": str(settings.STORAGES["payloads"]["OPTIONS"]["location"]),
             "FIELD_ENCRYPTION_KEYS": ",".join(django_settings.FIELD_ENCRYPTION_KEYS),
             "LOG_LEVEL": "WARNING",
-        }  # fmt: skip
+        }
         env.pop("NEOMESH_PRODUCTION", None)
         worker = subprocess.Popen(
-            [sys.executable, "-c", POLL_IN_A_PROCESS, str(recipient.pk)], cwd=ROOT, env=env,
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [sys.executable, "-c", POLL_IN_A_PROCESS, str(recipient.pk)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         stored = Message.objects.inbound()
         deadline = time.monotonic() + 120
         try:

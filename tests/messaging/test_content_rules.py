@@ -79,9 +79,14 @@ def test_a_reference_that_only_looks_like_an_nhs_number_is_sent(mailbox):
 @pytest.mark.django_db
 def test_the_send_form_shows_the_pid_refusal_on_the_field(client, admin_user, mailbox):
     client.force_login(admin_user)
-    data = {"mailbox": "X26ABC1", "recipient": "X26ABC2", "workflow_id": "TEST_WORKFLOW",
-            "subject": "", "local_id": VALID_NHS,
-            "file": SimpleUploadedFile("a.csv", b"a,b\n", content_type="text/csv")}  # fmt: skip
+    data = {
+        "mailbox": "X26ABC1",
+        "recipient": "X26ABC2",
+        "workflow_id": "TEST_WORKFLOW",
+        "subject": "",
+        "local_id": VALID_NHS,
+        "file": SimpleUploadedFile("a.csv", b"a,b\n", content_type="text/csv"),
+    }
     response = client.post(reverse("messaging:send"), data)
     assert response.status_code == 200
     assert RULE in " ".join(response.context["form"].errors["local_id"])
@@ -94,9 +99,16 @@ def test_mesh_send_refuses_pid_with_the_rules_wording(mailbox, tmp_path):
     path.write_bytes(b"a,b\n")
     with pytest.raises(CommandError, match=f"The subject {RULE}"):
         call_command(
-            "mesh_send", "X26ABC1", str(path), "--to", "X26ABC2", "--workflow", "TEST_WORKFLOW",
-            "--subject", f"NHS {VALID_NHS}",
-        )  # fmt: skip
+            "mesh_send",
+            "X26ABC1",
+            str(path),
+            "--to",
+            "X26ABC2",
+            "--workflow",
+            "TEST_WORKFLOW",
+            "--subject",
+            f"NHS {VALID_NHS}",
+        )
 
 
 @pytest.mark.django_db

@@ -18,8 +18,14 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def failed(db):
     mailbox = make_mailbox("X26ABC1")
-    message = queue(mailbox, b"a,b\n1,2\n", to="X26WRONG", subject="Results", filename="r.csv",
-                    local_id="batch-7")  # fmt: skip
+    message = queue(
+        mailbox,
+        b"a,b\n1,2\n",
+        to="X26WRONG",
+        subject="Results",
+        filename="r.csv",
+        local_id="batch-7",
+    )
     Message.objects.filter(pk=message.pk).update(status=Status.FAILED, failure_reason="Unknown")
     message.refresh_from_db()
     return message
@@ -30,22 +36,36 @@ def test_the_form_is_filled_in_from_the_failed_message(client, admin_user, faile
     response = client.get(reverse("messaging:fix", args=[failed.pk]))
     form = response.context["form"]
     assert (form["recipient"].value(), form["subject"].value(), form["local_id"].value()) == (
-        "X26WRONG", "Results", "batch-7",
-    )  # fmt: skip
+        "X26WRONG",
+        "Results",
+        "batch-7",
+    )
     assert "Leave empty to send the same file again (r.csv" in response.content.decode()
 
 
 def test_it_queues_a_corrected_copy_with_the_same_file(client, admin_user, failed, task_queue):
     client.force_login(admin_user)
-    data = {"mailbox": "X26ABC1", "recipient": "x26abc2", "workflow_id": "TEST_WORKFLOW",
-            "subject": "Results (corrected)", "local_id": "batch-7b"}  # fmt: skip
+    data = {
+        "mailbox": "X26ABC1",
+        "recipient": "x26abc2",
+        "workflow_id": "TEST_WORKFLOW",
+        "subject": "Results (corrected)",
+        "local_id": "batch-7b",
+    }
     response = client.post(reverse("messaging:fix", args=[failed.pk]), data)
     copy = Message.objects.exclude(pk=failed.pk).get()
     assert response["Location"] == reverse("messaging:detail", args=[copy.pk])
     assert (copy.recipient, copy.subject, copy.local_id, copy.status) == (
-        "X26ABC2", "Results (corrected)", "batch-7b", Status.QUEUED,
-    )  # fmt: skip
-    assert (copy.copied_from, copy.filename, copy.direction) == (failed, "r.csv", Direction.OUTBOUND)
+        "X26ABC2",
+        "Results (corrected)",
+        "batch-7b",
+        Status.QUEUED,
+    )
+    assert (copy.copied_from, copy.filename, copy.direction) == (
+        failed,
+        "r.csv",
+        Direction.OUTBOUND,
+    )
     assert payload_bytes(copy) == b"a,b\n1,2\n" and copy.payload.name != failed.payload.name
     failed.refresh_from_db()
     assert failed.status == Status.FAILED  # the failed one stays as it was
@@ -58,13 +78,21 @@ def test_it_queues_a_corrected_copy_with_the_same_file(client, admin_user, faile
 
 def test_it_can_replace_the_file_and_still_applies_every_rule(client, admin_user, failed):
     client.force_login(admin_user)
-    data = {"mailbox": "X26ABC1", "recipient": "X26ABC2", "workflow_id": "TEST_WORKFLOW",
-            "subject": "", "local_id": "9434765919"}  # fmt: skip
+    data = {
+        "mailbox": "X26ABC1",
+        "recipient": "X26ABC2",
+        "workflow_id": "TEST_WORKFLOW",
+        "subject": "",
+        "local_id": "9434765919",
+    }
     response = client.post(reverse("messaging:fix", args=[failed.pk]), data)
     assert "must not contain patient identifiable data" in " ".join(
         response.context["form"].errors["local_id"]
     )
-    data |= {"local_id": "", "file": SimpleUploadedFile("new.csv", b"x,y\n", content_type="text/csv")}
+    data |= {
+        "local_id": "",
+        "file": SimpleUploadedFile("new.csv", b"x,y\n", content_type="text/csv"),
+    }
     client.post(reverse("messaging:fix", args=[failed.pk]), data)
     copy = Message.objects.exclude(pk=failed.pk).get()
     assert (copy.filename, payload_bytes(copy)) == ("new.csv", b"x,y\n")

@@ -129,10 +129,13 @@ def test_the_sweep_gives_up_on_a_message_whose_workers_keep_dying(db, progress, 
     mailbox = make_mailbox("X26ABC1")
     message = queue(mailbox, b"data")
     Message.objects.filter(pk=message.pk).update(
-        status=Status.SENDING, claimed_by="dead-host:1", attempts=outbox.MAX_ATTEMPTS,
-        claimed_at=timezone.now() - outbox.CLAIM_LEASE * 2, last_error="OSError: disk gone",
+        status=Status.SENDING,
+        claimed_by="dead-host:1",
+        attempts=outbox.MAX_ATTEMPTS,
+        claimed_at=timezone.now() - outbox.CLAIM_LEASE * 2,
+        last_error="OSError: disk gone",
         **progress,
-    )  # fmt: skip
+    )
 
     assert outbox.outbox_sweep() == {"released": 0, "given_up": 1, "enqueued": 0}
     message.refresh_from_db()

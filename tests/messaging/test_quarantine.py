@@ -166,7 +166,9 @@ def test_only_mailbox_operators_can_retry_or_leave(client, auditor_user, sandbox
         mailbox=recipient, mesh_message_id="X", reason="r", status=State.QUARANTINED
     )
     client.force_login(auditor_user)
-    response = client.post(reverse("messaging:inbound_failure", args=[failure.pk]), {"action": "leave"})
+    response = client.post(
+        reverse("messaging:inbound_failure", args=[failure.pk]), {"action": "leave"}
+    )
     assert response.status_code == 403
     failure.refresh_from_db()
     assert failure.status == State.QUARANTINED
@@ -190,7 +192,11 @@ def test_it_bounds_every_header_value_before_the_insert():
     fields, notes = inbox.bounded_headers(
         {"subject": "a\x00b", "filename": "f" * 301, "mesh_status_description": "d" * 5000}
     )
-    assert fields == {"subject": "a?b", "filename": "f" * 300, "mesh_status_description": "d" * 4000}
+    assert fields == {
+        "subject": "a?b",
+        "filename": "f" * 300,
+        "mesh_status_description": "d" * 4000,
+    }
     assert len(notes) == 3 and "mex-Subject held control characters" in notes[0]
 
 
@@ -233,9 +239,7 @@ def test_it_refuses_a_gzip_bomb_with_payloads_on_object_storage(
     assert InboundFailure.objects.get(mesh_message_id=bomb_id).status == State.QUARANTINED
     received = Message.objects.get(direction=Direction.INBOUND)
     assert payload_bytes(received) == b"to the bucket"
-    assert sorted(payloads.store().names()) == sorted(
-        m.payload.name for m in Message.objects.all()
-    )
+    assert sorted(payloads.store().names()) == sorted(m.payload.name for m in Message.objects.all())
 
 
 def test_a_quarantined_message_puts_its_mailbox_on_the_dashboard_needing_attention(

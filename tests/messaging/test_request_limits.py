@@ -107,9 +107,7 @@ def test_it_refuses_a_chunked_message_on_a_workflow_marked_without_chunks(limite
     assert not Message.objects.exists()
 
 
-def test_the_worker_fails_a_message_that_no_longer_fits_without_sending_anything(
-    limited, sandbox
-):
+def test_the_worker_fails_a_message_that_no_longer_fits_without_sending_anything(limited, sandbox):
     """Queued whole to a no-chunks recipient, then the mailbox's limit was lowered."""
     sender, recipient = limited
     Recipient.objects.create(mailbox_id="X26ABC2", accepts_chunked=False)

@@ -38,8 +38,9 @@ def world(db):
 
     def outbound(mailbox, workflow, accepted, **kw):
         kw.setdefault("status", Status.ACCEPTED)
-        return make_message(mailbox, direction=Direction.OUTBOUND, workflow_id=workflow,
-                            accepted_at=accepted, **kw)  # fmt: skip
+        return make_message(
+            mailbox, direction=Direction.OUTBOUND, workflow_id=workflow, accepted_at=accepted, **kw
+        )
 
     m = {
         # Confirmed delivered 40 days ago: due under a 30-day "confirmed" rule.
@@ -54,16 +55,28 @@ def world(db):
         "other_mailbox": inbound(b, "GP_LETTERS", old),
         "sent_old": outbound(a, "GP_LETTERS", old),
         "queued_old": outbound(a, "GP_LETTERS", None, status=Status.QUEUED, created_at=old),
-        "recipient_acked_old": outbound(a, "PATH_RESULTS", old, status=Status.ACKNOWLEDGED,
-                                        acknowledged_at=old),  # fmt: skip
+        "recipient_acked_old": outbound(
+            a, "PATH_RESULTS", old, status=Status.ACKNOWLEDGED, acknowledged_at=old
+        ),
     }
-    RetentionRule.objects.create(name="Pathology 30d after delivery", workflow_pattern="PATH_*",
-                                 keep_days=30, clock="confirmed")  # fmt: skip
+    RetentionRule.objects.create(
+        name="Pathology 30d after delivery",
+        workflow_pattern="PATH_*",
+        keep_days=30,
+        clock="confirmed",
+    )
     # More specific (mailbox + direction): governs X26ABC1's inbound GP letters.
-    RetentionRule.objects.create(name="X26ABC1 GP letters in", mailbox=a, direction="in",
-                                 workflow_pattern="GP_LETTERS", keep_days=7, clock="received")  # fmt: skip
-    RetentionRule.objects.create(name="GP letters 90d", workflow_pattern="GP_*", keep_days=90,
-                                 clock="received")  # fmt: skip
+    RetentionRule.objects.create(
+        name="X26ABC1 GP letters in",
+        mailbox=a,
+        direction="in",
+        workflow_pattern="GP_LETTERS",
+        keep_days=7,
+        clock="received",
+    )
+    RetentionRule.objects.create(
+        name="GP letters 90d", workflow_pattern="GP_*", keep_days=90, clock="received"
+    )
     LegalHold.objects.create(message=m["held"], reason="Subject access request 123")
     LegalHold.objects.create(workflow_id="PATH_DISPUTED", reason="Litigation hold")
     return m
@@ -89,8 +102,9 @@ def test_a_dry_run_lists_exactly_what_the_rules_would_purge_and_changes_nothing(
     assert "0 payloads would be purged" in out.getvalue()
 
 
-def test_the_sweep_purges_exactly_that_keeping_metadata_timeline_and_audit(world, client,
-                                                                            admin_user):
+def test_the_sweep_purges_exactly_that_keeping_metadata_timeline_and_audit(
+    world, client, admin_user
+):
     due = {world[k].pk for k in ("confirmed_old", "received_old", "recipient_acked_old")}
     stored = {pk: Message.objects.get(pk=pk).payload.name for pk in due}
     kept_names = {k: m.payload.name for k, m in world.items() if m.pk not in due}
@@ -111,9 +125,14 @@ def test_the_sweep_purges_exactly_that_keeping_metadata_timeline_and_audit(world
     assert tasks.purge_payloads() == "0 payloads purged"  # nothing twice
 
     client.force_login(admin_user)
-    page = client.get(reverse("messaging:detail", args=[world["confirmed_old"].pk])).content.decode()
+    page = client.get(
+        reverse("messaging:detail", args=[world["confirmed_old"].pk])
+    ).content.decode()
     assert "under rule “Pathology 30d after delivery”" in page
-    assert client.get(reverse("messaging:download", args=[world["confirmed_old"].pk])).status_code == 404
+    assert (
+        client.get(reverse("messaging:download", args=[world["confirmed_old"].pk])).status_code
+        == 404
+    )
 
 
 def test_the_message_page_says_when_the_payload_goes_or_why_it_is_kept(world, client, admin_user):
@@ -125,7 +144,9 @@ def test_the_message_page_says_when_the_payload_goes_or_why_it_is_kept(world, cl
 
     assert "legal hold on this message" in said("held") and "Subject access request" in said("held")
     assert "legal hold on workflow PATH_DISPUTED" in said("held_workflow")
-    assert "not yet" in said("never_confirmed") and "delivery is confirmed" in said("never_confirmed")
+    assert "not yet" in said("never_confirmed") and "delivery is confirmed" in said(
+        "never_confirmed"
+    )
     assert "acknowledged to MESH" in said("unacknowledged")
     assert "Will be purged after" in said("confirmed_recent")
     assert "90 days after MESH accepts it" in said("queued_old")
@@ -145,7 +166,9 @@ def test_releasing_a_hold_and_confirming_delivery_let_the_rules_apply(world, adm
 
 def test_a_hold_placed_after_the_listing_still_stops_the_purge(world, admin_user):
     due = next(m for m, _ in retention.purgeable() if m.pk == world["confirmed_old"].pk)
-    retention.legal_hold_place(message=due, reason="Complaint 7", actor=Actor.person(user=admin_user))
+    retention.legal_hold_place(
+        message=due, reason="Complaint 7", actor=Actor.person(user=admin_user)
+    )
     rule = retention.rule_for(due)
     assert not retention.payload_purge(message_id=due.pk, rule=rule)
     assert payloads.store().exists(Message.objects.get(pk=due.pk).payload.name)

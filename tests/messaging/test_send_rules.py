@@ -44,8 +44,14 @@ def test_it_refuses_header_values_mesh_would_reject(mailbox, kwargs, field, text
 def test_the_send_form_shows_a_bad_filename_on_the_file_field(client, admin_user, mailbox):
     client.force_login(admin_user)
     upload = SimpleUploadedFile("résumé.csv", b"a,b\n", content_type="text/csv")
-    data = {"mailbox": "X26ABC1", "recipient": "X26ABC2", "workflow_id": "TEST_WORKFLOW",
-            "subject": "", "local_id": "", "file": upload}  # fmt: skip
+    data = {
+        "mailbox": "X26ABC1",
+        "recipient": "X26ABC2",
+        "workflow_id": "TEST_WORKFLOW",
+        "subject": "",
+        "local_id": "",
+        "file": upload,
+    }
     response = client.post(reverse("messaging:send"), data)
     assert response.status_code == 200
     assert "The file's name must be ASCII" in " ".join(response.context["form"].errors["file"])
@@ -57,9 +63,16 @@ def test_mesh_send_refuses_a_bad_subject_with_a_clear_error(mailbox, tmp_path):
     path.write_bytes(b"a,b\n")
     with pytest.raises(CommandError, match="The subject must be ASCII"):
         call_command(
-            "mesh_send", "X26ABC1", str(path), "--to", "X26ABC2", "--workflow", "TEST_WORKFLOW",
-            "--subject", "Café results",
-        )  # fmt: skip
+            "mesh_send",
+            "X26ABC1",
+            str(path),
+            "--to",
+            "X26ABC2",
+            "--workflow",
+            "TEST_WORKFLOW",
+            "--subject",
+            "Café results",
+        )
     assert not Message.objects.exists()
 
 
@@ -79,9 +92,17 @@ def test_mesh_send_refuses_a_disabled_mailbox_without_waiting(mailbox, tmp_path)
     path.write_bytes(b"a,b\n")
     with pytest.raises(CommandError, match="Cannot send now: mailbox X26ABC1 is disabled"):
         call_command(
-            "mesh_send", "X26ABC1", str(path), "--to", "X26ABC2", "--workflow", "TEST_WORKFLOW",
-            "--wait", "--timeout", "1",
-        )  # fmt: skip
+            "mesh_send",
+            "X26ABC1",
+            str(path),
+            "--to",
+            "X26ABC2",
+            "--workflow",
+            "TEST_WORKFLOW",
+            "--wait",
+            "--timeout",
+            "1",
+        )
     assert not Message.objects.exists()
 
 
@@ -89,8 +110,14 @@ def test_the_send_form_refuses_a_live_mailbox_the_readiness_gate_holds(client, a
     live = make_live_mailbox(password="p", shared_key="k")
     live.workflows.create(workflow_id="TEST_WORKFLOW", direction="send")
     client.force_login(admin_user)
-    data = {"mailbox": "X26LIVE1", "recipient": "X26ABC2", "workflow_id": "TEST_WORKFLOW",
-            "subject": "", "local_id": "", "file": SimpleUploadedFile("a.txt", b"data")}  # fmt: skip
+    data = {
+        "mailbox": "X26LIVE1",
+        "recipient": "X26ABC2",
+        "workflow_id": "TEST_WORKFLOW",
+        "subject": "",
+        "local_id": "",
+        "file": SimpleUploadedFile("a.txt", b"data"),
+    }
     response = client.post(reverse("messaging:send"), data)
     errors = " ".join(response.context["form"].errors["mailbox"])
     assert "Cannot send now: live mailbox X26LIVE1 has no live onboarding plan" in errors

@@ -38,8 +38,9 @@ def test_a_stale_reading_never_fails_a_message_a_person_requeued(sandbox_mailbox
     # MESH gives up on it (the sandbox's admin API stands in for the 5 days).
     requests.post(
         f"{sandbox.url}/messageexchange/admin/message/{message.mesh_message_id}/event",
-        json={"status": "undeliverable", "code": "14", "event": "TRANSFER"}, timeout=10,
-    ).raise_for_status()  # fmt: skip
+        json={"status": "undeliverable", "code": "14", "event": "TRANSFER"},
+        timeout=10,
+    ).raise_for_status()
     # Meanwhile a report failed it and a person re-queued it.
     Message.objects.filter(pk=message.pk).update(status=Status.QUEUED)
 

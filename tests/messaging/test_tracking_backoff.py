@@ -28,11 +28,15 @@ def test_the_schedule_backs_off_then_goes_daily_until_just_after_the_5_day_expir
         looks.append(due - T0)
         last, tracked = due, tracked + 1
     assert looks == [
-        timedelta(minutes=5), timedelta(hours=1, minutes=5), timedelta(hours=7, minutes=5),
-        timedelta(days=1, hours=7, minutes=5), timedelta(days=2, hours=7, minutes=5),
-        timedelta(days=3, hours=7, minutes=5), timedelta(days=4, hours=7, minutes=5),
+        timedelta(minutes=5),
+        timedelta(hours=1, minutes=5),
+        timedelta(hours=7, minutes=5),
+        timedelta(days=1, hours=7, minutes=5),
+        timedelta(days=2, hours=7, minutes=5),
+        timedelta(days=3, hours=7, minutes=5),
+        timedelta(days=4, hours=7, minutes=5),
         timedelta(days=5, hours=1),
-    ]  # fmt: skip
+    ]
 
 
 def _accepted(sender) -> Message:
@@ -43,7 +47,9 @@ def _accepted(sender) -> Message:
 
 
 def _make_due(message):
-    Message.objects.filter(pk=message.pk).update(next_track_at=timezone.now() - timedelta(seconds=1))
+    Message.objects.filter(pk=message.pk).update(
+        next_track_at=timezone.now() - timedelta(seconds=1)
+    )
 
 
 @pytest.mark.django_db(transaction=True)

@@ -34,8 +34,11 @@ def test_it_sends_receives_and_acknowledges(sandbox_mailboxes):
     )
     assert payload_bytes(received) == b"a,b,c\n1,2,3\n"
     assert (received.sender, received.subject, received.local_id, received.workflow_id) == (
-        "X26ABC1", "Results", "ref-1", "TEST_WORKFLOW",
-    )  # fmt: skip
+        "X26ABC1",
+        "Results",
+        "ref-1",
+        "TEST_WORKFLOW",
+    )
     assert received.status == Status.ACKNOWLEDGED
     assert [e.kind for e in received.events.all()] == ["downloaded", "acknowledged"]
 
@@ -146,10 +149,15 @@ def test_it_links_a_non_delivery_report_to_the_failed_message(sandbox_mailboxes,
     outbox.message_send(message_id=message.pk)
     message.refresh_from_db()
     sandbox.inject_report(
-        mailbox_id="X26ABC1", code="14", description="not collected", workflow_id="TEST_WORKFLOW",
-        subject="Discharge", local_id=message.local_id, status="undeliverable",
+        mailbox_id="X26ABC1",
+        code="14",
+        description="not collected",
+        workflow_id="TEST_WORKFLOW",
+        subject="Discharge",
+        local_id=message.local_id,
+        status="undeliverable",
         linked_message_id=message.mesh_message_id,
-    )  # fmt: skip
+    )
 
     result = inbox.mailbox_poll(mailbox=sender)
     assert (result.downloaded, result.reports) == (1, 1)
@@ -169,9 +177,14 @@ def test_a_report_never_undoes_the_recipients_acknowledgement(sandbox_mailboxes,
     Message.objects.filter(pk=message.pk).update(status=Status.ACKNOWLEDGED)
     message.refresh_from_db()
     sandbox.inject_report(
-        mailbox_id="X26ABC1", code="14", description="not collected", workflow_id="TEST_WORKFLOW",
-        local_id=message.local_id, status="undeliverable", linked_message_id=message.mesh_message_id,
-    )  # fmt: skip
+        mailbox_id="X26ABC1",
+        code="14",
+        description="not collected",
+        workflow_id="TEST_WORKFLOW",
+        local_id=message.local_id,
+        status="undeliverable",
+        linked_message_id=message.mesh_message_id,
+    )
 
     assert inbox.mailbox_poll(mailbox=sender).reports == 1
     report = Message.objects.get(direction=Direction.INBOUND, message_type="REPORT")

@@ -35,9 +35,12 @@ def mailbox(db):
 @pytest.fixture
 def failed_outbound(mailbox):
     return make_message(
-        mailbox, direction=Direction.OUTBOUND, status=Status.FAILED, mesh_status_code="12",
+        mailbox,
+        direction=Direction.OUTBOUND,
+        status=Status.FAILED,
+        mesh_status_code="12",
         failure_reason="MESH code 12: The recipient mailbox is not registered with MESH.",
-    )  # fmt: skip
+    )
 
 
 CASES = [
@@ -197,9 +200,14 @@ def test_it_escapes_mesh_provided_text_in_the_list(client, auditor_user, mailbox
 
 def test_it_escapes_mesh_provided_text_on_the_detail_page(client, auditor_user, mailbox):
     message = make_message(
-        mailbox, subject=XSS, filename=f"{XSS}.txt", local_id=XSS, partner_id=XSS,
-        mesh_status_description=XSS, status=Status.RECEIVED,
-    )  # fmt: skip
+        mailbox,
+        subject=XSS,
+        filename=f"{XSS}.txt",
+        local_id=XSS,
+        partner_id=XSS,
+        mesh_status_description=XSS,
+        status=Status.RECEIVED,
+    )
     message.add_event(MessageEvent.Kind.DOWNLOADED, XSS)
     client.force_login(auditor_user)
     html = client.get(reverse("messaging:detail", args=[message.pk])).content.decode()
@@ -244,9 +252,12 @@ def test_it_explains_a_failure_and_links_report_and_message(
     client, admin_user, failed_outbound, mailbox
 ):
     report = make_message(
-        mailbox, message_type=MessageType.REPORT, linked_message=failed_outbound, status=Status.ACKNOWLEDGED,
+        mailbox,
+        message_type=MessageType.REPORT,
+        linked_message=failed_outbound,
+        status=Status.ACKNOWLEDGED,
         linked_mesh_message_id=failed_outbound.mesh_message_id,
-    )  # fmt: skip
+    )
     client.force_login(admin_user)
     html = client.get(reverse("messaging:detail", args=[failed_outbound.pk])).content.decode()
     assert "The recipient mailbox is not registered with MESH." in html
@@ -337,8 +348,14 @@ def upload(content: bytes = b"hello MESH", name: str = "hello.txt") -> SimpleUpl
 
 
 def send_data(**overrides) -> dict:
-    data = {"mailbox": "X26ABC1", "recipient": "x26abc2", "workflow_id": "TEST_WORKFLOW", "subject": "Hi",
-            "local_id": "", "file": upload()}  # fmt: skip
+    data = {
+        "mailbox": "X26ABC1",
+        "recipient": "x26abc2",
+        "workflow_id": "TEST_WORKFLOW",
+        "subject": "Hi",
+        "local_id": "",
+        "file": upload(),
+    }
     data.update(overrides)
     return data
 
@@ -349,8 +366,11 @@ def test_it_queues_a_send_and_shows_its_progress(client, admin_user, mailbox):
     message = Message.objects.get()
     assert response["Location"] == reverse("messaging:detail", args=[message.pk])
     assert (message.status, message.recipient, message.filename, message.created_by) == (
-        Status.QUEUED, "X26ABC2", "hello.txt", admin_user,
-    )  # fmt: skip
+        Status.QUEUED,
+        "X26ABC2",
+        "hello.txt",
+        admin_user,
+    )
     with message.payload.open("rb") as handle:
         assert handle.read() == b"hello MESH"
     page = client.get(response["Location"]).content.decode()

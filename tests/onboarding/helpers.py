@@ -47,12 +47,25 @@ def upload(name: str, content: bytes) -> SimpleUploadedFile:
     return SimpleUploadedFile(name, content)
 
 
-def add_evidence(plan, task=None, *, kind=EvidenceKind.CONFORMANCE_CERTIFICATE, name="tcc.pdf",
-                 content=PDF, review_date=None, user=None):  # fmt: skip
+def add_evidence(
+    plan,
+    task=None,
+    *,
+    kind=EvidenceKind.CONFORMANCE_CERTIFICATE,
+    name="tcc.pdf",
+    content=PDF,
+    review_date=None,
+    user=None,
+):
     return evidence_add(
-        plan=plan, task=task, checked=check_upload(upload(name, content)), kind=kind,
-        title=f"{EvidenceKind(kind).label}", review_date=review_date, actor=Actor.person(user=user),
-    )  # fmt: skip
+        plan=plan,
+        task=task,
+        checked=check_upload(upload(name, content)),
+        kind=kind,
+        title=f"{EvidenceKind(kind).label}",
+        review_date=review_date,
+        actor=Actor.person(user=user),
+    )
 
 
 def close(task, status=TaskStatus.DONE):

@@ -34,10 +34,16 @@ def parse(data: bytes):
 
 
 def test_the_nsd_query_is_written_from_the_plan(plan):
-    services.allowlist_add(organisation=plan.organisation, environment="live",
-                           address="203.0.113.8", purpose="production NAT")  # fmt: skip
+    services.allowlist_add(
+        organisation=plan.organisation,
+        environment="live",
+        address="203.0.113.8",
+        purpose="production NAT",
+    )
     user = make_user(username="olu", first_name="Olu", last_name="Lead", email="olu@example.org")
-    letter = letters.correspondence_draft(plan=plan, kind=Kind.NSD_CHANGE_QUERY, actor=Actor.person(user=user))
+    letter = letters.correspondence_draft(
+        plan=plan, kind=Kind.NSD_CHANGE_QUERY, actor=Actor.person(user=user)
+    )
     assert letter.task.key == "nsd-query"
     assert letter.to_addresses == "ssd.nationalservicedesk@nhs.net"
     assert letter.cc_addresses == "itoc.supportdesk@nhs.net"
@@ -81,8 +87,9 @@ def test_the_live_csr_request_carries_the_csr_and_the_conformance_certificate(pl
     assert message["Subject"] == letter.subject
     attachments = {part.get_filename(): part for part in message.iter_attachments()}
     assert set(attachments) == {
-        "X26LIVE1.X26.api.mesh-client.nhs.uk.csr", "Technical Conformance Certificate.pdf"
-    }  # fmt: skip
+        "X26LIVE1.X26.api.mesh-client.nhs.uk.csr",
+        "Technical Conformance Certificate.pdf",
+    }
     assert attachments["Technical Conformance Certificate.pdf"].get_content() == PDF
     assert (
         attachments["Technical Conformance Certificate.pdf"].get_content_type() == "application/pdf"
@@ -95,15 +102,18 @@ def test_the_live_csr_request_carries_the_csr_and_the_conformance_certificate(pl
 def test_a_live_csr_request_without_the_conformance_certificate_is_not_sent(plan):
     letter = letters.correspondence_draft(plan=plan, kind=Kind.LIVE_CSR_REQUEST)
     assert letters.missing_attachments(letter) == [
-        "the CSR for the live mailbox", "the Technical Conformance Certificate"
-    ]  # fmt: skip
+        "the CSR for the live mailbox",
+        "the Technical Conformance Certificate",
+    ]
     with pytest.raises(
         OnboardingError, match="must carry the CSR for the live mailbox and the Technical"
     ):
         letters.correspondence_mark_sent(correspondence=letter, sent_on=timezone.localdate())
     # Once attached, writing the draft again picks them up.
-    services.task_link_certificate(task=task(plan, "production-csr"),
-                                   certificate=certificate_create_csr(mailbox=plan.target_mailbox))  # fmt: skip
+    services.task_link_certificate(
+        task=task(plan, "production-csr"),
+        certificate=certificate_create_csr(mailbox=plan.target_mailbox),
+    )
     add_evidence(plan)
     letters.correspondence_regenerate(correspondence=letter)
     assert letters.missing_attachments(letter) == []
@@ -147,13 +157,16 @@ def test_marking_sent_waits_on_nhs_england_and_counts_working_days(plan):
 def test_it_records_the_reply_and_ticket(plan):
     letter = letters.correspondence_draft(plan=plan, kind=Kind.NSD_CHANGE_QUERY)
     with pytest.raises(OnboardingError, match="Mark the email as sent"):
-        letters.correspondence_record_reply(correspondence=letter, reply_text="x",
-                                            replied_on=timezone.localdate())  # fmt: skip
+        letters.correspondence_record_reply(
+            correspondence=letter, reply_text="x", replied_on=timezone.localdate()
+        )
     letters.correspondence_mark_sent(correspondence=letter, sent_on=date(2026, 11, 2))
     letters.correspondence_record_reply(
-        correspondence=letter, reply_text="Valid.", replied_on=date(2026, 11, 6),
+        correspondence=letter,
+        reply_text="Valid.",
+        replied_on=date(2026, 11, 6),
         ticket_reference="CS0123456",
-    )  # fmt: skip
+    )
     letter.refresh_from_db()
     assert letter.status == Correspondence.Status.REPLIED and letter.ticket_reference == "CS0123456"
     assert letter.working_days_waited() == 4 and not letter.is_past_turnaround()
@@ -195,8 +208,9 @@ def test_in_scenario_b_the_old_conformance_certificate_is_never_attached(plan):
     early = letters.correspondence_draft(plan=plan, kind=Kind.LIVE_CSR_REQUEST)
     assert list(early.attachments.all()) == [old]
     decision = plan.decisions.get()
-    services.decision_record(decision=decision, option_key="invalidated",
-                             reply_text="A new witnessed test is needed.")  # fmt: skip
+    services.decision_record(
+        decision=decision, option_key="invalidated", reply_text="A new witnessed test is needed."
+    )
     old.refresh_from_db()
     assert old.is_withdrawn() and old.withdrawn_by_decision == decision
     assert "withdrawn as invalidated: tcc-typescript.pdf" in (
@@ -253,12 +267,17 @@ def test_the_ticket_is_recorded_against_the_certificate(plan):
     certificate = _live_csr_ready(plan)
     add_evidence(plan)
     letter = letters.correspondence_draft(plan=plan, kind=Kind.LIVE_CSR_REQUEST)
-    letters.correspondence_mark_sent(correspondence=letter, sent_on=date(2026, 11, 2),
-                                     ticket_reference=" CS0000001 ")  # fmt: skip
+    letters.correspondence_mark_sent(
+        correspondence=letter, sent_on=date(2026, 11, 2), ticket_reference=" CS0000001 "
+    )
     certificate.refresh_from_db()
     assert certificate.service_desk_ticket == "CS0000001"
-    letters.correspondence_record_reply(correspondence=letter, reply_text="Issued.",
-                                        replied_on=date(2026, 11, 4), ticket_reference="CS0000002")  # fmt: skip
+    letters.correspondence_record_reply(
+        correspondence=letter,
+        reply_text="Issued.",
+        replied_on=date(2026, 11, 4),
+        ticket_reference="CS0000002",
+    )
     certificate.refresh_from_db()
     assert certificate.service_desk_ticket == "CS0000002"
     audit = AuditRecord.objects.get(action="onboarding.correspondence_replied")
@@ -277,8 +296,9 @@ def test_the_integration_csr_request_is_never_sent_without_its_csr(plan):
     certificate = certificate_create_csr(mailbox=plan.integration_mailbox)
     letters.correspondence_regenerate(correspondence=letter)
     assert letter.certificate == certificate
-    letters.correspondence_mark_sent(correspondence=letter, sent_on=timezone.localdate(),
-                                     ticket_reference="ITOC-42")  # fmt: skip
+    letters.correspondence_mark_sent(
+        correspondence=letter, sent_on=timezone.localdate(), ticket_reference="ITOC-42"
+    )
     certificate.refresh_from_db()
     assert certificate.service_desk_ticket == "ITOC-42"
 

@@ -98,19 +98,28 @@ def test_an_admin_override_with_a_reason_opens_the_gate_until_revoked():
     with pytest.raises(OnboardingError, match="at least 20 characters"):
         gate_override_create(mailbox=live, reason="urgent", actor=Actor.person(user=admin))
     override = gate_override_create(
-        mailbox=live, reason="Clinical incident: results must flow tonight", actor=Actor.person(user=admin)
+        mailbox=live,
+        reason="Clinical incident: results must flow tonight",
+        actor=Actor.person(user=admin),
     )
     assert transfer_blocked_reason(live) is None
     report = gate_report(live)
     assert report.override == override and report.reasons and not report.blocked
     with pytest.raises(OnboardingError, match="already has an active override"):
-        gate_override_create(mailbox=live, reason="Another long enough reason here", actor=Actor.person(user=admin))
-    gate_override_revoke(override=override, reason="Incident closed", actor=Actor.person(user=admin))
+        gate_override_create(
+            mailbox=live, reason="Another long enough reason here", actor=Actor.person(user=admin)
+        )
+    gate_override_revoke(
+        override=override, reason="Incident closed", actor=Actor.person(user=admin)
+    )
     assert transfer_blocked_reason(live).startswith(
         "live mailbox X26LIVE1 has no live onboarding plan"
     )
-    actions = list(AuditRecord.objects.filter(action__startswith="onboarding.gate_")
-                   .values_list("action", "reason", "actor_label"))  # fmt: skip
+    actions = list(
+        AuditRecord.objects.filter(action__startswith="onboarding.gate_").values_list(
+            "action", "reason", "actor_label"
+        )
+    )
     assert (
         "onboarding.gate_overridden",
         "Clinical incident: results must flow tonight",
@@ -206,7 +215,10 @@ def test_a_lead_cannot_open_the_gate_by_marking_required_tasks_not_applicable(le
         item.save()
         with pytest.raises(OnboardingError, match="only an admin who may override the gate"):
             services.task_set_status(
-                task=item, status=TaskStatus.NOT_APPLICABLE, reason=reason, actor=Actor.person(user=lead_user)
+                task=item,
+                status=TaskStatus.NOT_APPLICABLE,
+                reason=reason,
+                actor=Actor.person(user=lead_user),
             )
         assert task(plan, key).status == TaskStatus.TODO
     assert "3 required onboarding tasks are not done" in transfer_blocked_reason(

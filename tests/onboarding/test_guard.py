@@ -121,8 +121,15 @@ def test_a_draft_email_gets_the_same_refusal(client, lead_user, plan):
     letter = letters.correspondence_draft(plan=plan, kind="nsd_change_query")
     client.force_login(lead_user)
     url = reverse("onboarding:letter_edit", args=[plan.pk, letter.pk])
-    response = client.post(url, {"to_addresses": "", "cc_addresses": "", "subject": "S",
-                                 "body": f"Our password is {PASSWORD}"})  # fmt: skip
+    response = client.post(
+        url,
+        {
+            "to_addresses": "",
+            "cc_addresses": "",
+            "subject": "S",
+            "body": f"Our password is {PASSWORD}",
+        },
+    )
     assert response.status_code == 400
     assert REFUSAL in " ".join(response.context["form"].errors["body"])
     assert Correspondence.objects.get(pk=letter.pk).body != f"Our password is {PASSWORD}"

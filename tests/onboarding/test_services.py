@@ -77,23 +77,37 @@ def test_a_task_needing_evidence_waits_for_it_and_for_renewal(plan):
 def test_not_applicable_needs_a_reason_and_never_skips_a_system_check(plan, lead_user):
     monitoring = task(plan, "monitoring")  # after go-live: it does not hold the gate
     with pytest.raises(OnboardingError, match="Say why"):
-        services.task_set_status(task=monitoring, status=TaskStatus.NOT_APPLICABLE, actor=Actor.person(user=lead_user))
-    services.task_set_status(task=monitoring, status=TaskStatus.NOT_APPLICABLE, actor=Actor.person(user=lead_user),
-                             reason="Monitored by the ops team")  # fmt: skip
+        services.task_set_status(
+            task=monitoring, status=TaskStatus.NOT_APPLICABLE, actor=Actor.person(user=lead_user)
+        )
+    services.task_set_status(
+        task=monitoring,
+        status=TaskStatus.NOT_APPLICABLE,
+        actor=Actor.person(user=lead_user),
+        reason="Monitored by the ops team",
+    )
     assert "Not applicable (olu-lead" in task(plan, "monitoring").notes
     audit = AuditRecord.objects.get(action="onboarding.task_not_applicable")
     assert audit.reason == "Monitored by the ops team" and audit.actor == lead_user
     admin = make_user(superuser=True)
     with pytest.raises(OnboardingError, match="cannot be marked not applicable"):
-        services.task_set_status(task=task(plan, "go-live"), status=TaskStatus.NOT_APPLICABLE,
-                                 reason="in a hurry, and we know what we are doing", actor=Actor.person(user=admin))  # fmt: skip
+        services.task_set_status(
+            task=task(plan, "go-live"),
+            status=TaskStatus.NOT_APPLICABLE,
+            reason="in a hurry, and we know what we are doing",
+            actor=Actor.person(user=admin),
+        )
 
 
 def test_only_an_admin_marks_a_required_task_not_applicable_with_a_reason(plan, lead_user):
     review = task(plan, "review-submission")
     with pytest.raises(OnboardingError, match="1.2 is required before live transfers"):
-        services.task_set_status(task=review, status=TaskStatus.NOT_APPLICABLE,
-                                 reason="Done last year, see the old folder", actor=Actor.person(user=lead_user))  # fmt: skip
+        services.task_set_status(
+            task=review,
+            status=TaskStatus.NOT_APPLICABLE,
+            reason="Done last year, see the old folder",
+            actor=Actor.person(user=lead_user),
+        )
     with pytest.raises(OnboardingError, match="1.2 is required"):
         services.task_set_status(task=review, status=TaskStatus.NOT_APPLICABLE, reason="x" * 30)
     assert task(plan, "review-submission").status == TaskStatus.TODO
@@ -101,11 +115,19 @@ def test_only_an_admin_marks_a_required_task_not_applicable_with_a_reason(plan, 
     both = make_user(ONBOARDING_LEAD, username="nia")
     both.groups.add(Group.objects.get(name=MAILBOX_ADMIN))
     with pytest.raises(OnboardingError, match="at least 20 characters"):
-        services.task_set_status(task=task(plan, "review-submission"),
-                                 status=TaskStatus.NOT_APPLICABLE, reason="Done", actor=Actor.person(user=both))  # fmt: skip
+        services.task_set_status(
+            task=task(plan, "review-submission"),
+            status=TaskStatus.NOT_APPLICABLE,
+            reason="Done",
+            actor=Actor.person(user=both),
+        )
     reason = "Reviewed in full last year; NHS England confirmed by email"
-    services.task_set_status(task=task(plan, "review-submission"),
-                             status=TaskStatus.NOT_APPLICABLE, reason=reason, actor=Actor.person(user=both))  # fmt: skip
+    services.task_set_status(
+        task=task(plan, "review-submission"),
+        status=TaskStatus.NOT_APPLICABLE,
+        reason=reason,
+        actor=Actor.person(user=both),
+    )
     assert task(plan, "review-submission").status == TaskStatus.NOT_APPLICABLE
     audit = AuditRecord.objects.get(action="onboarding.task_not_applicable")
     assert audit.actor == both and audit.reason == reason
@@ -113,8 +135,12 @@ def test_only_an_admin_marks_a_required_task_not_applicable_with_a_reason(plan, 
 
 
 def test_tasks_closed_by_the_decision_need_no_admin(plan, lead_user):
-    services.decision_record(decision=plan.decisions.get(), option_key="valid", reply_text="ok",
-                             actor=Actor.person(user=lead_user))  # fmt: skip
+    services.decision_record(
+        decision=plan.decisions.get(),
+        option_key="valid",
+        reply_text="ok",
+        actor=Actor.person(user=lead_user),
+    )
     assert task(plan, "witness-test").status == TaskStatus.NOT_APPLICABLE
     assert task(plan, "witness-test").closed_by_decision
 
@@ -122,13 +148,23 @@ def test_tasks_closed_by_the_decision_need_no_admin(plan, lead_user):
 def test_annual_evidence_counts_only_with_its_review_date():
     plan = make_plan("mesh-api")
     dspt = task(plan, "dspt")
-    add_evidence(plan, dspt, kind=EvidenceKind.DSPT, name="dspt.pdf",
-                 review_date=timezone.localdate() + timedelta(days=300))  # fmt: skip
+    add_evidence(
+        plan,
+        dspt,
+        kind=EvidenceKind.DSPT,
+        name="dspt.pdf",
+        review_date=timezone.localdate() + timedelta(days=300),
+    )
     assert services.task_blockers(dspt) == []
     # One kept without a date (before the rule) does not complete the task.
     undated = task(plan, "clinical-risk")
-    evidence = add_evidence(plan, undated, kind=EvidenceKind.CLINICAL_SAFETY, name="hazards.pdf",
-                            review_date=timezone.localdate())  # fmt: skip
+    evidence = add_evidence(
+        plan,
+        undated,
+        kind=EvidenceKind.CLINICAL_SAFETY,
+        name="hazards.pdf",
+        review_date=timezone.localdate(),
+    )
     evidence.review_date = None
     evidence.save()
     assert services.task_blockers(undated) == [
@@ -166,9 +202,12 @@ def test_the_answer_certificate_valid_switches_to_scenario_a(plan):
     user = make_user(username="olu")
     decision = plan.decisions.get()
     services.decision_record(
-        decision=decision, option_key="valid", ticket_reference="CS0123456", actor=Actor.person(user=user),
+        decision=decision,
+        option_key="valid",
+        ticket_reference="CS0123456",
+        actor=Actor.person(user=user),
         reply_text="Your certificate remains valid for the Python client.",
-    )  # fmt: skip
+    )
     statuses = dict(plan.tasks.values_list("key", "status"))
     assert {
         statuses[k] for k in ("book-witness-test", "witness-test", "new-conformance-certificate")
@@ -276,11 +315,19 @@ def test_the_allow_list_task_needs_an_entry_for_the_plan_environment(plan):
     assert "Add the live addresses to the IP allow-list register first." in services.task_blockers(
         ips
     )
-    services.allowlist_add(organisation=plan.organisation, environment="integration",
-                           address="203.0.113.7", purpose="test rig")  # fmt: skip
+    services.allowlist_add(
+        organisation=plan.organisation,
+        environment="integration",
+        address="203.0.113.7",
+        purpose="test rig",
+    )
     assert services.task_blockers(ips)
-    services.allowlist_add(organisation=plan.organisation, environment="live",
-                           address="203.0.113.8", purpose="production NAT")  # fmt: skip
+    services.allowlist_add(
+        organisation=plan.organisation,
+        environment="live",
+        address="203.0.113.8",
+        purpose="production NAT",
+    )
     assert services.task_blockers(ips) == []
 
 
@@ -303,8 +350,9 @@ def test_it_rejects_malformed_or_private_addresses(address, message):
 
 def test_it_keeps_the_register_free_of_duplicates_and_overlaps():
     org = make_organisation()
-    entry = services.allowlist_add(organisation=org, environment="live", address=" 203.0.113.8 ",
-                                   purpose="NAT")  # fmt: skip
+    entry = services.allowlist_add(
+        organisation=org, environment="live", address=" 203.0.113.8 ", purpose="NAT"
+    )
     assert entry.network == "203.0.113.8"
     with pytest.raises(OnboardingError, match="203.0.113.8 is already in the register"):
         services.allowlist_add(

@@ -24,18 +24,30 @@ pytestmark = pytest.mark.django_db
 @pytest.mark.parametrize("key", sorted(TEMPLATES))
 def test_it_keeps_every_template_consistent(key):
     problems = template_problems(
-        TEMPLATES[key], checks=set(TaskCheck.values) - {""},
-        evidence_kinds=set(EvidenceKind.values), correspondence_kinds=set(CorrespondenceKind.values),
-    )  # fmt: skip
+        TEMPLATES[key],
+        checks=set(TaskCheck.values) - {""},
+        evidence_kinds=set(EvidenceKind.values),
+        correspondence_kinds=set(CorrespondenceKind.values),
+    )
     assert problems == []
 
 
 def test_it_finds_mistakes_in_a_template():
     broken = dataclasses.replace(
         TEMPLATES["client-change"],
-        tasks=(TaskSpec(key="x", ref="1", phase=99, title="x", guidance="", depends_on=("y",),
-                        check="nonsense", branch="C"),),
-    )  # fmt: skip
+        tasks=(
+            TaskSpec(
+                key="x",
+                ref="1",
+                phase=99,
+                title="x",
+                guidance="",
+                depends_on=("y",),
+                check="nonsense",
+                branch="C",
+            ),
+        ),
+    )
     problems = template_problems(
         broken, checks=set(), evidence_kinds=set(), correspondence_kinds=set()
     )
@@ -53,8 +65,9 @@ def test_the_client_change_template_follows_the_playbook():
     assert {"review-submission", "assess-code", "production-ips"} <= {t.key for t in template.tasks}
     (decision,) = template.decisions
     assert {o.key: o.branches for o in decision.options} == {
-        "valid": ("A",), "invalidated": ("B", "A")
-    }  # fmt: skip
+        "valid": ("A",),
+        "invalidated": ("B", "A"),
+    }
     scenario_b = [t for t in template.tasks if t.branch == "B"]
     assert "2-3 hours" in " ".join(t.title for t in scenario_b)
     send_csr = template.task("send-live-csr")
@@ -79,8 +92,10 @@ def test_it_copies_the_template_into_the_plan():
     plan = make_plan()
     template = TEMPLATES["client-change"]
     assert (plan.template_key, plan.template_version, plan.title) == (
-        "client-change", template.version, template.name
-    )  # fmt: skip
+        "client-change",
+        template.version,
+        template.name,
+    )
     assert list(plan.tasks.values_list("key", flat=True)) == [t.key for t in template.tasks]
     go_live = plan.tasks.get(key="go-live")
     assert set(go_live.depends_on.values_list("key", flat=True)) == set(
@@ -98,17 +113,26 @@ def test_a_new_template_version_never_rewrites_a_plan_under_way(monkeypatch, cli
     old = TEMPLATES["client-change"]
     new_task = TaskSpec(key="new-step", ref="1.5", phase=1, title="A step added later", guidance="")
     changed = dataclasses.replace(
-        old, version=old.version + 1, name="Client change (revised)",
-        tasks=(dataclasses.replace(old.tasks[0], title="Reworded", days=3), *old.tasks[1:], new_task),
-    )  # fmt: skip
+        old,
+        version=old.version + 1,
+        name="Client change (revised)",
+        tasks=(
+            dataclasses.replace(old.tasks[0], title="Reworded", days=3),
+            *old.tasks[1:],
+            new_task,
+        ),
+    )
     monkeypatch.setitem(TEMPLATES, "client-change", changed)
 
     plan.refresh_from_db()
     assert list(plan.tasks.values_list("key", "title", "guidance", "turnaround_days")) == original
     assert plan.template_version == old.version and plan.title == old.name
 
-    other = make_plan(organisation=make_organisation(name="Other Org", ods_code="Y12"),
-                      live=False, integration=False)  # fmt: skip
+    other = make_plan(
+        organisation=make_organisation(name="Other Org", ods_code="Y12"),
+        live=False,
+        integration=False,
+    )
     assert other.template_version == old.version + 1
     assert other.tasks.get(key="nsd-query").title == "Reworded"
     assert other.tasks.filter(key="new-step").exists()
@@ -129,8 +153,11 @@ def test_it_allows_one_plan_per_organisation_and_environment():
 @pytest.mark.parametrize("key", sorted(TEMPLATES))
 def test_every_estimate_says_so_and_every_version_has_a_change_line(key):
     template = TEMPLATES[key]
-    unlabelled = [t.key for t in template.tasks
-                  if t.days is not None and not t.published and "estimate" not in t.turnaround]  # fmt: skip
+    unlabelled = [
+        t.key
+        for t in template.tasks
+        if t.days is not None and not t.published and "estimate" not in t.turnaround
+    ]
     assert unlabelled == []
     assert len(template.changes) == template.version
     assert template.changes[-1].startswith(f"Version {template.version}:")
@@ -138,8 +165,9 @@ def test_every_estimate_says_so_and_every_version_has_a_change_line(key):
 
 def test_the_connection_agreement_waits_for_the_new_witnessed_test_only_in_scenario_b():
     assert TEMPLATES["client-change"].task("connection-agreement").depends_on == (
-        "assess-code", "witness-test"
-    )  # fmt: skip
+        "assess-code",
+        "witness-test",
+    )
     b_plan = make_plan(start_date=date(2026, 11, 23))
     services.decision_record(
         decision=b_plan.decisions.get(), option_key="invalidated", reply_text="New test."
@@ -150,8 +178,12 @@ def test_the_connection_agreement_waits_for_the_new_witnessed_test_only_in_scena
     with pytest.raises(OnboardingError, match="Finish B2"):
         services.task_set_status(task=agreement, status="done")
 
-    a_plan = make_plan(organisation=make_organisation(name="Other Org", ods_code="Y12"),
-                       live=False, integration=False, start_date=date(2026, 11, 23))  # fmt: skip
+    a_plan = make_plan(
+        organisation=make_organisation(name="Other Org", ods_code="Y12"),
+        live=False,
+        integration=False,
+        start_date=date(2026, 11, 23),
+    )
     services.decision_record(
         decision=a_plan.decisions.get(), option_key="valid", reply_text="Still valid."
     )

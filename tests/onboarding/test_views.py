@@ -42,7 +42,7 @@ def world():
         "evidence": add_evidence(plan, task(plan, "review-submission")),
         "entry": services.allowlist_add(
             organisation=plan.organisation, environment="live", address="203.0.113.8", purpose="NAT"
-        ),  # fmt: skip
+        ),
         "override": gate_override_create(mailbox=spare, reason="A reason long enough to keep"),
     }
 
@@ -62,35 +62,127 @@ CASES = [
     ("edit_post", "post", lambda w: _plan(w, "edit"), {}, LEAD, 302),
     ("report", "get", lambda w: _plan(w, "report"), {}, VIEW, 200),
     ("task", "get", lambda w: _plan(w, "task", w["task"].pk), {}, VIEW, 200),
-    ("task_update", "post", lambda w: _plan(w, "task_update", w["task"].pk), {"status": "in_progress"}, LEAD, 302),
-    ("task_certificate", "post", lambda w: _plan(w, "task_certificate", w["task"].pk), {}, LEAD, 400),
+    (
+        "task_update",
+        "post",
+        lambda w: _plan(w, "task_update", w["task"].pk),
+        {"status": "in_progress"},
+        LEAD,
+        302,
+    ),
+    (
+        "task_certificate",
+        "post",
+        lambda w: _plan(w, "task_certificate", w["task"].pk),
+        {},
+        LEAD,
+        400,
+    ),
     ("evidence_upload", "post", lambda w: _plan(w, "evidence_upload", w["task"].pk), {}, LEAD, 400),
     ("task_letter", "post", lambda w: _plan(w, "task_letter", w["task"].pk), {}, LEAD, 302),
     ("evidence", "get", lambda w: _plan(w, "evidence", w["evidence"].pk), {}, VIEW, 200),
     ("decision", "get", lambda w: _plan(w, "decision", w["decision"].pk), {}, LEAD, 200),
     ("decision_post", "post", lambda w: _plan(w, "decision", w["decision"].pk), {}, LEAD, 400),
-    ("letter_create", "post", lambda w: _plan(w, "letter_create"), {"kind": "nsd_change_query"}, LEAD, 302),
+    (
+        "letter_create",
+        "post",
+        lambda w: _plan(w, "letter_create"),
+        {"kind": "nsd_change_query"},
+        LEAD,
+        302,
+    ),
     ("letter", "get", lambda w: _plan(w, "letter", w["letter"].pk), {}, VIEW, 200),
     ("letter_edit", "post", lambda w: _plan(w, "letter_edit", w["letter"].pk), {}, LEAD, 400),
-    ("letter_regenerate", "post", lambda w: _plan(w, "letter_regenerate", w["letter"].pk), {}, LEAD, 302),
-    ("letter_download", "get", lambda w: _plan(w, "letter_download", w["letter"].pk), {}, VIEW, 200),
-    ("letter_sent", "post", lambda w: _plan(w, "letter_sent", w["letter"].pk), {"sent_on": TODAY}, LEAD, 302),
-    ("letter_reply", "post", lambda w: _plan(w, "letter_reply", w["letter"].pk), {"reply_text": "x", "replied_on": TODAY}, LEAD, 400),
+    (
+        "letter_regenerate",
+        "post",
+        lambda w: _plan(w, "letter_regenerate", w["letter"].pk),
+        {},
+        LEAD,
+        302,
+    ),
+    (
+        "letter_download",
+        "get",
+        lambda w: _plan(w, "letter_download", w["letter"].pk),
+        {},
+        VIEW,
+        200,
+    ),
+    (
+        "letter_sent",
+        "post",
+        lambda w: _plan(w, "letter_sent", w["letter"].pk),
+        {"sent_on": TODAY},
+        LEAD,
+        302,
+    ),
+    (
+        "letter_reply",
+        "post",
+        lambda w: _plan(w, "letter_reply", w["letter"].pk),
+        {"reply_text": "x", "replied_on": TODAY},
+        LEAD,
+        400,
+    ),
     ("allow_list", "get", lambda w: _plan(w, "allow_list"), {}, VIEW, 200),
-    ("allow_list_add", "post", lambda w: _plan(w, "allow_list_add"), {"network": "198.51.100.7", "purpose": "NAT", "environment": "live"}, LEAD, 302),
-    ("allow_list_remove", "post", lambda w: _plan(w, "allow_list_remove", w["entry"].pk), {}, LEAD, 302),
-    ("gate", "get", lambda w: reverse("onboarding:gate", args=[w["plan"].target_mailbox.pk]), {}, VIEW, 200),
-    ("gate_override", "get", lambda w: reverse("onboarding:gate_override", args=[w["plan"].target_mailbox.pk]), {}, GATE_ADMIN, 200),
-    ("gate_override_post", "post", lambda w: reverse("onboarding:gate_override", args=[w["plan"].target_mailbox.pk]), {"reason": "Clinical safety incident needs results tonight", "confirm": "on"}, GATE_ADMIN, 302),
-    ("gate_revoke", "post", lambda w: reverse("onboarding:gate_revoke", args=[w["override"].pk]), {"reason": "done"}, GATE_ADMIN, 302),
-]  # fmt: skip
+    (
+        "allow_list_add",
+        "post",
+        lambda w: _plan(w, "allow_list_add"),
+        {"network": "198.51.100.7", "purpose": "NAT", "environment": "live"},
+        LEAD,
+        302,
+    ),
+    (
+        "allow_list_remove",
+        "post",
+        lambda w: _plan(w, "allow_list_remove", w["entry"].pk),
+        {},
+        LEAD,
+        302,
+    ),
+    (
+        "gate",
+        "get",
+        lambda w: reverse("onboarding:gate", args=[w["plan"].target_mailbox.pk]),
+        {},
+        VIEW,
+        200,
+    ),
+    (
+        "gate_override",
+        "get",
+        lambda w: reverse("onboarding:gate_override", args=[w["plan"].target_mailbox.pk]),
+        {},
+        GATE_ADMIN,
+        200,
+    ),
+    (
+        "gate_override_post",
+        "post",
+        lambda w: reverse("onboarding:gate_override", args=[w["plan"].target_mailbox.pk]),
+        {"reason": "Clinical safety incident needs results tonight", "confirm": "on"},
+        GATE_ADMIN,
+        302,
+    ),
+    (
+        "gate_revoke",
+        "post",
+        lambda w: reverse("onboarding:gate_revoke", args=[w["override"].pk]),
+        {"reason": "done"},
+        GATE_ADMIN,
+        302,
+    ),
+]
 
 
 @pytest.mark.parametrize(
     ("name", "method", "url", "data", "allowed", "ok"), CASES, ids=[c[0] for c in CASES]
 )
-def test_it_checks_access_for_every_persona(client, request, world, name, method, url, data,
-                                            allowed, ok):  # fmt: skip
+def test_it_checks_access_for_every_persona(
+    client, request, world, name, method, url, data, allowed, ok
+):
     """Every persona against one world: each request runs in a savepoint that is rolled back."""
     for persona in PERSONAS:
         if persona != "anonymous":
@@ -121,19 +213,31 @@ def test_the_navigation_offers_onboarding_to_those_who_may_view_it(
 def test_a_lead_starts_a_plan(client, lead_user):
     live = make_live_mailbox()
     client.force_login(lead_user)
-    response = client.post(reverse("onboarding:create"), {
-        "template": "client-change", "organisation": live.organisation.pk, "environment": "live",
-        "target_mailbox": live.pk, "owner": lead_user.pk, "start_date": "2026-11-23",
-    })  # fmt: skip
+    response = client.post(
+        reverse("onboarding:create"),
+        {
+            "template": "client-change",
+            "organisation": live.organisation.pk,
+            "environment": "live",
+            "target_mailbox": live.pk,
+            "owner": lead_user.pk,
+            "start_date": "2026-11-23",
+        },
+    )
     plan = Plan.objects.get()
     assert response["Location"] == reverse("onboarding:detail", args=[plan.pk])
     assert plan.created_by == lead_user
     assert plan.tasks.filter(owner=lead_user).count() == plan.tasks.count()
     assert AuditRecord.objects.filter(action="onboarding.plan_created").exists()
-    again = client.post(reverse("onboarding:create"), {
-        "template": "mesh-api", "organisation": live.organisation.pk, "environment": "live",
-        "start_date": "2026-11-23",
-    })  # fmt: skip
+    again = client.post(
+        reverse("onboarding:create"),
+        {
+            "template": "mesh-api",
+            "organisation": live.organisation.pk,
+            "environment": "live",
+            "start_date": "2026-11-23",
+        },
+    )
     assert again.status_code == 400 and "already has a live plan" in again.content.decode()
 
 
@@ -166,11 +270,18 @@ def test_recording_the_decision_through_the_page_switches_to_scenario_a(client, 
     decision = plan.decisions.get()
     client.force_login(lead_user)
     url = reverse("onboarding:decision", args=[plan.pk, decision.pk])
-    response = client.post(url, {
-        "option": "valid", "reply_text": "The certificate remains valid.",
-        "ticket_reference": "CS0123456",
-        "reply_file": upload("reply.eml", b"From: ssd.nationalservicedesk@nhs.net\r\nSubject: CS0123456\r\n\r\nValid.\r\n"),
-    })  # fmt: skip
+    response = client.post(
+        url,
+        {
+            "option": "valid",
+            "reply_text": "The certificate remains valid.",
+            "ticket_reference": "CS0123456",
+            "reply_file": upload(
+                "reply.eml",
+                b"From: ssd.nationalservicedesk@nhs.net\r\nSubject: CS0123456\r\n\r\nValid.\r\n",
+            ),
+        },
+    )
     assert response.status_code == 302
     assert task(plan, "witness-test").status == TaskStatus.NOT_APPLICABLE
     decision.refresh_from_db()
@@ -183,9 +294,14 @@ def test_recording_the_decision_through_the_page_switches_to_scenario_a(client, 
 def test_a_reply_file_that_is_not_what_it_claims_is_refused(client, lead_user):
     plan = make_plan()
     client.force_login(lead_user)
-    response = client.post(reverse("onboarding:decision", args=[plan.pk, plan.decisions.get().pk]), {
-        "option": "valid", "reply_text": "ok", "reply_file": upload("reply.pdf", PNG),
-    })  # fmt: skip
+    response = client.post(
+        reverse("onboarding:decision", args=[plan.pk, plan.decisions.get().pk]),
+        {
+            "option": "valid",
+            "reply_text": "ok",
+            "reply_file": upload("reply.pdf", PNG),
+        },
+    )
     assert response.status_code == 400
     assert "reply.pdf is not what it claims to be" in response.content.decode()
     assert not plan.decisions.get().is_recorded
@@ -196,8 +312,10 @@ def test_a_wrong_cn_is_refused_with_a_clear_message(client, lead_user):
     wrong = certificate_create_csr(mailbox=plan.integration_mailbox)
     client.force_login(lead_user)
     csr_task = task(plan, "production-csr")
-    response = client.post(reverse("onboarding:task_certificate", args=[plan.pk, csr_task.pk]),
-                           {"certificate": wrong.pk})  # fmt: skip
+    response = client.post(
+        reverse("onboarding:task_certificate", args=[plan.pk, csr_task.pk]),
+        {"certificate": wrong.pk},
+    )
     html = response.content.decode()
     assert response.status_code == 400 and "There is a problem" in html
     assert (
@@ -206,25 +324,32 @@ def test_a_wrong_cn_is_refused_with_a_clear_message(client, lead_user):
     )
     assert task(plan, "production-csr").certificate is None
     right = certificate_create_csr(mailbox=plan.target_mailbox)
-    response = client.post(reverse("onboarding:task_certificate", args=[plan.pk, csr_task.pk]),
-                           {"certificate": right.pk})  # fmt: skip
+    response = client.post(
+        reverse("onboarding:task_certificate", args=[plan.pk, csr_task.pk]),
+        {"certificate": right.pk},
+    )
     assert response.status_code == 302 and task(plan, "production-csr").certificate == right
 
 
 @pytest.mark.parametrize(
     ("network", "message"),
-    [("203.0.113.300", "203.0.113.300 is not an IP address or CIDR range"),
-     ("192.168.1.10", "192.168.1.10/32 is not a public address"),
-     ("203.0.113.9/24", "has host bits set"),
-     ("203.0.113.8", "203.0.113.8 is already in the register")],
-)  # fmt: skip
+    [
+        ("203.0.113.300", "203.0.113.300 is not an IP address or CIDR range"),
+        ("192.168.1.10", "192.168.1.10/32 is not a public address"),
+        ("203.0.113.9/24", "has host bits set"),
+        ("203.0.113.8", "203.0.113.8 is already in the register"),
+    ],
+)
 def test_a_malformed_or_duplicate_address_is_refused(client, lead_user, network, message):
     plan = make_plan()
-    services.allowlist_add(organisation=plan.organisation, environment="live", address="203.0.113.8",
-                           purpose="NAT")  # fmt: skip
+    services.allowlist_add(
+        organisation=plan.organisation, environment="live", address="203.0.113.8", purpose="NAT"
+    )
     client.force_login(lead_user)
-    response = client.post(reverse("onboarding:allow_list_add", args=[plan.pk]),
-                           {"network": network, "purpose": "gateway", "environment": "live"})  # fmt: skip
+    response = client.post(
+        reverse("onboarding:allow_list_add", args=[plan.pk]),
+        {"network": network, "purpose": "gateway", "environment": "live"},
+    )
     assert response.status_code == 400
     assert message in response.content.decode()
     assert AllowListEntry.objects.count() == 1
@@ -235,15 +360,28 @@ def test_evidence_that_is_not_what_it_claims_is_refused(client, lead_user):
     review = task(plan, "review-submission")
     client.force_login(lead_user)
     url = reverse("onboarding:evidence_upload", args=[plan.pk, review.pk])
-    response = client.post(url, {"kind": "conformance_certificate", "title": "TCC",
-                                 "file": upload("tcc.pdf", b"<html>not a pdf</html>")})  # fmt: skip
+    response = client.post(
+        url,
+        {
+            "kind": "conformance_certificate",
+            "title": "TCC",
+            "file": upload("tcc.pdf", b"<html>not a pdf</html>"),
+        },
+    )
     assert response.status_code == 400
     assert (
         "tcc.pdf is not what it claims to be: a PDF starts with %PDF-" in response.content.decode()
     )
     assert not plan.evidence.exists()
-    response = client.post(url, {"kind": "conformance_certificate", "title": "TCC",
-                                 "file": upload("tcc.pdf", PDF), "review_date": ""})  # fmt: skip
+    response = client.post(
+        url,
+        {
+            "kind": "conformance_certificate",
+            "title": "TCC",
+            "file": upload("tcc.pdf", PDF),
+            "review_date": "",
+        },
+    )
     assert response.status_code == 302 and plan.evidence.get().original_filename == "tcc.pdf"
 
 
@@ -257,8 +395,9 @@ def test_evidence_downloads_are_audited(client, auditor_user):
     assert response["Content-Disposition"].startswith("attachment;")
     record = AuditRecord.objects.get(action="onboarding.evidence_downloaded")
     assert record.actor == auditor_user and record.object_id == str(evidence.pk)
-    other = make_plan(organisation=plan.organisation, environment="integration", live=False,
-                      integration=False)  # fmt: skip
+    other = make_plan(
+        organisation=plan.organisation, environment="integration", live=False, integration=False
+    )
     assert (
         client.get(reverse("onboarding:evidence", args=[other.pk, evidence.pk])).status_code == 404
     )
@@ -290,13 +429,26 @@ def test_a_draft_is_edited_and_checked(client, lead_user):
     letter = letters.correspondence_draft(plan=plan, kind="nsd_change_query")
     client.force_login(lead_user)
     url = reverse("onboarding:letter_edit", args=[plan.pk, letter.pk])
-    bad = client.post(url, {"to_addresses": "not-an-address", "subject": "Hi\r\nBcc: x@y.z",
-                            "body": "-----BEGIN RSA PRIVATE KEY-----"})  # fmt: skip
+    bad = client.post(
+        url,
+        {
+            "to_addresses": "not-an-address",
+            "subject": "Hi\r\nBcc: x@y.z",
+            "body": "-----BEGIN RSA PRIVATE KEY-----",
+        },
+    )
     html = bad.content.decode()
     assert bad.status_code == 400 and "not-an-address is not an email address" in html
     assert "The subject must be one line." in html and "it may contain a secret" in html
-    good = client.post(url, {"to_addresses": "ssd.nationalservicedesk@nhs.net; a@b.nhs.uk",
-                             "cc_addresses": "", "subject": "Edited", "body": "Edited body"})  # fmt: skip
+    good = client.post(
+        url,
+        {
+            "to_addresses": "ssd.nationalservicedesk@nhs.net; a@b.nhs.uk",
+            "cc_addresses": "",
+            "subject": "Edited",
+            "body": "Edited body",
+        },
+    )
     assert good.status_code == 302
     letter.refresh_from_db()
     assert letter.to_addresses == "ssd.nationalservicedesk@nhs.net, a@b.nhs.uk"
@@ -310,10 +462,16 @@ def test_user_text_is_escaped(client, lead_user):
     plan = make_plan()
     item = task(plan, "review-submission")
     client.force_login(lead_user)
-    client.post(reverse("onboarding:task_update", args=[plan.pk, item.pk]),
-                {"status": "in_progress", "notes": "<script>alert(1)</script>"})  # fmt: skip
-    services.allowlist_add(organisation=plan.organisation, environment="live",
-                           address="203.0.113.9", purpose="<img src=x onerror=alert(1)>")  # fmt: skip
+    client.post(
+        reverse("onboarding:task_update", args=[plan.pk, item.pk]),
+        {"status": "in_progress", "notes": "<script>alert(1)</script>"},
+    )
+    services.allowlist_add(
+        organisation=plan.organisation,
+        environment="live",
+        address="203.0.113.9",
+        purpose="<img src=x onerror=alert(1)>",
+    )
     html = client.get(reverse("onboarding:task", args=[plan.pk, item.pk])).content.decode()
     assert (
         "<script>alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
@@ -325,8 +483,10 @@ def test_user_text_is_escaped(client, lead_user):
 def test_marking_a_task_done_too_early_says_why(client, lead_user):
     plan = make_plan()
     client.force_login(lead_user)
-    response = client.post(reverse("onboarding:task_update", args=[plan.pk, task(plan, "assess-code").pk]),
-                           {"status": "done"})  # fmt: skip
+    response = client.post(
+        reverse("onboarding:task_update", args=[plan.pk, task(plan, "assess-code").pk]),
+        {"status": "done"},
+    )
     assert response.status_code == 400
     assert (
         "Finish 1.2 “Review the original conformance submission” first."
@@ -402,16 +562,20 @@ def test_a_lead_is_not_offered_not_applicable_on_a_required_task(client, lead_us
     optional = task(plan, "monitoring")
     html = client.get(reverse("onboarding:task", args=[plan.pk, optional.pk])).content.decode()
     assert '<option value="na"' in html
-    response = client.post(reverse("onboarding:task_update", args=[plan.pk, agreement.pk]),
-                           {"status": "na", "reason": "NHS England said we do not need it"})  # fmt: skip
+    response = client.post(
+        reverse("onboarding:task_update", args=[plan.pk, agreement.pk]),
+        {"status": "na", "reason": "NHS England said we do not need it"},
+    )
     assert response.status_code == 400
     assert "A5 is required before live transfers" in response.content.decode()
     assert task(plan, "connection-agreement").status == TaskStatus.TODO
     client.force_login(superuser)
     html = client.get(url).content.decode()
     assert '<option value="na"' in html and "At least 20 characters" in html
-    response = client.post(reverse("onboarding:task_update", args=[plan.pk, agreement.pk]),
-                           {"status": "na", "reason": "Signed with the original test in 2025"})  # fmt: skip
+    response = client.post(
+        reverse("onboarding:task_update", args=[plan.pk, agreement.pk]),
+        {"status": "na", "reason": "Signed with the original test in 2025"},
+    )
     assert response.status_code == 302
     assert task(plan, "connection-agreement").status == TaskStatus.NOT_APPLICABLE
 
@@ -421,8 +585,15 @@ def test_annual_evidence_needs_its_review_date(client, lead_user):
     dspt = task(plan, "dspt")
     client.force_login(lead_user)
     url = reverse("onboarding:evidence_upload", args=[plan.pk, dspt.pk])
-    response = client.post(url, {"kind": "dspt", "title": "DSPT 2026-27",
-                                 "file": upload("dspt.pdf", PDF), "review_date": ""})  # fmt: skip
+    response = client.post(
+        url,
+        {
+            "kind": "dspt",
+            "title": "DSPT 2026-27",
+            "file": upload("dspt.pdf", PDF),
+            "review_date": "",
+        },
+    )
     assert response.status_code == 400
     assert (
         "The Data Security and Protection Toolkit lapses (it is renewed every 12 months): give "
@@ -430,8 +601,15 @@ def test_annual_evidence_needs_its_review_date(client, lead_user):
     )
     assert not plan.evidence.exists()
     review = (timezone.localdate() + timedelta(days=365)).isoformat()
-    response = client.post(url, {"kind": "dspt", "title": "DSPT 2026-27",
-                                 "file": upload("dspt.pdf", PDF), "review_date": review})  # fmt: skip
+    response = client.post(
+        url,
+        {
+            "kind": "dspt",
+            "title": "DSPT 2026-27",
+            "file": upload("dspt.pdf", PDF),
+            "review_date": review,
+        },
+    )
     assert response.status_code == 302 and plan.evidence.get().review_date.isoformat() == review
 
 
@@ -445,8 +623,9 @@ def test_only_usable_certificates_are_offered_for_a_csr_task(client, lead_user):
     client.force_login(lead_user)
     page = client.get(reverse("onboarding:task", args=[plan.pk, csr_task.pk]))
     assert list(page.context["link_form"].fields["certificate"].queryset) == [current]
-    response = client.post(reverse("onboarding:task_certificate", args=[plan.pk, csr_task.pk]),
-                           {"certificate": old.pk})  # fmt: skip
+    response = client.post(
+        reverse("onboarding:task_certificate", args=[plan.pk, csr_task.pk]), {"certificate": old.pk}
+    )
     assert response.status_code == 400 and task(plan, "production-csr").certificate is None
 
 

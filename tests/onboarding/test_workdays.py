@@ -14,9 +14,15 @@ from portal.onboarding.workdays import (
 
 def test_it_knows_englands_bank_holidays_with_substitute_days():
     assert sorted(bank_holidays(2026)) == [
-        date(2026, 1, 1), date(2026, 4, 3), date(2026, 4, 6), date(2026, 5, 4),
-        date(2026, 5, 25), date(2026, 8, 31), date(2026, 12, 25), date(2026, 12, 28),
-    ]  # fmt: skip
+        date(2026, 1, 1),
+        date(2026, 4, 3),
+        date(2026, 4, 6),
+        date(2026, 5, 4),
+        date(2026, 5, 25),
+        date(2026, 8, 31),
+        date(2026, 12, 25),
+        date(2026, 12, 28),
+    ]
     # Christmas 2027 is a Saturday and Boxing Day a Sunday: Monday and Tuesday instead.
     assert {date(2027, 12, 27), date(2027, 12, 28)} <= bank_holidays(2027)
     assert date(2028, 1, 3) in bank_holidays(2028)  # New Year's Day 2028 is a Saturday.
@@ -24,9 +30,13 @@ def test_it_knows_englands_bank_holidays_with_substitute_days():
 
 @pytest.mark.parametrize(
     ("year", "easter"),
-    [(2024, date(2024, 3, 31)), (2025, date(2025, 4, 20)), (2026, date(2026, 4, 5)),
-     (2027, date(2027, 3, 28))],
-)  # fmt: skip
+    [
+        (2024, date(2024, 3, 31)),
+        (2025, date(2025, 4, 20)),
+        (2026, date(2026, 4, 5)),
+        (2027, date(2027, 3, 28)),
+    ],
+)
 def test_it_finds_easter(year, easter):
     assert easter_sunday(year) == easter
 

@@ -149,17 +149,24 @@ def test_it_counts_a_failure_once_when_tracking_and_a_report_both_tell_of_it(
     message.refresh_from_db()
     # The sandbox never reports a message undeliverable by tracking: only that answer is made up.
     undeliverable = TrackingStatus(
-        message_id=message.mesh_message_id, status="undeliverable", status_code="14",
+        message_id=message.mesh_message_id,
+        status="undeliverable",
+        status_code="14",
         status_description="not collected",
-    )  # fmt: skip
+    )
     monkeypatch.setattr(MeshClient, "track", lambda self, message_id: undeliverable)
     assert message_refresh_tracking(message=message) == "undeliverable"
     monkeypatch.undo()
     # ... and then MESH's non-delivery report arrives.
     sandbox.inject_report(
-        mailbox_id="X26ABC1", code="14", description="not collected", workflow_id="TEST_WORKFLOW",
-        local_id=message.local_id, status="undeliverable", linked_message_id=message.mesh_message_id,
-    )  # fmt: skip
+        mailbox_id="X26ABC1",
+        code="14",
+        description="not collected",
+        workflow_id="TEST_WORKFLOW",
+        local_id=message.local_id,
+        status="undeliverable",
+        linked_message_id=message.mesh_message_id,
+    )
     assert inbox.mailbox_poll(mailbox=sender).reports == 1
     assert Message.objects.get(pk=message.pk).status == Status.FAILED
 

@@ -48,17 +48,30 @@ def _alive(pid: int) -> bool:
 def stack(tmp_path):
     web_port, sandbox_port = free_port(), free_port()
     env = {
-        **os.environ, "NEOMESH_VAR_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "MESH_SANDBOX_URL": f"http://127.0.0.1:{sandbox_port}", "Q_WORKERS": "1",
-    }  # fmt: skip
+        **os.environ,
+        "NEOMESH_VAR_DIR": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "MESH_SANDBOX_URL": f"http://127.0.0.1:{sandbox_port}",
+        "Q_WORKERS": "1",
+    }
     env.pop("DATABASE_URL", None)
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
-                   check=True, capture_output=True, timeout=300)  # fmt: skip
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     log = open(tmp_path / "run_local.log", "w")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [sys.executable, "manage.py", "run_local", "--web", f"127.0.0.1:{web_port}"],
-        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         assert process.poll() is None, (tmp_path / "run_local.log").read_text()
@@ -79,7 +92,9 @@ def stack(tmp_path):
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP, signal.SIGINT])
 def test_it_stops_the_sandbox_the_workers_and_the_web_server_however_signalled(stack, signum):
     process, children = stack
-    assert len(children) == 3, "run_local starts mesh-sandbox, the worker cluster and the web server"
+    assert len(children) == 3, (
+        "run_local starts mesh-sandbox, the worker cluster and the web server"
+    )
     os.killpg(process.pid, signum)
     process.wait(timeout=60)
     deadline = time.monotonic() + 30

@@ -57,7 +57,9 @@ def test_a_flipped_byte_in_the_bucket_is_refused(s3_store):
     body, _ = raw_object(s3_store, stored.name)
     changed = bytearray(body)
     changed[-30] ^= 1
-    s3_store.client().put_object(Bucket="payloads", Key=f"neomesh/{stored.name}", Body=bytes(changed))
+    s3_store.client().put_object(
+        Bucket="payloads", Key=f"neomesh/{stored.name}", Body=bytes(changed)
+    )
     with pytest.raises(payloads.PayloadTampered):
         payloads.open_payload(stored.name).read()
 
@@ -109,7 +111,10 @@ def test_encrypt_in_place_and_key_rotation_work_on_the_bucket(s3_store, settings
     assert "1 payloads encrypted" in out.getvalue()
     assert b"Jane" not in raw_object(s3_store, name)[0]
 
-    settings.FIELD_ENCRYPTION_KEYS = [Fernet.generate_key().decode(), *settings.FIELD_ENCRYPTION_KEYS]
+    settings.FIELD_ENCRYPTION_KEYS = [
+        Fernet.generate_key().decode(),
+        *settings.FIELD_ENCRYPTION_KEYS,
+    ]
     out = StringIO()
     call_command("rotate_encryption_keys", stdout=out)
     assert "1 payload keys re-wrapped" in out.getvalue()

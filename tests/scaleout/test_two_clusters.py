@@ -51,16 +51,25 @@ class Cluster:
         self.name = name
         env = {
             "NEOMESH_WORKER_NAME": name,
-            **os.environ, "DATABASE_URL": _database_url(), "REDIS_URL": settings.REDIS_URL,
-            "PAYLOAD_ROOT": str(payload_root), "Q_WORKERS": "2", "OUTBOX_CLAIM_LEASE_SECONDS": "6",
-            "POLL_CLAIM_LEASE_SECONDS": "6", "FIELD_ENCRYPTION_KEYS": ",".join(settings.FIELD_ENCRYPTION_KEYS),
+            **os.environ,
+            "DATABASE_URL": _database_url(),
+            "REDIS_URL": settings.REDIS_URL,
+            "PAYLOAD_ROOT": str(payload_root),
+            "Q_WORKERS": "2",
+            "OUTBOX_CLAIM_LEASE_SECONDS": "6",
+            "POLL_CLAIM_LEASE_SECONDS": "6",
+            "FIELD_ENCRYPTION_KEYS": ",".join(settings.FIELD_ENCRYPTION_KEYS),
             "LOG_LEVEL": "WARNING",
-        }  # fmt: skip
+        }
         self.log = open(log_dir / f"cluster-{name}.log", "w")  # noqa: SIM115 - closed in stop()
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env, stdout=self.log,
-            stderr=subprocess.STDOUT, start_new_session=True,
-        )  # fmt: skip
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def signal(self, number: int) -> None:
         os.killpg(self.process.pid, number)

@@ -32,15 +32,18 @@ def edit_mailbox(client, user, **headers):
     return AuditRecord.objects.for_object(mailbox).get(action="mailbox.update")
 
 
-def test_a_spoofed_forwarded_address_is_ignored_without_trusted_proxies(client, admin_user, settings):
+def test_a_spoofed_forwarded_address_is_ignored_without_trusted_proxies(
+    client, admin_user, settings
+):
     entry = edit_mailbox(client, admin_user, HTTP_X_FORWARDED_FOR="203.0.113.66")
     assert entry.ip_address == "127.0.0.1"
     client.logout()
     for _ in range(settings.AXES_FAILURE_LIMIT):  # a lockout is sealed, not each failure
         client.post(
-            reverse("accounts:login"), {"username": admin_user.username, "password": "wrong"},
+            reverse("accounts:login"),
+            {"username": admin_user.username, "password": "wrong"},
             HTTP_X_FORWARDED_FOR="203.0.113.66",
-        )  # fmt: skip
+        )
     failed = AuditRecord.objects.filter(action="auth.lockout").latest("seq")
     assert failed.ip_address == "127.0.0.1"
     assert AccessAttempt.objects.get().ip_address == "127.0.0.1"
@@ -91,8 +94,9 @@ def test_behind_trusted_proxies_the_client_is_the_entry_that_many_from_the_right
 
 def test_too_few_forwarded_entries_fall_back_to_the_proxy_address(client, admin_user, settings):
     settings.TRUSTED_PROXY_COUNT = 2
-    entry = edit_mailbox(client, admin_user, HTTP_X_FORWARDED_FOR="198.51.100.23",
-                         REMOTE_ADDR="10.0.0.3")  # fmt: skip
+    entry = edit_mailbox(
+        client, admin_user, HTTP_X_FORWARDED_FOR="198.51.100.23", REMOTE_ADDR="10.0.0.3"
+    )
     assert entry.ip_address == "10.0.0.3"
 
 
@@ -100,9 +104,11 @@ def test_the_sign_in_throttle_counts_the_same_address(client, admin_user, settin
     settings.TRUSTED_PROXY_COUNT = 1
     for _ in range(settings.AXES_FAILURE_LIMIT):  # a lockout is sealed, not each failure
         client.post(
-            reverse("accounts:login"), {"username": admin_user.username, "password": "wrong"},
-            HTTP_X_FORWARDED_FOR="198.51.100.23", REMOTE_ADDR="10.0.0.3",
-        )  # fmt: skip
+            reverse("accounts:login"),
+            {"username": admin_user.username, "password": "wrong"},
+            HTTP_X_FORWARDED_FOR="198.51.100.23",
+            REMOTE_ADDR="10.0.0.3",
+        )
     assert AccessAttempt.objects.get().ip_address == "198.51.100.23"
     failed = AuditRecord.objects.filter(action="auth.lockout").latest("seq")
     assert failed.ip_address == "198.51.100.23"
@@ -130,9 +136,17 @@ def test_addresses_are_normalised_or_dropped(text, address):
 
 @pytest.mark.parametrize(
     "text",
-    ["2001:DB8:0:0:1:0:0:1", "2001:0db8:0000:0000:0000:ff00:0042:8329", "2001:db8::", "::", "::1",
-     "::ffff:192.0.2.1", "fe80::1%eth0", "192.0.2.1"],
-)  # fmt: skip
+    [
+        "2001:DB8:0:0:1:0:0:1",
+        "2001:0db8:0000:0000:0000:ff00:0042:8329",
+        "2001:db8::",
+        "::",
+        "::1",
+        "::ffff:192.0.2.1",
+        "fe80::1%eth0",
+        "192.0.2.1",
+    ],
+)
 def test_a_sealed_address_reads_back_as_it_was_hashed(text):
     """Whatever the database does to an address it stores (PostgreSQL's inet rewrites it)."""
     entry = record(action="test.event", actor=Actor(kind="system", label="tester", ip=text))

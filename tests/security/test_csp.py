@@ -28,9 +28,15 @@ def header_of(response) -> dict[str, str]:
 
 @pytest.mark.parametrize(
     ("persona", "name"),
-    [(None, "accounts:login"), ("admin_user", "dashboard:home"), ("admin_user", "mailboxes:list"),
-     ("auditor_user", "messaging:list"), ("auditor_user", "audit:trail"), ("admin_user", "messaging:send")],
-)  # fmt: skip
+    [
+        (None, "accounts:login"),
+        ("admin_user", "dashboard:home"),
+        ("admin_user", "mailboxes:list"),
+        ("auditor_user", "messaging:list"),
+        ("auditor_user", "audit:trail"),
+        ("admin_user", "messaging:send"),
+    ],
+)
 def test_every_page_carries_a_strict_policy(client, request, persona, name):
     make_mailbox("X26ABC1")
     if persona:
@@ -66,8 +72,10 @@ def templates() -> list[Path]:
 
 
 def test_self_contained_templates_are_never_rendered_by_a_view():
-    views = [*Path(settings.BASE_DIR, "portal").rglob("views.py"),
-             *Path(settings.BASE_DIR, "portal").rglob("views/*.py")]  # fmt: skip
+    views = [
+        *Path(settings.BASE_DIR, "portal").rglob("views.py"),
+        *Path(settings.BASE_DIR, "portal").rglob("views/*.py"),
+    ]
     for name in DOWNLOADED_FILES:
         assert (TEMPLATES / name).exists(), f"{name} is gone: drop it from DOWNLOADED_FILES"
         assert not [view for view in views if name in view.read_text()], name
@@ -79,11 +87,15 @@ def test_there_are_templates_to_scan():
 
 @pytest.mark.parametrize(
     ("pattern", "what"),
-    [(INLINE_SCRIPT, "an inline <script>"), (STYLE_ATTRIBUTE, "a style= attribute"),
-     (STYLE_ELEMENT, "a <style> element"), (EVENT_HANDLER, "an inline event handler"),
-     (JAVASCRIPT_URL, "a javascript: URL")],
+    [
+        (INLINE_SCRIPT, "an inline <script>"),
+        (STYLE_ATTRIBUTE, "a style= attribute"),
+        (STYLE_ELEMENT, "a <style> element"),
+        (EVENT_HANDLER, "an inline event handler"),
+        (JAVASCRIPT_URL, "a javascript: URL"),
+    ],
     ids=["script", "style-attribute", "style-element", "event-handler", "javascript-url"],
-)  # fmt: skip
+)
 def test_no_template_relies_on_inline_code(pattern, what):
     offenders = [
         f"{path.relative_to(TEMPLATES)}:{text[: match.start()].count(chr(10)) + 1}"

@@ -41,20 +41,36 @@ def hostile(db):
     """An inbound message whose every MESH field is hostile, with a report and audit records."""
     mailbox = make_mailbox("X26ABC1")
     message = make_message(
-        mailbox, subject=SCRIPT + BREAKOUT, filename=f"{SCRIPT}{BREAKOUT}.csv", local_id=SCRIPT,
-        sender=BREAKOUT, workflow_id=SCRIPT, partner_id=BREAKOUT, mesh_message_id=f"ID{SCRIPT}",
-        checksum=BREAKOUT, content_type=SCRIPT, mesh_status_description=BREAKOUT,
+        mailbox,
+        subject=SCRIPT + BREAKOUT,
+        filename=f"{SCRIPT}{BREAKOUT}.csv",
+        local_id=SCRIPT,
+        sender=BREAKOUT,
+        workflow_id=SCRIPT,
+        partner_id=BREAKOUT,
+        mesh_message_id=f"ID{SCRIPT}",
+        checksum=BREAKOUT,
+        content_type=SCRIPT,
+        mesh_status_description=BREAKOUT,
         status=Status.RECEIVED,
-    )  # fmt: skip
+    )
     message.add_event(MessageEvent.Kind.DOWNLOADED, f"{SCRIPT} {BREAKOUT}")
     make_message(
-        mailbox, direction=Direction.OUTBOUND, status=Status.FAILED, mesh_status_code="12",
-        failure_reason=SCRIPT, recipient=BREAKOUT, mesh_message_id=f"OUT{BREAKOUT}",
-    )  # fmt: skip
+        mailbox,
+        direction=Direction.OUTBOUND,
+        status=Status.FAILED,
+        mesh_status_code="12",
+        failure_reason=SCRIPT,
+        recipient=BREAKOUT,
+        mesh_message_id=f"OUT{BREAKOUT}",
+    )
     make_message(
-        mailbox, message_type=MessageType.REPORT, linked_mesh_message_id=SCRIPT,
-        mesh_message_id=f"NDR{SCRIPT}", status=Status.ACKNOWLEDGED,
-    )  # fmt: skip
+        mailbox,
+        message_type=MessageType.REPORT,
+        linked_mesh_message_id=SCRIPT,
+        mesh_message_id=f"NDR{SCRIPT}",
+        status=Status.ACKNOWLEDGED,
+    )
     record(actor=Actor.worker(), action="message.downloaded", obj=message, detail=SCRIPT + BREAKOUT)
     return message
 

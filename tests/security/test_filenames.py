@@ -56,8 +56,14 @@ def test_an_uploaded_file_is_stored_under_a_generated_name(client, admin_user):
     make_mailbox("X26ABC1")
     client.force_login(admin_user)
     upload = SimpleUploadedFile("../../etc/passwd", b"data", content_type="text/plain")
-    data = {"mailbox": "X26ABC1", "recipient": "X26ABC2", "workflow_id": "TEST_WORKFLOW",
-            "subject": "", "local_id": "", "file": upload}  # fmt: skip
+    data = {
+        "mailbox": "X26ABC1",
+        "recipient": "X26ABC2",
+        "workflow_id": "TEST_WORKFLOW",
+        "subject": "",
+        "local_id": "",
+        "file": upload,
+    }
     assert client.post(reverse("messaging:send"), data).status_code == 302
     message = Message.objects.get()
     assert_stored_safely(message)
@@ -67,9 +73,15 @@ def test_an_uploaded_file_is_stored_under_a_generated_name(client, admin_user):
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("filename", "expected"),
-    [(HOSTILE, "passwd"), ("..\\..\\windows\\win.ini", "win.ini"), ("/etc/shadow", "shadow"),
-     ('a"\r\nSet-Cookie: x=1', "a___Set-Cookie_ x_1"), ("..", None), ("", None)],
-)  # fmt: skip
+    [
+        (HOSTILE, "passwd"),
+        ("..\\..\\windows\\win.ini", "win.ini"),
+        ("/etc/shadow", "shadow"),
+        ('a"\r\nSet-Cookie: x=1', "a___Set-Cookie_ x_1"),
+        ("..", None),
+        ("", None),
+    ],
+)
 def test_a_download_name_is_sanitised(client, admin_user, filename, expected):
     from tests.accounts.access import make_message
     from tests.factories import make_mailbox

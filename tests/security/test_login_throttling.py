@@ -27,9 +27,10 @@ RIGHT = "a-long-test-password"
 
 def sign_in(client, user, password: str, address: str = "127.0.0.1"):
     return client.post(
-        reverse("accounts:login"), {"username": user.username, "password": password},
+        reverse("accounts:login"),
+        {"username": user.username, "password": password},
         REMOTE_ADDR=address,
-    )  # fmt: skip
+    )
 
 
 def fail(client, user, times: int, address: str = "127.0.0.1") -> None:
@@ -129,8 +130,9 @@ def test_one_address_trying_many_usernames_is_locked(client, admin_user, auditor
     settings.AXES_ADDRESS_FAILURE_LIMIT = 6
     spray = "203.0.113.66"
     for n in range(settings.AXES_ADDRESS_FAILURE_LIMIT):
-        client.post(reverse("accounts:login"), {"username": f"guess{n}", "password": "x"},
-                    REMOTE_ADDR=spray)  # fmt: skip
+        client.post(
+            reverse("accounts:login"), {"username": f"guess{n}", "password": "x"}, REMOTE_ADDR=spray
+        )
     # A username it never tried, with the right password: the address is locked.
     assert sign_in(client, auditor_user, RIGHT, address=spray).status_code == 429
     assert sign_in(client, auditor_user, RIGHT, address="198.51.100.2").status_code == 302
@@ -153,8 +155,12 @@ def test_a_lockout_is_recorded_once_per_window_however_many_failures_follow(
 
 
 def test_the_username_lock_spares_an_address_the_person_signed_in_from(client, admin_user):
-    AccessLog.objects.create(username=admin_user.username, ip_address="192.0.2.10",
-                             user_agent="x", attempt_time=timezone.now())  # fmt: skip
+    AccessLog.objects.create(
+        username=admin_user.username,
+        ip_address="192.0.2.10",
+        user_agent="x",
+        attempt_time=timezone.now(),
+    )
     fail_from_many_addresses(client, admin_user, settings.AXES_USERNAME_FAILURE_LIMIT)
     assert sign_in(client, admin_user, RIGHT, address="192.0.2.200").status_code == 429
     assert sign_in(client, admin_user, RIGHT, address="192.0.2.10").status_code == 302
@@ -165,8 +171,10 @@ def test_an_admin_unlocks_on_the_portal_audited(client, admin_user, superuser):
     client.force_login(superuser)
     page = client.get(reverse("accounts:lockouts")).content.decode()
     assert admin_user.username in page and "127.0.0.1" in page
-    response = client.post(reverse("accounts:lockout_unlock"),
-                           {"username": admin_user.username, "address": "127.0.0.1"})  # fmt: skip
+    response = client.post(
+        reverse("accounts:lockout_unlock"),
+        {"username": admin_user.username, "address": "127.0.0.1"},
+    )
     assert response.status_code == 302
     assert not AccessAttempt.objects.exists()
     cleared = AuditRecord.objects.get(action="auth.lockout_cleared")

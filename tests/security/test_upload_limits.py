@@ -44,7 +44,9 @@ def pages(settings):
     return {
         "send": (reverse("messaging:send"), 3 * MIB + FORM_OVERHEAD_BYTES),
         "evidence": (
-            reverse("onboarding:evidence_upload", args=[plan.pk, task(plan, "review-submission").pk]),
+            reverse(
+                "onboarding:evidence_upload", args=[plan.pk, task(plan, "review-submission").pk]
+            ),
             2 * MIB + FORM_OVERHEAD_BYTES,
         ),
         "decision": (
@@ -61,9 +63,12 @@ def pages(settings):
 
 def post(client, url: str, length: int, body: RecordingStream):
     return client.generic(
-        "POST", url, CONTENT_TYPE="multipart/form-data; boundary=x", CONTENT_LENGTH=str(length),
+        "POST",
+        url,
+        CONTENT_TYPE="multipart/form-data; boundary=x",
+        CONTENT_LENGTH=str(length),
         **{"wsgi.input": body},
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.parametrize("page", ["send", "evidence", "decision", "certificate", "no uploads"])
@@ -105,10 +110,13 @@ def test_the_api_send_answers_over_long_bodies_itself(client, superuser, setting
     secret = make_token(superuser, [make_mailbox("X26ABC1")])[1]
     body = RecordingStream()
     response = client.generic(
-        "POST", "/api/v1/messages/?mailbox=X26ABC1&recipient=X26ABC2&workflow_id=TEST_WORKFLOW",
-        CONTENT_TYPE="application/octet-stream", CONTENT_LENGTH=str(50 * MIB),
-        HTTP_AUTHORIZATION=f"Bearer {secret}", **{"wsgi.input": body},
-    )  # fmt: skip
+        "POST",
+        "/api/v1/messages/?mailbox=X26ABC1&recipient=X26ABC2&workflow_id=TEST_WORKFLOW",
+        CONTENT_TYPE="application/octet-stream",
+        CONTENT_LENGTH=str(50 * MIB),
+        HTTP_AUTHORIZATION=f"Bearer {secret}",
+        **{"wsgi.input": body},
+    )
     assert response.status_code == 413, response.content[:300]
     assert response["Content-Type"].startswith("application/problem+json")
     assert not body.read_from

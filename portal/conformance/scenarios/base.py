@@ -87,8 +87,9 @@ class Step:
             self._last_progress = now
             type(self.result).objects.filter(pk=self.result.pk).update(reason=text)
 
-    def exchanges(self, mailbox_id: str | None = None, method: str | None = None,
-                  path_suffix: str = "") -> list[dict[str, Any]]:  # fmt: skip
+    def exchanges(
+        self, mailbox_id: str | None = None, method: str | None = None, path_suffix: str = ""
+    ) -> list[dict[str, Any]]:
         return [
             entry
             for entry in self.recorder.entries
@@ -137,8 +138,16 @@ class Context:
     def client_for(self, mailbox_id: str) -> meshcore.MeshClient:
         return self.client if mailbox_id == self.mailbox.mailbox_id else self.peer_client
 
-    def send(self, step: Step, sender: meshcore.MeshClient, to: str, workflow_id: str,
-             data: bytes, label: str, **options: Any) -> str:  # fmt: skip
+    def send(
+        self,
+        step: Step,
+        sender: meshcore.MeshClient,
+        to: str,
+        workflow_id: str,
+        data: bytes,
+        label: str,
+        **options: Any,
+    ) -> str:
         """Send and register the message: its id and payload hash go into the evidence."""
         options.setdefault("local_id", self.local_id(label))
         options.setdefault("subject", f"NeoMesh conformance run {self.run.pk}: {label}")
@@ -148,8 +157,9 @@ class Context:
         step.payload(f"{label} (sent)", data, message_id=mesh_id)
         return mesh_id
 
-    def wait_listed(self, receiver: meshcore.MeshClient, ids: Iterable[str],
-                    step: Step | None = None) -> set[str]:  # fmt: skip
+    def wait_listed(
+        self, receiver: meshcore.MeshClient, ids: Iterable[str], step: Step | None = None
+    ) -> set[str]:
         """Poll the receiver's inbox until every id is listed; returns those never listed."""
         wanted = set(ids)
         deadline = time.monotonic() + self.delivery_timeout
@@ -163,8 +173,9 @@ class Context:
                 step.progress(f"Waiting for {len(missing)} message(s) to reach the inbox…")
             time.sleep(self.poll_every)
 
-    def receive(self, step: Step, receiver: meshcore.MeshClient, mesh_id: str,
-                label: str) -> tuple[meshcore.MessageInfo, bytes]:  # fmt: skip
+    def receive(
+        self, step: Step, receiver: meshcore.MeshClient, mesh_id: str, label: str
+    ) -> tuple[meshcore.MessageInfo, bytes]:
         into = io.BytesIO()
         info = receiver.download(mesh_id, into)
         data = into.getvalue()
@@ -175,8 +186,16 @@ class Context:
         receiver.acknowledge(mesh_id)
         self.outstanding.pop(mesh_id, None)
 
-    def deliver(self, step: Step, sender: meshcore.MeshClient, to: str, workflow_id: str,
-                data: bytes, label: str, **options: Any) -> tuple[str, meshcore.MessageInfo, bytes]:  # fmt: skip
+    def deliver(
+        self,
+        step: Step,
+        sender: meshcore.MeshClient,
+        to: str,
+        workflow_id: str,
+        data: bytes,
+        label: str,
+        **options: Any,
+    ) -> tuple[str, meshcore.MessageInfo, bytes]:
         """Send, wait until listed, download and acknowledge: the round trip most scenarios need."""
         mesh_id = self.send(step, sender, to, workflow_id, data, label, **options)
         receiver = self.client_for(to)
@@ -202,8 +221,11 @@ class Context:
             try:
                 receiver.acknowledge(mesh_id)
                 done += 1
-            except (meshcore.MeshTransientError, meshcore.MeshAuthenticationError,
-                    meshcore.MeshTLSError) as exc:  # fmt: skip
+            except (
+                meshcore.MeshTransientError,
+                meshcore.MeshAuthenticationError,
+                meshcore.MeshTLSError,
+            ) as exc:
                 # The mailbox itself is out of reach: do not wait out retries for every message.
                 unreachable.add(id(receiver))
                 problems.append(f"{mesh_id}: {exc}")

@@ -15,11 +15,15 @@ def _inject_report(ctx: Context, step: Step, linked_id: str, local_id: str) -> s
     """Put an undelivered-message report into the mailbox's inbox through the sandbox admin API."""
     url = ctx.mailbox.effective_base_url() + ADMIN_REPORT_PATH
     body = {
-        "mailbox_id": ctx.mailbox.mailbox_id, "code": "14", "status": "undeliverable",
+        "mailbox_id": ctx.mailbox.mailbox_id,
+        "code": "14",
+        "status": "undeliverable",
         "description": "Message not collected by recipient after 5 days",
-        "workflow_id": ctx.workflow_id, "linked_message_id": linked_id, "local_id": local_id,
+        "workflow_id": ctx.workflow_id,
+        "linked_message_id": linked_id,
+        "local_id": local_id,
         "subject": f"NeoMesh conformance run {ctx.run.pk}: non-delivery",
-    }  # fmt: skip
+    }
     session = requests.Session()
     session.trust_env = False
     started = time.monotonic()
@@ -28,11 +32,14 @@ def _inject_report(ctx: Context, step: Step, linked_id: str, local_id: str) -> s
     finally:
         session.close()
     ctx.recorder.add_manual(
-        ctx.mailbox.mailbox_id, method="POST", path=ADMIN_REPORT_PATH, status=response.status_code,
+        ctx.mailbox.mailbox_id,
+        method="POST",
+        path=ADMIN_REPORT_PATH,
+        status=response.status_code,
         elapsed_ms=round((time.monotonic() - started) * 1000, 1),
         request_headers={"Content-Type": "application/json"},
         note="mesh-sandbox admin API (not part of MESH): inject a non-delivery report",
-    )  # fmt: skip
+    )
     step.check(
         response.status_code == 200,
         f"The sandbox refused to inject the report: HTTP {response.status_code}.",

@@ -43,18 +43,29 @@ def single_request(ctx: Context, step: Step) -> str:
     fits = _csv_rows(4 * SCALED_LIMIT)
     step.check(len(fits) > meshcore.max_chunk_size(SCALED_LIMIT), "The payload is too small.")
     mesh_id, _, received = ctx.deliver(
-        step, ctx.client, peer, ctx.workflow_id, fits, "single-request",
-        max_request_bytes=SCALED_LIMIT, content_type="text/csv",
-    )  # fmt: skip
+        step,
+        ctx.client,
+        peer,
+        ctx.workflow_id,
+        fits,
+        "single-request",
+        max_request_bytes=SCALED_LIMIT,
+        content_type="text/csv",
+    )
     step.check(received == fits, "The message received differs from the one sent.")
     whole = _ranges(_posts(step, ctx.mailbox.mailbox_id))
     step.check(whole == ["1:1"], f"A message that fits went out as {whole}, not one request (1:1).")
 
     random_data = os.urandom(2 * SCALED_LIMIT)
     chunked_id, _, received = ctx.deliver(
-        step, ctx.client, peer, ctx.workflow_id, random_data, "chunked-to-fit",
+        step,
+        ctx.client,
+        peer,
+        ctx.workflow_id,
+        random_data,
+        "chunked-to-fit",
         max_request_bytes=SCALED_LIMIT,
-    )  # fmt: skip
+    )
     step.check(received == random_data, "The chunked message received differs from the one sent.")
     ranges = _ranges(_posts(step, ctx.mailbox.mailbox_id))[1:]
     expected = -(-len(random_data) // meshcore.max_chunk_size(SCALED_LIMIT))
@@ -81,14 +92,24 @@ def business_ack(ctx: Context, step: Step) -> str:
     ack_workflow = ctx.workflow_id + ACK_SUFFIX
     local_id = ctx.local_id("acked")
     original, _, _ = ctx.deliver(
-        step, ctx.client, peer, ctx.workflow_id, payload_text("acked", 512), "acked",
+        step,
+        ctx.client,
+        peer,
+        ctx.workflow_id,
+        payload_text("acked", 512),
+        "acked",
         local_id=local_id,
-    )  # fmt: skip
+    )
     try:
         ack_id, info, _ = ctx.deliver(
-            step, ctx.peer_client, ctx.mailbox.mailbox_id, ack_workflow,
-            payload_text("business-ack", 128), "business-ack", local_id=local_id,
-        )  # fmt: skip
+            step,
+            ctx.peer_client,
+            ctx.mailbox.mailbox_id,
+            ack_workflow,
+            payload_text("business-ack", 128),
+            "business-ack",
+            local_id=local_id,
+        )
     except meshcore.MeshSendRejectedError as exc:
         raise NotApplicable(
             f"{peer} may not send {ack_workflow} to {ctx.mailbox.mailbox_id} ({exc}): register "

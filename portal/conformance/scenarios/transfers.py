@@ -48,10 +48,16 @@ def send_receive(ctx: Context, step: Step) -> str:
     mailbox, peer = ctx.mailbox.mailbox_id, ctx.peer.mailbox_id
     data = payload_text("send-receive", 2048)
     out_id, info, received = ctx.deliver(
-        step, ctx.client, peer, ctx.workflow_id, data, "mailbox to peer",
-        filename="conformance-201.csv", content_type="text/csv",
+        step,
+        ctx.client,
+        peer,
+        ctx.workflow_id,
+        data,
+        "mailbox to peer",
+        filename="conformance-201.csv",
+        content_type="text/csv",
         checksum=f"sha256:{sha256(data)}",
-    )  # fmt: skip
+    )
     _same(step, "Mailbox to peer", data, received)
     step.check(info.sender == mailbox, f"The peer saw sender {info.sender!r}, not {mailbox}.")
     step.check(
@@ -61,9 +67,15 @@ def send_receive(ctx: Context, step: Step) -> str:
     step.check(info.filename == "conformance-201.csv", f"Filename arrived as {info.filename!r}.")
     reply = payload_text("reply", 1024)
     in_id, info, received = ctx.deliver(
-        step, ctx.peer_client, mailbox, ctx.reply_workflow_id, reply, "peer to mailbox",
-        filename="conformance-202.csv", content_type="text/csv",
-    )  # fmt: skip
+        step,
+        ctx.peer_client,
+        mailbox,
+        ctx.reply_workflow_id,
+        reply,
+        "peer to mailbox",
+        filename="conformance-202.csv",
+        content_type="text/csv",
+    )
     _same(step, "Peer to mailbox", reply, received)
     step.check(info.sender == peer, f"{mailbox} saw sender {info.sender!r}, not {peer}.")
     return (
@@ -77,9 +89,16 @@ def uncompressed(ctx: Context, step: Step) -> str:
     mailbox, peer = ctx.mailbox.mailbox_id, ctx.peer.mailbox_id
     data = payload_text("uncompressed", 4096)
     mesh_id, info, received = ctx.deliver(
-        step, ctx.peer_client, mailbox, ctx.reply_workflow_id, data, "uncompressed",
-        compress=False, filename="conformance-401.csv", content_type="text/csv",
-    )  # fmt: skip
+        step,
+        ctx.peer_client,
+        mailbox,
+        ctx.reply_workflow_id,
+        data,
+        "uncompressed",
+        compress=False,
+        filename="conformance-401.csv",
+        content_type="text/csv",
+    )
     upload = step.exchanges(peer, "POST", "/outbox")[-1]
     step.check(
         not header(upload["request_headers"], "Content-Encoding"),
@@ -106,10 +125,18 @@ def _chunked(ctx: Context, step: Step, *, inbound: bool, algorithm: str) -> str:
     digest = hashlib.new(algorithm, data).hexdigest()
     workflow = ctx.reply_workflow_id if inbound else ctx.workflow_id
     mesh_id, info, received = ctx.deliver(
-        step, sender_client, receiver.mailbox_id, workflow, data, "chunked", compress=True,
-        chunk_size=ctx.chunk_size, checksum=f"{algorithm}:{digest}",
-        filename="conformance-chunked.csv", content_type="text/csv",
-    )  # fmt: skip
+        step,
+        sender_client,
+        receiver.mailbox_id,
+        workflow,
+        data,
+        "chunked",
+        compress=True,
+        chunk_size=ctx.chunk_size,
+        checksum=f"{algorithm}:{digest}",
+        filename="conformance-chunked.csv",
+        content_type="text/csv",
+    )
     uploads = step.exchanges(sender.mailbox_id, "POST")
     chunk_posts = [e for e in uploads if "/outbox" in e["path"]]
     encodings = {header(e["request_headers"], "Content-Encoding") for e in chunk_posts}

@@ -24,9 +24,13 @@ def high_volume(ctx: Context, step: Step) -> str:
         ctx.checkpoint()  # a lost poll claim would let the poller drain these messages
         data = b"NeoMesh conformance high volume, message %d of %d\n" % (number, count)
         mesh_id = ctx.peer_client.send(
-            mailbox, ctx.reply_workflow_id, data, local_id=f"{local_prefix}-{number}",
-            filename=f"volume-{number}.txt", content_type="text/plain",
-        )  # fmt: skip
+            mailbox,
+            ctx.reply_workflow_id,
+            data,
+            local_id=f"{local_prefix}-{number}",
+            filename=f"volume-{number}.txt",
+            content_type="text/plain",
+        )
         ctx.outstanding[mesh_id] = ctx.client
         expected[mesh_id] = data
         step.message(mesh_id)

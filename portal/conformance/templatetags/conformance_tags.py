@@ -9,9 +9,13 @@ from portal.lib.templatetags.neomesh import status_badge
 register = template.Library()
 
 OUTCOME_KINDS = {
-    "passed": "ok", "failed": "failed", "not_applicable": "na", "pending": "waiting",
-    "running": "waiting", "not_run": "attention",
-}  # fmt: skip
+    "passed": "ok",
+    "failed": "failed",
+    "not_applicable": "na",
+    "pending": "waiting",
+    "running": "waiting",
+    "not_run": "attention",
+}
 RUN_KINDS = {
     "queued": "waiting",
     "running": "waiting",

@@ -26,7 +26,7 @@ def mark_invalidating_answers(apps, schema_editor):
             Evidence.objects.filter(
                 plan_id=decision.plan_id, kind="conformance_certificate",
                 withdrawn_at__isnull=True, uploaded_at__lte=decision.recorded_at,
-            ).update(withdrawn_at=decision.recorded_at, withdrawn_by_decision=decision)  # fmt: skip
+            ).update(withdrawn_at=decision.recorded_at, withdrawn_by_decision=decision)
 
 
 class Migration(migrations.Migration):

@@ -21,7 +21,18 @@ from .records import (
 )
 
 __all__ = [
-    "CLOSED_STATUSES", "AllowListEntry", "Correspondence", "CorrespondenceKind", "Decision",
-    "Evidence", "EvidenceKind", "GateOverride", "Plan", "PlanQuerySet", "Task", "TaskCheck",
-    "TaskQuerySet", "TaskStatus",
-]  # fmt: skip
+    "CLOSED_STATUSES",
+    "AllowListEntry",
+    "Correspondence",
+    "CorrespondenceKind",
+    "Decision",
+    "Evidence",
+    "EvidenceKind",
+    "GateOverride",
+    "Plan",
+    "PlanQuerySet",
+    "Task",
+    "TaskCheck",
+    "TaskQuerySet",
+    "TaskStatus",
+]

@@ -59,9 +59,13 @@ class Plan(models.Model):
     phases = models.JSONField(default=list)
     start_date = models.DateField(default=timezone.localdate)
     target_mailbox = models.ForeignKey(
-        "mailboxes.Mailbox", null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        "mailboxes.Mailbox",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
         verbose_name="Mailbox in the target environment",
-    )  # fmt: skip
+    )
     integration_mailbox = models.ForeignKey(
         "mailboxes.Mailbox", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -114,9 +118,10 @@ class Task(models.Model):
     turnaround_published = models.BooleanField(default=False)
     turnaround_note = models.CharField(max_length=300, blank=True)
     required = models.BooleanField(
-        "Required before live transfers", default=True,
+        "Required before live transfers",
+        default=True,
         help_text="The readiness gate keeps the live mailbox closed until every required task is done.",
-    )  # fmt: skip
+    )
     branch = models.CharField(max_length=10, blank=True)
     decision = models.ForeignKey(
         "Decision", null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks"
@@ -130,9 +135,12 @@ class Task(models.Model):
     correspondence_kind = models.CharField(max_length=30, blank=True)
 
     owner = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="onboarding_tasks",
-    )  # fmt: skip
+    )
     due_date = models.DateField(null=True, blank=True)
     due_date_manual = models.BooleanField(default=False)
     status = models.CharField(max_length=20, choices=TaskStatus.choices, default=TaskStatus.TODO)
@@ -140,9 +148,12 @@ class Task(models.Model):
     closed_by_decision = models.BooleanField(default=False)
     notes = models.TextField(blank=True)
     certificate = models.ForeignKey(
-        "certificates.Certificate", null=True, blank=True, on_delete=models.SET_NULL,
+        "certificates.Certificate",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="+",
-    )  # fmt: skip
+    )
     completed_at = models.DateTimeField(null=True, blank=True)
     completed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -177,9 +188,11 @@ class Task(models.Model):
         if self.is_overdue(today):
             return "overdue"
         return {
-            TaskStatus.DONE: "ok", TaskStatus.NOT_APPLICABLE: "na",
-            TaskStatus.WAITING_NHS: "waiting", TaskStatus.IN_PROGRESS: "progress",
-        }.get(self.status, "todo")  # fmt: skip
+            TaskStatus.DONE: "ok",
+            TaskStatus.NOT_APPLICABLE: "na",
+            TaskStatus.WAITING_NHS: "waiting",
+            TaskStatus.IN_PROGRESS: "progress",
+        }.get(self.status, "todo")
 
 
 class Decision(models.Model):
@@ -191,9 +204,13 @@ class Decision(models.Model):
     # [{"key", "label", "branches": [...], "summary"}], copied from the template.
     options = models.JSONField(default=list)
     answers = models.ForeignKey(
-        Task, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        Task,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
         help_text="The task whose correspondence carries NHS England's reply.",
-    )  # fmt: skip
+    )
     chosen = models.CharField(max_length=60, blank=True)
     reply_text = models.TextField("NHS England's reply", blank=True)
     ticket_reference = models.CharField(max_length=100, blank=True)

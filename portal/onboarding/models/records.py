@@ -40,9 +40,11 @@ class Evidence(models.Model):
     size = models.PositiveBigIntegerField()
     sha256 = models.CharField(max_length=64)
     review_date = models.DateField(
-        "Review or expiry date", null=True, blank=True,
+        "Review or expiry date",
+        null=True,
+        blank=True,
         help_text="When this evidence lapses and must be renewed (the DSPT is annual).",
-    )  # fmt: skip
+    )
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -51,9 +53,12 @@ class Evidence(models.Model):
     # A withdrawn file stays on record but is never attached to an email again.
     withdrawn_at = models.DateTimeField(null=True, blank=True)
     withdrawn_by_decision = models.ForeignKey(
-        "Decision", null=True, blank=True, on_delete=models.SET_NULL,
+        "Decision",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
         related_name="withdrawn_evidence",
-    )  # fmt: skip
+    )
 
     class Meta:
         ordering = ["-uploaded_at", "-pk"]
@@ -106,9 +111,13 @@ class Correspondence(models.Model):
     subject = models.CharField(max_length=300)
     body = models.TextField()
     certificate = models.ForeignKey(
-        "certificates.Certificate", null=True, blank=True, on_delete=models.SET_NULL,
-        related_name="+", help_text="Its CSR is attached (the CSR only: never the key).",
-    )  # fmt: skip
+        "certificates.Certificate",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Its CSR is attached (the CSR only: never the key).",
+    )
     attachments = models.ManyToManyField("Evidence", blank=True, related_name="+")
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.DRAFT)
     turnaround_days = models.PositiveSmallIntegerField(null=True, blank=True)

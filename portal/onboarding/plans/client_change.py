@@ -52,7 +52,7 @@ TASKS = (
         days=10,
         turnaround="No published turnaround for this question: 10 working days is our estimate.",
         correspondence="nsd_change_query",
-    ),  # fmt: skip
+    ),
     TaskSpec(
         key="review-submission",
         ref="1.2",
@@ -68,7 +68,7 @@ TASKS = (
         evidence_kind="conformance_certificate",
         days=3,
         turnaround="Internal work: 3 working days is our estimate.",
-    ),  # fmt: skip
+    ),
     TaskSpec(
         key="assess-code",
         ref="1.3",
@@ -86,7 +86,7 @@ TASKS = (
         evidence="Assessment note, with test runs against mesh-sandbox and integration",
         days=5,
         turnaround="Internal work: 5 working days is our estimate.",
-    ),  # fmt: skip
+    ),
     TaskSpec(
         key="production-ips",
         ref="1.4",
@@ -104,7 +104,7 @@ TASKS = (
         check="allow_list",
         days=2,
         turnaround="Internal work: 2 working days is our estimate.",
-    ),  # fmt: skip
+    ),
     _b(
         key="book-witness-test",
         ref="B1",
@@ -121,7 +121,7 @@ TASKS = (
         sent_to="NHS England assurance team",
         days=10,
         turnaround="No published booking time: 10 working days is our estimate.",
-    ),  # fmt: skip
+    ),
     _b(
         key="witness-test",
         ref="B2",
@@ -133,7 +133,7 @@ TASKS = (
         evidence_kind="witness_test",
         days=1,
         turnaround="The test lasts 2-3 hours (published); 1 working day is our estimate.",
-    ),  # fmt: skip
+    ),
     _b(
         key="new-conformance-certificate",
         ref="B3",
@@ -150,7 +150,7 @@ TASKS = (
         sent_to="Emailed by NHS England",
         turnaround="Within 5 working days of the witnessed test.",
         **FIVE_PUBLISHED,
-    ),  # fmt: skip
+    ),
     _a(
         key="request-live-mailbox",
         ref="A1",
@@ -170,7 +170,7 @@ TASKS = (
         correspondence="live_mailbox_request",
         turnaround="Mailbox id and password within 5 working days.",
         **FIVE_PUBLISHED,
-    ),  # fmt: skip
+    ),
     _a(
         key="production-csr",
         ref="A2",
@@ -187,7 +187,7 @@ TASKS = (
         check="target_csr",
         days=1,
         turnaround="Internal work: 1 working day is our estimate.",
-    ),  # fmt: skip
+    ),
     _a(
         key="send-live-csr",
         ref="A3",
@@ -204,7 +204,7 @@ TASKS = (
         correspondence="live_csr_request",
         turnaround="Live certificate within 5 working days.",
         **FIVE_PUBLISHED,
-    ),  # fmt: skip
+    ),
     _a(
         key="install-live-certificate",
         ref="A4",
@@ -220,7 +220,7 @@ TASKS = (
         check="target_certificate",
         days=1,
         turnaround="Internal work: 1 working day is our estimate.",
-    ),  # fmt: skip
+    ),
     _a(
         key="connection-agreement",
         ref="A5",
@@ -241,7 +241,7 @@ TASKS = (
         turnaround="NHS England sends it within 5 working days of the witnessed test (published). "
         "In Scenario A, with no new test, 5 working days from the assessment is our estimate.",
         **FIVE_PUBLISHED,
-    ),  # fmt: skip
+    ),
     _a(
         key="live-shared-secret",
         ref="A6",
@@ -257,7 +257,7 @@ TASKS = (
         evidence="Configuration change record",
         days=2,
         turnaround="Internal work: 2 working days is our estimate.",
-    ),  # fmt: skip
+    ),
     _a(
         key="go-live",
         ref="A7",
@@ -278,7 +278,7 @@ TASKS = (
         check="handshake",
         days=1,
         turnaround="Internal work: 1 working day is our estimate.",
-    ),  # fmt: skip
+    ),
     _a(
         key="first-exchange",
         ref="A8",
@@ -295,7 +295,7 @@ TASKS = (
         sent_to="Partner organisation",
         days=2,
         turnaround="Internal work: 2 working days is our estimate.",
-    ),  # fmt: skip
+    ),
     _a(
         key="monitoring",
         ref="A9",
@@ -311,12 +311,14 @@ TASKS = (
         evidence="Dashboard and alert set-up",
         days=5,
         turnaround="Internal work: 5 working days is our estimate.",
-    ),  # fmt: skip
+    ),
 )
 
 DECISIONS = (
     DecisionSpec(
-        key="certificate", phase=1, answers="nsd-query",
+        key="certificate",
+        phase=1,
+        answers="nsd-query",
         question="NHS England's answer on the certificate: does the Technical Conformance "
         "Certificate stay valid for the Python client?",
         guidance=(
@@ -325,19 +327,23 @@ DECISIONS = (
         ),
         options=(
             OptionSpec(
-                key="valid", label="Certificate remains valid (Scenario A)", branches=("A",),
+                key="valid",
+                label="Certificate remains valid (Scenario A)",
+                branches=("A",),
                 summary="Go straight to the production steps; no new witnessed test.",
             ),
             OptionSpec(
-                key="invalidated", label="Certificate invalidated (Scenario B)",
-                branches=("B", "A"), invalidates=("conformance_certificate",),
+                key="invalidated",
+                label="Certificate invalidated (Scenario B)",
+                branches=("B", "A"),
+                invalidates=("conformance_certificate",),
                 summary="Arrange and pass a new witnessed test, receive the new certificate, "
                 "then take Scenario A's production steps. The old certificate is withdrawn: it is "
                 "never attached to an email again.",
             ),
         ),
     ),
-)  # fmt: skip
+)
 
 CLIENT_CHANGE = PlanTemplate(
     key="client-change",

@@ -59,8 +59,9 @@ def evidence_badge(evidence, today=None) -> str:
     kind = "progress" if evidence.review_soon(today) else "ok"
     return format_html(
         '<span class="badge task-status task-{}">Review by {}</span>',
-        kind, evidence.review_date.strftime("%-d %b %Y"),
-    )  # fmt: skip
+        kind,
+        evidence.review_date.strftime("%-d %b %Y"),
+    )
 
 
 @register.filter

@@ -23,8 +23,9 @@ def get_task(plan: Plan, task_pk: int) -> Task:
 def get_decision(plan: Plan, decision_pk: int) -> Decision:
     decision = get_object_or_404(
         Decision.objects.select_related("answers", "recorded_by", "reply_evidence"),
-        pk=decision_pk, plan=plan,
-    )  # fmt: skip
+        pk=decision_pk,
+        plan=plan,
+    )
     decision.plan = plan
     return decision
 
@@ -32,8 +33,9 @@ def get_decision(plan: Plan, decision_pk: int) -> Decision:
 def get_letter(plan: Plan, letter_pk: int) -> Correspondence:
     letter = get_object_or_404(
         Correspondence.objects.select_related("task", "sent_by", "created_by"),
-        pk=letter_pk, plan=plan,
-    )  # fmt: skip
+        pk=letter_pk,
+        plan=plan,
+    )
     letter.plan = plan
     return letter
 

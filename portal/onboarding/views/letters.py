@@ -117,9 +117,11 @@ def letter_sent(request, pk: int, letter_pk: int):
     if form.is_valid():
         try:
             letters.correspondence_mark_sent(
-                correspondence=letter, sent_on=form.cleaned_data["sent_on"],
-                ticket_reference=form.cleaned_data["ticket_reference"], actor=Actor.person(request),
-            )  # fmt: skip
+                correspondence=letter,
+                sent_on=form.cleaned_data["sent_on"],
+                ticket_reference=form.cleaned_data["ticket_reference"],
+                actor=Actor.person(request),
+            )
         except OnboardingError as exc:
             form.add_error(None, str(exc))
         else:
@@ -138,10 +140,12 @@ def letter_reply(request, pk: int, letter_pk: int):
         data = form.cleaned_data
         try:
             letters.correspondence_record_reply(
-                correspondence=letter, reply_text=data["reply_text"],
-                replied_on=data["replied_on"], ticket_reference=data["ticket_reference"],
+                correspondence=letter,
+                reply_text=data["reply_text"],
+                replied_on=data["replied_on"],
+                ticket_reference=data["ticket_reference"],
                 actor=Actor.person(request),
-            )  # fmt: skip
+            )
         except OnboardingError as exc:
             form.add_error(None, str(exc))
         else:

@@ -32,11 +32,15 @@ def plan_create_view(request):
         data = form.cleaned_data
         try:
             plan = services.plan_create(
-                template=data["template"], organisation=data["organisation"],
-                environment=data["environment"], start_date=data["start_date"],
-                owner=data["owner"], target_mailbox=data["target_mailbox"],
-                integration_mailbox=data["integration_mailbox"], actor=Actor.person(request),
-            )  # fmt: skip
+                template=data["template"],
+                organisation=data["organisation"],
+                environment=data["environment"],
+                start_date=data["start_date"],
+                owner=data["owner"],
+                target_mailbox=data["target_mailbox"],
+                integration_mailbox=data["integration_mailbox"],
+                actor=Actor.person(request),
+            )
         except OnboardingError as exc:
             form.add_error(None, str(exc))
         else:

@@ -41,9 +41,12 @@ def allow_list_add(request, pk: int):
         data = form.cleaned_data
         try:
             entry = allowlist_add(
-                organisation=plan.organisation, environment=data["environment"],
-                address=data["network"], purpose=data["purpose"], user=request.user,
-            )  # fmt: skip
+                organisation=plan.organisation,
+                environment=data["environment"],
+                address=data["network"],
+                purpose=data["purpose"],
+                user=request.user,
+            )
         except OnboardingError as exc:
             form.add_error("network", str(exc))
         else:
@@ -63,8 +66,9 @@ def allow_list_remove(request, pk: int, entry_pk: int):
 
 
 def _get_live_mailbox(mailbox_pk: int) -> Mailbox:
-    return get_object_or_404(Mailbox.objects.select_related("organisation"), pk=mailbox_pk,
-                             environment="live")  # fmt: skip
+    return get_object_or_404(
+        Mailbox.objects.select_related("organisation"), pk=mailbox_pk, environment="live"
+    )
 
 
 @permission_required("onboarding.view_plan")
@@ -89,8 +93,10 @@ def gate_override(request, mailbox_pk: int):
     if request.method == "POST" and form.is_valid():
         try:
             gates.gate_override_create(
-                mailbox=mailbox, reason=form.cleaned_data["reason"], actor=Actor.person(request),
-            )  # fmt: skip
+                mailbox=mailbox,
+                reason=form.cleaned_data["reason"],
+                actor=Actor.person(request),
+            )
         except OnboardingError as exc:
             form.add_error(None, str(exc))
         else:
@@ -110,7 +116,7 @@ def gate_revoke(request, override_pk: int):
     form = RevokeForm(request.POST)
     reason = form.cleaned_data["reason"] if form.is_valid() else ""
     try:
-        gates.gate_override_revoke(override=override, reason=reason, actor=Actor.person(request))  # fmt: skip
+        gates.gate_override_revoke(override=override, reason=reason, actor=Actor.person(request))
     except OnboardingError as exc:
         messages.error(request, str(exc))
     else:

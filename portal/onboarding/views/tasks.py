@@ -60,9 +60,14 @@ def task_update_view(request, pk: int, task_pk: int):
         data = form.cleaned_data
         try:
             services.task_update(
-                task=task, status=data["status"], owner=data["owner"], due_date=data["due_date"],
-                notes=data["notes"], reason=data.get("reason", ""), actor=Actor.person(request),
-            )  # fmt: skip
+                task=task,
+                status=data["status"],
+                owner=data["owner"],
+                due_date=data["due_date"],
+                notes=data["notes"],
+                reason=data.get("reason", ""),
+                actor=Actor.person(request),
+            )
         except OnboardingError as exc:
             form.add_error("status", str(exc))
         else:
@@ -102,9 +107,14 @@ def evidence_upload(request, pk: int, task_pk: int):
     if form.is_valid():
         data = form.cleaned_data
         evidence = evidence_add(
-            plan=plan, task=task, checked=data["file"], kind=data["kind"], title=data["title"],
-            review_date=data["review_date"], actor=Actor.person(request),
-        )  # fmt: skip
+            plan=plan,
+            task=task,
+            checked=data["file"],
+            kind=data["kind"],
+            title=data["title"],
+            review_date=data["review_date"],
+            actor=Actor.person(request),
+        )
         messages.success(request, f"Evidence kept: {evidence.original_filename}.")
         return redirect("onboarding:task", pk=plan.pk, task_pk=task.pk)
     return _render_task(request, plan, task, evidence_form=form, status=400)
@@ -117,9 +127,11 @@ def evidence_download(request, pk: int, evidence_pk: int):
     evidence = get_evidence(plan, evidence_pk)
     record(actor=Actor.person(request), action="onboarding.evidence_downloaded", obj=evidence)
     return FileResponse(
-        payloads.open_payload(evidence.stored_name), as_attachment=True,
-        filename=evidence.original_filename, content_type=content_type(evidence),
-    )  # fmt: skip
+        payloads.open_payload(evidence.stored_name),
+        as_attachment=True,
+        filename=evidence.original_filename,
+        content_type=content_type(evidence),
+    )
 
 
 @permission_required("onboarding.add_correspondence")
@@ -141,8 +153,11 @@ def task_draft_letter(request, pk: int, task_pk: int):
 def _decision_initial(decision) -> dict:
     """NHS England's reply, if it was recorded against the question's email."""
     if decision.is_recorded:
-        return {"option": decision.chosen, "reply_text": decision.reply_text,
-                "ticket_reference": decision.ticket_reference}  # fmt: skip
+        return {
+            "option": decision.chosen,
+            "reply_text": decision.reply_text,
+            "ticket_reference": decision.ticket_reference,
+        }
     if decision.answers is None:
         return {}
     letter = decision.answers.correspondence.exclude(reply_text="").order_by("-replied_at").first()
@@ -157,23 +172,32 @@ def decision_record_view(request, pk: int, decision_pk: int):
     plan = get_plan(pk)
     decision = get_decision(plan, decision_pk)
     form = DecisionForm(
-        posted(request), posted_files(request), decision=decision,
+        posted(request),
+        posted_files(request),
+        decision=decision,
         initial=_decision_initial(decision),
-    )  # fmt: skip
+    )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
             services.decision_record(
-                decision=decision, option_key=data["option"], reply_text=data["reply_text"],
-                ticket_reference=data["ticket_reference"], reply_file=data["reply_file"],
+                decision=decision,
+                option_key=data["option"],
+                reply_text=data["reply_text"],
+                ticket_reference=data["ticket_reference"],
+                reply_file=data["reply_file"],
                 actor=Actor.person(request),
-            )  # fmt: skip
+            )
         except OnboardingError as exc:
             form.add_error(None, str(exc))
         else:
             option = decision.chosen_option()
             messages.success(request, f"Decision recorded: {option['label']}.")
             return redirect("onboarding:detail", pk=plan.pk)
-    context = {"plan": plan, "decision": decision, "form": form,
-               "tasks": decision.tasks.order_by("position")}  # fmt: skip
+    context = {
+        "plan": plan,
+        "decision": decision,
+        "form": form,
+        "tasks": decision.tasks.order_by("position"),
+    }
     return render(request, "onboarding/decision.html", context, status=400 if form.errors else 200)

@@ -33,7 +33,9 @@ class Command(BaseCommand):
                     count = field.rotate_column(model)
                     total += count
                     self.stdout.write(f"{model._meta.label}.{field.name}: {count} re-encrypted")
-        record(actor=Actor.command(), action="secrets.rotated", detail=f"{total} secrets re-encrypted")
+        record(
+            actor=Actor.command(), action="secrets.rotated", detail=f"{total} secrets re-encrypted"
+        )
         self.stdout.write(self.style.SUCCESS(f"{total} secrets now use the newest key."))
 
     def _rewrap_payloads(self):

@@ -11,6 +11,8 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         if settings.PRODUCTION:
             raise CommandError("seed_demo_alerts is for development only.")
-        emails = [u.email or f"{u.username}@localhost" for u in User.objects.filter(is_superuser=True)]
+        emails = [
+            u.email or f"{u.username}@localhost" for u in User.objects.filter(is_superuser=True)
+        ]
         rule = default_rules_ensure(admin_emails=emails or ["admin@localhost"])
         self.stdout.write(self.style.SUCCESS(f"Alert rule ready: {rule}."))

@@ -46,8 +46,9 @@ class Command(BaseCommand):
         grants = [_parse_scope(text) for text in scope]
         expires_at = timezone.now() + timedelta(days=days)
         try:
-            token, secret = token_create(name=name, owner=user, grants=grants,
-                                         expires_at=expires_at, rate_per_minute=rate)  # fmt: skip
+            token, secret = token_create(
+                name=name, owner=user, grants=grants, expires_at=expires_at, rate_per_minute=rate
+            )
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"Created {token}: {describe(token)}")
@@ -57,10 +58,14 @@ class Command(BaseCommand):
     def _list(self, **_):
         now = timezone.now()
         for token in ApiToken.objects.select_related("owner").prefetch_related("grants__mailboxes"):
-            used = f"last used {token.last_used_at:%Y-%m-%d %H:%M} from {token.last_used_ip}" if (
-                token.last_used_at) else "never used"  # fmt: skip
-            self.stdout.write(f"{token.key_id}  {token.name}  {token.state(now)}  {used}  "
-                              f"{describe(token)}")  # fmt: skip
+            used = (
+                f"last used {token.last_used_at:%Y-%m-%d %H:%M} from {token.last_used_ip}"
+                if (token.last_used_at)
+                else "never used"
+            )
+            self.stdout.write(
+                f"{token.key_id}  {token.name}  {token.state(now)}  {used}  {describe(token)}"
+            )
 
     def _expire(self, *, key_id, **_):
         token = token_expire(token=_get(key_id))

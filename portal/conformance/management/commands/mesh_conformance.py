@@ -25,18 +25,22 @@ class Command(BaseCommand):
         parser.add_argument("mailbox", nargs="?", help="MESH mailbox id under test")
         parser.add_argument("--peer", help="MESH mailbox id of the peer (same environment)")
         parser.add_argument(
-            "--scenario", action="append", dest="scenarios", metavar="KEY",
+            "--scenario",
+            action="append",
+            dest="scenarios",
+            metavar="KEY",
             help="Run only this scenario (repeatable; default all). --list shows the keys.",
-        )  # fmt: skip
+        )
         parser.add_argument("--workflow", default="", help="Workflow from the mailbox to the peer")
         parser.add_argument("--reply-workflow", default="", help="Workflow from the peer back")
         parser.add_argument(
             "--task", type=int, help="Onboarding task id: attach the evidence pack to it"
         )
         parser.add_argument(
-            "--allow-live", action="store_true",
+            "--allow-live",
+            action="store_true",
             help="Allow a LIVE mailbox (only with NHS England's agreement)",
-        )  # fmt: skip
+        )
         parser.add_argument("--evidence", metavar="PATH", help="Also write the evidence zip here")
         parser.add_argument("--list", action="store_true", help="List the scenarios and exit")
 
@@ -74,12 +78,17 @@ class Command(BaseCommand):
                 raise CommandError(f"No onboarding task {options['task']}.")
         try:
             return run_create(
-                mailbox=get_mailbox(options["mailbox"]), peer=get_mailbox(options["peer"]),
-                scenario_keys=options["scenarios"], workflow_id=options["workflow"],
-                reply_workflow_id=options["reply_workflow"], task=task,
-                allow_live=options["allow_live"], origin=Origin.COMMAND, enqueue=False,
+                mailbox=get_mailbox(options["mailbox"]),
+                peer=get_mailbox(options["peer"]),
+                scenario_keys=options["scenarios"],
+                workflow_id=options["workflow"],
+                reply_workflow_id=options["reply_workflow"],
+                task=task,
+                allow_live=options["allow_live"],
+                origin=Origin.COMMAND,
+                enqueue=False,
                 actor=Actor.command(),
-            )  # fmt: skip
+            )
         except RunRefused as exc:
             raise CommandError(str(exc)) from None
 

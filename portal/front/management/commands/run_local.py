@@ -88,15 +88,31 @@ class Command(BaseCommand):
         store = settings.VAR_DIR / "mesh-sandbox"
         store.mkdir(parents=True, exist_ok=True)
         env = {
-            **os.environ, "AUTH_MODE": "full", "STORE_MODE": "file", "MAILBOXES_DATA_DIR": str(store),
-            "FILE_STORE_DIR": str(store), "SHARED_KEY": settings.MESH_SANDBOX_SHARED_KEY,
-        }  # fmt: skip
+            **os.environ,
+            "AUTH_MODE": "full",
+            "STORE_MODE": "file",
+            "MAILBOXES_DATA_DIR": str(store),
+            "FILE_STORE_DIR": str(store),
+            "SHARED_KEY": settings.MESH_SANDBOX_SHARED_KEY,
+        }
         self._start(
             "mesh-sandbox",
-            [sys.executable, "-m", "uvicorn", "mesh_sandbox.api:app", "--host", host, "--port", str(port),
-             "--workers", "1", "--log-level", "warning"],
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "mesh_sandbox.api:app",
+                "--host",
+                host,
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+                "--log-level",
+                "warning",
+            ],
             env=env,
-        )  # fmt: skip
+        )
         deadline = time.monotonic() + 30
         while not _port_in_use(host, port):
             if time.monotonic() > deadline:

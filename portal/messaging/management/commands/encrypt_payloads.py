@@ -39,7 +39,11 @@ class Command(BaseCommand):
         verb = "would be encrypted" if dry_run else "encrypted"
         summary = f"{encrypted} payloads {verb}, {already} already encrypted, {failed} failed"
         if not dry_run:
-            record(actor=Actor.command(), action="payloads.encrypted", detail=f"{summary} in {store.url}")
+            record(
+                actor=Actor.command(),
+                action="payloads.encrypted",
+                detail=f"{summary} in {store.url}",
+            )
         style = self.style.ERROR if failed else self.style.SUCCESS
         self.stdout.write(style(summary + "."))
         if failed:

@@ -26,7 +26,9 @@ class Command(BaseCommand):
         failed = False
         for mailbox in mailboxes:
             result = mailbox_poll(mailbox=mailbox)
-            record(actor=Actor.command(), action="mailbox.poll", obj=mailbox, detail=result.summary())
+            record(
+                actor=Actor.command(), action="mailbox.poll", obj=mailbox, detail=result.summary()
+            )
             self.stdout.write(result.summary())
             failed = failed or not result.ok
         if failed:

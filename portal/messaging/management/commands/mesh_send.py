@@ -28,12 +28,15 @@ class Command(BaseCommand):
             help="Filename given to the recipient (default: the file's name)",
         )
         parser.add_argument(
-            "--encrypted", action="store_true", help="The file itself is encrypted (mex-Content-Encrypted)"
+            "--encrypted",
+            action="store_true",
+            help="The file itself is encrypted (mex-Content-Encrypted)",
         )
         parser.add_argument(
-            "--compressed", action="store_true",
+            "--compressed",
+            action="store_true",
             help="The file itself is compressed, say a zip (mex-Content-Compressed)",
-        )  # fmt: skip
+        )
         parser.add_argument(
             "--wait", action="store_true", help="Wait for MESH to accept or reject it"
         )
@@ -49,12 +52,18 @@ class Command(BaseCommand):
         try:
             with path.open("rb") as source:
                 message = message_queue_send(
-                    mailbox=mailbox, recipient=options["to"], workflow_id=options["workflow"],
-                    source=source, size=path.stat().st_size, filename=options["filename"] or path.name,
-                    subject=options["subject"], local_id=options["local_id"],
-                    encrypted=options["encrypted"], compressed=options["compressed"],
+                    mailbox=mailbox,
+                    recipient=options["to"],
+                    workflow_id=options["workflow"],
+                    source=source,
+                    size=path.stat().st_size,
+                    filename=options["filename"] or path.name,
+                    subject=options["subject"],
+                    local_id=options["local_id"],
+                    encrypted=options["encrypted"],
+                    compressed=options["compressed"],
                     actor=Actor.command(),
-                )  # fmt: skip
+                )
         except SendRejected as exc:
             raise CommandError(str(exc)) from None
         except OSError as exc:

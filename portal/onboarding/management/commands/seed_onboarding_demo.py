@@ -44,9 +44,12 @@ class Command(BaseCommand):
         ):
             owner = get_user_model().objects.filter(username="onboarding-lead").first()
             plan_create(
-                template=TEMPLATES["client-change"], organisation=organisation, owner=owner,
-                target_mailbox=live, integration_mailbox=integration,
-            )  # fmt: skip
+                template=TEMPLATES["client-change"],
+                organisation=organisation,
+                owner=owner,
+                target_mailbox=live,
+                integration_mailbox=integration,
+            )
             message += " Client-change plan started."
         self.stdout.write(self.style.SUCCESS(message))
 
