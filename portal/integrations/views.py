@@ -11,6 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
+from portal.accounts.reach import get_within_reach, mailboxes_for, within_reach
 from portal.audit.services import Actor, record
 from portal.lib import payloads
 from portal.lib.http import client_ip, permission_required
@@ -32,7 +33,8 @@ from .services import delivery_replay, destination_probe, route_replay_dead_lett
 def integration_list(request):
     steps = RouteDestination.objects.select_related("destination")
     routes = (
-        Route.objects.select_related("mailbox")
+        within_reach(Route.objects.all(), request.user)
+        .select_related("mailbox")
         .prefetch_related(Prefetch("steps", queryset=steps))
         .annotate(
             dead_letters=Count(
@@ -70,10 +72,11 @@ def destination_test_view(request, pk: int):
 
 @permission_required("integrations.view_route", "integrations.change_route")
 def route_edit(request, pk: int | None = None):
-    route = get_object_or_404(Route, pk=pk) if pk else None
+    route = get_within_reach(within_reach(Route.objects.all(), request.user), pk=pk) if pk else None
     if route is None and not request.user.has_perm("integrations.add_route"):
         raise PermissionDenied
     form = RoutePageForm(request.POST or None, instance=route)
+    form.fields["mailbox"].queryset = mailboxes_for(request.user)
     if request.method == "POST" and form.is_valid():
         route = route_save(
             route=form.save(commit=False), destinations=form.cleaned_data["destinations"]
@@ -86,7 +89,7 @@ def route_edit(request, pk: int | None = None):
 @permission_required("integrations.change_delivery")
 @require_POST
 def route_replay_view(request, pk: int):
-    route = get_object_or_404(Route, pk=pk)
+    route = get_within_reach(within_reach(Route.objects.all(), request.user), pk=pk)
     count = route_replay_dead_letters(route=route, actor=Actor.person(request))
     messages.success(
         request,
@@ -99,8 +102,9 @@ def route_replay_view(request, pk: int):
 @require_POST
 def delivery_replay_view(request, pk: int):
     with transaction.atomic():
-        delivery = get_object_or_404(
-            Delivery.objects.select_for_update().select_related("destination"), pk=pk
+        deliveries = within_reach(Delivery.objects.all(), request.user, mailbox="message__mailbox")
+        delivery = get_within_reach(
+            deliveries.select_for_update().select_related("destination"), pk=pk
         )
         if delivery.state == DeliveryState.DELIVERED:
             messages.error(

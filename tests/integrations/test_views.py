@@ -14,7 +14,7 @@ from portal.integrations.models import (
     DestinationKind,
     Route,
 )
-from tests.factories import make_mailbox
+from tests.factories import make_mailbox, make_organisation
 
 from .helpers import received_message, route_to
 
@@ -175,3 +175,25 @@ def test_the_dashboard_counts_dead_letters_per_mailbox(client, admin_user, tmp_p
     html = client.get(reverse("dashboard:home")).content.decode()
     assert "2 deliveries onwards dead-lettered" in html
     assert html.count("deliveries onwards dead-lettered") == 1
+
+
+def test_routes_out_of_a_person_s_reach_are_neither_listed_nor_replayed(client, tmp_path):
+    from portal.accounts.roles import MAILBOX_ADMIN
+    from tests.factories import make_user
+
+    ours, theirs = (
+        make_mailbox("X26ABC2"),
+        make_mailbox("Y26ABC3", organisation=make_organisation(name="Other", ods_code="Y26")),
+    )
+    drop = directory(tmp_path)
+    hidden = route_to(theirs, drop, name="Their route")
+    delivery = dead_letter(theirs, drop, hidden)
+    person = make_user(MAILBOX_ADMIN, organisations=[ours.organisation])
+    client.force_login(person)
+    assert "Their route" not in client.get(reverse("integrations:list")).content.decode()
+    assert client.get(reverse("integrations:route_edit", args=[hidden.pk])).status_code == 404
+    assert client.post(reverse("integrations:route_replay", args=[hidden.pk])).status_code == 404
+    replay = client.post(reverse("integrations:delivery_replay", args=[delivery.pk]))
+    assert replay.status_code == 404
+    delivery.refresh_from_db()
+    assert delivery.state == DeliveryState.DEAD_LETTERED
