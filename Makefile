@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup chromium services run test bench lint format clean
+.PHONY: setup chromium services azurite run test bench lint format clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,20 @@ services:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql redis-server >/dev/null; }
 
+# Azurite (Microsoft's Azure Storage emulator) for the Azure Blob destination tests, from the npm
+# registry at the versions locked in tests/peers/azurite/package-lock.json; node from Debian if absent.
+AZURITE := tests/peers/azurite
+AZURITE_STAMP := $(AZURITE)/node_modules/.installed-stamp
+$(AZURITE_STAMP): $(AZURITE)/package.json $(AZURITE)/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { \
+	  echo "Installing Debian's nodejs and npm for Azurite..."; \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm >/dev/null; }
+	cd $(AZURITE) && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+azurite: $(AZURITE_STAMP)
+
 run: setup
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
@@ -42,7 +56,7 @@ run: setup
 # none; not the browser journeys), plus the two-cluster kill test.
 # pytest exits 5 when it collects nothing: that is a failure here, never a pass.
 PYTEST = $(BIN)/python -m pytest
-test: setup chromium services
+test: setup chromium services azurite
 	$(BIN)/python manage.py makemigrations --check --dry-run >/dev/null || { echo "Model changes without migrations: run makemigrations."; exit 1; }
 	$(PYTEST) $(PYTEST_ARGS); rc=$$?; \
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests: failing."; exit 1; fi; [ $$rc -eq 0 ] || exit $$rc

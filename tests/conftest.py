@@ -132,6 +132,15 @@ def s3_server():
         yield server
 
 
+@pytest.fixture(scope="session")
+def azurite():
+    """One real Azure Blob peer (Azurite, installed by `make azurite`) for the whole run."""
+    from tests.peers.azurite import Azurite
+
+    with Azurite() as server:
+        yield server
+
+
 @pytest.fixture
 def s3_store(s3_server, settings, monkeypatch):
     """Payloads go to a fresh bucket on the S3 server for this test (SSE-S3 passed through)."""

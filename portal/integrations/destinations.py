@@ -69,6 +69,7 @@ def deliver(destination: Destination, message) -> str:
     kinds = {
         DestinationKind.DIRECTORY: deliver_directory,
         DestinationKind.S3: deliver_s3,
+        DestinationKind.AZURE: deliver_azure,
         DestinationKind.WEBHOOK: deliver_webhook,
         DestinationKind.HELD: deliver_held,
     }
@@ -355,6 +356,136 @@ def probe_s3(destination: Destination) -> str:
     return f"Wrote and removed s3://{bucket}/{key}"
 
 
+# --- Azure Blob storage -------------------------------------------------------------------------
+
+# Blocks of this size are staged one at a time from the local copy and committed together at the
+# end, so a blob is never visible half-written: a worker dying mid-upload leaves only uncommitted
+# blocks, which Azure discards.
+AZURE_BLOCK = 8 * CHUNK
+
+
+def _azure_container(destination: Destination):
+    from azure.storage.blob import BlobServiceClient
+
+    config = destination.settings or {}
+    account_url = config.get("account_url", "")
+    if not account_url.startswith(("https://", "http://")):
+        raise DeliveryFailed("The Azure destination has no http(s) account_url set.")
+    credential = (
+        {"account_name": config["account_name"], "account_key": destination.secret}
+        if config.get("account_name") and destination.secret
+        else destination.secret or None  # a SAS token, or none for a public test container
+    )
+    service = BlobServiceClient(
+        account_url,
+        credential=credential,
+        max_single_put_size=AZURE_BLOCK,
+        max_block_size=AZURE_BLOCK,
+        connection_timeout=10,
+        read_timeout=60,
+        retry_total=2,
+    )
+    return service.get_container_client(config.get("container", ""))
+
+
+def azure_blob_name(destination: Destination, message) -> str:
+    prefix = (destination.settings or {}).get("prefix", "inbound/{mailbox}/")
+    prefix = prefix.replace("{mailbox}", safe_component(message.mailbox.mailbox_id))
+    return prefix + safe_component(message.mesh_message_id or f"message-{message.pk}")
+
+
+def _azure_error(exc, destination: Destination) -> DeliveryFailed:
+    from azure.core.exceptions import (
+        ClientAuthenticationError,
+        HttpResponseError,
+        ResourceNotFoundError,
+        ServiceRequestError,
+    )
+
+    container = (destination.settings or {}).get("container", "")
+    code = getattr(exc, "error_code", None) or ""
+    if isinstance(exc, ResourceNotFoundError) or code == "ContainerNotFound":
+        return DeliveryFailed(f"The Azure container {container} does not exist.")
+    if isinstance(exc, ClientAuthenticationError) or code in {
+        "AuthenticationFailed",
+        "AuthorizationFailure",
+    }:
+        return DeliveryFailed(
+            f"Azure refused the credentials for container {container}: check the account name "
+            "and key (or SAS token)."
+        )
+    if isinstance(exc, ServiceRequestError):
+        return DeliveryFailed(f"Could not connect to Azure Blob storage: {type(exc).__name__}.")
+    if isinstance(exc, HttpResponseError):
+        return DeliveryFailed(
+            f"Azure Blob storage refused the upload to {container}: "
+            f"{code or getattr(exc, 'status_code', '') or type(exc).__name__}."
+        )
+    return DeliveryFailed(f"Uploading to Azure Blob storage failed: {type(exc).__name__}.")
+
+
+def _azure_existing_sha256(blob) -> str | None:
+    """The sha256 metadata of the blob already there, "" when it has none, None when absent."""
+    from azure.core.exceptions import ResourceNotFoundError
+
+    try:
+        return blob.get_blob_properties().metadata.get("sha256", "")
+    except ResourceNotFoundError as exc:
+        if getattr(exc, "error_code", "") == "ContainerNotFound":
+            raise
+        return None
+
+
+def deliver_azure(destination: Destination, message) -> str:
+    from azure.core.exceptions import AzureError, ResourceExistsError
+
+    container = _azure_container(destination)
+    name = azure_blob_name(destination, message)
+    where = f"{container.url}/{name}"
+    blob = container.get_blob_client(name)
+    expected = message.payload_sha256 or payloads.sha256_of(message.payload.name)
+    try:
+        for _ in range(2):
+            existing = _azure_existing_sha256(blob)
+            if existing == expected:  # delivered before (a retry after a crash): nothing to do
+                return where
+            if existing is not None:
+                raise DeliveryFailed(
+                    f"Another blob is already at {name} (a different sha256): it is not "
+                    "overwritten. Move it away, then replay."
+                )
+            meta = {key: _ascii(value) for key, value in metadata(message).items() if value}
+            with payloads.open_payload(message.payload.name) as source:
+                try:
+                    blob.upload_blob(
+                        source,
+                        length=message.size_bytes or 0,
+                        metadata=meta,
+                        overwrite=False,
+                        max_concurrency=1,
+                    )
+                    return where
+                except ResourceExistsError:
+                    continue  # another worker committed it meanwhile: check what is there
+    except AzureError as exc:
+        raise _azure_error(exc, destination) from None
+    raise DeliveryFailed(f"The blob {name} kept changing while it was delivered.")
+
+
+def probe_azure(destination: Destination) -> str:
+    from azure.core.exceptions import AzureError
+
+    container = _azure_container(destination)
+    prefix = (destination.settings or {}).get("prefix", "").replace("{mailbox}", "probe")
+    blob = container.get_blob_client(f"{prefix}.neomesh-probe-{uuid.uuid4().hex}")
+    try:
+        blob.upload_blob(b"NeoMesh destination probe", overwrite=False)
+        blob.delete_blob()
+    except AzureError as exc:
+        raise _azure_error(exc, destination) from None
+    return f"Wrote and removed {blob.url}"
+
+
 # --- webhook ------------------------------------------------------------------------------------
 
 
@@ -433,6 +564,8 @@ def probe(destination: Destination) -> str:
         return probe_directory(destination)
     if destination.kind == DestinationKind.S3:
         return probe_s3(destination)
+    if destination.kind == DestinationKind.AZURE:
+        return probe_azure(destination)
     if destination.kind == DestinationKind.WEBHOOK:
         return probe_webhook(destination)
     return "Held for the API: nothing to probe"

@@ -20,7 +20,10 @@ class DestinationForm(PortalModelForm):
         required=False,
         strip=False,
         widget=forms.PasswordInput(render_value=False),
-        help_text="S3 secret access key, or the webhook signing secret. Leave blank to keep the current one.",
+        help_text=(
+            "S3 secret access key, Azure account key (or SAS token), or the webhook signing "
+            "secret. Leave blank to keep the current one."
+        ),
     )
 
     class Meta:
@@ -31,7 +34,9 @@ class DestinationForm(PortalModelForm):
                 'A JSON object. Directory: {"path": "/srv/drop", "template": '
                 '"{workflow}/{date}/{filename}", "sidecar": true}. S3: {"bucket": "landing", '
                 '"prefix": "inbound/{mailbox}/", "endpoint_url": "", "region": "eu-west-2", '
-                '"access_key_id": "..."}. Webhook: {"url": "https://...", "timeout": 10, '
+                '"access_key_id": "..."}. Azure: {"account_url": "https://acct.blob.core.windows.net", '
+                '"account_name": "acct", "container": "landing", "prefix": "inbound/{mailbox}/"}. '
+                'Webhook: {"url": "https://...", "timeout": 10, '
                 '"body_limit": 0, "link_ttl": 86400}. Held for the API: {}.'
             )
         }
@@ -51,6 +56,11 @@ class DestinationForm(PortalModelForm):
                 self.add_error("settings", str(exc))
         elif kind == DestinationKind.S3 and not config.get("bucket"):
             self.add_error("settings", 'S3 needs a "bucket".')
+        elif kind == DestinationKind.AZURE and not (
+            str(config.get("account_url", "")).startswith(("https://", "http://"))
+            and config.get("container")
+        ):
+            self.add_error("settings", 'Azure needs an http(s) "account_url" and a "container".')
         elif kind == DestinationKind.WEBHOOK and not str(config.get("url", "")).startswith(
             ("https://", "http://")
         ):

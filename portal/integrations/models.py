@@ -12,6 +12,7 @@ from portal.lib.fields import EncryptedTextField
 class DestinationKind(models.TextChoices):
     DIRECTORY = "directory", "Directory"
     S3 = "s3", "S3-compatible object storage"
+    AZURE = "azure", "Azure Blob storage"
     WEBHOOK = "webhook", "Signed webhook"
     HELD = "held", "Held for the API"
 
@@ -20,9 +21,11 @@ class Destination(models.Model):
     name = models.CharField(max_length=100, unique=True)
     kind = models.CharField(max_length=20, choices=DestinationKind.choices)
     # Kind-specific, never secret: directory {path, template, sidecar}; s3 {bucket, prefix,
-    # endpoint_url, region, access_key_id}; webhook {url, timeout, body_limit}.
+    # endpoint_url, region, access_key_id}; azure {account_url, account_name, container, prefix};
+    # webhook {url, timeout, body_limit, link_ttl}.
     settings = models.JSONField(default=dict, blank=True)
-    # The S3 secret access key or the webhook signing secret: encrypted, write-only in forms.
+    # The S3 secret access key, the Azure account key (or SAS token) or the webhook signing secret:
+    # encrypted, write-only in forms.
     secret = EncryptedTextField(blank=True)
     # When the secret was last set: the pages show that one is set and when, never the value.
     secret_changed_at = models.DateTimeField(null=True, blank=True)
