@@ -238,3 +238,47 @@ def _search(queryset, query: str):
 
 def _local_midnight(day) -> datetime:
     return timezone.make_aware(datetime.combine(day, time.min))
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """Several files in one field: a list of uploads, each checked like a single one."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput())
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        uploads = data if isinstance(data, list | tuple) else [data]
+        if self.required and not [upload for upload in uploads if upload]:
+            raise forms.ValidationError("Choose at least one file to send.", code="required")
+        return [super(MultipleFileField, self).clean(upload, initial) for upload in uploads]
+
+
+class BulkSendForm(SendForm):
+    """Many files to one recipient on one workflow: each becomes its own message (its own local
+    id, made by NeoMesh), queued through the one send service."""
+
+    files = MultipleFileField(label="Files to send")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        del self.fields["file"], self.fields["local_id"]
+        limit = filesizeformat(settings.MESH_MAX_UPLOAD_BYTES)
+        self.fields["files"].help_text = (
+            f"Choose as many files as you like (each up to {limit}); each is sent as its own "
+            "message. The upload's progress shows below as it goes."
+        )
+
+    def clean_files(self):
+        uploads = self.cleaned_data["files"]
+        for upload in uploads:
+            if upload.size > settings.MESH_MAX_UPLOAD_BYTES:
+                raise forms.ValidationError(
+                    f"{upload.name} is larger than the "
+                    f"{filesizeformat(settings.MESH_MAX_UPLOAD_BYTES)} MESH allows."
+                )
+        return uploads

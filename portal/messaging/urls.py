@@ -7,6 +7,7 @@ urlpatterns = [
     path("", views.message_list, name="list"),
     path("export.csv", views.message_export, name="export"),
     path("send/", views.message_send_view, name="send"),
+    path("send/many/", views.message_send_bulk_view, name="send_bulk"),
     path("send/lookup/", views.recipient_lookup, name="lookup"),
     path("<int:pk>/", views.message_detail, name="detail"),
     path("<int:pk>/payload/", views.message_download, name="download"),

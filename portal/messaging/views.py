@@ -5,7 +5,7 @@ import re
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -21,7 +21,7 @@ from portal.mailboxes.models import Workflow
 from portal.mailboxes.services import MailboxNotReady, mesh_client
 
 from . import exports, quarantine
-from .forms import FixSendForm, LookupForm, SendForm
+from .forms import BulkSendForm, FixSendForm, LookupForm, SendForm
 from .log import MessageLogFilterForm, related_audit_records
 from .mesh_codes import explain
 from .models import Direction, InboundFailure, Message, Status
@@ -242,6 +242,48 @@ def message_send_view(request):
             return redirect("messaging:detail", pk=message.pk)
     context = {"form": form, "lookup_mailbox": request.GET.get("mailbox", "")}
     return render(request, "messaging/send.html", context)
+
+
+@body_limit(lambda: settings.MESH_MAX_UPLOAD_BYTES)
+@permission_required("messaging.send_message")
+def message_send_bulk_view(request):
+    """Many files to one recipient and workflow, each its own message. The page's script posts
+    the files one at a time (asking for JSON) to show each upload's progress; without the script
+    the form posts them all at once and the page lists the outcomes."""
+    form = BulkSendForm(
+        request.POST or None, request.FILES or None, initial=_send_initial(request.GET)
+    )
+    results = None
+    if request.method == "POST" and form.is_valid():
+        results = [_queue_one(request, form, upload) for upload in form.cleaned_data["files"]]
+    if request.method == "POST" and request.headers.get("Accept") == "application/json":
+        if results is None:
+            return JsonResponse({"errors": form.error_summary()}, status=400)
+        return JsonResponse({"results": results})
+    return render(request, "messaging/send_bulk.html", {"form": form, "results": results})
+
+
+def _queue_one(request, form: BulkSendForm, upload) -> dict:
+    """Queue one file of a bulk send; its outcome for the page (never an exception)."""
+    data = form.cleaned_data
+    try:
+        message = message_queue_send(
+            mailbox=data["mailbox"],
+            recipient=data["recipient"],
+            workflow_id=data["workflow_id"],
+            source=upload,
+            size=upload.size,
+            filename=upload.name,
+            subject=data["subject"],
+            content_type=upload.content_type or "",
+            encrypted=data["encrypted"],
+            compressed=data["compressed"],
+            actor=Actor.person(request),
+        )
+    except SendRejected as exc:
+        return {"name": upload.name, "ok": False, "text": str(exc)}
+    url = reverse("messaging:detail", args=[message.pk])
+    return {"name": upload.name, "ok": True, "text": "Queued", "url": url, "id": message.pk}
 
 
 @body_limit(lambda: settings.MESH_MAX_UPLOAD_BYTES)
