@@ -1,10 +1,11 @@
 from django.conf import settings
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
 from portal.accounts import roles
+from portal.accounts.models import EVERY_ORGANISATION
 from portal.mailboxes.models import Environment, Mailbox, Organisation, Workflow
 
 # The mesh-sandbox's public test values (never real credentials).
@@ -80,3 +81,9 @@ class Command(BaseCommand):
         user.save()
         if role:
             user.groups.add(Group.objects.get(name=role))
+        # The demo's people are the organisation's own staff: they see every organisation
+        # (portal/accounts/reach.py); without it their pages and choices would be empty.
+        app_label, codename = EVERY_ORGANISATION.split(".")
+        user.user_permissions.add(
+            Permission.objects.get(content_type__app_label=app_label, codename=codename)
+        )
