@@ -4,7 +4,9 @@ service (`message_queue_send`, with every check the form and the API have).
 Layout per intake: `OUT/<name>` (the data) and `OUT/<name>.json` (the control file, written last:
 its arrival says the data is complete; `.part` files are ignored). The control file names `to`,
 `workflow_id`, `local_id` (required, the idempotency key) and optionally `subject`, `filename`,
-`content_type`, `compressed`, `encrypted`. Each pair moves to `SENT/` or `FAILED/` with a
+`content_type`, `compressed`, `encrypted`. The Java MESH client's pair is read too: `OUT/<id>.dat`
+with its XML control file `OUT/<id>.ctl` (`DTSControl`: `To_DTS`, `WorkflowId`, `LocalId`,
+`Subject`, `Encrypted`, `IsCompressed` as Y/N; `From_DTS`, when given, must be this mailbox). Each pair moves to `SENT/` or `FAILED/` with a
 `<name>.result.json` giving the NeoMesh message (then the MESH id once MESH accepted it) or the
 reason. Idempotent on (mailbox, local id) across restarts and several workers.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+import xml.etree.ElementTree as ET
 from datetime import timedelta
 from pathlib import Path
 
@@ -61,6 +64,10 @@ def read_control(path: Path) -> dict:
         raise ControlRejected(f"The control file is not valid JSON ({exc}).") from None
     if not isinstance(document, dict):
         raise ControlRejected("The control file must be a JSON object.")
+    return _checked(document)
+
+
+def _checked(document: dict) -> dict:
     unknown = sorted(set(document) - FIELDS)
     if unknown:
         raise ControlRejected(f"The control file has unknown fields: {', '.join(unknown)}.")
@@ -76,6 +83,67 @@ def read_control(path: Path) -> dict:
     return document
 
 
+# The Java client's control file elements, as the JSON control file's fields; the others it may
+# carry (Version, AddressType, DTSId, PartnerId, ProcessId, DataChecksum, Compress) are not ours
+# to act on: NeoMesh compresses every transfer anyway.
+CTL_FIELDS = {
+    "To_DTS": "to",
+    "WorkflowId": "workflow_id",
+    "LocalId": "local_id",
+    "Subject": "subject",
+}
+CTL_FLAGS = {"Encrypted": "encrypted", "IsCompressed": "compressed"}
+CTL_KNOWN = {*CTL_FIELDS, *CTL_FLAGS, "From_DTS", "MessageType", "Version", "AddressType"} | {
+    "DTSId",
+    "PartnerId",
+    "ProcessId",
+    "DataChecksum",
+    "Compress",
+}
+
+
+def read_ctl(path: Path, mailbox_id: str) -> dict:
+    """The Java client's XML control file as the JSON control file's fields (then checked alike)."""
+    if path.stat().st_size > MAX_CONTROL_BYTES:
+        raise ControlRejected(f"The control file is larger than {MAX_CONTROL_BYTES // 1024} KiB.")
+    raw = path.read_bytes()
+    if b"<!DOCTYPE" in raw.upper() or b"<!ENTITY" in raw.upper():
+        raise ControlRejected("The control file may not declare a DOCTYPE or entities.")
+    try:
+        root = ET.fromstring(raw)
+    except ET.ParseError as exc:
+        raise ControlRejected(f"The control file is not well-formed XML ({exc}).") from None
+    if root.tag != "DTSControl" or any(len(child) for child in root):
+        raise ControlRejected("The control file must be one <DTSControl> element of simple fields.")
+    values = {child.tag: (child.text or "").strip() for child in root}
+    unknown = sorted(set(values) - CTL_KNOWN)
+    if unknown:
+        raise ControlRejected(f"The control file has unknown elements: {', '.join(unknown)}.")
+    if values.get("MessageType", "Data").lower() != "data":
+        raise ControlRejected("Only <MessageType>Data</MessageType> can be sent from a folder.")
+    sender = values.get("From_DTS", "")
+    if sender and sender.upper() != mailbox_id.upper():
+        raise ControlRejected(
+            f"<From_DTS> is {sender}, but this folder sends from mailbox {mailbox_id}."
+        )
+    document = {field: values[tag] for tag, field in CTL_FIELDS.items() if values.get(tag)}
+    for tag, field in CTL_FLAGS.items():
+        flag = values.get(tag, "N").upper() or "N"
+        if flag not in {"Y", "N"}:
+            raise ControlRejected(f"<{tag}> must be Y or N.")
+        document[field] = flag == "Y"
+    return _checked(document)
+
+
+def _pairs(out: Path):
+    """(data, control, reader) for each control file in OUT/: `<name>.json` beside `<name>`, and
+    the Java client's `<id>.ctl` beside `<id>.dat`."""
+    for control in sorted(out.glob("*.json")):
+        yield control.with_name(control.name[: -len(".json")]), control, "json"
+    for control in sorted(out.glob("*.ctl")):
+        yield control.with_suffix(".dat"), control, "ctl"
+
+
 def _dirs(intake: Intake) -> tuple[Path, Path, Path]:
     root = Path(intake.path)
     return root / "OUT", root / "SENT", root / "FAILED"
@@ -87,12 +155,11 @@ def intake_scan(*, intake: Intake) -> dict[str, int]:
     for folder in (out, sent, failed):
         folder.mkdir(parents=True, exist_ok=True)
     counts = {"queued": 0, "failed": 0, "skipped": 0}
-    for control in sorted(out.glob("*.json")):
-        data = control.with_name(control.name[: -len(".json")])
+    for data, control, kind in _pairs(out):
         if not data.is_file() or data.name.endswith(".part"):
             continue  # the data is not there (yet): the control file is written last
         try:
-            outcome = _take(intake, data, control)
+            outcome = _take(intake, data, control, kind)
         except FileNotFoundError:
             outcome = "skipped"  # another worker moved it meanwhile
         counts[outcome] += 1
@@ -100,12 +167,15 @@ def intake_scan(*, intake: Intake) -> dict[str, int]:
     return counts
 
 
-def _take(intake: Intake, data: Path, control: Path) -> str:
+def _take(intake: Intake, data: Path, control: Path, kind: str = "json") -> str:
     from portal.messaging.services import SendRejected, message_queue_send
 
     _, sent, failed = _dirs(intake)
     try:
-        document = read_control(control)
+        if kind == "ctl":
+            document = read_ctl(control, intake.mailbox.mailbox_id)
+        else:
+            document = read_control(control)
     except ControlRejected as exc:
         _move(data, control, failed, {"status": "failed", "reason": str(exc)})
         return "failed"
@@ -172,11 +242,20 @@ def _result(row: IntakeFile) -> dict:
     return result
 
 
-def _free_name(folder: Path, name: str) -> Path:
+def _control_name(target: Path, control: Path) -> Path:
+    """Where the control file goes beside the moved data: `<name>.json`, or the Java client's
+    `<id>.ctl` beside `<id>.dat`."""
+    if control.suffix == ".ctl":
+        return target.with_name(target.name.removesuffix(".dat") + ".ctl")
+    return target.with_name(target.name + ".json")
+
+
+def _free_name(folder: Path, name: str, control: Path) -> Path:
     target = folder / name
-    if not target.exists() and not (folder / f"{name}.json").exists():
+    if not target.exists() and not _control_name(target, control).exists():
         return target
-    return folder / f"{name}.{uuid.uuid4().hex[:8]}"
+    stem, dot, suffix = name.rpartition(".") if control.suffix == ".ctl" else (name, "", "")
+    return folder / f"{stem}.{uuid.uuid4().hex[:8]}{dot}{suffix}"
 
 
 def _write_json(path: Path, document: dict) -> None:
@@ -190,10 +269,10 @@ def _write_json(path: Path, document: dict) -> None:
 
 def _move(data: Path, control: Path, folder: Path, result: dict) -> None:
     """Data and control file into SENT/ or FAILED/, with the result file beside them."""
-    target = _free_name(folder, data.name)
+    target = _free_name(folder, data.name, control)
     # The control file first: of two workers moving the same pair, only one renames it (the other
     # gets FileNotFoundError and writes nothing).
-    os.rename(control, target.with_name(target.name + ".json"))
+    os.rename(control, _control_name(target, control))
     os.rename(data, target)
     _write_json(target.with_name(target.name + ".result.json"), result)
 
@@ -216,7 +295,7 @@ def intake_results(*, intake: Intake) -> int:
             else IntakeFile.State.SENT
         )
         row.state = state
-        for result in sent.glob(f"{row.name}*.result.json"):
+        for result in sent.glob(f"{row.name.removesuffix('.dat')}*.result.json"):
             try:
                 if json.loads(result.read_text()).get("local_id") == row.local_id:
                     _write_json(result, _result(row))

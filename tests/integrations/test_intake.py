@@ -87,6 +87,75 @@ def test_a_malformed_control_file_goes_to_failed_with_a_reason(intake, content, 
     assert not Message.objects.exists()
 
 
+CTL = """<DTSControl>
+    <Version>1.0</Version>
+    <AddressType>DTS</AddressType>
+    <MessageType>Data</MessageType>
+    <From_DTS>X26ABC1</From_DTS>
+    <To_DTS>X26ABC2</To_DTS>
+    <Subject>Weekly from the Java client</Subject>
+    <LocalId>{local_id}</LocalId>
+    <DTSId></DTSId>
+    <PartnerId></PartnerId>
+    <Compress>Y</Compress>
+    <Encrypted>{encrypted}</Encrypted>
+    <WorkflowId>TEST_WORKFLOW</WorkflowId>
+    <ProcessId></ProcessId>
+    <DataChecksum></DataChecksum>
+    <IsCompressed>N</IsCompressed>
+</DTSControl>"""
+
+
+@pytest.mark.django_db
+def test_it_reads_the_java_client_s_dat_and_ctl_pair(intake):
+    root = out_dir(intake)
+    (root / "OUT" / "weekly.dat").write_bytes(b"a,b\n")
+    (root / "OUT" / "weekly.ctl").write_text(CTL.format(local_id="java-1", encrypted="Y"))
+    assert intake_scan(intake=intake) == {"queued": 1, "failed": 0, "skipped": 0}
+    message = Message.objects.get()
+    assert (message.local_id, message.subject, message.recipient, message.workflow_id) == (
+        "java-1",
+        "Weekly from the Java client",
+        "X26ABC2",
+        "TEST_WORKFLOW",
+    )
+    assert (message.filename, message.encrypted, message.compressed) == ("weekly.dat", True, False)
+    assert sorted(p.name for p in (root / "SENT").iterdir()) == [
+        "weekly.ctl",
+        "weekly.dat",
+        "weekly.dat.result.json",
+    ]
+    (root / "OUT" / "weekly.dat").write_bytes(b"again")  # the same name again: never overwritten
+    (root / "OUT" / "weekly.ctl").write_text(CTL.format(local_id="java-2", encrypted="N"))
+    assert intake_scan(intake=intake)["queued"] == 1
+    assert len(list((root / "SENT").glob("weekly.*.ctl"))) == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("<DTSControl><To_DTS>X26ABC2", "not well-formed XML"),
+        (
+            '<!DOCTYPE d [<!ENTITY x "xx">]><DTSControl><LocalId>&x;</LocalId></DTSControl>',
+            "DOCTYPE or entities",
+        ),
+        (CTL.format(local_id="", encrypted="N"), 'must name "local_id"'),
+        (CTL.format(local_id="j", encrypted="maybe"), "<Encrypted> must be Y or N"),
+        (CTL.replace("<From_DTS>X26ABC1", "<From_DTS>X26ZZZ9"), "sends from mailbox X26ABC1"),
+        (CTL.replace("<Version>1.0</Version>", "<Evil>1</Evil>"), "unknown elements: Evil"),
+    ],
+)
+def test_a_malformed_ctl_goes_to_failed_with_a_reason(intake, content, reason):
+    root = out_dir(intake)
+    (root / "OUT" / "bad.dat").write_bytes(b"x")
+    (root / "OUT" / "bad.ctl").write_text(content)
+    assert intake_scan(intake=intake)["failed"] == 1
+    assert reason in json.loads((root / "FAILED" / "bad.dat.result.json").read_text())["reason"]
+    assert (root / "FAILED" / "bad.ctl").exists()
+    assert not Message.objects.exists()
+
+
 @pytest.mark.django_db
 def test_a_send_the_outbox_refuses_goes_to_failed_with_its_reason(intake):
     root = out_dir(intake)
