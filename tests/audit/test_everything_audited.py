@@ -296,6 +296,19 @@ WALK = [
         None,
     ),
     (
+        "messaging:send_bulk",
+        "post",
+        lambda w: [],
+        lambda w: {
+            "mailbox": "X26ABC1",
+            "recipient": "X26ABC2",
+            "workflow_id": "TEST_WORKFLOW",
+            "files": [SimpleUploadedFile("a.txt", b"hello"), SimpleUploadedFile("b.txt", b"hi")],
+        },
+        "message.queued",
+        None,
+    ),
+    (
         "messaging:resend",
         "post",
         lambda w: [w["failed"].pk],

@@ -77,9 +77,16 @@ def test_a_route_delivers_a_received_file_to_a_folder_and_the_message_page_says_
     page.goto(stack.url + "/messages/?direction=in")
     page.get_by_role("row").filter(has_text="results-1.csv").get_by_role("link").first.click()
     deliveries = page.locator("#deliveries").locator("..")
-    deadline = time.monotonic() + 30
-    while "Delivered" not in (deliveries.all_inner_texts() or [""])[0]:
-        assert time.monotonic() < deadline, "the delivery did not happen within 30 s"
+    # The worker runs the delivery; on a busy machine the queue may take a while, and the
+    # dispatch is asked again in case the first ran before the poll's event was published.
+    started = time.monotonic()
+    dispatched = started
+    while "Delivered" not in (text := (deliveries.all_inner_texts() or [""])[0]):
+        waited = time.monotonic() - started
+        assert waited < 90, f"no delivery within 90 s; the message page says: {text!r}"
+        if time.monotonic() - dispatched > 10:
+            stack.manage("shell", "-c", DISPATCH)
+            dispatched = time.monotonic()
         page.wait_for_timeout(300)
         page.reload()
     expect(deliveries).to_contain_text("Data lake drop")
