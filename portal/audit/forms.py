@@ -90,6 +90,8 @@ EXPLICIT_ACTIONS = [
     "onboarding.gate_overridden",
     "onboarding.gate_override_revoked",
     "onboarding.task_not_applicable",
+    "onboarding.task_checked_done",
+    "onboarding.task_reopened",
     "onboarding.secret_refused",
     "onboarding.secret_guard_locked",
     "secrets.rotated",
