@@ -32,6 +32,7 @@ EXPLICIT_ACTIONS = [
     "auth.lockout_cleared",
     "auth.expired_attempts_cleaned",
     "audit.trail_exported",
+    "audit.verification_requested",
     "audit.message_log_exported",
     "certificate.csr_created",
     "certificate.csr_downloaded",

@@ -349,6 +349,7 @@ WALK = [
         "audit.trail_exported",
         None,
     ),
+    ("audit:verify", "post", lambda w: [], lambda w: {}, "audit.verification_requested", None),
     (
         "messaging:export",
         "get",
@@ -380,6 +381,15 @@ WALK = [
         lambda w: {"status": "in_progress"},
         "task.update",
         "task",
+    ),
+    (
+        # 1.4 was completed by NeoMesh when plan_world recorded its live allow-list entry.
+        "onboarding:task_reopen",
+        "post",
+        task_args("production-ips"),
+        lambda w: {"reason": "the NAT address changes"},
+        "onboarding.task_reopened",
+        None,
     ),
     (
         "onboarding:task_certificate",

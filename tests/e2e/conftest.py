@@ -126,3 +126,17 @@ def sign_in(page, stack: Stack, username: str, password: str = "neomesh-demo") -
     page.get_by_label("Username").fill(username)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
+
+
+@pytest.fixture(scope="session")
+def demo_stack(tmp_path_factory):
+    """A stack of its own with the onboarding demo (live and integration mailboxes, the plan): the
+    send form's LIVE banner and the accessibility sweep need them, and the shared `stack`'s
+    journeys start their own plan for Demo Org."""
+    running = Stack(tmp_path_factory.mktemp("neomesh-demo"))
+    running.manage("migrate", "--noinput")
+    running.manage("seed_demo")
+    running.manage("seed_onboarding_demo", "--plan")
+    running.start()
+    yield running
+    running.stop()
