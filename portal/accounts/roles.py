@@ -84,7 +84,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "audit.view_auditrecord",
         "audit.export_auditrecord",
         "audit.view_verification",
-        "audit.add_verification",  # run the chain verification now, from the audit pages
+        "audit.run_verification",  # run the chain verification now, from the audit pages
         *ONBOARDING_VIEW,
         "conformance.view_conformancerun",
     ],

@@ -66,7 +66,7 @@ def verification_state() -> dict:
 
 
 @require_POST
-@permission_required("audit.add_verification")
+@permission_required("audit.run_verification")
 def verify_now(request):
     """Run the chain verification now: a worker walks the chain; the audit pages show its result."""
     task_id = enqueue_verification()

@@ -27,6 +27,8 @@ from django.urls import reverse
 from portal.audit.models import AuditRecord
 from portal.audit.services import Actor
 from portal.certificates.services import certificate_create_csr
+from django.utils import timezone
+from portal.conformance.models import ConformanceRun, Outcome, RunStatus
 from portal.conformance.services import run_create
 from portal.mailboxes.models import Mailbox
 from portal.messaging.models import Message, Status
@@ -46,6 +48,11 @@ failed = message_queue_send(
 )
 Message.objects.filter(pk=failed.pk).update(status=Status.FAILED, failure_reason="Refused (test)")
 run = run_create(mailbox=sender, peer=peer, enqueue=False)
+# Finished, so its page does not refresh itself while axe reads it.
+run.results.update(outcome=Outcome.PASSED, reason="Fine.", duration_ms=12)
+ConformanceRun.objects.filter(pk=run.pk).update(
+    status=RunStatus.PASSED, summary="passed", finished_at=timezone.now()
+)
 task = plan.tasks.get(key="production-csr")
 pages = {
     "dashboard:home": [],
@@ -150,8 +157,15 @@ def pages(demo_stack) -> dict[str, str]:
     return json.loads(result.stdout.strip().splitlines()[-1])
 
 
+# WCAG 2.x A and AA rules (UI.md's bar); axe's best-practice rules are left out to keep it quick.
+AXE_OPTIONS = {
+    "resultTypes": ["violations"],
+    "runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]},
+}
+
+
 def serious_violations(axe, page) -> list[str]:
-    results = axe.run(page).response
+    results = axe.run(page, options=AXE_OPTIONS).response
     return [
         f"{v['id']} ({v['impact']}): {v['help']} — "
         + "; ".join(node["target"][0] if node["target"] else "?" for node in v["nodes"][:3])
@@ -174,6 +188,9 @@ def test_no_page_has_a_serious_or_critical_violation_for_any_role(demo_stack, br
     refused_checked = False
     context = browser.new_context()
     page = context.new_page()
+    # The checker finds what it should: an image without text and an unlabelled field.
+    page.set_content('<main><img src="x.png"><input type="text"></main>')
+    assert {v.split(" ")[0] for v in serious_violations(axe, page)} >= {"image-alt", "label"}
     page.goto(demo_stack.url + "/accounts/login/")
     found["signed out: login"] = serious_violations(axe, page)
     context.close()

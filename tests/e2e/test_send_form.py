@@ -42,7 +42,9 @@ def test_it_shows_upload_progress_and_keeps_the_file_after_an_error(demo_stack, 
     assert posted.value.headers.get("x-upload-progress") == "1"
     expect(page.locator(".error-summary")).to_be_focused()
     assert page.get_by_label("File to send").evaluate("e => e.files[0].name") == upload.name
-    expect(page.get_by_text(re.compile(r"Your file discharge-batch\.csv \(0\.5 MB\) is still chosen"))).to_be_visible()
+    expect(
+        page.get_by_text(re.compile(r"Your file discharge-batch\.csv \(0\.5 MB\) is still chosen"))
+    ).to_be_visible()
 
     # Slow the upload down so that its progress can be seen on a loopback connection.
     cdp = page.context.new_cdp_session(page)
@@ -73,7 +75,9 @@ def test_without_script_the_form_posts_and_names_the_file_to_choose_again(
         page.get_by_label("File to send").set_input_files(str(upload))
         page.get_by_role("button", name="Queue for sending").click()
         expect(page.get_by_text("There is a problem")).to_be_visible()
-        expect(page.get_by_text(re.compile(r"You chose results\.csv \(8\W*bytes\)"))).to_be_visible()
+        expect(
+            page.get_by_text(re.compile(r"You chose results\.csv \(8\W*bytes\)"))
+        ).to_be_visible()
         expect(page.get_by_text("choose it again before sending")).to_be_visible()
         # The live mailbox is still chosen: the server shows the banner itself.
         expect(page.get_by_role("alert").filter(has_text="LIVE")).to_be_visible()
