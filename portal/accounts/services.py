@@ -134,9 +134,7 @@ def sso_signin(*, decision: Decision, issuer: str, ip: str | None = None):
             user = User(username=decision.username)
             user.set_unusable_password()
             user.save()
-        identity = SsoIdentity.objects.create(
-            user=user, issuer=issuer, subject=decision.subject
-        )
+        identity = SsoIdentity.objects.create(user=user, issuer=issuer, subject=decision.subject)
         record(
             action="sso.linked",
             actor=_sso_actor(decision.username, ip, user),

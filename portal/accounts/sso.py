@@ -99,7 +99,9 @@ def claim_values(claims: dict, path: str) -> list[str]:
         step: list[Any] = []
         for value in found:
             items = value if isinstance(value, list) else [value]
-            step.extend(item[part] for item in items[:1000] if isinstance(item, dict) and part in item)
+            step.extend(
+                item[part] for item in items[:1000] if isinstance(item, dict) and part in item
+            )
         found = step
     values: list[str] = []
     for value in found:

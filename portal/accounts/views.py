@@ -6,7 +6,6 @@ import logging
 from urllib.parse import urlencode
 
 import requests
-from joserfc.errors import JoseError
 from authlib.common.errors import AuthlibBaseError
 from authlib.integrations.base_client import OAuthError
 from django.conf import settings
@@ -17,6 +16,7 @@ from django.shortcuts import redirect, render, resolve_url
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
+from joserfc.errors import JoseError
 
 from portal.lib.http import client_ip, normalise_ip, permission_required
 
@@ -202,7 +202,10 @@ def sign_out(request):
             end_session = f"{endpoint}{'&' if '?' in endpoint else '?'}{query}"
     if user.is_authenticated and issuer:
         sso_signout_record(
-            user=user, issuer=issuer, provider_session_ended=bool(end_session), ip=client_ip(request)
+            user=user,
+            issuer=issuer,
+            provider_session_ended=bool(end_session),
+            ip=client_ip(request),
         )
     auth.logout(request)
     return redirect(end_session or resolve_url(settings.LOGOUT_REDIRECT_URL))

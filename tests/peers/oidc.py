@@ -80,7 +80,11 @@ class OidcProvider:
         }
         log = tempfile.NamedTemporaryFile(prefix="oidc-provider-", suffix=".log", delete=False)
         self.log_path = Path(log.name)
-        env = {**os.environ, "OIDC_TEST_PORT": str(self.port), "OIDC_TEST_CONFIG": json.dumps(config)}
+        env = {
+            **os.environ,
+            "OIDC_TEST_PORT": str(self.port),
+            "OIDC_TEST_CONFIG": json.dumps(config),
+        }
         self.process = subprocess.Popen(
             [node, str(HERE / "provider.js")],
             cwd=HERE,
