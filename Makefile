@@ -15,7 +15,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+# The test peers installed from the npm registry (a real OpenID Connect provider), from the lockfile.
+OIDC_PEER := tests/peers/oidc
+$(OIDC_PEER)/node_modules/.installed-stamp: $(OIDC_PEER)/package.json $(OIDC_PEER)/package-lock.json
+	cd $(OIDC_PEER) && npm ci --no-audit --no-fund --prefer-offline --loglevel=error
+	touch $@
+
+setup: $(STAMP) $(OIDC_PEER)/node_modules/.installed-stamp
 
 # Debian's Chromium for Playwright (a browser download by Playwright itself cannot work here).
 chromium:
@@ -32,15 +38,11 @@ services:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql redis-server >/dev/null; }
 
 # Azurite (Microsoft's Azure Storage emulator) for the Azure Blob destination tests, from the npm
-# registry at the versions locked in tests/peers/azurite/package-lock.json; node from Debian if absent.
+# registry at the versions locked in tests/peers/azurite/package-lock.json (a step of `make test`).
 AZURITE := tests/peers/azurite
 AZURITE_STAMP := $(AZURITE)/node_modules/.installed-stamp
 $(AZURITE_STAMP): $(AZURITE)/package.json $(AZURITE)/package-lock.json
-	@command -v npm >/dev/null 2>&1 || { \
-	  echo "Installing Debian's nodejs and npm for Azurite..."; \
-	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq nodejs npm >/dev/null; }
-	cd $(AZURITE) && npm ci --no-audit --no-fund --loglevel=error
+	cd $(AZURITE) && npm ci --no-audit --no-fund --prefer-offline --loglevel=error
 	touch $@
 
 azurite: $(AZURITE_STAMP)
@@ -75,4 +77,4 @@ format: setup
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var $(OIDC_PEER)/node_modules
