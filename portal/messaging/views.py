@@ -277,7 +277,10 @@ def message_send_bulk_view(request):
         if results is None:
             return JsonResponse({"errors": form.error_summary()}, status=400)
         return JsonResponse({"results": results})
-    return render(request, "messaging/send_bulk.html", {"form": form, "results": results})
+    chosen = form["mailbox"].value()
+    live = Mailbox.objects.filter(mailbox_id=chosen or "", environment=Environment.LIVE).exists()
+    context = {"form": form, "results": results, "live_chosen": live}
+    return render(request, "messaging/send_bulk.html", context)
 
 
 def _queue_one(request, form: BulkSendForm, upload) -> dict:
