@@ -19,12 +19,13 @@ class DestinationKind(models.TextChoices):
 
 class DestinationQuerySet(models.QuerySet):
     def within_reach(self, user):
-        """Destinations that a route of a mailbox within reach uses. A destination belongs to no
-        organisation: people who see everything see every one, used or not."""
+        """Destinations no route out of `user`'s reach uses. A destination belongs to no
+        organisation: one in use by another organisation's route is out of reach (its page is a
+        404, it is not offered), an unused one is anyone's who manages destinations."""
         if reach.sees_everything(user):
             return self
-        routes = Route.objects.within_reach(user).values("pk")
-        return self.filter(routes__in=routes).distinct()
+        outside = Route.objects.exclude(pk__in=Route.objects.within_reach(user).values("pk"))
+        return self.exclude(routes__in=outside.values("pk"))
 
 
 class Destination(models.Model):

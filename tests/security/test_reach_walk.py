@@ -23,6 +23,7 @@ from portal.audit.services import Actor, record
 from portal.certificates.services import certificate_create_csr
 from portal.conformance.models import ConformanceRun, RunStatus
 from portal.conformance.services import run_create
+from portal.integrations.models import Delivery, DeliveryState, Destination, DestinationKind
 from portal.messaging.models import InboundFailure
 from portal.onboarding import correspondence as letters
 from portal.onboarding import services as onboarding
@@ -30,6 +31,7 @@ from portal.onboarding.gate import gate_override_create
 from tests.accounts.access import make_message
 from tests.api.conftest import make_token
 from tests.factories import make_mailbox, make_organisation, make_user
+from tests.integrations.helpers import route_to
 from tests.onboarding.helpers import add_evidence, make_int_mailbox, make_live_mailbox, make_plan
 
 pytestmark = pytest.mark.django_db
@@ -42,6 +44,7 @@ SKIPPED = {
     "admin": "the Django admin is for superusers only, who see everything",
     "ops": "/healthz and /metrics answer load balancers and Prometheus, not people",
     "accounts:logout": "ends the walking session",
+    "integrations:payload_link": "a signed link is its own credential (tests/integrations)",
 }
 # Pages about no organisation's objects (sign-in, lockouts, the API's schema): A sees them as B
 # does; the walk still checks they show nothing of B's.
@@ -67,6 +70,7 @@ B_LISTS = {
     "audit:export",
     "api_tokens:list",
     "api:messages",
+    "integrations:list",
 }
 # kwarg -> B's object, per namespace where the same name means different rows.
 KWARGS = {
@@ -82,6 +86,11 @@ KWARGS = {
     ("api", "pk"): "message",
     ("api_tokens", "pk"): "token",
     ("audit", "seq"): "record",
+    ("integrations:destination_edit", "pk"): "destination",
+    ("integrations:destination_test", "pk"): "destination",
+    ("integrations:route_edit", "pk"): "route",
+    ("integrations:route_replay", "pk"): "route",
+    ("integrations:delivery_replay", "pk"): "delivery",
     ("*", "workflow_pk"): "workflow",
     ("*", "task_pk"): "task",
     ("*", "evidence_pk"): "evidence",
@@ -133,7 +142,16 @@ def build_world():
     b_token, b_secret = make_token(users["b"], [mailbox], name="Bravo pipeline")
     _, a_secret = make_token(users["a"], [a_mailbox], name="Alpha pipeline")
     task = plan.tasks.order_by("position").first()
+    destination = Destination.objects.create(
+        name="Bravo drop", kind=DestinationKind.DIRECTORY, settings={"path": "/nonexistent"}
+    )
+    route = route_to(mailbox, destination, name="Bravo route")
     return {
+        "destination": destination,
+        "route": route,
+        "delivery": Delivery.objects.create(
+            message=message, destination=destination, route=route, state=DeliveryState.DEAD_LETTERED
+        ),
         "users": users,
         "secrets": {"a": a_secret, "b": b_secret},
         "mailbox": mailbox,
