@@ -91,6 +91,9 @@ KWARGS = {
     ("integrations:route_edit", "pk"): "route",
     ("integrations:route_replay", "pk"): "route",
     ("integrations:delivery_replay", "pk"): "delivery",
+    # People pages (portal/accounts): B's person.
+    ("accounts", "pk"): "person",
+    ("accounts", "user_pk"): "person",
     ("*", "workflow_pk"): "workflow",
     ("*", "task_pk"): "task",
     ("*", "evidence_pk"): "evidence",
@@ -147,6 +150,7 @@ def build_world():
     )
     route = route_to(mailbox, destination, name="Bravo route")
     return {
+        "person": users["b"],
         "destination": destination,
         "route": route,
         "delivery": Delivery.objects.create(
