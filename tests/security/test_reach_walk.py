@@ -44,6 +44,8 @@ SKIPPED = {
     "admin": "the Django admin is for superusers only, who see everything",
     "ops": "/healthz and /metrics answer load balancers and Prometheus, not people",
     "accounts:logout": "ends the walking session",
+    "accounts:sso_login": "the sign-on round trip (tests/accounts/test_sso.py)",
+    "accounts:sso_callback": "the sign-on round trip (tests/accounts/test_sso.py)",
     "integrations:payload_link": "a signed link is its own credential (tests/integrations)",
 }
 # Pages about no organisation's objects (sign-in, lockouts, the API's schema): A sees them as B
