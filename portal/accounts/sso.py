@@ -174,3 +174,26 @@ def claims_decide(claims: dict) -> Decision:
         organisations=frozenset(organisations),
         every_organisation=every,
     )
+
+
+def check_settings(app_configs=None, **kwargs) -> list:
+    """`manage.py check` (and every start of the web server) names a map to a role that does not
+    exist, rather than refusing everyone it covers at sign-in."""
+    from django.core.checks import Error
+
+    if not enabled():
+        return []
+    targets = {
+        target.strip()
+        for value in settings.OIDC_ROLE_MAP.values()
+        for target in str(value).split(";")
+        if target.strip()
+    }
+    return [
+        Error(
+            f"OIDC_ROLE_MAP maps to {role!r}, which is not a NeoMesh role.",
+            hint=f"Roles: {', '.join(sorted(ROLE_PERMISSIONS))}.",
+            id="accounts.E001",
+        )
+        for role in sorted(targets - set(ROLE_PERMISSIONS))
+    ]

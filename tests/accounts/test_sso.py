@@ -341,3 +341,11 @@ def test_it_refuses_a_map_to_a_role_that_does_not_exist(maps):
         sso_module.claims_decide({"sub": "s", "preferred_username": "k", "groups": ["admins"]})
     assert refused.value.reason == "misconfigured"
     assert "Mailbox administrator" in refused.value.message
+
+
+def test_the_system_check_names_a_map_to_a_role_that_does_not_exist(maps):
+    maps.OIDC_ISSUER = "https://idp.example"
+    assert sso_module.check_settings() == []
+    maps.OIDC_ROLE_MAP = {"admins": "Mailbox admin;Superuser"}
+    [error] = sso_module.check_settings()
+    assert error.id == "accounts.E001" and "'Superuser'" in error.msg
