@@ -88,7 +88,7 @@ def _completed_by_check(request, plan) -> None:
 @require_POST
 def task_reopen(request, pk: int, task_pk: int):
     """Reopen a task NeoMesh completed itself (the person disagrees with its evidence)."""
-    plan = get_plan(pk)
+    plan = get_plan(request, pk)
     task = get_task(plan, task_pk)
     if task.completed_by_check:
         reason = request.POST.get("reason", "")[:2000]
