@@ -98,6 +98,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "messaging.view_message",
         "audit.view_auditrecord",
         "audit.export_auditrecord",
+        "audit.view_verification",
+        "audit.run_verification",  # run the chain verification now, from the audit pages
         *ONBOARDING_VIEW,
         "conformance.view_conformancerun",
         *INTEGRATIONS_VIEW,
