@@ -1,10 +1,11 @@
 from django.conf import settings
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
 from portal.accounts import roles
+from portal.accounts.models import Membership
 from portal.mailboxes.models import Environment, Mailbox, Organisation, Workflow
 
 # The mesh-sandbox's public test values (never real credentials).
@@ -42,7 +43,7 @@ class Command(BaseCommand):
                 self._workflow(receiver, workflow_id, Workflow.Direction.RECEIVE)
         roles.ensure_roles()
         for username, role, is_superuser in DEMO_USERS:
-            self._user(username, role, is_superuser)
+            self._user(username, role, is_superuser, org)
         self.stdout.write(
             self.style.SUCCESS("Demo data ready: Demo Org (X26), mailboxes X26ABC1-3.")
         )
@@ -72,11 +73,19 @@ class Command(BaseCommand):
             direction=direction,
         )
 
-    def _user(self, username: str, role: str | None, is_superuser: bool) -> None:
+    def _user(self, username: str, role: str | None, is_superuser: bool, org) -> None:
         user, created = User.objects.get_or_create(username=username)
         if created:
             user.set_password(DEMO_PASSWORD)
         user.is_superuser = user.is_staff = is_superuser
         user.save()
+        # Reach (portal.accounts.reach): the demo organisation, and, like every person who
+        # existed before reach, every organisation (the journeys' auditor reads the whole trail).
+        Membership.objects.get_or_create(user=user, organisation=org)
+        user.user_permissions.add(
+            Permission.objects.get(
+                content_type__app_label="accounts", codename="every_organisation"
+            )
+        )
         if role:
             user.groups.add(Group.objects.get(name=role))
