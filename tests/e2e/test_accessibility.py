@@ -70,6 +70,7 @@ pages = {
     "mailboxes:organisation_create": [],
     "messaging:list": [],
     "messaging:send": [],
+    "messaging:send_bulk": [],
     "messaging:lookup": [],
     "messaging:detail": [failed.pk],
     "messaging:fix": [failed.pk],
