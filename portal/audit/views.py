@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET
 
 from portal.lib.crosssite import same_site_only
 from portal.lib.http import permission_required
+from portal.lib.pagination import count_up_to
 
 from . import exports
 from .forms import KNOWN_ACTIONS, AuditFilterForm
@@ -40,13 +41,16 @@ def _querystring(request, *drop: str) -> str:
 @permission_required("audit.view_auditrecord")
 def trail(request):
     filters = AuditFilterForm(request.GET or None)
-    records = filters.filter(AuditRecord.objects.all())
-    page = records.keyset_page(
-        after=request.GET.get("after"), before=request.GET.get("before"), size=PAGE_SIZE
+    page = filters.page(
+        AuditRecord.objects.all(),
+        after=request.GET.get("after"),
+        before=request.GET.get("before"),
+        size=PAGE_SIZE,
     )
     context = {
         "filters": filters,
         "page": page,
+        "count": count_up_to(filters.filter(AuditRecord.objects.all())),
         "querystring_base": _querystring(request, *CURSOR_PARAMS),
         "known_actions": KNOWN_ACTIONS,
     }

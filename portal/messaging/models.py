@@ -230,6 +230,14 @@ class Message(models.Model):
     def __str__(self) -> str:
         return self.mesh_message_id or f"message #{self.pk}"
 
+    def save(self, *args, **kwargs):
+        adding = self._state.adding
+        super().save(*args, **kwargs)
+        if adding:  # the search's word index (portal.messaging.search); subject and filename stay
+            from .search import index_words
+
+            index_words(self)
+
     @property
     def is_outbound(self) -> bool:
         return self.direction == Direction.OUTBOUND
@@ -267,6 +275,20 @@ class Message(models.Model):
 
     def add_event(self, kind: str, detail: str = "", *, chunk: int | None = None, actor=None):
         return self.events.create(kind=kind, detail=detail, chunk=chunk, actor=actor)
+
+
+class MessageWord(models.Model):
+    """One lower-cased word of a message's subject or filename: the message search reads this
+    index by word prefix (portal.messaging.search), however many messages there are."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="+")
+    word = models.CharField(max_length=50)
+
+    class Meta:
+        indexes = [models.Index(fields=["word", "message"], name="msgword_word_message")]
+
+    def __str__(self) -> str:
+        return self.word
 
 
 class MessageEvent(models.Model):

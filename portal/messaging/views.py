@@ -17,6 +17,7 @@ from portal.lib import payloads
 from portal.lib.bodylimit import body_limit
 from portal.lib.crosssite import same_site_only
 from portal.lib.http import permission_required
+from portal.lib.pagination import count_up_to
 from portal.mailboxes.models import Workflow
 from portal.mailboxes.services import MailboxNotReady, mesh_client
 
@@ -71,11 +72,13 @@ def message_list(request):
         size=PAGE_SIZE,
     )
     direction = filters.cleaned_data.get("direction", "") if filters.is_bound else ""
+    count = count_up_to(filters.filter(Message.objects.all()))
     tabs = [("", "All"), (Direction.INBOUND, "Inbound"), (Direction.OUTBOUND, "Outbound")]
     base = _querystring(request, "direction", *CURSOR_PARAMS)
     context = {
         "filters": filters,
         "page": page,
+        "count": count,
         "direction": direction,
         "querystring_base": _querystring(request, *CURSOR_PARAMS),
         "tabs": [
