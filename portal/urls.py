@@ -16,6 +16,7 @@ urlpatterns = [
     path("conformance/", include("portal.conformance.urls")),
     path("audit/", include("portal.audit.urls")),
     path("alerts/", include("portal.alerts.urls")),
+    path("integrations/", include("portal.integrations.urls")),
     # Browsers ask for /favicon.ico where a page names no icon (the admin's, downloads).
     path("favicon.ico", favicon),
     path("admin/", admin.site.urls),
