@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from django.conf import settings
@@ -326,6 +327,23 @@ class MessageEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+    def timeline_line(self, chunks_total: int = 0) -> tuple[str, str, str]:
+        """(heading, rest of the line, detail below) for the timeline, saying nothing twice.
+
+        "Chunk uploaded" with "Chunk 1 of 3 uploaded" is one line, "Chunk 1 of 3 uploaded"; a detail
+        that begins with the heading continues it ("Acknowledged" + " to MESH").
+        """
+        heading, detail = self.get_kind_display(), self.detail.strip()
+        if self.kind == self.Kind.CHUNK_SENT and self.chunk:
+            of = f" of {chunks_total}" if chunks_total else ""
+            heading = f"Chunk {self.chunk}{of} uploaded"
+            if re.fullmatch(r"chunk \d+( of \d+)? uploaded\.?", detail, re.IGNORECASE):
+                detail = ""
+            return heading, "", detail
+        if detail.casefold().startswith(heading.casefold()):
+            return heading, detail[len(heading) :], ""
+        return heading, "", detail
 
 
 class InboundFailureQuerySet(models.QuerySet):

@@ -104,7 +104,10 @@ def message_detail(request, pk: int):
         failure = explain(message.mesh_status_code, message.mesh_status_description)
     context = {
         "message": message,
-        "events": message.events.select_related("actor"),
+        "events": [
+            (event, *event.timeline_line(message.chunks_total))
+            for event in message.events.select_related("actor")
+        ],
         "reports": message.reports.all() if message.is_outbound else [],
         "failure": failure,
         "in_flight": message.status in Status.in_flight,

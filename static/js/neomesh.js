@@ -79,7 +79,16 @@
     if (summary) summary.focus();
   }
 
+  // Filter panels are <details>: collapsed on a phone, opened here on a wider screen.
+  function openFiltersWhenWide() {
+    if (!window.matchMedia("(min-width: 50rem)").matches) return;
+    document.querySelectorAll("details[data-open-when-wide]").forEach(function (panel) {
+      panel.open = true;
+    });
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
+    openFiltersWhenWide();
     focusErrorSummary();
     setUpRefresh();
     setUpConditionalSections();
