@@ -17,7 +17,7 @@ from portal.mailboxes.models import (
 )
 
 from .models import Direction, Status
-from .search import search
+from .search import search, walked
 from .services import looks_demographic
 
 
@@ -166,6 +166,8 @@ class LookupForm(PortalForm):
 
 
 class MessageFilterForm(PortalForm):
+    search_walks = False
+
     mailbox = forms.ModelChoiceField(
         queryset=Mailbox.objects.order_by("mailbox_id"), required=False, empty_label="Any mailbox"
     )
@@ -221,6 +223,8 @@ class MessageFilterForm(PortalForm):
             )
         if query := (data.get("q") or "").strip():
             queryset = search(queryset, query)
+            # Many matches are checked row by row: the result count then walks newest first too.
+            self.search_walks = walked(queryset)
         return queryset
 
 

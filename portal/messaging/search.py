@@ -100,6 +100,16 @@ def _has_word(word: str) -> Exists:
     return Exists(MessageWord.objects.filter(prefix("word", word), message=OuterRef("pk")))
 
 
+def walked(queryset) -> bool:
+    """Whether `queryset` holds a search checked row by row while the page walks (many matches)."""
+    return getattr(queryset, "_search_walks", False)
+
+
+def _walking(queryset):
+    queryset._search_walks = True
+    return queryset
+
+
 def search(queryset, query: str):
     """`queryset` narrowed to the messages `query` finds (see the module's docstring)."""
     query = query.strip()
@@ -109,7 +119,8 @@ def search(queryset, query: str):
         for field, value in (("mesh_message_id", query.upper()), ("local_id", query)):
             ids = _candidates(prefix(field, value))
             if ids is None:  # a short prefix of many ids: checked while the page is walked
-                return queryset.alias(head=Substr(field, 1, len(value))).filter(head=value)
+                head = Substr(field, 1, len(value))
+                return _walking(queryset.alias(head=head).filter(head=value))
             if ids:
                 return queryset.filter(pk__in=ids)
     return search_words(queryset, words_of(query))
@@ -132,4 +143,4 @@ def search_words(queryset, words: set[str]):
         queryset = queryset.filter(pk__in=set(narrowest))
     for word in words:
         queryset = queryset.filter(_has_word(word))
-    return queryset
+    return queryset if narrowest is not None else _walking(queryset)

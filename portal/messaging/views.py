@@ -72,7 +72,7 @@ def message_list(request):
         size=PAGE_SIZE,
     )
     direction = filters.cleaned_data.get("direction", "") if filters.is_bound else ""
-    count = count_up_to(filters.filter(rows))
+    count = count_up_to(filters.filter(rows), ordered=filters.search_walks)
     tabs = [("", "All"), (Direction.INBOUND, "Inbound"), (Direction.OUTBOUND, "Outbound")]
     base = _querystring(request, "direction", *CURSOR_PARAMS)
     context = {

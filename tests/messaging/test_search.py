@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from portal.messaging import search
@@ -79,6 +81,23 @@ def test_it_walks_the_page_when_a_search_matches_many(found, messages, monkeypat
     assert found("inv-2026-0") == [two.pk]
     assert found("march") == [one.pk, two.pk]
     assert found("march results") == [one.pk]
+
+
+def test_a_walked_search_is_counted_newest_first(client, auditor_user, messages, monkeypatch):
+    # Matches checked row by row (an id prefix shared by many) are counted in the list's order,
+    # from the newest, and stop at the limit; counts on indexed filters read their index instead.
+    monkeypatch.setattr(search, "CANDIDATES", 1)
+    client.force_login(auditor_user)
+    with CaptureQueriesContext(connection) as walked:
+        html = client.get(reverse("messaging:list"), {"q": "20260102030405060708_AB"}).content
+    with CaptureQueriesContext(connection) as indexed:
+        client.get(reverse("messaging:list"), {"direction": "in"})
+    assert b"2 messages match these filters." in html
+
+    def count_sql(queries):
+        return next(q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"].upper())
+
+    assert "ORDER BY" in count_sql(walked) and "ORDER BY" not in count_sql(indexed)
 
 
 def test_it_shows_how_many_messages_match(client, auditor_user, messages):
