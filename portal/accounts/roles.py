@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from django.apps import apps
 from django.contrib.auth.models import Group, Permission
+from django.db import transaction
 
 ONBOARDING_LEAD = "Onboarding lead"
 MAILBOX_ADMIN = "Mailbox admin"
@@ -96,6 +98,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "messaging.view_message",
         "audit.view_auditrecord",
         "audit.export_auditrecord",
+        "audit.view_verification",
+        "audit.run_verification",  # run the chain verification now, from the audit pages
         *ONBOARDING_VIEW,
         "conformance.view_conformancerun",
         *INTEGRATIONS_VIEW,
@@ -103,16 +107,25 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
 }
 
 
+@transaction.atomic
 def ensure_roles(**_kwargs) -> None:
+    existing = {
+        f"{app_label}.{codename}": pk
+        for pk, app_label, codename in Permission.objects.values_list(
+            "pk", "content_type__app_label", "codename"
+        )
+    }
     for name, perms in ROLE_PERMISSIONS.items():
         group, _ = Group.objects.get_or_create(name=name)
-        wanted = []
-        for dotted in perms:
-            app_label, codename = dotted.split(".")
-            wanted.extend(
-                Permission.objects.filter(content_type__app_label=app_label, codename=codename)
-            )
-        group.permissions.set(wanted)
+        group.permissions.set([existing[dotted] for dotted in perms if dotted in existing])
+
+
+def ensure_roles_after_migrate(app_config, **_kwargs) -> None:
+    """post_migrate is sent once per app (after every migrate and test-database flush); roles need
+    every app's permissions, which all exist by the signal of the last app with models."""
+    with_models = [config for config in apps.get_app_configs() if config.models_module is not None]
+    if app_config.label == with_models[-1].label:
+        ensure_roles()
 
 
 def role_names(user) -> list[str]:

@@ -87,6 +87,9 @@
     });
   }
 
+  // Pages that replace part of themselves (the send form after an error) set these up again.
+  window.NeoMesh = { enhance: function () { setUpWorkflowFilter(); setUpConditionalSections(); } };
+
   document.addEventListener("DOMContentLoaded", function () {
     openFiltersWhenWide();
     focusErrorSummary();

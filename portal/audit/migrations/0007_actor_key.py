@@ -17,7 +17,7 @@ def fill_actor_keys(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('audit', '0005_actor_kind_token'),
+        ('audit', '0006_verification_run_permission'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
