@@ -9,6 +9,8 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.functional import classproperty
 
+from .words import words_of
+
 # MESH removes a message not acknowledged within 5 days and reports it undelivered to the sender.
 INBOX_EXPIRY = timedelta(days=5)
 # Tracking a sent message backs off (MESH: "do not poll this endpoint often"): 5 minutes after it
@@ -234,10 +236,9 @@ class Message(models.Model):
     def save(self, *args, **kwargs):
         adding = self._state.adding
         super().save(*args, **kwargs)
-        if adding:  # the search's word index (portal.messaging.search); subject and filename stay
-            from .search import index_words
-
-            index_words(self)
+        if adding:  # the search's word index (search.py); subject and filename never change
+            words = words_of(self.subject, self.filename)
+            MessageWord.objects.bulk_create(MessageWord(message=self, word=w) for w in words)
 
     @property
     def is_outbound(self) -> bool:

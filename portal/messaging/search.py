@@ -19,37 +19,20 @@ page's walk of the created_at index, which stops as soon as a page is full.
 
 from __future__ import annotations
 
-import re
-
 from django.db.models import Exists, Max, OuterRef, Q
 from django.db.models.functions import Substr
 
+from .models import Message, MessageWord
+from .words import words_of
+
 # Fewer matches than this are looked up by id; more are filtered during the page's walk.
 CANDIDATES = 1000
-WORD_MAX = 50
 TOP = "\U0010ffff"
-_WORD = re.compile(r"[^\W_]+")
-
-
-def words_of(*texts: str) -> set[str]:
-    """The distinct lower-case words of `texts` (letters and digits; `_`, `-`, `.` split them)."""
-    found = set()
-    for text in texts:
-        found.update(word[:WORD_MAX] for word in _WORD.findall((text or "").casefold()))
-    return found
 
 
 def prefix(field: str, value: str) -> Q:
     """`field` starts with `value`, as a range an ordinary index can serve."""
     return Q(**{f"{field}__gte": value, f"{field}__lt": value + TOP})
-
-
-def index_words(message) -> None:
-    """Record a new message's subject and filename words (called when it is first saved)."""
-    from .models import MessageWord
-
-    words = words_of(message.subject, message.filename)
-    MessageWord.objects.bulk_create(MessageWord(message=message, word=word) for word in words)
 
 
 def rebuild_words(*, message_model=None, word_model=None, batch: int = 5000) -> int:
@@ -59,8 +42,6 @@ def rebuild_words(*, message_model=None, word_model=None, batch: int = 5000) -> 
     Returns the number of messages indexed.
     """
     if message_model is None or word_model is None:
-        from .models import Message, MessageWord
-
         message_model, word_model = Message, MessageWord
     last = word_model.objects.aggregate(last=Max("message_id"))["last"] or 0
     done = 0
@@ -86,8 +67,6 @@ def rebuild_words(*, message_model=None, word_model=None, batch: int = 5000) -> 
 
 def _candidates(condition: Q, model=None) -> list[int] | None:
     """The ids matching `condition` (an indexed range) if there are at most CANDIDATES, else None."""
-    from .models import Message
-
     rows = (model or Message).objects.filter(condition)
     field = "message_id" if model is not None else "pk"
     ids = list(rows.values_list(field, flat=True)[: CANDIDATES + 1])
@@ -95,8 +74,6 @@ def _candidates(condition: Q, model=None) -> list[int] | None:
 
 
 def _has_word(word: str) -> Exists:
-    from .models import MessageWord
-
     return Exists(MessageWord.objects.filter(prefix("word", word), message=OuterRef("pk")))
 
 
@@ -128,8 +105,6 @@ def search(queryset, query: str):
 
 def search_words(queryset, words: set[str]):
     """Messages whose subject or filename has, for every word, a word starting with it."""
-    from .models import MessageWord
-
     if not words:
         return queryset.none()
     narrowest = None
