@@ -9,6 +9,8 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.functional import classproperty
 
+from portal.accounts import reach
+
 from .words import words_of
 
 # MESH removes a message not acknowledged within 5 days and reports it undelivered to the sender.
@@ -69,6 +71,9 @@ class Status(models.TextChoices):
 
 
 class MessageQuerySet(models.QuerySet):
+    def within_reach(self, user):
+        return reach.within_reach(self, user)
+
     def inbound(self):
         return self.filter(direction=Direction.INBOUND)
 
@@ -348,6 +353,9 @@ class MessageEvent(models.Model):
 
 
 class InboundFailureQuerySet(models.QuerySet):
+    def within_reach(self, user):
+        return reach.within_reach(self, user)
+
     def open(self):
         """Failures of messages not received yet (held back, quarantined or left)."""
         return self.exclude(status=InboundFailure.State.RECEIVED)
