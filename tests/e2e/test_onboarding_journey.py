@@ -113,9 +113,9 @@ def list_the_production_ips(page, plan_url: str):
     page.get_by_label("Purpose", exact=True).fill("Production NAT gateway")
     page.get_by_role("button", name="Add to the register").click()
     expect(page.locator(".error-summary")).to_contain_text("203.0.113.300 is not an IP address")
-    page.get_by_label("Address or CIDR range").fill("203.0.113.10")
+    page.get_by_label("Address or CIDR range").fill("81.2.69.10")
     page.get_by_role("button", name="Add to the register").click()
-    expect(page.locator(".flash")).to_contain_text("203.0.113.10 added to the register.")
+    expect(page.locator(".flash")).to_contain_text("81.2.69.10 added to the register.")
     open_task(page, plan_url, "List the production IP addresses")
     set_status(page, "Done")
 

@@ -37,7 +37,7 @@ def test_the_nsd_query_is_written_from_the_plan(plan):
     services.allowlist_add(
         organisation=plan.organisation,
         environment="live",
-        address="203.0.113.8",
+        address="81.2.69.8",
         purpose="production NAT",
     )
     user = make_user(username="olu", first_name="Olu", last_name="Lead", email="olu@example.org")
@@ -51,7 +51,7 @@ def test_the_nsd_query_is_written_from_the_plan(plan):
     body = letter.body
     assert "Demo Org (ODS code X26)" in body
     assert "X26LIVE1.X26.api.mesh-client.nhs.uk" in body
-    assert "203.0.113.8 (production NAT)" in body
+    assert "81.2.69.8 (production NAT)" in body
     assert "Our integration mailbox is X26INT01." in body
     assert "Olu Lead" in body and "&#x27;" not in body
     assert (letter.turnaround_days, letter.turnaround_published) == (10, False)

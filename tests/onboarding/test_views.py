@@ -41,7 +41,7 @@ def world():
         "letter": letters.correspondence_draft(plan=plan, kind="nsd_change_query"),
         "evidence": add_evidence(plan, task(plan, "review-submission")),
         "entry": services.allowlist_add(
-            organisation=plan.organisation, environment="live", address="203.0.113.8", purpose="NAT"
+            organisation=plan.organisation, environment="live", address="81.2.69.8", purpose="NAT"
         ),
         "override": gate_override_create(mailbox=spare, reason="A reason long enough to keep"),
     }
@@ -130,7 +130,7 @@ CASES = [
         "allow_list_add",
         "post",
         lambda w: _plan(w, "allow_list_add"),
-        {"network": "198.51.100.7", "purpose": "NAT", "environment": "live"},
+        {"network": "81.2.69.7", "purpose": "NAT", "environment": "live"},
         LEAD,
         302,
     ),
@@ -336,14 +336,14 @@ def test_a_wrong_cn_is_refused_with_a_clear_message(client, lead_user):
     [
         ("203.0.113.300", "203.0.113.300 is not an IP address or CIDR range"),
         ("192.168.1.10", "192.168.1.10/32 is not a public address"),
-        ("203.0.113.9/24", "has host bits set"),
-        ("203.0.113.8", "203.0.113.8 is already in the register"),
+        ("81.2.69.9/24", "has host bits set"),
+        ("81.2.69.8", "81.2.69.8 is already in the register"),
     ],
 )
 def test_a_malformed_or_duplicate_address_is_refused(client, lead_user, network, message):
     plan = make_plan()
     services.allowlist_add(
-        organisation=plan.organisation, environment="live", address="203.0.113.8", purpose="NAT"
+        organisation=plan.organisation, environment="live", address="81.2.69.8", purpose="NAT"
     )
     client.force_login(lead_user)
     response = client.post(
@@ -469,7 +469,7 @@ def test_user_text_is_escaped(client, lead_user):
     services.allowlist_add(
         organisation=plan.organisation,
         environment="live",
-        address="203.0.113.9",
+        address="81.2.69.9",
         purpose="<img src=x onerror=alert(1)>",
     )
     html = client.get(reverse("onboarding:task", args=[plan.pk, item.pk])).content.decode()
