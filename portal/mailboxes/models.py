@@ -247,6 +247,11 @@ class Mailbox(models.Model):
     def effective_base_url(self) -> str:
         return (self.base_url or settings.MESH_BASE_URLS[self.environment]).rstrip("/")
 
+    @property
+    def uses_tls(self) -> bool:
+        """Whether MESH is reached over HTTPS (a sandbox may be plain HTTP: nothing to verify)."""
+        return self.effective_base_url().lower().startswith("https://")
+
     def poll_due(self, now=None) -> bool:
         now = now or timezone.now()
         if self.last_poll_at is None:
