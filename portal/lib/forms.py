@@ -21,9 +21,22 @@ class PortalFormMixin:
             bound = self[name]
             for error in errors:
                 summary.append(
-                    {"anchor": bound.id_for_label, "label": str(bound.label), "message": error}
+                    {"anchor": _first_input_id(bound), "label": str(bound.label), "message": error}
                 )
         return summary
+
+
+def _first_input_id(bound) -> str:
+    """The id the summary links to: the field's input, or a radio or checkbox group's first one.
+
+    Django gives a group no id for its label (it is a fieldset's legend), hence the first choice.
+    """
+    if bound.id_for_label:
+        return bound.id_for_label
+    for choice in bound.subwidgets:
+        if choice.id_for_label:
+            return choice.id_for_label
+    return bound.auto_id or ""
 
 
 class PortalForm(PortalFormMixin, forms.Form):
