@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from django import forms
+from django.utils.html import strip_tags
+from django.utils.safestring import SafeData, mark_safe
 
 
 class PortalFormMixin:
@@ -19,10 +21,13 @@ class PortalFormMixin:
             if name == forms.forms.NON_FIELD_ERRORS:
                 continue
             bound = self[name]
+            anchor = _first_input_id(bound)
             for error in errors:
-                summary.append(
-                    {"anchor": _first_input_id(bound), "label": str(bound.label), "message": error}
-                )
+                # The summary item is itself a link: a message with a link of its own (shown in
+                # full next to the field) is summarised as its text, never a link in a link.
+                safe = anchor and isinstance(error, SafeData)
+                message = mark_safe(strip_tags(error)) if safe else error  # noqa: S308 - was safe
+                summary.append({"anchor": anchor, "label": str(bound.label), "message": message})
         return summary
 
 
