@@ -19,6 +19,7 @@ from .evidence import CheckedFile, evidence_add, text_file
 from .models import (
     CLOSED_STATUSES,
     AllowListEntry,
+    Correspondence,
     Decision,
     EvidenceKind,
     Plan,
@@ -343,6 +344,7 @@ def decision_record(
     decision.ticket_reference = ticket_reference.strip()
     decision.recorded_by, decision.recorded_at = user, timezone.now()
     decision.save()
+    _reply_to_waiting_letters(decision, actor)
     _apply_branches(decision, set(option["branches"]))
     withdrawn = _withdraw_invalidated(decision, option, previous)
     _complete_answered_task(decision, user)
@@ -355,6 +357,26 @@ def decision_record(
         reason=decision.reply_text[:2000],
     )
     return decision
+
+
+def _reply_to_waiting_letters(decision: Decision, actor: Actor) -> None:
+    """The reply that answers the question answers its email too: nothing is left "waiting for a
+    reply", and nobody records the same reply a second time on the email."""
+    if decision.answers is None:
+        return
+    waiting = decision.answers.correspondence.filter(status=Correspondence.Status.SENT)
+    for letter in waiting:
+        letter.status, letter.replied_at = Correspondence.Status.REPLIED, decision.recorded_at
+        letter.reply_text = decision.reply_text
+        letter.ticket_reference = decision.ticket_reference or letter.ticket_reference
+        letter.save()
+        record(
+            action="onboarding.correspondence_replied",
+            actor=actor,
+            obj=letter,
+            detail=f"with the decision '{decision.question}'; "
+            f"ticket {letter.ticket_reference or 'not given'}",
+        )
 
 
 def _withdraw_invalidated(decision: Decision, option: dict, previous: str) -> str:

@@ -173,6 +173,36 @@ def test_it_records_the_reply_and_ticket(plan):
     assert task(plan, "nsd-query").status == TaskStatus.IN_PROGRESS
 
 
+def test_the_decision_answers_its_email_once_and_nothing_waits_for_a_reply(client, plan):
+    letter = letters.correspondence_draft(plan=plan, kind=Kind.NSD_CHANGE_QUERY)
+    letters.correspondence_mark_sent(correspondence=letter, sent_on=timezone.localdate())
+    lead = make_user("Onboarding lead", username="lead")
+    client.force_login(lead)
+    url = f"/onboarding/{plan.pk}/emails/{letter.pk}/"
+    page = client.get(url).content.decode()
+    # Sent and waiting: the reply goes with the answer, on the decision, not a second time here.
+    decision = plan.decisions.get()
+    assert f'href="/onboarding/{plan.pk}/decisions/{decision.pk}/"' in page
+    assert "Record the reply</button>" not in page
+    services.decision_record(
+        decision=decision,
+        option_key="valid",
+        reply_text="It remains valid.",
+        ticket_reference="CS0999",
+        actor=Actor.person(user=lead),
+    )
+    letter.refresh_from_db()
+    assert (letter.status, letter.reply_text, letter.ticket_reference) == (
+        Correspondence.Status.REPLIED,
+        "It remains valid.",
+        "CS0999",
+    )
+    assert task(plan, "nsd-query").status == TaskStatus.DONE
+    page = client.get(url).content.decode()
+    assert "waiting for a reply" not in page and "Replied after" in page
+    assert AuditRecord.objects.filter(action="onboarding.correspondence_replied").count() == 1
+
+
 def test_it_never_puts_a_key_or_a_mailbox_secret_in_an_email(plan):
     letter = letters.correspondence_draft(plan=plan, kind=Kind.NSD_CHANGE_QUERY)
     letter.body += "\n-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----\n"
