@@ -262,7 +262,7 @@ def test_the_plan_page_highlights_overdue_and_waiting_tasks_and_shows_the_fork(
     )
     assert "Waiting 0 working days of 10 (our estimate)" in html
     assert "Closed: no live transfers" in html
-    assert "Done or not applicable: 0 of 4" in html
+    assert "Done: 0 of 4" in html
 
 
 def test_recording_the_decision_through_the_page_switches_to_scenario_a(client, lead_user):
@@ -289,6 +289,17 @@ def test_recording_the_decision_through_the_page_switches_to_scenario_a(client, 
     assert decision.recorded_by == lead_user
     html = client.get(reverse("onboarding:detail", args=[plan.pk])).content.decode()
     assert "Chosen" in html and "Not taken" in html and f"Recorded by {lead_user.username}" in html
+    # Scenario B's phase is skipped, not "100% done", and its tasks need no evidence.
+    skipped = html.split('id="phase-2"')[1].split("</section>")[0]
+    assert "Every task of this phase is not applicable" in skipped
+    assert "<progress" not in skipped and "Needed" not in skipped
+    assert "Needed" in html.split('id="phase-3"')[1].split("</section>")[0]
+    listing = client.get(reverse("onboarding:list")).content.decode()
+    assert "Phase 2: Scenario B: a new witnessed test · " in listing
+    assert "Scenario B: a new witnessed test · 3 of 3" not in listing
+    report = client.get(reverse("onboarding:report", args=[plan.pk])).content.decode()
+    row = report.split("2. Scenario B: a new witnessed test")[1].split("</tr>")[0]
+    assert "Not applicable" in row and "100%" not in row
 
 
 def test_a_reply_file_that_is_not_what_it_claims_is_refused(client, lead_user):
