@@ -66,6 +66,7 @@ def describe_health(mailbox: Mailbox, now: datetime) -> Mailbox:
             "failures: retry or leave in MESH on the mailbox page"
         )
     mailbox.reasons = reasons
+    mailbox.checking = not reasons and mailbox.is_being_checked(now)
     return mailbox
 
 
