@@ -111,7 +111,7 @@ class Command(BaseCommand):
                 "web server",
                 [sys.executable, "manage.py", "runserver", "--noreload", options["web"]],
             )
-            self._wait_for("web server", host, int(port))
+            self._wait_for("web server", host, int(port), seconds=120)
             self._banner(options["web"], sandbox_note)
             self._supervise()
         except KeyboardInterrupt:
