@@ -8,6 +8,6 @@ class AccountsConfig(AppConfig):
 
     def ready(self) -> None:
         from . import receivers  # noqa: F401 - connects the lockout record
-        from .roles import ensure_roles
+        from .roles import ensure_roles_after_migrate
 
-        post_migrate.connect(ensure_roles, dispatch_uid="neomesh_ensure_roles")
+        post_migrate.connect(ensure_roles_after_migrate, dispatch_uid="neomesh_ensure_roles")

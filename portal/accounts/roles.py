@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from django.apps import apps
 from django.contrib.auth.models import Group, Permission
+from django.db import transaction
 
 ONBOARDING_LEAD = "Onboarding lead"
 MAILBOX_ADMIN = "Mailbox admin"
@@ -22,6 +24,13 @@ ONBOARDING_VIEW = [
 # Mailbox admins and onboarding leads run the conformance self-test (only admins on live mailboxes);
 # auditors read the runs and their evidence.
 CONFORMANCE_RUN = ["conformance.view_conformancerun", "conformance.add_conformancerun"]
+
+# Mailbox admins define where received messages go on to and replay what failed; auditors read.
+INTEGRATIONS_VIEW = [
+    "integrations.view_route",
+    "integrations.view_destination",
+    "integrations.view_delivery",
+]
 
 # app_label.codename; names for apps that are not installed yet are ignored.
 ROLE_PERMISSIONS: dict[str, list[str]] = {
@@ -50,6 +59,12 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "api.view_apitoken",
         "api.add_apitoken",
         "api.change_apitoken",
+        *INTEGRATIONS_VIEW,
+        "integrations.add_destination",
+        "integrations.change_destination",
+        "integrations.add_route",
+        "integrations.change_route",
+        "integrations.change_delivery",
     ],
     ONBOARDING_LEAD: [
         "mailboxes.view_organisation",
@@ -85,10 +100,12 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "audit.export_auditrecord",
         *ONBOARDING_VIEW,
         "conformance.view_conformancerun",
+        *INTEGRATIONS_VIEW,
     ],
 }
 
 
+@transaction.atomic
 def ensure_roles(**_kwargs) -> None:
     for name, perms in ROLE_PERMISSIONS.items():
         group, _ = Group.objects.get_or_create(name=name)
@@ -99,6 +116,14 @@ def ensure_roles(**_kwargs) -> None:
                 Permission.objects.filter(content_type__app_label=app_label, codename=codename)
             )
         group.permissions.set(wanted)
+
+
+def ensure_roles_after_migrate(app_config, **_kwargs) -> None:
+    """post_migrate is sent once per app (after every migrate and test-database flush); roles need
+    every app's permissions, which all exist by the signal of the last app with models."""
+    with_models = [config for config in apps.get_app_configs() if config.models_module is not None]
+    if app_config.label == with_models[-1].label:
+        ensure_roles()
 
 
 def role_names(user) -> list[str]:
