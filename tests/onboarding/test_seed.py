@@ -5,7 +5,6 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from portal.certificates.models import Certificate
-from portal.conformance.models import ConformanceRun, RunStatus
 from portal.mailboxes.models import Environment, Mailbox
 from portal.onboarding.models import AllowListEntry, Correspondence, Plan, TaskStatus
 
@@ -31,14 +30,10 @@ def test_it_adds_the_demo_mailboxes_and_plan_once():
     )
 
 
-def test_make_run_seeds_a_plan_some_weeks_in_a_csr_and_a_conformance_run_once(
-    task_queue, django_capture_on_commit_callbacks
-):
+def test_make_run_seeds_a_plan_some_weeks_in_with_the_live_csr_once():
     call_command("seed_demo")
     for _ in range(2):
-        with django_capture_on_commit_callbacks(execute=True):
-            call_command("seed_onboarding_demo", "--plan", "--realistic")
-    assert task_queue.queue_size() == 1, "the run is queued for the workers, once"
+        call_command("seed_onboarding_demo", "--plan", "--realistic")
     plan = Plan.objects.get()
     assert plan.organisation.ods_code == "X26" and plan.decisions.get().chosen == "valid"
     letter = Correspondence.objects.get()
@@ -50,10 +45,3 @@ def test_make_run_seeds_a_plan_some_weeks_in_a_csr_and_a_conformance_run_once(
     csr = Certificate.objects.get()
     assert csr.mailbox.mailbox_id == "X26LIVE1"
     assert plan.tasks.get(key="production-csr").certificate == csr
-    run = ConformanceRun.objects.get()
-    assert (run.mailbox.mailbox_id, run.peer.mailbox_id, run.status) == (
-        "X26ABC1",
-        "X26ABC2",
-        RunStatus.QUEUED,
-    )
-    assert "high_volume" not in run.scenario_keys and len(run.scenario_keys) > 5

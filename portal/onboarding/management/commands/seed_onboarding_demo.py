@@ -8,9 +8,6 @@ from django.utils import timezone
 
 from portal.audit.services import Actor
 from portal.certificates.services import certificate_create_csr
-from portal.conformance.models import ConformanceRun
-from portal.conformance.scenarios import SCENARIOS
-from portal.conformance.services import RunRefused, run_create
 from portal.mailboxes.models import Environment, Mailbox, Organisation
 from portal.onboarding import correspondence as letters
 from portal.onboarding.models import CorrespondenceKind, Plan
@@ -32,8 +29,6 @@ DEMO_REPLY = (
 )
 DEMO_TICKET = "CS-DEMO-0001"
 DEMO_EGRESS = "81.2.69.160"
-# The demo's conformance run: every scenario but the long high-volume one, on the sandbox pair.
-DEMO_RUN_PAIR = ("X26ABC1", "X26ABC2")
 
 
 class Command(BaseCommand):
@@ -51,9 +46,8 @@ class Command(BaseCommand):
             "--realistic",
             action="store_true",
             help="With --plan: a plan some weeks in (the question to NHS England sent and "
-            "answered, the egress address listed, the live CSR made and linked), and a real "
-            "conformance run of the sandbox mailboxes queued for the workers (what `make run` "
-            "seeds).",
+            "answered, the egress address listed, the live CSR made and linked), as `make run` "
+            "seeds it.",
         )
 
     @transaction.atomic
@@ -89,8 +83,6 @@ class Command(BaseCommand):
             if realistic:
                 self._progress(plan, owner)
                 message += " Its first weeks recorded."
-        if options["realistic"]:
-            message += self._conformance_run()
         self.stdout.write(self.style.SUCCESS(message))
 
     def _progress(self, plan: Plan, lead) -> None:
@@ -121,24 +113,6 @@ class Command(BaseCommand):
         )
         csr = certificate_create_csr(mailbox=plan.target_mailbox, actor=actor)
         task_link_certificate(task=plan.tasks.get(key="production-csr"), certificate=csr, user=lead)
-
-    def _conformance_run(self) -> str:
-        mailbox, peer = (Mailbox.objects.filter(mailbox_id=m).first() for m in DEMO_RUN_PAIR)
-        if mailbox is None or peer is None:
-            return ""
-        if ConformanceRun.objects.filter(mailbox=mailbox).exists():
-            return ""
-        admin = get_user_model().objects.filter(username="mailbox-admin").first()
-        try:
-            run_create(
-                mailbox=mailbox,
-                peer=peer,
-                scenario_keys=[key for key in SCENARIOS if key != "high_volume"],
-                actor=Actor.person(user=admin),
-            )
-        except RunRefused as exc:
-            return f" No conformance run: {exc}"
-        return f" Conformance run of {mailbox.mailbox_id} with {peer.mailbox_id} queued."
 
     def _mailbox(self, organisation: Organisation, mailbox_id: str, environment: str) -> Mailbox:
         mailbox, _ = Mailbox.objects.get_or_create(
