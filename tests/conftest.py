@@ -63,6 +63,42 @@ def task_queue(db):
     return broker
 
 
+# Fixtures through which a test reaches the test database (pytest-django refuses it to any other).
+DATABASE_FIXTURES = {
+    "db",
+    "transactional_db",
+    "django_db_reset_sequences",
+    "django_db_serialized_rollback",
+    "live_server",
+}
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--database-tests-only",
+        action="store_true",
+        help="Run only the tests that use the database (make test's PostgreSQL phase): a test "
+        "pytest-django lets at no database runs the same on any engine, and ran in phase 1.",
+    )
+
+
+def uses_database(item) -> bool:
+    if item.get_closest_marker("django_db") or item.get_closest_marker("scaleout"):
+        return True
+    return bool(DATABASE_FIXTURES & set(getattr(item, "fixturenames", ())))
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.getoption("--database-tests-only"):
+        return
+    # Subprocesses escape pytest-django's guard: the tests that start the portal in one
+    # (tests/ops/test_run_local.py, the production probes) drop DATABASE_URL, so SQLite, always.
+    kept = [item for item in items if uses_database(item)]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if not uses_database(item)])
+        items[:] = kept
+
+
 def pytest_sessionfinish(session, exitstatus):
     # A skipped test is a test that did not run: CI must not go green on it.
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
@@ -155,3 +191,39 @@ def s3_store(s3_server, settings, monkeypatch):
     Message._meta.get_field("payload").storage = storages["payloads"]
     yield s3_server
     stores.from_url_cached.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def portal_port():
+    """The loopback port the browser journeys' NeoMesh listens on (the test provider knows it)."""
+    from tests.sandbox import free_port
+
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(portal_port):
+    """One real OpenID Connect provider (node-oidc-provider) for the whole run, its client's
+    redirect URIs those of the test client (`testserver`) and of the browser journeys' NeoMesh."""
+    from tests.peers.oidc import OidcProvider
+
+    bases = ["http://testserver", f"http://127.0.0.1:{portal_port}"]
+    with OidcProvider(
+        redirect_uris=[f"{base}/accounts/oidc/callback/" for base in bases],
+        post_logout_redirect_uris=[f"{base}/accounts/login/" for base in bases],
+    ) as provider:
+        yield provider
+
+
+@pytest.fixture
+def sso(oidc_provider, settings):
+    """Single sign-on through the test provider, its groups mapped to roles and organisations
+    X26 and Y27 (both created)."""
+    from tests.factories import make_organisation
+
+    for name, value in oidc_provider.settings().items():
+        setattr(settings, name, value)
+    settings.OIDC_PROVIDER_NAME = "the test provider"
+    make_organisation()
+    make_organisation(name="Other Trust", ods_code="Y27")
+    return oidc_provider

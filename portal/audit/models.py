@@ -207,6 +207,8 @@ class Verification(models.Model):
 
     class Meta:
         ordering = ["-at"]
+        # Auditors run the verification from the audit pages: reading, not changing, the trail.
+        permissions = [("run_verification", "Can run the audit chain verification now")]
 
     def __str__(self) -> str:
         return f"{'OK' if self.ok else 'BROKEN'} at {self.at:%Y-%m-%d %H:%M}"

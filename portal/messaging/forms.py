@@ -12,6 +12,7 @@ from django.utils.html import format_html
 
 from portal.lib.forms import PortalForm
 from portal.mailboxes.models import (
+    Environment,
     Mailbox,
     Workflow,
     validate_mailbox_id,
@@ -102,6 +103,11 @@ class SendForm(PortalForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["workflow_id"].choices = send_workflow_choices()
+        # The send page's script shows the red LIVE banner as soon as one of these is chosen.
+        live = self.fields["mailbox"].queryset.filter(environment=Environment.LIVE)
+        self.fields["mailbox"].widget.attrs["data-live-mailboxes"] = " ".join(
+            live.values_list("mailbox_id", flat=True)
+        )
         limit = filesizeformat(settings.MESH_MAX_UPLOAD_BYTES)
         self.fields["file"].help_text = f"Any file up to {limit}. Large files are sent in chunks."
 

@@ -5,7 +5,7 @@ import re
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -17,7 +17,7 @@ from portal.lib import payloads
 from portal.lib.bodylimit import body_limit
 from portal.lib.crosssite import same_site_only
 from portal.lib.http import permission_required
-from portal.mailboxes.models import Workflow
+from portal.mailboxes.models import Environment, Mailbox, Workflow
 from portal.mailboxes.services import MailboxNotReady, mesh_client
 
 from . import exports, quarantine
@@ -239,8 +239,25 @@ def message_send_view(request):
     if request.method == "POST" and form.is_valid():
         message = _queue_from_form(request, form)
         if message is not None:
-            return redirect("messaging:detail", pk=message.pk)
+            return _sent(request, message)
     context = {"form": form, "lookup_mailbox": request.GET.get("mailbox", "")}
+    return _render_send(request, form, context)
+
+
+def _sent(request, message: Message):
+    """The message detail; to the send page's upload script, where to go (it shows the progress)."""
+    url = reverse("messaging:detail", args=[message.pk])
+    if request.headers.get("X-Upload-Progress"):
+        return JsonResponse({"location": url})
+    return redirect(url)
+
+
+def _render_send(request, form: SendForm, context: dict):
+    """The send form again after an error: the chosen file's name and size (a browser never keeps
+    a chosen file across a page load), and the LIVE banner when a live mailbox is chosen."""
+    chosen = form["mailbox"].value()
+    live = Mailbox.objects.filter(mailbox_id=chosen or "", environment=Environment.LIVE)
+    context |= {"chosen_file": request.FILES.get("file"), "live_chosen": live.exists()}
     return render(request, "messaging/send.html", context)
 
 
@@ -262,9 +279,9 @@ def message_fix(request, pk: int):
     if request.method == "POST" and form.is_valid():
         message = _queue_from_form(request, form, copied_from=original)
         if message is not None:
-            return redirect("messaging:detail", pk=message.pk)
+            return _sent(request, message)
     context = {"form": form, "original": original, "lookup_mailbox": original.mailbox.mailbox_id}
-    return render(request, "messaging/send.html", context)
+    return _render_send(request, form, context)
 
 
 def _fix_initial(original: Message) -> dict:

@@ -158,6 +158,12 @@ class Task(models.Model):
     completed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # What NeoMesh found when it completed the task itself (its system check passed); blank when a
+    # person marked it done.
+    checked_evidence = models.CharField(max_length=300, blank=True)
+    # When a person reopened a task NeoMesh had completed: only a fact recorded after this completes
+    # it again (a new handshake, CSR or allow-list address).
+    reopened_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = TaskQuerySet.as_manager()
@@ -182,6 +188,11 @@ class Task(models.Model):
     def is_overdue(self, today: date | None = None) -> bool:
         today = today or timezone.localdate()
         return not self.is_closed and self.due_date is not None and self.due_date < today
+
+    @property
+    def completed_by_check(self) -> bool:
+        """Done by NeoMesh itself, because its system check passed."""
+        return self.status == TaskStatus.DONE and bool(self.checked_evidence)
 
     def status_kind(self, today: date | None = None) -> str:
         """The badge style: overdue (red) wins over the status's own style."""

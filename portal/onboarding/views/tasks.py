@@ -14,12 +14,12 @@ from portal.lib.crosssite import same_site_only
 from portal.lib.http import permission_required
 from portal.onboarding.evidence import max_bytes
 
-from .. import checks, services
+from .. import checks, selfcheck, services
 from ..correspondence import correspondence_draft
 from ..errors import OnboardingError
 from ..evidence import content_type, evidence_add
 from ..forms import CertificateLinkForm, DecisionForm, EvidenceForm, TaskForm
-from ..models import EvidenceKind
+from ..models import EvidenceKind, TaskStatus
 from ._access import get_decision, get_evidence, get_plan, get_task, posted, posted_files
 
 
@@ -72,9 +72,33 @@ def task_update_view(request, pk: int, task_pk: int):
             form.add_error("status", str(exc))
         else:
             messages.success(request, f"{task.ref} saved: {task.get_status_display()}.")
+            _completed_by_check(request, plan)
             return redirect("onboarding:task", pk=plan.pk, task_pk=task.pk)
     task.refresh_from_db()
     return _render_task(request, plan, task, form=form, status=400)
+
+
+def _completed_by_check(request, plan) -> None:
+    """A task just done may free checked tasks waiting on it: NeoMesh completes those it can."""
+    for done in selfcheck.plan_complete_checked(plan=plan):
+        messages.info(request, f"{done.ref} done too: NeoMesh checked it. {done.checked_evidence}.")
+
+
+@permission_required("onboarding.change_task")
+@require_POST
+def task_reopen(request, pk: int, task_pk: int):
+    """Reopen a task NeoMesh completed itself (the person disagrees with its evidence)."""
+    plan = get_plan(pk)
+    task = get_task(plan, task_pk)
+    if task.completed_by_check:
+        reason = request.POST.get("reason", "")[:2000]
+        services.task_set_status(
+            task=task, status=TaskStatus.TODO, reason=reason, actor=Actor.person(request)
+        )
+        messages.success(
+            request, f"{task.ref} reopened: NeoMesh completes it again only on a new fact."
+        )
+    return redirect("onboarding:task", pk=plan.pk, task_pk=task.pk)
 
 
 @permission_required("onboarding.change_task")
