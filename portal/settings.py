@@ -150,6 +150,8 @@ MIDDLEWARE = [
     "portal.lib.bodylimit.BodyLimitMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.reach: which organisations and mailboxes the person sees (portal.accounts.reach).
+    "portal.accounts.middleware.ReachMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # django-auditlog's, with the trusted client address (portal.lib.http).

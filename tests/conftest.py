@@ -159,6 +159,20 @@ def sandbox_mailboxes(db, sandbox, settings):
     return make_mailbox("X26ABC1"), make_mailbox("X26ABC2")
 
 
+@pytest.fixture
+def mesh_without_backoff(monkeypatch):
+    """meshcore's retries as they are, without their backoff sleeps: for tests of what repeated
+    failures lead to (alerts, events), not of the retries themselves (tests/meshcore does those)."""
+    import meshcore
+
+    class NoWaitClient(meshcore.MeshClient):
+        def __init__(self, *args, **kwargs):
+            kwargs.setdefault("sleep", lambda seconds: None)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(meshcore, "MeshClient", NoWaitClient)
+
+
 @pytest.fixture(scope="session")
 def s3_server():
     """One real S3-compatible server (moto's, as a process) for the whole run."""

@@ -41,8 +41,8 @@ def _querystring(request, *drop: str) -> str:
 @require_GET
 @permission_required("audit.view_auditrecord")
 def trail(request):
-    filters = AuditFilterForm(request.GET or None)
-    records = filters.filter(AuditRecord.objects.all())
+    filters = AuditFilterForm(request.GET or None, user=request.user)
+    records = filters.filter(AuditRecord.objects.within(request.reach))
     page = records.keyset_page(
         after=request.GET.get("after"), before=request.GET.get("before"), size=PAGE_SIZE
     )
@@ -105,12 +105,13 @@ def change_rows(changes: dict) -> list[dict]:
 @require_GET
 @permission_required("audit.view_auditrecord")
 def record_detail(request, seq: int):
-    entry = get_object_or_404(AuditRecord.objects.select_related("actor"), seq=seq)
+    records = AuditRecord.objects.within(request.reach)
+    entry = get_object_or_404(records.select_related("actor"), seq=seq)
     context = {
         "entry": entry,
         "changes": change_rows(entry.changes),
         "object_url": object_url(entry),
-        "newer": AuditRecord.objects.filter(seq=entry.seq + 1).exists(),
+        "newer": records.filter(seq=entry.seq + 1).exists(),
         **verification_state(),
     }
     return render(request, "audit/detail.html", context)
@@ -125,7 +126,7 @@ def _refuse_invalid(request, back: str):
 @permission_required("audit.view_auditrecord", "audit.export_auditrecord")
 @same_site_only
 def trail_export(request):
-    filters = AuditFilterForm(request.GET or None)
+    filters = AuditFilterForm(request.GET or None, user=request.user)
     if filters.is_bound and not filters.is_valid():
         return _refuse_invalid(request, "audit:trail")
     return exports.audit_trail_csv(request, filters)

@@ -6,6 +6,7 @@ from django.core.validators import validate_email
 from django.db.models import Q
 from django.utils import timezone
 
+from portal.accounts import reach
 from portal.certificates.models import Certificate
 from portal.lib.forms import PortalForm, PortalModelForm
 from portal.mailboxes.models import Environment, Mailbox, Organisation
@@ -28,12 +29,14 @@ class DateInput(forms.DateInput):
         super().__init__(format="%Y-%m-%d", **kwargs)
 
 
-def task_owners():
-    """People who can work on onboarding tasks."""
+def task_owners(user=None):
+    """People who can work on onboarding tasks (those `user` may see, when given)."""
     can = Q(groups__permissions__codename="change_task") | Q(
         user_permissions__codename="change_task"
     )
     users = get_user_model().objects.filter(is_active=True)
+    if user is not None:
+        users = users.filter(pk__in=reach.people_for(user).values("pk"))
     return users.filter(can | Q(is_superuser=True)).distinct().order_by("username")
 
 
@@ -87,7 +90,7 @@ class PlanCreateForm(PortalForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["owner"].queryset = task_owners()
+        self.fields["owner"].queryset = task_owners(self.user)
 
     def clean_template(self):
         return TEMPLATES[self.cleaned_data["template"]]
@@ -145,9 +148,9 @@ class TaskForm(PortalForm):
                 "notes": task.notes,
             },
         )
-        super().__init__(*args, **kwargs)
-        self.task, self.user = task, user
-        self.fields["owner"].queryset = task_owners()
+        super().__init__(*args, user=user, **kwargs)
+        self.task = task
+        self.fields["owner"].queryset = task_owners(self.user)
         if task.status != TaskStatus.NOT_APPLICABLE and not may_mark_not_applicable(task, user):
             # Not offered; posted anyway, the service refuses it with the reason.
             self.fields["status"].widget.choices = [
@@ -285,8 +288,7 @@ class CorrespondenceForm(PortalModelForm):
         }
 
     def __init__(self, *args, user, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.user = user
+        super().__init__(*args, user=user, **kwargs)
 
     def clean_to_addresses(self) -> str:
         return _addresses(self.cleaned_data["to_addresses"])

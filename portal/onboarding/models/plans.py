@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from portal.accounts import reach
 from portal.mailboxes.models import Environment
 
 
@@ -36,6 +37,10 @@ class TaskCheck(models.TextChoices):
 
 
 class PlanQuerySet(models.QuerySet):
+    def within_reach(self, user):
+        """Plans of a mailbox within reach, or of an organisation wholly within reach."""
+        return reach.within_reach(self, user, mailbox="target_mailbox", organisation="organisation")
+
     def with_progress(self):
         """Each plan with `tasks_total` and `tasks_closed` (done or n/a), in one query."""
         return self.annotate(
@@ -94,6 +99,10 @@ class Plan(models.Model):
 
 
 class TaskQuerySet(models.QuerySet):
+    def within_reach(self, user):
+        """Tasks of plans within reach (Plan.objects.within_reach)."""
+        return self.filter(plan__in=Plan.objects.within_reach(user).values("pk"))
+
     def open(self):
         return self.exclude(status__in=CLOSED_STATUSES)
 
