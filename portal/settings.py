@@ -157,6 +157,8 @@ MIDDLEWARE = [
     # django-auditlog's, with the trusted client address (portal.lib.http).
     "portal.audit.middleware.AuditMiddleware",
     "csp.middleware.CSPMiddleware",
+    # templates/404.html under DEBUG too (the demo), inside CSP so that it gets the policy.
+    "portal.lib.notfound.FriendlyNotFoundMiddleware",
     # Last, so that a locked-out sign-in is answered before any view runs.
     "axes.middleware.AxesMiddleware",
 ]
@@ -182,6 +184,9 @@ TEMPLATES = [
         },
     },
 ]
+
+# How often the dashboard and the mailbox pages fetch their live parts (health, state), in seconds.
+LIVE_REFRESH_SECONDS = env.float("LIVE_REFRESH_SECONDS", default=15)
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'neomesh.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

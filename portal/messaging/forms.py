@@ -4,9 +4,10 @@ from datetime import datetime, time, timedelta
 
 from django import forms
 from django.conf import settings
-from django.db.models import Q
 from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from portal.accounts import reach
 from portal.lib.forms import PortalForm
@@ -20,6 +21,7 @@ from portal.mailboxes.models import (
 )
 
 from .models import Direction, Status
+from .search import search, walked
 from .services import looks_demographic
 
 
@@ -50,6 +52,17 @@ def send_workflow_choices(user=None) -> list:
     for mailbox_id, workflow_id in rows:
         groups.setdefault(mailbox_id, []).append((workflow_id, workflow_id))
     return [("", "Choose a workflow"), *groups.items()]
+
+
+def no_send_workflows_message(mailbox: Mailbox) -> str:
+    url = reverse("mailboxes:detail", args=[mailbox.pk])
+    return format_html(
+        "{} has no workflow registered for sending, so nothing can be sent from it yet. "
+        '<a href="{}#workflows">Add a send workflow on its mailbox page</a> (one NHS England has '
+        "registered for it; a mailbox administrator can), or choose another mailbox.",
+        mailbox.mailbox_id,
+        url,
+    )
 
 
 class SendForm(PortalForm):
@@ -123,7 +136,12 @@ class SendForm(PortalForm):
     def clean(self):
         cleaned = super().clean()
         mailbox, workflow_id = cleaned.get("mailbox"), cleaned.get("workflow_id")
-        if mailbox and workflow_id:
+        sends = Workflow.Direction.SEND
+        if mailbox and not mailbox.workflows.filter(direction=sends).exists():
+            # Nothing to choose from: say why and what to do, not "This field is required."
+            self.errors.pop("workflow_id", None)
+            self.add_error("workflow_id", no_send_workflows_message(mailbox))
+        elif mailbox and workflow_id:
             registered = mailbox.workflows.filter(
                 workflow_id=workflow_id, direction=Workflow.Direction.SEND
             )
@@ -177,6 +195,8 @@ class LookupForm(PortalForm):
 
 
 class MessageFilterForm(PortalForm):
+    search_walks = False
+
     mailbox = forms.ModelChoiceField(
         queryset=Mailbox.objects.order_by("mailbox_id"), required=False, empty_label="Any mailbox"
     )
@@ -190,8 +210,9 @@ class MessageFilterForm(PortalForm):
         label="To date", required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
     q = forms.CharField(
-        label="Message id, local id or filename",
-        help_text="An exact MESH message id or local id, or the start of a filename.",
+        label="Search",
+        help_text="A MESH message id or local id, or its start (any case for MESH ids); or words "
+        "from the subject or filename: every word must match the start of one of theirs.",
         required=False,
         max_length=300,
         widget=forms.TextInput(attrs={"type": "search"}),
@@ -211,7 +232,7 @@ class MessageFilterForm(PortalForm):
         return cleaned
 
     def filter(self, queryset):
-        """Each filter maps onto an index of Message (see its Meta); the search on ids is exact.
+        """Each filter maps onto an index of Message (see its Meta) or its words (search.py).
 
         Valid filters apply even when another is invalid; the invalid one shows its error.
         """
@@ -230,21 +251,10 @@ class MessageFilterForm(PortalForm):
                 created_at__lt=_local_midnight(data["date_to"] + timedelta(days=1))
             )
         if query := (data.get("q") or "").strip():
-            queryset = _search(queryset, query)
+            queryset = search(queryset, query)
+            # Many matches are checked row by row: the result count then walks newest first too.
+            self.search_walks = walked(queryset)
         return queryset
-
-
-def _search(queryset, query: str):
-    """An exact MESH message id or local id (both indexed) wins; otherwise a filename prefix.
-
-    Tried one after the other: OR-ing an unindexed filename test onto the id lookups would turn a
-    quick index lookup into a scan of the whole table.
-    """
-    by_id = queryset.filter(Q(mesh_message_id=query) | Q(local_id=query))
-    if by_id.exists():
-        return by_id
-    # A prefix as a range rather than LIKE, so that an index on filename can serve it.
-    return queryset.filter(filename__gte=query, filename__lt=query + "\U0010ffff")
 
 
 def _local_midnight(day) -> datetime:

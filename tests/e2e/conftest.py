@@ -44,6 +44,8 @@ class Stack:
             "DJANGO_SETTINGS_MODULE": "portal.settings",
             "MESH_SANDBOX_URL": f"http://127.0.0.1:{self.sandbox_port}",
             "Q_WORKERS": "1",
+            # The pages' live parts refresh every second here, not every 15: tests wait less.
+            "LIVE_REFRESH_SECONDS": "1",
             **(extra_env or {}),
         }
         self.env.pop("DATABASE_URL", None)
@@ -117,6 +119,10 @@ def stack(tmp_path_factory, portal_port, oidc_provider):
 def browser():
     from playwright.sync_api import sync_playwright
 
+    # Playwright's sync API keeps an asyncio loop running in this thread, which Django's
+    # async-safety check takes for async code: tests that make rows with the ORM while the browser
+    # is open (live_server pages) are plain sync code, so the check is lifted while it is.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS

@@ -128,7 +128,7 @@ def test_it_says_when_nothing_matches(client, auditor_user, mailbox):
     )
 
 
-def test_it_pages_by_keyset_without_counting(client, auditor_user, mailbox):
+def test_it_pages_by_keyset_and_never_counts_the_whole_table(client, auditor_user, mailbox):
     start = timezone.now()
     messages = [
         make_message(mailbox, payload=None, created_at=start - timedelta(seconds=i))
@@ -142,7 +142,9 @@ def test_it_pages_by_keyset_without_counting(client, auditor_user, mailbox):
     seen = []
     with CaptureQueriesContext(connection) as queries:
         response = client.get(reverse("messaging:list"), {"direction": "in"})
-    assert not any("COUNT(" in q["sql"].upper() for q in queries.captured_queries)
+    counts = [q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"].upper()]
+    assert counts and all("LIMIT 1001" in sql for sql in counts)  # the result count, bounded
+    assert "60 messages match these filters." in response.content.decode()
     seen += listed(response)
     while response.context["page"].next_cursor:
         response = client.get(
@@ -236,7 +238,7 @@ def test_it_shows_chunk_progress_and_refreshes_while_sending(client, admin_user,
     html = client.get(reverse("messaging:detail", args=[message.pk])).content.decode()
     assert 'data-refresh="2"' in html
     assert "Chunk 2 of 5" in html and '<progress max="5" value="2">' in html
-    assert "(chunk 2 of 5)" in html
+    assert "<strong>Chunk 2 of 5 uploaded</strong>" in html  # the timeline line, said once
 
 
 def test_it_stops_refreshing_once_accepted(client, admin_user, mailbox):
@@ -413,6 +415,21 @@ def test_it_refuses_a_bad_send(client, admin_user, mailbox, overrides, field, me
     assert response.status_code == 200
     assert message in " ".join(response.context["form"].errors[field])
     assert "There is a problem" in response.content.decode()
+    assert not Message.objects.exists()
+
+
+def test_it_says_why_and_what_to_do_when_the_mailbox_has_no_send_workflows(client, admin_user):
+    bare = make_mailbox("X26NOW1", workflows=())
+    client.force_login(admin_user)
+    response = client.post(reverse("messaging:send"), send_data(mailbox="X26NOW1", workflow_id=""))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "This field is required" not in html
+    assert "X26NOW1 has no workflow registered for sending" in html
+    detail = reverse("mailboxes:detail", args=[bare.pk])
+    assert f'<a href="{detail}#workflows">Add a send workflow on its mailbox page</a>' in html
+    summary = html.split('class="error-summary"')[1].split("</div>")[0]
+    assert summary.count("<a ") == 1, "one link to the field, no link inside a link"
     assert not Message.objects.exists()
 
 
