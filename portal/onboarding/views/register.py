@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from portal.accounts.factors import step_up_required
 from portal.audit.services import Actor
 from portal.lib.http import permission_required
 from portal.mailboxes.models import Mailbox
@@ -86,6 +87,7 @@ def gate_detail(request, mailbox_pk: int):
 
 
 @permission_required("onboarding.override_gate")
+@step_up_required
 def gate_override(request, mailbox_pk: int):
     """GET shows the reasons and asks for a written reason; POST records the override."""
     mailbox = _get_live_mailbox(mailbox_pk)

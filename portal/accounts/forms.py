@@ -1,0 +1,86 @@
+"""Forms of the second factor and of people management."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth.forms import SetPasswordForm
+from django.contrib.auth.models import Group, User
+
+from portal.lib.forms import PortalForm, PortalFormMixin
+
+from .roles import ROLE_PERMISSIONS
+
+
+class CodeForm(PortalForm):
+    code = forms.CharField(
+        label="Code",
+        max_length=32,
+        help_text="The 6-digit code your authenticator app shows now, or one of your recovery codes.",
+        widget=forms.TextInput(
+            attrs={"autocomplete": "one-time-code", "autocapitalize": "off", "spellcheck": "false"}
+        ),
+    )
+
+
+class EnrolForm(PortalForm):
+    code = forms.CharField(
+        label="Code from the app",
+        max_length=10,
+        help_text="After adding NeoMesh to the app, type the 6-digit code it shows.",
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
+    )
+
+
+def role_choices() -> list[tuple[str, str]]:
+    return [(name, name) for name in ROLE_PERMISSIONS]
+
+
+class RolesForm(PortalForm):
+    roles = forms.MultipleChoiceField(
+        label="Roles",
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="What this person may do. None: they can sign in but see nothing.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["roles"].choices = role_choices()
+
+    def groups(self):
+        return Group.objects.filter(name__in=self.cleaned_data["roles"])
+
+
+class InviteForm(RolesForm):
+    username = forms.CharField(label="Username", max_length=150)
+    email = forms.EmailField(
+        label="Email address",
+        required=False,
+        help_text="Where the set-your-password link goes, when the portal sends email.",
+    )
+    first_name = forms.CharField(label="First name", max_length=150, required=False)
+    last_name = forms.CharField(label="Last name", max_length=150, required=False)
+
+    field_order = ["username", "email", "first_name", "last_name", "roles"]
+
+    def clean_username(self) -> str:
+        username = self.cleaned_data["username"].strip()
+        username_field = User._meta.get_field("username")
+        for validator in username_field.validators:
+            validator(username)
+        if User.objects.filter(username__iexact=username).exists():
+            raise forms.ValidationError("Someone already has this username.")
+        return username
+
+
+class ReasonForm(PortalForm):
+    reason = forms.CharField(
+        label="Reason",
+        max_length=500,
+        help_text="Recorded in the audit trail.",
+        widget=forms.TextInput,
+    )
+
+
+class PasswordSetForm(PortalFormMixin, SetPasswordForm):
+    pass
