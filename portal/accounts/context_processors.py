@@ -22,6 +22,7 @@ NAV_ITEMS = [
     ("Audit", ("audit:list", "audit:home", "audit:trail"), "audit.view_auditrecord"),
     ("API tokens", ("api_tokens:list",), "api.view_apitoken"),
     ("Alerts", ("alerts:inbox",), "mailboxes.view_mailbox"),
+    ("People", ("accounts:people",), "auth.view_user"),
 ]
 
 

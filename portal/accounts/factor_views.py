@@ -66,7 +66,9 @@ def factor_enrol(request):
     form = EnrolForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         actor = Actor.person(request)
-        if factors.authenticator_confirm(device=device, code=form.cleaned_data["code"], actor=actor):
+        if factors.authenticator_confirm(
+            device=device, code=form.cleaned_data["code"], actor=actor
+        ):
             factors.factor_mark_verified(request, method="totp")
             codes = factors.recovery_codes_create(user=request.user, actor=actor)
             context = {"codes": codes, "next": _next(request), "enrolled": True}
@@ -75,14 +77,18 @@ def factor_enrol(request):
         _count_failure(request)
         if _locked(request):
             return _refuse_locked(request)
-        form.add_error("code", "That code did not match: check the app's clock and try the next one.")
+        form.add_error(
+            "code", "That code did not match: check the app's clock and try the next one."
+        )
     context = {
         "form": form,
         "qr": qr_data_uri(device.config_url),
         "secret": device.secret_text(),
         "next": _next(request),
     }
-    return render(request, "accounts/factor_enrol.html", context, status=400 if form.errors else 200)
+    return render(
+        request, "accounts/factor_enrol.html", context, status=400 if form.errors else 200
+    )
 
 
 @never_cache
@@ -97,7 +103,9 @@ def factor_verify(request):
     step_up = request.GET.get("step_up") == "1" or request.POST.get("step_up") == "1"
     if request.method == "POST" and form.is_valid():
         actor = Actor.person(request)
-        method = factors.factor_check(user=request.user, code=form.cleaned_data["code"], actor=actor)
+        method = factors.factor_check(
+            user=request.user, code=form.cleaned_data["code"], actor=actor
+        )
         if method:
             factors.factor_mark_verified(request, method=method)
             record(
@@ -117,7 +125,9 @@ def factor_verify(request):
         "step_up": step_up,
         "minutes": settings.STEP_UP_MINUTES,
     }
-    return render(request, "accounts/factor_verify.html", context, status=400 if form.errors else 200)
+    return render(
+        request, "accounts/factor_verify.html", context, status=400 if form.errors else 200
+    )
 
 
 @never_cache

@@ -182,7 +182,9 @@ def recovery_codes_create(*, user, actor: Actor) -> list[str]:
     StaticToken.objects.bulk_create(
         StaticToken(device=device, token=recovery_hash(user, code)) for code in codes
     )
-    record(actor=actor, action="auth.recovery_codes_created", obj=user, detail=f"{len(codes)} codes")
+    record(
+        actor=actor, action="auth.recovery_codes_created", obj=user, detail=f"{len(codes)} codes"
+    )
     return codes
 
 

@@ -44,7 +44,9 @@ def people_with_status() -> list:
     needing = roles_needing_factor()
     for person in rows:
         groups = {group.name for group in person.groups.all()}
-        person.factor_needed = settings.MFA_REQUIRED and (person.is_superuser or bool(groups & needing))
+        person.factor_needed = settings.MFA_REQUIRED and (
+            person.is_superuser or bool(groups & needing)
+        )
     return rows
 
 

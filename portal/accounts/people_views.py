@@ -56,7 +56,9 @@ def person_invite(request):
         )
         url = request.build_absolute_uri(people.invite_path(person))
         if people.invite_send(user=person, url=url):
-            messages.success(request, f"{person.username} is invited: the link went to {person.email}.")
+            messages.success(
+                request, f"{person.username} is invited: the link went to {person.email}."
+            )
             return redirect("accounts:person", pk=person.pk)
         # Rendered, not redirected: the link is on this one response and nowhere else.
         context = {"person": person, "url": url, "days": settings.PEOPLE_INVITE_DAYS}
@@ -90,7 +92,9 @@ def person_active(request, pk: int):
         return redirect("accounts:person", pk=person.pk)
     reason = form.cleaned_data.get("reason", "") if form.is_valid() else ""
     try:
-        people.person_active_set(user=person, active=active, actor=Actor.person(request), reason=reason)
+        people.person_active_set(
+            user=person, active=active, actor=Actor.person(request), reason=reason
+        )
     except people.PeopleError as exc:
         messages.error(request, str(exc))
     else:
@@ -105,11 +109,16 @@ def person_factor_reset(request, pk: int):
     person = get_object_or_404(User, pk=pk)
     form = ReasonForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Give a reason to reset a second factor: it goes in the audit trail.")
+        messages.error(
+            request, "Give a reason to reset a second factor: it goes in the audit trail."
+        )
         return redirect("accounts:person", pk=person.pk)
-    factors.factor_reset(user=person, actor=Actor.person(request), reason=form.cleaned_data["reason"])
+    factors.factor_reset(
+        user=person, actor=Actor.person(request), reason=form.cleaned_data["reason"]
+    )
     messages.warning(
-        request, f"Second factor of {person.username} removed: they set up a new one at next sign-in."
+        request,
+        f"Second factor of {person.username} removed: they set up a new one at next sign-in.",
     )
     return redirect("accounts:person", pk=person.pk)
 

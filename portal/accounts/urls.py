@@ -18,6 +18,10 @@ urlpatterns = [
     path("people/<int:pk>/", people_views.person_detail, name="person"),
     path("people/<int:pk>/roles/", people_views.person_roles, name="person_roles"),
     path("people/<int:pk>/active/", people_views.person_active, name="person_active"),
-    path("people/<int:pk>/factor-reset/", people_views.person_factor_reset, name="person_factor_reset"),
+    path(
+        "people/<int:pk>/factor-reset/",
+        people_views.person_factor_reset,
+        name="person_factor_reset",
+    ),
     path("welcome/<uidb64>/<token>/", people_views.password_set, name="password_set"),
 ]

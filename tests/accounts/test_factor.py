@@ -36,7 +36,9 @@ def _no_throttle_delay(settings):
 
 
 def sign_in(client, user):
-    response = client.post(reverse("accounts:login"), {"username": user.username, "password": PASSWORD})
+    response = client.post(
+        reverse("accounts:login"), {"username": user.username, "password": PASSWORD}
+    )
     assert response.status_code == 302
     return response
 
@@ -49,7 +51,9 @@ def last_seq() -> int:
     return AuditRecord.objects.order_by("-seq").values_list("seq", flat=True).first() or 0
 
 
-def test_it_decides_who_needs_a_second_factor(admin_user, lead_user, auditor_user, superuser, settings):
+def test_it_decides_who_needs_a_second_factor(
+    admin_user, lead_user, auditor_user, superuser, settings
+):
     assert factors.factor_required(admin_user) and factors.factor_required(superuser)
     assert not factors.factor_required(lead_user) and not factors.factor_required(auditor_user)
     # Anyone given one of the permissions directly needs one too.
@@ -96,8 +100,14 @@ def test_it_enrols_an_authenticator_and_shows_the_recovery_codes_once(client, ad
     html = done.content.decode()
     assert all(code in html for code in codes) and 'href="/mailboxes/"' in html
     # Stored hashed: no code is in the database as itself.
-    stored = set(StaticToken.objects.filter(device__user=admin_user).values_list("token", flat=True))
-    assert len(stored) == 10 and not stored & {c.replace("-", "") for c in codes} and not stored & set(codes)
+    stored = set(
+        StaticToken.objects.filter(device__user=admin_user).values_list("token", flat=True)
+    )
+    assert (
+        len(stored) == 10
+        and not stored & {c.replace("-", "") for c in codes}
+        and not stored & set(codes)
+    )
     device.refresh_from_db()
     assert device.confirmed
     assert client.get(reverse("dashboard:home")).status_code == 200
@@ -154,7 +164,9 @@ def test_guessing_codes_locks_the_sign_in_like_wrong_passwords(client, admin_use
     assert locked.status_code == 429 and "temporarily locked" in locked.content.decode()
     # The session is over, and the password no longer works either; the lock is audited once.
     assert client.get(reverse("dashboard:home"))["Location"].startswith(reverse("accounts:login"))
-    refused = client.post(reverse("accounts:login"), {"username": admin_user.username, "password": PASSWORD})
+    refused = client.post(
+        reverse("accounts:login"), {"username": admin_user.username, "password": PASSWORD}
+    )
     assert refused.status_code == 429
     assert actions_since(seq).count("auth.lockout") == 1
     # The code itself is never in axes' records.
@@ -171,7 +183,12 @@ def dangerous(admin_user):
     message = make_message(make_mailbox("X26ABC1"))
     change = mailbox_data(mailbox_id="X26LIV9", environment="live", new_shared_key="")
     return [
-        ("override the gate", "get", reverse("onboarding:gate_override", args=[plan.target_mailbox.pk]), {}),
+        (
+            "override the gate",
+            "get",
+            reverse("onboarding:gate_override", args=[plan.target_mailbox.pk]),
+            {},
+        ),
         ("download a payload", "get", reverse("messaging:download", args=[message.pk]), {}),
         ("create an API token", "get", reverse("api_tokens:new"), {}),
         ("change live credentials", "post", reverse("mailboxes:edit", args=[live.pk]), change),
@@ -186,12 +203,16 @@ def test_the_dangerous_actions_need_a_fresh_factor(client, admin_user, dangerous
         prove_factor(client, admin_user, at=stale)
         # Signed in and verified, but not recently: every other page still opens.
         assert client.get(reverse("mailboxes:list")).status_code == 200
-        response = getattr(client, method)(url, data, headers={"Referer": f"http://testserver{url}"})
+        response = getattr(client, method)(
+            url, data, headers={"Referer": f"http://testserver{url}"}
+        )
         assert response.status_code == 302, name
         assert response["Location"].startswith(VERIFY) and "step_up=1" in response["Location"], name
         prove_factor(client, admin_user, at=time.time() - 30)
         response = getattr(client, method)(url, data)
-        assert response.status_code in (200, 302) and not response.get("Location", "").startswith(VERIFY), name
+        assert response.status_code in (200, 302) and not response.get("Location", "").startswith(
+            VERIFY
+        ), name
         if response.streaming:
             b"".join(response.streaming_content)
 
@@ -204,7 +225,9 @@ def test_a_step_up_comes_back_to_the_page_and_is_audited(client, admin_user):
     seq = last_seq()
     page = client.get(target)
     assert "Confirm it is you" in page.content.decode()
-    back = client.post(target, {"code": totp_code(device), "step_up": "1", "next": reverse("api_tokens:new")})
+    back = client.post(
+        target, {"code": totp_code(device), "step_up": "1", "next": reverse("api_tokens:new")}
+    )
     assert back["Location"] == reverse("api_tokens:new")
     assert client.get(reverse("api_tokens:new")).status_code == 200
     assert "auth.step_up" in actions_since(seq)
@@ -214,7 +237,9 @@ def test_changing_a_live_mailbox_without_its_connection_needs_no_step_up(client,
     live = make_mailbox("X26LIV9", environment=Environment.LIVE)
     client.force_login(admin_user)
     prove_factor(client, admin_user, at=time.time() - 3600)
-    same = mailbox_data(mailbox_id="X26LIV9", environment="live", name="Renamed", new_password="", new_shared_key="")
+    same = mailbox_data(
+        mailbox_id="X26LIV9", environment="live", name="Renamed", new_password="", new_shared_key=""
+    )
     assert client.post(reverse("mailboxes:edit", args=[live.pk]), same)["Location"] == reverse(
         "mailboxes:detail", args=[live.pk]
     )

@@ -69,7 +69,9 @@ def test_an_invitation_shows_a_one_time_link_when_email_is_off(client, superuser
     form = client.get(link, follow=True)
     assert "Set your password" in form.content.decode()
     password = "a-brand-new-long-passphrase"
-    done = client.post(form.redirect_chain[-1][0], {"new_password1": password, "new_password2": password})
+    done = client.post(
+        form.redirect_chain[-1][0], {"new_password1": password, "new_password2": password}
+    )
     assert done.status_code == 302 and done["Location"] == reverse("accounts:login")
     person.refresh_from_db()
     assert person.check_password(password) and "person.password_set" in actions_for(person)
@@ -89,7 +91,9 @@ def test_an_invitation_goes_by_email_when_email_is_on(client, superuser, setting
     )
     person = User.objects.get(username="ed-email")
     assert response["Location"] == reverse("accounts:person", args=[person.pk])
-    assert mail.outbox[0].to == ["ed@example.nhs.uk"] and "/accounts/welcome/" in mail.outbox[0].body
+    assert (
+        mail.outbox[0].to == ["ed@example.nhs.uk"] and "/accounts/welcome/" in mail.outbox[0].body
+    )
 
 
 def test_an_invitation_refuses_a_taken_username(client, superuser, admin_user):
@@ -115,7 +119,12 @@ def test_roles_disable_enable_and_factor_reset_are_audited(client, superuser, ad
     assert factors.authenticator_for(admin_user) is None
     assert factors.recovery_codes_left(admin_user) == 0
     actions = actions_for(admin_user)
-    for action in ("person.roles_changed", "person.disabled", "person.enabled", "auth.factor_reset"):
+    for action in (
+        "person.roles_changed",
+        "person.disabled",
+        "person.enabled",
+        "auth.factor_reset",
+    ):
         assert action in actions
     reset = AuditRecord.objects.get(action="auth.factor_reset")
     assert reset.reason == "Lost phone, checked by phone call" and reset.actor == superuser
@@ -127,14 +136,18 @@ def test_a_disabled_person_is_signed_out_at_their_next_click(client, superuser, 
     from portal.accounts.people import person_active_set
     from portal.audit.services import Actor
 
-    person_active_set(user=auditor_user, active=False, actor=Actor.person(user=superuser), reason="x")
+    person_active_set(
+        user=auditor_user, active=False, actor=Actor.person(user=superuser), reason="x"
+    )
     assert client.get(reverse("audit:trail"))["Location"].startswith(reverse("accounts:login"))
 
 
 def test_an_admin_cannot_disable_themself(client, superuser):
     client.force_login(superuser)
     response = client.post(
-        reverse("accounts:person_active", args=[superuser.pk]), {"active": "0", "reason": "oops"}, follow=True
+        reverse("accounts:person_active", args=[superuser.pk]),
+        {"active": "0", "reason": "oops"},
+        follow=True,
     )
     assert "cannot disable your own account" in response.content.decode()
     superuser.refresh_from_db()

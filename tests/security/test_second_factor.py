@@ -62,6 +62,8 @@ def test_the_own_factor_page_is_for_anyone_signed_in(client, request, persona):
     user = as_persona(client, request, persona)
     if user is not None:
         prove_factor(client, user)
-    assert_access(client.get(reverse("accounts:factor_home")), persona, set(PERSONAS) - {"anonymous"})
+    assert_access(
+        client.get(reverse("accounts:factor_home")), persona, set(PERSONAS) - {"anonymous"}
+    )
     for name in ("accounts:people", "accounts:person_invite"):
         assert_access(client.get(reverse(name)), persona, {"superuser"})
