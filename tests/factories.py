@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import itertools
 
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
 
 from portal.accounts import roles
+from portal.accounts.models import Membership
 from portal.mailboxes.models import Environment, Mailbox, Organisation, Workflow
 
 from .sandbox import PASSWORD, SHARED_KEY
@@ -34,10 +35,22 @@ def make_mailbox(mailbox_id: str = "X26ABC1", *, workflows=("TEST_WORKFLOW",), *
 
 
 def make_user(
-    role: str | None = None, *, username: str | None = None, superuser: bool = False, **kwargs
+    role: str | None = None,
+    *,
+    username: str | None = None,
+    superuser: bool = False,
+    organisations=None,
+    **kwargs,
 ) -> User:
+    """A person with `role`. Reach: every organisation unless `organisations` names theirs
+    (organisations or `(organisation, [mailboxes])` pairs; empty: no reach at all)."""
     username = username or f"user{next(_counter)}"
     user = User.objects.create_user(username=username, password="a-long-test-password", **kwargs)
+    if organisations is None:
+        user.user_permissions.add(every_organisation_permission())
+    for item in organisations or ():
+        organisation, mailboxes = item if isinstance(item, tuple) else (item, ())
+        Membership.objects.create(user=user, organisation=organisation).mailboxes.set(mailboxes)
     if superuser:
         user.is_superuser = user.is_staff = True
         user.save()
@@ -45,3 +58,7 @@ def make_user(
         roles.ensure_roles()
         user.groups.add(Group.objects.get(name=role))
     return user
+
+
+def every_organisation_permission() -> Permission:
+    return Permission.objects.get(content_type__app_label="accounts", codename="every_organisation")

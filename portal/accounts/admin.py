@@ -12,6 +12,8 @@ from django.contrib import admin
 
 from portal.audit.services import Actor, record
 
+from .models import Membership
+
 
 def _superusers_only(request) -> bool:
     return request.user.is_active and request.user.is_superuser
@@ -77,3 +79,11 @@ for model, model_admin in (
     if admin.site.is_registered(model):
         admin.site.unregister(model)
     admin.site.register(model, model_admin)
+
+
+@admin.register(Membership)
+class MembershipAdmin(admin.ModelAdmin):
+    list_display = ["user", "organisation"]
+    list_filter = ["organisation"]
+    raw_id_fields = ["user"]
+    filter_horizontal = ["mailboxes"]

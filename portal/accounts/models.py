@@ -1,7 +1,12 @@
-"""The second factor's authenticator: django-otp's TOTP device, with its key encrypted at rest.
+"""The accounts app's models: reach (`Membership`) and the second factor (`AuthenticatorDevice`).
 
+Reach: which organisations, and within them which mailboxes, a person may see. Mailboxes and
+organisations are named by their model references only (like AUTH_USER_MODEL): the accounts app
+never imports the mailboxes app's code (tests/test_layering.py).
+
+The second factor's authenticator: django-otp's TOTP device, with its key encrypted at rest.
 django-otp's own `TOTPDevice` keeps the key as plain hex in the database; a copy of the database
-would then hold every person's second factor. This device is the same RFC 6238 check
+would then hold every person's second factor. `AuthenticatorDevice` is the same RFC 6238 check
 (`django_otp.oath.TOTP`, the same throttling and replay rule: a code is accepted once, and only a
 code of a later time step after it) with the key in an `EncryptedTextField`. Recovery codes are
 django-otp's `StaticDevice`, their tokens stored hashed (`portal.accounts.factors`).
@@ -15,12 +20,56 @@ from binascii import unhexlify
 from urllib.parse import quote, urlencode
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
 from django_otp.models import Device, ThrottlingMixin, TimestampMixin
 from django_otp.oath import TOTP
 from django_otp.util import random_hex
 
 from portal.lib.fields import EncryptedTextField
+
+# The permission that gives a person every organisation (NeoMesh's own staff); superusers have it.
+EVERY_ORGANISATION = "accounts.every_organisation"
+
+
+class Membership(models.Model):
+    """A person's part in one organisation: every one of its mailboxes, or only those listed."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    organisation = models.ForeignKey(
+        "mailboxes.Organisation", on_delete=models.CASCADE, related_name="memberships"
+    )
+    # Empty: every mailbox of the organisation, now and later. Else only these (of this organisation).
+    mailboxes = models.ManyToManyField(
+        "mailboxes.Mailbox",
+        blank=True,
+        related_name="+",
+        help_text="Leave empty for every mailbox of the organisation.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["organisation__name", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "organisation"], name="accounts_membership_one_per_organisation"
+            )
+        ]
+        permissions = [("every_organisation", "Can see every organisation and mailbox")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.organisation}"
+
+    def check_mailboxes(self, mailboxes) -> None:
+        """Refuse mailboxes of another organisation (a limit names this organisation's own)."""
+        strays = [m for m in mailboxes if m.organisation_id != self.organisation_id]
+        if strays:
+            names = ", ".join(sorted(m.mailbox_id for m in strays))
+            raise ValidationError(
+                f"{names} belong to another organisation than {self.organisation}."
+            )
 
 
 def new_key() -> str:

@@ -33,7 +33,7 @@ class TokenUser:
     pk = id = None
 
     def __init__(self, token: ApiToken):
-        self.token = token
+        self.token = self.api_token = token
 
     def __str__(self) -> str:
         return f"API token {self.token}"

@@ -41,6 +41,8 @@ WATCHED = {
         "m2m_fields": ["groups", "user_permissions"],
     },
     "auth.Group": {"m2m_fields": ["permissions"]},
+    # Reach: which organisations and mailboxes a person may see.
+    "accounts.Membership": {"m2m_fields": ["mailboxes"]},
     "onboarding.Plan": {"exclude_fields": ["updated_at"]},
     "onboarding.Task": {"exclude_fields": ["updated_at"]},
     "onboarding.Decision": {},

@@ -9,9 +9,8 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
 
-    initial = True
-
     dependencies = [
+        ("accounts", "0002_existing_people_see_everything"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

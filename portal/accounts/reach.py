@@ -1,0 +1,112 @@
+"""Reach: the one place that decides which organisations and mailboxes a person or token may see.
+
+- Superusers, and people with `accounts.every_organisation` (NeoMesh's own staff), see everything.
+- Anyone else sees the organisations they hold a `Membership` of: every mailbox of the organisation
+  when the membership lists none, else only the mailboxes it lists.
+- Inactive or anonymous users see nothing.
+- An API token sees its grants' mailboxes that also lie within its owner's reach (`within=`).
+
+Every page, count, export, search and API answer narrows its rows through `within_reach` (a row
+with a path to a mailbox) or `within_organisations` (a row with a path to an organisation), usually
+through a QuerySet method of the row's model (`Message.objects.within_reach(user)`). A row out of
+reach is a 404, never a 403: nothing says it exists (`get_within_reach`).
+"""
+
+from __future__ import annotations
+
+from django.db.models import F, Q, QuerySet
+from django.http import Http404
+
+from .models import EVERY_ORGANISATION, Membership
+
+_Mailbox = Membership._meta.get_field("mailboxes").related_model
+_Organisation = Membership._meta.get_field("organisation").related_model
+
+
+def sees_everything(user) -> bool:
+    """True for active superusers and people given every organisation; never for a token."""
+    if not _active(user) or _token(user) is not None:
+        return False
+    return bool(getattr(user, "is_superuser", False) or user.has_perm(EVERY_ORGANISATION))
+
+
+def mailboxes_for(user, *, within=None) -> QuerySet:
+    """The mailboxes `user` may see; narrowed further to `within` (ids or a queryset) if given."""
+    mailboxes = _Mailbox.objects.all()
+    if _token(user) is not None:
+        mailboxes = mailboxes_for_token(_token(user))
+    elif not _active(user):
+        mailboxes = mailboxes.none()
+    elif not sees_everything(user):
+        mailboxes = mailboxes.filter(_member_mailboxes(user))
+    if within is not None:
+        mailboxes = mailboxes.filter(pk__in=within)
+    return mailboxes
+
+
+def mailboxes_for_token(token, *, scope: str | None = None) -> QuerySet:
+    """A token's mailboxes: those its grants (of `scope`, or any) name, within its owner's reach."""
+    grants = token.grants.all() if scope is None else token.grants.filter(scope=scope)
+    return mailboxes_for(token.owner, within=grants.values("mailboxes"))
+
+
+def organisations_for(user) -> QuerySet:
+    """The organisations `user` belongs to (wholly, or through some of their mailboxes)."""
+    if _token(user) is not None:
+        return _Organisation.objects.filter(mailboxes__in=mailboxes_for(user)).distinct()
+    if not _active(user):
+        return _Organisation.objects.none()
+    if sees_everything(user):
+        return _Organisation.objects.all()
+    return _Organisation.objects.filter(memberships__user=user).distinct()
+
+
+def whole_organisations_for(user) -> QuerySet:
+    """The organisations whose every mailbox `user` may see (memberships with no mailbox limit)."""
+    if not _active(user) or _token(user) is not None:
+        return _Organisation.objects.none()
+    if sees_everything(user):
+        return _Organisation.objects.all()
+    return _Organisation.objects.filter(
+        pk__in=Membership.objects.filter(user=user, mailboxes=None).values("organisation")
+    )
+
+
+def within_reach(queryset: QuerySet, user, *, mailbox: str = "mailbox", within=None) -> QuerySet:
+    """`queryset` narrowed to rows whose `mailbox` (a path to a Mailbox) lies within reach."""
+    if within is None and sees_everything(user):
+        return queryset
+    return queryset.filter(**{f"{mailbox}__in": mailboxes_for(user, within=within)})
+
+
+def within_organisations(queryset: QuerySet, user, *, organisation: str = "organisation"):
+    """`queryset` narrowed to rows whose `organisation` path is one `user` belongs to."""
+    if sees_everything(user):
+        return queryset
+    return queryset.filter(**{f"{organisation}__in": organisations_for(user)})
+
+
+def get_within_reach(queryset: QuerySet, **lookup):
+    """One row of an already narrowed `queryset`, or 404 (out of reach looks like not there)."""
+    try:
+        return queryset.get(**lookup)
+    except (queryset.model.DoesNotExist, ValueError):
+        raise Http404(f"No {queryset.model._meta.verbose_name} matches.") from None
+
+
+def _token(user):
+    """The API token behind a token call's user (portal.api.auth.TokenUser), else None."""
+    return getattr(user, "api_token", None)
+
+
+def _active(user) -> bool:
+    return bool(user is not None and user.is_authenticated and user.is_active)
+
+
+def _member_mailboxes(user) -> Q:
+    """Mailboxes of whole memberships, or listed by a limited one (and of its organisation)."""
+    whole = Membership.objects.filter(user=user, mailboxes=None).values("organisation")
+    listed = Membership.mailboxes.through.objects.filter(
+        membership__user=user, mailbox__organisation=F("membership__organisation")
+    ).values("mailbox")
+    return Q(organisation__in=whole) | Q(pk__in=listed)

@@ -1,0 +1,139 @@
+"""Reach: the one place deciding which organisations and mailboxes a person or token sees."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth.models import AnonymousUser
+from django.core.exceptions import ValidationError
+from django.http import Http404
+from django.utils import timezone
+
+from portal.accounts import reach
+from portal.accounts.models import Membership
+from portal.api.auth import TokenUser
+from portal.api.models import ApiGrant, ApiToken, Scope
+from portal.mailboxes.models import Mailbox
+from tests.factories import make_mailbox, make_organisation, make_user
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def world():
+    a, b = make_organisation(name="A", ods_code="A1"), make_organisation(name="B", ods_code="B1")
+    return {
+        "a": a,
+        "b": b,
+        "a1": make_mailbox("A1MB001", organisation=a),
+        "a2": make_mailbox("A1MB002", organisation=a),
+        "b1": make_mailbox("B1MB001", organisation=b),
+    }
+
+
+def ids(mailboxes) -> set[str]:
+    return set(mailboxes.values_list("mailbox_id", flat=True))
+
+
+def test_it_gives_a_whole_membership_every_mailbox_of_its_organisation_only(world):
+    user = make_user(organisations=[world["a"]])
+    assert ids(reach.mailboxes_for(user)) == {"A1MB001", "A1MB002"}
+    make_mailbox("A1MB003", organisation=world["a"])  # later mailboxes are in reach too
+    assert ids(reach.mailboxes_for(user)) == {"A1MB001", "A1MB002", "A1MB003"}
+    assert list(reach.organisations_for(user)) == [world["a"]]
+    assert not reach.sees_everything(user)
+
+
+def test_it_limits_a_membership_to_the_mailboxes_it_lists(world):
+    user = make_user(organisations=[(world["a"], [world["a1"]]), world["b"]])
+    assert ids(reach.mailboxes_for(user)) == {"A1MB001", "B1MB001"}
+    assert set(reach.organisations_for(user)) == {world["a"], world["b"]}
+    assert list(reach.whole_organisations_for(user)) == [world["b"]]
+
+
+def test_it_ignores_a_listed_mailbox_of_another_organisation(world):
+    user = make_user(organisations=[(world["a"], [world["a1"]])])
+    Membership.objects.get(user=user).mailboxes.add(world["b1"])  # past the form's check
+    assert ids(reach.mailboxes_for(user)) == {"A1MB001"}
+    with pytest.raises(ValidationError, match="B1MB001"):
+        Membership.objects.get(user=user).check_mailboxes([world["a1"], world["b1"]])
+
+
+def test_it_gives_superusers_and_every_organisation_staff_everything(world):
+    assert reach.sees_everything(make_user(superuser=True, organisations=[]))
+    staff = make_user()  # the test factory's default: every organisation
+    assert reach.sees_everything(staff)
+    assert ids(reach.mailboxes_for(staff)) == {"A1MB001", "A1MB002", "B1MB001"}
+    qs = Mailbox.objects.all()
+    assert reach.within_reach(qs, staff, mailbox="pk") is qs
+
+
+def test_it_gives_nobody_without_reach_anything(world):
+    for user in (make_user(organisations=[]), AnonymousUser(), None):
+        assert not reach.mailboxes_for(user).exists()
+        assert not reach.organisations_for(user).exists()
+    inactive = make_user(organisations=[world["a"]], is_active=False)
+    assert not reach.mailboxes_for(inactive).exists()
+    inactive_super = make_user(superuser=True, is_active=False)
+    assert not reach.sees_everything(inactive_super)
+
+
+def test_it_narrows_rows_by_their_path_to_a_mailbox_or_organisation(world):
+    user = make_user(organisations=[(world["a"], [world["a2"]])])
+    workflows = reach.within_reach(world["a1"].workflows.model.objects.all(), user)
+    assert {w.mailbox.mailbox_id for w in workflows} == {"A1MB002"}
+    orgs = reach.within_organisations(Mailbox.objects.all(), user)
+    assert ids(orgs) == {"A1MB001", "A1MB002"}
+    for pk in (world["a1"].pk, "not-a-number"):
+        with pytest.raises(Http404):
+            reach.get_within_reach(reach.mailboxes_for(user), pk=pk)
+    assert reach.get_within_reach(reach.mailboxes_for(user), pk=world["a2"].pk) == world["a2"]
+
+
+def make_token(owner, scope, mailboxes) -> ApiToken:
+    token = ApiToken.objects.create(
+        name="t",
+        owner=owner,
+        key_id=f"k{owner.pk}{scope[:3]}",
+        secret_hash="0" * 64,
+        expires_at=timezone.now() + timedelta(days=1),
+    )
+    ApiGrant.objects.create(token=token, scope=scope).mailboxes.set(mailboxes)
+    return token
+
+
+def test_it_gives_a_token_its_grants_within_its_owners_reach(world):
+    owner = make_user(organisations=[world["a"]])
+    token = make_token(owner, Scope.MESSAGES_READ, [world["a1"], world["b1"]])
+    assert ids(reach.mailboxes_for_token(token)) == {"A1MB001"}
+    assert ids(reach.mailboxes_for_token(token, scope=Scope.MESSAGES_SEND)) == set()
+    caller = TokenUser(token)
+    assert ids(reach.mailboxes_for(caller)) == {"A1MB001"}
+    assert not reach.sees_everything(caller)
+    assert list(reach.organisations_for(caller)) == [world["a"]]
+    owner.is_active = False
+    owner.save()
+    token.refresh_from_db()
+    assert not reach.mailboxes_for_token(token).exists()
+
+
+def test_it_gives_a_staff_owners_token_only_its_grants(world):
+    token = make_token(make_user(), Scope.MESSAGES_READ, [world["b1"]])
+    assert ids(reach.mailboxes_for(TokenUser(token))) == {"B1MB001"}
+
+
+def test_its_migration_keeps_existing_people_seeing_everything(world):
+    """Upgrading: people (active, not superusers) who existed before reach keep every organisation."""
+    from importlib import import_module
+
+    from django.apps import apps
+
+    migration = import_module("portal.accounts.migrations.0002_existing_people_see_everything")
+    before = make_user(organisations=[])
+    gone = make_user(organisations=[], is_active=False)
+    migration.grant(apps, None)
+    assert reach.sees_everything(type(before).objects.get(pk=before.pk))
+    assert not type(gone).objects.get(pk=gone.pk).user_permissions.exists()
+    migration.revoke(apps, None)
+    assert not reach.sees_everything(type(before).objects.get(pk=before.pk))
