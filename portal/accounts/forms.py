@@ -8,6 +8,7 @@ from django.contrib.auth.models import Group, User
 
 from portal.lib.forms import PortalForm, PortalFormMixin
 
+from . import reach
 from .roles import ROLE_PERMISSIONS
 
 
@@ -84,3 +85,27 @@ class ReasonForm(PortalForm):
 
 class PasswordSetForm(PortalFormMixin, SetPasswordForm):
     pass
+
+
+class ReachForm(PortalForm):
+    """Which organisations (whole) and which single mailboxes a person sees, or every one."""
+
+    every_organisation = forms.BooleanField(
+        label="Every organisation",
+        required=False,
+        help_text="NeoMesh's own staff: every organisation and mailbox, now and later.",
+    )
+    organisations = forms.ModelMultipleChoiceField(
+        label="Whole organisations",
+        queryset=reach._Organisation.objects.order_by("name"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Every mailbox of these, including ones added later.",
+    )
+    mailboxes = forms.ModelMultipleChoiceField(
+        label="Only these mailboxes",
+        queryset=reach._Mailbox.objects.select_related("organisation").order_by("mailbox_id"),
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Of organisations not chosen whole: this person sees only these of them.",
+    )

@@ -1,4 +1,4 @@
-"""People management: invite, roles, disable and enable; each step audited.
+"""People management: invite, roles, reach, disable and enable; each step audited.
 
 An invitation creates the account with no usable password and a one-time link to set one
 (Django's password-reset token: it stops working once the password is set, and after
@@ -20,7 +20,7 @@ from django.utils.http import urlsafe_base64_encode
 
 from portal.audit.services import Actor, record
 
-from .models import AuthenticatorDevice
+from .models import EVERY_ORGANISATION, AuthenticatorDevice, Membership
 from .roles import MAILBOX_ADMIN
 
 
@@ -31,9 +31,17 @@ class PeopleError(Exception):
 def people_list():
     """Every person with their roles and whether an authenticator is set up, by username."""
     confirmed = AuthenticatorDevice.objects.filter(user=OuterRef("pk"), confirmed=True)
+    app_label, codename = EVERY_ORGANISATION.split(".")
+    every = Permission.objects.filter(content_type__app_label=app_label, codename=codename).filter(
+        Q(user=OuterRef("pk")) | Q(group__user=OuterRef("pk"))
+    )
+    memberships = Membership.objects.select_related("organisation").prefetch_related("mailboxes")
     return (
-        User.objects.annotate(has_factor=Exists(confirmed))
-        .prefetch_related(Prefetch("groups", queryset=Group.objects.order_by("name")))
+        User.objects.annotate(has_factor=Exists(confirmed), every_organisation=Exists(every))
+        .prefetch_related(
+            Prefetch("groups", queryset=Group.objects.order_by("name")),
+            Prefetch("memberships", queryset=memberships),
+        )
         .order_by("username")
     )
 
@@ -114,6 +122,52 @@ def person_roles_set(*, user, groups, actor: Actor) -> None:
         obj=user,
         changes={"roles": [", ".join(before), ", ".join(after)]},
     )
+
+
+def reach_summary(user) -> str:
+    """Reach in words, for the audit trail and the pages."""
+    if user.is_superuser or user.has_perm(EVERY_ORGANISATION):
+        return "every organisation"
+    parts = []
+    for membership in user.memberships.select_related("organisation").prefetch_related("mailboxes"):
+        limited = sorted(m.mailbox_id for m in membership.mailboxes.all())
+        name = str(membership.organisation)
+        parts.append(f"{name}: only {', '.join(limited)}" if limited else name)
+    return "; ".join(parts) or "nothing"
+
+
+def every_organisation_permission() -> Permission:
+    app_label, codename = EVERY_ORGANISATION.split(".")
+    return Permission.objects.get(content_type__app_label=app_label, codename=codename)
+
+
+@transaction.atomic
+def person_reach_set(*, user, every: bool, organisations, mailboxes, actor: Actor) -> None:
+    """Set a person's reach exactly: every organisation (a permission of their own), whole
+    organisations, and single mailboxes of other organisations; audited `person.reach_changed`."""
+    before = reach_summary(user)
+    if every:
+        user.user_permissions.add(every_organisation_permission())
+    else:
+        user.user_permissions.remove(every_organisation_permission())
+    whole = {organisation.pk for organisation in organisations}
+    limited: dict[int, list] = {}
+    for mailbox in mailboxes:
+        if mailbox.organisation_id not in whole:
+            limited.setdefault(mailbox.organisation_id, []).append(mailbox)
+    Membership.objects.filter(user=user).exclude(organisation__in=whole | set(limited)).delete()
+    for organisation_id in whole | set(limited):
+        membership, _ = Membership.objects.get_or_create(user=user, organisation_id=organisation_id)
+        membership.mailboxes.set(limited.get(organisation_id, []))
+    user = type(user).objects.get(pk=user.pk)  # permissions are cached on the instance
+    after = reach_summary(user)
+    if before != after:
+        record(
+            actor=actor,
+            action="person.reach_changed",
+            obj=user,
+            changes={"reach": [before, after]},
+        )
 
 
 @transaction.atomic

@@ -15,7 +15,7 @@ from portal.audit.services import Actor, record
 from portal.lib.http import permission_required
 
 from . import factors, people
-from .forms import InviteForm, PasswordSetForm, ReasonForm, RolesForm
+from .forms import InviteForm, PasswordSetForm, ReachForm, ReasonForm, RolesForm
 
 VIEW = "auth.view_user"
 CHANGE = "auth.change_user"
@@ -33,11 +33,41 @@ def person_detail(request, pk: int):
     context = {
         "person": person,
         "roles_form": RolesForm(initial={"roles": roles}),
+        "reach_form": ReachForm(initial=_reach_initial(person)),
+        "reach": people.reach_summary(person),
         "reason_form": ReasonForm(),
         "factor": factors.factor_status(person),
         "codes_left": factors.recovery_codes_left(person),
     }
     return render(request, "accounts/person.html", context)
+
+
+def _reach_initial(person) -> dict:
+    memberships = list(person.memberships.all())
+    return {
+        "every_organisation": person.every_organisation,
+        "organisations": [m.organisation for m in memberships if not m.mailboxes.all()],
+        "mailboxes": [mailbox for m in memberships for mailbox in m.mailboxes.all()],
+    }
+
+
+@permission_required(CHANGE)
+@require_POST
+def person_reach(request, pk: int):
+    person = get_object_or_404(User, pk=pk)
+    form = ReachForm(request.POST)
+    if form.is_valid():
+        people.person_reach_set(
+            user=person,
+            every=form.cleaned_data["every_organisation"],
+            organisations=form.cleaned_data["organisations"],
+            mailboxes=form.cleaned_data["mailboxes"],
+            actor=Actor.person(request),
+        )
+        messages.success(request, f"Reach of {person.username} saved.")
+    else:
+        messages.error(request, "Choose organisations and mailboxes from the lists.")
+    return redirect("accounts:person", pk=person.pk)
 
 
 @never_cache

@@ -17,6 +17,7 @@ urlpatterns = [
     path("people/invite/", people_views.person_invite, name="person_invite"),
     path("people/<int:pk>/", people_views.person_detail, name="person"),
     path("people/<int:pk>/roles/", people_views.person_roles, name="person_roles"),
+    path("people/<int:pk>/reach/", people_views.person_reach, name="person_reach"),
     path("people/<int:pk>/active/", people_views.person_active, name="person_active"),
     path(
         "people/<int:pk>/factor-reset/",

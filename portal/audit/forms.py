@@ -88,6 +88,7 @@ EXPLICIT_ACTIONS = [
     "person.invited",
     "person.password_set",
     "person.roles_changed",
+    "person.reach_changed",
     "person.disabled",
     "person.enabled",
     "onboarding.plan_created",

@@ -6,6 +6,7 @@ from django.core.validators import validate_email
 from django.db.models import Q
 from django.utils import timezone
 
+from portal.accounts.reach import people_reaching
 from portal.certificates.models import Certificate
 from portal.lib.forms import PortalForm, PortalModelForm
 from portal.mailboxes.models import Environment, Mailbox, Organisation
@@ -28,12 +29,20 @@ class DateInput(forms.DateInput):
         super().__init__(format="%Y-%m-%d", **kwargs)
 
 
-def task_owners():
-    """People who can work on onboarding tasks."""
-    can = Q(groups__permissions__codename="change_task") | Q(
-        user_permissions__codename="change_task"
+# Who can have a part in a go-live plan: those who work its tasks (onboarding leads), and those who
+# act on its mailboxes and certificates (mailbox admins: "generate the production CSR").
+OWNER_PERMISSIONS = ("change_task", "change_mailbox", "add_certificate")
+
+
+def task_owners(organisation=None):
+    """People who can own an onboarding task: a part in the plan's work, and (for a plan of
+    `organisation`) that organisation within their reach."""
+    can = Q(groups__permissions__codename__in=OWNER_PERMISSIONS) | Q(
+        user_permissions__codename__in=OWNER_PERMISSIONS
     )
     users = get_user_model().objects.filter(is_active=True)
+    if organisation is not None:
+        users = users.filter(pk__in=people_reaching(organisation).values("pk"))
     return users.filter(can | Q(is_superuser=True)).distinct().order_by("username")
 
 
@@ -147,7 +156,7 @@ class TaskForm(PortalForm):
         )
         super().__init__(*args, **kwargs)
         self.task, self.user = task, user
-        self.fields["owner"].queryset = task_owners()
+        self.fields["owner"].queryset = task_owners(task.plan.organisation)
         if task.status != TaskStatus.NOT_APPLICABLE and not may_mark_not_applicable(task, user):
             # Not offered; posted anyway, the service refuses it with the reason.
             self.fields["status"].widget.choices = [

@@ -32,7 +32,7 @@ def test_people_pages_are_for_superusers_only(client, request, persona, lead_use
     assert_access(client.get(reverse("accounts:people")), persona, {"superuser"})
     assert_access(client.get(person), persona, {"superuser"})
     assert_access(client.get(reverse("accounts:person_invite")), persona, {"superuser"})
-    for name in ("person_roles", "person_active", "person_factor_reset"):
+    for name in ("person_roles", "person_reach", "person_active", "person_factor_reset"):
         url = reverse(f"accounts:{name}", args=[lead_user.pk])
         assert_access(client.post(url, {"reason": "x"}), persona, {"superuser"}, ok_status=302)
 
@@ -152,3 +152,46 @@ def test_an_admin_cannot_disable_themself(client, superuser):
     assert "cannot disable your own account" in response.content.decode()
     superuser.refresh_from_db()
     assert superuser.is_active
+
+
+def test_reach_is_set_exactly_and_audited(client, superuser):
+    from portal.accounts import reach
+    from tests.factories import make_mailbox, make_organisation
+
+    north = make_organisation(name="North Trust", ods_code="RN1")
+    south = make_organisation(name="South Trust", ods_code="RS1")
+    n1 = make_mailbox("RN1ABC1", organisation=north)
+    s1, s2 = (make_mailbox(m, organisation=south) for m in ("RS1ABC1", "RS1ABC2"))
+    person = make_user(MAILBOX_ADMIN, username="pat", organisations=[])
+    assert not reach.mailboxes_for(person).exists()
+    client.force_login(superuser)
+    url = reverse("accounts:person_reach", args=[person.pk])
+    client.post(url, {"organisations": [north.pk], "mailboxes": [s2.pk, n1.pk]})
+    person = User.objects.get(pk=person.pk)
+    assert set(reach.mailboxes_for(person)) == {n1, s2}
+    change = AuditRecord.objects.filter(action="person.reach_changed").last()
+    assert change.changes["reach"] == ["nothing", "North Trust (RN1); South Trust (RS1): only RS1ABC2"]
+    page = client.get(reverse("accounts:person", args=[person.pk])).content.decode()
+    assert "North Trust (RN1); South Trust (RS1): only RS1ABC2" in page
+    assert "South Trust (RS1): only RS1ABC2" in client.get(reverse("accounts:people")).content.decode()
+    client.post(url, {"every_organisation": "on"})
+    person = User.objects.get(pk=person.pk)
+    assert reach.sees_everything(person) and not person.memberships.exists()
+    assert set(reach.mailboxes_for(person)) == {n1, s1, s2}
+
+
+def test_task_owners_are_people_with_a_part_in_the_plan_within_its_reach(
+    admin_user, lead_user, auditor_user
+):
+    from portal.onboarding.forms import task_owners
+    from tests.factories import make_organisation
+    from tests.onboarding.helpers import make_plan
+
+    plan = make_plan()
+    elsewhere = make_organisation(name="Elsewhere", ods_code="RZ9")
+    member = make_user(MAILBOX_ADMIN, username="mo-member", organisations=[plan.organisation])
+    stranger = make_user(MAILBOX_ADMIN, username="sid-stranger", organisations=[elsewhere])
+    owners = set(task_owners(plan.organisation))
+    # A mailbox admin can own "generate the production CSR"; an auditor owns nothing.
+    assert {admin_user, lead_user, member} <= owners
+    assert auditor_user not in owners and stranger not in owners

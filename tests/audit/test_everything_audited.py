@@ -223,6 +223,14 @@ WALK = [
         None,
     ),
     (
+        "accounts:person_reach",
+        "post",
+        person,
+        lambda w: {"every_organisation": "on"},
+        "person.reach_changed",
+        None,
+    ),
+    (
         "accounts:person_active",
         "post",
         person,
