@@ -482,6 +482,10 @@ PEOPLE_INVITE_EMAIL = env.bool(
 )
 # Deliveries of received messages onwards (portal.integrations): attempts before a dead letter.
 INTEGRATIONS_DELIVERY_MAX_ATTEMPTS = env.int("INTEGRATIONS_DELIVERY_MAX_ATTEMPTS", default=8)
+# The portal's address as the organisation's systems reach it: the base of the signed payload
+# links in webhook notices. How long such a link works (a destination's "link_ttl" overrides it).
+INTEGRATIONS_PUBLIC_URL = env.str("INTEGRATIONS_PUBLIC_URL", default="http://127.0.0.1:8000")
+INTEGRATIONS_PAYLOAD_LINK_SECONDS = env.int("INTEGRATIONS_PAYLOAD_LINK_SECONDS", default=86400)
 
 # django-auditlog captures model changes; portal.audit seals each entry into the hash chain.
 AUDITLOG_MASK_CALLABLE = "portal.audit.services.mask_secret"

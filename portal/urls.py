@@ -15,6 +15,7 @@ urlpatterns = [
     path("conformance/", include("portal.conformance.urls")),
     path("audit/", include("portal.audit.urls")),
     path("alerts/", include("portal.alerts.urls")),
+    path("integrations/", include("portal.integrations.urls")),
     path("admin/", admin.site.urls),
     path("api/", include("portal.api.urls")),
     path("api-tokens/", include("portal.api.page_urls")),

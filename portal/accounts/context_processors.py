@@ -20,6 +20,7 @@ NAV_ITEMS = [
     ),
     ("Conformance", ("conformance:list",), "conformance.view_conformancerun"),
     ("Audit", ("audit:list", "audit:home", "audit:trail"), "audit.view_auditrecord"),
+    ("Integrations", ("integrations:list",), "integrations.view_route"),
     ("API tokens", ("api_tokens:list",), "api.view_apitoken"),
     ("Alerts", ("alerts:inbox",), "mailboxes.view_mailbox"),
     ("People", ("accounts:people",), "auth.view_user"),

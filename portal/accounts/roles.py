@@ -23,6 +23,13 @@ ONBOARDING_VIEW = [
 # auditors read the runs and their evidence.
 CONFORMANCE_RUN = ["conformance.view_conformancerun", "conformance.add_conformancerun"]
 
+# Mailbox admins define where received messages go on to and replay what failed; auditors read.
+INTEGRATIONS_VIEW = [
+    "integrations.view_route",
+    "integrations.view_destination",
+    "integrations.view_delivery",
+]
+
 # app_label.codename; names for apps that are not installed yet are ignored.
 ROLE_PERMISSIONS: dict[str, list[str]] = {
     MAILBOX_ADMIN: [
@@ -50,6 +57,12 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "api.view_apitoken",
         "api.add_apitoken",
         "api.change_apitoken",
+        *INTEGRATIONS_VIEW,
+        "integrations.add_destination",
+        "integrations.change_destination",
+        "integrations.add_route",
+        "integrations.change_route",
+        "integrations.change_delivery",
     ],
     ONBOARDING_LEAD: [
         "mailboxes.view_organisation",
@@ -85,6 +98,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "audit.export_auditrecord",
         *ONBOARDING_VIEW,
         "conformance.view_conformancerun",
+        *INTEGRATIONS_VIEW,
     ],
 }
 

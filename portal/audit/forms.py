@@ -50,6 +50,7 @@ EXPLICIT_ACTIONS = [
     "conformance.run_requeued",
     "conformance.run_abandoned",
     "delivery.delivered",
+    "delivery.payload_fetched",
     "delivery.replayed",
     "destination.probed",
     "route.dead_letters_replayed",

@@ -58,6 +58,11 @@ WATCHED = {
         "exclude_fields": ["failing_since", "last_error", "last_sent_at", "updated_at"],
     },
     "alerts.Rule": {"m2m_fields": ["channels"]},
+    # Where received messages go on to (their secret masked), and the watched directories.
+    "integrations.Destination": {"mask_fields": ["secret"], "exclude_fields": ["updated_at"]},
+    "integrations.Route": {},
+    "integrations.RouteDestination": {},
+    "integrations.Intake": {},
     "django_q.Schedule": {"exclude_fields": ["next_run", "task"]},
 }
 

@@ -9,6 +9,7 @@ from django.db.models import CharField, Count, IntegerField, OuterRef, QuerySet,
 from django.utils import timezone
 
 from portal.certificates.models import WARN_WITHIN_DAYS, Certificate
+from portal.integrations.models import Delivery
 from portal.mailboxes.models import Environment, Mailbox
 from portal.messaging.models import INBOX_EXPIRY, Direction, InboundFailure, Message, Status
 
@@ -35,7 +36,17 @@ def with_health(queryset: QuerySet) -> QuerySet:
         .annotate(n=Count("pk"))
         .values("n")
     )
+    # Deliveries onwards that gave up and wait for a person (portal.integrations).
+    dead_letters = (
+        Delivery.objects.dead_letters()
+        .filter(message__mailbox=OuterRef("pk"))
+        .order_by()
+        .values("message__mailbox")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
     return queryset.annotate(
+        dead_letters=Subquery(dead_letters[:1], output_field=IntegerField()),
         certificate_not_after=Subquery(active.order_by("-not_after").values("not_after")[:1]),
         oldest_unacknowledged_at=Subquery(unacknowledged.values("created_at")[:1]),
         quarantined_inbound=Subquery(quarantined[:1], output_field=IntegerField()),
@@ -64,6 +75,12 @@ def describe_health(mailbox: Mailbox, now: datetime) -> Mailbox:
         reasons.append(
             f"{quarantined} inbound message{'s' if quarantined > 1 else ''} quarantined after "
             "failures: retry or leave in MESH on the mailbox page"
+        )
+    dead = getattr(mailbox, "dead_letters", None) or 0
+    if dead:
+        reasons.append(
+            f"{dead} deliver{'ies' if dead > 1 else 'y'} onwards dead-lettered: fix the destination, "
+            "then replay"
         )
     mailbox.reasons = reasons
     return mailbox

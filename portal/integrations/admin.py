@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
+from portal.audit.services import Actor
+
 from . import services
 from .forms import DestinationForm, RouteForm
 from .models import (
@@ -26,7 +28,9 @@ class DestinationAdmin(admin.ModelAdmin):
     @admin.action(description="Test this destination (write and remove a probe)")
     def test_destination(self, request, queryset):
         for destination in queryset:
-            ok, text = services.destination_probe(destination=destination, request=request)
+            ok, text = services.destination_probe(
+                destination=destination, actor=Actor.person(request)
+            )
             self.message_user(
                 request, f"{destination.name}: {text}", messages.SUCCESS if ok else messages.ERROR
             )
@@ -47,7 +51,8 @@ class RouteAdmin(admin.ModelAdmin):
     @admin.action(description="Replay all dead letters of these routes")
     def replay_dead_letters(self, request, queryset):
         count = sum(
-            services.route_replay_dead_letters(route=route, request=request) for route in queryset
+            services.route_replay_dead_letters(route=route, actor=Actor.person(request))
+            for route in queryset
         )
         self.message_user(request, f"Replayed {count} dead-lettered deliveries.")
 
@@ -74,7 +79,7 @@ class DeliveryAdmin(admin.ModelAdmin):
     def replay(self, request, queryset):
         count = 0
         for delivery in queryset.exclude(state=DeliveryState.DELIVERED):
-            services.delivery_replay(delivery=delivery, request=request)
+            services.delivery_replay(delivery=delivery, actor=Actor.person(request))
             count += 1
         self.message_user(request, f"Replayed {count} deliveries.")
 

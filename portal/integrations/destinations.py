@@ -14,12 +14,14 @@ import re
 import string
 import time
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 from django.utils import timezone
 
 from portal.lib import payloads
 
+from .links import payload_link
 from .models import Destination, DestinationKind
 
 CHUNK = 1024 * 1024
@@ -409,6 +411,13 @@ def deliver_webhook(destination: Destination, message) -> str:
     if limit and size <= limit:
         with payloads.open_payload(message.payload.name) as source:
             document["body_base64"] = base64.b64encode(source.read(limit + 1)).decode("ascii")
+    else:
+        # Too large to carry: a signed link the receiver fetches the body from, until it expires.
+        url, expires_at = payload_link(destination=destination, message=message)
+        document["payload_url"] = url
+        document["payload_url_expires_at"] = (
+            datetime.fromtimestamp(expires_at, tz=UTC).isoformat().replace("+00:00", "Z")
+        )
     key = f"{message.mailbox.mailbox_id}:{message.mesh_message_id or message.pk}"
     return _post(destination, document, key)
 

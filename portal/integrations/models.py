@@ -24,6 +24,8 @@ class Destination(models.Model):
     settings = models.JSONField(default=dict, blank=True)
     # The S3 secret access key or the webhook signing secret: encrypted, write-only in forms.
     secret = EncryptedTextField(blank=True)
+    # When the secret was last set: the pages show that one is set and when, never the value.
+    secret_changed_at = models.DateTimeField(null=True, blank=True)
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)

@@ -15,7 +15,7 @@ from portal.audit.services import Actor, record
 
 from . import destinations
 from .enqueue import enqueue_delivery
-from .models import Delivery, DeliveryState, DestinationKind, Route
+from .models import Delivery, DeliveryState, DestinationKind, Route, RouteDestination
 
 # A worker running a delivery holds it this long; one that dies lets it go when this passes.
 LEASE = timedelta(minutes=10)
@@ -28,6 +28,19 @@ def max_attempts() -> int:
 def backoff(attempts: int) -> timedelta:
     """30 s doubling, at most an hour."""
     return timedelta(seconds=min(3600, 30 * 2 ** max(0, attempts - 1)))
+
+
+@transaction.atomic
+def route_save(*, route: Route, destinations: list) -> Route:
+    """Save a route and its destinations in this order (each change is audited by auditlog)."""
+    route.save()
+    wanted = [d.pk for d in destinations]
+    route.steps.exclude(destination_id__in=wanted).delete()
+    for position, destination in enumerate(destinations):
+        RouteDestination.objects.update_or_create(
+            route=route, destination=destination, defaults={"position": position}
+        )
+    return route
 
 
 def route_for(message) -> Route | None:
@@ -172,7 +185,7 @@ def _replay(delivery: Delivery) -> None:
 
 
 @transaction.atomic
-def delivery_replay(*, delivery: Delivery, request=None, user=None) -> Delivery:
+def delivery_replay(*, delivery: Delivery, actor: Actor) -> Delivery:
     """Try a failed or dead-lettered delivery again, from its first attempt (audited)."""
     if delivery.state == DeliveryState.DELIVERED:
         raise ValueError("This delivery was delivered already.")
@@ -180,37 +193,27 @@ def delivery_replay(*, delivery: Delivery, request=None, user=None) -> Delivery:
     detail = (
         f"Replayed delivery #{delivery.pk} to {delivery.destination.name} ({delivery.last_error})"
     )
-    _audit(
-        action="delivery.replayed", obj=delivery.message, detail=detail, request=request, user=user
-    )
+    record(actor=actor, action="delivery.replayed", obj=delivery.message, detail=detail)
     delivery.refresh_from_db()
     return delivery
 
 
 @transaction.atomic
-def route_replay_dead_letters(*, route: Route, request=None, user=None) -> int:
+def route_replay_dead_letters(*, route: Route, actor: Actor) -> int:
     """Replay every dead-lettered delivery of a route (audited once, with the count)."""
     dead = list(Delivery.objects.dead_letters().filter(route=route).select_for_update())
     for delivery in dead:
         _replay(delivery)
-    _audit(
+    record(
+        actor=actor,
         action="route.dead_letters_replayed",
         obj=route,
         detail=f"Replayed {len(dead)} dead-lettered deliveries",
-        request=request,
-        user=user,
     )
     return len(dead)
 
 
-def _audit(*, action, obj, detail, request=None, user=None) -> None:
-    if request is not None:
-        record(actor=Actor.person(request), action=action, obj=obj, detail=detail)
-    else:
-        record(action=action, actor=Actor.person(user=user), obj=obj, detail=detail)
-
-
-def destination_probe(*, destination, request=None, user=None) -> tuple[bool, str]:
+def destination_probe(*, destination, actor: Actor) -> tuple[bool, str]:
     """Write and remove a probe at the destination; (worked, what happened) — audited."""
     try:
         ok, text = True, destinations.probe(destination)
@@ -218,5 +221,5 @@ def destination_probe(*, destination, request=None, user=None) -> tuple[bool, st
         ok, text = False, str(exc)
     except Exception as exc:  # noqa: BLE001 - a person sees the reason, never a traceback
         ok, text = False, f"The probe failed unexpectedly ({type(exc).__name__})."
-    _audit(action="destination.probed", obj=destination, detail=text, request=request, user=user)
+    record(actor=actor, action="destination.probed", obj=destination, detail=text)
     return ok, text

@@ -56,10 +56,21 @@ def test_it_signs_out_with_a_post(client, admin_user):
     [
         (
             "admin_user",
-            ["Dashboard", "Mailboxes", "Messages", "Certificates", "API tokens", "Alerts"],
+            [
+                "Dashboard",
+                "Mailboxes",
+                "Messages",
+                "Certificates",
+                "Integrations",
+                "API tokens",
+                "Alerts",
+            ],
         ),
         ("lead_user", ["Dashboard", "Mailboxes", "Certificates", "Alerts"]),
-        ("auditor_user", ["Dashboard", "Mailboxes", "Messages", "Certificates", "Alerts"]),
+        (
+            "auditor_user",
+            ["Dashboard", "Mailboxes", "Messages", "Certificates", "Integrations", "Alerts"],
+        ),
         (
             "superuser",
             [
@@ -67,6 +78,7 @@ def test_it_signs_out_with_a_post(client, admin_user):
                 "Mailboxes",
                 "Messages",
                 "Certificates",
+                "Integrations",
                 "API tokens",
                 "Alerts",
                 "Django admin",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from portal.audit.models import AuditRecord
+from portal.audit.services import Actor
 from portal.events.services import events_dispatch
 from portal.integrations.models import Delivery, Destination, DestinationKind
 from portal.integrations.services import (
@@ -62,14 +63,16 @@ def test_it_dead_letters_after_the_limit_then_a_person_replays_it(tmp_path, sett
 
     target.mkdir()  # the directory is mounted again
     person = make_user(username="ops")
-    assert route_replay_dead_letters(route=route, user=person) == 1
+    assert route_replay_dead_letters(route=route, actor=Actor.person(user=person)) == 1
     assert delivery_run(delivery_id=delivery.pk) == "delivered"
     files = [p for p in target.rglob("*") if p.is_file() and p.suffix != ".json"]
     assert [p.read_bytes() for p in files] == [b"kept safe"]
     trail = AuditRecord.objects.filter(action="route.dead_letters_replayed").get()
     assert trail.actor_label == "ops" and "1 dead-lettered" in trail.detail
     with pytest.raises(ValueError):
-        delivery_replay(delivery=Delivery.objects.get(pk=delivery.pk), user=person)
+        delivery_replay(
+            delivery=Delivery.objects.get(pk=delivery.pk), actor=Actor.person(user=person)
+        )
 
 
 @pytest.mark.django_db(transaction=True)

@@ -131,10 +131,11 @@ def test_a_missing_directory_is_a_failure_with_its_reason(mailbox, drop):
 
 
 def test_the_probe_writes_and_removes_a_file(drop):
+    from portal.audit.actors import SYSTEM
     from portal.integrations.services import destination_probe
 
-    ok, text = destination_probe(destination=directory(drop))
+    ok, text = destination_probe(destination=directory(drop), actor=SYSTEM)
     assert ok, text
     assert list(drop.iterdir()) == []
-    ok, text = destination_probe(destination=directory(drop / "missing"))
+    ok, text = destination_probe(destination=directory(drop / "missing"), actor=SYSTEM)
     assert not ok and "does not exist" in text

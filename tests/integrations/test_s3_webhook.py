@@ -7,6 +7,7 @@ import hashlib
 
 import pytest
 
+from portal.audit.actors import SYSTEM
 from portal.integrations import destinations
 from portal.integrations.models import Destination, DestinationKind
 from portal.integrations.services import deliveries_plan, delivery_run, destination_probe
@@ -94,7 +95,7 @@ def test_a_bucket_that_does_not_exist_is_a_failure_with_its_reason(mailbox, buck
 
 
 def test_the_s3_probe_writes_and_removes_an_object(bucket):
-    ok, text = destination_probe(destination=s3(bucket))
+    ok, text = destination_probe(destination=s3(bucket), actor=SYSTEM)
     assert ok, text
     assert bucket.client().list_objects_v2(Bucket="landing")["KeyCount"] == 0
 
