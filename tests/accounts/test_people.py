@@ -170,10 +170,15 @@ def test_reach_is_set_exactly_and_audited(client, superuser):
     person = User.objects.get(pk=person.pk)
     assert set(reach.mailboxes_for(person)) == {n1, s2}
     change = AuditRecord.objects.filter(action="person.reach_changed").last()
-    assert change.changes["reach"] == ["nothing", "North Trust (RN1); South Trust (RS1): only RS1ABC2"]
+    assert change.changes["reach"] == [
+        "nothing",
+        "North Trust (RN1); South Trust (RS1): only RS1ABC2",
+    ]
     page = client.get(reverse("accounts:person", args=[person.pk])).content.decode()
     assert "North Trust (RN1); South Trust (RS1): only RS1ABC2" in page
-    assert "South Trust (RS1): only RS1ABC2" in client.get(reverse("accounts:people")).content.decode()
+    assert (
+        "South Trust (RS1): only RS1ABC2" in client.get(reverse("accounts:people")).content.decode()
+    )
     client.post(url, {"every_organisation": "on"})
     person = User.objects.get(pk=person.pk)
     assert reach.sees_everything(person) and not person.memberships.exists()
