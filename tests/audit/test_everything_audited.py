@@ -226,7 +226,7 @@ WALK = [
         "accounts:person_reach",
         "post",
         person,
-        lambda w: {"every_organisation": "on"},
+        lambda w: {},  # from every organisation (the factory's default) to none
         "person.reach_changed",
         None,
     ),
