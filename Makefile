@@ -15,7 +15,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+# The test peers installed from the npm registry (a real OpenID Connect provider), from the lockfile.
+OIDC_PEER := tests/peers/oidc
+$(OIDC_PEER)/node_modules/.installed-stamp: $(OIDC_PEER)/package.json $(OIDC_PEER)/package-lock.json
+	cd $(OIDC_PEER) && npm ci --no-audit --no-fund --prefer-offline --loglevel=error
+	touch $@
+
+setup: $(STAMP) $(OIDC_PEER)/node_modules/.installed-stamp
 
 # Debian's Chromium for Playwright (a browser download by Playwright itself cannot work here).
 chromium:
@@ -61,4 +67,4 @@ format: setup
 	$(BIN)/ruff check --fix .
 
 clean:
-	rm -rf $(VENV) var
+	rm -rf $(VENV) var $(OIDC_PEER)/node_modules

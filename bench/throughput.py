@@ -13,9 +13,9 @@ X26ABC2's poller (MESH's "acknowledged"); the time until MESH accepted the last 
 too. Every second the benchmark enqueues a poll of X26ABC2 and an outbox sweep, which the
 schedules do every minute: the figure is what the workers can move, not the poll interval.
 
-Latency: with ``--delays``, each run goes through ``bench.latency_proxy``, which holds every MESH
-request for that many milliseconds before passing it to the sandbox (0 = the proxy's own cost
-only), so the figures say what a round trip to live MESH would cost. Each run also reports the
+Latency: with ``--delays``, each run goes through ``LatencyProxy`` (``tests/peers/proxy.py``), which
+holds every MESH request for that many milliseconds before passing it to the sandbox (0 = the
+proxy's own cost only), so the figures say what a round trip to live MESH would cost. Each run also reports the
 peak resident memory of the largest worker process (``VmHWM``), sampled every second, to show
 whether a worker's memory grows with the backlog (compare ``--messages 200`` and ``2000``), and the
 CPU time the worker processes spent per message (all their processes, SQLite's work included), which
@@ -91,7 +91,7 @@ def _parse(args: argparse.Namespace) -> tuple[list[str], list[int], list[float]]
 def run(args: argparse.Namespace) -> int:
     engines, workers, delays = _parse(args)
     sys.path.insert(0, str(ROOT))
-    from bench.latency_proxy import LatencyProxy
+    from tests.peers.proxy import LatencyProxy
     from tests.sandbox import MeshSandbox
 
     root = Path(tempfile.mkdtemp(prefix="neomesh-throughput-"))

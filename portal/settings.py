@@ -218,11 +218,53 @@ AUTH_PASSWORD_VALIDATORS = [
 AUTHENTICATION_BACKENDS = [
     # django-axes first: it refuses sign-ins after repeated failures.
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's, refusing passwords when local accounts are off (but for the break-glass accounts).
+    "portal.accounts.backends.AccountBackend",
 ]
 LOGIN_URL = "accounts:login"
 LOGIN_REDIRECT_URL = "dashboard:home"
 LOGOUT_REDIRECT_URL = "accounts:login"
+
+# Single sign-on with OpenID Connect (portal/accounts/sso.py): on when OIDC_ISSUER is set. The
+# provider's endpoints come from its discovery document; authorization code flow with PKCE (S256),
+# state and nonce. Register https://<portal host>/accounts/oidc/callback/ as the redirect URI and
+# https://<portal host>/accounts/login/ as the post-logout redirect URI.
+OIDC_ISSUER = env.str("OIDC_ISSUER", default="").rstrip("/")
+OIDC_CLIENT_ID = env.str("OIDC_CLIENT_ID", default="")
+OIDC_CLIENT_SECRET = env.str("OIDC_CLIENT_SECRET", default="")
+# client_secret_basic, or client_secret_post for providers that want the secret in the body.
+OIDC_TOKEN_AUTH_METHOD = env.str("OIDC_TOKEN_AUTH_METHOD", default="client_secret_basic")
+OIDC_SCOPES = env.str("OIDC_SCOPES", default="openid email profile")
+# Extra authorization request parameter (e.g. CIS2's authentication assurance level).
+OIDC_ACR_VALUES = env.str("OIDC_ACR_VALUES", default="")
+# What the sign-in button says: "Sign in with <OIDC_PROVIDER_NAME>".
+OIDC_PROVIDER_NAME = env.str("OIDC_PROVIDER_NAME", default="single sign-on")
+# The claims read from the ID token and the userinfo answer; a dotted path reaches into objects
+# and lists (CIS2: `nhsid_nrbac_roles.role_code`).
+OIDC_USERNAME_CLAIM = env.str("OIDC_USERNAME_CLAIM", default="preferred_username")
+OIDC_ROLE_CLAIM = env.str("OIDC_ROLE_CLAIM", default="groups")
+OIDC_ORGANISATION_CLAIM = env.str("OIDC_ORGANISATION_CLAIM", default="groups")
+# claim value=role (roles: portal/accounts/roles.py), comma-separated; several roles: a;b.
+OIDC_ROLE_MAP = env.dict("OIDC_ROLE_MAP", default={})
+# claim value=ODS code of an organisation NeoMesh knows (several: X26;Y27; `*` = every organisation).
+OIDC_ORGANISATION_MAP = env.dict("OIDC_ORGANISATION_MAP", default={})
+# The organisation claim's values are ODS codes themselves (CIS2's `org_code`): no map needed.
+OIDC_ORGANISATION_CLAIM_IS_ODS_CODE = env.bool("OIDC_ORGANISATION_CLAIM_IS_ODS_CODE", default=False)
+# Ask the userinfo endpoint too (where CIS2 keeps its role claims); its `sub` must match.
+OIDC_USERINFO = env.bool("OIDC_USERINFO", default=True)
+# Sign-out also ends the provider's session (its end_session_endpoint, with id_token_hint).
+OIDC_END_PROVIDER_SESSION = env.bool("OIDC_END_PROVIDER_SESSION", default=True)
+OIDC_TIMEOUT_SECONDS = env.int("OIDC_TIMEOUT_SECONDS", default=10)
+if OIDC_ISSUER and not (OIDC_CLIENT_ID and OIDC_CLIENT_SECRET):
+    raise ImproperlyConfigured(
+        "OIDC_ISSUER is set: OIDC_CLIENT_ID and OIDC_CLIENT_SECRET are needed."
+    )
+if OIDC_ISSUER and PRODUCTION and not OIDC_ISSUER.startswith("https://"):
+    raise ImproperlyConfigured("OIDC_ISSUER must be an https:// address in production.")
+# Password sign-in. Off: only the break-glass accounts named here may sign in with a password
+# (each such sign-in is audited `auth.break_glass` and logged at CRITICAL).
+LOCAL_ACCOUNTS_ENABLED = env.bool("LOCAL_ACCOUNTS_ENABLED", default=True)
+BREAK_GLASS_USERNAMES = env.list("BREAK_GLASS_USERNAMES", default=[])
 
 # Security baseline (issue: audit and access control).
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
@@ -293,6 +335,13 @@ if PRODUCTION:
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
     if env.bool("BEHIND_TLS_PROXY", default=False):
         SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+
+def _origin(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
 # A strict content security policy: no inline script or style, nothing from other origins.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
@@ -304,7 +353,8 @@ CONTENT_SECURITY_POLICY = {
         "connect-src": ["'self'"],
         "object-src": ["'none'"],
         "base-uri": ["'self'"],
-        "form-action": ["'self'"],
+        # A form may lead to the identity provider: sign-out ends its session too.
+        "form-action": ["'self'", *([_origin(OIDC_ISSUER)] if OIDC_ISSUER else [])],
         "frame-ancestors": ["'none'"],
     }
 }

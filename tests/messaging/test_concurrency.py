@@ -1,5 +1,5 @@
 """Several messages at once inside one claim: polls and sends through a proxy that holds each MESH
-request for a while (bench.latency_proxy), so that work overlaps as it does against live MESH.
+request for a while (tests.peers.proxy), so that work overlaps as it does against live MESH.
 
 The kill test polls in a separate process and kills it (SIGKILL) while all its receiver threads
 wait on MESH, some messages stored, the rest not yet: the next poll must store and acknowledge
@@ -22,13 +22,13 @@ from django.db import connection
 from django.db.models import Count
 from django.utils import timezone
 
-from bench.latency_proxy import LatencyProxy
 from portal.audit.models import AuditRecord
 from portal.mailboxes.models import Mailbox
 from portal.mailboxes.services import mesh_client
 from portal.messaging import inbox, outbox
 from portal.messaging.models import Direction, Message, MessageEvent, Status
 from tests.factories import make_mailbox
+from tests.peers.proxy import LatencyProxy
 
 from .helpers import queue
 

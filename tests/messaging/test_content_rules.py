@@ -16,7 +16,7 @@ from portal.messaging.models import Message, Status
 from portal.messaging.pid import findings
 from portal.messaging.services import SendRejected
 from tests.factories import make_mailbox
-from tests.meshcore.proxy import RecordingProxy
+from tests.peers.proxy import RecordingProxy
 
 from .helpers import queue
 

@@ -10,7 +10,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("accounts", "0002_existing_people_see_everything"),
+        ("accounts", "0003_sso_identity"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
