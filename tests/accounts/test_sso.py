@@ -15,6 +15,7 @@ from portal.accounts.roles import AUDITOR, MAILBOX_ADMIN
 from portal.audit.models import AuditRecord
 from tests.accounts.access import assert_no_inline_code
 from tests.factories import make_user
+from tests.factors import prove_factor
 from tests.peers.oidc import ADMINS, ORG_X26
 
 pytestmark = pytest.mark.django_db
@@ -60,6 +61,11 @@ def test_it_signs_in_with_the_mapped_role_and_organisation(client, sso):
     assert [m.organisation.ods_code for m in Membership.objects.filter(user=user)] == ["X26"]
     assert SsoIdentity.objects.get(user=user).subject == "ada.sso"
     assert client.session["sso_id_token"].count(".") == 2
+    # A mailbox admin needs a second factor: this provider asserts none (no `amr`), so NeoMesh
+    # asks for its own (portal.accounts.factors); once passed, the mapped role is in place.
+    enrol = client.get(reverse("dashboard:home"))
+    assert enrol["Location"].startswith(reverse("accounts:factor_enrol"))
+    prove_factor(client, user)
     html = client.get(reverse("dashboard:home")).content.decode()
     assert "ada.sso" in html and MAILBOX_ADMIN in html
     assert actions()[-5:] == [
