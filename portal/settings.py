@@ -152,6 +152,8 @@ MIDDLEWARE = [
     "portal.lib.bodylimit.BodyLimitMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.reach: which organisations and mailboxes the person sees (portal.accounts.reach).
+    "portal.accounts.middleware.ReachMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     # A person whose role needs a second factor sees only its pages until they pass it.
     "portal.accounts.middleware.FactorMiddleware",

@@ -85,6 +85,42 @@ def task_queue(db):
     return broker
 
 
+# Fixtures through which a test reaches the test database (pytest-django refuses it to any other).
+DATABASE_FIXTURES = {
+    "db",
+    "transactional_db",
+    "django_db_reset_sequences",
+    "django_db_serialized_rollback",
+    "live_server",
+}
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--database-tests-only",
+        action="store_true",
+        help="Run only the tests that use the database (make test's PostgreSQL phase): a test "
+        "pytest-django lets at no database runs the same on any engine, and ran in phase 1.",
+    )
+
+
+def uses_database(item) -> bool:
+    if item.get_closest_marker("django_db") or item.get_closest_marker("scaleout"):
+        return True
+    return bool(DATABASE_FIXTURES & set(getattr(item, "fixturenames", ())))
+
+
+def pytest_collection_modifyitems(config, items):
+    if not config.getoption("--database-tests-only"):
+        return
+    # Subprocesses escape pytest-django's guard: the tests that start the portal in one
+    # (tests/ops/test_run_local.py, the production probes) drop DATABASE_URL, so SQLite, always.
+    kept = [item for item in items if uses_database(item)]
+    if len(kept) < len(items):
+        config.hook.pytest_deselected(items=[item for item in items if not uses_database(item)])
+        items[:] = kept
+
+
 def pytest_sessionfinish(session, exitstatus):
     # A skipped test is a test that did not run: CI must not go green on it.
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
@@ -143,6 +179,20 @@ def sandbox_mailboxes(db, sandbox, settings):
 
     settings.MESH_BASE_URLS = {**settings.MESH_BASE_URLS, "sandbox": sandbox.url}
     return make_mailbox("X26ABC1"), make_mailbox("X26ABC2")
+
+
+@pytest.fixture
+def mesh_without_backoff(monkeypatch):
+    """meshcore's retries as they are, without their backoff sleeps: for tests of what repeated
+    failures lead to (alerts, events), not of the retries themselves (tests/meshcore does those)."""
+    import meshcore
+
+    class NoWaitClient(meshcore.MeshClient):
+        def __init__(self, *args, **kwargs):
+            kwargs.setdefault("sleep", lambda seconds: None)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(meshcore, "MeshClient", NoWaitClient)
 
 
 @pytest.fixture(scope="session")

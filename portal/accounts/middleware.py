@@ -1,12 +1,25 @@
-"""After a password sign-in, a person who needs a second factor sees no page until they pass it."""
+"""`request.reach`: the signed-in person's reach (portal.accounts.reach), decided lazily. And after a
+password sign-in, a person who needs a second factor sees no page until they pass it."""
 
 from __future__ import annotations
 
 from django.conf import settings
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.functional import SimpleLazyObject
 
 from .factors import factor_required, factor_url, factor_verified
+from .reach import Reach
+
+
+class ReachMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        request.reach = SimpleLazyObject(lambda: Reach(request.user))
+        return self.get_response(request)
+
 
 # Pages open before the factor: the factor's own, signing in and out, and static files. (An invited
 # person setting their password is not signed in yet.)

@@ -16,11 +16,18 @@ from __future__ import annotations
 
 from django.db.models import F, Q, QuerySet
 from django.http import Http404
+from django.utils.functional import cached_property
 
 from .models import EVERY_ORGANISATION, Membership
 
-_Mailbox = Membership._meta.get_field("mailboxes").related_model
-_Organisation = Membership._meta.get_field("organisation").related_model
+
+def _mailboxes():
+    """Mailbox's default manager, read from the relation (the model loads after this module)."""
+    return Membership._meta.get_field("mailboxes").related_model.objects
+
+
+def _organisations():
+    return Membership._meta.get_field("organisation").related_model.objects
 
 
 def sees_everything(user) -> bool:
@@ -32,7 +39,7 @@ def sees_everything(user) -> bool:
 
 def mailboxes_for(user, *, within=None) -> QuerySet:
     """The mailboxes `user` may see; narrowed further to `within` (ids or a queryset) if given."""
-    mailboxes = _Mailbox.objects.all()
+    mailboxes = _mailboxes().all()
     if _token(user) is not None:
         mailboxes = mailboxes_for_token(_token(user))
     elif not _active(user):
@@ -53,37 +60,56 @@ def mailboxes_for_token(token, *, scope: str | None = None) -> QuerySet:
 def organisations_for(user) -> QuerySet:
     """The organisations `user` belongs to (wholly, or through some of their mailboxes)."""
     if _token(user) is not None:
-        return _Organisation.objects.filter(mailboxes__in=mailboxes_for(user)).distinct()
+        return _organisations().filter(mailboxes__in=mailboxes_for(user)).distinct()
     if not _active(user):
-        return _Organisation.objects.none()
+        return _organisations().none()
     if sees_everything(user):
-        return _Organisation.objects.all()
-    return _Organisation.objects.filter(memberships__user=user).distinct()
+        return _organisations().all()
+    return _organisations().filter(memberships__user=user).distinct()
 
 
 def whole_organisations_for(user) -> QuerySet:
     """The organisations whose every mailbox `user` may see (memberships with no mailbox limit)."""
     if not _active(user) or _token(user) is not None:
-        return _Organisation.objects.none()
+        return _organisations().none()
     if sees_everything(user):
-        return _Organisation.objects.all()
-    return _Organisation.objects.filter(
+        return _organisations().all()
+    return _organisations().filter(
         pk__in=Membership.objects.filter(user=user, mailboxes=None).values("organisation")
     )
 
 
-def within_reach(queryset: QuerySet, user, *, mailbox: str = "mailbox", within=None) -> QuerySet:
-    """`queryset` narrowed to rows whose `mailbox` (a path to a Mailbox) lies within reach."""
-    if within is None and sees_everything(user):
+def people_for(user) -> QuerySet:
+    """The people `user` may see (to name a token's owner, say): themselves, and those holding a
+    membership of one of their organisations; everyone for those who see everything."""
+    people = Membership._meta.get_field("user").related_model.objects
+    if not _active(user) or _token(user) is not None:
+        return people.none()
+    if sees_everything(user):
+        return people.all()
+    shared = Membership.objects.filter(organisation__in=organisations_for(user).values("pk"))
+    return people.filter(Q(pk=user.pk) | Q(pk__in=shared.values("user")))
+
+
+def within_reach(
+    queryset: QuerySet, user, *, mailbox: str = "mailbox", organisation: str | None = None
+) -> QuerySet:
+    """`queryset` narrowed to rows whose `mailbox` (a path to a Mailbox) lies within reach; with
+    `organisation` (a path to an Organisation), also rows of organisations wholly within reach
+    (an onboarding plan of the organisation whose mailbox is not chosen yet)."""
+    if sees_everything(user):
         return queryset
-    return queryset.filter(**{f"{mailbox}__in": mailboxes_for(user, within=within)})
+    rows = Q(**{f"{mailbox}__in": mailboxes_for(user).values("pk")})
+    if organisation:
+        rows |= Q(**{f"{organisation}__in": whole_organisations_for(user).values("pk")})
+    return queryset.filter(rows)
 
 
 def within_organisations(queryset: QuerySet, user, *, organisation: str = "organisation"):
     """`queryset` narrowed to rows whose `organisation` path is one `user` belongs to."""
     if sees_everything(user):
         return queryset
-    return queryset.filter(**{f"{organisation}__in": organisations_for(user)})
+    return queryset.filter(**{f"{organisation}__in": organisations_for(user).values("pk")})
 
 
 def get_within_reach(queryset: QuerySet, **lookup):
@@ -126,3 +152,15 @@ def _member_mailboxes(user) -> Q:
         membership__user=user, mailbox__organisation=F("membership__organisation")
     ).values("mailbox")
     return Q(organisation__in=whole) | Q(pk__in=listed)
+
+
+class Reach:
+    """One person's reach, as `request.reach` (ReachMiddleware): for the apps below the domain
+    layer, which may not import this module (the audit trail)."""
+
+    def __init__(self, user):
+        self.user = user
+
+    @cached_property
+    def sees_everything(self) -> bool:
+        return sees_everything(self.user)

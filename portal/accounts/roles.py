@@ -98,6 +98,8 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
         "messaging.view_message",
         "audit.view_auditrecord",
         "audit.export_auditrecord",
+        "audit.view_verification",
+        "audit.run_verification",  # run the chain verification now, from the audit pages
         *ONBOARDING_VIEW,
         "conformance.view_conformancerun",
         *INTEGRATIONS_VIEW,
@@ -107,15 +109,15 @@ ROLE_PERMISSIONS: dict[str, list[str]] = {
 
 @transaction.atomic
 def ensure_roles(**_kwargs) -> None:
+    existing = {
+        f"{app_label}.{codename}": pk
+        for pk, app_label, codename in Permission.objects.values_list(
+            "pk", "content_type__app_label", "codename"
+        )
+    }
     for name, perms in ROLE_PERMISSIONS.items():
         group, _ = Group.objects.get_or_create(name=name)
-        wanted = []
-        for dotted in perms:
-            app_label, codename = dotted.split(".")
-            wanted.extend(
-                Permission.objects.filter(content_type__app_label=app_label, codename=codename)
-            )
-        group.permissions.set(wanted)
+        group.permissions.set([existing[dotted] for dotted in perms if dotted in existing])
 
 
 def ensure_roles_after_migrate(app_config, **_kwargs) -> None:

@@ -9,14 +9,23 @@ def alerts(request) -> dict:
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated or not user.has_perm("mailboxes.view_mailbox"):
         return {}
+    from portal.accounts import reach
+
     from .models import Alert
     from .services import channels_failing
 
     # Lazy: a page that does not render the top bar (a download, a redirect) runs no query.
     return {
-        "alert_count": SimpleLazyObject(lambda: _count(Alert.objects.for_inbox())),
+        "alert_count": SimpleLazyObject(
+            lambda: _count(Alert.objects.within_reach(user).for_inbox())
+        ),
+        # NeoMesh's own channels, not an organisation's: for those who see everything.
         "failing_alert_channels": SimpleLazyObject(
-            lambda: list(channels_failing().values("name", "last_error")[:5])
+            lambda: (
+                list(channels_failing().values("name", "last_error")[:5])
+                if reach.sees_everything(user)
+                else []
+            )
         ),
     }
 

@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from portal.accounts import reach
 from portal.events.kinds import KINDS, SEVERITY_ORDER, Severity
 from portal.lib.fields import EncryptedTextField
 
@@ -150,6 +151,11 @@ class Rule(models.Model):
 
 
 class AlertQuerySet(models.QuerySet):
+    def within_reach(self, user):
+        """Alerts of mailboxes within reach; alerts of no mailbox (the system's) only for those
+        who see everything."""
+        return reach.within_reach(self, user, mailbox="mailbox_id")
+
     def open(self):
         return self.filter(resolved_at__isnull=True)
 

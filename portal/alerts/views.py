@@ -6,6 +6,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from portal.accounts import reach
+
 from . import services
 from .models import Alert
 
@@ -18,12 +20,16 @@ can_see_alerts = permission_required("mailboxes.view_mailbox", raise_exception=T
 def inbox_view(request):
     now = timezone.now()
     show_all = bool(request.GET.get("all"))
-    alerts = Alert.objects.all() if show_all else Alert.objects.for_inbox(now)
+    alerts = Alert.objects.within_reach(request.user)
+    alerts = alerts if show_all else alerts.for_inbox(now)
     context = {
         "alerts": alerts.select_related("acknowledged_by")[:200],
         "now": now,
         "show_all": show_all,
-        "failing": services.channels_failing(),
+        # The channels are NeoMesh's own, not an organisation's: shown to those who see everything.
+        "failing": services.channels_failing()
+        if reach.sees_everything(request.user)
+        else services.channels_failing().none(),
     }
     return render(request, "alerts/inbox.html", context)
 
@@ -32,7 +38,8 @@ def inbox_view(request):
 @login_required
 @can_see_alerts
 def acknowledge_view(request, pk: int):
-    services.alert_acknowledge(alert=get_object_or_404(Alert, pk=pk), request=request)
+    alert = get_object_or_404(Alert.objects.within_reach(request.user), pk=pk)
+    services.alert_acknowledge(alert=alert, request=request)
     messages.success(request, "Alert acknowledged.")
     return redirect("alerts:inbox")
 
@@ -41,7 +48,7 @@ def acknowledge_view(request, pk: int):
 @login_required
 @can_see_alerts
 def snooze_view(request, pk: int):
-    alert = get_object_or_404(Alert, pk=pk)
+    alert = get_object_or_404(Alert.objects.within_reach(request.user), pk=pk)
     try:
         hours = int(request.POST.get("hours", ""))
     except ValueError:

@@ -10,6 +10,7 @@ from django.core.exceptions import PermissionDenied
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, negotiation, throttling
 
+from portal.accounts import reach
 from portal.lib.http import client_ip
 
 from .models import ApiToken, Scope
@@ -126,7 +127,8 @@ def require_scope(request, scope: str, *, mailbox=None, workflow_id: str | None 
     grant = token.grant_for(scope)
     if grant is None:
         raise PermissionDenied(f"This token does not have the {scope} scope.")
-    if mailbox is not None and mailbox.pk not in {m.pk for m in grant.mailboxes.all()}:
+    covered = reach.mailboxes_for_token(token, scope=scope)
+    if mailbox is not None and not covered.filter(pk=mailbox.pk).exists():
         raise PermissionDenied(
             f"This token's {scope} scope does not cover mailbox {mailbox.mailbox_id}."
         )
@@ -142,9 +144,10 @@ def visible_messages(request, scope: str, queryset):
     require_scope(request, scope)
     token = request.auth if isinstance(request.auth, ApiToken) else None
     if token is None:
-        return queryset
+        return queryset.within_reach(request.user)
     grant = token.grant_for(scope)
-    return queryset.filter(grant.workflow_q(), mailbox__in=[m.pk for m in grant.mailboxes.all()])
+    covered = reach.mailboxes_for_token(token, scope=scope).values("pk")
+    return queryset.filter(grant.workflow_q(), mailbox__in=covered)
 
 
 class JsonOnlyNegotiation(negotiation.DefaultContentNegotiation):
@@ -160,7 +163,7 @@ def visible_events(request, queryset):
     require_scope(request, Scope.EVENTS_READ)
     token = request.auth if isinstance(request.auth, ApiToken) else None
     if token is None:
-        return queryset
+        return reach.within_reach(queryset, request.user, mailbox="mailbox_id")
     grant = token.grant_for(Scope.EVENTS_READ)
-    mailboxes = [m.pk for m in grant.mailboxes.all()]
-    return queryset.filter(grant.workflow_q("workflow"), mailbox_id__in=mailboxes)
+    covered = reach.mailboxes_for_token(token, scope=Scope.EVENTS_READ).values("pk")
+    return queryset.filter(grant.workflow_q("workflow"), mailbox_id__in=covered)

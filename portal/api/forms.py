@@ -7,6 +7,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from portal.accounts import reach
 from portal.lib.forms import PortalForm
 from portal.mailboxes.models import Mailbox
 
@@ -43,6 +44,10 @@ class TokenForm(PortalForm):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["expires_on"].initial = timezone.localdate() + timedelta(days=90)
+        if self.user is not None:
+            # The people and mailboxes within reach (the grants' choices are narrowed as added).
+            people = reach.people_for(self.user).filter(is_active=True).order_by("username")
+            self.fields["owner"].queryset = people
         mailboxes = Mailbox.objects.order_by("mailbox_id")
         for scope in Scope:
             self.fields[_boxes(scope)] = forms.ModelMultipleChoiceField(

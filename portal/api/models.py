@@ -12,6 +12,9 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from portal.accounts import reach
+from portal.mailboxes.models import Mailbox
+
 TOKEN_PREFIX = "nmk"
 # A read scope's workflow pattern: a workflow id, or a prefix of one ending in `*`.
 WORKFLOW_PATTERN_RE = re.compile(r"^[A-Za-z0-9_\-.]{0,300}\*?$")
@@ -31,6 +34,15 @@ class Scope(models.TextChoices):
 
 
 class ApiTokenQuerySet(models.QuerySet):
+    def within_reach(self, user):
+        """Tokens owned by people `user` may see whose grants name no mailbox out of reach, so a
+        token's page never shows another organisation's mailbox."""
+        if reach.sees_everything(user):
+            return self
+        outside = Mailbox.objects.exclude(pk__in=reach.mailboxes_for(user).values("pk"))
+        owned = self.filter(owner__in=reach.people_for(user).values("pk"))
+        return owned.exclude(grants__mailboxes__in=outside.values("pk"))
+
     def usable(self, now=None):
         now = now or timezone.now()
         return self.filter(revoked_at__isnull=True, expires_at__gt=now)

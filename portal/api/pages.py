@@ -18,7 +18,11 @@ from .services import token_create, token_expire, token_revoke
 
 @permission_required("api.view_apitoken")
 def token_list(request):
-    tokens = ApiToken.objects.select_related("owner").prefetch_related("grants__mailboxes")
+    tokens = (
+        ApiToken.objects.within_reach(request.user)
+        .select_related("owner")
+        .prefetch_related("grants__mailboxes")
+    )
     return render(request, "api/token_list.html", {"tokens": tokens})
 
 
@@ -26,7 +30,7 @@ def token_list(request):
 @permission_required("api.add_apitoken")
 @step_up_required
 def token_new(request):
-    form = TokenForm(request.POST or None)
+    form = TokenForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         token, secret = token_create(
@@ -46,7 +50,8 @@ def token_new(request):
 @permission_required("api.change_apitoken")
 @require_POST
 def token_revoke_view(request, pk: int):
-    token = token_revoke(token=get_object_or_404(ApiToken, pk=pk), actor=Actor.person(request))
+    token = get_object_or_404(ApiToken.objects.within_reach(request.user), pk=pk)
+    token = token_revoke(token=token, actor=Actor.person(request))
     messages.success(request, f"{token} is revoked: it no longer works.")
     return redirect("api_tokens:list")
 
@@ -54,6 +59,7 @@ def token_revoke_view(request, pk: int):
 @permission_required("api.change_apitoken")
 @require_POST
 def token_expire_view(request, pk: int):
-    token = token_expire(token=get_object_or_404(ApiToken, pk=pk), actor=Actor.person(request))
+    token = get_object_or_404(ApiToken.objects.within_reach(request.user), pk=pk)
+    token = token_expire(token=token, actor=Actor.person(request))
     messages.success(request, f"{token} has expired: it no longer works.")
     return redirect("api_tokens:list")

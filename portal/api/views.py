@@ -66,13 +66,15 @@ def audited(view):
 
 
 def _message_for(request, pk: int, scope: str) -> Message:
-    message = get_object_or_404(Message.objects.select_related("mailbox"), pk=pk)
+    # Out of the caller's reach (a person's, or a token's grants within its owner's) reads as absent.
+    rows = Message.objects.within_reach(request.user).select_related("mailbox")
+    message = get_object_or_404(rows, pk=pk)
     require_scope(request, scope, mailbox=message.mailbox, workflow_id=message.workflow_id)
     return message
 
 
-def _validated(serializer_class, data):
-    serializer = serializer_class(data=data)
+def _validated(serializer_class, data, request=None):
+    serializer = serializer_class(data=data, context={"request": request})
     serializer.is_valid(raise_exception=True)
     return serializer.validated_data
 
@@ -136,7 +138,7 @@ SEND_PARAMETERS = [
 def messages(request):
     if request.method == "POST":
         return _send(request)
-    query = _validated(MessageFilterSerializer, request.query_params)
+    query = _validated(MessageFilterSerializer, request.query_params, request)
     if query.get("mailbox"):
         require_scope(request, Scope.MESSAGES_READ, mailbox=query["mailbox"])
     rows = visible_messages(request, Scope.MESSAGES_READ, Message.objects.for_list())
@@ -214,7 +216,7 @@ def _send(request):
     multipart = media in sending.FORM_TYPES
     sending.check_size(size, overhead=sending.MULTIPART_OVERHEAD if multipart else 0)
     data = django_request.POST if multipart else request.query_params
-    fields = _validated(SendFieldsSerializer, data)
+    fields = _validated(SendFieldsSerializer, data, request)
     require_scope(request, Scope.MESSAGES_SEND, mailbox=fields["mailbox"])
     if multipart:
         upload = django_request.FILES.get("file")

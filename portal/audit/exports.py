@@ -58,7 +58,7 @@ def _trail_rows(queryset) -> Iterator[list]:
 def audit_trail_csv(request, filters) -> StreamingHttpResponse:
     """The filtered trail as CSV, up to the record sealed last when the export started."""
     head = ChainHead.objects.filter(pk=1).values_list("last_seq", flat=True).first() or 0
-    queryset = filters.filter(AuditRecord.objects.filter(seq__lte=head))
+    queryset = filters.filter(AuditRecord.objects.within(request.reach).filter(seq__lte=head))
     count = csv_export.bounded_count(queryset)
     record(
         actor=Actor.person(request),

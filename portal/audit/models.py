@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import json
 
+from django.apps import apps
 from django.conf import settings
 from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 
@@ -29,6 +32,26 @@ class AuditQuerySet(models.QuerySet):
 
     def for_object(self, obj):
         return self.filter(object_type=obj._meta.label_lower, object_id=str(obj.pk))
+
+    def within(self, reach):
+        """Records a person may read, given their reach (`request.reach`, portal.accounts.reach):
+        all for those who see everything; else their own, and those about an object within reach
+        (every model whose QuerySet has `within_reach(user)` says which of its rows are).
+        Records about nothing, or about people, tokens' secrets or the system, stay hidden."""
+        if reach.sees_everything:
+            return self
+        rows = Q(actor=reach.user.pk)
+        for model in apps.get_models():
+            manager = model._default_manager
+            if model is self.model or not hasattr(manager, "within_reach"):
+                continue
+            ids = (
+                manager.within_reach(reach.user)
+                .order_by()
+                .annotate(audit_id=Cast("pk", output_field=models.CharField()))
+            )
+            rows |= Q(object_type=model._meta.label_lower, object_id__in=ids.values("audit_id"))
+        return self.filter(rows)
 
     def sealed_between(self, start=None, end=None):
         """Records sealed in [start, end): a seq range found through the `at` index, then both.
@@ -207,6 +230,8 @@ class Verification(models.Model):
 
     class Meta:
         ordering = ["-at"]
+        # Auditors run the verification from the audit pages: reading, not changing, the trail.
+        permissions = [("run_verification", "Can run the audit chain verification now")]
 
     def __str__(self) -> str:
         return f"{'OK' if self.ok else 'BROKEN'} at {self.at:%Y-%m-%d %H:%M}"

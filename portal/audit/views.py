@@ -8,15 +8,17 @@ from __future__ import annotations
 from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import NoReverseMatch, reverse
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_POST
 
 from portal.lib.crosssite import same_site_only
 from portal.lib.http import permission_required
 
 from . import exports
+from .actors import Actor
+from .enqueue import enqueue_verification
 from .forms import KNOWN_ACTIONS, AuditFilterForm
-from .models import AuditRecord
-from .services import mask_changes
+from .models import AuditRecord, Verification
+from .services import mask_changes, record
 
 PAGE_SIZE = 50
 CURSOR_PARAMS = ("after", "before")
@@ -39,8 +41,8 @@ def _querystring(request, *drop: str) -> str:
 @require_GET
 @permission_required("audit.view_auditrecord")
 def trail(request):
-    filters = AuditFilterForm(request.GET or None)
-    records = filters.filter(AuditRecord.objects.all())
+    filters = AuditFilterForm(request.GET or None, user=request.user)
+    records = filters.filter(AuditRecord.objects.within(request.reach))
     page = records.keyset_page(
         after=request.GET.get("after"), before=request.GET.get("before"), size=PAGE_SIZE
     )
@@ -49,8 +51,34 @@ def trail(request):
         "page": page,
         "querystring_base": _querystring(request, *CURSOR_PARAMS),
         "known_actions": KNOWN_ACTIONS,
+        **verification_state(),
     }
     return render(request, "audit/trail.html", context)
+
+
+def verification_state() -> dict:
+    """The last verification, and whether one asked for since is still waiting for a worker."""
+    last = Verification.objects.order_by("-at").first()
+    asked = AuditRecord.objects.filter(action="audit.verification_requested")
+    if last is not None:
+        asked = asked.filter(at__gt=last.at)
+    return {"verification": last, "verification_pending": asked.exists()}
+
+
+@require_POST
+@permission_required("audit.run_verification")
+def verify_now(request):
+    """Run the chain verification now: a worker walks the chain; the audit pages show its result."""
+    task_id = enqueue_verification()
+    record(
+        actor=Actor.person(request), action="audit.verification_requested", detail=f"task {task_id}"
+    )
+    messages.info(
+        request,
+        "Verification started: a worker checks the whole chain; its result shows here when it "
+        "finishes (reload the page).",
+    )
+    return redirect("audit:trail")
 
 
 def object_url(entry: AuditRecord) -> str | None:
@@ -77,12 +105,14 @@ def change_rows(changes: dict) -> list[dict]:
 @require_GET
 @permission_required("audit.view_auditrecord")
 def record_detail(request, seq: int):
-    entry = get_object_or_404(AuditRecord.objects.select_related("actor"), seq=seq)
+    records = AuditRecord.objects.within(request.reach)
+    entry = get_object_or_404(records.select_related("actor"), seq=seq)
     context = {
         "entry": entry,
         "changes": change_rows(entry.changes),
         "object_url": object_url(entry),
-        "newer": AuditRecord.objects.filter(seq=entry.seq + 1).exists(),
+        "newer": records.filter(seq=entry.seq + 1).exists(),
+        **verification_state(),
     }
     return render(request, "audit/detail.html", context)
 
@@ -96,7 +126,7 @@ def _refuse_invalid(request, back: str):
 @permission_required("audit.view_auditrecord", "audit.export_auditrecord")
 @same_site_only
 def trail_export(request):
-    filters = AuditFilterForm(request.GET or None)
+    filters = AuditFilterForm(request.GET or None, user=request.user)
     if filters.is_bound and not filters.is_valid():
         return _refuse_invalid(request, "audit:trail")
     return exports.audit_trail_csv(request, filters)

@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from portal.accounts import reach
 from portal.lib.fields import EncryptedTextField
 
 # Warnings start 90 days out; NHS England takes up to 5 working days to issue a renewal.
@@ -15,6 +16,9 @@ EXPIRY_THRESHOLDS = (90, 30, 14, 7, 1)
 
 
 class CertificateQuerySet(models.QuerySet):
+    def within_reach(self, user):
+        return reach.within_reach(self, user)
+
     def active(self):
         return self.filter(status=Certificate.Status.ACTIVE)
 

@@ -13,6 +13,7 @@ from portal.events.services import event_emit
 from portal.mailboxes.models import Mailbox
 
 from .models import Certificate
+from .signals import csr_created
 
 
 class CertificateRejected(Exception):
@@ -43,6 +44,7 @@ def certificate_create_csr(
     )
     if actor is not None:
         record(actor=actor, action="certificate.csr_created", obj=certificate)
+    csr_created.send(sender=Certificate, certificate=certificate)
     return certificate
 
 

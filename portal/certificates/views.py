@@ -22,15 +22,21 @@ from .models import WARN_WITHIN_DAYS, Certificate
 
 
 def _get_certificate_for_user(request, pk: int) -> Certificate:
-    """Every role that may view certificates sees all of them; the private key is never loaded."""
-    queryset = Certificate.objects.select_related("mailbox", "mailbox__organisation", "created_by")
+    """A certificate within the person's reach, else 404; the private key is never loaded."""
+    queryset = Certificate.objects.within_reach(request.user).select_related(
+        "mailbox", "mailbox__organisation", "created_by"
+    )
     return get_object_or_404(queryset.defer("private_key"), pk=pk)
 
 
 @permission_required("certificates.view_certificate")
 def certificate_list(request):
-    filters = CertificateFilterForm(request.GET or None)
-    certificates = Certificate.objects.select_related("mailbox").defer("private_key", "csr_pem")
+    filters = CertificateFilterForm(request.GET or None, user=request.user)
+    certificates = (
+        Certificate.objects.within_reach(request.user)
+        .select_related("mailbox")
+        .defer("private_key", "csr_pem")
+    )
     if filters.is_valid():
         if filters.cleaned_data["status"]:
             certificates = certificates.filter(status=filters.cleaned_data["status"])
@@ -45,7 +51,7 @@ def certificate_list(request):
         "filters": filters,
         "page": page,
         "querystring_base": query.urlencode(),
-        "mailboxes": Mailbox.objects.order_by("mailbox_id"),
+        "mailboxes": Mailbox.objects.within_reach(request.user).order_by("mailbox_id"),
         "warn_within": WARN_WITHIN_DAYS,
     }
     return render(request, "certificates/list.html", context)
@@ -54,7 +60,8 @@ def certificate_list(request):
 @permission_required("certificates.add_certificate")
 def certificate_create_csr_view(request, mailbox_pk: int):
     """GET asks for confirmation (showing the CN); POST makes a new key and CSR."""
-    mailbox = get_object_or_404(Mailbox.objects.select_related("organisation"), pk=mailbox_pk)
+    mailboxes = Mailbox.objects.within_reach(request.user).select_related("organisation")
+    mailbox = get_object_or_404(mailboxes, pk=mailbox_pk)
     if request.method == "POST":
         certificate = services.certificate_create_csr(mailbox=mailbox, actor=Actor.person(request))
         messages.success(
@@ -74,8 +81,8 @@ def _render_detail(
     context = {
         "certificate": certificate,
         "days_left": certificate.days_left(),
-        "install_form": install_form or InstallForm(),
-        "ticket_form": ticket_form or TicketForm(instance=certificate),
+        "install_form": install_form or InstallForm(user=request.user),
+        "ticket_form": ticket_form or TicketForm(instance=certificate, user=request.user),
         "history": history,
         "now": timezone.now(),
     }
@@ -106,7 +113,7 @@ def certificate_download_csr(request, pk: int):
 @require_POST
 def certificate_install_view(request, pk: int):
     certificate = _get_certificate_for_user(request, pk)
-    form = InstallForm(request.POST, request.FILES)
+    form = InstallForm(request.POST, request.FILES, user=request.user)
     if form.is_valid():
         try:
             # The service needs the private key to match against: load the full row.
@@ -131,7 +138,7 @@ def certificate_install_view(request, pk: int):
 @require_POST
 def certificate_ticket(request, pk: int):
     certificate = _get_certificate_for_user(request, pk)
-    form = TicketForm(request.POST, instance=certificate)
+    form = TicketForm(request.POST, instance=certificate, user=request.user)
     if form.is_valid():
         form.save()
         messages.success(request, "Service desk ticket saved.")

@@ -76,8 +76,7 @@ class RunForm(PortalForm):
 
     def __init__(self, *args, user=None, **kwargs):
         kwargs.setdefault("initial", {}).setdefault("scenarios", [key for key, _ in choices()])
-        super().__init__(*args, **kwargs)
-        self.user = user
+        super().__init__(*args, user=user, **kwargs)
         count = getattr(settings, "CONFORMANCE_HIGH_VOLUME_COUNT", DEFAULT_HIGH_VOLUME_COUNT)
         self.fields[
             "scenarios"

@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from portal.accounts import reach
 from portal.mailboxes.models import Environment
 
 
@@ -53,6 +54,9 @@ class Origin(models.TextChoices):
 
 
 class ConformanceRunQuerySet(models.QuerySet):
+    def within_reach(self, user):
+        return reach.within_reach(self, user)
+
     def for_list(self):
         return self.select_related("mailbox", "peer", "started_by").order_by("-created_at", "-pk")
 

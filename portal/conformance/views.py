@@ -21,8 +21,8 @@ from .services import RunRefused, run_create
 PAGE_SIZE = 50
 
 
-def _get_run(pk: int) -> ConformanceRun:
-    """Every role that may view runs sees all of them; this is the one place to narrow that."""
+def _get_run(request, pk: int) -> ConformanceRun:
+    """A run of a mailbox within the person's reach, else 404."""
     related = (
         "mailbox__organisation",
         "peer__organisation",
@@ -30,20 +30,24 @@ def _get_run(pk: int) -> ConformanceRun:
         "started_by",
         "evidence",
     )
-    return get_object_or_404(ConformanceRun.objects.select_related(*related), pk=pk)
+    runs = ConformanceRun.objects.within_reach(request.user).select_related(*related)
+    return get_object_or_404(runs, pk=pk)
 
 
 @permission_required("conformance.view_conformancerun")
 def run_list(request):
-    page = Paginator(ConformanceRun.objects.for_list(), PAGE_SIZE).get_page(request.GET.get("page"))
+    runs = ConformanceRun.objects.within_reach(request.user).for_list()
+    page = Paginator(runs, PAGE_SIZE).get_page(request.GET.get("page"))
     return render(request, "conformance/list.html", {"page": page, "scenarios": SCENARIOS})
 
 
-def _initial(params) -> dict:
+def _initial(request) -> dict:
     """?mailbox=, ?peer= and ?task= prefill the form (an onboarding task links here with its id)."""
+    params = request.GET
     initial = {key: params[key] for key in ("mailbox", "peer") if params.get(key)}
     task = (
-        Task.objects.select_related("plan__integration_mailbox")
+        Task.objects.within_reach(request.user)
+        .select_related("plan__integration_mailbox")
         .filter(pk=params.get("task") if str(params.get("task", "")).isdigit() else None)
         .first()
     )
@@ -57,7 +61,7 @@ def _initial(params) -> dict:
 @permission_required("conformance.add_conformancerun")
 def run_new(request):
     data = request.POST if request.method == "POST" else None  # an empty POST is a submission
-    form = RunForm(data, user=request.user, initial=_initial(request.GET))
+    form = RunForm(data, user=request.user, initial=_initial(request))
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -82,7 +86,7 @@ def run_new(request):
 
 @permission_required("conformance.view_conformancerun")
 def run_detail(request, pk: int):
-    run = _get_run(pk)
+    run = _get_run(request, pk)
     results = list(run.results.all())
     done = sum(1 for result in results if result.finished_at)
     context = {"run": run, "results": results, "done": done, "counts": run.counts()}
@@ -92,14 +96,14 @@ def run_detail(request, pk: int):
 @permission_required("conformance.view_conformancerun")
 def run_report(request, pk: int):
     """The printable report: the same content as report.html in the evidence pack."""
-    return render(request, "conformance/report.html", report_context(_get_run(pk)))
+    return render(request, "conformance/report.html", report_context(_get_run(request, pk)))
 
 
 @permission_required("conformance.view_conformancerun")
 @same_site_only
 def run_evidence(request, pk: int):
     """The evidence pack as a zip (report.html and run.json); every download is audited."""
-    run = _get_run(pk)
+    run = _get_run(request, pk)
     if not run.is_finished:
         raise Http404("The evidence pack is ready once the run has finished.")
     data = evidence_zip(run)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime, time, timedelta
 
 from django.core.cache import cache
 from django.db.models import CharField, Count, IntegerField, OuterRef, QuerySet, Subquery, Value
 from django.utils import timezone
 
+from portal.accounts import reach
 from portal.certificates.models import WARN_WITHIN_DAYS, Certificate
 from portal.integrations.models import Delivery
 from portal.mailboxes.models import Environment, Mailbox
@@ -86,9 +88,10 @@ def describe_health(mailbox: Mailbox, now: datetime) -> Mailbox:
     return mailbox
 
 
-def dashboard_mailboxes(now: datetime) -> list[Mailbox]:
-    """Every mailbox with its health; those needing attention first, then live before the rest."""
-    rows = [describe_health(m, now) for m in with_health(Mailbox.objects.for_dashboard())]
+def dashboard_mailboxes(now: datetime, user) -> list[Mailbox]:
+    """Every mailbox within reach with its health; attention first, then live before the rest."""
+    mailboxes = Mailbox.objects.within_reach(user).for_dashboard()
+    rows = [describe_health(m, now) for m in with_health(mailboxes)]
     rows.sort(key=lambda m: (not m.reasons, ENVIRONMENT_RANK.get(m.environment, 3), m.mailbox_id))
     return rows
 
@@ -101,23 +104,32 @@ def _local_midnight(day: date) -> datetime:
 PAST_DAYS_CACHE_SECONDS = 3600
 
 
-def daily_volume(now: datetime, days: int = 30) -> tuple[date, dict[tuple[date, str], int]]:
-    """Messages per local day and direction for the last `days` days.
+def daily_volume(now: datetime, user, days: int = 30) -> tuple[date, dict[tuple[date, str], int]]:
+    """Messages of `user`'s reach per local day and direction for the last `days` days.
 
     Today is counted on every call; the days before it are counted once an hour and kept in the
     cache (Redis when configured, so every host shares them): at 10,000,000 messages counting 30
-    days takes seconds, today alone a few milliseconds.
+    days takes seconds, today alone a few milliseconds. Each reach has its own cached counts
+    (everything, or one set of mailboxes), so one person's counts never show another's traffic.
     """
     today = timezone.localdate(now)
-    key = f"dashboard:daily-volume:{today.isoformat()}:{days}"
+    mailboxes = (
+        None
+        if reach.sees_everything(user)
+        else sorted(reach.mailboxes_for(user).values_list("pk", flat=True))
+    )
+    scope = (
+        "all" if mailboxes is None else hashlib.sha256(repr(mailboxes).encode()).hexdigest()[:16]
+    )
+    key = f"dashboard:daily-volume:{today.isoformat()}:{days}:{scope}"
     past = cache.get(key)
     if past is None:
-        past = _count_days([today - timedelta(days=n) for n in range(days - 1, 0, -1)])
+        past = _count_days([today - timedelta(days=n) for n in range(days - 1, 0, -1)], mailboxes)
         cache.set(key, past, PAST_DAYS_CACHE_SECONDS)
-    return today, past | _count_days([today])
+    return today, past | _count_days([today], mailboxes)
 
 
-def _count_days(days: list[date]) -> dict[tuple[date, str], int]:
+def _count_days(days: list[date], mailboxes: list[int] | None) -> dict[tuple[date, str], int]:
     """Messages per local day and direction, in one query.
 
     One COUNT(*) per day and direction over an index range, joined with UNION ALL: each is a short
@@ -133,6 +145,8 @@ def _count_days(days: list[date]) -> dict[tuple[date, str], int]:
             rows = Message.objects.filter(
                 direction=direction, created_at__gte=start, created_at__lt=end
             )
+            if mailboxes is not None:
+                rows = rows.filter(mailbox__in=mailboxes)
             parts.append(
                 rows.order_by()
                 .values(offset=Value(offset, IntegerField()), way=Value(direction, CharField()))

@@ -37,15 +37,16 @@ TASK_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 @permission_required("mailboxes.view_mailbox")
 def home(request):
     """Every mailbox's health, attention first; 30 days of traffic; the last audit verification."""
-    now = timezone.now()
-    mailboxes = dashboard_mailboxes(now)
-    today, counts = daily_volume(now)
+    now, user = timezone.now(), request.user
+    mailboxes = dashboard_mailboxes(now, user)
+    today, counts = daily_volume(now, user)
+    plans = Plan.objects.within_reach(user).order_by("-created_at")[:5]
     context = {
         "mailboxes": mailboxes,
         "attention_count": sum(1 for m in mailboxes if m.reasons),
         "chart": volume_chart(counts, end=today),
         "verification": Verification.objects.order_by("-at").first(),
-        "plans": plans_with_phase_progress(Plan.objects.order_by("-created_at")[:5])
+        "plans": plans_with_phase_progress(plans)
         if request.user.has_perm("onboarding.view_plan")
         else [],
         "now": now,
@@ -55,8 +56,10 @@ def home(request):
 
 @permission_required("mailboxes.view_mailbox")
 def mailbox_list(request):
-    filters = MailboxFilterForm(request.GET or None)
-    mailboxes = filters.filter(with_health(Mailbox.objects.for_dashboard()))
+    filters = MailboxFilterForm(request.GET or None, user=request.user)
+    mailboxes = filters.filter(
+        with_health(Mailbox.objects.within_reach(request.user).for_dashboard())
+    )
     page = Paginator(mailboxes, 50).get_page(request.GET.get("page"))
     now = timezone.now()
     for mailbox in page:
@@ -102,7 +105,7 @@ def mailbox_detail(request, pk: int):
         "certificates": mailbox.certificates.all(),
         "recent_inbound": recent.inbound()[:5],
         "recent_outbound": recent.outbound()[:5],
-        "workflow_form": WorkflowForm(mailbox=mailbox),
+        "workflow_form": WorkflowForm(mailbox=mailbox, user=request.user),
         "blocked_reason": transfer_blocked_reason(mailbox),
         "next_poll_allowed_at": None
         if mailbox.environment == "sandbox"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.db import models
 from django.utils import timezone
 
+from portal.accounts import reach
 from portal.lib.fields import EncryptedTextField
 
 
@@ -14,6 +15,17 @@ class DestinationKind(models.TextChoices):
     S3 = "s3", "S3-compatible object storage"
     WEBHOOK = "webhook", "Signed webhook"
     HELD = "held", "Held for the API"
+
+
+class DestinationQuerySet(models.QuerySet):
+    def within_reach(self, user):
+        """Destinations no route out of `user`'s reach uses. A destination belongs to no
+        organisation: one in use by another organisation's route is out of reach (its page is a
+        404, it is not offered), an unused one is anyone's who manages destinations."""
+        if reach.sees_everything(user):
+            return self
+        outside = Route.objects.exclude(pk__in=Route.objects.within_reach(user).values("pk"))
+        return self.exclude(routes__in=outside.values("pk"))
 
 
 class Destination(models.Model):
@@ -30,11 +42,18 @@ class Destination(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = DestinationQuerySet.as_manager()
+
     class Meta:
         ordering = ["name"]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.get_kind_display()})"
+
+
+class RouteQuerySet(models.QuerySet):
+    def within_reach(self, user):
+        return reach.within_reach(self, user)
 
 
 class Route(models.Model):
@@ -52,6 +71,8 @@ class Route(models.Model):
     )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
+
+    objects = RouteQuerySet.as_manager()
 
     class Meta:
         ordering = ["mailbox_id", "name"]
@@ -94,6 +115,9 @@ class DeliveryState(models.TextChoices):
 
 
 class DeliveryQuerySet(models.QuerySet):
+    def within_reach(self, user):
+        return reach.within_reach(self, user, mailbox="message__mailbox")
+
     def due(self, now=None):
         now = now or timezone.now()
         return self.filter(

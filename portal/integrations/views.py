@@ -7,7 +7,7 @@ from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.db.models import Count, Prefetch, Q
 from django.http import HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
@@ -42,16 +42,17 @@ def integration_list(request):
             )
         )
     )
-    context = {"routes": routes, "destinations": Destination.objects.all()}
+    context = {"routes": routes, "destinations": Destination.objects.within_reach(request.user)}
     return render(request, "integrations/list.html", context)
 
 
 @permission_required("integrations.view_destination", "integrations.change_destination")
 def destination_edit(request, pk: int | None = None):
-    destination = get_object_or_404(Destination, pk=pk) if pk else None
+    destinations = Destination.objects.within_reach(request.user)
+    destination = get_within_reach(destinations, pk=pk) if pk else None
     if destination is None and not request.user.has_perm("integrations.add_destination"):
         raise PermissionDenied
-    form = DestinationForm(request.POST or None, instance=destination)
+    form = DestinationForm(request.POST or None, instance=destination, user=request.user)
     if request.method == "POST" and form.is_valid():
         destination = form.save()
         messages.success(request, f"Saved {destination.name}.")
@@ -64,7 +65,7 @@ def destination_edit(request, pk: int | None = None):
 @permission_required("integrations.change_destination")
 @require_POST
 def destination_test_view(request, pk: int):
-    destination = get_object_or_404(Destination, pk=pk)
+    destination = get_within_reach(Destination.objects.within_reach(request.user), pk=pk)
     ok, text = destination_probe(destination=destination, actor=Actor.person(request))
     (messages.success if ok else messages.error)(request, f"{destination.name}: {text}")
     return redirect("integrations:list")
@@ -77,6 +78,9 @@ def route_edit(request, pk: int | None = None):
         raise PermissionDenied
     form = RoutePageForm(request.POST or None, instance=route)
     form.fields["mailbox"].queryset = mailboxes_for(request.user)
+    for name in form.fields:
+        if name.startswith("step_"):
+            form.fields[name].queryset = Destination.objects.within_reach(request.user)
     if request.method == "POST" and form.is_valid():
         route = route_save(
             route=form.save(commit=False), destinations=form.cleaned_data["destinations"]

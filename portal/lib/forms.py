@@ -1,4 +1,11 @@
-"""Form building blocks shared by every app: no label colons, and an error summary for the top."""
+"""Form building blocks shared by every app: no label colons, an error summary for the top, and
+model choices narrowed to the person's reach.
+
+Given `user=`, every model choice whose queryset has a `within_reach(user)` method (mailboxes,
+organisations, certificates, plans...; portal.accounts.reach decides) offers only the rows within
+that person's reach, so a choice out of reach is neither shown nor accepted ("Select a valid
+choice"). Choices set after `__init__` are narrowed too, before the form is shown or cleaned.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +13,34 @@ from django import forms
 
 
 class PortalFormMixin:
-    """Labels without a trailing colon, and `error_summary()` for the box above the form."""
+    """Labels without a trailing colon, `error_summary()` for the box above the form, and model
+    choices within `user`'s reach."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, user=None, **kwargs):
         kwargs.setdefault("label_suffix", "")
         super().__init__(*args, **kwargs)
+        self.user, self._narrowed = user, {}
+        self.narrow_to_reach()
+
+    def narrow_to_reach(self) -> None:
+        """Each model choice with `within_reach` narrowed once (again if it was replaced)."""
+        if getattr(self, "user", None) is None:
+            return
+        for name, field in self.fields.items():
+            queryset = getattr(field, "queryset", None)
+            if queryset is None or not hasattr(queryset, "within_reach"):
+                continue
+            if self._narrowed.get(name) is not queryset:
+                field.queryset = queryset.within_reach(self.user)
+                self._narrowed[name] = field.queryset
+
+    def __getitem__(self, name):
+        self.narrow_to_reach()
+        return super().__getitem__(name)
+
+    def full_clean(self):
+        self.narrow_to_reach()
+        super().full_clean()
 
     def error_summary(self) -> list[dict[str, str]]:
         """Every error as {anchor, label, message}: the summary links each one to its field."""

@@ -5,6 +5,7 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.formats import date_format
 
+from portal.accounts import reach
 from portal.lib.forms import PortalForm, PortalModelForm
 
 from .models import (
@@ -135,9 +136,15 @@ class MailboxForm(PortalModelForm):
             "enabled": "A disabled mailbox is neither polled nor used for sending.",
         }
 
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
+    def __init__(self, *args, user=None, **kwargs):
+        super().__init__(*args, user=user, **kwargs)
         mailbox = self.instance
+        if user is not None:
+            # Organisations wholly within reach, and the mailbox's own (a move needs the target's).
+            choices = Organisation.objects.filter(pk__in=reach.whole_organisations_for(user))
+            self.fields["organisation"].queryset = choices | Organisation.objects.filter(
+                pk=mailbox.organisation_id
+            )
         self.fields["new_password"].label = (
             "Replace password" if mailbox.password else "Set password"
         )

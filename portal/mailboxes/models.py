@@ -11,6 +11,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 import meshcore
+from portal.accounts import reach
 from portal.lib.fields import EncryptedTextField
 
 from .hosts import base_url_problem
@@ -58,12 +59,19 @@ class RequestLimit(models.IntegerChoices):
     HSCN = meshcore.HSCN_MAX_REQUEST_BYTES, "100 MB (HSCN)"
 
 
+class OrganisationQuerySet(models.QuerySet):
+    def within_reach(self, user):
+        return reach.within_organisations(self, user, organisation="pk")
+
+
 class Organisation(models.Model):
     name = models.CharField(max_length=200)
     ods_code = models.CharField(
         "ODS code", max_length=10, unique=True, validators=[validate_ods_code]
     )
     created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = OrganisationQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -80,6 +88,9 @@ class Environment(models.TextChoices):
 
 
 class MailboxQuerySet(models.QuerySet):
+    def within_reach(self, user):
+        return reach.within_reach(self, user, mailbox="pk")
+
     def enabled(self):
         return self.filter(enabled=True)
 

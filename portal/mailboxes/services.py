@@ -16,6 +16,7 @@ import meshcore
 
 from .hosts import base_url_problem
 from .models import MIN_POLL_INTERVAL, Environment, Mailbox
+from .signals import handshake_succeeded
 
 
 class MailboxNotReady(Exception):
@@ -133,6 +134,7 @@ def mailbox_handshake(*, mailbox: Mailbox) -> tuple[bool, str]:
             last_handshake_at=timezone.now(), last_handshake_ok=True, last_handshake_ms=elapsed_ms
         )
         _handshake_event(mailbox, "")
+        handshake_succeeded.send(sender=Mailbox, mailbox=mailbox, elapsed_ms=elapsed_ms)
     return True, f"Handshake with {mailbox.mailbox_id} succeeded in {elapsed_ms} ms"
 
 

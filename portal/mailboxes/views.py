@@ -9,7 +9,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
+from portal.accounts import reach
 from portal.accounts.factors import step_up_needed, step_up_redirect
+from portal.accounts.models import Membership
 from portal.audit.services import Actor, record
 from portal.lib.http import permission_required
 
@@ -18,19 +20,19 @@ from .models import Mailbox, Organisation, Workflow
 
 
 def _get_mailbox_for_user(request, pk: int, queryset=None) -> Mailbox:
-    """Every role that may view mailboxes sees all of them; this is the one place to narrow that."""
+    """A mailbox within the person's reach (portal.accounts.reach), else 404."""
     queryset = Mailbox.objects.select_related("organisation") if queryset is None else queryset
-    return get_object_or_404(queryset, pk=pk)
+    return get_object_or_404(queryset.within_reach(request.user), pk=pk)
 
 
 @permission_required("mailboxes.add_mailbox")
 def mailbox_create(request):
-    form = MailboxForm(request.POST or None)
+    form = MailboxForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         mailbox = form.save()
         messages.success(request, f"Mailbox {mailbox.mailbox_id} added. Add its workflows next.")
         return redirect("mailboxes:detail", pk=mailbox.pk)
-    no_organisations = not Organisation.objects.exists()
+    no_organisations = not form.fields["organisation"].queryset.exists()
     context = {"form": form, "no_organisations": no_organisations}
     return render(request, "mailboxes/form.html", context)
 
@@ -38,7 +40,7 @@ def mailbox_create(request):
 @permission_required("mailboxes.change_mailbox")
 def mailbox_edit(request, pk: int):
     mailbox = _get_mailbox_for_user(request, pk)
-    form = MailboxForm(request.POST or None, instance=mailbox)
+    form = MailboxForm(request.POST or None, instance=mailbox, user=request.user)
     if request.method == "POST" and form.is_valid():
         if form.changes_live_connection and step_up_needed(request):
             return step_up_redirect(request)
@@ -82,7 +84,7 @@ def _report_cleared_secrets(request, mailbox: Mailbox) -> None:
 @require_POST
 def workflow_add(request, pk: int):
     mailbox = _get_mailbox_for_user(request, pk)
-    form = WorkflowForm(request.POST, mailbox=mailbox)
+    form = WorkflowForm(request.POST, mailbox=mailbox, user=request.user)
     if form.is_valid():
         form.save()
         messages.success(
@@ -107,16 +109,19 @@ def workflow_remove(request, pk: int, workflow_pk: int):
 
 @permission_required("mailboxes.view_organisation")
 def organisation_list(request):
-    organisations = Organisation.objects.all()
+    organisations = Organisation.objects.within_reach(request.user)
     page = Paginator(organisations, 50).get_page(request.GET.get("page"))
     return render(request, "mailboxes/organisations.html", {"page": page})
 
 
 @permission_required("mailboxes.add_organisation")
 def organisation_create(request):
-    form = OrganisationForm(request.POST or None)
+    form = OrganisationForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         organisation = form.save()
+        # Whoever adds an organisation (without seeing every one) belongs to it.
+        if not reach.sees_everything(request.user):
+            Membership.objects.create(user=request.user, organisation=organisation)
         messages.success(request, f"Organisation {organisation} added.")
         return redirect("mailboxes:create")
     return render(request, "mailboxes/organisation_form.html", {"form": form})

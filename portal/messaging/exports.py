@@ -79,7 +79,8 @@ def _message_rows(queryset) -> Iterator[list]:
 
 def message_log_csv(request, filters) -> StreamingHttpResponse:
     """The filtered message log as CSV; the export is audited before the first row leaves."""
-    queryset = filters.filter(Message.objects.filter(created_at__lte=timezone.now()))
+    rows = Message.objects.within_reach(request.user).filter(created_at__lte=timezone.now())
+    queryset = filters.filter(rows)
     count = csv_export.bounded_count(queryset)
     record(
         actor=Actor.person(request),

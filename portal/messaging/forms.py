@@ -8,8 +8,10 @@ from django.db.models import Q
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
+from portal.accounts import reach
 from portal.lib.forms import PortalForm
 from portal.mailboxes.models import (
+    Environment,
     Mailbox,
     Workflow,
     validate_mailbox_id,
@@ -33,10 +35,14 @@ class MailboxChoiceField(forms.ModelChoiceField):
         return f"{obj.mailbox_id} –{name} [{obj.get_environment_display().upper()}]"
 
 
-def send_workflow_choices() -> list:
-    """Workflows registered to send, grouped by mailbox id (the send page's script filters by it)."""
+def send_workflow_choices(user=None) -> list:
+    """Workflows registered to send, grouped by mailbox id (the send page's script filters by it);
+    only mailboxes within `user`'s reach when given."""
+    workflows = (
+        Workflow.objects.all() if user is None else reach.within_reach(Workflow.objects, user)
+    )
     rows = (
-        Workflow.objects.filter(direction=Workflow.Direction.SEND, mailbox__enabled=True)
+        workflows.filter(direction=Workflow.Direction.SEND, mailbox__enabled=True)
         .order_by("mailbox__mailbox_id", "workflow_id")
         .values_list("mailbox__mailbox_id", "workflow_id")
     )
@@ -88,7 +94,12 @@ class SendForm(PortalForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["workflow_id"].choices = send_workflow_choices()
+        self.fields["workflow_id"].choices = send_workflow_choices(self.user)
+        # The send page's script shows the red LIVE banner as soon as one of these is chosen.
+        live = self.fields["mailbox"].queryset.filter(environment=Environment.LIVE)
+        self.fields["mailbox"].widget.attrs["data-live-mailboxes"] = " ".join(
+            live.values_list("mailbox_id", flat=True)
+        )
         limit = filesizeformat(settings.MESH_MAX_UPLOAD_BYTES)
         self.fields["file"].help_text = f"Any file up to {limit}. Large files are sent in chunks."
 

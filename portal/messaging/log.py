@@ -9,6 +9,7 @@ from __future__ import annotations
 from django import forms
 from django.db.models import Q
 
+from portal.accounts import reach
 from portal.lib.pagination import KeysetPage, decode_cursor, encode_cursor, keyset_page
 from portal.mailboxes.models import Environment, Mailbox
 
@@ -58,7 +59,7 @@ class MessageLogFilterForm(MessageFilterForm):
     def page(self, rows, *, after=None, before=None, size: int = 25) -> KeysetPage:
         """One keyset page of `rows` filtered (see portal.lib.pagination for the cursors)."""
         ids = self._environment_mailboxes()
-        if ids is None or self.cleaned_data.get("mailbox"):
+        if ids is None or getattr(self, "cleaned_data", {}).get("mailbox"):
             return keyset_page(self.filter(rows), after=after, before=before, size=size)
         filtered = self._filter_but_environment(rows)
         return merged_keyset_page(rows, filtered, ids, after=after, before=before, size=size)
@@ -73,15 +74,21 @@ class MessageLogFilterForm(MessageFilterForm):
         return queryset
 
     def _environment_mailboxes(self) -> list[int] | None:
-        """The chosen environment's mailbox ids (one small query), never a join: see page()."""
-        if not self.is_bound:
-            return None
-        self.is_valid()  # valid filters apply even when another one is not
-        if not (environment := self.cleaned_data.get("environment")):
-            return None
+        """The ids of the mailboxes the rows may come from: the chosen environment's, within the
+        person's reach (`user`); None for every mailbox. One small query, never a join: page()."""
         if not hasattr(self, "_environment_ids"):
-            rows = Mailbox.objects.filter(environment=environment).values_list("pk", flat=True)
-            self._environment_ids = list(rows)
+            mailboxes = None
+            if self.is_bound:
+                self.is_valid()  # valid filters apply even when another one is not
+                if environment := self.cleaned_data.get("environment"):
+                    mailboxes = Mailbox.objects.filter(environment=environment)
+            if self.user is not None and not reach.sees_everything(self.user):
+                mailboxes = (
+                    Mailbox.objects.all() if mailboxes is None else mailboxes
+                ).within_reach(self.user)
+            self._environment_ids = (
+                None if mailboxes is None else list(mailboxes.values_list("pk", flat=True))
+            )
         return self._environment_ids
 
     def applied(self) -> dict[str, str]:

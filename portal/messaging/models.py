@@ -8,6 +8,8 @@ from django.db.models import F
 from django.utils import timezone
 from django.utils.functional import classproperty
 
+from portal.accounts import reach
+
 # MESH removes a message not acknowledged within 5 days and reports it undelivered to the sender.
 INBOX_EXPIRY = timedelta(days=5)
 # Tracking a sent message backs off (MESH: "do not poll this endpoint often"): 5 minutes after it
@@ -66,6 +68,9 @@ class Status(models.TextChoices):
 
 
 class MessageQuerySet(models.QuerySet):
+    def within_reach(self, user):
+        return reach.within_reach(self, user)
+
     def inbound(self):
         return self.filter(direction=Direction.INBOUND)
 
@@ -307,6 +312,9 @@ class MessageEvent(models.Model):
 
 
 class InboundFailureQuerySet(models.QuerySet):
+    def within_reach(self, user):
+        return reach.within_reach(self, user)
+
     def open(self):
         """Failures of messages not received yet (held back, quarantined or left)."""
         return self.exclude(status=InboundFailure.State.RECEIVED)

@@ -44,9 +44,12 @@ def open_failures(mailbox: Mailbox) -> dict[str, InboundFailure]:
 HELD_SHOWN = 50
 
 
-def held_inbound(mailbox: Mailbox | None = None) -> list[InboundFailure]:
-    """Inbound messages waiting in MESH after failures (quarantined first), for a panel."""
+def held_inbound(mailbox: Mailbox | None = None, *, user=None) -> list[InboundFailure]:
+    """Inbound messages waiting in MESH after failures (quarantined first), for a panel; those of
+    one mailbox, or of every mailbox within `user`'s reach."""
     rows = InboundFailure.objects.open().select_related("mailbox")
+    if user is not None:
+        rows = rows.within_reach(user)
     if mailbox is not None:
         rows = rows.filter(mailbox=mailbox)
     rows = rows.exclude(status=InboundFailure.State.LEFT)

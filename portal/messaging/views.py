@@ -5,7 +5,7 @@ import re
 
 from django.conf import settings
 from django.contrib import messages
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -18,7 +18,7 @@ from portal.lib import payloads
 from portal.lib.bodylimit import body_limit
 from portal.lib.crosssite import same_site_only
 from portal.lib.http import permission_required
-from portal.mailboxes.models import Workflow
+from portal.mailboxes.models import Environment, Mailbox, Workflow
 from portal.mailboxes.services import MailboxNotReady, mesh_client
 
 from . import exports, quarantine
@@ -40,7 +40,7 @@ CURSOR_PARAMS = ("after", "before")
 
 
 def _get_message_for_user(request, pk: int) -> Message:
-    """Every role that may view messages sees all of them; this is the one place to narrow that."""
+    """A message within the person's reach (portal.accounts.reach), else 404."""
     related = (
         "mailbox",
         "mailbox__organisation",
@@ -49,7 +49,9 @@ def _get_message_for_user(request, pk: int) -> Message:
         "acknowledges",
         "copied_from",
     )
-    return get_object_or_404(Message.objects.select_related(*related), pk=pk)
+    return get_object_or_404(
+        Message.objects.within_reach(request.user).select_related(*related), pk=pk
+    )
 
 
 def _querystring(request, *drop: str) -> str:
@@ -61,7 +63,7 @@ def _querystring(request, *drop: str) -> str:
 
 @permission_required("messaging.view_message")
 def message_list(request):
-    filters = MessageLogFilterForm(request.GET or None)
+    filters = MessageLogFilterForm(request.GET or None, user=request.user)
     # The mailbox is fetched apart (prefetch, not a join): joined, SQLite loops over mailboxes
     # and sorts their messages, instead of walking the created_at index and stopping at a page.
     rows = Message.objects.defer("mesh_status_description", "last_error", "failure_reason")
@@ -87,7 +89,7 @@ def message_list(request):
             )
             for value, label in tabs
         ],
-        "inbound_failures": quarantine.held_inbound(),
+        "inbound_failures": quarantine.held_inbound(user=request.user),
         "show_mailbox": True,
         "next_url": request.get_full_path(),
     }
@@ -134,7 +136,8 @@ def _business_ack_hours(message: Message) -> int | None:
 @require_POST
 def inbound_failure_act(request, pk: int):
     """A person retries a quarantined inbound message, or leaves it in MESH (both audited)."""
-    failure = get_object_or_404(InboundFailure.objects.select_related("mailbox"), pk=pk)
+    failures = InboundFailure.objects.within_reach(request.user).select_related("mailbox")
+    failure = get_object_or_404(failures, pk=pk)
     action = request.POST.get("action")
     if failure.status != InboundFailure.State.QUARANTINED:
         messages.error(request, f"{failure.mesh_message_id} is not quarantined: nothing to do.")
@@ -237,12 +240,34 @@ def _add_send_error(form: SendForm, error: SendRejected) -> None:
 @body_limit(lambda: settings.MESH_MAX_UPLOAD_BYTES)
 @permission_required("messaging.send_message")
 def message_send_view(request):
-    form = SendForm(request.POST or None, request.FILES or None, initial=_send_initial(request.GET))
+    form = SendForm(
+        request.POST or None,
+        request.FILES or None,
+        initial=_send_initial(request.GET),
+        user=request.user,
+    )
     if request.method == "POST" and form.is_valid():
         message = _queue_from_form(request, form)
         if message is not None:
-            return redirect("messaging:detail", pk=message.pk)
+            return _sent(request, message)
     context = {"form": form, "lookup_mailbox": request.GET.get("mailbox", "")}
+    return _render_send(request, form, context)
+
+
+def _sent(request, message: Message):
+    """The message detail; to the send page's upload script, where to go (it shows the progress)."""
+    url = reverse("messaging:detail", args=[message.pk])
+    if request.headers.get("X-Upload-Progress"):
+        return JsonResponse({"location": url})
+    return redirect(url)
+
+
+def _render_send(request, form: SendForm, context: dict):
+    """The send form again after an error: the chosen file's name and size (a browser never keeps
+    a chosen file across a page load), and the LIVE banner when a live mailbox is chosen."""
+    chosen = form["mailbox"].value()
+    live = Mailbox.objects.filter(mailbox_id=chosen or "", environment=Environment.LIVE)
+    context |= {"chosen_file": request.FILES.get("file"), "live_chosen": live.exists()}
     return render(request, "messaging/send.html", context)
 
 
@@ -260,13 +285,14 @@ def message_fix(request, pk: int):
         request.FILES or None,
         original=original,
         initial=_fix_initial(original),
+        user=request.user,
     )
     if request.method == "POST" and form.is_valid():
         message = _queue_from_form(request, form, copied_from=original)
         if message is not None:
-            return redirect("messaging:detail", pk=message.pk)
+            return _sent(request, message)
     context = {"form": form, "original": original, "lookup_mailbox": original.mailbox.mailbox_id}
-    return render(request, "messaging/send.html", context)
+    return _render_send(request, form, context)
 
 
 def _fix_initial(original: Message) -> dict:
@@ -326,9 +352,9 @@ def recipient_lookup(request):
     """Look a recipient up in MESH by ODS code and workflow: one quick read, made in the request."""
     # Arriving from the send page with only ?mailbox=: a form to fill in, not a failed lookup.
     if set(request.GET) - {"mailbox"}:
-        form = LookupForm(request.GET)
+        form = LookupForm(request.GET, user=request.user)
     else:
-        form = LookupForm(initial={"mailbox": request.GET.get("mailbox")})
+        form = LookupForm(initial={"mailbox": request.GET.get("mailbox")}, user=request.user)
     results = None
     if form.is_bound and form.is_valid():
         results = _lookup(form)
@@ -350,7 +376,7 @@ def _lookup(form: LookupForm) -> list | None:
 @same_site_only
 def message_export(request):
     """The message log's filtered rows as CSV; invalid filters send you back to the page."""
-    filters = MessageLogFilterForm(request.GET or None)
+    filters = MessageLogFilterForm(request.GET or None, user=request.user)
     if filters.is_bound and not filters.is_valid():
         messages.error(request, "Correct the filters before exporting.")
         return redirect(f"{reverse('messaging:list')}?{request.GET.urlencode()}")

@@ -5,3 +5,6 @@ class OnboardingConfig(AppConfig):
     name = "portal.onboarding"
     label = "onboarding"
     verbose_name = "Onboarding"
+
+    def ready(self) -> None:
+        from . import receivers  # noqa: F401 - connects the signal receivers

@@ -6,7 +6,7 @@ from django.core.validators import validate_email
 from django.db.models import Q
 from django.utils import timezone
 
-from portal.accounts.reach import people_reaching
+from portal.accounts import reach
 from portal.certificates.models import Certificate
 from portal.lib.forms import PortalForm, PortalModelForm
 from portal.mailboxes.models import Environment, Mailbox, Organisation
@@ -34,15 +34,17 @@ class DateInput(forms.DateInput):
 OWNER_PERMISSIONS = ("change_task", "change_mailbox", "add_certificate")
 
 
-def task_owners(organisation=None):
-    """People who can own an onboarding task: a part in the plan's work, and (for a plan of
-    `organisation`) that organisation within their reach."""
+def task_owners(user=None, organisation=None):
+    """People who can own an onboarding task: a part in the plan's work; those `user` may see,
+    when given; and (for a plan of `organisation`) with that organisation within their reach."""
     can = Q(groups__permissions__codename__in=OWNER_PERMISSIONS) | Q(
         user_permissions__codename__in=OWNER_PERMISSIONS
     )
     users = get_user_model().objects.filter(is_active=True)
+    if user is not None:
+        users = users.filter(pk__in=reach.people_for(user).values("pk"))
     if organisation is not None:
-        users = users.filter(pk__in=people_reaching(organisation).values("pk"))
+        users = users.filter(pk__in=reach.people_reaching(organisation).values("pk"))
     return users.filter(can | Q(is_superuser=True)).distinct().order_by("username")
 
 
@@ -96,7 +98,7 @@ class PlanCreateForm(PortalForm):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["owner"].queryset = task_owners()
+        self.fields["owner"].queryset = task_owners(self.user)
 
     def clean_template(self):
         return TEMPLATES[self.cleaned_data["template"]]
@@ -154,9 +156,9 @@ class TaskForm(PortalForm):
                 "notes": task.notes,
             },
         )
-        super().__init__(*args, **kwargs)
-        self.task, self.user = task, user
-        self.fields["owner"].queryset = task_owners(task.plan.organisation)
+        super().__init__(*args, user=user, **kwargs)
+        self.task = task
+        self.fields["owner"].queryset = task_owners(self.user, organisation=task.plan.organisation)
         if task.status != TaskStatus.NOT_APPLICABLE and not may_mark_not_applicable(task, user):
             # Not offered; posted anyway, the service refuses it with the reason.
             self.fields["status"].widget.choices = [
@@ -294,8 +296,7 @@ class CorrespondenceForm(PortalModelForm):
         }
 
     def __init__(self, *args, user, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.user = user
+        super().__init__(*args, user=user, **kwargs)
 
     def clean_to_addresses(self) -> str:
         return _addresses(self.cleaned_data["to_addresses"])

@@ -208,6 +208,7 @@ def task_set_status(*, task: Task, status: str, reason: str = "", actor: Actor =
     user = actor.user
     if status == task.status:
         return task
+    reopened = task.completed_by_check
     if status == TaskStatus.DONE:
         blockers = task_blockers(task)
         if blockers:
@@ -215,12 +216,24 @@ def task_set_status(*, task: Task, status: str, reason: str = "", actor: Actor =
         task.completed_at, task.completed_by = timezone.now(), user
     else:
         task.completed_at = task.completed_by = None
+    task.checked_evidence = ""
+    if reopened:
+        # NeoMesh completed it; only a fact recorded from now on completes it again (selfcheck).
+        task.reopened_at = timezone.now()
     if status == TaskStatus.NOT_APPLICABLE:
         _mark_not_applicable(task, user, reason)
     task.closed_by_decision = False
     task.waiting_since = timezone.localdate() if status == TaskStatus.WAITING_NHS else None
     task.status = status
     task.save()
+    if reopened:
+        record(
+            action="onboarding.task_reopened",
+            actor=actor,
+            obj=task,
+            reason=reason.strip(),
+            detail=f"{task.ref} reopened ({task.get_status_display()}) after NeoMesh completed it",
+        )
     if status == TaskStatus.NOT_APPLICABLE:
         gate = "; the readiness gate no longer waits for it" if task.required else ""
         record(

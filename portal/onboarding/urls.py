@@ -12,6 +12,7 @@ urlpatterns = [
     path("<int:pk>/report/", plans.plan_report, name="report"),
     path("<int:pk>/tasks/<int:task_pk>/", tasks.task_detail, name="task"),
     path("<int:pk>/tasks/<int:task_pk>/update/", tasks.task_update_view, name="task_update"),
+    path("<int:pk>/tasks/<int:task_pk>/reopen/", tasks.task_reopen, name="task_reopen"),
     path(
         "<int:pk>/tasks/<int:task_pk>/certificate/", tasks.task_certificate, name="task_certificate"
     ),

@@ -79,6 +79,9 @@
     if (summary) summary.focus();
   }
 
+  // Pages that replace part of themselves (the send form after an error) set these up again.
+  window.NeoMesh = { enhance: function () { setUpWorkflowFilter(); setUpConditionalSections(); } };
+
   document.addEventListener("DOMContentLoaded", function () {
     focusErrorSummary();
     setUpRefresh();

@@ -85,6 +85,7 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True  # closing never waits out a "slow" answer
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
 
     def signed(self, headers, body: bytes) -> bool:
@@ -98,7 +99,9 @@ class Receiver:
         return hmac.compare_digest(signature, "sha256=" + expected.hexdigest())
 
     def __enter__(self):
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
         return self
 
     def __exit__(self, *exc):

@@ -67,7 +67,7 @@ def test_an_ndr_from_the_sandbox_makes_exactly_one_email_and_one_webhook(
 
 @pytest.mark.sandbox
 def test_ten_failing_polls_make_one_alert_and_the_fix_one_resolved(
-    sandbox, settings, channels, smtp, receiver
+    sandbox, settings, channels, smtp, receiver, mesh_without_backoff
 ):
     settings.MAILBOX_POLL_FAILING_MINUTES = 0
     settings.MESH_BASE_URLS = {**settings.MESH_BASE_URLS, "sandbox": sandbox.url}

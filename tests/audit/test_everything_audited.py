@@ -125,6 +125,9 @@ def plan_world(world, lead_user):
     sent = letters.correspondence_draft(plan=plan, kind="nsd_change_query")
     letters.correspondence_mark_sent(correspondence=sent, sent_on=timezone.localdate())
     other = make_organisation(name="Other Trust", ods_code="R1A")
+    csr = certificate_create_csr(mailbox=plan.target_mailbox)
+    # NeoMesh linked the new CSR to its task; unlinked, so that linking it by hand is a change.
+    plan.tasks.filter(key="production-csr").update(certificate=None)
     return {
         "plan": plan,
         "task": task(plan, "nsd-query"),
@@ -133,7 +136,7 @@ def plan_world(world, lead_user):
         "stale": stale,
         "sent": sent,
         "evidence": add_evidence(plan, task(plan, "review-submission")),
-        "csr": certificate_create_csr(mailbox=plan.target_mailbox),
+        "csr": csr,
         "entry": onboarding.allowlist_add(
             organisation=plan.organisation, environment="live", address="203.0.113.8", purpose="NAT"
         ),
@@ -405,6 +408,7 @@ WALK = [
         "audit.trail_exported",
         None,
     ),
+    ("audit:verify", "post", lambda w: [], lambda w: {}, "audit.verification_requested", None),
     (
         "messaging:export",
         "get",
@@ -436,6 +440,15 @@ WALK = [
         lambda w: {"status": "in_progress"},
         "task.update",
         "task",
+    ),
+    (
+        # 1.4 was completed by NeoMesh when plan_world recorded its live allow-list entry.
+        "onboarding:task_reopen",
+        "post",
+        task_args("production-ips"),
+        lambda w: {"reason": "the NAT address changes"},
+        "onboarding.task_reopened",
+        None,
     ),
     (
         "onboarding:task_certificate",

@@ -34,9 +34,9 @@ CHROMIUM_ARGS = [
 
 
 class Stack:
-    def __init__(self, var_dir: Path):
+    def __init__(self, var_dir: Path, web_port: int = 0, extra_env: dict | None = None):
         self.var_dir = var_dir
-        self.web_port, self.sandbox_port = free_port(), free_port()
+        self.web_port, self.sandbox_port = web_port or free_port(), free_port()
         self.url = f"http://127.0.0.1:{self.web_port}"
         self.env = {
             **os.environ,
@@ -44,6 +44,7 @@ class Stack:
             "DJANGO_SETTINGS_MODULE": "portal.settings",
             "MESH_SANDBOX_URL": f"http://127.0.0.1:{self.sandbox_port}",
             "Q_WORKERS": "1",
+            **(extra_env or {}),
         }
         self.env.pop("DATABASE_URL", None)
         self.process: subprocess.Popen | None = None
@@ -93,9 +94,21 @@ class Stack:
                 os.killpg(self.process.pid, signal.SIGKILL)
 
 
+def sso_env(provider) -> dict[str, str]:
+    """Single sign-on through the test provider, as environment variables (password sign-in on)."""
+    env = {}
+    for name, value in provider.settings().items():
+        if isinstance(value, dict):
+            value = ",".join(f"{key}={target}" for key, target in value.items())
+        env[name] = value
+    return {**env, "OIDC_PROVIDER_NAME": "the test provider"}
+
+
 @pytest.fixture(scope="session")
-def stack(tmp_path_factory):
-    running = Stack(tmp_path_factory.mktemp("neomesh-stack")).start()
+def stack(tmp_path_factory, portal_port, oidc_provider):
+    """NeoMesh as `make run` starts it, with single sign-on through the test provider too."""
+    var_dir = tmp_path_factory.mktemp("neomesh-stack")
+    running = Stack(var_dir, web_port=portal_port, extra_env=sso_env(oidc_provider)).start()
     yield running
     running.stop()
 
@@ -159,3 +172,17 @@ def sign_in(page, stack: Stack, username: str, password: str = "neomesh-demo") -
     elif "/accounts/factor/verify/" in page.url:
         page.get_by_label("Code").fill(_code(who))
         page.get_by_role("button", name="Verify").click()
+
+
+@pytest.fixture(scope="session")
+def demo_stack(tmp_path_factory):
+    """A stack of its own with the onboarding demo (live and integration mailboxes, the plan): the
+    send form's LIVE banner and the accessibility sweep need them, and the shared `stack`'s
+    journeys start their own plan for Demo Org."""
+    running = Stack(tmp_path_factory.mktemp("neomesh-demo"))
+    running.manage("migrate", "--noinput")
+    running.manage("seed_demo")
+    running.manage("seed_onboarding_demo", "--plan")
+    running.start()
+    yield running
+    running.stop()

@@ -103,7 +103,9 @@ def test_an_abandoned_send_raises_failed_or_uncertain(db):
 
 
 @pytest.mark.sandbox
-def test_ten_failing_polls_raise_one_event_and_the_fix_one_more(sandbox, settings):
+def test_ten_failing_polls_raise_one_event_and_the_fix_one_more(
+    sandbox, settings, mesh_without_backoff
+):
     settings.MAILBOX_POLL_FAILING_MINUTES = 15
     settings.MESH_BASE_URLS = {**settings.MESH_BASE_URLS, "sandbox": sandbox.url}
     mailbox = make_mailbox("X26ABC1", base_url=f"http://127.0.0.1:{free_port()}")
@@ -126,7 +128,7 @@ def test_ten_failing_polls_raise_one_event_and_the_fix_one_more(sandbox, setting
 
 
 @pytest.mark.sandbox
-def test_a_failing_handshake_raises_once_and_recovers_once(sandbox_mailboxes):
+def test_a_failing_handshake_raises_once_and_recovers_once(sandbox_mailboxes, mesh_without_backoff):
     mailbox, _ = sandbox_mailboxes
     Mailbox.objects.filter(pk=mailbox.pk).update(base_url=f"http://127.0.0.1:{free_port()}")
     mailbox.refresh_from_db()

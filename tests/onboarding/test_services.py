@@ -180,13 +180,15 @@ def test_annual_evidence_counts_only_with_its_review_date():
 
 
 def test_a_superseded_or_expired_certificate_cannot_be_linked(plan):
-    csr_task = task(plan, "production-csr")
     old = certificate_create_csr(mailbox=plan.target_mailbox)
     old.status = Certificate.Status.SUPERSEDED
     old.save()
+    lapsed = install_certificate(plan.target_mailbox, days=-1)
+    # Each new CSR was linked to the task by NeoMesh when made (test_selfcheck.py): unlink it.
+    plan.tasks.filter(key="production-csr").update(certificate=None)
+    csr_task = task(plan, "production-csr")
     with pytest.raises(OnboardingError, match="is superseded: link the current CSR"):
         services.task_link_certificate(task=csr_task, certificate=old)
-    lapsed = install_certificate(plan.target_mailbox, days=-1)
     with pytest.raises(OnboardingError, match="is expired"):
         services.task_link_certificate(task=csr_task, certificate=lapsed)
     assert task(plan, "production-csr").certificate is None

@@ -626,7 +626,8 @@ def test_only_usable_certificates_are_offered_for_a_csr_task(client, lead_user):
     response = client.post(
         reverse("onboarding:task_certificate", args=[plan.pk, csr_task.pk]), {"certificate": old.pk}
     )
-    assert response.status_code == 400 and task(plan, "production-csr").certificate is None
+    # The refused link keeps the current CSR, which NeoMesh linked when it was made.
+    assert response.status_code == 400 and task(plan, "production-csr").certificate == current
 
 
 def test_a_rehearsal_task_links_to_the_conformance_self_test(client, lead_user, auditor_user):

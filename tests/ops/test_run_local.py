@@ -7,6 +7,7 @@ person presses Ctrl-C (SIGINT). Each must stop mesh-sandbox, the worker cluster 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -44,25 +45,37 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
-@pytest.fixture
-def stack(tmp_path):
-    web_port, sandbox_port = free_port(), free_port()
+def _env(var_dir: Path, **more: str) -> dict[str, str]:
     env = {
         **os.environ,
-        "NEOMESH_VAR_DIR": str(tmp_path),
+        "NEOMESH_VAR_DIR": str(var_dir),
         "DJANGO_SETTINGS_MODULE": "portal.settings",
-        "MESH_SANDBOX_URL": f"http://127.0.0.1:{sandbox_port}",
-        "Q_WORKERS": "1",
+        **more,
     }
     env.pop("DATABASE_URL", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory) -> Path:
+    """A var directory `manage.py migrate` made, once for the module: each stack starts on a copy."""
+    var_dir = tmp_path_factory.mktemp("migrated-var")
     subprocess.run(
         [sys.executable, "manage.py", "migrate", "--noinput"],
         cwd=ROOT,
-        env=env,
+        env=_env(var_dir),
         check=True,
         capture_output=True,
         timeout=300,
     )
+    return var_dir
+
+
+@pytest.fixture
+def stack(tmp_path, migrated):
+    web_port, sandbox_port = free_port(), free_port()
+    shutil.copytree(migrated, tmp_path, dirs_exist_ok=True)
+    env = _env(tmp_path, MESH_SANDBOX_URL=f"http://127.0.0.1:{sandbox_port}", Q_WORKERS="1")
     log = open(tmp_path / "run_local.log", "w")  # noqa: SIM115 - closed below
     process = subprocess.Popen(
         [sys.executable, "manage.py", "run_local", "--web", f"127.0.0.1:{web_port}"],

@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models import Count, Q
 from django.utils import timezone
 
+from portal.accounts import reach
 from portal.mailboxes.models import Environment
 
 
@@ -36,6 +37,10 @@ class TaskCheck(models.TextChoices):
 
 
 class PlanQuerySet(models.QuerySet):
+    def within_reach(self, user):
+        """Plans of a mailbox within reach, or of an organisation wholly within reach."""
+        return reach.within_reach(self, user, mailbox="target_mailbox", organisation="organisation")
+
     def with_progress(self):
         """Each plan with `tasks_total` and `tasks_closed` (done or n/a), in one query."""
         return self.annotate(
@@ -94,6 +99,10 @@ class Plan(models.Model):
 
 
 class TaskQuerySet(models.QuerySet):
+    def within_reach(self, user):
+        """Tasks of plans within reach (Plan.objects.within_reach)."""
+        return self.filter(plan__in=Plan.objects.within_reach(user).values("pk"))
+
     def open(self):
         return self.exclude(status__in=CLOSED_STATUSES)
 
@@ -158,6 +167,12 @@ class Task(models.Model):
     completed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # What NeoMesh found when it completed the task itself (its system check passed); blank when a
+    # person marked it done.
+    checked_evidence = models.CharField(max_length=300, blank=True)
+    # When a person reopened a task NeoMesh had completed: only a fact recorded after this completes
+    # it again (a new handshake, CSR or allow-list address).
+    reopened_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     objects = TaskQuerySet.as_manager()
@@ -182,6 +197,11 @@ class Task(models.Model):
     def is_overdue(self, today: date | None = None) -> bool:
         today = today or timezone.localdate()
         return not self.is_closed and self.due_date is not None and self.due_date < today
+
+    @property
+    def completed_by_check(self) -> bool:
+        """Done by NeoMesh itself, because its system check passed."""
+        return self.status == TaskStatus.DONE and bool(self.checked_evidence)
 
     def status_kind(self, today: date | None = None) -> str:
         """The badge style: overdue (red) wins over the status's own style."""

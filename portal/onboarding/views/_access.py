@@ -1,4 +1,5 @@
-"""Object access for the onboarding views: every role that may view plans sees all of them."""
+"""Object access for the onboarding views: a plan within the person's reach (Plan.objects.
+within_reach), else 404; its tasks, decisions, letters and evidence are found through it."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ from django.shortcuts import get_object_or_404
 from ..models import Correspondence, Decision, Evidence, Plan, Task
 
 
-def get_plan(pk: int) -> Plan:
-    queryset = Plan.objects.select_related("organisation", "target_mailbox", "integration_mailbox")
+def get_plan(request, pk: int) -> Plan:
+    queryset = Plan.objects.within_reach(request.user).select_related(
+        "organisation", "target_mailbox", "integration_mailbox"
+    )
     return get_object_or_404(queryset, pk=pk)
 
 

@@ -28,9 +28,10 @@ def _render_letter(
         "plan": plan,
         "letter": letter,
         "form": form or CorrespondenceForm(instance=letter, user=request.user),
-        "sent_form": sent_form or SentForm(initial={"ticket_reference": letter.ticket_reference}),
+        "sent_form": sent_form
+        or SentForm(initial={"ticket_reference": letter.ticket_reference}, user=request.user),
         "reply_form": reply_form
-        or ReplyForm(initial={"ticket_reference": letter.ticket_reference}),
+        or ReplyForm(initial={"ticket_reference": letter.ticket_reference}, user=request.user),
         "attachments": letter.attachments.all(),
         "missing": letters.missing_attachments(letter),
         "withdrawn": letters.withdrawn_attachments(letter),
@@ -42,7 +43,7 @@ def _render_letter(
 @permission_required("onboarding.add_correspondence")
 @require_POST
 def letter_create(request, pk: int):
-    plan = get_plan(pk)
+    plan = get_plan(request, pk)
     kind = request.POST.get("kind", "")
     if kind not in CorrespondenceKind.values:
         messages.error(request, "Choose which email to write.")
@@ -54,14 +55,14 @@ def letter_create(request, pk: int):
 
 @permission_required("onboarding.view_correspondence")
 def letter_detail(request, pk: int, letter_pk: int):
-    plan = get_plan(pk)
+    plan = get_plan(request, pk)
     return _render_letter(request, plan, get_letter(plan, letter_pk))
 
 
 @permission_required("onboarding.change_correspondence")
 @require_POST
 def letter_edit(request, pk: int, letter_pk: int):
-    plan = get_plan(pk)
+    plan = get_plan(request, pk)
     letter = get_letter(plan, letter_pk)
     if letter.status != Correspondence.Status.DRAFT:
         messages.error(request, "A sent email cannot be edited: it is the record of what was sent.")
@@ -77,7 +78,7 @@ def letter_edit(request, pk: int, letter_pk: int):
 @permission_required("onboarding.change_correspondence")
 @require_POST
 def letter_regenerate(request, pk: int, letter_pk: int):
-    plan = get_plan(pk)
+    plan = get_plan(request, pk)
     letter = get_letter(plan, letter_pk)
     try:
         letters.correspondence_regenerate(correspondence=letter, user=request.user)
@@ -91,7 +92,7 @@ def letter_regenerate(request, pk: int, letter_pk: int):
 @permission_required("onboarding.view_correspondence")
 @same_site_only
 def letter_download(request, pk: int, letter_pk: int):
-    plan = get_plan(pk)
+    plan = get_plan(request, pk)
     letter = get_letter(plan, letter_pk)
     user = request.user
     sender = (
@@ -111,9 +112,9 @@ def letter_download(request, pk: int, letter_pk: int):
 @permission_required("onboarding.change_correspondence")
 @require_POST
 def letter_sent(request, pk: int, letter_pk: int):
-    plan = get_plan(pk)
+    plan = get_plan(request, pk)
     letter = get_letter(plan, letter_pk)
-    form = SentForm(request.POST)
+    form = SentForm(request.POST, user=request.user)
     if form.is_valid():
         try:
             letters.correspondence_mark_sent(
@@ -133,9 +134,9 @@ def letter_sent(request, pk: int, letter_pk: int):
 @permission_required("onboarding.change_correspondence")
 @require_POST
 def letter_reply(request, pk: int, letter_pk: int):
-    plan = get_plan(pk)
+    plan = get_plan(request, pk)
     letter = get_letter(plan, letter_pk)
-    form = ReplyForm(request.POST)
+    form = ReplyForm(request.POST, user=request.user)
     if form.is_valid():
         data = form.cleaned_data
         try:

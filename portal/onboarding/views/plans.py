@@ -20,14 +20,14 @@ from ._access import get_plan, posted
 @permission_required("onboarding.view_plan")
 def plan_list(request):
     today = timezone.localdate()
-    plans = queries.annotate_attention(Plan.objects.all(), today)
+    plans = queries.annotate_attention(Plan.objects.within_reach(request.user), today)
     context = {"plans": queries.plans_with_phase_progress(plans), "templates": TEMPLATES.values()}
     return render(request, "onboarding/list.html", context)
 
 
 @permission_required("onboarding.add_plan")
 def plan_create_view(request):
-    form = PlanCreateForm(posted(request), initial={"owner": request.user.pk})
+    form = PlanCreateForm(posted(request), initial={"owner": request.user.pk}, user=request.user)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
@@ -73,14 +73,14 @@ def _plan_context(request, plan: Plan) -> dict:
 
 @permission_required("onboarding.view_plan")
 def plan_detail(request, pk: int):
-    plan = get_plan(pk)
+    plan = get_plan(request, pk)
     return render(request, "onboarding/detail.html", _plan_context(request, plan))
 
 
 @permission_required("onboarding.view_plan")
 def plan_report(request, pk: int):
     """A printable status report for management: no navigation, a page per section."""
-    plan = get_plan(pk)
+    plan = get_plan(request, pk)
     context = _plan_context(request, plan)
     context["generated_at"] = timezone.now()
     return render(request, "onboarding/report.html", context)
@@ -88,8 +88,8 @@ def plan_report(request, pk: int):
 
 @permission_required("onboarding.change_plan")
 def plan_edit(request, pk: int):
-    plan = get_plan(pk)
-    form = PlanMailboxesForm(posted(request), instance=plan)
+    plan = get_plan(request, pk)
+    form = PlanMailboxesForm(posted(request), instance=plan, user=request.user)
     if request.method == "POST" and form.is_valid():
         form.save()
         messages.success(request, "The plan's mailboxes are saved.")
@@ -101,7 +101,7 @@ def plan_edit(request, pk: int):
 @permission_required("onboarding.view_task")
 def my_tasks(request):
     today = timezone.localdate()
-    tasks = Task.objects.for_owner(request.user).open()
+    tasks = Task.objects.within_reach(request.user).for_owner(request.user).open()
     tasks = tasks.order_by(F("due_date").asc(nulls_last=True), "plan", "position")
     overdue = [task for task in tasks if task.is_overdue(today)]
     context = {"tasks": tasks, "overdue_count": len(overdue), "today": today}

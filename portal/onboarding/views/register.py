@@ -6,6 +6,7 @@ from django.contrib import messages
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
+from portal.accounts import reach
 from portal.accounts.factors import step_up_required
 from portal.audit.services import Actor
 from portal.lib.http import permission_required
@@ -23,21 +24,21 @@ def _render_allow_list(request, plan, form=None, status=200):
     context = {
         "plan": plan,
         "entries": plan.organisation.allow_list.select_related("added_by"),
-        "form": form or AllowListForm(initial={"environment": plan.environment}),
+        "form": form or AllowListForm(initial={"environment": plan.environment}, user=request.user),
     }
     return render(request, "onboarding/allow_list.html", context, status=status)
 
 
 @permission_required("onboarding.view_allowlistentry")
 def allow_list(request, pk: int):
-    return _render_allow_list(request, get_plan(pk))
+    return _render_allow_list(request, get_plan(request, pk))
 
 
 @permission_required("onboarding.add_allowlistentry")
 @require_POST
 def allow_list_add(request, pk: int):
-    plan = get_plan(pk)
-    form = AllowListForm(request.POST)
+    plan = get_plan(request, pk)
+    form = AllowListForm(request.POST, user=request.user)
     if form.is_valid():
         data = form.cleaned_data
         try:
@@ -59,29 +60,31 @@ def allow_list_add(request, pk: int):
 @permission_required("onboarding.delete_allowlistentry")
 @require_POST
 def allow_list_remove(request, pk: int, entry_pk: int):
-    plan = get_plan(pk)
+    plan = get_plan(request, pk)
     entry = get_object_or_404(AllowListEntry, pk=entry_pk, organisation=plan.organisation)
     entry.delete()
     messages.success(request, f"{entry.network} removed from the register.")
     return redirect("onboarding:allow_list", pk=plan.pk)
 
 
-def _get_live_mailbox(mailbox_pk: int) -> Mailbox:
-    return get_object_or_404(
-        Mailbox.objects.select_related("organisation"), pk=mailbox_pk, environment="live"
-    )
+def _get_live_mailbox(request, mailbox_pk: int) -> Mailbox:
+    mailboxes = Mailbox.objects.within_reach(request.user).select_related("organisation")
+    return get_object_or_404(mailboxes, pk=mailbox_pk, environment="live")
 
 
 @permission_required("onboarding.view_plan")
 def gate_detail(request, mailbox_pk: int):
-    mailbox = _get_live_mailbox(mailbox_pk)
+    mailbox = _get_live_mailbox(request, mailbox_pk)
     report = gates.gate_report(mailbox)
     context = {
         "mailbox": mailbox,
         "report": report,
         "overrides": mailbox.gate_overrides.select_related("created_by", "revoked_by"),
-        "revoke_form": RevokeForm(),
-        "plan": report.plan or Plan.objects.filter(organisation=mailbox.organisation).first(),
+        "revoke_form": RevokeForm(user=request.user),
+        "plan": report.plan
+        or Plan.objects.within_reach(request.user)
+        .filter(organisation=mailbox.organisation)
+        .first(),
     }
     return render(request, "onboarding/gate.html", context)
 
@@ -90,8 +93,8 @@ def gate_detail(request, mailbox_pk: int):
 @step_up_required
 def gate_override(request, mailbox_pk: int):
     """GET shows the reasons and asks for a written reason; POST records the override."""
-    mailbox = _get_live_mailbox(mailbox_pk)
-    form = OverrideForm(posted(request))
+    mailbox = _get_live_mailbox(request, mailbox_pk)
+    form = OverrideForm(posted(request), user=request.user)
     if request.method == "POST" and form.is_valid():
         try:
             gates.gate_override_create(
@@ -114,8 +117,9 @@ def gate_override(request, mailbox_pk: int):
 @permission_required("onboarding.override_gate")
 @require_POST
 def gate_revoke(request, override_pk: int):
-    override = get_object_or_404(GateOverride.objects.select_related("mailbox"), pk=override_pk)
-    form = RevokeForm(request.POST)
+    overrides = reach.within_reach(GateOverride.objects.select_related("mailbox"), request.user)
+    override = get_object_or_404(overrides, pk=override_pk)
+    form = RevokeForm(request.POST, user=request.user)
     reason = form.cleaned_data["reason"] if form.is_valid() else ""
     try:
         gates.gate_override_revoke(override=override, reason=reason, actor=Actor.person(request))

@@ -14,12 +14,12 @@ from portal.lib.crosssite import same_site_only
 from portal.lib.http import permission_required
 from portal.onboarding.evidence import max_bytes
 
-from .. import checks, services
+from .. import checks, selfcheck, services
 from ..correspondence import correspondence_draft
 from ..errors import OnboardingError
 from ..evidence import content_type, evidence_add
 from ..forms import CertificateLinkForm, DecisionForm, EvidenceForm, TaskForm
-from ..models import EvidenceKind
+from ..models import EvidenceKind, TaskStatus
 from ._access import get_decision, get_evidence, get_plan, get_task, posted, posted_files
 
 
@@ -33,9 +33,9 @@ def _render_task(request, plan, task, *, form=None, link_form=None, evidence_for
         "letters": task.correspondence.all(),
         "history": AuditRecord.objects.for_object(task)[:50],
         "form": form or TaskForm(task=task, user=request.user),
-        "link_form": link_form or CertificateLinkForm(plan=plan),
+        "link_form": link_form or CertificateLinkForm(plan=plan, user=request.user),
         "takes_certificate": task.system_check in checks.CSR_CHECKS,
-        "evidence_form": evidence_form or EvidenceForm(task=task),
+        "evidence_form": evidence_form or EvidenceForm(task=task, user=request.user),
         "today": timezone.localdate(),
         # Rehearsing the witnessed test: the conformance self-test takes the task's id.
         "rehearses_witness_test": task.evidence_kind == EvidenceKind.WITNESS_TEST
@@ -46,14 +46,14 @@ def _render_task(request, plan, task, *, form=None, link_form=None, evidence_for
 
 @permission_required("onboarding.view_task")
 def task_detail(request, pk: int, task_pk: int):
-    plan = get_plan(pk)
+    plan = get_plan(request, pk)
     return _render_task(request, plan, get_task(plan, task_pk))
 
 
 @permission_required("onboarding.change_task")
 @require_POST
 def task_update_view(request, pk: int, task_pk: int):
-    plan = get_plan(pk)
+    plan = get_plan(request, pk)
     task = get_task(plan, task_pk)
     form = TaskForm(request.POST, task=task, user=request.user)
     if form.is_valid():
@@ -72,17 +72,41 @@ def task_update_view(request, pk: int, task_pk: int):
             form.add_error("status", str(exc))
         else:
             messages.success(request, f"{task.ref} saved: {task.get_status_display()}.")
+            _completed_by_check(request, plan)
             return redirect("onboarding:task", pk=plan.pk, task_pk=task.pk)
     task.refresh_from_db()
     return _render_task(request, plan, task, form=form, status=400)
 
 
+def _completed_by_check(request, plan) -> None:
+    """A task just done may free checked tasks waiting on it: NeoMesh completes those it can."""
+    for done in selfcheck.plan_complete_checked(plan=plan):
+        messages.info(request, f"{done.ref} done too: NeoMesh checked it. {done.checked_evidence}.")
+
+
+@permission_required("onboarding.change_task")
+@require_POST
+def task_reopen(request, pk: int, task_pk: int):
+    """Reopen a task NeoMesh completed itself (the person disagrees with its evidence)."""
+    plan = get_plan(request, pk)
+    task = get_task(plan, task_pk)
+    if task.completed_by_check:
+        reason = request.POST.get("reason", "")[:2000]
+        services.task_set_status(
+            task=task, status=TaskStatus.TODO, reason=reason, actor=Actor.person(request)
+        )
+        messages.success(
+            request, f"{task.ref} reopened: NeoMesh completes it again only on a new fact."
+        )
+    return redirect("onboarding:task", pk=plan.pk, task_pk=task.pk)
+
+
 @permission_required("onboarding.change_task")
 @require_POST
 def task_certificate(request, pk: int, task_pk: int):
-    plan = get_plan(pk)
+    plan = get_plan(request, pk)
     task = get_task(plan, task_pk)
-    form = CertificateLinkForm(request.POST, plan=plan)
+    form = CertificateLinkForm(request.POST, plan=plan, user=request.user)
     if form.is_valid():
         try:
             services.task_link_certificate(
@@ -101,9 +125,9 @@ def task_certificate(request, pk: int, task_pk: int):
 @permission_required("onboarding.add_evidence")
 @require_POST
 def evidence_upload(request, pk: int, task_pk: int):
-    plan = get_plan(pk)
+    plan = get_plan(request, pk)
     task = get_task(plan, task_pk)
-    form = EvidenceForm(request.POST, request.FILES, task=task)
+    form = EvidenceForm(request.POST, request.FILES, task=task, user=request.user)
     if form.is_valid():
         data = form.cleaned_data
         evidence = evidence_add(
@@ -123,7 +147,7 @@ def evidence_upload(request, pk: int, task_pk: int):
 @permission_required("onboarding.view_evidence")
 @same_site_only
 def evidence_download(request, pk: int, evidence_pk: int):
-    plan = get_plan(pk)
+    plan = get_plan(request, pk)
     evidence = get_evidence(plan, evidence_pk)
     record(actor=Actor.person(request), action="onboarding.evidence_downloaded", obj=evidence)
     return FileResponse(
@@ -138,7 +162,7 @@ def evidence_download(request, pk: int, evidence_pk: int):
 @require_POST
 def task_draft_letter(request, pk: int, task_pk: int):
     """Write the task's email to NHS England from the plan's data, as a draft to check."""
-    plan = get_plan(pk)
+    plan = get_plan(request, pk)
     task = get_task(plan, task_pk)
     if not task.correspondence_kind:
         messages.error(request, "This task has no email to NHS England.")
@@ -169,13 +193,14 @@ def _decision_initial(decision) -> dict:
 @body_limit(max_bytes)
 @permission_required("onboarding.change_decision")
 def decision_record_view(request, pk: int, decision_pk: int):
-    plan = get_plan(pk)
+    plan = get_plan(request, pk)
     decision = get_decision(plan, decision_pk)
     form = DecisionForm(
         posted(request),
         posted_files(request),
         decision=decision,
         initial=_decision_initial(decision),
+        user=request.user,
     )
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data

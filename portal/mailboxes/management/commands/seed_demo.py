@@ -5,6 +5,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal.accounts import roles
+from portal.accounts.models import Membership
 from portal.mailboxes.models import Environment, Mailbox, Organisation, Workflow
 
 # The mesh-sandbox's public test values (never real credentials).
@@ -42,7 +43,7 @@ class Command(BaseCommand):
                 self._workflow(receiver, workflow_id, Workflow.Direction.RECEIVE)
         roles.ensure_roles()
         for username, role, is_superuser in DEMO_USERS:
-            self._user(username, role, is_superuser)
+            self._user(username, role, is_superuser, org)
         self.stdout.write(
             self.style.SUCCESS("Demo data ready: Demo Org (X26), mailboxes X26ABC1-3.")
         )
@@ -72,11 +73,13 @@ class Command(BaseCommand):
             direction=direction,
         )
 
-    def _user(self, username: str, role: str | None, is_superuser: bool) -> None:
+    def _user(self, username: str, role: str | None, is_superuser: bool, org) -> None:
         user, created = User.objects.get_or_create(username=username)
         if created:
             user.set_password(DEMO_PASSWORD)
         user.is_superuser = user.is_staff = is_superuser
         user.save()
+        # Reach: the demo organisation, wholly (portal.accounts.reach).
+        Membership.objects.get_or_create(user=user, organisation=org)
         if role:
             user.groups.add(Group.objects.get(name=role))

@@ -1,0 +1,11 @@
+"""Putting the audit app's work on the queue: the task path and the enqueue helper, in one place."""
+
+from __future__ import annotations
+
+from django_q.tasks import async_task
+
+VERIFY_TASK = "portal.audit.tasks.verify_chain"
+
+
+def enqueue_verification() -> str:
+    return async_task(VERIFY_TASK, group="audit_verify")
