@@ -9,9 +9,14 @@ from django.contrib.auth.models import Group, User
 
 from portal.lib.forms import PortalForm, PortalFormMixin
 
-from . import reach, sso
+from . import sso
 from .backends import password_allowed
+from .models import Membership
 from .roles import ROLE_PERMISSIONS
+
+# Named by model reference only: accounts never imports the mailboxes app (tests/test_layering.py).
+_ORGANISATION = Membership._meta.get_field("organisation").related_model
+_MAILBOX = Membership._meta.get_field("mailboxes").related_model
 
 
 class SignInForm(AuthenticationForm):
@@ -121,14 +126,14 @@ class ReachForm(PortalForm):
     )
     organisations = forms.ModelMultipleChoiceField(
         label="Whole organisations",
-        queryset=reach._Organisation.objects.order_by("name"),
+        queryset=_ORGANISATION.objects.order_by("name"),
         required=False,
         widget=forms.CheckboxSelectMultiple,
         help_text="Every mailbox of these, including ones added later.",
     )
     mailboxes = forms.ModelMultipleChoiceField(
         label="Only these mailboxes",
-        queryset=reach._Mailbox.objects.select_related("organisation").order_by("mailbox_id"),
+        queryset=_MAILBOX.objects.select_related("organisation").order_by("mailbox_id"),
         required=False,
         widget=forms.CheckboxSelectMultiple,
         help_text="Of organisations not chosen whole: this person sees only these of them.",
