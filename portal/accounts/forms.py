@@ -112,8 +112,11 @@ class ReasonForm(PortalForm):
     )
 
 
-class PasswordSetForm(PortalFormMixin, SetPasswordForm):
-    pass
+class PasswordSetForm(SetPasswordForm):
+    """Django's set-password form (its `user` is the invited person, not a reach to narrow by)
+    with the portal's error summary."""
+
+    error_summary = PortalFormMixin.error_summary
 
 
 class ReachForm(PortalForm):

@@ -196,7 +196,7 @@ def test_task_owners_are_people_with_a_part_in_the_plan_within_its_reach(
     elsewhere = make_organisation(name="Elsewhere", ods_code="RZ9")
     member = make_user(MAILBOX_ADMIN, username="mo-member", organisations=[plan.organisation])
     stranger = make_user(MAILBOX_ADMIN, username="sid-stranger", organisations=[elsewhere])
-    owners = set(task_owners(plan.organisation))
+    owners = set(task_owners(organisation=plan.organisation))
     # A mailbox admin can own "generate the production CSR"; an auditor owns nothing.
     assert {admin_user, lead_user, member} <= owners
     assert auditor_user not in owners and stranger not in owners
