@@ -137,3 +137,41 @@ def test_its_migration_keeps_existing_people_seeing_everything(world):
     assert not type(gone).objects.get(pk=gone.pk).user_permissions.exists()
     migration.revoke(apps, None)
     assert not reach.sees_everything(type(before).objects.get(pk=before.pk))
+
+
+def test_its_forms_offer_and_accept_only_choices_within_reach(world):
+    from portal.messaging.forms import SendForm
+
+    user = make_user(organisations=[(world["a"], [world["a1"]])])
+    form = SendForm(user=user)
+    assert ids(form.fields["mailbox"].queryset) == {"A1MB001"}
+    assert [group for group, _ in form.fields["workflow_id"].choices[1:]] == ["A1MB001"]
+    posted = SendForm({"mailbox": "B1MB001", "recipient": "X26ABC2"}, user=user)
+    assert not posted.is_valid() and "mailbox" in posted.errors
+
+
+def test_its_plans_follow_their_mailbox_or_a_whole_organisation(world):
+    from portal.onboarding.models import Plan
+
+    limited = make_user(organisations=[(world["a"], [world["a1"]])])
+    whole = make_user(organisations=[world["a"]])
+    kwargs = {"organisation": world["a"], "template_key": "t", "template_version": 1}
+    mine = Plan.objects.create(title="mine", target_mailbox=world["a1"], **kwargs)
+    unnamed = Plan.objects.create(title="unnamed", environment="integration", **kwargs)
+    assert list(Plan.objects.within_reach(limited)) == [mine]
+    assert set(Plan.objects.within_reach(whole)) == {mine, unnamed}
+
+
+def test_whoever_adds_an_organisation_without_seeing_everything_belongs_to_it(client, world):
+    from django.urls import reverse
+
+    from portal.accounts.roles import MAILBOX_ADMIN
+
+    person = make_user(MAILBOX_ADMIN, organisations=[world["a"]])
+    client.force_login(person)
+    answer = client.post(
+        reverse("mailboxes:organisation_create"), {"name": "Charlie", "ods_code": "CHARLIE"}
+    )
+    assert answer.status_code == 302
+    assert {o.ods_code for o in reach.organisations_for(person)} == {"A1", "CHARLIE"}
+    assert not reach.organisations_for(make_user(organisations=[])).exists()

@@ -1,5 +1,6 @@
 """Single sign-on in the browser: through a real OpenID Connect provider and back, with the role
-its groups map to; sign-out ends the provider's session; a person no group maps is refused."""
+and organisation its groups map to; out of reach is a 404; sign-out ends the provider's session; a
+person no group maps is refused."""
 
 from __future__ import annotations
 
@@ -10,6 +11,16 @@ from playwright.sync_api import expect
 
 pytestmark = pytest.mark.browser
 
+OTHER_ORGANISATION = """
+from portal.mailboxes.models import Environment, Mailbox, Organisation
+org, _ = Organisation.objects.get_or_create(ods_code="Y27", defaults={"name": "Other Trust"})
+mailbox, _ = Mailbox.objects.get_or_create(
+    mailbox_id="Y27ABC1",
+    defaults={"organisation": org, "environment": Environment.SANDBOX, "name": "Other mailbox"},
+)
+print(mailbox.pk)
+"""
+
 
 def provider_sign_in(page, login: str) -> None:
     """The provider's own sign-in page (node-oidc-provider's development one: any password)."""
@@ -19,9 +30,11 @@ def provider_sign_in(page, login: str) -> None:
     page.get_by_role("button", name="Sign-in").click()
 
 
-def test_a_person_signs_in_through_the_provider_with_the_role_their_groups_map_to(
+def test_a_person_signs_in_through_the_provider_and_sees_only_their_organisation(
     stack, page, oidc_provider
 ):
+    other_pk = int(stack.manage("shell", "-c", OTHER_ORGANISATION).stdout.split()[-1])
+
     page.goto(stack.url + "/mailboxes/")
     page.get_by_role("link", name="Sign in with the test provider").click()
     assert page.url.startswith(oidc_provider.issuer)
@@ -32,6 +45,10 @@ def test_a_person_signs_in_through_the_provider_with_the_role_their_groups_map_t
     expect(page.locator(".who-name")).to_have_text("ada.sso")
     expect(page.locator(".who-role")).to_have_text("Mailbox admin")
     expect(page.get_by_role("link", name="X26ABC1").first).to_be_visible()
+    expect(page.get_by_text("Y27ABC1")).to_have_count(0)
+    # Another organisation's mailbox does not exist for this person.
+    response = page.goto(f"{stack.url}/mailboxes/{other_pk}/edit/")
+    assert response.status == 404
     # The role decides: a mailbox admin is not an auditor.
     response = page.goto(f"{stack.url}/audit/")
     assert response.status == 403

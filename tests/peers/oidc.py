@@ -35,6 +35,8 @@ ACCOUNTS = {
         "email": "ada@example.nhs.uk",
         "email_verified": True,
         "groups": [ADMINS, ORG_X26, STAFF],
+        # The provider checked a second factor: NeoMesh asks for no code of its own.
+        "amr": ["pwd", "mfa"],
     },
     "leo.sso": {
         "preferred_username": "leo.sso",

@@ -3,7 +3,8 @@
 // Started by tests/peers/oidc.py with OIDC_TEST_PORT and OIDC_TEST_CONFIG (JSON: "clients", the
 // client registrations, and "accounts", each account's claims by its login). Sign-in is
 // node-oidc-provider's development interaction (any password); consent is granted for the
-// registered clients (a first-party application). PKCE is required of every client.
+// registered clients (a first-party application). PKCE is required of every client. An account's
+// "amr" (e.g. ["pwd", "mfa"]) is what its ID tokens say of how it signed in.
 import Provider from 'oidc-provider';
 
 const port = Number(process.env.OIDC_TEST_PORT);
@@ -20,12 +21,14 @@ const provider = new Provider(issuer, {
     return {
       accountId: id,
       async claims() {
-        return { sub: id, ...(accounts[id] || {}) };
+        const { amr, ...claims } = accounts[id] || {};
+        return { sub: id, ...claims };
       },
     };
   },
   claims: {
-    openid: ['sub'],
+    // amr with the openid scope: ID tokens say how the person signed in (the session's amr).
+    openid: ['sub', 'amr'],
     email: ['email', 'email_verified'],
     profile: ['name', 'given_name', 'family_name', 'preferred_username'],
     groups: ['groups'],
@@ -62,6 +65,15 @@ const provider = new Provider(issuer, {
     ctx.body = page('Error', `<h1>Provider error</h1><pre>${JSON.stringify(out).replace(/</g, '&lt;')}</pre>`);
   },
 });
+
+// An account's "amr" (how it signed in, RFC 8176) goes into its sessions and so its ID tokens:
+// the development sign-in page itself records none.
+const interactionFinished = provider.interactionFinished.bind(provider);
+provider.interactionFinished = (req, res, result, options) => {
+  const amr = result?.login && accounts[result.login.accountId]?.amr;
+  if (amr) result.login.amr = amr;
+  return interactionFinished(req, res, result, options);
+};
 
 const server = provider.listen(port, '127.0.0.1', () => {
   console.log(`oidc-provider listening on ${issuer}`);

@@ -1,5 +1,5 @@
 from django.conf import settings
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import Group, Permission, User
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
@@ -79,7 +79,13 @@ class Command(BaseCommand):
             user.set_password(DEMO_PASSWORD)
         user.is_superuser = user.is_staff = is_superuser
         user.save()
-        # Reach: the demo organisation, wholly (portal.accounts.reach).
+        # Reach (portal.accounts.reach): the demo organisation, and, like every person who
+        # existed before reach, every organisation (the journeys' auditor reads the whole trail).
         Membership.objects.get_or_create(user=user, organisation=org)
+        user.user_permissions.add(
+            Permission.objects.get(
+                content_type__app_label="accounts", codename="every_organisation"
+            )
+        )
         if role:
             user.groups.add(Group.objects.get(name=role))
