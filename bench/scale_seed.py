@@ -221,6 +221,8 @@ def audit_select(
         "at": d.moment(f"{start} + h.i * {SPAN_SECONDS}.0 / {count + 1}"),
         "actor_id": "NULL",
         "actor_label": f"CASE WHEN {person} THEN {people} ELSE {worker} END",
+        # Already lower-case, as AuditRecord.save() would fold them.
+        "actor_key": f"CASE WHEN {person} THEN {people} ELSE {worker} END",
         "actor_kind": f"CASE WHEN {person} THEN 'person' ELSE 'worker' END",
         "ip_address": d.cast(
             f"CASE WHEN {person} THEN '10.0.0.' || {d.text('h.i % 250 + 1')} ELSE NULL END", "inet"

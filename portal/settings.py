@@ -161,6 +161,8 @@ MIDDLEWARE = [
     # django-auditlog's, with the trusted client address (portal.lib.http).
     "portal.audit.middleware.AuditMiddleware",
     "csp.middleware.CSPMiddleware",
+    # templates/404.html under DEBUG too (the demo), inside CSP so that it gets the policy.
+    "portal.lib.notfound.FriendlyNotFoundMiddleware",
     # Last, so that a locked-out sign-in is answered before any view runs.
     "axes.middleware.AxesMiddleware",
 ]

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.urls import include, path
 
 from portal.front.urls import mailbox_pages
+from portal.lib.notfound import favicon
 from portal.mailboxes.urls import urlpatterns as mailbox_admin_pages
 
 urlpatterns = [
@@ -16,6 +17,8 @@ urlpatterns = [
     path("audit/", include("portal.audit.urls")),
     path("alerts/", include("portal.alerts.urls")),
     path("integrations/", include("portal.integrations.urls")),
+    # Browsers ask for /favicon.ico where a page names no icon (the admin's, downloads).
+    path("favicon.ico", favicon),
     path("admin/", admin.site.urls),
     path("api/", include("portal.api.urls")),
     path("api-tokens/", include("portal.api.page_urls")),

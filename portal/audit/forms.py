@@ -10,7 +10,11 @@ from django.utils import timezone
 
 from portal.lib.forms import PortalForm
 
+from .models import AuditRecord, actor_key
 from .registry import WATCHED
+
+# An actor filter matching more actors than this is applied as a range (no merged walks).
+ACTOR_KEYS = 20
 
 # Actions the portal's services, views, workers and commands write (the filter takes any action;
 # these are offered as suggestions), and django-auditlog's model changes for every watched model.
@@ -154,7 +158,7 @@ class AuditFilterForm(PortalForm):
     actor = forms.CharField(
         required=False,
         max_length=200,
-        help_text="Exactly as shown in the trail: a username, or a worker or command-line label.",
+        help_text="A username, or a worker or command-line label, or its start; any case.",
     )
     action = forms.CharField(
         required=False,
@@ -189,11 +193,14 @@ class AuditFilterForm(PortalForm):
         self.is_valid()
         data = self.cleaned_data
         exact = {
-            "actor_label": (data.get("actor") or "").strip(),
             "action": (data.get("action") or "").strip(),
             "object_type": data.get("object_type"),
         }
         queryset = queryset.filter(**{key: value for key, value in exact.items() if value})
+        if (keys := self.actor_keys()) is not None:
+            queryset = queryset.filter(actor_key__in=keys)
+        elif start := actor_key(data.get("actor") or ""):  # many actors start so: a range
+            queryset = queryset.filter(actor_key__gte=start, actor_key__lt=start + "\U0010ffff")
         if data.get("object_type") and (object_id := (data.get("object_id") or "").strip()):
             queryset = queryset.filter(object_id=object_id)
         start = local_midnight(data["date_from"]) if data.get("date_from") else None
@@ -201,6 +208,26 @@ class AuditFilterForm(PortalForm):
         if start or end:
             queryset = queryset.sealed_between(start, end)
         return queryset
+
+    def actor_keys(self) -> list[str] | None:
+        """The actors (case-folded labels) the actor filter names, or None: no filter, or too many.
+
+        Any case, and the start of a label is enough ("worker" finds every worker).
+        """
+        if not hasattr(self, "_actor_keys"):
+            start = actor_key(self.cleaned_data.get("actor") or "") if self.is_bound else ""
+            found = AuditRecord.objects.actor_keys_starting(start, ACTOR_KEYS) if start else None
+            self._actor_keys = found
+        return self._actor_keys
+
+    def page(self, records, *, after=None, before=None, size: int = 50):
+        """One keyset page of the filtered records: several actors' walks merged (see
+        AuditQuerySet.merged_walks), else the filtered rows' own walk of seq."""
+        rows = self.filter(records)
+        keys = self.actor_keys()
+        if keys is not None and len(keys) > 1:
+            rows = rows.merged_walks("actor_key", keys, after=after, before=before, size=size)
+        return rows.keyset_page(after=after, before=before, size=size)
 
     def applied(self) -> dict[str, str]:
         """The filters in use, as text: recorded with every export of the trail."""

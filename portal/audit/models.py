@@ -75,6 +75,37 @@ class AuditQuerySet(models.QuerySet):
             rows = rows.filter(seq__lte=last[0], at__lt=end)
         return rows
 
+    def actor_keys_starting(self, start: str, limit: int) -> list[str] | None:
+        """The distinct actor keys starting with `start`, one index seek each; None past `limit`."""
+        top = start + "\U0010ffff"
+        keys: list[str] = []
+        rows = self.model.objects.order_by("actor_key").values_list("actor_key", flat=True)
+        while len(keys) <= limit:
+            beyond = {"actor_key__gt": keys[-1]} if keys else {"actor_key__gte": start}
+            key = rows.filter(actor_key__lt=top, **beyond).first()
+            if key is None:
+                return keys
+            keys.append(key)
+        return None
+
+    def merged_walks(self, field: str, values: list, *, after=None, before=None, size: int = 50):
+        """The rows of one keyset page among `self` where `field` is any of `values`.
+
+        One walk of the (field, -seq) index per value, each stopping after a page, merged by seq:
+        with `field IN (...)` a database sorts every matching record to show one page. The merge
+        looks rows up by seq alone, so that no planner picks an index for a filter again.
+        """
+        after, before = _seq(after), _seq(before)
+        if before is not None:
+            edge, order = models.Q(seq__gt=before), "seq"
+        else:
+            edge, order = (models.Q(seq__lt=after) if after is not None else models.Q()), "-seq"
+        merged = models.Q(pk__in=[])
+        for value in values:
+            walk = self.filter(edge, **{field: value}).order_by(order).values("seq")[: size + 1]
+            merged |= models.Q(seq__in=walk)
+        return self.model.objects.filter(merged)
+
     def keyset_page(self, *, after=None, before=None, size: int = 50):
         """One page, newest first, older than seq `after` or newer than seq `before`; no COUNT.
 
@@ -102,6 +133,11 @@ class AuditQuerySet(models.QuerySet):
         )
 
 
+def actor_key(label: str) -> str:
+    """An actor label as the filter compares it: case-folded, spaces collapsed."""
+    return " ".join((label or "").casefold().split())[:200]
+
+
 def _seq(value) -> int | None:
     """A cursor from a link: a positive number, or None (a mangled link shows the first page)."""
     try:
@@ -124,6 +160,9 @@ class AuditRecord(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     actor_label = models.CharField(max_length=200)
+    # The label case-folded, for the trail's actor filter (a prefix range on an index, any case).
+    # Not sealed: it is derived from actor_label, which is.
+    actor_key = models.CharField(max_length=200, blank=True, default="")
     actor_kind = models.CharField(max_length=10, choices=ActorKind.choices)
     ip_address = models.GenericIPAddressField(null=True, blank=True)
     action = models.CharField(max_length=100)
@@ -145,7 +184,7 @@ class AuditRecord(models.Model):
         indexes = [
             # Audit browser: newest first, filtered by action, actor or object.
             models.Index(fields=["action", "-seq"], name="audit_action_seq"),
-            models.Index(fields=["actor_label", "-seq"], name="audit_actor_seq"),
+            models.Index(fields=["actor_key", "-seq"], name="audit_actor_key_seq"),
             models.Index(fields=["object_type", "object_id", "-seq"], name="audit_object_seq"),
             # Audit browser (audit:trail) by object type alone: without it every record of a common
             # type (messages) is sorted to show one page.
@@ -160,6 +199,7 @@ class AuditRecord(models.Model):
     def save(self, *args, **kwargs):
         if not self._state.adding:
             raise AppendOnlyError("Audit records cannot be changed.")
+        self.actor_key = actor_key(self.actor_label)
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):

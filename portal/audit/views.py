@@ -12,6 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from portal.lib.crosssite import same_site_only
 from portal.lib.http import permission_required
+from portal.lib.pagination import count_up_to
 
 from . import exports
 from .actors import Actor
@@ -42,13 +43,17 @@ def _querystring(request, *drop: str) -> str:
 @permission_required("audit.view_auditrecord")
 def trail(request):
     filters = AuditFilterForm(request.GET or None, user=request.user)
-    records = filters.filter(AuditRecord.objects.within(request.reach))
-    page = records.keyset_page(
-        after=request.GET.get("after"), before=request.GET.get("before"), size=PAGE_SIZE
+    records = AuditRecord.objects.within(request.reach)
+    page = filters.page(
+        records,
+        after=request.GET.get("after"),
+        before=request.GET.get("before"),
+        size=PAGE_SIZE,
     )
     context = {
         "filters": filters,
         "page": page,
+        "count": count_up_to(filters.filter(records)),
         "querystring_base": _querystring(request, *CURSOR_PARAMS),
         "known_actions": KNOWN_ACTIONS,
         **verification_state(),

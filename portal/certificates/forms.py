@@ -8,7 +8,10 @@ from .models import Certificate
 
 
 class InstallForm(PortalForm):
-    """The issued certificate, as an uploaded PEM file or pasted text (with its chain, if given)."""
+    """The issued certificate, as an uploaded PEM file or pasted text (with its chain, if given).
+
+    The service desk ticket is not asked here: the page asks for it once, in TicketForm.
+    """
 
     pem_file = forms.FileField(
         label="Certificate file (PEM)",
@@ -20,12 +23,6 @@ class InstallForm(PortalForm):
         required=False,
         widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}),
         help_text="Everything from -----BEGIN CERTIFICATE----- to -----END CERTIFICATE-----.",
-    )
-    ticket = forms.CharField(
-        label="Service desk ticket",
-        required=False,
-        max_length=100,
-        help_text="The ITOC or National Service Desk reference, if not recorded yet.",
     )
 
     def clean_pem_file(self) -> str:

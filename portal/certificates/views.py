@@ -59,10 +59,14 @@ def certificate_list(request):
 
 @permission_required("certificates.add_certificate")
 def certificate_create_csr_view(request, mailbox_pk: int):
-    """GET asks for confirmation (showing the CN); POST makes a new key and CSR."""
+    """GET asks for confirmation (showing the CN); POST from that page makes a new key and CSR.
+
+    A POST without the confirmation page's `confirmed` field (a button elsewhere, an old form)
+    only shows the confirmation page: nothing is made without it, on a LIVE mailbox above all.
+    """
     mailboxes = Mailbox.objects.within_reach(request.user).select_related("organisation")
     mailbox = get_object_or_404(mailboxes, pk=mailbox_pk)
-    if request.method == "POST":
+    if request.method == "POST" and request.POST.get("confirmed") == "yes":
         certificate = services.certificate_create_csr(mailbox=mailbox, actor=Actor.person(request))
         messages.success(
             request, "Key and CSR made. Download the CSR and send it to the service desk."
@@ -121,7 +125,6 @@ def certificate_install_view(request, pk: int):
             services.certificate_install(
                 certificate=full,
                 pem=form.cleaned_data["pem"],
-                ticket=form.cleaned_data["ticket"],
                 actor=Actor.person(request),
             )
         except services.CertificateRejected as exc:

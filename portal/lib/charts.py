@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 WIDTH, HEIGHT = 720, 240
-LEFT, RIGHT, TOP, BOTTOM = 44, 8, 12, 28
+# Room for labels at twice the desktop size: on a phone the chart is drawn at half its width and the
+# stylesheet doubles the labels' size (neomesh.css), so that they stay readable (about 12 px).
+LEFT, RIGHT, TOP, BOTTOM = 60, 8, 14, 36
 
 
 @dataclass
@@ -33,7 +35,7 @@ class VolumeChart:
     height: int = HEIGHT
     bars: list[Bar] = field(default_factory=list)
     ticks: list[tuple[str, int]] = field(default_factory=list)
-    x_labels: list[tuple[str, str]] = field(default_factory=list)
+    x_labels: list[tuple[str, str, str]] = field(default_factory=list)  # x, text, text-anchor
     plot_left: int = LEFT
     plot_right: int = WIDTH - RIGHT
     baseline: int = HEIGHT - BOTTOM
@@ -59,6 +61,14 @@ def nice_ceiling(value: int) -> tuple[int, int]:
                 top = -(-value // step) * step
                 return top, step
         magnitude *= 10
+
+
+def short_number(value: int) -> str:
+    """An axis label of at most four characters: 950, 1.5k, 20k, 1.5M."""
+    for size, suffix in ((1_000_000, "M"), (1_000, "k")):
+        if value >= size:
+            return f"{value / size:.1f}".removesuffix(".0") + suffix
+    return str(value)
 
 
 def _fmt(number: float) -> str:
@@ -96,10 +106,12 @@ def volume_chart(counts: dict[tuple[date, str], int], *, end: date, days: int = 
                     label=f"{volume.day:%d %b}: {value} {word}",
                 )
             )
-        if index % 5 == 0 or index == days - 1:
-            chart.x_labels.append((_fmt(x + bar_width), f"{volume.day:%d %b}"))
+        if index == days - 1:  # the last day ends at the plot's edge, never past it
+            chart.x_labels.append((_fmt(chart.plot_right), f"{volume.day:%d %b}", "end"))
+        elif index % 5 == 0 and index < days - 5:  # room before the last label
+            chart.x_labels.append((_fmt(x + bar_width), f"{volume.day:%d %b}", "middle"))
     chart.ticks = [
-        (str(value), round(chart.baseline - plot_height * value / top))
+        (short_number(value), round(chart.baseline - plot_height * value / top))
         for value in range(0, top + 1, step)
     ]
     return chart

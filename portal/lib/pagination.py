@@ -25,6 +25,36 @@ class KeysetPage:
         return bool(self.next_cursor or self.prev_cursor)
 
 
+COUNT_UP_TO = 1000
+
+
+@dataclass
+class BoundedCount:
+    """How many rows match, counted no further than `limit` (a big table is never counted whole)."""
+
+    value: int
+    limit: int = COUNT_UP_TO
+
+    @property
+    def more(self) -> bool:
+        return self.value > self.limit
+
+    @property
+    def limit_text(self) -> str:
+        return f"{self.limit:,}"
+
+
+def count_up_to(queryset: QuerySet, limit: int = COUNT_UP_TO, *, ordered=False) -> BoundedCount:
+    """COUNT over at most limit + 1 rows: as quick as reading one page more, at any table size.
+
+    Unordered, the database reads the filters' index. `ordered` keeps the list's order instead,
+    for a filter no index serves (a search checked row by row): the count then walks from the
+    newest rows, as the page does, and stops at the limit.
+    """
+    rows = queryset if ordered else queryset.order_by()
+    return BoundedCount(rows[: limit + 1].count(), limit)
+
+
 def encode_cursor(row) -> str:
     return f"{row.created_at.astimezone(UTC).strftime(CURSOR_FORMAT)}_{row.pk}"
 

@@ -4,7 +4,6 @@ from datetime import datetime, time, timedelta
 
 from django import forms
 from django.conf import settings
-from django.db.models import Q
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 
@@ -20,6 +19,7 @@ from portal.mailboxes.models import (
 )
 
 from .models import Direction, Status
+from .search import search, walked
 from .services import looks_demographic
 
 
@@ -177,6 +177,8 @@ class LookupForm(PortalForm):
 
 
 class MessageFilterForm(PortalForm):
+    search_walks = False
+
     mailbox = forms.ModelChoiceField(
         queryset=Mailbox.objects.order_by("mailbox_id"), required=False, empty_label="Any mailbox"
     )
@@ -190,8 +192,9 @@ class MessageFilterForm(PortalForm):
         label="To date", required=False, widget=forms.DateInput(attrs={"type": "date"})
     )
     q = forms.CharField(
-        label="Message id, local id or filename",
-        help_text="An exact MESH message id or local id, or the start of a filename.",
+        label="Search",
+        help_text="A MESH message id or local id, or its start (any case for MESH ids); or words "
+        "from the subject or filename: every word must match the start of one of theirs.",
         required=False,
         max_length=300,
         widget=forms.TextInput(attrs={"type": "search"}),
@@ -211,7 +214,7 @@ class MessageFilterForm(PortalForm):
         return cleaned
 
     def filter(self, queryset):
-        """Each filter maps onto an index of Message (see its Meta); the search on ids is exact.
+        """Each filter maps onto an index of Message (see its Meta) or its words (search.py).
 
         Valid filters apply even when another is invalid; the invalid one shows its error.
         """
@@ -230,21 +233,10 @@ class MessageFilterForm(PortalForm):
                 created_at__lt=_local_midnight(data["date_to"] + timedelta(days=1))
             )
         if query := (data.get("q") or "").strip():
-            queryset = _search(queryset, query)
+            queryset = search(queryset, query)
+            # Many matches are checked row by row: the result count then walks newest first too.
+            self.search_walks = walked(queryset)
         return queryset
-
-
-def _search(queryset, query: str):
-    """An exact MESH message id or local id (both indexed) wins; otherwise a filename prefix.
-
-    Tried one after the other: OR-ing an unindexed filename test onto the id lookups would turn a
-    quick index lookup into a scan of the whole table.
-    """
-    by_id = queryset.filter(Q(mesh_message_id=query) | Q(local_id=query))
-    if by_id.exists():
-        return by_id
-    # A prefix as a range rather than LIKE, so that an index on filename can serve it.
-    return queryset.filter(filename__gte=query, filename__lt=query + "\U0010ffff")
 
 
 def _local_midnight(day) -> datetime:

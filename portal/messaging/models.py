@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from django.conf import settings
@@ -9,6 +10,8 @@ from django.utils import timezone
 from django.utils.functional import classproperty
 
 from portal.accounts import reach
+
+from .words import words_of
 
 # MESH removes a message not acknowledged within 5 days and reports it undelivered to the sender.
 INBOX_EXPIRY = timedelta(days=5)
@@ -235,6 +238,13 @@ class Message(models.Model):
     def __str__(self) -> str:
         return self.mesh_message_id or f"message #{self.pk}"
 
+    def save(self, *args, **kwargs):
+        adding = self._state.adding
+        super().save(*args, **kwargs)
+        if adding:  # the search's word index (search.py); subject and filename never change
+            words = words_of(self.subject, self.filename)
+            MessageWord.objects.bulk_create(MessageWord(message=self, word=w) for w in words)
+
     @property
     def is_outbound(self) -> bool:
         return self.direction == Direction.OUTBOUND
@@ -274,6 +284,20 @@ class Message(models.Model):
         return self.events.create(kind=kind, detail=detail, chunk=chunk, actor=actor)
 
 
+class MessageWord(models.Model):
+    """One lower-cased word of a message's subject or filename: the message search reads this
+    index by word prefix (portal.messaging.search), however many messages there are."""
+
+    message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="+")
+    word = models.CharField(max_length=50)
+
+    class Meta:
+        indexes = [models.Index(fields=["word", "message"], name="msgword_word_message")]
+
+    def __str__(self) -> str:
+        return self.word
+
+
 class MessageEvent(models.Model):
     class Kind(models.TextChoices):
         QUEUED = "queued", "Queued"
@@ -309,6 +333,23 @@ class MessageEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} at {self.at:%Y-%m-%d %H:%M:%S}"
+
+    def timeline_line(self, chunks_total: int = 0) -> tuple[str, str, str]:
+        """(heading, rest of the line, detail below) for the timeline, saying nothing twice.
+
+        "Chunk uploaded" with "Chunk 1 of 3 uploaded" is one line, "Chunk 1 of 3 uploaded"; a detail
+        that begins with the heading continues it ("Acknowledged" + " to MESH").
+        """
+        heading, detail = self.get_kind_display(), self.detail.strip()
+        if self.kind == self.Kind.CHUNK_SENT and self.chunk:
+            of = f" of {chunks_total}" if chunks_total else ""
+            heading = f"Chunk {self.chunk}{of} uploaded"
+            if re.fullmatch(r"chunk \d+( of \d+)? uploaded\.?", detail, re.IGNORECASE):
+                detail = ""
+            return heading, "", detail
+        if detail.casefold().startswith(heading.casefold()):
+            return heading, detail[len(heading) :], ""
+        return heading, "", detail
 
 
 class InboundFailureQuerySet(models.QuerySet):

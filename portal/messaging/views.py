@@ -18,6 +18,7 @@ from portal.lib import payloads
 from portal.lib.bodylimit import body_limit
 from portal.lib.crosssite import same_site_only
 from portal.lib.http import permission_required
+from portal.lib.pagination import count_up_to
 from portal.mailboxes.models import Environment, Mailbox, Workflow
 from portal.mailboxes.services import MailboxNotReady, mesh_client
 
@@ -74,11 +75,13 @@ def message_list(request):
         size=PAGE_SIZE,
     )
     direction = filters.cleaned_data.get("direction", "") if filters.is_bound else ""
+    count = count_up_to(filters.filter(rows), ordered=filters.search_walks)
     tabs = [("", "All"), (Direction.INBOUND, "Inbound"), (Direction.OUTBOUND, "Outbound")]
     base = _querystring(request, "direction", *CURSOR_PARAMS)
     context = {
         "filters": filters,
         "page": page,
+        "count": count,
         "direction": direction,
         "querystring_base": _querystring(request, *CURSOR_PARAMS),
         "tabs": [
@@ -104,7 +107,10 @@ def message_detail(request, pk: int):
         failure = explain(message.mesh_status_code, message.mesh_status_description)
     context = {
         "message": message,
-        "events": message.events.select_related("actor"),
+        "events": [
+            (event, *event.timeline_line(message.chunks_total))
+            for event in message.events.select_related("actor")
+        ],
         "reports": message.reports.all() if message.is_outbound else [],
         "failure": failure,
         "in_flight": message.status in Status.in_flight,

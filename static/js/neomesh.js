@@ -79,10 +79,19 @@
     if (summary) summary.focus();
   }
 
+  // Filter panels are <details>: collapsed on a phone, opened here on a wider screen.
+  function openFiltersWhenWide() {
+    if (!window.matchMedia("(min-width: 50rem)").matches) return;
+    document.querySelectorAll("details[data-open-when-wide]").forEach(function (panel) {
+      panel.open = true;
+    });
+  }
+
   // Pages that replace part of themselves (the send form after an error) set these up again.
   window.NeoMesh = { enhance: function () { setUpWorkflowFilter(); setUpConditionalSections(); } };
 
   document.addEventListener("DOMContentLoaded", function () {
+    openFiltersWhenWide();
     focusErrorSummary();
     setUpRefresh();
     setUpConditionalSections();

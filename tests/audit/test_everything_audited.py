@@ -311,7 +311,7 @@ WALK = [
         "certificates:create_csr",
         "post",
         lambda w: [w["mailbox"].pk],
-        lambda w: {},
+        lambda w: {"confirmed": "yes"},
         "certificate.csr_created",
         None,
     ),

@@ -96,7 +96,7 @@ CASES = [
         "create_csr_post",
         "post",
         lambda c: reverse("certificates:create_csr", args=[c.mailbox.pk]),
-        {},
+        {"confirmed": "yes"},
         ADMIN_ONLY,
         302,
     ),
@@ -139,9 +139,25 @@ def test_it_asks_before_generating_and_shows_the_cn(client, admin_user, mailbox)
     assert_no_inline_code(html)
 
 
+def test_it_makes_nothing_without_the_confirmation_page(client, admin_user):
+    live = make_mailbox("X26LIVE9", environment="live")
+    client.force_login(admin_user)
+    page = client.get(reverse("mailboxes:detail", args=[live.pk])).content.decode()
+    # The mailbox page links to the confirmation page; it has no form that acts at once.
+    confirm_url = reverse("certificates:create_csr", args=[live.pk])
+    assert f'<a class="button" href="{confirm_url}">Generate key and CSR</a>' in page
+    assert f'action="{confirm_url}"' not in page
+    response = client.post(confirm_url)  # a bare POST, not from the confirmation page
+    assert response.status_code == 200 and not Certificate.objects.exists()
+    html = response.content.decode()
+    assert "This is a LIVE mailbox." in html and "Generate key and CSR for LIVE" in html
+
+
 def test_it_generates_a_key_and_csr(client, admin_user, mailbox):
     client.force_login(admin_user)
-    response = client.post(reverse("certificates:create_csr", args=[mailbox.pk]))
+    response = client.post(
+        reverse("certificates:create_csr", args=[mailbox.pk]), {"confirmed": "yes"}
+    )
     certificate = Certificate.objects.get()
     assert response["Location"] == reverse("certificates:detail", args=[certificate.pk])
     assert certificate.common_name == CN and certificate.created_by == admin_user
@@ -167,12 +183,10 @@ def test_it_downloads_the_csr_as_text_and_audits_it(client, auditor_user, awaiti
 def test_it_installs_an_uploaded_certificate(client, admin_user, awaiting):
     client.force_login(admin_user)
     pem = SimpleUploadedFile("issued.pem", issue(awaiting).encode())
-    response = client.post(
-        reverse("certificates:install", args=[awaiting.pk]), {"pem_file": pem, "ticket": "INC42"}
-    )
+    response = client.post(reverse("certificates:install", args=[awaiting.pk]), {"pem_file": pem})
     assert response.status_code == 302
     awaiting.refresh_from_db()
-    assert awaiting.status == Certificate.Status.ACTIVE and awaiting.service_desk_ticket == "INC42"
+    assert awaiting.status == Certificate.Status.ACTIVE
     assert awaiting.mailbox.active_certificate() == awaiting
     html = client.get(response["Location"]).content.decode()
     assert "Certificate installed" in html and "364 days left" in html
@@ -222,6 +236,14 @@ def test_it_refuses_a_certificate_with_a_clear_reason(
     assert message in html and "There is a problem" in html
     awaiting.refresh_from_db()
     assert awaiting.status == Certificate.Status.AWAITING
+
+
+def test_it_asks_for_the_service_desk_ticket_once(client, admin_user, awaiting):
+    client.force_login(admin_user)
+    html = client.get(reverse("certificates:detail", args=[awaiting.pk])).content.decode()
+    assert "Install certificate" in html  # the install form is on the page...
+    asked = html.count('name="service_desk_ticket"') + html.count('name="ticket"')
+    assert asked == 1  # ...and the ticket is asked for once, in its own section
 
 
 def test_it_saves_the_service_desk_ticket(client, admin_user, awaiting):

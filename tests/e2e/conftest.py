@@ -117,6 +117,10 @@ def stack(tmp_path_factory, portal_port, oidc_provider):
 def browser():
     from playwright.sync_api import sync_playwright
 
+    # Playwright's sync API keeps an asyncio loop running in this thread, which Django's
+    # async-safety check takes for async code: tests that make rows with the ORM while the browser
+    # is open (live_server pages) are plain sync code, so the check is lifted while it is.
+    os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS

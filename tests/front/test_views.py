@@ -105,6 +105,22 @@ def test_it_measures_the_oldest_unacknowledged_message_against_the_5_day_limit(c
     assert any("unacknowledged" in reason for reason in card.reasons)
 
 
+def test_the_chart_axis_labels_are_short_enough_for_a_phone():
+    from portal.lib.charts import nice_ceiling, short_number
+
+    assert [short_number(n) for n in (0, 950, 1000, 1500, 20000, 1_500_000)] == [
+        "0",
+        "950",
+        "1k",
+        "1.5k",
+        "20k",
+        "1.5M",
+    ]
+    for peak in (3, 47, 999, 12_345, 987_654, 4_321_000):
+        top, step = nice_ceiling(peak)
+        assert all(len(short_number(v)) <= 4 for v in range(0, top + 1, step))
+
+
 def test_it_charts_30_days_of_messages_in_and_out_with_a_table(client, admin_user):
     mailbox = healthy("X26ABC1")
     for _ in range(2):

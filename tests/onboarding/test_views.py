@@ -512,6 +512,24 @@ def test_the_plan_list_shows_progress_per_phase_in_a_fixed_number_of_queries(
         client.get(reverse("onboarding:list"))
 
 
+def test_my_tasks_is_offered_only_to_those_who_work_tasks(
+    client, lead_user, admin_user, auditor_user
+):
+    plan = make_plan(owner=lead_user)
+    my_tasks = f'href="{reverse("onboarding:my_tasks")}"'
+
+    def offered(user) -> bool:
+        client.force_login(user)
+        return my_tasks in client.get(reverse("onboarding:list")).content.decode()
+
+    assert offered(lead_user)
+    assert not offered(auditor_user) and not offered(admin_user)
+    owned = task(plan, "assess-code")
+    owned.owner = admin_user
+    owned.save()
+    assert offered(admin_user)  # a mailbox admin who owns a task sees their tasks
+
+
 def test_my_tasks_lists_only_mine(client, lead_user, admin_user):
     plan = make_plan(owner=lead_user)
     mine = task(plan, "nsd-query")

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 from django import template
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import escape, format_html
+from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
 
 register = template.Library()
@@ -90,3 +93,34 @@ def ago(value) -> str:
     if (timezone.now() - value).total_seconds() < 60:
         return "just now"
     return f"{timesince(value)} ago"
+
+
+# A worker's id as written in claims and records: `host:pid:thread` (portal.lib.workers), or
+# `worker host:pid` (audit actors). A host starts with a letter, so times (12:30:05) never match;
+# a `host:port` alone (an address in an error message) has no thread and no "worker" before it.
+WORKER_ID = re.compile(
+    r"\b(?:[Ww]orker (?P<host>[A-Za-z][\w.-]*):\d+(?::\d+)?"
+    r"|(?P<bare>[A-Za-z][\w.-]*):\d+:\d+)\b"
+)
+
+
+@register.filter
+def workers(text) -> str:
+    """Worker ids in `text` shown as people read them, "worker on vm", the full id in a title."""
+    text = str(text or "")
+    parts, last = [], 0
+    for found in WORKER_ID.finditer(text):
+        host = found["host"] or found["bare"]
+        parts.append(escape(text[last : found.start()]))
+        parts.append(format_html('<span title="{}">worker on {}</span>', found[0], host))
+        last = found.end()
+    parts.append(escape(text[last:]))
+    return mark_safe("".join(str(part) for part in parts))  # noqa: S308 - every part escaped
+
+
+@register.filter
+def filters_in_use(form) -> int:
+    """How many of a filter form's fields were given a value (for "Filters (2 in use)")."""
+    if not getattr(form, "is_bound", False):
+        return 0
+    return sum(1 for name in form.fields if any(v.strip() for v in form.data.getlist(name)))

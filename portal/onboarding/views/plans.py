@@ -21,7 +21,13 @@ from ._access import get_plan, posted
 def plan_list(request):
     today = timezone.localdate()
     plans = queries.annotate_attention(Plan.objects.within_reach(request.user), today)
-    context = {"plans": queries.plans_with_phase_progress(plans), "templates": TEMPLATES.values()}
+    context = {
+        "plans": queries.plans_with_phase_progress(plans),
+        "templates": TEMPLATES.values(),
+        # Only for those who work tasks: an auditor (read-only) owns none and has no "My tasks".
+        "show_my_tasks": request.user.has_perm("onboarding.change_task")
+        or Task.objects.filter(owner=request.user).exists(),
+    }
     return render(request, "onboarding/list.html", context)
 
 

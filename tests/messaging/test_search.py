@@ -1,0 +1,125 @@
+"""The message list's search: MESH ids any case and by prefix, local ids by prefix, words."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from portal.messaging import search
+from portal.messaging.models import Message, MessageWord
+from tests.accounts.access import make_message
+from tests.factories import make_mailbox
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def found(client, auditor_user):
+    client.force_login(auditor_user)
+
+    def get(query: str, **filters) -> list[int]:
+        response = client.get(reverse("messaging:list"), {"q": query, **filters})
+        assert response.status_code == 200
+        return sorted(m.pk for m in response.context["page"].items)
+
+    return get
+
+
+@pytest.fixture
+def messages(db):
+    mailbox = make_mailbox("X26ABC1")
+    one = make_message(
+        mailbox,
+        payload=None,
+        mesh_message_id="20260102030405060708_ABC123",
+        local_id="INV-2026-07",
+        subject="Pathology results for March",
+        filename="path_results-2026-03.csv",
+    )
+    two = make_message(
+        mailbox,
+        payload=None,
+        mesh_message_id="20260102030405060708_ABD999",
+        local_id="inv-2026-08",
+        subject="Discharge summaries",
+        filename="DISCHARGE_Summary_March.pdf",
+    )
+    return one, two
+
+
+def test_it_finds_a_mesh_id_in_any_case_and_by_its_start(found, messages):
+    one, two = messages
+    assert found("20260102030405060708_abc123") == [one.pk]
+    assert found("20260102030405060708_AB") == [one.pk, two.pk]
+    assert found("20260102030405060708_abd") == [two.pk]
+
+
+def test_it_finds_a_local_id_by_its_start_as_typed(found, messages):
+    one, two = messages
+    assert found("INV-2026") == [one.pk]
+    assert found("inv-2026-0") == [two.pk]
+
+
+def test_it_finds_subjects_and_filenames_by_every_word_in_any_case(found, messages):
+    one, two = messages
+    assert found("march") == [one.pk, two.pk]
+    assert found("MARCH path") == [one.pk]  # "path" from the filename, "march" from the subject
+    assert found("summ disch") == [two.pk]  # the start of each word is enough
+    assert found("march nothing") == []  # every word must match
+    assert found("results-2026") == [one.pk]  # punctuation separates words
+    assert found("march", mailbox=messages[0].mailbox.pk) == [one.pk, two.pk]
+
+
+def test_it_walks_the_page_when_a_search_matches_many(found, messages, monkeypatch):
+    # Past CANDIDATES matches the search is applied while the page's rows are read: same answers.
+    monkeypatch.setattr(search, "CANDIDATES", 1)
+    one, two = messages
+    assert found("20260102030405060708_ab") == [one.pk, two.pk]
+    assert found("20260102030405060708_abd") == [two.pk]
+    assert found("inv-2026-0") == [two.pk]
+    assert found("march") == [one.pk, two.pk]
+    assert found("march results") == [one.pk]
+
+
+def test_a_walked_search_is_counted_newest_first(client, auditor_user, messages, monkeypatch):
+    # Matches checked row by row (an id prefix shared by many) are counted in the list's order,
+    # from the newest, and stop at the limit; counts on indexed filters read their index instead.
+    monkeypatch.setattr(search, "CANDIDATES", 1)
+    client.force_login(auditor_user)
+    with CaptureQueriesContext(connection) as walked:
+        html = client.get(reverse("messaging:list"), {"q": "20260102030405060708_AB"}).content
+    with CaptureQueriesContext(connection) as indexed:
+        client.get(reverse("messaging:list"), {"direction": "in"})
+    assert b"2 messages match these filters." in html
+
+    def count_sql(queries):
+        return next(q["sql"] for q in queries.captured_queries if "COUNT(" in q["sql"].upper())
+
+    assert "ORDER BY" in count_sql(walked) and "ORDER BY" not in count_sql(indexed)
+
+
+def test_it_shows_how_many_messages_match(client, auditor_user, messages):
+    client.force_login(auditor_user)
+    html = client.get(reverse("messaging:list"), {"q": "march"}).content.decode()
+    assert "2 messages match these filters." in html
+    html = client.get(reverse("messaging:list"), {"q": "discharge"}).content.decode()
+    assert "1 message matches these filters." in html
+    assert "2 messages." in client.get(reverse("messaging:list")).content.decode()
+
+
+def test_it_indexes_a_stored_message_words_once_and_can_rebuild_them(messages):
+    one, _ = messages
+    words = set(MessageWord.objects.filter(message=one).values_list("word", flat=True))
+    assert words == {"pathology", "results", "for", "march", "path", "2026", "03", "csv"}
+    # Messages loaded in bulk (no save()) after the last indexed get their words from rebuild_words.
+    loaded = Message.objects.bulk_create(
+        [Message(mailbox=one.mailbox, direction="in", workflow_id="W", subject="Bulk Loaded")]
+    )
+    assert search.rebuild_words() == 1
+    assert search.rebuild_words() == 0
+    assert set(MessageWord.objects.filter(message=loaded[0]).values_list("word", flat=True)) == {
+        "bulk",
+        "loaded",
+    }
