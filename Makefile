@@ -41,6 +41,8 @@ run: setup
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py seed_demo_alerts
+	$(BIN)/python manage.py seed_onboarding_demo --plan --realistic
+	$(BIN)/python manage.py seed_demo_conformance
 	$(BIN)/python manage.py run_local
 
 # Phase 1: the whole suite on the embedded defaults (SQLite, ORM broker).

@@ -189,6 +189,9 @@ TEMPLATES = [
     },
 ]
 
+# How often the dashboard and the mailbox pages fetch their live parts (health, state), in seconds.
+LIVE_REFRESH_SECONDS = env.float("LIVE_REFRESH_SECONDS", default=15)
+
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'neomesh.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # WAL lets the web server read while a worker writes; IMMEDIATE transactions take the write lock

@@ -85,6 +85,7 @@ def describe_health(mailbox: Mailbox, now: datetime) -> Mailbox:
             "then replay"
         )
     mailbox.reasons = reasons
+    mailbox.checking = not reasons and mailbox.is_being_checked(now)
     return mailbox
 
 

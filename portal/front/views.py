@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+from django.conf import settings
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.shortcuts import redirect, render
@@ -34,16 +35,28 @@ from .queries import daily_volume, dashboard_mailboxes, describe_health, with_he
 TASK_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
 
+def _live(request) -> bool:
+    """The request is the page's script fetching its live parts (see static/js/neomesh.js)."""
+    return request.GET.get("live") == "1"
+
+
 @permission_required("mailboxes.view_mailbox")
 def home(request):
     """Every mailbox's health, attention first; 30 days of traffic; the last audit verification."""
     now, user = timezone.now(), request.user
     mailboxes = dashboard_mailboxes(now, user)
-    today, counts = daily_volume(now, user)
-    plans = Plan.objects.within_reach(user).order_by("-created_at")[:5]
     context = {
         "mailboxes": mailboxes,
         "attention_count": sum(1 for m in mailboxes if m.reasons),
+        "checking_count": sum(1 for m in mailboxes if m.checking),
+        "live_every": settings.LIVE_REFRESH_SECONDS,
+    }
+    if _live(request):
+        # The page's script asks for its live part alone: no chart, no plans, no audit.
+        return render(request, "front/_home_live.html", context)
+    today, counts = daily_volume(now, user)
+    plans = Plan.objects.within_reach(user).order_by("-created_at")[:5]
+    context |= {
         "chart": volume_chart(counts, end=today),
         "verification": Verification.objects.order_by("-at").first(),
         "plans": plans_with_phase_progress(plans)
@@ -64,9 +77,19 @@ def mailbox_list(request):
     now = timezone.now()
     for mailbox in page:
         describe_health(mailbox, now)
+    if _live(request):
+        return render(request, "front/_mailbox_list_live.html", {"page": page})
+    live = request.GET.copy()
+    live["live"] = "1"
     query = request.GET.copy()
     query.pop("page", None)
-    context = {"filters": filters, "page": page, "querystring_base": query.urlencode()}
+    context = {
+        "filters": filters,
+        "page": page,
+        "querystring_base": query.urlencode(),
+        "live_url": f"{request.path}?{live.urlencode()}",
+        "live_every": settings.LIVE_REFRESH_SECONDS,
+    }
     return render(request, "front/mailbox_list.html", context)
 
 
@@ -97,9 +120,12 @@ def _task_outcome(task_id: str | None, mailbox: Mailbox) -> dict | None:
 def mailbox_detail(request, pk: int):
     queryset = with_health(Mailbox.objects.select_related("organisation"))
     mailbox = describe_health(_get_mailbox_for_user(request, pk, queryset), timezone.now())
+    if _live(request):
+        return render(request, "front/_mailbox_live.html", {"mailbox": mailbox})
     recent = Message.objects.for_list().filter(mailbox=mailbox)
     context = {
         "mailbox": mailbox,
+        "live_every": settings.LIVE_REFRESH_SECONDS,
         "task": _task_outcome(request.GET.get("task"), mailbox),
         "workflows": mailbox.workflows.all(),
         "certificates": mailbox.certificates.all(),

@@ -10,6 +10,8 @@ choice"). Choices set after `__init__` are narrowed too, before the form is show
 from __future__ import annotations
 
 from django import forms
+from django.utils.html import strip_tags
+from django.utils.safestring import SafeData, mark_safe
 
 
 class PortalFormMixin:
@@ -49,11 +51,27 @@ class PortalFormMixin:
             if name == forms.forms.NON_FIELD_ERRORS:
                 continue
             bound = self[name]
+            anchor = _first_input_id(bound)
             for error in errors:
-                summary.append(
-                    {"anchor": bound.id_for_label, "label": str(bound.label), "message": error}
-                )
+                # The summary item is itself a link: a message with a link of its own (shown in
+                # full next to the field) is summarised as its text, never a link in a link.
+                safe = anchor and isinstance(error, SafeData)
+                message = mark_safe(strip_tags(error)) if safe else error  # noqa: S308 - was safe
+                summary.append({"anchor": anchor, "label": str(bound.label), "message": message})
         return summary
+
+
+def _first_input_id(bound) -> str:
+    """The id the summary links to: the field's input, or a radio or checkbox group's first one.
+
+    Django gives a group no id for its label (it is a fieldset's legend), hence the first choice.
+    """
+    if bound.id_for_label:
+        return bound.id_for_label
+    for choice in bound.subwidgets:
+        if choice.id_for_label:
+            return choice.id_for_label
+    return bound.auto_id or ""
 
 
 class PortalForm(PortalFormMixin, forms.Form):

@@ -22,6 +22,9 @@ WORKFLOW_ID_RE = re.compile(r"^[A-Za-z0-9_\-.]{1,300}$")
 
 # A handshake older than this needs attention: MESH expects one at least every 24 hours.
 HANDSHAKE_STALE_AFTER = timedelta(hours=25)
+# A new mailbox is handshaken and polled as soon as the workers run (the daily handshake and the
+# poll are due at once): until then, and for this long at most, it is "being checked".
+FIRST_CHECK_WITHIN = timedelta(minutes=15)
 # MESH: poll no more than once every 5 minutes and at least once a day (mesh-protocol.md 4.2).
 MIN_POLL_INTERVAL = timedelta(minutes=5)
 MAX_POLL_INTERVAL = timedelta(days=1)
@@ -258,6 +261,11 @@ class Mailbox(models.Model):
     def effective_base_url(self) -> str:
         return (self.base_url or settings.MESH_BASE_URLS[self.environment]).rstrip("/")
 
+    @property
+    def uses_tls(self) -> bool:
+        """Whether MESH is reached over HTTPS (a sandbox may be plain HTTP: nothing to verify)."""
+        return self.effective_base_url().lower().startswith("https://")
+
     def poll_due(self, now=None) -> bool:
         now = now or timezone.now()
         if self.last_poll_at is None:
@@ -273,6 +281,19 @@ class Mailbox(models.Model):
         """See `Certificate.objects.active_for` (certificates stand on mailboxes, not the reverse)."""
         return self.certificates.active_for(self)
 
+    def is_being_checked(self, now=None) -> bool:
+        """Never handshaken yet, nothing failed, and new: the workers are about to check it."""
+        now = now or timezone.now()
+        return bool(
+            self.enabled
+            and self.last_handshake_at is None
+            and self.last_handshake_ok is None
+            and self.last_poll_ok is not False
+            and not self.last_error
+            and self.created_at
+            and self.created_at > now - FIRST_CHECK_WITHIN
+        )
+
     def attention_reasons(self, now=None) -> list[str]:
         """Why this mailbox needs a person's attention; empty when all is well."""
         now = now or timezone.now()
@@ -281,6 +302,8 @@ class Mailbox(models.Model):
             reasons.append("Disabled")
         if self.last_handshake_ok is False:
             reasons.append("Last handshake failed")
+        elif self.is_being_checked(now):
+            pass  # not a warning: "checking…" until the first handshake
         elif self.last_handshake_at is None or self.last_handshake_at < now - HANDSHAKE_STALE_AFTER:
             reasons.append("No successful handshake in the last 24 hours")
         if self.last_poll_ok is False:

@@ -5,7 +5,9 @@ from datetime import datetime, time, timedelta
 from django import forms
 from django.conf import settings
 from django.template.defaultfilters import filesizeformat
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 
 from portal.accounts import reach
 from portal.lib.forms import PortalForm
@@ -50,6 +52,17 @@ def send_workflow_choices(user=None) -> list:
     for mailbox_id, workflow_id in rows:
         groups.setdefault(mailbox_id, []).append((workflow_id, workflow_id))
     return [("", "Choose a workflow"), *groups.items()]
+
+
+def no_send_workflows_message(mailbox: Mailbox) -> str:
+    url = reverse("mailboxes:detail", args=[mailbox.pk])
+    return format_html(
+        "{} has no workflow registered for sending, so nothing can be sent from it yet. "
+        '<a href="{}#workflows">Add a send workflow on its mailbox page</a> (one NHS England has '
+        "registered for it; a mailbox administrator can), or choose another mailbox.",
+        mailbox.mailbox_id,
+        url,
+    )
 
 
 class SendForm(PortalForm):
@@ -123,7 +136,12 @@ class SendForm(PortalForm):
     def clean(self):
         cleaned = super().clean()
         mailbox, workflow_id = cleaned.get("mailbox"), cleaned.get("workflow_id")
-        if mailbox and workflow_id:
+        sends = Workflow.Direction.SEND
+        if mailbox and not mailbox.workflows.filter(direction=sends).exists():
+            # Nothing to choose from: say why and what to do, not "This field is required."
+            self.errors.pop("workflow_id", None)
+            self.add_error("workflow_id", no_send_workflows_message(mailbox))
+        elif mailbox and workflow_id:
             registered = mailbox.workflows.filter(
                 workflow_id=workflow_id, direction=Workflow.Direction.SEND
             )

@@ -343,7 +343,10 @@ class AllowListForm(PortalForm):
     network = forms.CharField(
         label="Address or CIDR range",
         max_length=50,
-        help_text="A public IPv4 or IPv6 address (203.0.113.10) or range (203.0.113.0/28).",
+        help_text=(
+            "A public IPv4 or IPv6 address, or a small range (up to /16 for IPv4, /32 for IPv6): "
+            "the address NHS England will see your client connect from."
+        ),
     )
     purpose = forms.CharField(max_length=200, help_text="For example 'production NAT gateway'.")
     environment = forms.ChoiceField(choices=TARGET_ENVIRONMENTS)

@@ -28,6 +28,19 @@ class Phase:
     def closed(self) -> int:
         return sum(1 for task in self.tasks if task.is_closed)
 
+    @property
+    def done(self) -> int:
+        return sum(1 for task in self.tasks if task.status == TaskStatus.DONE)
+
+    @property
+    def applicable(self) -> int:
+        """Tasks still part of the plan: a skipped scenario's phase has none, never "100% done"."""
+        return sum(1 for task in self.tasks if task.status != TaskStatus.NOT_APPLICABLE)
+
+    @property
+    def not_applicable(self) -> int:
+        return self.total - self.applicable
+
 
 @dataclass
 class PhaseCount:
@@ -35,6 +48,11 @@ class PhaseCount:
     title: str
     total: int = 0
     closed: int = 0
+    done: int = 0
+
+    @property
+    def applicable(self) -> int:
+        return self.total - (self.closed - self.done)
 
 
 def plans_with_phase_progress(plans) -> list[Plan]:
@@ -43,7 +61,11 @@ def plans_with_phase_progress(plans) -> list[Plan]:
     rows = (
         Task.objects.filter(plan__in=plans)
         .values("plan_id", "phase")
-        .annotate(total=Count("id"), closed=Count("id", filter=Q(status__in=CLOSED_STATUSES)))
+        .annotate(
+            total=Count("id"),
+            closed=Count("id", filter=Q(status__in=CLOSED_STATUSES)),
+            done=Count("id", filter=Q(status=TaskStatus.DONE)),
+        )
     )
     counts = defaultdict(dict)
     for row in rows:
@@ -55,6 +77,7 @@ def plans_with_phase_progress(plans) -> list[Plan]:
                 title,
                 counts[plan.pk].get(number, {}).get("total", 0),
                 counts[plan.pk].get(number, {}).get("closed", 0),
+                counts[plan.pk].get(number, {}).get("done", 0),
             )
             for number, title in plan.phases
         ]

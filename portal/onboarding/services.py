@@ -19,6 +19,7 @@ from .evidence import CheckedFile, evidence_add, text_file
 from .models import (
     CLOSED_STATUSES,
     AllowListEntry,
+    Correspondence,
     Decision,
     EvidenceKind,
     Plan,
@@ -356,6 +357,7 @@ def decision_record(
     decision.ticket_reference = ticket_reference.strip()
     decision.recorded_by, decision.recorded_at = user, timezone.now()
     decision.save()
+    _reply_to_waiting_letters(decision, actor)
     _apply_branches(decision, set(option["branches"]))
     withdrawn = _withdraw_invalidated(decision, option, previous)
     _complete_answered_task(decision, user)
@@ -368,6 +370,26 @@ def decision_record(
         reason=decision.reply_text[:2000],
     )
     return decision
+
+
+def _reply_to_waiting_letters(decision: Decision, actor: Actor) -> None:
+    """The reply that answers the question answers its email too: nothing is left "waiting for a
+    reply", and nobody records the same reply a second time on the email."""
+    if decision.answers is None:
+        return
+    waiting = decision.answers.correspondence.filter(status=Correspondence.Status.SENT)
+    for letter in waiting:
+        letter.status, letter.replied_at = Correspondence.Status.REPLIED, decision.recorded_at
+        letter.reply_text = decision.reply_text
+        letter.ticket_reference = decision.ticket_reference or letter.ticket_reference
+        letter.save()
+        record(
+            action="onboarding.correspondence_replied",
+            actor=actor,
+            obj=letter,
+            detail=f"with the decision '{decision.question}'; "
+            f"ticket {letter.ticket_reference or 'not given'}",
+        )
 
 
 def _withdraw_invalidated(decision: Decision, option: dict, previous: str) -> str:
@@ -422,36 +444,79 @@ def _complete_answered_task(decision: Decision, user) -> None:
 def parse_network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
     """An address or CIDR range, with the mistakes people make named in plain English."""
     value = (text or "").strip()
-    example = "for example 203.0.113.10 or 203.0.113.0/28"
+    example = "in the form a.b.c.d or a.b.c.d/28 (IPv6 too), your egress address"
     if not value:
         raise OnboardingError(f"Enter an IP address or CIDR range, {example}.")
     try:
         network = ipaddress.ip_network(value, strict=True)
     except ValueError as exc:
         if "host bits set" in str(exc):
-            suggestion = ipaddress.ip_network(value, strict=False)
-            raise OnboardingError(
-                f"{value} has host bits set: the range it is in is {suggestion}. Enter that, or "
-                "the single address without a prefix."
-            ) from None
+            raise OnboardingError(_host_bits_message(value)) from None
         raise OnboardingError(f"{value} is not an IP address or CIDR range, {example}.") from None
-    bad = (
-        network.is_loopback
-        or network.is_link_local
-        or network.is_multicast
-        or network.is_unspecified
-        or _is_internal(network)
+    refusal = _refusal(network)
+    if refusal:
+        raise OnboardingError(refusal)
+    return network
+
+
+def _host_bits_message(value: str) -> str:
+    """Suggest only what would be accepted: the range if it is, else the single address."""
+    suggestion = ipaddress.ip_network(value, strict=False)
+    if _refusal(suggestion) is None:
+        return (
+            f"{value} has host bits set: the range it is in is {suggestion}. Enter that, or "
+            "the single address without a prefix."
+        )
+    address = ipaddress.ip_network(value.partition("/")[0])
+    refusal = _refusal(address)
+    if refusal:
+        return refusal
+    return (
+        f"{value} has host bits set, and the range it is in ({suggestion}) is too wide for an "
+        f"allow-list. Enter the single address {address.network_address}, or a small range "
+        f"(at most /{_WIDEST[address.version]})."
     )
-    if bad:
-        raise OnboardingError(
+
+
+# The widest range an allow-list entry may be, by IP version.
+_WIDEST = {4: 16, 6: 32}
+
+# Ranges reserved for documentation and examples (RFC 5737, RFC 3849, RFC 9637): never a real
+# client's address, whatever a Python version's ``is_global`` says of them.
+DOCUMENTATION_RANGES = [
+    ipaddress.ip_network(n)
+    for n in ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24", "2001:db8::/32", "3fff::/20")
+]
+
+
+def _refusal(network) -> str | None:
+    """Why a network cannot be on the allow-list, in plain English; None when it can."""
+    if network.prefixlen < _WIDEST[network.version]:
+        return (
+            f"{network} is too wide for an allow-list: list your egress addresses or a small range."
+        )
+    for documentation in DOCUMENTATION_RANGES:
+        if network.version == documentation.version and network.overlaps(documentation):
+            what = "is" if network.subnet_of(documentation) else "includes addresses"
+            return (
+                f"{network} {what} reserved for documentation and examples ({documentation}), "
+                "not a public address: list the public address NHS England would see your "
+                "client connect from."
+            )
+    first, last = network.network_address, network.broadcast_address
+    public = (
+        first.is_global
+        and last.is_global
+        and not network.is_multicast
+        and not network.is_reserved
+        and not _within(network, INTERNAL_RANGES)
+    )
+    if not public:
+        return (
             f"{network} is not a public address: list the public address NHS England would see "
             "your client connect from (your NAT or egress address)."
         )
-    if network.prefixlen < (16 if network.version == 4 else 32):
-        raise OnboardingError(
-            f"{network} is too wide for an allow-list: list your egress addresses or a small range."
-        )
-    return network
+    return None
 
 
 def network_text(network) -> str:
@@ -465,11 +530,8 @@ INTERNAL_RANGES = [
 ]
 
 
-def _is_internal(network) -> bool:
-    return any(
-        network.version == internal.version and network.subnet_of(internal)
-        for internal in INTERNAL_RANGES
-    )
+def _within(network, ranges) -> bool:
+    return any(network.version == other.version and network.overlaps(other) for other in ranges)
 
 
 @transaction.atomic

@@ -32,6 +32,42 @@
     window.setTimeout(tick, seconds * 1000);
   }
 
+  // Live parts: elements with an id and data-live-url are fetched again every data-live-every
+  // seconds (one request per URL, same origin) and their contents replaced in place: no reload, so
+  // nothing a person is reading or typing elsewhere on the page moves. A part holding the focus is
+  // left alone until the focus leaves it; nothing is fetched while the tab is hidden.
+  function setUpLiveParts() {
+    var parts = Array.prototype.slice.call(document.querySelectorAll("[id][data-live-url]"));
+    if (!parts.length || !window.fetch || !window.DOMParser) return;
+    var byUrl = {};
+    parts.forEach(function (part) {
+      var url = part.getAttribute("data-live-url");
+      (byUrl[url] = byUrl[url] || []).push(part);
+    });
+    Object.keys(byUrl).forEach(function (url) {
+      var group = byUrl[url];
+      var seconds = parseFloat(group[0].getAttribute("data-live-every")) || 15;
+      function later() { window.setTimeout(tick, seconds * 1000); }
+      function replace(html) {
+        var fresh = new DOMParser().parseFromString(html, "text/html");
+        group.forEach(function (part) {
+          var update = fresh.getElementById(part.id);
+          if (!update || part.contains(document.activeElement)) return;
+          if (update.innerHTML !== part.innerHTML) part.innerHTML = update.innerHTML;
+        });
+      }
+      function tick() {
+        if (document.hidden) { later(); return; }
+        window.fetch(url, { credentials: "same-origin", headers: { "Accept": "text/html" }, redirect: "error" })
+          .then(function (response) { return response.ok ? response.text() : null; })
+          .then(function (html) { if (html !== null) replace(html); })
+          .catch(function () { /* offline or signed out: try again later */ })
+          .then(later);
+      }
+      later();
+    });
+  }
+
   // A dangerous-change section (e.g. disabling a live mailbox) shows only when the change is made.
   function setUpConditionalSections() {
     document.querySelectorAll("[data-show-when-unchecked]").forEach(function (section) {
@@ -94,6 +130,7 @@
     openFiltersWhenWide();
     focusErrorSummary();
     setUpRefresh();
+    setUpLiveParts();
     setUpConditionalSections();
     setUpWorkflowFilter();
     setUpConfirmations();

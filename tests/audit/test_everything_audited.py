@@ -138,7 +138,7 @@ def plan_world(world, lead_user):
         "evidence": add_evidence(plan, task(plan, "review-submission")),
         "csr": csr,
         "entry": onboarding.allowlist_add(
-            organisation=plan.organisation, environment="live", address="203.0.113.8", purpose="NAT"
+            organisation=plan.organisation, environment="live", address="81.2.69.8", purpose="NAT"
         ),
         "override": gate_override_create(
             mailbox=make_live_mailbox("X26LIVE2"), reason="A reason long enough to keep"
@@ -556,7 +556,7 @@ WALK = [
         "onboarding:allow_list_add",
         "post",
         plan_args(),
-        lambda w: {"network": "198.51.100.7", "purpose": "NAT", "environment": "live"},
+        lambda w: {"network": "81.2.69.7", "purpose": "NAT", "environment": "live"},
         "allowlistentry.create",
         None,
     ),

@@ -44,6 +44,8 @@ class Stack:
             "DJANGO_SETTINGS_MODULE": "portal.settings",
             "MESH_SANDBOX_URL": f"http://127.0.0.1:{self.sandbox_port}",
             "Q_WORKERS": "1",
+            # The pages' live parts refresh every second here, not every 15: tests wait less.
+            "LIVE_REFRESH_SECONDS": "1",
             **(extra_env or {}),
         }
         self.env.pop("DATABASE_URL", None)

@@ -76,20 +76,20 @@ def ask_nhs_england(page, plan_url: str):
     expect(
         page.get_by_text(re.compile(r"Waiting 0 working days of 10 \(our estimate\)"))
     ).to_be_visible()
-    page.get_by_label("The reply", exact=True).fill(
+    # The email asks the decision's question: its reply is recorded once, with the answer.
+    expect(page.get_by_role("button", name="Record the reply")).to_have_count(0)
+    expect(page.get_by_role("link", name="Record the answer and the reply")).to_be_visible()
+    return page.url
+
+
+def record_the_decision(page, plan_url: str, letter_url: str):
+    page.goto(plan_url)
+    expect(task_row(page, "Ask NHS England whether")).to_contain_text("Waiting on NHS England")
+    page.get_by_role("link", name="Record NHS England's answer").click()
+    page.get_by_label("NHS England's reply").fill(
         "The language change does not affect your Technical Conformance Certificate: it remains "
         "valid. Request the live mailbox and send the live CSR with the certificate to this desk."
     )
-    page.get_by_role("button", name="Record the reply").click()
-    expect(page.locator(".flash")).to_contain_text("Reply recorded.")
-
-
-def record_the_decision(page, plan_url: str):
-    page.goto(plan_url)
-    expect(task_row(page, "Ask NHS England whether")).to_contain_text("In progress")
-    page.get_by_role("link", name="Record NHS England's answer").click()
-    # The reply recorded against the email is offered as the decision's evidence.
-    expect(page.get_by_label("NHS England's reply")).to_have_value(re.compile("it remains valid"))
     page.get_by_label(re.compile("Certificate remains valid")).check()
     page.get_by_role("button", name="Record the decision").click()
     expect(page.locator(".flash")).to_contain_text(
@@ -104,6 +104,11 @@ def record_the_decision(page, plan_url: str):
     expect(task_row(page, "Ask NHS England whether")).to_contain_text("Done")
     expect(task_row(page, "Request the production (live) mailbox")).to_contain_text("To do")
     expect(page.get_by_text("Not taken")).to_be_visible()
+    # The email is answered too: nothing says it still waits for a reply.
+    page.goto(letter_url)
+    expect(page.locator(".facts")).to_contain_text("Replied")
+    expect(page.get_by_text("waiting for a reply")).to_have_count(0)
+    expect(page.get_by_text("it remains valid")).to_be_visible()
 
 
 def list_the_production_ips(page, plan_url: str):
@@ -113,9 +118,9 @@ def list_the_production_ips(page, plan_url: str):
     page.get_by_label("Purpose", exact=True).fill("Production NAT gateway")
     page.get_by_role("button", name="Add to the register").click()
     expect(page.locator(".error-summary")).to_contain_text("203.0.113.300 is not an IP address")
-    page.get_by_label("Address or CIDR range").fill("203.0.113.10")
+    page.get_by_label("Address or CIDR range").fill("81.2.69.10")
     page.get_by_role("button", name="Add to the register").click()
-    expect(page.locator(".flash")).to_contain_text("203.0.113.10 added to the register.")
+    expect(page.locator(".flash")).to_contain_text("81.2.69.10 added to the register.")
     open_task(page, plan_url, "List the production IP addresses")
     set_status(page, "Done")
 
@@ -196,8 +201,8 @@ def test_an_onboarding_lead_takes_the_client_change_plan_to_scenario_a(stack, br
     stack.manage("seed_onboarding_demo")  # the live and integration mailboxes, no credentials
     sign_in(page, stack, "onboarding-lead")
     plan_url = start_the_plan(page, stack)
-    ask_nhs_england(page, plan_url)
-    record_the_decision(page, plan_url)
+    letter_url = ask_nhs_england(page, plan_url)
+    record_the_decision(page, plan_url, letter_url)
     list_the_production_ips(page, plan_url)
     prepare_the_submission(page, plan_url)
     admin_generates_csrs(browser, stack)

@@ -175,3 +175,48 @@ def test_it_renders_in_a_constant_number_of_queries(client, admin_user, django_a
     with django_assert_num_queries(len(few.captured_queries)):
         response = client.get(reverse("dashboard:home"))
     assert len(response.context["mailboxes"]) == 30
+
+
+def test_a_new_mailbox_not_yet_checked_says_checking_not_a_warning(client, admin_user):
+    new = make_mailbox("X26NEW1")
+    old = make_mailbox("X26OLD1")
+    Mailbox.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(hours=1))
+    client.force_login(admin_user)
+    html = client.get(reverse("dashboard:home")).content.decode()
+    card = html.split(f'id="mailbox-{new.pk}"')[1].split("</article>")[0]
+    assert "Checking…" in card and "Needs attention" not in card
+    # Not checked an hour after it was added: the workers are not doing their job.
+    stale = html.split(f'id="mailbox-{old.pk}"')[1].split("</article>")[0]
+    assert "No successful handshake in the last 24 hours" in stale
+    detail = client.get(reverse("mailboxes:detail", args=[new.pk])).content.decode()
+    assert "Not checked yet" in detail and "Needs attention" not in detail
+    # A failure ends "checking": it is a problem now.
+    Mailbox.objects.filter(pk=new.pk).update(
+        last_handshake_ok=False, last_handshake_at=timezone.now()
+    )
+    detail = client.get(reverse("mailboxes:detail", args=[new.pk])).content.decode()
+    assert "Checking…" not in detail and "Last handshake failed" in detail
+
+
+def test_the_pages_serve_their_live_parts_alone(client, admin_user):
+    mailbox = make_mailbox("X26NEW1", last_error="Handshake refused", last_error_at=timezone.now())
+    client.force_login(admin_user)
+    home = client.get(reverse("dashboard:home")).content.decode()
+    assert 'id="live-mailboxes" data-live-url="/?live=1" data-live-every="' in home
+    live = client.get(reverse("dashboard:home"), {"live": "1"}).content.decode()
+    assert live.startswith('<div id="live-mailboxes">') and "Handshake refused" in live
+    assert "Messages in the last 30 days" not in live and "<html" not in live
+    detail_url = reverse("mailboxes:detail", args=[mailbox.pk])
+    live = client.get(detail_url, {"live": "1"}).content.decode()
+    assert 'id="live-state"' in live and 'id="live-health"' in live
+    assert "Handshake refused" in live and "Workflows" not in live
+    listing = client.get(reverse("mailboxes:list"), {"environment": "sandbox"}).content.decode()
+    assert 'data-live-url="/mailboxes/?environment=sandbox&amp;live=1"' in listing
+    live = client.get(reverse("mailboxes:list"), {"live": "1"}).content.decode()
+    assert 'id="live-mailbox-rows"' in live and "X26NEW1" in live
+    assert_no_inline_code(home)
+
+
+def test_a_live_part_is_refused_to_whoever_may_not_see_the_page(client):
+    response = client.get(reverse("dashboard:home"), {"live": "1"})
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]

@@ -140,6 +140,25 @@ def test_it_shows_the_mailbox_facts_health_and_workflows(client, lead_user, mail
     assert_no_inline_code(html)
 
 
+@pytest.mark.parametrize(
+    ("base_url", "verify_tls", "says"),
+    [
+        ("http://127.0.0.1:8700", True, "None: plain HTTP, nothing is encrypted or verified"),
+        ("https://localhost:8701", True, "Server certificate verified"),
+        ("https://localhost:8701", False, "Not verified"),
+    ],
+)
+def test_it_says_whether_the_tls_certificate_is_verified_only_over_https(
+    client, admin_user, base_url, verify_tls, says
+):
+    mailbox = make_mailbox("X26ABC1", base_url=base_url, verify_tls=verify_tls)
+    client.force_login(admin_user)
+    html = client.get(reverse("mailboxes:detail", args=[mailbox.pk])).content.decode()
+    assert f"<dt>TLS</dt><dd>{says}" in html
+    if base_url.startswith("http:"):
+        assert "Server certificate verified" not in html
+
+
 def test_it_never_renders_secrets_on_the_detail_page(client, admin_user):
     mailbox = make_mailbox("X26ABC1", password=SECRET_PASSWORD, shared_key=SECRET_KEY)
     client.force_login(admin_user)

@@ -418,6 +418,21 @@ def test_it_refuses_a_bad_send(client, admin_user, mailbox, overrides, field, me
     assert not Message.objects.exists()
 
 
+def test_it_says_why_and_what_to_do_when_the_mailbox_has_no_send_workflows(client, admin_user):
+    bare = make_mailbox("X26NOW1", workflows=())
+    client.force_login(admin_user)
+    response = client.post(reverse("messaging:send"), send_data(mailbox="X26NOW1", workflow_id=""))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "This field is required" not in html
+    assert "X26NOW1 has no workflow registered for sending" in html
+    detail = reverse("mailboxes:detail", args=[bare.pk])
+    assert f'<a href="{detail}#workflows">Add a send workflow on its mailbox page</a>' in html
+    summary = html.split('class="error-summary"')[1].split("</div>")[0]
+    assert summary.count("<a ") == 1, "one link to the field, no link inside a link"
+    assert not Message.objects.exists()
+
+
 def test_it_refuses_a_file_over_the_mesh_limit(client, admin_user, mailbox, settings):
     settings.MESH_MAX_UPLOAD_BYTES = 5
     client.force_login(admin_user)

@@ -37,7 +37,7 @@ def test_the_nsd_query_is_written_from_the_plan(plan):
     services.allowlist_add(
         organisation=plan.organisation,
         environment="live",
-        address="203.0.113.8",
+        address="81.2.69.8",
         purpose="production NAT",
     )
     user = make_user(username="olu", first_name="Olu", last_name="Lead", email="olu@example.org")
@@ -51,7 +51,7 @@ def test_the_nsd_query_is_written_from_the_plan(plan):
     body = letter.body
     assert "Demo Org (ODS code X26)" in body
     assert "X26LIVE1.X26.api.mesh-client.nhs.uk" in body
-    assert "203.0.113.8 (production NAT)" in body
+    assert "81.2.69.8 (production NAT)" in body
     assert "Our integration mailbox is X26INT01." in body
     assert "Olu Lead" in body and "&#x27;" not in body
     assert (letter.turnaround_days, letter.turnaround_published) == (10, False)
@@ -171,6 +171,36 @@ def test_it_records_the_reply_and_ticket(plan):
     assert letter.status == Correspondence.Status.REPLIED and letter.ticket_reference == "CS0123456"
     assert letter.working_days_waited() == 4 and not letter.is_past_turnaround()
     assert task(plan, "nsd-query").status == TaskStatus.IN_PROGRESS
+
+
+def test_the_decision_answers_its_email_once_and_nothing_waits_for_a_reply(client, plan):
+    letter = letters.correspondence_draft(plan=plan, kind=Kind.NSD_CHANGE_QUERY)
+    letters.correspondence_mark_sent(correspondence=letter, sent_on=timezone.localdate())
+    lead = make_user("Onboarding lead", username="lead")
+    client.force_login(lead)
+    url = f"/onboarding/{plan.pk}/emails/{letter.pk}/"
+    page = client.get(url).content.decode()
+    # Sent and waiting: the reply goes with the answer, on the decision, not a second time here.
+    decision = plan.decisions.get()
+    assert f'href="/onboarding/{plan.pk}/decisions/{decision.pk}/"' in page
+    assert "Record the reply</button>" not in page
+    services.decision_record(
+        decision=decision,
+        option_key="valid",
+        reply_text="It remains valid.",
+        ticket_reference="CS0999",
+        actor=Actor.person(user=lead),
+    )
+    letter.refresh_from_db()
+    assert (letter.status, letter.reply_text, letter.ticket_reference) == (
+        Correspondence.Status.REPLIED,
+        "It remains valid.",
+        "CS0999",
+    )
+    assert task(plan, "nsd-query").status == TaskStatus.DONE
+    page = client.get(url).content.decode()
+    assert "waiting for a reply" not in page and "Replied after" in page
+    assert AuditRecord.objects.filter(action="onboarding.correspondence_replied").count() == 1
 
 
 def test_it_never_puts_a_key_or_a_mailbox_secret_in_an_email(plan):

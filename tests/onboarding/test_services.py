@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 
 import pytest
@@ -320,14 +321,14 @@ def test_the_allow_list_task_needs_an_entry_for_the_plan_environment(plan):
     services.allowlist_add(
         organisation=plan.organisation,
         environment="integration",
-        address="203.0.113.7",
+        address="81.2.69.7",
         purpose="test rig",
     )
     assert services.task_blockers(ips)
     services.allowlist_add(
         organisation=plan.organisation,
         environment="live",
-        address="203.0.113.8",
+        address="81.2.69.8",
         purpose="production NAT",
     )
     assert services.task_blockers(ips) == []
@@ -338,40 +339,62 @@ def test_the_allow_list_task_needs_an_entry_for_the_plan_environment(plan):
     [
         ("203.0.113.256", "203.0.113.256 is not an IP address or CIDR range"),
         ("not an ip", "not an IP address or CIDR range"),
-        ("203.0.113.5/24", "has host bits set: the range it is in is 203.0.113.0/24"),
+        ("81.2.69.5/24", "has host bits set: the range it is in is 81.2.69.0/24"),
         ("10.1.2.3", "10.1.2.3/32 is not a public address"),
         ("127.0.0.1", "is not a public address"),
         ("0.0.0.0/0", "too wide"),
         ("", "Enter an IP address or CIDR range"),
+        ("203.0.113.10", "203.0.113.10/32 is reserved for documentation and examples"),
+        ("198.51.100.0/24", "198.51.100.0/24 is reserved for documentation and examples"),
+        ("192.0.2.1", "192.0.2.1/32 is reserved for documentation and examples"),
+        ("2001:db8::1", "2001:db8::1/128 is reserved for documentation and examples"),
+        ("203.0.0.0/16", "203.0.0.0/16 includes addresses reserved for documentation"),
+        ("100.64.0.1", "is not a public address"),
+        ("240.0.0.1", "is not a public address"),
+        ("169.254.0.1", "is not a public address"),
+        ("::ffff:10.0.0.1", "is not a public address"),
+        ("fe80::1", "is not a public address"),
+        ("1.2.3.4/8", "range it is in (1.0.0.0/8) is too wide for an allow-list. Enter the single"),
+        ("10.1.2.3/8", "10.1.2.3/32 is not a public address"),
     ],
 )
 def test_it_rejects_malformed_or_private_addresses(address, message):
-    with pytest.raises(OnboardingError, match=message.replace("(", r"\(").replace(".", r"\.")):
+    with pytest.raises(OnboardingError, match=re.escape(message)):
         services.parse_network(address)
+
+
+@pytest.mark.parametrize("address", ["81.2.69.5/24", "1.2.3.4/8", "2a00:1098::1/16"])
+def test_the_host_bits_suggestion_is_itself_accepted(address):
+    with pytest.raises(OnboardingError) as refused:
+        services.parse_network(address)
+    suggested = re.search(
+        r"the range it is in is (\S+)\. Enter|single address (\S+), or", str(refused.value)
+    )
+    assert services.parse_network(next(filter(None, suggested.groups())))
 
 
 def test_it_keeps_the_register_free_of_duplicates_and_overlaps():
     org = make_organisation()
     entry = services.allowlist_add(
-        organisation=org, environment="live", address=" 203.0.113.8 ", purpose="NAT"
+        organisation=org, environment="live", address=" 81.2.69.8 ", purpose="NAT"
     )
-    assert entry.network == "203.0.113.8"
-    with pytest.raises(OnboardingError, match="203.0.113.8 is already in the register"):
+    assert entry.network == "81.2.69.8"
+    with pytest.raises(OnboardingError, match="81.2.69.8 is already in the register"):
         services.allowlist_add(
-            organisation=org, environment="live", address="203.0.113.8/32", purpose="x"
+            organisation=org, environment="live", address="81.2.69.8/32", purpose="x"
         )
-    with pytest.raises(OnboardingError, match="overlaps an entry in the register: 203.0.113.8"):
+    with pytest.raises(OnboardingError, match="overlaps an entry in the register: 81.2.69.8"):
         services.allowlist_add(
-            organisation=org, environment="live", address="203.0.113.0/28", purpose="x"
+            organisation=org, environment="live", address="81.2.69.0/28", purpose="x"
         )
     services.allowlist_add(
-        organisation=org, environment="integration", address="203.0.113.8", purpose="x"
+        organisation=org, environment="integration", address="81.2.69.8", purpose="x"
     )
     v6 = services.allowlist_add(
-        organisation=org, environment="live", address="2001:DB8::1", purpose="v6"
+        organisation=org, environment="live", address="2A00:1098::1", purpose="v6"
     )
-    assert v6.network == "2001:db8::1"
+    assert v6.network == "2a00:1098::1"
     with pytest.raises(OnboardingError, match="Say what the address is for"):
         services.allowlist_add(
-            organisation=org, environment="live", address="198.51.100.1", purpose=" "
+            organisation=org, environment="live", address="81.2.69.1", purpose=" "
         )

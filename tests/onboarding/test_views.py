@@ -41,7 +41,7 @@ def world():
         "letter": letters.correspondence_draft(plan=plan, kind="nsd_change_query"),
         "evidence": add_evidence(plan, task(plan, "review-submission")),
         "entry": services.allowlist_add(
-            organisation=plan.organisation, environment="live", address="203.0.113.8", purpose="NAT"
+            organisation=plan.organisation, environment="live", address="81.2.69.8", purpose="NAT"
         ),
         "override": gate_override_create(mailbox=spare, reason="A reason long enough to keep"),
     }
@@ -130,7 +130,7 @@ CASES = [
         "allow_list_add",
         "post",
         lambda w: _plan(w, "allow_list_add"),
-        {"network": "198.51.100.7", "purpose": "NAT", "environment": "live"},
+        {"network": "81.2.69.7", "purpose": "NAT", "environment": "live"},
         LEAD,
         302,
     ),
@@ -262,7 +262,7 @@ def test_the_plan_page_highlights_overdue_and_waiting_tasks_and_shows_the_fork(
     )
     assert "Waiting 0 working days of 10 (our estimate)" in html
     assert "Closed: no live transfers" in html
-    assert "Done or not applicable: 0 of 4" in html
+    assert "Done: 0 of 4" in html
 
 
 def test_recording_the_decision_through_the_page_switches_to_scenario_a(client, lead_user):
@@ -289,6 +289,17 @@ def test_recording_the_decision_through_the_page_switches_to_scenario_a(client, 
     assert decision.recorded_by == lead_user
     html = client.get(reverse("onboarding:detail", args=[plan.pk])).content.decode()
     assert "Chosen" in html and "Not taken" in html and f"Recorded by {lead_user.username}" in html
+    # Scenario B's phase is skipped, not "100% done", and its tasks need no evidence.
+    skipped = html.split('id="phase-2"')[1].split("</section>")[0]
+    assert "Every task of this phase is not applicable" in skipped
+    assert "<progress" not in skipped and "Needed" not in skipped
+    assert "Needed" in html.split('id="phase-3"')[1].split("</section>")[0]
+    listing = client.get(reverse("onboarding:list")).content.decode()
+    assert "Phase 2: Scenario B: a new witnessed test · " in listing
+    assert "Scenario B: a new witnessed test · 3 of 3" not in listing
+    report = client.get(reverse("onboarding:report", args=[plan.pk])).content.decode()
+    row = report.split("2. Scenario B: a new witnessed test")[1].split("</tr>")[0]
+    assert "Not applicable" in row and "100%" not in row
 
 
 def test_a_reply_file_that_is_not_what_it_claims_is_refused(client, lead_user):
@@ -336,14 +347,14 @@ def test_a_wrong_cn_is_refused_with_a_clear_message(client, lead_user):
     [
         ("203.0.113.300", "203.0.113.300 is not an IP address or CIDR range"),
         ("192.168.1.10", "192.168.1.10/32 is not a public address"),
-        ("203.0.113.9/24", "has host bits set"),
-        ("203.0.113.8", "203.0.113.8 is already in the register"),
+        ("81.2.69.9/24", "has host bits set"),
+        ("81.2.69.8", "81.2.69.8 is already in the register"),
     ],
 )
 def test_a_malformed_or_duplicate_address_is_refused(client, lead_user, network, message):
     plan = make_plan()
     services.allowlist_add(
-        organisation=plan.organisation, environment="live", address="203.0.113.8", purpose="NAT"
+        organisation=plan.organisation, environment="live", address="81.2.69.8", purpose="NAT"
     )
     client.force_login(lead_user)
     response = client.post(
@@ -469,7 +480,7 @@ def test_user_text_is_escaped(client, lead_user):
     services.allowlist_add(
         organisation=plan.organisation,
         environment="live",
-        address="203.0.113.9",
+        address="81.2.69.9",
         purpose="<img src=x onerror=alert(1)>",
     )
     html = client.get(reverse("onboarding:task", args=[plan.pk, item.pk])).content.decode()

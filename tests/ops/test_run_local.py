@@ -11,12 +11,15 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 import requests
 
+from portal.front.management.commands.run_local import what_answers
 from tests.sandbox import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -116,8 +119,19 @@ def test_it_stops_the_sandbox_the_workers_and_the_web_server_however_signalled(s
     assert [pid for pid in children if _alive(pid)] == []
 
 
-def test_it_stops_everything_when_signalled_again_while_stopping(stack):
+def test_it_stops_everything_when_signalled_again_while_stopping(stack, tmp_path):
     process, children = stack
+    # Started: the banner comes last, and none of the sandbox's deprecation warnings bury it.
+    log = tmp_path / "run_local.log"
+    deadline = time.monotonic() + 30
+    while "Ctrl-C stops everything." not in log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    said = log.read_text()
+    after = said.split("Ctrl-C stops everything.")[1].strip().splitlines()
+    assert all(line.startswith("[") for line in after), f"only request logs after it: {said}"
+    assert "NeoMesh is running at http://127.0.0.1:" in said and "password: neomesh-demo" in said
+    assert "deprecated" not in said.lower(), said
+    assert "deprecated" not in (tmp_path / "log" / "mesh-sandbox.log").read_text().lower()
     os.killpg(process.pid, signal.SIGTERM)
     time.sleep(0.05)
     os.killpg(process.pid, signal.SIGTERM)
@@ -127,3 +141,53 @@ def test_it_stops_everything_when_signalled_again_while_stopping(stack):
     while any(_alive(pid) for pid in children) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert [pid for pid in children if _alive(pid)] == []
+
+
+class NotASandbox(BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 - the http.server name
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.end_headers()
+        self.wfile.write(b"<h1>Another program's page</h1>")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def other_program():
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotASandbox)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_it_tells_a_mesh_sandbox_from_another_program(mesh_sandbox, other_program):
+    assert what_answers(mesh_sandbox.url) is None
+    assert "not a mesh-sandbox (HTTP 200" in what_answers(other_program)
+
+
+def test_it_refuses_to_start_when_another_program_has_the_sandbox_port(other_program, tmp_path):
+    env = {
+        **os.environ,
+        "NEOMESH_VAR_DIR": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "portal.settings",
+        "MESH_SANDBOX_URL": other_program,
+    }
+    env.pop("DATABASE_URL", None)
+    done = subprocess.run(
+        [sys.executable, "manage.py", "run_local", "--web", f"127.0.0.1:{free_port()}"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode != 0
+    port = other_program.rpartition(":")[2]
+    assert f"mesh-sandbox's port {port} ({other_program}) is taken by an HTTP server that is " in (
+        done.stderr
+    )
+    assert "MESH_SANDBOX_URL=http://127.0.0.1:8701 make run" in done.stderr
+    assert "NeoMesh is running" not in done.stdout

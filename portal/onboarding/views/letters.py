@@ -36,6 +36,9 @@ def _render_letter(
         "missing": letters.missing_attachments(letter),
         "withdrawn": letters.withdrawn_attachments(letter),
         "today": timezone.localdate(),
+        # An email asking a decision's question: its reply is recorded once, with the answer.
+        "open_decision": letter.task
+        and letter.task.plan.decisions.filter(answers=letter.task, chosen="").first(),
     }
     return render(request, "onboarding/letter.html", context, status=status)
 
