@@ -35,7 +35,9 @@ download may use only its share of the free disk above the reserve (room / POLL_
 error that is not about one message (MESH down, the claim lost) stops the hand-out, lets the
 messages already started finish, and ends the poll with it. A worker killed mid-poll leaves each
 message either not stored (fetched again), or stored and not acknowledged (acknowledged, not stored
-again, by the next poll), as one at a time.
+again, by the next poll), as one at a time. If the acknowledgement reached MESH just before the
+worker stopped, MESH no longer lists the message: the next poll acknowledges such stored,
+unacknowledged messages again by themselves (``_acknowledge_stranded``), so none stays "received".
 """
 
 from __future__ import annotations
@@ -204,6 +206,7 @@ def _record_poll(mailbox: Mailbox, worker: str, result: PollResult) -> None:
 
 
 def _drain(mailbox: Mailbox, result: PollResult, heartbeat: ClaimHeartbeat | None = None) -> None:
+    started = timezone.now()
     failures = quarantine.open_failures(mailbox)
     width = max(1, settings.POLL_CONCURRENCY)
     with mesh_client(mailbox) as client:
@@ -217,18 +220,48 @@ def _drain(mailbox: Mailbox, result: PollResult, heartbeat: ClaimHeartbeat | Non
                     continue
                 if not _receive_within_room(client, mailbox, mesh_id, result, failure, 1):
                     return
-            return
-        with _Receivers(mailbox, width, result) as receivers:
-            for mesh_id in client.iter_inbox():
-                _check_claim(heartbeat)
-                if receivers.stopping.is_set():
-                    return  # out of disk space: the rest waits in MESH
-                result.listed += 1
-                failure = failures.get(quarantine.failure_key(mesh_id))
-                if failure is not None and failure.held():
-                    result.held += 1
-                    continue
-                receivers.hand_out(mesh_id, failure)
+        else:
+            with _Receivers(mailbox, width, result) as receivers:
+                for mesh_id in client.iter_inbox():
+                    _check_claim(heartbeat)
+                    if receivers.stopping.is_set():
+                        return  # out of disk space: the rest waits in MESH
+                    result.listed += 1
+                    failure = failures.get(quarantine.failure_key(mesh_id))
+                    if failure is not None and failure.held():
+                        result.held += 1
+                        continue
+                    receivers.hand_out(mesh_id, failure)
+            if receivers.stopping.is_set():
+                return
+        _acknowledge_stranded(client, mailbox, result, failures, heartbeat, before=started)
+
+
+# How many messages an earlier poll stored but did not record as acknowledged one poll takes up.
+STRANDED_PER_POLL = 100
+
+
+def _acknowledge_stranded(client, mailbox, result, failures, heartbeat, *, before) -> None:
+    """Acknowledge what an earlier poll stored and did not record as acknowledged.
+
+    A worker stopped between storing a message and recording its acknowledgement leaves it
+    "received". If the acknowledgement had already reached MESH, MESH no longer lists the message,
+    so listing alone would leave it "received" for ever. It is stored, so acknowledging it (again)
+    is always right; MESH answers an acknowledgement of an acknowledged message with success.
+    Only messages stored before this poll began: those of this poll were handled by it.
+    """
+    stranded = (
+        Message.objects.inbound()
+        .filter(mailbox=mailbox, status=Status.RECEIVED, created_at__lt=before)
+        .order_by("created_at")
+        .values_list("mesh_message_id", flat=True)[:STRANDED_PER_POLL]
+    )
+    for mesh_id in stranded:
+        _check_claim(heartbeat)
+        failure = failures.get(quarantine.failure_key(mesh_id))
+        if failure is not None and failure.held():
+            continue
+        _receive_or_record(client, mailbox, mesh_id, result, failure, None)
 
 
 def _check_claim(heartbeat: ClaimHeartbeat | None) -> None:

@@ -175,3 +175,21 @@ def test_whoever_adds_an_organisation_without_seeing_everything_belongs_to_it(cl
     assert answer.status_code == 302
     assert {o.ods_code for o in reach.organisations_for(person)} == {"A1", "CHARLIE"}
     assert not reach.organisations_for(make_user(organisations=[])).exists()
+
+
+def test_its_auditors_read_the_records_of_their_reach(world):
+    from portal.accounts.reach import Reach
+    from portal.audit.models import AuditRecord
+    from portal.audit.services import Actor, record
+    from portal.onboarding.models import GateOverride
+
+    ours = GateOverride.objects.create(mailbox=world["a1"], reason="A reason long enough here")
+    theirs = GateOverride.objects.create(mailbox=world["b1"], reason="A reason long enough here")
+    for override in (ours, theirs):
+        record(actor=Actor.system("test"), action="onboarding.gate_overridden", obj=override)
+    record(actor=Actor.system("test"), action="audit.verification_requested")
+    auditor = make_user(organisations=[world["a"]])
+    seen = AuditRecord.objects.within(Reach(auditor)).filter(action__startswith="onboarding")
+    assert [r.object_id for r in seen] == [str(ours.pk)]
+    assert not AuditRecord.objects.within(Reach(auditor)).filter(object_type="").exists()
+    assert AuditRecord.objects.within(Reach(make_user())).filter(object_type="").exists()

@@ -133,6 +133,37 @@ def test_it_does_not_duplicate_when_the_worker_dies_between_storing_and_acknowle
     assert inbox.mailbox_poll(mailbox=recipient).listed == 0
 
 
+def test_it_records_an_acknowledgement_that_reached_mesh_just_before_the_worker_died(
+    sandbox_mailboxes, monkeypatch
+):
+    sender, recipient = sandbox_mailboxes
+    message = queue(sender, b"acknowledged, not recorded")
+    outbox.message_send(message_id=message.pk)
+
+    from meshcore import MeshClient
+
+    acknowledge = MeshClient.acknowledge
+
+    def acknowledge_then_die(self, message_id):
+        acknowledge(self, message_id)  # MESH has it acknowledged...
+        raise WorkerDied()  # ...and the worker stops before recording it
+
+    monkeypatch.setattr(MeshClient, "acknowledge", acknowledge_then_die)
+    with pytest.raises(WorkerDied):
+        inbox.mailbox_poll(mailbox=recipient)
+    monkeypatch.undo()
+    stored = Message.objects.get(direction=Direction.INBOUND)
+    assert stored.status == Status.RECEIVED
+
+    result = inbox.mailbox_poll(mailbox=recipient)
+    assert (result.listed, result.downloaded, result.acknowledged) == (0, 0, 1)
+    assert result.errors == []
+    stored.refresh_from_db()
+    assert stored.status == Status.ACKNOWLEDGED
+    assert Message.objects.filter(direction=Direction.INBOUND).count() == 1
+    assert AuditRecord.objects.filter(action="message.acknowledged").count() == 1
+
+
 def test_it_polls_the_same_inbox_twice_without_duplicates(sandbox_mailboxes):
     sender, recipient = sandbox_mailboxes
     for n in range(3):

@@ -177,7 +177,7 @@ def build_world():
         "evidence": add_evidence(plan, task),
         "letter": letters.correspondence_draft(plan=plan, kind="nsd_change_query"),
         "entry": onboarding.allowlist_add(
-            organisation=bravo, environment="live", address="203.0.113.8", purpose="Bravo NAT"
+            organisation=bravo, environment="live", address="81.2.69.142", purpose="Bravo NAT"
         ),
         "override": gate_override_create(mailbox=live, reason="Bravo's reason, long enough"),
         "run": run,

@@ -9,9 +9,22 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from portal.accounts import reach
 from portal.mailboxes.models import Environment
 
 from ..workdays import working_days_between
+from .plans import Plan
+
+
+class PlanRecordQuerySet(models.QuerySet):
+    def within_reach(self, user):
+        """Rows of plans within reach (Plan.objects.within_reach): the audit trail's reach too."""
+        return self.filter(plan__in=Plan.objects.within_reach(user).values("pk"))
+
+
+class GateOverrideQuerySet(models.QuerySet):
+    def within_reach(self, user):
+        return reach.within_reach(self, user)
 
 
 class EvidenceKind(models.TextChoices):
@@ -59,6 +72,8 @@ class Evidence(models.Model):
         on_delete=models.SET_NULL,
         related_name="withdrawn_evidence",
     )
+
+    objects = PlanRecordQuerySet.as_manager()
 
     class Meta:
         ordering = ["-uploaded_at", "-pk"]
@@ -135,6 +150,8 @@ class Correspondence(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = PlanRecordQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at", "-pk"]
         verbose_name_plural = "correspondence"
@@ -202,6 +219,8 @@ class GateOverride(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     revoke_reason = models.TextField(blank=True)
+
+    objects = GateOverrideQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-pk"]
