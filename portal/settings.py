@@ -119,6 +119,8 @@ INSTALLED_APPS = [
     "django_q",
     "auditlog",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_static",
     "csp",
     "rest_framework",
     "drf_spectacular",
@@ -153,6 +155,8 @@ MIDDLEWARE = [
     # request.reach: which organisations and mailboxes the person sees (portal.accounts.reach).
     "portal.accounts.middleware.ReachMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # A person whose role needs a second factor sees only its pages until they pass it.
+    "portal.accounts.middleware.FactorMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # django-auditlog's, with the trusted client address (portal.lib.http).
     "portal.audit.middleware.AuditMiddleware",
@@ -289,9 +293,36 @@ AXES_ENABLE_ACCESS_FAILURE_LOG = True
 AXES_HANDLER = "portal.accounts.throttling.LoginThrottle"
 # The same client address the audit trail records.
 AXES_CLIENT_IP_CALLABLE = "portal.lib.http.client_ip"
+# A wrong second-factor code counts as a failed sign-in; the code itself is never logged.
+AXES_SENSITIVE_PARAMETERS = ["code"]
 # How many reverse proxies we run in front of Django, each appending to X-Forwarded-For. 0 (the
 # default) means the header is the client's own text and is ignored.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+# The second factor (portal/accounts/factors.py). On (the default): superusers, mailbox admins and
+# anyone holding one of these permissions must pass an authenticator-app code after signing in
+# with a password. Off only for a closed development machine: production refuses it.
+MFA_REQUIRED = env.bool("MFA_REQUIRED", default=True)
+if PRODUCTION and not MFA_REQUIRED:
+    raise ImproperlyConfigured("Production mode needs MFA_REQUIRED on (the second factor).")
+MFA_REQUIRED_PERMISSIONS = [
+    "messaging.send_message",
+    "messaging.download_payload",
+    "onboarding.override_gate",
+]
+# An OpenID Connect sign-in whose ID token's `amr` holds one of these counts as the second factor
+# (RFC 8176 values; the OIDC sign-in calls portal.accounts.factors.oidc_asserted_mfa).
+MFA_OIDC_AMR_VALUES = env.list(
+    "MFA_OIDC_AMR_VALUES", default=["mfa", "otp", "hwk", "swk", "sc", "fpt", "face", "iris"]
+)
+# The most dangerous actions need a factor checked within this many minutes (step-up).
+STEP_UP_MINUTES = env.int("STEP_UP_MINUTES", default=5)
+# The name authenticator apps show beside the account.
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="NeoMesh")
+# Invitations (portal/accounts/people.py): the set-your-password link works once, for this many
+# days; it is emailed (EMAIL_* settings, as the alerts) when on and the person has an address,
+# otherwise shown once to the admin who invited them.
+PEOPLE_INVITE_DAYS = env.int("PEOPLE_INVITE_DAYS", default=3)
+PASSWORD_RESET_TIMEOUT = PEOPLE_INVITE_DAYS * 24 * 3600
 # Sessions end after two idle hours, and with the browser.
 SESSION_COOKIE_AGE = env.int("SESSION_IDLE_SECONDS", default=2 * 60 * 60)
 SESSION_SAVE_EVERY_REQUEST = True
@@ -502,6 +533,10 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="NeoMesh <neomesh@loc
 ALERTS_SEND_TIMEOUT_SECONDS = env.int("ALERTS_SEND_TIMEOUT_SECONDS", default=10)
 # The portal's address as people reach it, for the link to the alerts inbox in each alert.
 ALERTS_PORTAL_URL = env.str("ALERTS_PORTAL_URL", default="")
+# Invitations go by email when this is on (by default: whenever email really leaves this host).
+PEOPLE_INVITE_EMAIL = env.bool(
+    "PEOPLE_INVITE_EMAIL", default=EMAIL_BACKEND.endswith("smtp.EmailBackend")
+)
 # Deliveries of received messages onwards (portal.integrations): attempts before a dead letter.
 INTEGRATIONS_DELIVERY_MAX_ATTEMPTS = env.int("INTEGRATIONS_DELIVERY_MAX_ATTEMPTS", default=8)
 # The portal's address as the organisation's systems reach it: the base of the signed payload

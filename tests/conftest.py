@@ -50,6 +50,28 @@ def _isolated_payloads(request, tmp_path):
     field.storage = original
 
 
+@pytest.fixture(autouse=True)
+def _force_login_proves_the_factor(request, monkeypatch):
+    """`client.force_login` stands for a whole sign-in: the password and, where the person's role
+    needs one, the second factor (tests.factors.prove_factor). Tests of the factor itself opt out
+    with `@pytest.mark.factor_unproven`."""
+    if not request.config.pluginmanager.hasplugin("django"):
+        return
+    if request.node.get_closest_marker("factor_unproven"):
+        return
+    from django.test import Client
+
+    from tests.factors import prove_factor
+
+    original = Client.force_login
+
+    def force_login(self, user, backend=None):
+        original(self, user, backend)
+        prove_factor(self, user)
+
+    monkeypatch.setattr(Client, "force_login", force_login)
+
+
 @pytest.fixture
 def task_queue(db):
     """The django-q2 broker's queue, ORM or Redis alike, emptied first: count what a test enqueues.

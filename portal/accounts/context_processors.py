@@ -23,6 +23,7 @@ NAV_ITEMS = [
     ("Integrations", ("integrations:list",), "integrations.view_route"),
     ("API tokens", ("api_tokens:list",), "api.view_apitoken"),
     ("Alerts", ("alerts:inbox",), "mailboxes.view_mailbox"),
+    ("People", ("accounts:people",), "auth.view_user"),
 ]
 
 

@@ -120,6 +120,22 @@ def get_within_reach(queryset: QuerySet, **lookup):
         raise Http404(f"No {queryset.model._meta.verbose_name} matches.") from None
 
 
+def people_reaching(organisation) -> QuerySet:
+    """Active people who see at least part of `organisation`: members (whole or limited), and those
+    who see everything (superusers, `accounts.every_organisation`, directly or by a role)."""
+    users = Membership._meta.get_field("user").related_model.objects.filter(is_active=True)
+    app_label, codename = EVERY_ORGANISATION.split(".")
+    every = Q(
+        user_permissions__codename=codename, user_permissions__content_type__app_label=app_label
+    )
+    every |= Q(
+        groups__permissions__codename=codename,
+        groups__permissions__content_type__app_label=app_label,
+    )
+    member = Q(pk__in=Membership.objects.filter(organisation=organisation).values("user"))
+    return users.filter(member | every | Q(is_superuser=True)).distinct()
+
+
 def _token(user):
     """The API token behind a token call's user (portal.api.auth.TokenUser), else None."""
     return getattr(user, "api_token", None)

@@ -20,7 +20,7 @@ from joserfc.errors import JoseError
 
 from portal.lib.http import client_ip, normalise_ip, permission_required
 
-from . import sso
+from . import factors, sso
 from .forms import SignInForm
 from .services import (
     signin_lockouts,
@@ -172,6 +172,9 @@ def sso_callback(request):
         return render(request, "accounts/sso_refused.html", context, status=403)
     next_url = request.session.pop(SSO_NEXT, "") or resolve_url(settings.LOGIN_REDIRECT_URL)
     auth.login(request, user, backend="portal.accounts.backends.AccountBackend")
+    if factors.oidc_asserted_mfa(claims):
+        # The provider checked a second factor (its `amr` says so): no local code is asked for.
+        factors.factor_mark_verified(request, method=factors.METHOD_OIDC)
     request.session[SSO_ID_TOKEN] = token["id_token"]
     request.session[SSO_ISSUER] = issuer
     return redirect(next_url)

@@ -7,6 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
+from portal.accounts.factors import step_up_required
 from portal.audit.services import Actor
 from portal.lib.http import permission_required
 
@@ -27,6 +28,7 @@ def token_list(request):
 
 @never_cache
 @permission_required("api.add_apitoken")
+@step_up_required
 def token_new(request):
     form = TokenForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():

@@ -51,6 +51,10 @@ CLEARS_SECRETS = (
 )
 
 
+# What says where and as whom a mailbox connects, besides its password and shared key.
+CONNECTION_FIELDS = ("mailbox_id", "base_url", "ca_bundle", "verify_tls")
+
+
 class MailboxForm(PortalModelForm):
     """Create or edit a mailbox. Secrets are write-only: the form never carries the stored values."""
 
@@ -154,7 +158,7 @@ class MailboxForm(PortalModelForm):
             mailbox.shared_key_changed_at if mailbox.shared_key else None,
             "environment's shared key",
         )
-        self.disabling_live = False
+        self.disabling_live = self.changes_live_connection = False
         if mailbox.pk and mailbox.is_live:
             # Model.clean refuses the change too; disabled, the browser cannot even send one.
             self.fields["environment"].disabled = True
@@ -180,6 +184,16 @@ class MailboxForm(PortalModelForm):
             self.add_error("base_url", "Only a sandbox may be reached over plain http: use https.")
         # self.instance still holds the stored values here: the form copies its data over later.
         was_live_enabled = self.instance.pk and self.instance.is_live and self.instance.enabled
+        # A live mailbox's credentials or host: the step-up's business (portal.accounts.factors).
+        self.changes_live_connection = bool(
+            self.instance.pk
+            and self.instance.is_live
+            and (
+                cleaned.get("new_password")
+                or cleaned.get("new_shared_key")
+                or set(self.changed_data) & set(CONNECTION_FIELDS)
+            )
+        )
         self.disabling_live = bool(was_live_enabled and cleaned.get("enabled") is False)
         if self.disabling_live:
             if not (cleaned.get("disable_reason") or "").strip():

@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from portal.accounts import reach
+from portal.accounts.factors import step_up_needed, step_up_redirect
 from portal.accounts.models import Membership
 from portal.audit.services import Actor, record
 from portal.lib.http import permission_required
@@ -41,6 +42,8 @@ def mailbox_edit(request, pk: int):
     mailbox = _get_mailbox_for_user(request, pk)
     form = MailboxForm(request.POST or None, instance=mailbox, user=request.user)
     if request.method == "POST" and form.is_valid():
+        if form.changes_live_connection and step_up_needed(request):
+            return step_up_redirect(request)
         mailbox = form.save()
         if form.disabling_live:
             record(

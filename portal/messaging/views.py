@@ -12,6 +12,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
 import meshcore
+from portal.accounts.factors import step_up_required
 from portal.audit.services import Actor, record
 from portal.lib import payloads
 from portal.lib.bodylimit import body_limit
@@ -173,6 +174,7 @@ def safe_download_name(message: Message) -> str:
 
 @permission_required("messaging.view_message", "messaging.download_payload")
 @same_site_only
+@step_up_required
 def message_download(request, pk: int):
     """The payload as an attachment, from storage by its generated name; every download is audited."""
     message = _get_message_for_user(request, pk)

@@ -29,14 +29,22 @@ class DateInput(forms.DateInput):
         super().__init__(format="%Y-%m-%d", **kwargs)
 
 
-def task_owners(user=None):
-    """People who can work on onboarding tasks (those `user` may see, when given)."""
-    can = Q(groups__permissions__codename="change_task") | Q(
-        user_permissions__codename="change_task"
+# Who can have a part in a go-live plan: those who work its tasks (onboarding leads), and those who
+# act on its mailboxes and certificates (mailbox admins: "generate the production CSR").
+OWNER_PERMISSIONS = ("change_task", "change_mailbox", "add_certificate")
+
+
+def task_owners(user=None, organisation=None):
+    """People who can own an onboarding task: a part in the plan's work; those `user` may see,
+    when given; and (for a plan of `organisation`) with that organisation within their reach."""
+    can = Q(groups__permissions__codename__in=OWNER_PERMISSIONS) | Q(
+        user_permissions__codename__in=OWNER_PERMISSIONS
     )
     users = get_user_model().objects.filter(is_active=True)
     if user is not None:
         users = users.filter(pk__in=reach.people_for(user).values("pk"))
+    if organisation is not None:
+        users = users.filter(pk__in=reach.people_reaching(organisation).values("pk"))
     return users.filter(can | Q(is_superuser=True)).distinct().order_by("username")
 
 
@@ -150,7 +158,7 @@ class TaskForm(PortalForm):
         )
         super().__init__(*args, user=user, **kwargs)
         self.task = task
-        self.fields["owner"].queryset = task_owners(self.user)
+        self.fields["owner"].queryset = task_owners(self.user, organisation=task.plan.organisation)
         if task.status != TaskStatus.NOT_APPLICABLE and not may_mark_not_applicable(task, user):
             # Not offered; posted anyway, the service refuses it with the reason.
             self.fields["status"].widget.choices = [

@@ -81,6 +81,7 @@ def test_it_signs_out_with_a_post(client, admin_user):
                 "Integrations",
                 "API tokens",
                 "Alerts",
+                "People",
                 "Django admin",
             ],
         ),

@@ -9,6 +9,7 @@ purpose.
 from __future__ import annotations
 
 import io
+import itertools
 
 import pytest
 from axes.models import AccessAttempt
@@ -31,7 +32,7 @@ from portal.onboarding.gate import gate_override_create
 from portal.onboarding.models import Correspondence
 from tests.accounts.access import make_message
 from tests.certificates.test_views import issue
-from tests.factories import make_mailbox, make_organisation
+from tests.factories import make_mailbox, make_organisation, make_user
 from tests.messaging.helpers import queue
 from tests.onboarding.helpers import PDF, add_evidence, make_live_mailbox, make_plan, task, upload
 
@@ -50,6 +51,15 @@ CORE_NAMESPACES = {
 # Pages that only read what every role of theirs may see: not audited, on purpose.
 READ_ONLY = {
     "accounts:lockouts",
+    "accounts:people",
+    "accounts:person",
+    "accounts:factor_home",
+    # The second factor's own steps and the invitation's link are audited in their own tests
+    # (tests/accounts/test_factor.py, test_people.py): each needs a device or a token first.
+    "accounts:factor_enrol",
+    "accounts:factor_verify",
+    "accounts:recovery_codes_new",
+    "accounts:password_set",
     "dashboard:home",
     "mailboxes:list",
     "mailboxes:detail",
@@ -191,8 +201,54 @@ def locked_out(w) -> dict:
     return {"username": "someone", "address": "203.0.113.9"}
 
 
+def person(w) -> list[int]:
+    return [make_user(None, username=f"walk-person-{next(_people)}").pk]
+
+
+_people = itertools.count(1)
+
 WALK = [
     ("accounts:lockout_unlock", "post", lambda w: [], locked_out, "auth.lockout_cleared", None),
+    (
+        "accounts:person_invite",
+        "post",
+        lambda w: [],
+        lambda w: {"username": "walk-invited"},
+        "person.invited",
+        None,
+    ),
+    (
+        "accounts:person_roles",
+        "post",
+        person,
+        lambda w: {"roles": ["Auditor"]},
+        "person.roles_changed",
+        None,
+    ),
+    (
+        "accounts:person_reach",
+        "post",
+        person,
+        lambda w: {},  # from every organisation (the factory's default) to none
+        "person.reach_changed",
+        None,
+    ),
+    (
+        "accounts:person_active",
+        "post",
+        person,
+        lambda w: {"active": "0", "reason": "Left the trust"},
+        "person.disabled",
+        None,
+    ),
+    (
+        "accounts:person_factor_reset",
+        "post",
+        person,
+        lambda w: {"reason": "Lost phone"},
+        "auth.factor_reset",
+        None,
+    ),
     (
         "mailboxes:create",
         "post",

@@ -7,6 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from portal.accounts import reach
+from portal.accounts.factors import step_up_required
 from portal.audit.services import Actor
 from portal.lib.http import permission_required
 from portal.mailboxes.models import Mailbox
@@ -89,6 +90,7 @@ def gate_detail(request, mailbox_pk: int):
 
 
 @permission_required("onboarding.override_gate")
+@step_up_required
 def gate_override(request, mailbox_pk: int):
     """GET shows the reasons and asks for a written reason; POST records the override."""
     mailbox = _get_live_mailbox(request, mailbox_pk)
