@@ -60,6 +60,11 @@ destination = Destination.objects.create(
 )
 route = Route.objects.create(name="Results", mailbox=peer, workflow_pattern="*")
 RouteDestination.objects.create(route=route, destination=destination, position=0)
+from django.contrib.auth import get_user_model
+from portal.accounts.people import invite_path
+invitee, _ = get_user_model().objects.get_or_create(username="axe.invitee")
+invitee.set_unusable_password()
+invitee.save()
 pages = {
     "dashboard:home": [],
     "mailboxes:list": [],
@@ -104,8 +109,16 @@ pages = {
     "api_tokens:list": [],
     "api_tokens:new": [],
     "accounts:lockouts": [],
+    "accounts:people": [],
+    "accounts:person_invite": [],
+    "accounts:person": [invitee.pk],
+    "accounts:factor_home": [],
+    "accounts:factor_enrol": [],
+    "accounts:factor_verify": [],
 }
-print(json.dumps({name: reverse(name, args=args) for name, args in pages.items()}))
+urls = {name: reverse(name, args=args) for name, args in pages.items()}
+urls["accounts:password_set"] = invite_path(invitee)
+print(json.dumps(urls))
 """
 
 # Named URLs that are not pages a person reads: actions (POST), downloads, machine endpoints.
@@ -115,6 +128,11 @@ NOT_PAGES = {
     "accounts:lockout_unlock": "POST",
     "accounts:sso_login": "a redirect to the single sign-on provider",
     "accounts:sso_callback": "the provider's redirect back (no page of its own)",
+    "accounts:recovery_codes_new": "POST",
+    "accounts:person_roles": "POST",
+    "accounts:person_reach": "POST",
+    "accounts:person_active": "POST",
+    "accounts:person_factor_reset": "POST",
     "integrations:destination_test": "POST",
     "integrations:route_replay": "POST",
     "integrations:delivery_replay": "POST",
