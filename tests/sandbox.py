@@ -24,6 +24,31 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def wait_ready(process: subprocess.Popen, ready, *, name: str, log, timeout: float) -> None:
+    """Wait until `ready()` is true for a peer process just started; a clear error with the end
+    of its `log()` if it exits first, and stopped with an error if it is not ready in time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{name} exited early:\n{log()[-2000:]}")
+        if ready():
+            return
+        time.sleep(0.1)
+    stop_process(process)
+    raise RuntimeError(f"{name} did not start within {timeout}s")
+
+
+def stop_process(process: subprocess.Popen | None) -> None:
+    """Terminate a peer process, killing it if it has not ended within 10 seconds."""
+    if process and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @dataclass
 class MeshSandbox:
     """A mesh-sandbox process (AUTH_MODE=full, STORE_MODE=memory, SHARED_KEY=TestKey)."""
@@ -77,15 +102,13 @@ class MeshSandbox:
         return self
 
     def _wait_healthy(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"mesh-sandbox exited early:\n{self.log_path.read_text()}")
-            if self._port_open():
-                return
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"mesh-sandbox did not start within {timeout}s")
+        wait_ready(
+            self.process,
+            self._port_open,
+            name="mesh-sandbox",
+            log=self.log_path.read_text,
+            timeout=timeout,
+        )
 
     def _port_open(self) -> bool:
         try:
@@ -101,13 +124,7 @@ class MeshSandbox:
             return False
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self.process = None
 
     # Admin API (sandbox only, no authentication).

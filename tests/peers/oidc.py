@@ -12,7 +12,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import time
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from pathlib import Path
@@ -20,7 +19,7 @@ from urllib.parse import urljoin
 
 import requests
 
-from tests.sandbox import free_port
+from tests.sandbox import free_port, stop_process, wait_ready
 
 HERE = Path(__file__).resolve().parent / "oidc"
 CLIENT_ID = "neomesh-test"
@@ -94,28 +93,23 @@ class OidcProvider:
             stderr=subprocess.STDOUT,
             env=env,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"oidc-provider exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                url = f"{self.issuer}/.well-known/openid-configuration"
-                if requests.get(url, timeout=1).ok:
-                    return self
-            except requests.RequestException:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError("oidc-provider did not start in time")
+        wait_ready(
+            self.process,
+            self._discoverable,
+            name="oidc-provider",
+            log=self.log_path.read_text,
+            timeout=timeout,
+        )
+        return self
+
+    def _discoverable(self) -> bool:
+        try:
+            return requests.get(f"{self.issuer}/.well-known/openid-configuration", timeout=1).ok
+        except requests.RequestException:
+            return False
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
     def settings(self) -> dict:
         """NeoMesh's settings for this provider (the group names of `ACCOUNTS` mapped)."""

@@ -6,13 +6,12 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
-from tests.sandbox import free_port
+from tests.sandbox import free_port, stop_process, wait_ready
 
 
 @dataclass
@@ -36,26 +35,24 @@ class S3Server:
             stderr=subprocess.STDOUT,
             env=env,
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"moto server exited: {self.log_path.read_text()[-2000:]}")
-            try:
-                requests.get(f"{self.url}/moto-api/", timeout=1)
-                return self
-            except requests.RequestException:
-                time.sleep(0.2)
-        self.stop()
-        raise RuntimeError("moto server did not start in time")
+        wait_ready(
+            self.process,
+            self._answers,
+            name="moto server",
+            log=self.log_path.read_text,
+            timeout=timeout,
+        )
+        return self
+
+    def _answers(self) -> bool:
+        try:
+            requests.get(f"{self.url}/moto-api/", timeout=1)
+        except requests.RequestException:
+            return False
+        return True
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
     def reset(self) -> None:
         requests.post(f"{self.url}/moto-api/reset", timeout=10).raise_for_status()
