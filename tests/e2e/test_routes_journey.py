@@ -45,8 +45,8 @@ def test_a_route_delivers_a_received_file_to_a_folder_and_the_message_page_says_
     expect(page.get_by_role("row").filter(has_text="Results to the lake")).to_contain_text(
         "Data lake drop"
     )
-    # The minute's dispatch, now: a consumer's cursor starts at the head of the events when it
-    # first runs (portal/events), so it must have run before the files arrive, as on a live system.
+    # The minute's dispatch, now, as on a live system (the integrations consumer reads from the
+    # first event, so a message that arrived before it ever ran is routed too).
     stack.manage("shell", "-c", DISPATCH)
 
     # Two files in one form, each its own message; the script shows the uploads' progress.
