@@ -272,7 +272,9 @@ def _render_send(request, form: SendForm, context: dict):
     """The send form again after an error: the chosen file's name and size (a browser never keeps
     a chosen file across a page load), and the LIVE banner when a live mailbox is chosen."""
     chosen = form["mailbox"].value()
-    live = Mailbox.objects.filter(mailbox_id=chosen or "", environment=Environment.LIVE)
+    live = Mailbox.objects.within_reach(request.user).filter(
+        mailbox_id=chosen or "", environment=Environment.LIVE
+    )
     context |= {"chosen_file": request.FILES.get("file"), "live_chosen": live.exists()}
     return render(request, "messaging/send.html", context)
 
@@ -284,7 +286,10 @@ def message_send_bulk_view(request):
     the files one at a time (asking for JSON) to show each upload's progress; without the script
     the form posts them all at once and the page lists the outcomes."""
     form = BulkSendForm(
-        request.POST or None, request.FILES or None, initial=_send_initial(request.GET)
+        request.POST or None,
+        request.FILES or None,
+        initial=_send_initial(request.GET),
+        user=request.user,
     )
     results = None
     if request.method == "POST" and form.is_valid():
@@ -294,7 +299,11 @@ def message_send_bulk_view(request):
             return JsonResponse({"errors": form.error_summary()}, status=400)
         return JsonResponse({"results": results})
     chosen = form["mailbox"].value()
-    live = Mailbox.objects.filter(mailbox_id=chosen or "", environment=Environment.LIVE).exists()
+    live = (
+        Mailbox.objects.within_reach(request.user)
+        .filter(mailbox_id=chosen or "", environment=Environment.LIVE)
+        .exists()
+    )
     context = {"form": form, "results": results, "live_chosen": live}
     return render(request, "messaging/send_bulk.html", context)
 
