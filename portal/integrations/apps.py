@@ -11,9 +11,13 @@ class IntegrationsConfig(AppConfig):
 
         from .services import deliveries_plan_for_event
 
-        # Messaging emits `message.received` when a message is stored; it never imports this app.
+        # Messaging emits `message.received` when a data message is stored and `message.ndr` when
+        # a report is (REPORT routes); it never imports this app.
         # From the first event: a message received before the dispatcher first ran (just after
         # deploying) is routed too, not left held for the API. Planning is idempotent.
         consumers.register(
-            "integrations", deliveries_plan_for_event, kinds={"message.received"}, from_start=True
+            "integrations",
+            deliveries_plan_for_event,
+            kinds={"message.received", "message.ndr"},
+            from_start=True,
         )

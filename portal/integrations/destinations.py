@@ -45,7 +45,18 @@ class DeliveryFailed(Exception):
 
 
 def metadata(message) -> dict[str, str]:
-    """The MESH metadata of a message, as text (the sidecar, object metadata, the webhook)."""
+    """The MESH metadata of a message, as text (the sidecar, object metadata, the webhook); a
+    report adds MESH's status and the id of the message it is about."""
+    if message.message_type == "REPORT":
+        return _data_metadata(message) | {
+            "mesh_status_code": message.mesh_status_code,
+            "mesh_status_description": message.mesh_status_description,
+            "linked_mesh_message_id": message.linked_mesh_message_id,
+        }
+    return _data_metadata(message)
+
+
+def _data_metadata(message) -> dict[str, str]:
     return {
         "mesh_message_id": message.mesh_message_id or "",
         "mailbox": message.mailbox.mailbox_id,

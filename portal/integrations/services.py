@@ -75,12 +75,17 @@ def deliveries_plan(*, message) -> list[Delivery]:
 
 
 def deliveries_plan_for_event(event) -> None:
-    """The `message.received` consumer: plan the deliveries of the message it names."""
-    from portal.messaging.models import Message
+    """The consumer of `message.received` (a data message stored) and `message.ndr` (a report
+    stored, for REPORT routes): plan the deliveries of the received message it names."""
+    from portal.messaging.models import Direction, Message
 
-    if not event.message_id:
+    if event.kind == "message.ndr":
+        pk = (event.data or {}).get("report_id")  # the event names the message it concerns
+    else:
+        pk = event.message_id
+    if not pk:
         return
-    message = Message.objects.filter(pk=event.message_id).first()
+    message = Message.objects.filter(pk=pk, direction=Direction.INBOUND).first()
     if message is not None:
         deliveries_plan(message=message)
 

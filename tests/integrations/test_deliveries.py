@@ -3,6 +3,8 @@ and end to end from a real mesh-sandbox to a directory."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from portal.audit.models import AuditRecord
@@ -94,3 +96,38 @@ def test_it_delivers_a_message_received_from_mesh_to_a_directory(sandbox_mailbox
     assert written.read_bytes() == data
     assert events_dispatch()["integrations"] == 0
     assert Delivery.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.sandbox
+def test_a_report_route_delivers_a_non_delivery_report_from_mesh(
+    sandbox_mailboxes, sandbox, tmp_path
+):
+    sender, _ = sandbox_mailboxes
+    target = tmp_path / "reports"
+    target.mkdir()
+    route = route_to(sender, directory(target), pattern="*")
+    route.message_type = "REPORT"
+    route.save(update_fields=["message_type"])
+    message = queue(sender, b"never collected")
+    outbox.message_send(message_id=message.pk)
+    message.refresh_from_db()
+    sandbox.inject_report(
+        mailbox_id="X26ABC1",
+        code="14",
+        description="not collected",
+        workflow_id="TEST_WORKFLOW",
+        local_id=message.local_id,
+        status="undeliverable",
+        linked_message_id=message.mesh_message_id,
+    )
+    assert inbox.mailbox_poll(mailbox=sender).reports == 1
+    assert events_dispatch()["integrations"] == 1  # message.ndr, for the report
+    (delivery,) = Delivery.objects.all()
+    assert delivery.message.message_type == "REPORT"
+    assert delivery.message.linked_message == message
+    assert delivery_run(delivery_id=delivery.pk) == "delivered"
+    (sidecar,) = target.rglob("*.json")
+    about = json.loads(sidecar.read_text())
+    assert about["message_type"] == "REPORT" and about["mesh_status_code"] == "14"
+    assert about["linked_mesh_message_id"] == message.mesh_message_id
