@@ -20,7 +20,7 @@ def open_send_form(page, stack):
 
 def test_the_live_banner_shows_as_soon_as_a_live_mailbox_is_chosen(demo_stack, page):
     open_send_form(page, demo_stack)
-    banner = page.get_by_role("alert").filter(has_text="LIVE")
+    banner = page.get_by_role("alert").filter(has_text="This mailbox is on NHS")
     expect(banner).to_be_hidden()
     page.get_by_label("From mailbox").select_option("X26LIVE1")
     expect(banner).to_be_visible()
@@ -80,6 +80,6 @@ def test_without_script_the_form_posts_and_names_the_file_to_choose_again(
         ).to_be_visible()
         expect(page.get_by_text("choose it again before sending")).to_be_visible()
         # The live mailbox is still chosen: the server shows the banner itself.
-        expect(page.get_by_role("alert").filter(has_text="LIVE")).to_be_visible()
+        expect(page.get_by_role("alert").filter(has_text="This mailbox is on NHS")).to_be_visible()
     finally:
         context.close()
