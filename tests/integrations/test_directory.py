@@ -139,3 +139,21 @@ def test_the_probe_writes_and_removes_a_file(drop):
     assert list(drop.iterdir()) == []
     ok, text = destination_probe(destination=directory(drop / "missing"), actor=SYSTEM)
     assert not ok and "does not exist" in text
+
+
+def test_a_full_disk_is_a_recorded_failure_with_nothing_left_behind(mailbox, drop, monkeypatch):
+    # A full disk cannot be made portably without privileges: the write's fsync fails as the
+    # kernel reports it (ENOSPC), the one thing mocked here.
+    import errno
+    import os
+
+    def disk_full(fd):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    route_to(mailbox, directory(drop))
+    message = received_message(mailbox, b"a,b\n1,2\n")
+    monkeypatch.setattr(destinations.os, "fsync", disk_full)
+    delivery = deliver(message)
+    assert delivery.state == "failed"  # retried later, then dead-lettered if it stays full
+    assert "is full: free some space, then replay" in delivery.last_error
+    assert [p for p in drop.rglob("*") if p.is_file()] == []  # no partial file, no sidecar
