@@ -141,6 +141,20 @@ class MeshSandbox:
         )
         self._admin_session().delete(self.url + path, timeout=10).raise_for_status()
 
+    def report_not_collected(self, message) -> str:
+        """MESH's non-delivery report for a message NeoMesh sent: not collected (code 14), put in
+        the sender's inbox; returns the report's id."""
+        return self.inject_report(
+            mailbox_id=message.mailbox.mailbox_id,
+            code="14",
+            description="not collected",
+            workflow_id=message.workflow_id,
+            subject=message.subject,
+            local_id=message.local_id,
+            status="undeliverable",
+            linked_message_id=message.mesh_message_id,
+        )
+
     def inject_report(self, **fields) -> str:
         """Put a REPORT (non-delivery) message into `mailbox_id`'s inbox; returns its message id."""
         response = self._admin_session().post(

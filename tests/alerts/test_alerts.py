@@ -36,16 +36,7 @@ def test_an_ndr_from_the_sandbox_makes_exactly_one_email_and_one_webhook(
     message = queue(sender, b"never collected", subject="Discharge summary")
     outbox.message_send(message_id=message.pk)
     message.refresh_from_db()
-    sandbox.inject_report(
-        mailbox_id="X26ABC1",
-        code="14",
-        description="not collected",
-        workflow_id="TEST_WORKFLOW",
-        subject="Discharge summary",
-        local_id=message.local_id,
-        status="undeliverable",
-        linked_message_id=message.mesh_message_id,
-    )
+    sandbox.report_not_collected(message)
     inbox.mailbox_poll(mailbox=sender)
     deliver_all()
     inbox.mailbox_poll(mailbox=sender)

@@ -58,16 +58,7 @@ def test_a_non_delivery_report_raises_one_event_naming_the_message_and_the_reaso
     message = queue(sender, b"never collected", subject="Discharge")
     outbox.message_send(message_id=message.pk)
     message.refresh_from_db()
-    sandbox.inject_report(
-        mailbox_id="X26ABC1",
-        code="14",
-        description="not collected",
-        workflow_id="TEST_WORKFLOW",
-        subject="Discharge",
-        local_id=message.local_id,
-        status="undeliverable",
-        linked_message_id=message.mesh_message_id,
-    )
+    sandbox.report_not_collected(message)
     inbox.mailbox_poll(mailbox=sender)
     inbox.mailbox_poll(mailbox=sender)
     assert kinds() == ["message.ndr"]

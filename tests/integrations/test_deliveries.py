@@ -112,15 +112,7 @@ def test_a_report_route_delivers_a_non_delivery_report_from_mesh(
     message = queue(sender, b"never collected")
     outbox.message_send(message_id=message.pk)
     message.refresh_from_db()
-    sandbox.inject_report(
-        mailbox_id="X26ABC1",
-        code="14",
-        description="not collected",
-        workflow_id="TEST_WORKFLOW",
-        local_id=message.local_id,
-        status="undeliverable",
-        linked_message_id=message.mesh_message_id,
-    )
+    sandbox.report_not_collected(message)
     assert inbox.mailbox_poll(mailbox=sender).reports == 1
     assert events_dispatch()["integrations"] == 1  # message.ndr, for the report
     (delivery,) = Delivery.objects.all()

@@ -179,16 +179,7 @@ def test_it_links_a_non_delivery_report_to_the_failed_message(sandbox_mailboxes,
     message = queue(sender, b"never collected", subject="Discharge")
     outbox.message_send(message_id=message.pk)
     message.refresh_from_db()
-    sandbox.inject_report(
-        mailbox_id="X26ABC1",
-        code="14",
-        description="not collected",
-        workflow_id="TEST_WORKFLOW",
-        subject="Discharge",
-        local_id=message.local_id,
-        status="undeliverable",
-        linked_message_id=message.mesh_message_id,
-    )
+    sandbox.report_not_collected(message)
 
     result = inbox.mailbox_poll(mailbox=sender)
     assert (result.downloaded, result.reports) == (1, 1)
@@ -207,15 +198,7 @@ def test_a_report_never_undoes_the_recipients_acknowledgement(sandbox_mailboxes,
     outbox.message_send(message_id=message.pk)
     Message.objects.filter(pk=message.pk).update(status=Status.ACKNOWLEDGED)
     message.refresh_from_db()
-    sandbox.inject_report(
-        mailbox_id="X26ABC1",
-        code="14",
-        description="not collected",
-        workflow_id="TEST_WORKFLOW",
-        local_id=message.local_id,
-        status="undeliverable",
-        linked_message_id=message.mesh_message_id,
-    )
+    sandbox.report_not_collected(message)
 
     assert inbox.mailbox_poll(mailbox=sender).reports == 1
     report = Message.objects.get(direction=Direction.INBOUND, message_type="REPORT")

@@ -158,15 +158,7 @@ def test_it_counts_a_failure_once_when_tracking_and_a_report_both_tell_of_it(
     assert message_refresh_tracking(message=message) == "undeliverable"
     monkeypatch.undo()
     # ... and then MESH's non-delivery report arrives.
-    sandbox.inject_report(
-        mailbox_id="X26ABC1",
-        code="14",
-        description="not collected",
-        workflow_id="TEST_WORKFLOW",
-        local_id=message.local_id,
-        status="undeliverable",
-        linked_message_id=message.mesh_message_id,
-    )
+    sandbox.report_not_collected(message)
     assert inbox.mailbox_poll(mailbox=sender).reports == 1
     assert Message.objects.get(pk=message.pk).status == Status.FAILED
 
