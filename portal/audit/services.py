@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.db import transaction
@@ -10,7 +13,7 @@ from django.utils import timezone
 from portal.lib.http import normalise_ip
 
 from .actors import Actor
-from .models import AuditRecord, ChainHead
+from .models import AuditRecord, ChainHead, actor_key
 from .sealing import current_key_id
 
 SECRET_MASK = "•••••• (secret)"
@@ -32,7 +35,6 @@ def mask_changes(changes: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-@transaction.atomic
 def record(
     *,
     action: str,
@@ -54,10 +56,7 @@ def record(
         object_type = object_type or obj._meta.label_lower
         object_id = object_id or str(obj.pk)
         object_repr = object_repr or str(obj)[:300]
-    head, _ = ChainHead.objects.select_for_update().get_or_create(pk=1)
     entry = AuditRecord(
-        seq=head.last_seq + 1,
-        at=_sealing_time(head),
         actor=actor.user,
         actor_label=actor.label[:200],
         actor_kind=actor.kind,
@@ -69,15 +68,60 @@ def record(
         changes=mask_changes(changes or {}),
         reason=reason,
         detail=detail,
-        prev_hash=head.last_hash,
-        key_id=current_key_id(),
     )
-    entry.hash = entry.compute_hash()
-    entry.save()
-    ChainHead.objects.filter(pk=1).update(
-        last_seq=entry.seq, last_hash=entry.hash, last_at=entry.at
-    )
+    pending = getattr(_together, "entries", None)
+    if pending is not None:
+        pending.append(entry)  # sealed with the others when `sealed_together` ends
+    else:
+        _seal([entry])
     return entry
+
+
+_together = threading.local()
+
+
+@contextmanager
+def sealed_together() -> Iterator[None]:
+    """One transaction whose audit records are sealed together when it ends.
+
+    Inside, `record` only collects each record; at the end they are sealed in the order written,
+    each over the one before exactly as one at a time, under one lock of the chain head, with one
+    insert and one head update, in the same transaction as the changes they record. For work that
+    writes many records at once (a poll storing a batch of messages); the chain is the same as
+    if they had been written one by one. Records are in the trail only when the block ends: code
+    inside must not read back the records it writes. Nested, the outer block seals them all.
+    """
+    with transaction.atomic():
+        if getattr(_together, "entries", None) is not None:
+            yield
+            return
+        _together.entries = []
+        try:
+            yield
+            entries = _together.entries
+        finally:
+            _together.entries = None
+        if entries:
+            _seal(entries)
+
+
+@transaction.atomic
+def _seal(entries: list[AuditRecord]) -> None:
+    """Chain and save records under the locked head, inside the caller's transaction if any."""
+    head, _ = ChainHead.objects.select_for_update().get_or_create(pk=1)
+    seq, prev_hash, key_id = head.last_seq, head.last_hash, current_key_id()
+    at = _sealing_time(head)
+    for entry in entries:
+        seq += 1
+        entry.seq, entry.at, entry.prev_hash, entry.key_id = seq, at, prev_hash, key_id
+        entry.hash = prev_hash = entry.compute_hash()
+    if len(entries) == 1:
+        entries[0].save()
+    else:
+        for entry in entries:
+            entry.actor_key = actor_key(entry.actor_label)  # what save() sets
+        AuditRecord.objects.bulk_create(entries)
+    ChainHead.objects.filter(pk=1).update(last_seq=seq, last_hash=prev_hash, last_at=at)
 
 
 def _sealing_time(head: ChainHead):

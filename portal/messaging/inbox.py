@@ -26,18 +26,21 @@ Any poll that does not finish (MESH down or refusing the mailbox's credentials, 
 not about one message: a full disk, a database that is down) is recorded as failed with its error,
 which the dashboard shows.
 
-Several messages at once (`POLL_CONCURRENCY`, default 4): inside one claim, the thread that lists
-the inbox hands message ids to a few receiver threads, each with its own MESH connection and
-database connection, each taking one message at a time through the same steps (download, store,
-acknowledge, or record its failure), so a message's chunks are still fetched in order and stored
-before it is acknowledged. At most twice that many ids are held at once, whatever the backlog. Each
-download may use only its share of the free disk above the reserve (room / POLL_CONCURRENCY). An
-error that is not about one message (MESH down, the claim lost) stops the hand-out, lets the
-messages already started finish, and ends the poll with it. A worker killed mid-poll leaves each
-message either not stored (fetched again), or stored and not acknowledged (acknowledged, not stored
-again, by the next poll), as one at a time. If the acknowledgement reached MESH just before the
-worker stopped, MESH no longer lists the message: the next poll acknowledges such stored,
-unacknowledged messages again by themselves (``_acknowledge_stranded``), so none stays "received".
+Several messages at once (`POLL_CONCURRENCY`, default 4): inside one claim, a few threads, each
+with its own MESH connection, download messages (each streamed into a durable payload file, its
+chunks in order) and acknowledge stored ones, while the thread that lists the inbox does every
+database write: as downloads finish it stores them, a batch in one transaction (rows, counters,
+events and audit records sealed together, `audit.services.sealed_together`), and only then hands
+out their acknowledgements, which it records a batch at a time too. At most twice that many
+requests are handed out at once, whatever the backlog. Each download may use only its share of the
+free disk above the reserve (room / POLL_CONCURRENCY). An error that is not about one message
+(MESH down, the claim lost) stops the hand-out, lets the requests already started finish (what
+they downloaded is stored and acknowledged), and ends the poll with it. A worker killed mid-poll
+leaves each message either not stored (fetched again; at most a payload file without a row), or
+stored and not acknowledged (acknowledged, not stored again, by the next poll). If the
+acknowledgement reached MESH just before the worker stopped, MESH no longer lists the message: the
+next poll acknowledges such stored, unacknowledged messages again by themselves (``_stranded``),
+so none stays "received".
 """
 
 from __future__ import annotations
@@ -58,7 +61,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 import meshcore
-from portal.audit.services import Actor, record
+from portal.audit.services import Actor, record, sealed_together
 from portal.lib import payloads
 from portal.lib.claims import ClaimHeartbeat
 from portal.lib.workers import worker_name
@@ -209,40 +212,33 @@ def _drain(mailbox: Mailbox, result: PollResult, heartbeat: ClaimHeartbeat | Non
     started = timezone.now()
     failures = quarantine.open_failures(mailbox)
     width = max(1, settings.POLL_CONCURRENCY)
-    with mesh_client(mailbox) as client:
-        if width == 1:
-            for mesh_id in client.iter_inbox():
-                _check_claim(heartbeat)
-                result.listed += 1
-                failure = failures.get(quarantine.failure_key(mesh_id))
-                if failure is not None and failure.held():
-                    result.held += 1  # backed off or quarantined: left in MESH for now
-                    continue
-                if not _receive_within_room(client, mailbox, mesh_id, result, failure, 1):
-                    return
-        else:
-            with _Receivers(mailbox, width, result) as receivers:
-                for mesh_id in client.iter_inbox():
-                    _check_claim(heartbeat)
-                    if receivers.stopping.is_set():
-                        return  # out of disk space: the rest waits in MESH
-                    result.listed += 1
-                    failure = failures.get(quarantine.failure_key(mesh_id))
-                    if failure is not None and failure.held():
-                        result.held += 1
-                        continue
-                    receivers.hand_out(mesh_id, failure)
-            if receivers.stopping.is_set():
-                return
-        _acknowledge_stranded(client, mailbox, result, failures, heartbeat, before=started)
+    with mesh_client(mailbox) as client, _Pipeline(mailbox, width, result) as pipeline:
+        for mesh_id in client.iter_inbox():
+            _check_claim(heartbeat)
+            if pipeline.stopping:
+                break  # out of disk space, or an error not about one message: the rest waits
+            result.listed += 1
+            failure = failures.get(quarantine.failure_key(mesh_id))
+            if failure is not None and failure.held():
+                result.held += 1  # backed off or quarantined: left in MESH for now
+                continue
+            pipeline.receive(mesh_id, failure)
+        pipeline.finish()
+        if pipeline.stopping:
+            return
+        for mesh_id in _stranded(mailbox, before=started):
+            _check_claim(heartbeat)
+            failure = failures.get(quarantine.failure_key(mesh_id))
+            if failure is None or not failure.held():
+                pipeline.receive(mesh_id, failure)
 
 
 # How many messages an earlier poll stored but did not record as acknowledged one poll takes up.
 STRANDED_PER_POLL = 100
 
 
-def _acknowledge_stranded(client, mailbox, result, failures, heartbeat, *, before) -> None:
-    """Acknowledge what an earlier poll stored and did not record as acknowledged.
+def _stranded(mailbox: Mailbox, *, before) -> list[str]:
+    """What an earlier poll stored and did not record as acknowledged.
 
     A worker stopped between storing a message and recording its acknowledgement leaves it
     "received". If the acknowledgement had already reached MESH, MESH no longer lists the message,
@@ -250,18 +246,12 @@ def _acknowledge_stranded(client, mailbox, result, failures, heartbeat, *, befor
     is always right; MESH answers an acknowledgement of an acknowledged message with success.
     Only messages stored before this poll began: those of this poll were handled by it.
     """
-    stranded = (
+    return list(
         Message.objects.inbound()
         .filter(mailbox=mailbox, status=Status.RECEIVED, created_at__lt=before)
         .order_by("created_at")
         .values_list("mesh_message_id", flat=True)[:STRANDED_PER_POLL]
     )
-    for mesh_id in stranded:
-        _check_claim(heartbeat)
-        failure = failures.get(quarantine.failure_key(mesh_id))
-        if failure is not None and failure.held():
-            continue
-        _receive_or_record(client, mailbox, mesh_id, result, failure, None)
 
 
 def _check_claim(heartbeat: ClaimHeartbeat | None) -> None:
@@ -272,132 +262,254 @@ def _check_claim(heartbeat: ClaimHeartbeat | None) -> None:
         )
 
 
-def _receive_within_room(client, mailbox, mesh_id, result, failure, width: int) -> bool:
-    """Receive one message within its share of the free disk; False when there is none left."""
-    room = disk_room()
-    if room is not None and room <= 0:
-        result.errors.append(
-            "Not enough free disk space for payloads (less than the "
-            f"{settings.MESH_PAYLOAD_DISK_RESERVE_BYTES:,} bytes kept in reserve): "
-            "the rest of the inbox waits in MESH until space is freed"
-        )
-        return False
-    share = None if room is None else max(1, room // width)  # None: object storage, no disk
-    _receive_or_record(client, mailbox, mesh_id, result, failure, share)
-    return True
+@dataclass
+class _Job:
+    """One MESH request for one message: its download, or its acknowledgement once stored."""
+
+    mesh_id: str
+    failure: object  # the message's open InboundFailure, if any
+    limits: meshcore.DownloadLimits | None = None  # a download
+    message: Message | None = None  # an acknowledgement: the stored message
+    info: object = None  # a download's result: MESH's headers...
+    payload: payloads.StoredPayload | None = None  # ...and the stored file
+    error: BaseException | None = None
+    skipped: bool = False  # not started: the poll was stopping
 
 
-class _Receivers:
-    """`width` receiver threads for one poll, fed message ids through a queue of `width` places.
+class _Pipeline:
+    """A poll's MESH requests, `width` at once, with every database write in the lister's thread.
 
-    Each thread has its own MESH client and (Django's per-thread) database connection, closed when
-    it ends. What each message came to is counted into the poll's result by the lister's thread.
-    The first error that is not about one message stops the hand-out: ids not yet started are
-    left in MESH, those started finish, and the error is raised in the lister's thread. Running
-    out of disk stops the hand-out the same way, with its error recorded and nothing raised.
+    `width` threads, each with its own MESH connection, download messages (streamed into durable
+    payload files) and acknowledge stored ones. The lister's thread hands out the ids and, as
+    requests finish, stores each batch of downloads in one transaction (rows, counters, events
+    and audit records sealed together), then hands out their acknowledgements, and records each
+    batch of acknowledgements in one transaction. So a message is acknowledged only after its
+    row is committed, a message's chunks are fetched in order by one thread, and one transaction
+    covers many messages when many finish together (few commits a message, no writers
+    contending for the database). At most twice `width` requests are handed out at once,
+    whatever the backlog.
+
+    A message that fails for a reason of its own is recorded (``quarantine``) and the rest go on.
+    An error that is not about one message stops the hand-out: requests not yet started are
+    skipped (left in MESH), those started finish (their downloads are stored, to be acknowledged
+    by the next poll), and the error is raised when the poll ends. Running out of disk stops the
+    hand-out the same way, with its error recorded and nothing raised.
     """
 
     def __init__(self, mailbox: Mailbox, width: int, result: PollResult):
         self.mailbox, self.result, self.width = mailbox, result, width
-        self.todo: queue.Queue = queue.Queue(maxsize=width)
-        self.done: queue.Queue[PollResult] = queue.Queue()
-        self.stopping = threading.Event()
+        self.todo: queue.Queue[_Job | None] = queue.Queue()
+        self.done: queue.Queue[_Job] = queue.Queue()
+        self.in_flight = 0
+        self.stop = threading.Event()
         self.fatal: BaseException | None = None
         self.threads = [
             threading.Thread(target=self._work, name=f"poll-{mailbox.mailbox_id}-{n}", daemon=True)
             for n in range(width)
         ]
 
-    def __enter__(self) -> _Receivers:
+    @property
+    def stopping(self) -> bool:
+        return self.stop.is_set()
+
+    def __enter__(self) -> _Pipeline:
         for thread in self.threads:
             thread.start()
         return self
 
-    def hand_out(self, mesh_id: str, failure) -> None:
-        """Queue one id for the next free thread; waits while all are busy."""
-        while not self.stopping.is_set():
-            self._collect()
-            try:
-                self.todo.put((mesh_id, failure), timeout=0.2)
-                return
-            except queue.Full:
-                continue
-        self._raise_fatal()
-
     def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is not None:
-            self.stopping.set()  # what is not started yet stays in MESH
-        for _ in self.threads:
-            self.todo.put(None)  # one "no more" each: every thread takes exactly one, then ends
-        for thread in self.threads:
-            thread.join()
-        self._collect()
-        if exc_type is None:
-            self._raise_fatal()
-
-    def _collect(self) -> None:
-        while True:
-            try:
-                self.result.add(self.done.get_nowait())
-            except queue.Empty:
-                return
-
-    def _raise_fatal(self) -> None:
-        if self.fatal is not None:
+            self.stop.set()  # what is not started yet stays in MESH
+        try:
+            self.finish()
+        finally:
+            for _ in self.threads:
+                self.todo.put(None)  # one "no more" each: every thread takes exactly one
+            for thread in self.threads:
+                thread.join()
+        if exc_type is None and self.fatal is not None:
             raise self.fatal
 
-    def _stop(self, exc: BaseException) -> None:
+    # --- the lister's thread ---------------------------------------------------------------
+
+    def receive(self, mesh_id: str, failure) -> None:
+        """Hand out one message: acknowledged if stored already, else downloaded first."""
+        self._settle(wait=False)
+        while self.in_flight >= 2 * self.width and not self.stopping:
+            self._settle(wait=True)
+        if self.stopping:
+            return
+        message = Message.objects.filter(
+            mailbox=self.mailbox, direction=Direction.INBOUND, mesh_message_id=mesh_id
+        ).first()
+        if message is not None:
+            self._hand_out(_Job(mesh_id, failure, message=message))
+            return
+        room = disk_room()
+        if room is not None and room <= 0:
+            self.result.errors.append(
+                "Not enough free disk space for payloads (less than the "
+                f"{settings.MESH_PAYLOAD_DISK_RESERVE_BYTES:,} bytes kept in reserve): "
+                "the rest of the inbox waits in MESH until space is freed"
+            )
+            self.stop.set()
+            return
+        share = None if room is None else max(1, room // self.width)  # None: object storage
+        self._hand_out(_Job(mesh_id, failure, limits=download_limits(share)))
+
+    def finish(self) -> None:
+        """Wait for every request handed out, storing and acknowledging as they finish."""
+        while self.in_flight:
+            self._settle(wait=True)
+
+    def _hand_out(self, job: _Job) -> None:
+        self.in_flight += 1
+        self.todo.put(job)
+
+    def _settle(self, *, wait: bool) -> None:
+        finished = []
+        if wait:
+            finished.append(self.done.get())
+        while True:
+            try:
+                finished.append(self.done.get_nowait())
+            except queue.Empty:
+                break
+        self.in_flight -= len(finished)
+        downloaded, acknowledged = [], []
+        for job in finished:
+            if job.skipped:
+                continue
+            if job.error is not None:
+                self._failed(job, job.error)
+            elif job.message is None:
+                downloaded.append(job)
+            else:
+                acknowledged.append(job)
+        if downloaded:
+            for job in self._store(downloaded):  # stored: acknowledged even if stopping
+                self._hand_out(_Job(job.mesh_id, job.failure, message=job.message))
+        if acknowledged:
+            self._record_acknowledged(acknowledged)
+
+    def _store(self, jobs: list[_Job]) -> list[_Job]:
+        """Store downloaded messages in one transaction (one at a time if that fails); those stored."""
+        try:
+            with sealed_together():
+                for job in jobs:
+                    job.message = _create_inbound(self.mailbox, job.info, job.payload)
+        except Exception:  # noqa: BLE001 - one at a time below, so that one message fails alone
+            for job in jobs:
+                job.message = None
+        except BaseException:
+            for job in jobs:
+                payloads.delete_payload(job.payload.name)
+            raise
+        else:
+            self._count_stored(jobs)
+            return jobs
+        stored = []
+        for job in jobs:
+            try:
+                job.message, created = _store_one(self.mailbox, job.info, job.payload)
+            except Exception as exc:  # noqa: BLE001 - that message's failure, or the poll's
+                self._failed(job, exc)
+                continue
+            if created:
+                self._count_stored([job])
+            stored.append(job)
+        return stored
+
+    def _count_stored(self, jobs: list[_Job]) -> None:
+        self.result.downloaded += len(jobs)
+        self.result.reports += sum(1 for job in jobs if job.message.is_report)
+
+    def _record_acknowledged(self, jobs: list[_Job]) -> None:
+        """Record MESH's acknowledgement of stored messages, in one transaction."""
+        messages = [job.message for job in jobs if job.message.status != Status.ACKNOWLEDGED]
+        try:
+            if messages:
+                _mark_acknowledged(messages)
+        except BaseException as exc:  # noqa: BLE001 - the database's trouble, not a message's
+            # Still "received": the next poll acknowledges them again and records it.
+            self._stop_with(exc)
+            return
+        self.result.acknowledged += len(jobs)
+        for job in jobs:
+            if job.failure is not None:
+                quarantine.inbound_failure_received(failure=job.failure)
+
+    def _failed(self, job: _Job, exc: BaseException) -> None:
+        """Record one message's failure, or stop the poll for an error that is not about it."""
+        try:
+            _record_or_raise(self.mailbox, job.mesh_id, self.result, exc)
+        except BaseException as fatal:  # noqa: BLE001 - raised when the poll ends
+            self._stop_with(fatal)
+
+    def _stop_with(self, exc: BaseException) -> None:
         if self.fatal is None:
             self.fatal = exc
-        self.stopping.set()
+        self.stop.set()
+
+    # --- the request threads --------------------------------------------------------------
 
     def _work(self) -> None:
         ended = False
         try:
             with mesh_client(self.mailbox) as client:
-                while (item := self.todo.get()) is not None:
-                    if self.stopping.is_set():
-                        continue
-                    mine = PollResult(self.mailbox.mailbox_id)
-                    try:
-                        mesh_id, failure = item
-                        if not _receive_within_room(
-                            client, self.mailbox, mesh_id, mine, failure, self.width
-                        ):
-                            self.stopping.set()
-                    except BaseException as exc:  # noqa: BLE001 - raised in the lister's thread
-                        self._stop(exc)
-                    finally:
-                        self.done.put(mine)
+                while (job := self.todo.get()) is not None:
+                    self._run(client, job)
                 ended = True
         except BaseException as exc:  # noqa: BLE001 - the client could not be opened or closed
-            self._stop(exc)
-            while not ended and self.todo.get() is not None:
-                pass  # keep taking ids until our "no more", so the lister never waits on us
+            self._stop_with(exc)
+            while not ended and (job := self.todo.get()) is not None:
+                job.skipped = True  # keep answering, so the lister never waits on us
+                self.done.put(job)
         finally:
             connection.close()
 
+    def _run(self, client, job: _Job) -> None:
+        try:
+            if job.message is not None:
+                client.acknowledge(job.mesh_id)
+            elif self.stopping:
+                job.skipped = True  # not started: it stays in MESH
+            else:
+                job.info, job.payload = _download(client, self.mailbox, job.mesh_id, job.limits)
+        except BaseException as exc:  # noqa: BLE001 - handled in the lister's thread
+            job.error = exc
+            if _ends_poll(exc):
+                self.stop.set()  # at once, so that this thread starts nothing more
+        finally:
+            self.done.put(job)
 
-def _receive_or_record(client, mailbox, mesh_id, result, failure, room: int | None) -> None:
-    """Receive one message; if that fails for a reason of its own, record it and carry on."""
-    limits = download_limits(room)
-    try:
-        receive_one(client, mailbox, mesh_id, result, limits=limits)
-    except meshcore.MeshDeadlineExceeded as exc:
+
+def _ends_poll(exc: BaseException) -> bool:
+    """Whether an error met receiving one message is not about that message: it ends the poll."""
+    if isinstance(exc, meshcore.MeshDeadlineExceeded):
+        return False
+    return isinstance(exc, (meshcore.MeshTransientError, *POLL_WIDE_ERRORS)) or not isinstance(
+        exc, Exception
+    )
+
+
+def _record_or_raise(mailbox: Mailbox, mesh_id: str, result: PollResult, exc: BaseException):
+    """Record a message's own failure and carry on; raise an error that is not about it."""
+    if isinstance(exc, meshcore.MeshDeadlineExceeded):
         _record_failure(mailbox, mesh_id, result, str(exc))  # too slow: this message's failure
-    except meshcore.MeshRateLimitedError:
-        raise  # MESH asks us to slow down: the poll stops, no message is blamed
-    except meshcore.MeshTransientError as exc:
+    elif isinstance(exc, meshcore.MeshRateLimitedError):
+        raise exc  # MESH asks us to slow down: the poll stops, no message is blamed
+    elif isinstance(exc, meshcore.MeshTransientError):
         # MESH failing (5xx, connection): probably MESH, maybe this one message. The poll stops,
         # and the message is backed off (never quarantined for it), so a message MESH cannot
         # serve does not stop every later poll from reaching the ones behind it.
         quarantine.inbound_failure_record(
             mailbox=mailbox, mesh_id=mesh_id, reason=str(exc), may_quarantine=False
         )
-        raise
-    except POLL_WIDE_ERRORS:
-        raise  # credentials or TLS refused, disk or database gone: not this message's fault
-    except meshcore.MeshPayloadTooLarge as exc:
+        raise exc
+    elif isinstance(exc, POLL_WIDE_ERRORS) or not isinstance(exc, Exception):
+        raise exc  # credentials or TLS refused, disk or database gone: not this message's fault
+    elif isinstance(exc, meshcore.MeshPayloadTooLarge):
         by_disk = (
             exc.limit_name == "max_message_bytes" and exc.limit < settings.MESH_MAX_MESSAGE_BYTES
         )
@@ -409,17 +521,14 @@ def _receive_or_record(client, mailbox, mesh_id, result, failure, room: int | No
         else:
             reason = f"{exc} (limit {exc.limit_name} = {exc.limit:,})"
         _record_failure(mailbox, mesh_id, result, reason, quarantine_now=not by_disk)
-    except Exception as exc:  # noqa: BLE001 - one bad message must never stop the others
-        log.warning("Receiving %s for %s failed", mesh_id, mailbox.mailbox_id, exc_info=True)
+    else:  # one bad message must never stop the others
+        log.warning("Receiving %s for %s failed", mesh_id, mailbox.mailbox_id, exc_info=exc)
         text = (
             str(exc)
             if isinstance(exc, meshcore.MeshError | ChecksumMismatch)
             else (f"NeoMesh could not store it ({type(exc).__name__}: {str(exc)[:500]})")
         )
         _record_failure(mailbox, mesh_id, result, text)
-    else:
-        if failure is not None:
-            quarantine.inbound_failure_received(failure=failure)
 
 
 def _record_failure(
@@ -460,64 +569,49 @@ def download_limits(room: int | None = None) -> meshcore.DownloadLimits:
     )
 
 
-def receive_one(
-    client,
-    mailbox: Mailbox,
-    mesh_id: str,
-    result: PollResult,
-    limits: meshcore.DownloadLimits | None = None,
-) -> Message:
-    message = Message.objects.filter(
-        mailbox=mailbox, direction=Direction.INBOUND, mesh_message_id=mesh_id
-    ).first()
-    if message is None:
-        message = _download_and_store(client, mailbox, mesh_id, result, limits)
-    client.acknowledge(mesh_id)
-    if message.status != Status.ACKNOWLEDGED:
-        # One transaction (one commit) for the change, its event and its sealed audit record.
-        with transaction.atomic():
-            Message.objects.filter(pk=message.pk).update(
-                status=Status.ACKNOWLEDGED, acknowledged_at=timezone.now()
-            )
-            message.add_event(Kind.ACKNOWLEDGED, "Acknowledged to MESH")
-            notices.inbound_acknowledged(message)
-            record(actor=Actor.worker(), action="message.acknowledged", obj=message)
-    result.acknowledged += 1
-    return message
-
-
-def _download_and_store(
-    client,
-    mailbox: Mailbox,
-    mesh_id: str,
-    result: PollResult,
-    limits: meshcore.DownloadLimits | None = None,
-) -> Message:
+def _download(client, mailbox: Mailbox, mesh_id: str, limits: meshcore.DownloadLimits | None):
+    """Download one message into a durable payload file (no row yet): (MESH's headers, file)."""
     with payloads.durable_writer("in") as (writer, stored):
         info = client.download(mesh_id, writer, limits=limits or download_limits())
         # Checked before the file is kept: a mismatch leaves nothing stored and nothing acknowledged.
         _verify_checksum(mailbox, mesh_id, info.checksum, writer.sha256)
-    payload = stored[0]
+    return info, stored[0]
+
+
+def _store_one(mailbox: Mailbox, info, payload: payloads.StoredPayload) -> tuple[Message, bool]:
+    """Store one downloaded message in its own transaction: (its row, whether this made it)."""
     try:
-        # One transaction (one commit) for the row, its counter, its event and its audit record.
-        with transaction.atomic():
-            message = _create_inbound(mailbox, info, payload)
+        with sealed_together():
+            return _create_inbound(mailbox, info, payload), True
     except IntegrityError:
         # Another worker stored it between our check and our insert: keep theirs, drop our copy.
         payloads.delete_payload(payload.name)
         existing = Message.objects.filter(
-            mailbox=mailbox, direction=Direction.INBOUND, mesh_message_id=mesh_id
+            mailbox=mailbox, direction=Direction.INBOUND, mesh_message_id=info.message_id
         ).first()
         if existing is None:
             raise  # not a race: the row itself was refused
-        return existing
+        return existing, False
     except BaseException:
         payloads.delete_payload(payload.name)  # a payload is never kept without its message
         raise
-    result.downloaded += 1
-    if message.is_report:
-        result.reports += 1
-    return message
+
+
+def _mark_acknowledged(messages: list[Message]) -> None:
+    """Messages MESH has acknowledged: status, timeline, notices and audit, one transaction."""
+    now = timezone.now()
+    with sealed_together():
+        Message.objects.filter(pk__in=[m.pk for m in messages]).update(
+            status=Status.ACKNOWLEDGED, acknowledged_at=now
+        )
+        MessageEvent.objects.bulk_create(
+            MessageEvent(message=m, kind=Kind.ACKNOWLEDGED, detail="Acknowledged to MESH")
+            for m in messages
+        )
+        for message in messages:
+            message.status, message.acknowledged_at = Status.ACKNOWLEDGED, now
+            notices.inbound_acknowledged(message)
+            record(actor=Actor.worker(), action="message.acknowledged", obj=message)
 
 
 def _verify_checksum(mailbox: Mailbox, mesh_id: str, checksum: str | None, actual: str) -> None:

@@ -3,7 +3,8 @@
 A message is claimed with a conditional update (`queued -> sending`, proceed only if one row
 changed). While it is being sent a heartbeat keeps the claim fresh; a claim whose heartbeat stops
 (the worker died) is released by `outbox_sweep`, and the next worker resumes from the chunk after
-the last one saved. The MESH message id is saved after chunk 1 and progress after every chunk.
+the last one saved. The MESH message id is saved after chunk 1 and progress after every chunk (a
+message sent in one request: with its acceptance).
 
 The first `POST /outbox` is the one step that cannot simply be retried: MESH has no idempotency
 key, so if its outcome is unknown (the worker died during it, or the connection dropped after the
@@ -20,19 +21,23 @@ The claim lease and meshcore's retries: see portal/lib/claims.py.
 
 Several at once per mailbox (`OUTBOX_CONCURRENCY`, default 4): the task that sends one message
 (`outbox_send_with_due`) then sends the mailbox's other due messages, that many at once, each
-through `message_send` with its own claim, heartbeat and MESH connection, so each message is still
-sent by one worker, its chunks in order. Tasks queued for messages already sent this way find them
+through `message_send` with its own claim and heartbeat, so each message is still sent by one
+worker, its chunks in order; each sending thread keeps its MESH connection open from one message
+to the next. A message sent whole (one request) records its upload with its acceptance, in one
+transaction. Tasks queued for messages already sent this way find them
 claimed and end at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import re
 import threading
 import time
 import traceback
+from collections.abc import Iterator
 from datetime import timedelta
 
 from django.conf import settings
@@ -114,15 +119,42 @@ def claim(message_id: int, worker: str) -> Message | None:
     return message
 
 
-def message_send(*, message_id: int, worker: str | None = None) -> str:
-    """Send one queued message if this worker can claim it. Returns the resulting status."""
+def message_send(
+    *, message_id: int, worker: str | None = None, clients: _Clients | None = None
+) -> str:
+    """Send one queued message if this worker can claim it. Returns the resulting status.
+
+    `clients` keeps MESH connections open from one message to the next (a thread sending many).
+    """
     worker = worker or worker_name()
     message = claim(message_id, worker)
     if message is None:
         return "not-claimed"
     refresh = functools.partial(_refresh_claim, message.pk, worker)
     with ClaimHeartbeat(refresh, HEARTBEAT_SECONDS) as heartbeat:
-        return _send_claimed(message, worker, heartbeat)
+        return _send_claimed(message, worker, heartbeat, clients)
+
+
+class _Clients:
+    """One thread's open MESH client per mailbox, reused for message after message (one TLS
+    session, kept alive), closed when the thread is done."""
+
+    def __init__(self):
+        self.stack = contextlib.ExitStack()
+        self.open: dict[int, meshcore.MeshClient] = {}
+
+    @contextlib.contextmanager
+    def client(self, mailbox) -> Iterator[meshcore.MeshClient]:
+        if mailbox.pk not in self.open:
+            self.open[mailbox.pk] = self.stack.enter_context(mesh_client(mailbox))
+        yield self.open[mailbox.pk]
+
+    def __enter__(self) -> _Clients:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.open.clear()
+        self.stack.close()
 
 
 def outbox_send_with_due(*, message_id: int, budget_seconds: float = 60.0) -> dict[str, int]:
@@ -151,10 +183,11 @@ def outbox_send_with_due(*, message_id: int, budget_seconds: float = 60.0) -> di
 
     def sender() -> None:
         try:
-            while (pk := next_due()) is not None:
-                if message_send(message_id=pk) != "not-claimed":
-                    with lock:
-                        outcome["sent"] += 1
+            with _Clients() as clients:
+                while (pk := next_due()) is not None:
+                    if message_send(message_id=pk, clients=clients) != "not-claimed":
+                        with lock:
+                            outcome["sent"] += 1
         finally:
             connection.close()
 
@@ -169,7 +202,12 @@ def outbox_send_with_due(*, message_id: int, budget_seconds: float = 60.0) -> di
     return outcome
 
 
-def _send_claimed(message: Message, worker: str, heartbeat: ClaimHeartbeat | None = None) -> str:
+def _send_claimed(
+    message: Message,
+    worker: str,
+    heartbeat: ClaimHeartbeat | None = None,
+    clients: _Clients | None = None,
+) -> str:
     from portal.onboarding.gate import transfer_blocked_reason
 
     try:
@@ -182,7 +220,8 @@ def _send_claimed(message: Message, worker: str, heartbeat: ClaimHeartbeat | Non
                 delay=timedelta(minutes=15),
                 count_attempt=False,
             )
-        with mesh_client(message.mailbox) as client:
+        opened = clients.client if clients is not None else mesh_client
+        with opened(message.mailbox) as client:
             if (
                 message.chunks_done == 0
                 and message.mesh_message_id is None
@@ -231,6 +270,13 @@ def _open_payload(message: Message):
 def _upload(client, message: Message, worker: str) -> None:
     def on_progress(chunk: int, total: int, mesh_message_id: str) -> None:
         fields = {"chunks_done": chunk, "chunks_total": total, "mesh_message_id": mesh_message_id}
+        if total == 1:
+            # Sent whole: recorded with its acceptance, in one transaction (`_accepted`). Should
+            # the worker stop before that, the next attempt finds it in MESH by its local id.
+            message.chunk_uploaded = (chunk, total)
+            for name, value in fields.items():
+                setattr(message, name, value)
+            return
         with transaction.atomic():
             if not _refresh_claim(message.pk, worker, **fields):
                 raise ClaimLost()
@@ -306,6 +352,10 @@ def _finish(message: Message, worker: str, status: str, **fields) -> bool:
 
 def _accepted(message: Message, worker: str, detail: str) -> str:
     now = timezone.now()
+    uploaded = getattr(message, "chunk_uploaded", None)  # a whole message's one upload
+    chunks = {"chunks_done": F("chunks_total")}
+    if uploaded is not None:
+        chunks = {"chunks_done": uploaded[0], "chunks_total": uploaded[1]}
     with transaction.atomic():
         if _finish(
             message,
@@ -314,11 +364,24 @@ def _accepted(message: Message, worker: str, detail: str) -> str:
             accepted_at=now,
             last_error="",
             mesh_message_id=message.mesh_message_id,
-            chunks_done=F("chunks_total"),
             next_track_at=next_track_at(accepted_at=now, tracked=0),
             tracked_count=0,
+            **chunks,
         ):
-            message.add_event(Kind.ACCEPTED, detail)
+            if uploaded is not None:
+                MessageEvent.objects.bulk_create(
+                    [
+                        MessageEvent(
+                            message=message,
+                            kind=Kind.CHUNK_SENT,
+                            detail=f"Chunk {uploaded[0]} of {uploaded[1]} uploaded",
+                            chunk=uploaded[0],
+                        ),
+                        MessageEvent(message=message, kind=Kind.ACCEPTED, detail=detail),
+                    ]
+                )
+            else:
+                message.add_event(Kind.ACCEPTED, detail)
             MessageCount.add(message, MessageCount.Event.MOVED)
             _audit(message, "message.accepted", detail)
     return Status.ACCEPTED
