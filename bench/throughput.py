@@ -165,6 +165,8 @@ def _child(env: dict[str, str], workdir: Path, clusters: int, args) -> dict:
         "PAYLOAD_ROOT": str(workdir / "payloads"),
         "DJANGO_SETTINGS_MODULE": "portal.settings",
         "LOG_LEVEL": "WARNING",
+        # As in production: with DEBUG on, Django keeps and formats every query it runs.
+        "DJANGO_DEBUG": "false",
     }
     child_env.pop("NEOMESH_PRODUCTION", None)
     command = [

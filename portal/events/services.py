@@ -89,6 +89,15 @@ def problem_is_open(problem_key: str) -> bool:
     return latest is False
 
 
+def problems_open(problem_keys) -> set[str]:
+    """Which of these problems are open (`problem_is_open` for many keys, in one query)."""
+    latest: dict[str, bool] = {}
+    rows = Event.objects.filter(problem_key__in=list(problem_keys)).order_by("id")
+    for key, resolves in rows.values_list("problem_key", "resolves"):
+        latest[key] = resolves
+    return {key for key, resolves in latest.items() if resolves is False}
+
+
 def problem_raise(*, problem_key: str, **event) -> Event | None:
     """Emit the event unless this problem is already open: one event per problem."""
     if problem_is_open(problem_key):

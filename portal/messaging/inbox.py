@@ -31,9 +31,9 @@ with its own MESH connection, download messages (each streamed into a durable pa
 chunks in order) and acknowledge stored ones, while the thread that lists the inbox does every
 database write: as downloads finish it stores them, a batch in one transaction (rows, counters,
 events and audit records sealed together, `audit.services.sealed_together`), and only then hands
-out their acknowledgements, which it records a batch at a time too. At most twice that many
-requests are handed out at once, whatever the backlog. Each download may use only its share of the
-free disk above the reserve (room / POLL_CONCURRENCY). An error that is not about one message
+out their acknowledgements, which it records a batch at a time too. At most four times that many
+requests are handed out at once, whatever the backlog. Each download may use only its share of
+the free disk above the reserve (room / POLL_CONCURRENCY). An error that is not about one message
 (MESH down, the claim lost) stops the hand-out, lets the requests already started finish (what
 they downloaded is stored and acknowledged), and ends the poll with it. A worker killed mid-poll
 leaves each message either not stored (fetched again; at most a payload file without a row), or
@@ -213,24 +213,47 @@ def _drain(mailbox: Mailbox, result: PollResult, heartbeat: ClaimHeartbeat | Non
     failures = quarantine.open_failures(mailbox)
     width = max(1, settings.POLL_CONCURRENCY)
     with mesh_client(mailbox) as client, _Pipeline(mailbox, width, result) as pipeline:
-        for mesh_id in client.iter_inbox():
-            _check_claim(heartbeat)
-            if pipeline.stopping:
-                break  # out of disk space, or an error not about one message: the rest waits
-            result.listed += 1
-            failure = failures.get(quarantine.failure_key(mesh_id))
-            if failure is not None and failure.held():
-                result.held += 1  # backed off or quarantined: left in MESH for now
-                continue
-            pipeline.receive(mesh_id, failure)
+        for group in _groups(client.iter_inbox(), pipeline.limit):
+            stored = _stored(mailbox, group)
+            for mesh_id in group:
+                _check_claim(heartbeat)
+                if pipeline.stopping:
+                    return  # out of disk space, or an error not about one message: the rest waits
+                result.listed += 1
+                failure = failures.get(quarantine.failure_key(mesh_id))
+                if failure is not None and failure.held():
+                    result.held += 1  # backed off or quarantined: left in MESH for now
+                    continue
+                pipeline.receive(mesh_id, failure, stored.get(mesh_id))
         pipeline.finish()
         if pipeline.stopping:
             return
-        for mesh_id in _stranded(mailbox, before=started):
+        stranded = _stranded(mailbox, before=started)
+        for mesh_id, message in _stored(mailbox, stranded).items():
             _check_claim(heartbeat)
             failure = failures.get(quarantine.failure_key(mesh_id))
             if failure is None or not failure.held():
-                pipeline.receive(mesh_id, failure)
+                pipeline.receive(mesh_id, failure, message)
+
+
+def _groups(ids, size: int):
+    """The listed ids a few at a time (one database lookup a group), as MESH lists them."""
+    group = []
+    for mesh_id in ids:
+        group.append(mesh_id)
+        if len(group) >= size:
+            yield group
+            group = []
+    if group:
+        yield group
+
+
+def _stored(mailbox: Mailbox, mesh_ids: list[str]) -> dict[str, Message]:
+    """The messages among these ids that are stored already, by MESH id."""
+    rows = Message.objects.filter(
+        mailbox=mailbox, direction=Direction.INBOUND, mesh_message_id__in=mesh_ids
+    )
+    return {message.mesh_message_id: message for message in rows}
 
 
 # How many messages an earlier poll stored but did not record as acknowledged one poll takes up.
@@ -286,7 +309,7 @@ class _Pipeline:
     batch of acknowledgements in one transaction. So a message is acknowledged only after its
     row is committed, a message's chunks are fetched in order by one thread, and one transaction
     covers many messages when many finish together (few commits a message, no writers
-    contending for the database). At most twice `width` requests are handed out at once,
+    contending for the database). At most four times `width` requests are handed out at once,
     whatever the backlog.
 
     A message that fails for a reason of its own is recorded (``quarantine``) and the rest go on.
@@ -301,6 +324,8 @@ class _Pipeline:
         self.todo: queue.Queue[_Job | None] = queue.Queue()
         self.done: queue.Queue[_Job] = queue.Queue()
         self.in_flight = 0
+        # Requests handed out at once: `width` at work, the rest queued behind them.
+        self.limit = 4 * width
         self.stop = threading.Event()
         self.fatal: BaseException | None = None
         self.threads = [
@@ -332,16 +357,12 @@ class _Pipeline:
 
     # --- the lister's thread ---------------------------------------------------------------
 
-    def receive(self, mesh_id: str, failure) -> None:
-        """Hand out one message: acknowledged if stored already, else downloaded first."""
-        self._settle(wait=False)
-        while self.in_flight >= 2 * self.width and not self.stopping:
+    def receive(self, mesh_id: str, failure, message: Message | None = None) -> None:
+        """Hand out one message: acknowledged if stored already (`message`), else downloaded."""
+        while self.in_flight >= self.limit and not self.stopping:
             self._settle(wait=True)
         if self.stopping:
             return
-        message = Message.objects.filter(
-            mailbox=self.mailbox, direction=Direction.INBOUND, mesh_message_id=mesh_id
-        ).first()
         if message is not None:
             self._hand_out(_Job(mesh_id, failure, message=message))
             return
@@ -367,9 +388,13 @@ class _Pipeline:
         self.todo.put(job)
 
     def _settle(self, *, wait: bool) -> None:
+        """Store and acknowledge what has finished; with `wait`, at least `width` requests (or
+        all those handed out), so that each transaction takes a batch while the threads work
+        through the requests queued behind."""
         finished = []
         if wait:
-            finished.append(self.done.get())
+            while len(finished) < min(self.width, self.in_flight):
+                finished.append(self.done.get())
         while True:
             try:
                 finished.append(self.done.get_nowait())
@@ -398,6 +423,7 @@ class _Pipeline:
             with sealed_together():
                 for job in jobs:
                     job.message = _create_inbound(self.mailbox, job.info, job.payload)
+                MessageCount.add_many([job.message for job in jobs], MessageCount.Event.MOVED)
         except Exception:  # noqa: BLE001 - one at a time below, so that one message fails alone
             for job in jobs:
                 job.message = None
@@ -582,7 +608,9 @@ def _store_one(mailbox: Mailbox, info, payload: payloads.StoredPayload) -> tuple
     """Store one downloaded message in its own transaction: (its row, whether this made it)."""
     try:
         with sealed_together():
-            return _create_inbound(mailbox, info, payload), True
+            message = _create_inbound(mailbox, info, payload)
+            MessageCount.add(message, MessageCount.Event.MOVED)
+            return message, True
     except IntegrityError:
         # Another worker stored it between our check and our insert: keep theirs, drop our copy.
         payloads.delete_payload(payload.name)
@@ -610,8 +638,8 @@ def _mark_acknowledged(messages: list[Message]) -> None:
         )
         for message in messages:
             message.status, message.acknowledged_at = Status.ACKNOWLEDGED, now
-            notices.inbound_acknowledged(message)
             record(actor=Actor.worker(), action="message.acknowledged", obj=message)
+        notices.inbound_acknowledged_many(messages)
 
 
 def _verify_checksum(mailbox: Mailbox, mesh_id: str, checksum: str | None, actual: str) -> None:
@@ -672,6 +700,7 @@ def bounded_headers(values: dict[str, str]) -> tuple[dict[str, str], list[str]]:
 
 
 def _create_inbound(mailbox: Mailbox, info, payload: payloads.StoredPayload) -> Message:
+    """The received message's row, timeline, audit record and notices (counted by the caller)."""
     is_report = info.message_type == MessageType.REPORT
     headers, notes = bounded_headers(
         {
@@ -706,7 +735,6 @@ def _create_inbound(mailbox: Mailbox, info, payload: payloads.StoredPayload) -> 
         received_at=timezone.now(),
         **headers,
     )
-    MessageCount.add(message, MessageCount.Event.MOVED)
     message.add_event(
         Kind.DOWNLOADED, f"Downloaded {payload.size} bytes (sha256 {payload.sha256[:16]}…)"
     )

@@ -551,18 +551,28 @@ class MessageCount(models.Model):
     @classmethod
     def add(cls, message, event: str, code: str = "") -> None:
         """Count one message (and its bytes); call inside the transaction that changes it."""
-        key = {
-            "mailbox_id": message.mailbox_id,
-            "direction": message.direction,
-            "event": event,
-            "code": (code or "")[:20],
-        }
-        size = message.size_bytes or 0
-        bump = {"messages": F("messages") + 1, "bytes": F("bytes") + size}
-        if cls.objects.filter(**key).update(**bump):
-            return
-        try:
-            with transaction.atomic():
-                cls.objects.create(**key, messages=1, bytes=size)
-        except IntegrityError:  # another worker created the row first
-            cls.objects.filter(**key).update(**bump)
+        cls.add_many([message], event, code)
+
+    @classmethod
+    def add_many(cls, messages, event: str, code: str = "") -> None:
+        """Count messages (and their bytes), one update per counter; inside their transaction."""
+        totals: dict[tuple, list[int]] = {}
+        for message in messages:
+            total = totals.setdefault((message.mailbox_id, message.direction), [0, 0])
+            total[0] += 1
+            total[1] += message.size_bytes or 0
+        for (mailbox_id, direction), (count, size) in totals.items():
+            key = {
+                "mailbox_id": mailbox_id,
+                "direction": direction,
+                "event": event,
+                "code": (code or "")[:20],
+            }
+            bump = {"messages": F("messages") + count, "bytes": F("bytes") + size}
+            if cls.objects.filter(**key).update(**bump):
+                continue
+            try:
+                with transaction.atomic():
+                    cls.objects.create(**key, messages=count, bytes=size)
+            except IntegrityError:  # another worker created the row first
+                cls.objects.filter(**key).update(**bump)

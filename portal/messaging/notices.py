@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from portal.events.kinds import Severity
 from portal.events.models import Event
-from portal.events.services import event_emit, problem_raise, problem_resolve
+from portal.events.services import event_emit, problem_raise, problem_resolve, problems_open
 
 from .models import INBOX_EXPIRY, Message, Status
 
@@ -206,6 +206,13 @@ def _check_unacknowledged(now) -> int:
 def _hours(within: timedelta) -> str:
     hours = within / timedelta(hours=1)
     return f"{hours:g} hours" if hours != 1 else "1 hour"
+
+
+def inbound_acknowledged_many(messages: list[Message]) -> None:
+    """`inbound_acknowledged` for a batch: one query finds which had a problem open."""
+    by_key = {f"message:{message.pk}:inbound": message for message in messages}
+    for key in problems_open(by_key):
+        inbound_acknowledged(by_key[key])
 
 
 def inbound_acknowledged(message: Message) -> None:

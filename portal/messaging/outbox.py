@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import queue
 import re
 import threading
 import time
@@ -47,6 +48,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 import meshcore
+from portal.audit.services import sealed_together
 from portal.lib import payloads
 from portal.lib.claims import ClaimHeartbeat
 from portal.lib.workers import worker_name
@@ -161,45 +163,138 @@ def outbox_send_with_due(*, message_id: int, budget_seconds: float = 60.0) -> di
     """Send this message, then the same mailbox's other due messages, `OUTBOX_CONCURRENCY` at once.
 
     Stops when the mailbox has nothing due or after `budget_seconds` (the next sweep carries on).
-    Each message is claimed on its own (`message_send`), so running this on several workers at
-    once, or beside single sends, never sends a message twice.
+    This thread claims the due messages a batch at a time (one transaction; a message claimed by
+    another worker is skipped), hands them to `OUTBOX_CONCURRENCY` sending threads (each with its
+    own MESH connection, kept open, and a heartbeat per message), and records the acceptances of
+    those that finish together in one transaction. Each message has its own claim, so running this
+    on several workers at once, or beside single sends, never sends a message twice.
     """
     width = max(1, settings.OUTBOX_CONCURRENCY)
     mailbox_id = Message.objects.filter(pk=message_id).values_list("mailbox_id", flat=True).first()
     if width == 1 or mailbox_id is None:
         return {"sent": int(message_send(message_id=message_id) != "not-claimed")}
     deadline = time.monotonic() + budget_seconds
-    lock = threading.Lock()
-    pending, seen = [message_id], {message_id}
-    outcome = {"sent": 0}
-
-    def next_due() -> int | None:
-        with lock:
-            if not pending and time.monotonic() < deadline:
+    with _Senders(width, worker_name()) as senders:
+        seen = {message_id}
+        batch = [message_id]
+        while True:
+            if batch:
+                senders.hand_out(claim_batch(batch, senders.worker))
+            if not senders.in_flight:
+                break
+            senders.settle()
+            batch = []
+            room = senders.limit - senders.in_flight
+            if room >= width and time.monotonic() < deadline:
                 due = Message.objects.sendable().filter(mailbox_id=mailbox_id).exclude(pk__in=seen)
-                pending.extend(due.order_by("pk").values_list("pk", flat=True)[: width * 4])
-                seen.update(pending)
-            return pending.pop(0) if pending else None
+                batch = list(due.order_by("pk").values_list("pk", flat=True)[:room])
+                seen.update(batch)
+        return {"sent": senders.sent}
 
-    def sender() -> None:
+
+@transaction.atomic  # one commit for the claims and their events
+def claim_batch(message_ids: list[int], worker: str) -> list[Message]:
+    """Claim those of these messages that are queued and due (`claim`, for many at once)."""
+    now = timezone.now()
+    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    candidates = Message.objects.filter(
+        pk__in=message_ids, direction=Direction.OUTBOUND, status=Status.QUEUED
+    ).filter(due)
+    if connection.features.has_select_for_update_skip_locked:
+        # Rows another worker is claiming right now are theirs (SQLite claims one writer at once).
+        candidates = candidates.select_for_update(skip_locked=True)
+    mine = list(candidates.values_list("pk", flat=True))
+    if not mine:
+        return []
+    Message.objects.filter(pk__in=mine).update(
+        status=Status.SENDING,
+        claimed_at=now,
+        claimed_by=worker,
+        attempts=F("attempts") + 1,
+        chunk_size=Coalesce(
+            F("chunk_size"),
+            Value(settings.MESH_CHUNK_SIZE),
+            output_field=models.PositiveIntegerField(),
+        ),
+    )
+    messages = list(Message.objects.filter(pk__in=mine).order_by("pk"))
+    MessageEvent.objects.bulk_create(
+        MessageEvent(message=m, kind=Kind.CLAIMED, detail=f"Attempt {m.attempts} by {worker}")
+        for m in messages
+    )
+    return messages
+
+
+class _Senders:
+    """The sending threads of `outbox_send_with_due`; database writes stay in the caller's thread
+    except a failed attempt's record (rare), which the sending thread writes as `message_send`."""
+
+    def __init__(self, width: int, worker: str):
+        self.width, self.worker = width, worker
+        self.limit = 4 * width  # messages claimed at once: `width` sending, the rest queued
+        self.todo: queue.Queue[Message | None] = queue.Queue()
+        self.done: queue.Queue[tuple[Message, str | None]] = queue.Queue()
+        self.in_flight = self.sent = 0
+        self.threads = [
+            threading.Thread(target=self._work, name=f"send-{n}", daemon=True) for n in range(width)
+        ]
+
+    def __enter__(self) -> _Senders:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        try:
+            while self.in_flight:  # claimed messages always get their recorded outcome
+                self.settle()
+        finally:
+            for _ in self.threads:
+                self.todo.put(None)
+            for thread in self.threads:
+                thread.join()
+
+    def hand_out(self, messages: list[Message]) -> None:
+        for message in messages:
+            self.in_flight += 1
+            self.sent += 1
+            message.handed_out_at = time.monotonic()
+            self.todo.put(message)
+
+    def settle(self) -> None:
+        """Wait for at least `width` sends (or all), then record those MESH accepted together."""
+        finished = [self.done.get() for _ in range(min(self.width, self.in_flight))]
+        while True:
+            try:
+                finished.append(self.done.get_nowait())
+            except queue.Empty:
+                break
+        self.in_flight -= len(finished)
+        self.sent -= sum(1 for _, status in finished if status == "claim-lost")
+        uploaded = [message for message, status in finished if status is None]
+        if uploaded:
+            _accepted_many(
+                [(m, f"MESH message id {m.mesh_message_id}") for m in uploaded], self.worker
+            )
+
+    def _work(self) -> None:
         try:
             with _Clients() as clients:
-                while (pk := next_due()) is not None:
-                    if message_send(message_id=pk, clients=clients) != "not-claimed":
-                        with lock:
-                            outcome["sent"] += 1
+                while (message := self.todo.get()) is not None:
+                    status = "failed"
+                    try:
+                        refresh = functools.partial(_refresh_claim, message.pk, self.worker)
+                        waited = time.monotonic() - message.handed_out_at
+                        if waited > HEARTBEAT_SECONDS and not refresh():
+                            # Queued here past a beat: the claim may have been released meanwhile.
+                            status = "claim-lost"
+                            continue
+                        with ClaimHeartbeat(refresh, HEARTBEAT_SECONDS) as heartbeat:
+                            status = _attempt(message, self.worker, heartbeat, clients)
+                    finally:
+                        self.done.put((message, status))
         finally:
             connection.close()
-
-    threads = [
-        threading.Thread(target=sender, name=f"send-{mailbox_id}-{n}", daemon=True)
-        for n in range(width)
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    return outcome
 
 
 def _send_claimed(
@@ -208,6 +303,20 @@ def _send_claimed(
     heartbeat: ClaimHeartbeat | None = None,
     clients: _Clients | None = None,
 ) -> str:
+    status = _attempt(message, worker, heartbeat, clients)
+    if status is not None:
+        return status
+    return _accepted(message, worker, f"MESH message id {message.mesh_message_id}")
+
+
+def _attempt(
+    message: Message,
+    worker: str,
+    heartbeat: ClaimHeartbeat | None = None,
+    clients: _Clients | None = None,
+) -> str | None:
+    """Upload a claimed message: None when MESH has it all (to be recorded as accepted), else
+    the status its attempt ended in, recorded (failed, retried later, uncertain, claim lost)."""
     from portal.onboarding.gate import transfer_blocked_reason
 
     try:
@@ -250,7 +359,7 @@ def _send_claimed(
         return _handle_error(message, worker, exc)
     except Exception as exc:  # noqa: BLE001 - every attempt must end with a recorded outcome
         return _handle_unexpected(message, worker, exc)
-    return _accepted(message, worker, f"MESH message id {message.mesh_message_id}")
+    return None
 
 
 def _open_payload(message: Message):
@@ -351,40 +460,46 @@ def _finish(message: Message, worker: str, status: str, **fields) -> bool:
 
 
 def _accepted(message: Message, worker: str, detail: str) -> str:
-    now = timezone.now()
-    uploaded = getattr(message, "chunk_uploaded", None)  # a whole message's one upload
-    chunks = {"chunks_done": F("chunks_total")}
-    if uploaded is not None:
-        chunks = {"chunks_done": uploaded[0], "chunks_total": uploaded[1]}
-    with transaction.atomic():
-        if _finish(
-            message,
-            worker,
-            Status.ACCEPTED,
-            accepted_at=now,
-            last_error="",
-            mesh_message_id=message.mesh_message_id,
-            next_track_at=next_track_at(accepted_at=now, tracked=0),
-            tracked_count=0,
-            **chunks,
-        ):
-            if uploaded is not None:
-                MessageEvent.objects.bulk_create(
-                    [
-                        MessageEvent(
-                            message=message,
-                            kind=Kind.CHUNK_SENT,
-                            detail=f"Chunk {uploaded[0]} of {uploaded[1]} uploaded",
-                            chunk=uploaded[0],
-                        ),
-                        MessageEvent(message=message, kind=Kind.ACCEPTED, detail=detail),
-                    ]
-                )
-            else:
-                message.add_event(Kind.ACCEPTED, detail)
-            MessageCount.add(message, MessageCount.Event.MOVED)
-            _audit(message, "message.accepted", detail)
+    _accepted_many([(message, detail)], worker)
     return Status.ACCEPTED
+
+
+def _accepted_many(accepted: list[tuple[Message, str]], worker: str) -> None:
+    """Record MESH's acceptance of messages this worker claimed, in one transaction."""
+    now = timezone.now()
+    events, counted = [], []
+    with sealed_together():
+        for message, detail in accepted:
+            uploaded = getattr(message, "chunk_uploaded", None)  # a whole message's one upload
+            chunks = {"chunks_done": F("chunks_total")}
+            if uploaded is not None:
+                chunks = {"chunks_done": uploaded[0], "chunks_total": uploaded[1]}
+            if not _finish(
+                message,
+                worker,
+                Status.ACCEPTED,
+                accepted_at=now,
+                last_error="",
+                mesh_message_id=message.mesh_message_id,
+                next_track_at=next_track_at(accepted_at=now, tracked=0),
+                tracked_count=0,
+                **chunks,
+            ):
+                continue
+            if uploaded is not None:
+                events.append(
+                    MessageEvent(
+                        message=message,
+                        kind=Kind.CHUNK_SENT,
+                        detail=f"Chunk {uploaded[0]} of {uploaded[1]} uploaded",
+                        chunk=uploaded[0],
+                    )
+                )
+            events.append(MessageEvent(message=message, kind=Kind.ACCEPTED, detail=detail))
+            counted.append(message)
+            _audit(message, "message.accepted", detail)
+        MessageEvent.objects.bulk_create(events)
+        MessageCount.add_many(counted, MessageCount.Event.MOVED)
 
 
 def _fail(

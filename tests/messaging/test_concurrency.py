@@ -70,6 +70,56 @@ def test_it_sends_a_mailboxs_due_messages_several_at_once_each_exactly_once(sand
     assert sorted(waiting) == sorted(Message.objects.values_list("mesh_message_id", flat=True))
 
 
+def test_a_batch_claim_takes_only_queued_due_messages_no_other_worker_has(sandbox):
+    sender = make_mailbox("X26ABC1", base_url=sandbox.url)
+    taken, later, free = (queue(sender, f"message {n}\n".encode()) for n in range(3))
+    assert outbox.claim(taken.pk, "other-host:1") is not None
+    Message.objects.filter(pk=later.pk).update(next_attempt_at=timezone.now() + timedelta(hours=1))
+    claimed = outbox.claim_batch([taken.pk, later.pk, free.pk], "this-host:1")
+    assert [m.pk for m in claimed] == [free.pk]
+    free.refresh_from_db()
+    assert (free.status, free.claimed_by, free.attempts) == (Status.SENDING, "this-host:1", 1)
+    taken.refresh_from_db()
+    assert taken.claimed_by == "other-host:1"
+    assert MessageEvent.objects.filter(kind=Kind.CLAIMED, message=free).count() == 1
+    assert outbox.claim_batch([taken.pk, free.pk], "this-host:1") == []
+
+
+def test_a_message_whose_claim_went_while_it_waited_for_a_sender_is_not_sent(
+    sandbox, settings, monkeypatch
+):
+    settings.OUTBOX_CONCURRENCY = 2
+    sender = make_mailbox("X26ABC1", base_url=sandbox.url)
+    messages = [queue(sender, f"message {n}\n".encode()) for n in range(6)]
+    real_claim = outbox.claim_batch
+    # Every message counts as having waited past a heartbeat, so each claim is checked first.
+    monkeypatch.setattr(outbox, "HEARTBEAT_SECONDS", -1)
+
+    def claim_then_lose_one(message_ids, worker):
+        claimed = real_claim(message_ids, worker)
+        if messages[3].pk in message_ids:
+            # Released by a sweep meanwhile and claimed by another worker.
+            Message.objects.filter(pk=messages[3].pk).update(claimed_by="other-host:1")
+        return claimed
+
+    monkeypatch.setattr(outbox, "claim_batch", claim_then_lose_one)
+    assert outbox.outbox_send_with_due(message_id=messages[0].pk) == {"sent": 5}
+    lost = Message.objects.get(pk=messages[3].pk)
+    assert (lost.status, lost.claimed_by, lost.mesh_message_id) == (
+        Status.SENDING,
+        "other-host:1",
+        None,
+    )
+    assert not MessageEvent.objects.filter(message=lost, kind=Kind.ACCEPTED).exists()
+    accepted = Message.objects.outbound().filter(status=Status.ACCEPTED)
+    assert accepted.count() == 5
+    _once_each(Kind.ACCEPTED, 5)
+    recipient = make_mailbox("X26ABC2", base_url=sandbox.url)
+    with mesh_client(recipient) as client:
+        waiting = list(client.iter_inbox())
+    assert sorted(waiting) == sorted(accepted.values_list("mesh_message_id", flat=True))
+
+
 def _database_url() -> str:
     db = connection.settings_dict
     if connection.vendor == "sqlite":

@@ -105,7 +105,7 @@ def test_a_poll_stops_at_once_when_mesh_goes_away(
     sandbox_mailboxes, sandbox, mocked, monkeypatch, settings, width
 ):
     sender, recipient = sandbox_mailboxes
-    for n in range(9):
+    for n in range(16):
         outbox.message_send(message_id=queue(sender, f"message {n}".encode()).pk)
     settings.POLL_CONCURRENCY = width
     monkeypatch.setattr("time.sleep", lambda seconds: None)
@@ -114,10 +114,12 @@ def test_a_poll_stops_at_once_when_mesh_goes_away(
 
     result = inbox.mailbox_poll(mailbox=recipient)
     # One error ends the poll: it does not try (and time out on) every other message. Only those
-    # already handed out (at most `width` at work, `width` waiting, one being handed out and the
-    # one that finds the poll stopped) are listed; those not started are not tried.
+    # already handed out (at most four times `width`, and the one that finds the poll stopped) are
+    # listed; those not started are not tried.
     assert (result.downloaded, len(result.errors)) == (0, 1)
-    assert result.listed <= 2 * width + 2 < 9
+    assert result.listed <= 4 * width + 1 < 16
+    tried = {call.request.url for call in mocked.calls if download_url.match(call.request.url)}
+    assert len(tried) <= width
     assert Message.objects.filter(direction=Direction.INBOUND).count() == 0
     recipient.refresh_from_db()
     assert recipient.last_poll_ok is False
