@@ -66,6 +66,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--deadline", type=float, default=900, help="seconds before a run is abandoned"
     )
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=0,
+        help="POLL_CONCURRENCY and OUTBOX_CONCURRENCY for the workers (default: the settings')",
+    )
+    parser.add_argument(
+        "--queuers",
+        type=int,
+        default=4,
+        help="threads queuing the messages at once, as that many web or API requests (default 4)",
+    )
 
 
 def _parse(args: argparse.Namespace) -> tuple[list[str], list[int], list[float]]:
@@ -77,8 +89,10 @@ def _parse(args: argparse.Namespace) -> tuple[list[str], list[int], list[float]]
         workers = [int(n) for n in args.workers.split(",") if n.strip()]
     except ValueError:
         raise SystemExit("--workers takes whole numbers, e.g. 1,2.") from None
-    if not workers or min(workers) < 1 or args.messages < 1:
-        raise SystemExit("--workers and --messages must be at least 1.")
+    if not workers or min(workers) < 1 or args.messages < 1 or args.queuers < 1:
+        raise SystemExit("--workers, --messages and --queuers must be at least 1.")
+    if args.concurrency < 0:
+        raise SystemExit("--concurrency must be 1 or more (0: the settings' default).")
     try:
         delays = [float(n) for n in args.delays.split(",") if n.strip()]
     except ValueError:
@@ -168,6 +182,8 @@ def _child(env: dict[str, str], workdir: Path, clusters: int, args) -> dict:
         # As in production: with DEBUG on, Django keeps and formats every query it runs.
         "DJANGO_DEBUG": "false",
     }
+    if args.concurrency:
+        child_env["POLL_CONCURRENCY"] = child_env["OUTBOX_CONCURRENCY"] = str(args.concurrency)
     child_env.pop("NEOMESH_PRODUCTION", None)
     command = [
         sys.executable,
@@ -181,6 +197,8 @@ def _child(env: dict[str, str], workdir: Path, clusters: int, args) -> dict:
         str(args.deadline),
         "--workdir",
         str(workdir),
+        "--queuers",
+        str(args.queuers),
     ]
     done = subprocess.run(command, cwd=ROOT, env=child_env, capture_output=True, text=True)
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
@@ -205,16 +223,17 @@ def _row(result: dict) -> str:
 
 def format_table(results: list[dict]) -> str:
     lines = [
-        "| engine | added latency | worker processes | messages | queued → all accepted | queued → all acknowledged | msg/s end to end | worker CPU a message | worker peak RSS |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| engine | added latency | worker processes | messages | all queued | queued → all accepted | queued → all acknowledged | msg/s end to end | worker CPU a message | worker peak RSS |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         head = f"| {r['engine']} | {r['delay_ms']:g} ms | {r['workers']} | {r['messages']}"
         if r.get("error") or not r.get("complete"):
-            lines.append(f"{head} | - | failed | - | - | - |")
+            lines.append(f"{head} | - | - | failed | - | - | - |")
             continue
         lines.append(
-            f"{head} | {r['accepted_s']:.1f} s | {r['done_s']:.1f} s | {r['rate']:.1f} "
+            f"{head} | {r['queued_s']:.1f} s | {r['accepted_s']:.1f} s | {r['done_s']:.1f} s "
+            f"| {r['rate']:.1f} "
             f"| {r.get('worker_cpu_ms_per_message', 0):.0f} ms | {r['peak_rss_mb']:.0f} MB |"
         )
     return "\n".join(lines)
@@ -230,6 +249,8 @@ def _save(results: list[dict], args: argparse.Namespace) -> None:
                 "machine": machine,
                 "messages": args.messages,
                 "delays_ms": args.delays,
+                "concurrency": args.concurrency or "settings default",
+                "queuers": args.queuers,
                 "results": results,
             },
             indent=2,

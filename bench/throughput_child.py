@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -107,29 +108,54 @@ def _wait_running(clusters: list[Cluster], timeout: float = 60) -> None:
         time.sleep(0.2)
 
 
-def measure(messages: int, clusters: list[Cluster], deadline: float) -> dict:
-    from django_q.tasks import async_task
+def queue_messages(sender, messages: int, queuers: int) -> None:
+    """Queue the messages from `queuers` threads at once, as that many web or API requests."""
+    from django.db import connection
 
     from portal.audit.services import Actor
+    from portal.messaging.services import message_queue_send
+
+    def queue_share(first: int) -> None:
+        try:
+            for n in range(first, messages, queuers):
+                message_queue_send(
+                    mailbox=sender,
+                    recipient="X26ABC2",
+                    workflow_id="TEST_WORKFLOW",
+                    source=io.BytesIO(PAYLOAD),
+                    size=len(PAYLOAD),
+                    filename=f"result-{n}.csv",
+                    actor=Actor.command(),
+                )
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=queue_share, args=(n,)) for n in range(queuers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
+def measure(messages: int, clusters: list[Cluster], deadline: float, queuers: int = 1) -> dict:
+    from django_q.tasks import async_task
+
     from portal.mailboxes.models import Mailbox
     from portal.messaging.models import Message, Status
-    from portal.messaging.services import message_queue_send
 
     sender, recipient = (Mailbox.objects.get(mailbox_id=m) for m in ("X26ABC1", "X26ABC2"))
     _wait_running(clusters)
     started = time.monotonic()
     peak, cpu_before = peak_rss_mb(clusters), cpu_seconds(clusters)
-    for n in range(messages):
-        message_queue_send(
-            mailbox=sender,
-            recipient="X26ABC2",
-            workflow_id="TEST_WORKFLOW",
-            source=io.BytesIO(PAYLOAD),
-            size=len(PAYLOAD),
-            filename=f"result-{n}.csv",
-            actor=Actor.command(),
-        )
-    queued_s = time.monotonic() - started
+    queued_at: list[float] = []
+
+    def queue_all() -> None:
+        queue_messages(sender, messages, queuers)
+        queued_at.append(time.monotonic() - started)
+
+    # Queued while the workers run and the polls come, as messages arrive in real life.
+    queuing = threading.Thread(target=queue_all)
+    queuing.start()
     accepted_s = None
     sent = Message.objects.outbound().filter(status__in=[Status.ACCEPTED, Status.ACKNOWLEDGED])
     arrived = Message.objects.inbound().filter(mailbox=recipient, status=Status.ACKNOWLEDGED)
@@ -144,6 +170,8 @@ def measure(messages: int, clusters: list[Cluster], deadline: float) -> dict:
             break
         time.sleep(1)
     done_s = time.monotonic() - started
+    queuing.join()
+    queued_s = queued_at[0] if queued_at else done_s
     acknowledged = arrived.count()
     inbound = Message.objects.inbound().filter(mailbox=recipient)
     distinct = inbound.values("mesh_message_id").distinct().count()
@@ -171,6 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clusters", type=int, required=True)
     parser.add_argument("--deadline", type=float, required=True)
     parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--queuers", type=int, default=1)
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     django.setup()
@@ -180,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     call_command("seed_demo", stdout=io.StringIO())
     clusters = [Cluster(str(n), args.workdir) for n in range(args.clusters)]
     try:
-        result = measure(args.messages, clusters, args.deadline)
+        result = measure(args.messages, clusters, args.deadline, args.queuers)
     finally:
         for cluster in clusters:
             cluster.stop()

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Min
+from django.db.models import Case, Min, Value, When
 from django.utils import timezone
 
 from . import consumers
@@ -137,12 +137,15 @@ def _publish_batch(batch: int) -> int:
     ids = list(
         Event.objects.filter(seq__isnull=True).order_by("id").values_list("id", flat=True)[:batch]
     )
-    now, seq = timezone.now(), head.last_seq
-    for pk in ids:
-        seq += 1
-        Event.objects.filter(pk=pk).update(seq=seq, published_at=now)
-    if ids:
-        EventHead.objects.filter(pk=head.pk).update(last_seq=seq)
+    if not ids:
+        return 0
+    seqs = {pk: head.last_seq + n for n, pk in enumerate(ids, start=1)}
+    # One statement for the batch: each event its seq, in id order.
+    Event.objects.filter(pk__in=ids).update(
+        seq=Case(*(When(pk=pk, then=Value(seq)) for pk, seq in seqs.items())),
+        published_at=timezone.now(),
+    )
+    EventHead.objects.filter(pk=head.pk).update(last_seq=head.last_seq + len(ids))
     return len(ids)
 
 
