@@ -71,7 +71,15 @@ from portal.onboarding.gate import transfer_blocked_reason
 
 from . import acks, notices, quarantine
 from .mesh_codes import explain
-from .models import Direction, Message, MessageCount, MessageEvent, MessageType, Status
+from .models import (
+    Direction,
+    Message,
+    MessageCount,
+    MessageEvent,
+    MessageType,
+    MessageWord,
+    Status,
+)
 
 log = logging.getLogger(__name__)
 POLL_LEASE = timedelta(seconds=settings.POLL_CLAIM_LEASE_SECONDS)
@@ -314,8 +322,8 @@ class _Pipeline:
 
     A message that fails for a reason of its own is recorded (``quarantine``) and the rest go on.
     An error that is not about one message stops the hand-out: requests not yet started are
-    skipped (left in MESH), those started finish (their downloads are stored, to be acknowledged
-    by the next poll), and the error is raised when the poll ends. Running out of disk stops the
+    skipped (left in MESH), those started finish (their downloads are stored, then acknowledged),
+    and the error is raised when the poll ends. Running out of disk stops the
     hand-out the same way, with its error recorded and nothing raised.
     """
 
@@ -418,11 +426,14 @@ class _Pipeline:
             self._record_acknowledged(acknowledged)
 
     def _store(self, jobs: list[_Job]) -> list[_Job]:
-        """Store downloaded messages in one transaction (one at a time if that fails); those stored."""
+        """Store downloads in one transaction (one at a time if that fails); returns the stored."""
         try:
             with sealed_together():
-                for job in jobs:
-                    job.message = _create_inbound(self.mailbox, job.info, job.payload)
+                messages = _create_inbound_many(
+                    self.mailbox, [(job.info, job.payload) for job in jobs]
+                )
+                for job, message in zip(jobs, messages, strict=True):
+                    job.message = message
                 MessageCount.add_many([job.message for job in jobs], MessageCount.Event.MOVED)
         except Exception:  # noqa: BLE001 - one at a time below, so that one message fails alone
             for job in jobs:
@@ -700,7 +711,51 @@ def bounded_headers(values: dict[str, str]) -> tuple[dict[str, str], list[str]]:
 
 
 def _create_inbound(mailbox: Mailbox, info, payload: payloads.StoredPayload) -> Message:
-    """The received message's row, timeline, audit record and notices (counted by the caller)."""
+    """One received message's row, timeline, audit record and notices (counted by the caller)."""
+    return _create_inbound_many(mailbox, [(info, payload)])[0]
+
+
+def _create_inbound_many(mailbox: Mailbox, received: list[tuple]) -> list[Message]:
+    """Received messages' rows, timelines, audit records and notices, a few statements for all
+    (inside the caller's transaction; counted by the caller)."""
+    built = [_inbound_row(mailbox, info, payload) for info, payload in received]
+    messages = Message.objects.bulk_create([message for message, _ in built])
+    MessageWord.index(messages)
+    timeline = []
+    for message, notes in built:
+        timeline.append(
+            MessageEvent(
+                message=message,
+                kind=Kind.DOWNLOADED,
+                detail=(
+                    f"Downloaded {message.size_bytes} bytes (sha256 {message.payload_sha256[:16]}…)"
+                ),
+            )
+        )
+        timeline += [
+            MessageEvent(message=message, kind=Kind.NOTE, detail=f"Received as sent, except: {n}.")
+            for n in notes
+        ]
+    MessageEvent.objects.bulk_create(timeline)
+    for message in messages:
+        record(
+            actor=Actor.worker(),
+            action="message.downloaded",
+            obj=message,
+            detail=f"{message.size_bytes} bytes, sha256 {message.payload_sha256}",
+        )
+    for message in messages:
+        if message.is_report:
+            _link_report(message)
+        else:
+            acks.business_ack_link(message)
+            notices.received(message)
+    return messages
+
+
+def _inbound_row(mailbox: Mailbox, info, payload: payloads.StoredPayload):
+    """The unsaved row of a received message from MESH's headers, and the notes on what had to
+    be changed to fit it."""
     is_report = info.message_type == MessageType.REPORT
     headers, notes = bounded_headers(
         {
@@ -720,7 +775,7 @@ def _create_inbound(mailbox: Mailbox, info, payload: payloads.StoredPayload) -> 
             "linked_mesh_message_id": (info.linked_message_id or "") if is_report else "",
         }
     )
-    message = Message.objects.create(
+    message = Message(
         mailbox=mailbox,
         direction=Direction.INBOUND,
         message_type=MessageType.REPORT if is_report else MessageType.DATA,
@@ -735,23 +790,7 @@ def _create_inbound(mailbox: Mailbox, info, payload: payloads.StoredPayload) -> 
         received_at=timezone.now(),
         **headers,
     )
-    message.add_event(
-        Kind.DOWNLOADED, f"Downloaded {payload.size} bytes (sha256 {payload.sha256[:16]}…)"
-    )
-    record(
-        actor=Actor.worker(),
-        action="message.downloaded",
-        obj=message,
-        detail=f"{payload.size} bytes, sha256 {payload.sha256}",
-    )
-    for note in notes:
-        message.add_event(Kind.NOTE, f"Received as sent, except: {note}.")
-    if is_report:
-        _link_report(message)
-    else:
-        acks.business_ack_link(message)
-        notices.received(message)
-    return message
+    return message, notes
 
 
 def _link_report(report: Message) -> None:

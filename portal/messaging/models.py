@@ -242,8 +242,7 @@ class Message(models.Model):
         adding = self._state.adding
         super().save(*args, **kwargs)
         if adding:  # the search's word index (search.py); subject and filename never change
-            words = words_of(self.subject, self.filename)
-            MessageWord.objects.bulk_create(MessageWord(message=self, word=w) for w in words)
+            MessageWord.index([self])
 
     @property
     def is_outbound(self) -> bool:
@@ -296,6 +295,16 @@ class MessageWord(models.Model):
 
     def __str__(self) -> str:
         return self.word
+
+    @classmethod
+    def index(cls, messages) -> None:
+        """The words of messages just created (`Message.save` does it; after a bulk_create, call
+        it in the same transaction)."""
+        cls.objects.bulk_create(
+            cls(message=message, word=word)
+            for message in messages
+            for word in words_of(message.subject, message.filename)
+        )
 
 
 class MessageEvent(models.Model):

@@ -93,14 +93,14 @@ def test_it_backs_off_a_message_the_database_refuses_then_quarantines_it(
     outbox.message_send(message_id=queue(sender, b"refused").pk)
     outbox.message_send(message_id=queue(sender, b"fine").pk)
     bad_id = inbox_ids(recipient)[0]
-    real_create = inbox._create_inbound
+    real_row = inbox._inbound_row
 
     def refuse_one(mailbox, info, payload):
         if info.message_id == bad_id:
             raise DataError("value too long for type character varying(100)")
-        return real_create(mailbox, info, payload)
+        return real_row(mailbox, info, payload)
 
-    monkeypatch.setattr(inbox, "_create_inbound", refuse_one)
+    monkeypatch.setattr(inbox, "_inbound_row", refuse_one)
 
     first = inbox.mailbox_poll(mailbox=recipient)
     assert (first.downloaded, first.acknowledged) == (1, 1)
