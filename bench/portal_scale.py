@@ -313,10 +313,11 @@ class Timing:
     over_budget: bool
 
 
-def _personas():
+def _personas(members: bool = False):
     from django.contrib.auth.models import Group, User
 
     from portal.accounts.models import Membership
+    from portal.accounts.people import every_organisation_permission
     from portal.accounts.roles import AUDITOR, MAILBOX_ADMIN, ensure_roles
     from portal.mailboxes.models import Organisation
 
@@ -325,10 +326,14 @@ def _personas():
     for name, role in (("bench-auditor", AUDITOR), ("bench-admin", MAILBOX_ADMIN)):
         user, _ = User.objects.get_or_create(username=name)
         user.groups.add(Group.objects.get(name=role))
-        # A customer's people: members of the bench organisation (every page narrows its rows to
-        # their reach, as in real use), not NeoMesh staff who see every organisation.
-        for organisation in Organisation.objects.all():
-            Membership.objects.get_or_create(user=user, organisation=organisation)
+        if members:
+            # A customer's people: members of the bench organisation (every page narrows its
+            # rows to their reach).
+            for organisation in Organisation.objects.all():
+                Membership.objects.get_or_create(user=user, organisation=organisation)
+        else:
+            # NeoMesh's own staff, who see every organisation (the pages' plain paths).
+            user.user_permissions.add(every_organisation_permission())
         users[name] = user
     return users
 
@@ -518,6 +523,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--only", default="", help="measure only pages whose label contains this")
     parser.add_argument(
+        "--members",
+        action="store_true",
+        help="sign in as members of the bench organisation rather than staff who see every one",
+    )
+    parser.add_argument(
         "--no-save", action="store_true", help=f"do not write JSON to {RESULTS_DIR}"
     )
 
@@ -552,6 +562,7 @@ def run(args: argparse.Namespace) -> int:
                 f"--messages={args.messages}",
                 f"--audit={args.audit}",
                 f"--only={args.only}",
+                *(["--members"] if args.members else []),
                 *(["--dir", args.dir] if args.dir else []),
                 *(["--reseed"] if args.reseed else []),
                 *(["--no-save"] if args.no_save else []),
@@ -583,7 +594,7 @@ def _measure_all(args: argparse.Namespace, engine: str) -> int:
 
     from portal.accounts.factors import SESSION_KEY as FACTOR_SESSION_KEY
 
-    users = _personas()
+    users = _personas(members=args.members)
     clients: dict[str, Client] = {}
 
     def client_for(name: str) -> Client:
