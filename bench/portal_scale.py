@@ -523,6 +523,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--only", default="", help="measure only pages whose label contains this")
     parser.add_argument(
+        "--skip",
+        default="",
+        help="comma-separated: skip pages whose label contains any of these",
+    )
+    parser.add_argument(
         "--members",
         action="store_true",
         help="sign in as members of the bench organisation rather than staff who see every one",
@@ -562,6 +567,7 @@ def run(args: argparse.Namespace) -> int:
                 f"--messages={args.messages}",
                 f"--audit={args.audit}",
                 f"--only={args.only}",
+                f"--skip={args.skip}",
                 *(["--members"] if args.members else []),
                 *(["--dir", args.dir] if args.dir else []),
                 *(["--reseed"] if args.reseed else []),
@@ -613,6 +619,9 @@ def _measure_all(args: argparse.Namespace, engine: str) -> int:
     timings = []
     for label, url, persona, stream in pages(client_for):
         if args.only and args.only.lower() not in label.lower():
+            continue
+        skipped = [word.strip().lower() for word in args.skip.split(",") if word.strip()]
+        if any(word in label.lower() for word in skipped):
             continue
         timing = measure(client_for(persona), label, url, persona, args.runs, stream)
         print(
