@@ -21,7 +21,9 @@ The seeded audit records carry made-up hashes: the hash chain is NOT valid in th
 far longer than the benchmark, and the pages measured never check hashes.
 
 Pages are timed in this process with Django's test client (signed in with ``force_login`` as an
-auditor, or as a mailbox admin for the dashboard): the median and 95th percentile of N runs after
+auditor, or as a mailbox admin for the dashboard, second factor passed; staff who see every
+organisation, or with ``--members`` members of the bench organisation, narrowed to their reach;
+``--skip`` leaves out pages by label): the median and 95th percentile of N runs after
 one warm-up, and the number of SQL queries per page. CSV exports are timed to their first chunk of
 rows (time to first byte). Not a test: nothing fails on a slow page, it is flagged in the table.
 """

@@ -7,11 +7,14 @@ For each engine and each worker count, a fresh database is migrated and seeded w
 mailboxes (``seed_demo``) pointing at a local mesh-sandbox, then that many ``manage.py qcluster``
 processes are started, each with one worker process (``Q_WORKERS=1``): several clusters side by
 side, as on several hosts, claiming their work in the database. N small messages (about 100 bytes
-each) are queued from X26ABC1 to X26ABC2 the way the send page queues them. The clock runs from
+each) are queued from X26ABC1 to X26ABC2 the way the send page queues them, by ``--queuers``
+threads at once (4, as that many web or API requests) while the workers run. The clock runs from
 the first message queued until the last one has been downloaded, stored and acknowledged by
-X26ABC2's poller (MESH's "acknowledged"); the time until MESH accepted the last send is reported
-too. Every second the benchmark enqueues a poll of X26ABC2 and an outbox sweep, which the
-schedules do every minute: the figure is what the workers can move, not the poll interval.
+X26ABC2's poller (MESH's "acknowledged"); the time until all were queued and until MESH accepted
+the last send are reported too. Four times a second the benchmark enqueues a poll of X26ABC2 and
+an outbox sweep, which the schedules do every minute: the figure is what the workers can move,
+not the poll interval. The workers run with DEBUG off, as in production, and
+``--concurrency N`` sets their ``POLL_CONCURRENCY`` and ``OUTBOX_CONCURRENCY``.
 
 Latency: with ``--delays``, each run goes through ``LatencyProxy`` (``tests/peers/proxy.py``), which
 holds every MESH request for that many milliseconds before passing it to the sandbox (0 = the
