@@ -356,6 +356,7 @@ class _Pipeline:
         try:
             self.finish()
         finally:
+            self.stop.set()  # should finishing have failed, no download still queued starts
             for _ in self.threads:
                 self.todo.put(None)  # one "no more" each: every thread takes exactly one
             for thread in self.threads:

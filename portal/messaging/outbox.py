@@ -20,12 +20,13 @@ person are also recorded on the mailbox, so the dashboard flags it.
 The claim lease and meshcore's retries: see portal/lib/claims.py.
 
 Several at once per mailbox (`OUTBOX_CONCURRENCY`, default 4): the task that sends one message
-(`outbox_send_with_due`) then sends the mailbox's other due messages, that many at once, each
-through `message_send` with its own claim and heartbeat, so each message is still sent by one
-worker, its chunks in order; each sending thread keeps its MESH connection open from one message
-to the next. A message sent whole (one request) records its upload with its acceptance, in one
-transaction. Tasks queued for messages already sent this way find them
-claimed and end at once.
+(`outbox_send_with_due`) then sends the mailbox's other due messages, that many at once: its thread
+claims them a batch at a time (`claim_batch`) and records the acceptances that finish together in
+one transaction; sending threads upload each under its own claim and heartbeat, so each message is
+still sent by one worker, its chunks in order, and keep their MESH connection open from one
+message to the next. A message sent whole (one request) records its upload with its acceptance,
+in one transaction. Tasks queued for messages already sent this way find them claimed and end at
+once.
 """
 
 from __future__ import annotations
@@ -291,6 +292,10 @@ class _Senders:
                             continue
                         with ClaimHeartbeat(refresh, HEARTBEAT_SECONDS) as heartbeat:
                             status = _attempt(message, self.worker, heartbeat, clients)
+                    except Exception:  # noqa: BLE001 - even its failure's record failed (database)
+                        # Left claimed: the sweep releases it after the lease, and the next
+                        # attempt asks MESH by local id first. The thread goes on with the rest.
+                        log.exception("Sending message %s failed unrecorded", message.pk)
                     finally:
                         self.done.put((message, status))
         finally:
