@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection
+from django.db import OperationalError, connection
 from django.db.models import Count
 from django.utils import timezone
 
@@ -118,6 +118,26 @@ def test_a_message_whose_claim_went_while_it_waited_for_a_sender_is_not_sent(
     with mesh_client(recipient) as client:
         waiting = list(client.iter_inbox())
     assert sorted(waiting) == sorted(accepted.values_list("mesh_message_id", flat=True))
+
+
+def test_a_send_whose_failure_cannot_be_recorded_leaves_it_claimed_and_the_rest_go(
+    sandbox, settings, monkeypatch
+):
+    settings.OUTBOX_CONCURRENCY = 2
+    sender = make_mailbox("X26ABC1", base_url=sandbox.url)
+    messages = [queue(sender, f"message {n}\n".encode()) for n in range(5)]
+    real_attempt = outbox._attempt
+
+    def database_gone_for_one(message, *args, **kwargs):
+        if message.pk == messages[2].pk:
+            raise OperationalError("the database went away while recording the failure")
+        return real_attempt(message, *args, **kwargs)
+
+    monkeypatch.setattr(outbox, "_attempt", database_gone_for_one)
+    assert outbox.outbox_send_with_due(message_id=messages[0].pk) == {"sent": 5}
+    stuck = Message.objects.get(pk=messages[2].pk)
+    assert (stuck.status, stuck.mesh_message_id) == (Status.SENDING, None)  # for the sweep
+    assert Message.objects.outbound().filter(status=Status.ACCEPTED).count() == 4
 
 
 def _database_url() -> str:
