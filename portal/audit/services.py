@@ -115,12 +115,9 @@ def _seal(entries: list[AuditRecord]) -> None:
         seq += 1
         entry.seq, entry.at, entry.prev_hash, entry.key_id = seq, at, prev_hash, key_id
         entry.hash = prev_hash = entry.compute_hash()
-    if len(entries) == 1:
-        entries[0].save()
-    else:
-        for entry in entries:
-            entry.actor_key = actor_key(entry.actor_label)  # what save() sets
-        AuditRecord.objects.bulk_create(entries)
+    for entry in entries:
+        entry.actor_key = actor_key(entry.actor_label)  # what save() sets
+    AuditRecord.objects.bulk_create(entries)
     ChainHead.objects.filter(pk=1).update(last_seq=seq, last_hash=prev_hash, last_at=at)
 
 

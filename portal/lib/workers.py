@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import queue
 import socket
 import threading
 
@@ -22,3 +23,14 @@ def worker_name(*, thread: bool = True) -> str:
     """`host:pid:thread`, the owner written into a claim; `host:pid` without the thread."""
     name = f"{worker_host()}:{os.getpid()}"
     return f"{name}:{threading.get_ident()}" if thread else name
+
+
+def take_finished(done: queue.Queue, *, at_least: int = 0) -> list:
+    """What worker threads have put on `done`: waits for `at_least` items, then takes the rest
+    there is without waiting (so one transaction can record a batch of them)."""
+    finished = [done.get() for _ in range(at_least)]
+    while True:
+        try:
+            finished.append(done.get_nowait())
+        except queue.Empty:
+            return finished

@@ -64,7 +64,7 @@ import meshcore
 from portal.audit.services import Actor, record, sealed_together
 from portal.lib import payloads
 from portal.lib.claims import ClaimHeartbeat
-from portal.lib.workers import worker_name
+from portal.lib.workers import take_finished, worker_name
 from portal.mailboxes.models import Mailbox
 from portal.mailboxes.services import MailboxNotReady, mesh_client, record_error
 from portal.onboarding.gate import transfer_blocked_reason
@@ -400,15 +400,7 @@ class _Pipeline:
         """Store and acknowledge what has finished; with `wait`, at least `width` requests (or
         all those handed out), so that each transaction takes a batch while the threads work
         through the requests queued behind."""
-        finished = []
-        if wait:
-            while len(finished) < min(self.width, self.in_flight):
-                finished.append(self.done.get())
-        while True:
-            try:
-                finished.append(self.done.get_nowait())
-            except queue.Empty:
-                break
+        finished = take_finished(self.done, at_least=min(self.width, self.in_flight) if wait else 0)
         self.in_flight -= len(finished)
         downloaded, acknowledged = [], []
         for job in finished:

@@ -52,7 +52,7 @@ import meshcore
 from portal.audit.services import sealed_together
 from portal.lib import payloads
 from portal.lib.claims import ClaimHeartbeat
-from portal.lib.workers import worker_name
+from portal.lib.workers import take_finished, worker_name
 from portal.mailboxes.services import MailboxNotReady, mesh_client, record_error
 
 from . import notices
@@ -92,34 +92,10 @@ def _refresh_claim(message_id: int, worker: str, **fields) -> bool:
     )
 
 
-@transaction.atomic  # one commit for the claim and its event
 def claim(message_id: int, worker: str) -> Message | None:
-    now = timezone.now()
-    due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-    claimed = (
-        Message.objects.filter(pk=message_id, direction=Direction.OUTBOUND, status=Status.QUEUED)
-        .filter(due)
-        .update(
-            status=Status.SENDING,
-            claimed_at=now,
-            claimed_by=worker,
-            attempts=F("attempts") + 1,
-            # Fixed at the first claim: a resume must cut the payload into the same chunks, even
-            # if MESH_CHUNK_SIZE changed in between. Unset (the default), meshcore decides from the
-            # message's max_request_bytes, fixed when it was queued.
-            chunk_size=Coalesce(
-                F("chunk_size"),
-                Value(settings.MESH_CHUNK_SIZE),
-                output_field=models.PositiveIntegerField(),
-            ),
-        )
-    )
-    if not claimed:
-        return None
-    # The mailbox is loaded later, inside the send's error handling: its secrets may not decrypt.
-    message = Message.objects.get(pk=message_id)
-    message.add_event(Kind.CLAIMED, f"Attempt {message.attempts} by {worker}")
-    return message
+    """Claim one message if it is queued and due (one commit for the claim and its event)."""
+    claimed = claim_batch([message_id], worker)
+    return claimed[0] if claimed else None
 
 
 def message_send(
@@ -195,7 +171,7 @@ def outbox_send_with_due(*, message_id: int, budget_seconds: float = 60.0) -> di
 
 @transaction.atomic  # one commit for the claims and their events
 def claim_batch(message_ids: list[int], worker: str) -> list[Message]:
-    """Claim those of these messages that are queued and due (`claim`, for many at once)."""
+    """Claim those of these messages that are queued and due, in one transaction."""
     now = timezone.now()
     due = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
     candidates = Message.objects.filter(
@@ -212,12 +188,16 @@ def claim_batch(message_ids: list[int], worker: str) -> list[Message]:
         claimed_at=now,
         claimed_by=worker,
         attempts=F("attempts") + 1,
+        # Fixed at the first claim: a resume must cut the payload into the same chunks, even if
+        # MESH_CHUNK_SIZE changed in between. Unset (the default), meshcore decides from the
+        # message's max_request_bytes, fixed when it was queued.
         chunk_size=Coalesce(
             F("chunk_size"),
             Value(settings.MESH_CHUNK_SIZE),
             output_field=models.PositiveIntegerField(),
         ),
     )
+    # The mailbox is loaded later, inside the send's error handling: its secrets may not decrypt.
     messages = list(Message.objects.filter(pk__in=mine).order_by("pk"))
     MessageEvent.objects.bulk_create(
         MessageEvent(message=m, kind=Kind.CLAIMED, detail=f"Attempt {m.attempts} by {worker}")
@@ -258,20 +238,14 @@ class _Senders:
     def hand_out(self, messages: list[Message]) -> None:
         for message in messages:
             self.in_flight += 1
-            self.sent += 1
             message.handed_out_at = time.monotonic()
             self.todo.put(message)
 
     def settle(self) -> None:
         """Wait for at least `width` sends (or all), then record those MESH accepted together."""
-        finished = [self.done.get() for _ in range(min(self.width, self.in_flight))]
-        while True:
-            try:
-                finished.append(self.done.get_nowait())
-            except queue.Empty:
-                break
+        finished = take_finished(self.done, at_least=min(self.width, self.in_flight))
         self.in_flight -= len(finished)
-        self.sent -= sum(1 for _, status in finished if status == "claim-lost")
+        self.sent += sum(1 for _, status in finished if status != "claim-lost")
         uploaded = [message for message, status in finished if status is None]
         if uploaded:
             _accepted_many(
