@@ -125,6 +125,17 @@ class Dialect:
         return f"(({a}) / ({b}))"
 
 
+def _mailbox_of(i: str, mailbox_pks: list[int]) -> str:
+    """The mailbox pk of the `i`th message: one quiet mailbox, the rest shared in turn."""
+    busy = mailbox_pks[:-1]
+    return (
+        f"CASE WHEN {i} % {QUIET_EVERY} = 0 THEN {mailbox_pks[-1]} ELSE "
+        + "CASE "
+        + " ".join(f"WHEN {i} % {len(busy)} = {k} THEN {pk}" for k, pk in enumerate(busy))
+        + " END END"
+    )
+
+
 def message_select(d: Dialect, count: int, mailbox_pks: list[int], now: datetime) -> dict[str, str]:
     """Column -> SQL expression over `h` (i, x, created) for the messages."""
     start = now.timestamp() - SPAN_SECONDS
@@ -136,12 +147,7 @@ def message_select(d: Dialect, count: int, mailbox_pks: list[int], now: datetime
     titles = [_quote(name.replace("_", " ").title()) for name, _ in WORKFLOWS]
     lower = [_quote(name.lower()) for name, _ in WORKFLOWS]
     busy = mailbox_pks[:-1]
-    mailbox = (
-        f"CASE WHEN h.i % {QUIET_EVERY} = 0 THEN {mailbox_pks[-1]} ELSE "
-        + "CASE "
-        + " ".join(f"WHEN h.i % {len(busy)} = {k} THEN {pk}" for k, pk in enumerate(busy))
-        + " END END"
-    )
+    mailbox = _mailbox_of("h.i", mailbox_pks)
     mailbox_id = (
         f"CASE WHEN h.i % {QUIET_EVERY} = 0 THEN 'B99MBX{len(mailbox_pks) - 1}' ELSE "
         f"'B99MBX' || {d.text(f'h.i % {len(busy)}')} END"
@@ -235,6 +241,10 @@ def audit_select(
         "object_repr": f"CASE WHEN {is_auth} THEN {people} WHEN {is_mailbox} THEN "
         f"'B99MBX' || {d.text(f'h.i % {n_mailboxes}')} ELSE 'message #' || "
         f"{d.text(message_pk)} END",
+        # Records about mailboxes and messages carry the mailbox (AuditRecord.mailbox_pk).
+        "mailbox_pk": f"CASE WHEN {is_auth} THEN NULL WHEN {is_mailbox} THEN "
+        f"{mailbox_pks[0]} + h.i % {n_mailboxes} "
+        f"ELSE {_mailbox_of(f'({message_pk})', mailbox_pks)} END",
         "changes": d.cast("'{}'", "jsonb"),
         "reason": "''",
         "detail": "''",

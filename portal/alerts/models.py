@@ -168,6 +168,8 @@ class AlertQuerySet(models.QuerySet):
 
 
 class Alert(models.Model):
+    audit_mailbox = "mailbox_id"  # the audit trail reads a record's reach by it (none: staff's)
+
     event_seq = models.BigIntegerField(null=True, blank=True)
     kind = models.CharField(max_length=100)
     severity = models.CharField(max_length=10, choices=Severity.choices)

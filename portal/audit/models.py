@@ -35,15 +35,26 @@ class AuditQuerySet(models.QuerySet):
 
     def within(self, reach):
         """Records a person may read, given their reach (`request.reach`, portal.accounts.reach):
-        all for those who see everything; else their own, and those about an object within reach
-        (every model whose QuerySet has `within_reach(user)` says which of its rows are).
-        Records about nothing, or about people, tokens' secrets or the system, stay hidden."""
+        all for those who see everything; else their own, and those about an object within reach.
+
+        Records about an object of a model naming an `audit_mailbox` (mailboxes, messages, their
+        deliveries and failures, alerts, certificates, conformance runs, gate overrides: whatever
+        stays with one mailbox) carry that mailbox (`mailbox_pk`, set when sealed), so they are
+        read against the person's few mailboxes, never against millions of object ids.
+        Every other model whose QuerySet has `within_reach(user)` says which of its rows are in
+        reach. Records about nothing, or about people, tokens' secrets or the system, stay hidden.
+        """
         if reach.sees_everything:
             return self
         rows = Q(actor=reach.user.pk)
+        mailboxes = reach.mailbox_pks
+        by_mailbox = []
         for model in apps.get_models():
             manager = model._default_manager
             if model is self.model or not hasattr(manager, "within_reach"):
+                continue
+            if getattr(model, "audit_mailbox", None):
+                by_mailbox.append(model._meta.label_lower)
                 continue
             ids = (
                 manager.within_reach(reach.user)
@@ -51,6 +62,8 @@ class AuditQuerySet(models.QuerySet):
                 .annotate(audit_id=Cast("pk", output_field=models.CharField()))
             )
             rows |= Q(object_type=model._meta.label_lower, object_id__in=ids.values("audit_id"))
+        if by_mailbox and mailboxes:
+            rows |= Q(object_type__in=by_mailbox, mailbox_pk__in=mailboxes)
         return self.filter(rows)
 
     def sealed_between(self, start=None, end=None):
@@ -176,6 +189,10 @@ class AuditRecord(models.Model):
     hash = models.CharField(max_length=64)
     # Which AUDIT_CHAIN_KEYS key sealed it; blank for the plain SHA-256 records sealed before keys.
     key_id = models.CharField(max_length=20, blank=True, default="")
+    # The mailbox of the record's object, for models naming an `audit_mailbox` (the attribute that
+    # holds it), so the trail narrows to a person's reach by their few mailboxes (`within`).
+    # Not sealed: derived from the object, as actor_key is.
+    mailbox_pk = models.BigIntegerField(null=True, blank=True)
 
     objects = AuditQuerySet.as_manager()
 

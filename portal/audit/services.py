@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -57,6 +58,7 @@ def record(
         object_id = object_id or str(obj.pk)
         object_repr = object_repr or str(obj)[:300]
     entry = AuditRecord(
+        mailbox_pk=record_mailbox(obj),
         actor=actor.user,
         actor_label=actor.label[:200],
         actor_kind=actor.kind,
@@ -75,6 +77,13 @@ def record(
     else:
         _seal([entry])
     return entry
+
+
+def record_mailbox(obj) -> int | None:
+    """The mailbox (pk) of `obj` when its model names one for the trail (`audit_mailbox`, the
+    attribute holding it, dotted through a relation as "message.mailbox_id"), else None."""
+    path = getattr(type(obj), "audit_mailbox", None) if obj is not None else None
+    return operator.attrgetter(path)(obj) if path else None
 
 
 _together = threading.local()

@@ -44,6 +44,8 @@ class CertificateQuerySet(models.QuerySet):
 
 
 class Certificate(models.Model):
+    audit_mailbox = "mailbox_id"  # the audit trail reads a record's reach by it
+
     class Status(models.TextChoices):
         AWAITING = "awaiting", "CSR made, awaiting certificate"
         ACTIVE = "active", "Active"

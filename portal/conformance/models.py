@@ -70,6 +70,8 @@ class ConformanceRunQuerySet(models.QuerySet):
 
 
 class ConformanceRun(models.Model):
+    audit_mailbox = "mailbox_id"  # the audit trail reads a record's reach by it
+
     mailbox = models.ForeignKey(
         "mailboxes.Mailbox", on_delete=models.PROTECT, related_name="conformance_runs"
     )

@@ -132,6 +132,8 @@ class DeliveryQuerySet(models.QuerySet):
 
 
 class Delivery(models.Model):
+    audit_mailbox = "message.mailbox_id"  # the audit trail reads a record's reach by it
+
     message = models.ForeignKey(
         "messaging.Message", on_delete=models.CASCADE, related_name="deliveries"
     )

@@ -94,6 +94,9 @@ class MessageQuerySet(models.QuerySet):
 
 
 class Message(models.Model):
+    # Where the audit trail finds the mailbox of a record about a message (AuditRecord.within).
+    audit_mailbox = "mailbox_id"
+
     mailbox = models.ForeignKey(
         "mailboxes.Mailbox", on_delete=models.PROTECT, related_name="messages"
     )
@@ -380,6 +383,8 @@ class InboundFailure(models.Model):
     every poll), then quarantined for a person, who can retry it or leave it in MESH (where it
     expires after 5 days and its sender gets a non-delivery report). Received later: RECEIVED.
     """
+
+    audit_mailbox = "mailbox_id"  # the audit trail reads a record's reach by it
 
     class State(models.TextChoices):
         BACKING_OFF = "backing_off", "Will try again"

@@ -5,6 +5,10 @@ Every search reads an index, on SQLite and PostgreSQL alike, so it stays quick a
 - a MESH message id, any case: MESH ids are upper-case, so the query is upper-cased (never the
   column lower-cased) and read as a prefix range on `msg_mesh_id`;
 - a local id: a prefix range on `msg_local_id`, as typed (local ids are the sender's own);
+- a filename's start, as typed, when the query is one token of several words
+  ("path_results-20261203"): a prefix range on `msg_filename`. Pasted from a file listing, it names
+  few messages, while each of its words (a date, "results") can name millions: read as words it
+  made the database check every message holding the rarest of them (seconds at 10M messages);
 - otherwise words: every word typed must start a word of the subject or filename, any case. The
   words are kept lower-cased in `MessageWord` (one row a word, indexed by word) when a message is
   stored, so a word is a prefix range on that index, not a scan of every subject.
@@ -93,7 +97,10 @@ def search(queryset, query: str):
     if not query:
         return queryset
     if " " not in query:
-        for field, value in (("mesh_message_id", query.upper()), ("local_id", query)):
+        fields = [("mesh_message_id", query.upper()), ("local_id", query)]
+        if len(words_of(query)) > 1:
+            fields.append(("filename", query))
+        for field, value in fields:
             ids = _candidates(prefix(field, value))
             if ids is None:  # a short prefix of many ids: checked while the page is walked
                 head = Substr(field, 1, len(value))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 from django.contrib.auth.models import AnonymousUser
@@ -193,3 +194,69 @@ def test_its_auditors_read_the_records_of_their_reach(world):
     assert [r.object_id for r in seen] == [str(ours.pk)]
     assert not AuditRecord.objects.within(Reach(auditor)).filter(object_type="").exists()
     assert AuditRecord.objects.within(Reach(make_user())).filter(object_type="").exists()
+
+
+def test_its_auditors_read_records_of_busy_objects_by_the_mailbox_each_was_sealed_with(world):
+    """Messages, deliveries, failures and alerts are read by the mailbox on their records (no
+    join to millions of object ids), with a limited membership's mailboxes only."""
+    from portal.accounts.reach import Reach
+    from portal.alerts.models import Alert, Severity
+    from portal.audit.models import AuditRecord
+    from portal.audit.services import Actor, record
+    from portal.integrations.models import Delivery, Destination
+    from tests.accounts.access import make_message
+
+    destination = Destination.objects.create(name="Drop", kind="directory", settings={"path": "/x"})
+    system = Actor.system("test")
+    for mailbox in ("a1", "a2", "b1"):
+        message = make_message(world[mailbox], subject=mailbox)
+        delivery = Delivery.objects.create(message=message, destination=destination)
+        alert = Alert.objects.create(
+            kind="test", severity=Severity.WARNING, summary=mailbox, mailbox_id=world[mailbox].pk
+        )
+        for obj in (message, Delivery.objects.get(pk=delivery.pk), alert):
+            entry = record(actor=system, action="test.busy", obj=obj)
+            assert entry.mailbox_pk == world[mailbox].pk
+    record(
+        actor=system,
+        action="test.busy",
+        obj=Alert.objects.create(kind="test", severity=Severity.WARNING, summary="the system's"),
+    )
+
+    def seen(user) -> list[tuple[str, int]]:
+        rows = AuditRecord.objects.within(Reach(user)).filter(action="test.busy")
+        return sorted(rows.values_list("object_type", "mailbox_pk"))
+
+    a1, a2 = world["a1"].pk, world["a2"].pk
+    kinds = ["alerts.alert", "integrations.delivery", "messaging.message"]
+    whole = make_user(organisations=[world["a"]])
+    assert seen(whole) == sorted((kind, pk) for kind in kinds for pk in (a1, a2))
+    limited = make_user(organisations=[(world["a"], [world["a2"]])])
+    assert seen(limited) == [(kind, a2) for kind in kinds]
+    assert seen(make_user(organisations=[])) == []
+    staff = AuditRecord.objects.within(Reach(make_user())).filter(action="test.busy")
+    assert staff.count() == 10  # every mailbox's, and the system's alert
+
+
+def test_its_migration_gives_records_sealed_before_it_their_mailbox(world):
+    from django.db import connection
+
+    from portal.audit.backfill import fill_record_mailboxes
+    from portal.audit.models import AuditRecord
+    from portal.audit.services import Actor, record
+    from portal.messaging.models import Message
+    from tests.accounts.access import make_message
+
+    message = make_message(world["b1"])
+    entry = record(actor=Actor.system("test"), action="test.old", obj=message)
+    gone = record(actor=Actor.system("test"), action="test.old", obj=make_message(world["a1"]))
+    with connection.cursor() as cursor:  # as sealed before the column: none
+        cursor.execute("UPDATE audit_auditrecord SET mailbox_pk = NULL WHERE action = 'test.old'")
+    Message.objects.filter(pk=int(gone.object_id)).delete()
+    fill_record_mailboxes(
+        SimpleNamespace(connection=connection),  # what RunPython's schema editor offers
+        "messaging.message",
+        "SELECT mailbox_id FROM messaging_message WHERE id = {id}",
+    )
+    filled = dict(AuditRecord.objects.filter(action="test.old").values_list("seq", "mailbox_pk"))
+    assert filled == {entry.seq: world["b1"].pk, gone.seq: None}

@@ -72,6 +72,23 @@ def test_it_finds_subjects_and_filenames_by_every_word_in_any_case(found, messag
     assert found("march", mailbox=messages[0].mailbox.pk) == [one.pk, two.pk]
 
 
+@pytest.mark.parametrize("candidates", [search.CANDIDATES, 1])
+def test_it_finds_a_pasted_filename_start_as_typed_before_its_words(
+    found, messages, monkeypatch, candidates
+):
+    # One token of several words that starts some filenames names those messages only (a prefix
+    # range on the filename index, checked while the page walks when it starts many).
+    monkeypatch.setattr(search, "CANDIDATES", candidates)
+    one, _ = messages
+    archive = make_message(
+        one.mailbox, payload=None, subject="Path results 2026 archive", filename="archive.zip"
+    )
+    assert found("path_results-2026") == [one.pk]
+    assert found("path_results-2026-03.csv") == [one.pk]
+    assert found("path results 2026") == [one.pk, archive.pk]  # words, with spaces
+    assert found("PATH_RESULTS-2026") == [one.pk, archive.pk]  # no filename starts so: words
+
+
 def test_it_walks_the_page_when_a_search_matches_many(found, messages, monkeypatch):
     # Past CANDIDATES matches the search is applied while the page's rows are read: same answers.
     monkeypatch.setattr(search, "CANDIDATES", 1)

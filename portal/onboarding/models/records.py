@@ -206,6 +206,8 @@ class AllowListEntry(models.Model):
 class GateOverride(models.Model):
     """An admin's written decision to let a live mailbox transfer before the plan allows it."""
 
+    audit_mailbox = "mailbox_id"  # the audit trail reads a record's reach by it
+
     mailbox = models.ForeignKey(
         "mailboxes.Mailbox", on_delete=models.CASCADE, related_name="gate_overrides"
     )

@@ -1,0 +1,23 @@
+# Records about certificates carry their mailbox, so the audit trail narrows to a person's
+# reach by mailbox (AuditRecord.within): filled here for the records already sealed.
+
+from django.db import migrations
+
+from portal.audit.backfill import fill_record_mailboxes
+
+
+def fill(apps, schema_editor):
+    fill_record_mailboxes(
+        schema_editor,
+        "certificates.certificate",
+        "SELECT mailbox_id FROM certificates_certificate WHERE id = {id}",
+    )
+
+
+class Migration(migrations.Migration):
+    dependencies = [
+        ("audit", "0008_record_mailbox"),
+        ("certificates", "0002_expiry_warned_days"),
+    ]
+
+    operations = [migrations.RunPython(fill, migrations.RunPython.noop, elidable=True)]
