@@ -12,7 +12,7 @@ from django.db.models.signals import post_save
 from django.dispatch import receiver
 
 from .actors import Actor, Kind
-from .services import record
+from .services import record, stored_mailbox
 
 ACTIONS = {0: "create", 1: "update", 2: "delete", 3: "access"}
 
@@ -34,6 +34,7 @@ def seal_logentry(sender, instance, created: bool, raw: bool = False, **kwargs):
         object_id=str(instance.object_pk),
         object_repr=instance.object_repr[:300],
         changes=_changes(instance.changes_dict),
+        mailbox_pk=stored_mailbox(content_type.model_class(), instance.object_pk),
     )
 
 

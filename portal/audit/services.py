@@ -47,6 +47,7 @@ def record(
     changes: dict | None = None,
     reason: str = "",
     detail: str = "",
+    mailbox_pk: int | None = None,
 ) -> AuditRecord:
     """Append one sealed record to the chain, inside the caller's transaction when there is one.
 
@@ -58,7 +59,7 @@ def record(
         object_id = object_id or str(obj.pk)
         object_repr = object_repr or str(obj)[:300]
     entry = AuditRecord(
-        mailbox_pk=record_mailbox(obj),
+        mailbox_pk=mailbox_pk if obj is None else record_mailbox(obj),
         actor=actor.user,
         actor_label=actor.label[:200],
         actor_kind=actor.kind,
@@ -84,6 +85,16 @@ def record_mailbox(obj) -> int | None:
     attribute holding it, dotted through a relation as "message.mailbox_id"), else None."""
     path = getattr(type(obj), "audit_mailbox", None) if obj is not None else None
     return operator.attrgetter(path)(obj) if path else None
+
+
+def stored_mailbox(model, pk) -> int | None:
+    """The mailbox (pk) of `model`'s row `pk` as `record_mailbox` reads it, for a record written
+    without the object (a django-auditlog entry); None if the model names none or the row is gone."""
+    path = getattr(model, "audit_mailbox", None)
+    if not path:
+        return None
+    rows = model._default_manager.filter(pk=pk)
+    return rows.values_list(path.replace(".", "__"), flat=True).first()
 
 
 _together = threading.local()

@@ -260,3 +260,18 @@ def test_its_migration_gives_records_sealed_before_it_their_mailbox(world):
     )
     filled = dict(AuditRecord.objects.filter(action="test.old").values_list("seq", "mailbox_pk"))
     assert filled == {entry.seq: world["b1"].pk, gone.seq: None}
+
+
+def test_its_auditors_read_the_model_changes_of_their_mailboxes(world):
+    # Changes django-auditlog writes (no object in hand) carry the mailbox too.
+    from portal.accounts.reach import Reach
+    from portal.audit.models import AuditRecord
+
+    for name in ("a1", "b1"):
+        world[name].name = f"Renamed {name}"
+        world[name].save()
+    changes = AuditRecord.objects.filter(action="mailbox.update")
+    assert set(changes.values_list("mailbox_pk", flat=True)) == {world["a1"].pk, world["b1"].pk}
+    auditor = make_user(organisations=[world["a"]])
+    seen = changes.filter(pk__in=AuditRecord.objects.within(Reach(auditor)).values("pk"))
+    assert [r.object_id for r in seen] == [str(world["a1"].pk)]
