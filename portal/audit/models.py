@@ -105,19 +105,23 @@ class AuditQuerySet(models.QuerySet):
         """The rows of one keyset page among `self` where `field` is any of `values`.
 
         One walk of the (field, -seq) index per value, each stopping after a page, merged by seq:
-        with `field IN (...)` a database sorts every matching record to show one page. The merge
-        looks rows up by seq alone, so that no planner picks an index for a filter again.
+        with `field IN (...)` a database sorts every matching record to show one page. The walks'
+        seqs are read first and the merge looks them up alone, so that no planner picks an index
+        for a filter again (ORed as subqueries, PostgreSQL walked the seq index testing each).
         """
         after, before = _seq(after), _seq(before)
         if before is not None:
             edge, order = models.Q(seq__gt=before), "seq"
         else:
             edge, order = (models.Q(seq__lt=after) if after is not None else models.Q()), "-seq"
-        merged = models.Q(pk__in=[])
-        for value in values:
-            walk = self.filter(edge, **{field: value}).order_by(order).values("seq")[: size + 1]
-            merged |= models.Q(seq__in=walk)
-        return self.model.objects.filter(merged)
+        seqs = [
+            seq
+            for value in values
+            for seq in self.filter(edge, **{field: value})
+            .order_by(order)
+            .values_list("seq", flat=True)[: size + 1]
+        ]
+        return self.model.objects.filter(seq__in=seqs)
 
     def keyset_page(self, *, after=None, before=None, size: int = 50):
         """One page, newest first, older than seq `after` or newer than seq `before`; no COUNT.

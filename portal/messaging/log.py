@@ -122,20 +122,21 @@ def merged_keyset_page(rows, filtered, mailbox_ids: list[int], *, after=None, be
     With `mailbox IN (...)` SQLite sorts every message of those mailboxes; walking the created_at
     index instead crawls the whole table when they have few messages (an environment before go-live).
     Each walk here stops after one page, so the cost is mailboxes x page, whatever the table's size.
-    The walks carry every filter (`filtered`); the merge only looks rows up by id (`rows`), so that
-    SQLite reads the walks' ids rather than choosing an index for one of the filters again.
+    The walks carry every filter (`filtered`); the merge only looks the walks' ids up (`rows`), read
+    first (a page per mailbox): as subqueries ORed together, PostgreSQL walked the created_at index
+    testing each row against them (120,000 rows for one page at 10M messages).
     """
     edge, order, backwards, paged = _edge(after, before)
-    walks = [
-        Q(pk__in=filtered.filter(edge, mailbox_id=pk).order_by(*order).values("pk")[: size + 1])
-        for pk in mailbox_ids
-    ]
-    if not walks:
+    if not mailbox_ids:
         return KeysetPage()
-    merged = Q()
-    for walk in walks:
-        merged |= walk
-    found = list(rows.filter(merged).order_by(*order)[: size + 1])
+    ids = [
+        pk
+        for mailbox_pk in mailbox_ids
+        for pk in filtered.filter(edge, mailbox_id=mailbox_pk)
+        .order_by(*order)
+        .values_list("pk", flat=True)[: size + 1]
+    ]
+    found = list(rows.filter(pk__in=ids).order_by(*order)[: size + 1])
     more = len(found) > size
     if backwards:
         items = list(reversed(found[:size]))
