@@ -406,6 +406,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # The largest request body a page without uploads accepts; pages with uploads declare their own
 # (portal.lib.bodylimit). Refused by Content-Length before the body is read.
 REQUEST_BODY_MAX_BYTES = env.int("REQUEST_BODY_MAX_BYTES", default=4 * 1024 * 1024)
+# A message search still running after this long is stopped and the page says so (words common to
+# millions of messages but rarely together; portal.lib.querytime). 0: no limit.
+SEARCH_TIME_LIMIT_SECONDS = env.float("SEARCH_TIME_LIMIT_SECONDS", default=5.0)
 
 # MESH. The sandbox URL is what `make run` starts; the others are NHS England's published hosts.
 MESH_SANDBOX_URL = env.str("MESH_SANDBOX_URL", default="http://127.0.0.1:8700")

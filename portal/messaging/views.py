@@ -18,7 +18,8 @@ from portal.lib import payloads
 from portal.lib.bodylimit import body_limit
 from portal.lib.crosssite import same_site_only
 from portal.lib.http import permission_required
-from portal.lib.pagination import count_up_to
+from portal.lib.pagination import KeysetPage, count_up_to
+from portal.lib.querytime import TooSlow, time_limit
 from portal.mailboxes.models import Environment, Mailbox, Workflow
 from portal.mailboxes.services import MailboxNotReady, mesh_client
 
@@ -68,20 +69,27 @@ def message_list(request):
     # The mailbox is fetched apart (prefetch, not a join): joined, SQLite loops over mailboxes
     # and sorts their messages, instead of walking the created_at index and stopping at a page.
     rows = Message.objects.defer("mesh_status_description", "last_error", "failure_reason")
-    page = filters.page(
-        rows.prefetch_related("mailbox"),
-        after=request.GET.get("after"),
-        before=request.GET.get("before"),
-        size=PAGE_SIZE,
-    )
+    searching = bool(request.GET.get("q", "").strip())
+    try:
+        with time_limit(settings.SEARCH_TIME_LIMIT_SECONDS if searching else None):
+            page = filters.page(
+                rows.prefetch_related("mailbox"),
+                after=request.GET.get("after"),
+                before=request.GET.get("before"),
+                size=PAGE_SIZE,
+            )
+            count = count_up_to(filters.filter(rows), ordered=filters.search_walks)
+        too_slow = None
+    except TooSlow as stopped:
+        page, count, too_slow = KeysetPage(), None, stopped
     direction = filters.cleaned_data.get("direction", "") if filters.is_bound else ""
-    count = count_up_to(filters.filter(rows), ordered=filters.search_walks)
     tabs = [("", "All"), (Direction.INBOUND, "Inbound"), (Direction.OUTBOUND, "Outbound")]
     base = _querystring(request, "direction", *CURSOR_PARAMS)
     context = {
         "filters": filters,
         "page": page,
         "count": count,
+        "too_slow": too_slow,
         "direction": direction,
         "querystring_base": _querystring(request, *CURSOR_PARAMS),
         "tabs": [

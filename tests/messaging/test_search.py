@@ -140,3 +140,37 @@ def test_it_indexes_a_stored_message_words_once_and_can_rebuild_them(messages):
         "bulk",
         "loaded",
     }
+
+
+def test_a_search_too_slow_to_finish_is_stopped_and_the_page_says_so(
+    client, auditor_user, messages, monkeypatch, settings
+):
+    # The database stops it (portal.lib.querytime, tested on both engines); the page explains.
+    from portal.lib.querytime import TooSlow
+    from portal.messaging import views
+
+    settings.SEARCH_TIME_LIMIT_SECONDS = 0.5
+    limits = []
+
+    def spy(seconds):
+        limits.append(seconds)
+        return real(seconds)
+
+    real = views.time_limit
+    monkeypatch.setattr(views, "time_limit", spy)
+    client.force_login(auditor_user)
+    assert b"2 messages." in client.get(reverse("messaging:list")).content
+    found = client.get(reverse("messaging:list"), {"q": "march"})
+    assert b"2 messages match these filters." in found.content
+    assert limits == [None, 0.5]  # only a search is limited
+
+    def too_slow(*args, **kwargs):
+        raise TooSlow(0.5)
+
+    monkeypatch.setattr(views, "count_up_to", too_slow)
+    stopped = client.get(reverse("messaging:list"), {"q": "march"})
+    html = stopped.content.decode()
+    assert stopped.status_code == 200
+    assert "This search was stopped after 0.5 seconds." in html
+    assert "add a date range or a mailbox" in html
+    assert "<table" not in html and "match these filters" not in html

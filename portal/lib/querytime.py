@@ -1,0 +1,78 @@
+"""A time limit on a page's queries: a search no index answers quickly is stopped, not left running.
+
+Most list pages read one index range and stop after a page, whatever the table's size. A message
+search for several words that each occur in millions of messages but rarely together cannot: the
+database checks every message holding one of them (75 s for one page at ten million messages).
+Under `time_limit(seconds)` such a query is cancelled by the database itself (PostgreSQL's
+`statement_timeout`; SQLite's progress handler) and `TooSlow` raised, so the page can say so and
+suggest a narrower search instead of holding a worker and the database for a minute.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from django.db import OperationalError, connections, transaction
+
+QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement stopped by statement_timeout
+SQLITE_STEPS = 10_000  # SQLite asks whether to go on every this many virtual machine steps
+
+
+class TooSlow(Exception):
+    """The queries under `time_limit` ran past it and were stopped."""
+
+    def __init__(self, seconds: float):
+        super().__init__(f"Stopped after {seconds:g} seconds.")
+        self.seconds = seconds
+
+
+@contextmanager
+def time_limit(seconds: float | None, using: str = "default") -> Iterator[None]:
+    """Stop any query inside the block that runs past `seconds` (None or 0: no limit)."""
+    if not seconds:
+        yield
+        return
+    connection = connections[using]
+    if connection.vendor == "postgresql":
+        with _postgres_limit(connection, seconds, using):
+            yield
+    elif connection.vendor == "sqlite":
+        with _sqlite_limit(connection, seconds):
+            yield
+    else:  # pragma: no cover - NeoMesh runs on SQLite or PostgreSQL
+        yield
+
+
+@contextmanager
+def _postgres_limit(connection, seconds: float, using: str) -> Iterator[None]:
+    # SET LOCAL lasts to the end of the transaction (a savepoint's release does not end it), so the
+    # limit is set back by hand when the block ends well; a cancelled one rolls back with the block.
+    with transaction.atomic(using=using):
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL statement_timeout = %s", [max(1, int(seconds * 1000))])
+        try:
+            yield
+        except OperationalError as error:
+            if getattr(error.__cause__, "sqlstate", None) == QUERY_CANCELED:
+                raise TooSlow(seconds) from None
+            raise
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL statement_timeout TO DEFAULT")
+
+
+@contextmanager
+def _sqlite_limit(connection, seconds: float) -> Iterator[None]:
+    connection.ensure_connection()
+    raw = connection.connection
+    deadline = time.monotonic() + seconds
+    raw.set_progress_handler(lambda: time.monotonic() > deadline, SQLITE_STEPS)
+    try:
+        yield
+    except OperationalError as error:
+        if "interrupted" in str(error):
+            raise TooSlow(seconds) from None
+        raise
+    finally:
+        raw.set_progress_handler(None, 0)
