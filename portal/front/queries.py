@@ -6,7 +6,17 @@ import hashlib
 from datetime import date, datetime, time, timedelta
 
 from django.core.cache import cache
-from django.db.models import CharField, Count, IntegerField, OuterRef, QuerySet, Subquery, Value
+from django.db.models import (
+    CharField,
+    Count,
+    Exists,
+    Func,
+    IntegerField,
+    OuterRef,
+    QuerySet,
+    Subquery,
+    Value,
+)
 from django.utils import timezone
 
 from portal.accounts import reach
@@ -38,13 +48,15 @@ def with_health(queryset: QuerySet) -> QuerySet:
         .annotate(n=Count("pk"))
         .values("n")
     )
-    # Deliveries onwards that gave up and wait for a person (portal.integrations).
+    # Deliveries onwards that gave up and wait for a person (portal.integrations). Read from the
+    # dead letters (few, by the state index), each message checked by id: joined the other way,
+    # SQLite read every message of the mailbox for its deliveries (130 ms at a million messages).
+    of_mailbox = Message.objects.filter(pk=OuterRef("message_id"), mailbox=OuterRef(OuterRef("pk")))
     dead_letters = (
         Delivery.objects.dead_letters()
-        .filter(message__mailbox=OuterRef("pk"))
+        .filter(Exists(of_mailbox))
         .order_by()
-        .values("message__mailbox")
-        .annotate(n=Count("pk"))
+        .annotate(n=Func("pk", function="COUNT"))  # one count, no GROUP BY
         .values("n")
     )
     return queryset.annotate(
