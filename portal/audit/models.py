@@ -114,14 +114,15 @@ class AuditQuerySet(models.QuerySet):
             edge, order = models.Q(seq__gt=before), "seq"
         else:
             edge, order = (models.Q(seq__lt=after) if after is not None else models.Q()), "-seq"
-        seqs = [
-            seq
-            for value in values
-            for seq in self.filter(edge, **{field: value})
+        from portal.lib.pagination import walked_values
+
+        walks = [
+            self.filter(edge, **{field: value})
             .order_by(order)
             .values_list("seq", flat=True)[: size + 1]
+            for value in values
         ]
-        return self.model.objects.filter(seq__in=seqs)
+        return self.model.objects.filter(seq__in=walked_values(walks))
 
     def keyset_page(self, *, after=None, before=None, size: int = 50):
         """One page, newest first, older than seq `after` or newer than seq `before`; no COUNT.

@@ -10,7 +10,13 @@ from django import forms
 from django.db.models import Q
 
 from portal.accounts import reach
-from portal.lib.pagination import KeysetPage, decode_cursor, encode_cursor, keyset_page
+from portal.lib.pagination import (
+    KeysetPage,
+    decode_cursor,
+    encode_cursor,
+    keyset_page,
+    walked_values,
+)
 from portal.mailboxes.models import Environment, Mailbox
 
 from .forms import MessageFilterForm
@@ -129,13 +135,13 @@ def merged_keyset_page(rows, filtered, mailbox_ids: list[int], *, after=None, be
     edge, order, backwards, paged = _edge(after, before)
     if not mailbox_ids:
         return KeysetPage()
-    ids = [
-        pk
-        for mailbox_pk in mailbox_ids
-        for pk in filtered.filter(edge, mailbox_id=mailbox_pk)
+    walks = [
+        filtered.filter(edge, mailbox_id=mailbox_pk)
         .order_by(*order)
         .values_list("pk", flat=True)[: size + 1]
+        for mailbox_pk in mailbox_ids
     ]
+    ids = walked_values(walks)
     found = list(rows.filter(pk__in=ids).order_by(*order)[: size + 1])
     more = len(found) > size
     if backwards:
