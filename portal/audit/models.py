@@ -67,25 +67,34 @@ class AuditQuerySet(models.QuerySet):
         return self.filter(rows)
 
     def sealed_between(self, start=None, end=None):
-        """Records sealed in [start, end): a seq range found through the `at` index, then both.
+        """Records sealed in [start, end): the seq range found through the `at` index.
 
-        Records are sealed one at a time under the chain head's lock, and never dated before the
-        record they follow (`ChainHead.last_at`), so `at` never falls as `seq` rises. Bounding
-        `seq` too lets a page walk the seq index in order and stop after one page, instead of
-        sorting every record of the range.
+        Records are sealed under the chain head's lock and never dated before the record they
+        follow (`ChainHead.last_at`), so `at` never falls as `seq` rises: the seq range is exactly
+        the time range. A page then walks the seq index (or an index ending in seq) in order and
+        stops after one page. The times are not tested again: PostgreSQL took the two ranges for
+        independent and intersected the day's every `at` entry with the other filter's index
+        (38 ms to count one actor's day at 20M records).
         """
         records = self.model.objects
         rows = self
         if start is not None:
-            first = records.filter(at__gte=start).order_by("at").values_list("seq", flat=True)[:1]
+            # Records sealed together share one time: the first of them, by seq.
+            first = (
+                records.filter(at__gte=start)
+                .order_by("at", "seq")
+                .values_list("seq", flat=True)[:1]
+            )
             if not (first := list(first)):
                 return self.none()
-            rows = rows.filter(seq__gte=first[0], at__gte=start)
+            rows = rows.filter(seq__gte=first[0])
         if end is not None:
-            last = records.filter(at__lt=end).order_by("-at").values_list("seq", flat=True)[:1]
+            last = (
+                records.filter(at__lt=end).order_by("-at", "-seq").values_list("seq", flat=True)[:1]
+            )
             if not (last := list(last)):
                 return self.none()
-            rows = rows.filter(seq__lte=last[0], at__lt=end)
+            rows = rows.filter(seq__lte=last[0])
         return rows
 
     def actor_keys_starting(self, start: str, limit: int) -> list[str] | None:

@@ -197,6 +197,30 @@ def test_it_filters_by_date_range_in_local_days(client, auditor_user):
     assert "The end date is before the start date." in bad.content.decode()
 
 
+def test_a_date_range_holds_every_record_sealed_together_at_its_edges(client, auditor_user):
+    # Records sealed together share one time: a day starting or ending with them has them all.
+    from unittest import mock
+
+    from portal.audit.services import sealed_together
+
+    london, year = timezone.get_current_timezone(), timezone.now().year + 2
+    moments = [datetime(year, 5, d, 12, 0, tzinfo=london) for d in (1, 2, 3)]
+    batches = []
+    for moment in moments:
+        with mock.patch("portal.audit.services.timezone.now", return_value=moment):
+            with sealed_together():
+                batch = [a_record(detail=f"{moment.day}-{n}") for n in range(6)]
+        batches.append(sorted(entry.seq for entry in batch))
+    client.force_login(auditor_user)
+    url = reverse("audit:trail")
+    day = {"date_from": f"{year}-05-02", "date_to": f"{year}-05-02"}
+    assert sorted(listed(client.get(url, day))) == batches[1]
+    since = listed(client.get(url, {"date_from": f"{year}-05-02"}))
+    assert set(batches[1] + batches[2]) <= set(since) and not set(batches[0]) & set(since)
+    until = listed(client.get(url, {"date_to": f"{year}-05-02"}))
+    assert set(batches[0] + batches[1]) <= set(until) and not set(batches[2]) & set(until)
+
+
 def test_it_pages_by_seq_and_never_counts_the_whole_trail(client, auditor_user):
     entries = [a_record(detail=str(i)) for i in range(120)]
     client.force_login(auditor_user)
