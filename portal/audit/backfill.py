@@ -1,6 +1,18 @@
-"""Filling the unsealed, derived columns of records sealed before the column existed (migrations)."""
+"""Filling an unsealed, derived column of the records sealed before it existed (migrations)."""
 
 from __future__ import annotations
+
+from django.db import migrations
+
+
+def record_mailboxes_filled(*fills: tuple[str, str]) -> migrations.RunPython:
+    """The migration operation running `fill_record_mailboxes` for each (object type, SELECT)."""
+
+    def fill(apps, schema_editor):
+        for object_type, mailbox_of in fills:
+            fill_record_mailboxes(schema_editor, object_type, mailbox_of)
+
+    return migrations.RunPython(fill, migrations.RunPython.noop, elidable=True)
 
 
 def fill_record_mailboxes(schema_editor, object_type: str, mailbox_of: str) -> None:

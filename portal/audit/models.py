@@ -13,10 +13,12 @@ import json
 
 from django.apps import apps
 from django.conf import settings
-from django.db import connection, models
+from django.db import connections, models
 from django.db.models import Q
 from django.db.models.functions import Cast
 from django.utils import timezone
+
+from portal.lib.pagination import KeysetPage, walked_values
 
 
 class AppendOnlyError(Exception):
@@ -103,6 +105,7 @@ class AuditQuerySet(models.QuerySet):
         The seeks are one recursive query (each key the least one above the last), so a prefix
         of twenty actors is one round trip to the database, not twenty-one.
         """
+        connection = connections[self.db]
         table = connection.ops.quote_name(self.model._meta.db_table)
         top = start + "\U0010ffff"
         sql = (
@@ -130,8 +133,6 @@ class AuditQuerySet(models.QuerySet):
             edge, order = models.Q(seq__gt=before), "seq"
         else:
             edge, order = (models.Q(seq__lt=after) if after is not None else models.Q()), "-seq"
-        from portal.lib.pagination import walked_values
-
         walks = [
             self.filter(edge, **{field: value})
             .order_by(order)
@@ -145,8 +146,6 @@ class AuditQuerySet(models.QuerySet):
 
         One row more than the page is fetched, to know whether another page follows.
         """
-        from portal.lib.pagination import KeysetPage
-
         after, before = _seq(after), _seq(before)
         if before is not None:
             rows = list(self.filter(seq__gt=before).order_by("seq")[: size + 1])

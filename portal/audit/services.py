@@ -83,7 +83,7 @@ def record(
 def record_mailbox(obj) -> int | None:
     """The mailbox (pk) of `obj` when its model names one for the trail (`audit_mailbox`, the
     attribute holding it, dotted through a relation as "message.mailbox_id"), else None."""
-    path = getattr(type(obj), "audit_mailbox", None) if obj is not None else None
+    path = getattr(type(obj), "audit_mailbox", None)
     return operator.attrgetter(path)(obj) if path else None
 
 

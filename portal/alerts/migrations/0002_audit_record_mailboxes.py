@@ -3,13 +3,7 @@
 
 from django.db import migrations
 
-from portal.audit.backfill import fill_record_mailboxes
-
-
-def fill(apps, schema_editor):
-    fill_record_mailboxes(
-        schema_editor, "alerts.alert", "SELECT mailbox_id FROM alerts_alert WHERE id = {id}"
-    )
+from portal.audit.backfill import record_mailboxes_filled
 
 
 class Migration(migrations.Migration):
@@ -18,4 +12,8 @@ class Migration(migrations.Migration):
         ("alerts", "0001_initial"),
     ]
 
-    operations = [migrations.RunPython(fill, migrations.RunPython.noop, elidable=True)]
+    operations = [
+        record_mailboxes_filled(
+            ("alerts.alert", "SELECT mailbox_id FROM alerts_alert WHERE id = {id}"),
+        )
+    ]

@@ -3,15 +3,7 @@
 
 from django.db import migrations
 
-from portal.audit.backfill import fill_record_mailboxes
-
-
-def fill(apps, schema_editor):
-    fill_record_mailboxes(
-        schema_editor,
-        "certificates.certificate",
-        "SELECT mailbox_id FROM certificates_certificate WHERE id = {id}",
-    )
+from portal.audit.backfill import record_mailboxes_filled
 
 
 class Migration(migrations.Migration):
@@ -20,4 +12,11 @@ class Migration(migrations.Migration):
         ("certificates", "0002_expiry_warned_days"),
     ]
 
-    operations = [migrations.RunPython(fill, migrations.RunPython.noop, elidable=True)]
+    operations = [
+        record_mailboxes_filled(
+            (
+                "certificates.certificate",
+                "SELECT mailbox_id FROM certificates_certificate WHERE id = {id}",
+            ),
+        )
+    ]

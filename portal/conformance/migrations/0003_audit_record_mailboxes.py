@@ -3,15 +3,7 @@
 
 from django.db import migrations
 
-from portal.audit.backfill import fill_record_mailboxes
-
-
-def fill(apps, schema_editor):
-    fill_record_mailboxes(
-        schema_editor,
-        "conformance.conformancerun",
-        "SELECT mailbox_id FROM conformance_conformancerun WHERE id = {id}",
-    )
+from portal.audit.backfill import record_mailboxes_filled
 
 
 class Migration(migrations.Migration):
@@ -20,4 +12,11 @@ class Migration(migrations.Migration):
         ("conformance", "0002_run_heartbeat"),
     ]
 
-    operations = [migrations.RunPython(fill, migrations.RunPython.noop, elidable=True)]
+    operations = [
+        record_mailboxes_filled(
+            (
+                "conformance.conformancerun",
+                "SELECT mailbox_id FROM conformance_conformancerun WHERE id = {id}",
+            ),
+        )
+    ]

@@ -3,16 +3,7 @@
 
 from django.db import migrations
 
-from portal.audit.backfill import fill_record_mailboxes
-
-
-def fill(apps, schema_editor):
-    fill_record_mailboxes(
-        schema_editor,
-        "integrations.delivery",
-        "SELECT m.mailbox_id FROM integrations_delivery d "
-        "JOIN messaging_message m ON m.id = d.message_id WHERE d.id = {id}",
-    )
+from portal.audit.backfill import record_mailboxes_filled
 
 
 class Migration(migrations.Migration):
@@ -21,4 +12,12 @@ class Migration(migrations.Migration):
         ("integrations", "0004_destination_kind_azure"),
     ]
 
-    operations = [migrations.RunPython(fill, migrations.RunPython.noop, elidable=True)]
+    operations = [
+        record_mailboxes_filled(
+            (
+                "integrations.delivery",
+                "SELECT m.mailbox_id FROM integrations_delivery d "
+                "JOIN messaging_message m ON m.id = d.message_id WHERE d.id = {id}",
+            ),
+        )
+    ]

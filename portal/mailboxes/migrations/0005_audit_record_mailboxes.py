@@ -3,15 +3,7 @@
 
 from django.db import migrations
 
-from portal.audit.backfill import fill_record_mailboxes
-
-
-def fill(apps, schema_editor):
-    fill_record_mailboxes(
-        schema_editor,
-        "mailboxes.mailbox",
-        "SELECT id FROM mailboxes_mailbox WHERE id = {id}",
-    )
+from portal.audit.backfill import record_mailboxes_filled
 
 
 class Migration(migrations.Migration):
@@ -20,4 +12,8 @@ class Migration(migrations.Migration):
         ("mailboxes", "0004_send_rules_and_business_acks"),
     ]
 
-    operations = [migrations.RunPython(fill, migrations.RunPython.noop, elidable=True)]
+    operations = [
+        record_mailboxes_filled(
+            ("mailboxes.mailbox", "SELECT id FROM mailboxes_mailbox WHERE id = {id}"),
+        )
+    ]

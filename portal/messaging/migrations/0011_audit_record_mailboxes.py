@@ -3,20 +3,7 @@
 
 from django.db import migrations
 
-from portal.audit.backfill import fill_record_mailboxes
-
-
-def fill(apps, schema_editor):
-    fill_record_mailboxes(
-        schema_editor,
-        "messaging.message",
-        "SELECT mailbox_id FROM messaging_message WHERE id = {id}",
-    )
-    fill_record_mailboxes(
-        schema_editor,
-        "messaging.inboundfailure",
-        "SELECT mailbox_id FROM messaging_inboundfailure WHERE id = {id}",
-    )
+from portal.audit.backfill import record_mailboxes_filled
 
 
 class Migration(migrations.Migration):
@@ -25,4 +12,12 @@ class Migration(migrations.Migration):
         ("messaging", "0010_message_words"),
     ]
 
-    operations = [migrations.RunPython(fill, migrations.RunPython.noop, elidable=True)]
+    operations = [
+        record_mailboxes_filled(
+            ("messaging.message", "SELECT mailbox_id FROM messaging_message WHERE id = {id}"),
+            (
+                "messaging.inboundfailure",
+                "SELECT mailbox_id FROM messaging_inboundfailure WHERE id = {id}",
+            ),
+        )
+    ]

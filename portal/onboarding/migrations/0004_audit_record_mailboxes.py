@@ -3,15 +3,7 @@
 
 from django.db import migrations
 
-from portal.audit.backfill import fill_record_mailboxes
-
-
-def fill(apps, schema_editor):
-    fill_record_mailboxes(
-        schema_editor,
-        "onboarding.gateoverride",
-        "SELECT mailbox_id FROM onboarding_gateoverride WHERE id = {id}",
-    )
+from portal.audit.backfill import record_mailboxes_filled
 
 
 class Migration(migrations.Migration):
@@ -20,4 +12,11 @@ class Migration(migrations.Migration):
         ("onboarding", "0003_task_checked_evidence"),
     ]
 
-    operations = [migrations.RunPython(fill, migrations.RunPython.noop, elidable=True)]
+    operations = [
+        record_mailboxes_filled(
+            (
+                "onboarding.gateoverride",
+                "SELECT mailbox_id FROM onboarding_gateoverride WHERE id = {id}",
+            ),
+        )
+    ]
