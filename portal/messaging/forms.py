@@ -21,7 +21,7 @@ from portal.mailboxes.models import (
 )
 
 from .models import Direction, Status
-from .search import search, walked
+from .search import among, matching_ids, search, walked, walked_words
 from .services import looks_demographic
 
 
@@ -196,6 +196,10 @@ class LookupForm(PortalForm):
 
 class MessageFilterForm(PortalForm):
     search_walks = False
+    # The words a search checks row by row as the page walks, and, once collected from the word
+    # index instead (collect_matches), the ids of their messages.
+    walked_words: set[str] | None = None
+    matched_ids: list[int] | None = None
 
     mailbox = forms.ModelChoiceField(
         queryset=Mailbox.objects.order_by("mailbox_id"), required=False, empty_label="Any mailbox"
@@ -251,10 +255,21 @@ class MessageFilterForm(PortalForm):
                 created_at__lt=_local_midnight(data["date_to"] + timedelta(days=1))
             )
         if query := (data.get("q") or "").strip():
+            if self.matched_ids is not None:
+                return among(queryset, self.matched_ids)
             queryset = search(queryset, query)
             # Many matches are checked row by row: the result count then walks newest first too.
             self.search_walks = walked(queryset)
+            self.walked_words = walked_words(queryset)
         return queryset
+
+    def collect_matches(self) -> bool:
+        """Read a word search's matches from the word index instead of walking the page (see
+        search.matching_ids): False if it walks no words or they are too common for that."""
+        if not self.walked_words or (ids := matching_ids(self.walked_words)) is None:
+            return False
+        self.matched_ids, self.search_walks = ids, False
+        return True
 
 
 def _local_midnight(day) -> datetime:

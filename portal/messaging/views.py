@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import re
+import time
 
 from django.conf import settings
 from django.contrib import messages
@@ -23,7 +25,7 @@ from portal.lib.querytime import TooSlow, time_limit
 from portal.mailboxes.models import Environment, Mailbox, Workflow
 from portal.mailboxes.services import MailboxNotReady, mesh_client
 
-from . import exports, quarantine
+from . import exports, quarantine, search
 from .forms import BulkSendForm, FixSendForm, LookupForm, SendForm
 from .log import MessageLogFilterForm, related_audit_records
 from .mesh_codes import explain
@@ -63,6 +65,51 @@ def _querystring(request, *drop: str) -> str:
     return query.urlencode()
 
 
+def _listed_page(request, filters, rows, seconds: float | None):
+    """The list's page and its count, stopped by the database after `seconds` (None: never)."""
+    with time_limit(seconds):
+        page = filters.page(
+            rows.prefetch_related("mailbox"),
+            after=request.GET.get("after"),
+            before=request.GET.get("before"),
+            size=PAGE_SIZE,
+        )
+        count = count_up_to(filters.filter(rows), ordered=filters.search_walks)
+    return page, count
+
+
+def _searched_page(request, filters, rows, searching: bool):
+    """The list's page within SEARCH_TIME_LIMIT_SECONDS for a search (TooSlow past it).
+
+    A search by words common to many messages is checked row by row as the page walks: quick when
+    the matches are spread through time, a walk of everything newer when they sit in an old batch.
+    Such a walk gets search.WALK_SECONDS; then the matches are collected from the word index
+    (search.matching_ids) and paged by id, or, too many to collect, walked for the time left.
+    """
+    limit = settings.SEARCH_TIME_LIMIT_SECONDS if searching else None
+    if searching:
+        filters.filter(rows)  # the search's index checks tell whether it walks by words
+    if not filters.walked_words:
+        return _listed_page(request, filters, rows, limit)
+    started = time.monotonic()
+
+    def left() -> float | None:
+        if not limit:
+            return None
+        if (seconds := limit - (time.monotonic() - started)) <= 0:
+            raise TooSlow(limit)
+        return seconds
+
+    try:
+        return _listed_page(request, filters, rows, min(search.WALK_SECONDS, limit or math.inf))
+    except TooSlow:
+        if limit and limit <= search.WALK_SECONDS:
+            raise TooSlow(limit) from None
+    with time_limit(left()):
+        filters.collect_matches()
+    return _listed_page(request, filters, rows, left())
+
+
 @permission_required("messaging.view_message")
 def message_list(request):
     filters = MessageLogFilterForm(request.GET or None, user=request.user)
@@ -71,14 +118,7 @@ def message_list(request):
     rows = Message.objects.defer("mesh_status_description", "last_error", "failure_reason")
     searching = bool(request.GET.get("q", "").strip())
     try:
-        with time_limit(settings.SEARCH_TIME_LIMIT_SECONDS if searching else None):
-            page = filters.page(
-                rows.prefetch_related("mailbox"),
-                after=request.GET.get("after"),
-                before=request.GET.get("before"),
-                size=PAGE_SIZE,
-            )
-            count = count_up_to(filters.filter(rows), ordered=filters.search_walks)
+        page, count = _searched_page(request, filters, rows, searching)
         too_slow = None
     except TooSlow as stopped:
         page, count, too_slow = KeysetPage(), None, stopped

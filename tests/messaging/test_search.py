@@ -174,3 +174,85 @@ def test_a_search_too_slow_to_finish_is_stopped_and_the_page_says_so(
     assert "This search was stopped after 0.5 seconds." in html
     assert "add a date range or a mailbox" in html
     assert "<table" not in html and "match these filters" not in html
+
+
+def test_matching_ids_reads_every_word_from_the_rarest_ones_entries(messages, monkeypatch):
+    one, two = messages
+    both = make_message(one.mailbox, payload=None, subject="Results resubmitted for March")
+    assert search.matching_ids({"march", "results"}) == [one.pk, both.pk]
+    assert search.matching_ids({"disch", "summ"}) == [two.pk]
+    assert search.matching_ids({"march", "nothing"}) == []
+    # Two words of one message start with "res": it is found once.
+    assert search.matching_ids({"res", "march"}) == [one.pk, both.pk]
+    # Every word too common to read its entries, or too many matches to page by id: not collected.
+    monkeypatch.setattr(search, "RAREST_LIMIT", 1)
+    assert search.matching_ids({"march", "results"}) is None
+    monkeypatch.setattr(search, "RAREST_LIMIT", 10)
+    monkeypatch.setattr(search, "MATCH_LIMIT", 1)
+    assert search.matching_ids({"march", "results"}) is None
+
+
+@pytest.fixture
+def walk_stopped(monkeypatch, settings):
+    """The list's walk of a word search runs out of its time (as words common to millions of
+    messages but together only long ago do): each request's first reading of the page, given
+    search.WALK_SECONDS, is stopped."""
+    from portal.lib.querytime import TooSlow
+    from portal.messaging import views
+
+    monkeypatch.setattr(search, "CANDIDATES", 1)  # every word is common: the search walks
+    settings.SEARCH_TIME_LIMIT_SECONDS = 5
+    real, limits = views._listed_page, []
+
+    def listed(request, filters, rows, seconds):
+        limits.append(seconds)
+        if seconds == search.WALK_SECONDS:
+            raise TooSlow(seconds)
+        return real(request, filters, rows, seconds)
+
+    monkeypatch.setattr(views, "_listed_page", listed)
+    return limits
+
+
+def test_a_word_search_whose_walk_runs_out_of_time_is_paged_from_its_collected_matches(
+    client, auditor_user, messages, walk_stopped
+):
+    one, two = messages
+    resent = make_message(one.mailbox, payload=None, subject="March results, resent")
+    client.force_login(auditor_user)
+    response = client.get(reverse("messaging:list"), {"q": "march results"})
+    html = response.content.decode()
+    assert response.context["filters"].matched_ids == sorted([one.pk, resent.pk])
+    assert [m.pk for m in response.context["page"].items] == [resent.pk, one.pk]  # newest first
+    assert "2 messages match these filters." in html and "stopped" not in html
+    assert walk_stopped[0] == search.WALK_SECONDS and 0 < walk_stopped[1] < 5
+    # Over an environment's mailboxes (one walk a mailbox, merged) the collected ids apply too.
+    response = client.get(
+        reverse("messaging:list"), {"q": "march results", "environment": "sandbox"}
+    )
+    assert response.context["filters"].matched_ids == sorted([one.pk, resent.pk])
+    assert [m.pk for m in response.context["page"].items] == [resent.pk, one.pk]
+    response = client.get(reverse("messaging:list"), {"q": "march results", "direction": "out"})
+    assert response.context["page"].items == []
+
+
+def test_a_word_search_too_common_to_collect_walks_for_the_time_left(
+    client, auditor_user, messages, walk_stopped, monkeypatch
+):
+    monkeypatch.setattr(search, "MATCH_LIMIT", 0)
+    one, _ = messages
+    client.force_login(auditor_user)
+    response = client.get(reverse("messaging:list"), {"q": "march path"})
+    assert response.context["filters"].matched_ids is None
+    assert [m.pk for m in response.context["page"].items] == [one.pk]
+    assert len(walk_stopped) == 2 and walk_stopped[1] < 5
+
+
+def test_a_word_search_whose_walk_had_the_whole_limit_is_stopped(
+    client, auditor_user, messages, walk_stopped, settings
+):
+    settings.SEARCH_TIME_LIMIT_SECONDS = search.WALK_SECONDS
+    client.force_login(auditor_user)
+    html = client.get(reverse("messaging:list"), {"q": "march path"}).content.decode()
+    assert f"This search was stopped after {search.WALK_SECONDS:g} seconds." in html
+    assert walk_stopped == [search.WALK_SECONDS]
