@@ -20,8 +20,8 @@ from portal.mailboxes.models import (
     validate_workflow_id,
 )
 
+from . import search
 from .models import Direction, Status
-from .search import among, matching_ids, search, walked, walked_words
 from .services import looks_demographic
 
 
@@ -195,10 +195,9 @@ class LookupForm(PortalForm):
 
 
 class MessageFilterForm(PortalForm):
-    search_walks = False
-    # The words a search checks row by row as the page walks, and, once collected from the word
-    # index instead (collect_matches), the ids of their messages.
-    walked_words: set[str] | None = None
+    # The search's narrowing (search.narrowing), worked out on the first filter(); once its words
+    # are collected from the word index instead of walked (collect_matches), their messages' ids.
+    searched: search.Narrowing | None = None
     matched_ids: list[int] | None = None
 
     mailbox = forms.ModelChoiceField(
@@ -255,20 +254,27 @@ class MessageFilterForm(PortalForm):
                 created_at__lt=_local_midnight(data["date_to"] + timedelta(days=1))
             )
         if query := (data.get("q") or "").strip():
-            if self.matched_ids is not None:
-                return among(queryset, self.matched_ids)
-            queryset = search(queryset, query)
-            # Many matches are checked row by row: the result count then walks newest first too.
-            self.search_walks = walked(queryset)
-            self.walked_words = walked_words(queryset)
+            if self.searched is None:
+                self.searched = search.narrowing(query)
+            queryset = self.searched.apply(queryset)
         return queryset
 
-    def collect_matches(self) -> bool:
+    @property
+    def search_walks(self) -> bool:
+        """Whether the search is checked row by row as the page walks (many matches): the result
+        count then walks newest first too."""
+        return self.searched is not None and self.searched.walks
+
+    @property
+    def walked_words(self) -> frozenset[str] | None:
+        return self.searched.words if self.searched is not None else None
+
+    def collect_matches(self, using: str = "default") -> bool:
         """Read a word search's matches from the word index instead of walking the page (see
         search.matching_ids): False if it walks no words or they are too common for that."""
-        if not self.walked_words or (ids := matching_ids(self.walked_words)) is None:
+        if not self.walked_words or (ids := search.matching_ids(self.walked_words)) is None:
             return False
-        self.matched_ids, self.search_walks = ids, False
+        self.matched_ids, self.searched = ids, search.among(ids, using)
         return True
 
 

@@ -32,10 +32,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 from django.db import connections, transaction
 from django.db.models import Exists, Max, OuterRef, Q
 from django.db.models.functions import Substr
+from django.db.models.lookups import Exact
 
 from portal.lib.idlist import id_list
 
@@ -50,7 +52,7 @@ WALK_SECONDS = 0.5
 # Collected matches are read from the entries of the rarest word if it has at most this many (each
 # entry is one index probe a word: ~6 µs on PostgreSQL), and kept if there are at most MATCH_LIMIT.
 RAREST_LIMIT = 500_000
-MATCH_LIMIT = 50_000
+MATCH_LIMIT = 200_000
 
 
 def prefix(field: str, value: str) -> Q:
@@ -101,7 +103,7 @@ def _has_word(word: str, of: str = "pk") -> Exists:
 
 
 def matching_ids(words: set[str]) -> list[int] | None:
-    """The ids of the messages having every word (as `search_words` reads them), collected from the
+    """The ids of the messages having every word (as `words_narrowing` reads them), collected from the
     word index: the entries of the rarest word, each checked for the others.
 
     None when that cannot be quick or the ids would be too many to page by id: every word in more
@@ -144,32 +146,38 @@ def _probing(using: str) -> Iterator[None]:
         cursor.execute("SET LOCAL enable_mergejoin TO DEFAULT")
 
 
-def among(queryset, ids: list[int]):
-    """`queryset` narrowed to `ids` (collected matches, up to MATCH_LIMIT), looked up by id."""
-    return queryset.filter(pk__in=id_list(ids, queryset.db))
+@dataclass(frozen=True)
+class Narrowing:
+    """What a search does to the list: `filter()` arguments, and whether they are checked row by
+    row while the page walks (`walks`: many matches), by `words` if it is a word search. Worked
+    out once a request (its index checks are queries), applied to the page and to its count."""
+
+    conditions: tuple = ()
+    walks: bool = False
+    words: frozenset[str] | None = None
+
+    def apply(self, queryset):
+        return queryset.filter(*self.conditions)
 
 
-def walked(queryset) -> bool:
-    """Whether `queryset` holds a search checked row by row while the page walks (many matches)."""
-    return getattr(queryset, "_search_walks", False)
+NOTHING = Narrowing((Q(pk__in=[]),))
 
 
-def walked_words(queryset) -> set[str] | None:
-    """The words `queryset` checks row by row while the page walks, if its search is by words."""
-    return getattr(queryset, "_search_words", None)
-
-
-def _walking(queryset, words: set[str] | None = None):
-    queryset._search_walks = True
-    queryset._search_words = words
-    return queryset
+def among(ids: list[int], using: str = "default") -> Narrowing:
+    """The collected matches `ids` (up to MATCH_LIMIT), looked up by id."""
+    return Narrowing((Q(pk__in=id_list(ids, using)),))
 
 
 def search(queryset, query: str):
     """`queryset` narrowed to the messages `query` finds (see the module's docstring)."""
+    return narrowing(query).apply(queryset)
+
+
+def narrowing(query: str) -> Narrowing:
+    """How the list is narrowed to the messages `query` finds (see the module's docstring)."""
     query = query.strip()
     if not query:
-        return queryset
+        return Narrowing()
     if " " not in query:
         fields = [("mesh_message_id", query.upper()), ("local_id", query)]
         if len(words_of(query)) > 1:
@@ -177,26 +185,24 @@ def search(queryset, query: str):
         for field, value in fields:
             ids = _candidates(prefix(field, value))
             if ids is None:  # a short prefix of many ids: checked while the page is walked
-                head = Substr(field, 1, len(value))
-                return _walking(queryset.alias(head=head).filter(head=value))
+                return Narrowing((Exact(Substr(field, 1, len(value)), value),), walks=True)
             if ids:
-                return queryset.filter(pk__in=ids)
-    return search_words(queryset, words_of(query))
+                return Narrowing((Q(pk__in=ids),))
+    return words_narrowing(words_of(query))
 
 
-def search_words(queryset, words: set[str]):
+def words_narrowing(words: set[str]) -> Narrowing:
     """Messages whose subject or filename has, for every word, a word starting with it."""
     if not words:
-        return queryset.none()
+        return NOTHING
     narrowest = None
     for word in sorted(words, key=len, reverse=True):
         ids = _candidates(prefix("word", word), MessageWord)
         if ids is not None and (narrowest is None or len(ids) < len(narrowest)):
             narrowest = ids
         if narrowest == []:
-            return queryset.none()
+            return NOTHING
+    has_every_word = tuple(_has_word(word) for word in sorted(words))
     if narrowest is not None:
-        queryset = queryset.filter(pk__in=set(narrowest))
-    for word in words:
-        queryset = queryset.filter(_has_word(word))
-    return queryset if narrowest is not None else _walking(queryset, words)
+        return Narrowing((Q(pk__in=set(narrowest)), *has_every_word))
+    return Narrowing(has_every_word, walks=True, words=frozenset(words))
