@@ -256,3 +256,23 @@ def test_a_word_search_whose_walk_had_the_whole_limit_is_stopped(
     html = client.get(reverse("messaging:list"), {"q": "march path"}).content.decode()
     assert f"This search was stopped after {search.WALK_SECONDS:g} seconds." in html
     assert walk_stopped == [search.WALK_SECONDS]
+
+
+def test_an_export_of_a_common_word_search_reads_its_collected_matches(
+    client, auditor_user, messages, monkeypatch
+):
+    from tests.csv_exports import read_csv
+
+    monkeypatch.setattr(search, "CANDIDATES", 1)  # every word is common: the page would walk
+    one, two = messages
+    resent = make_message(one.mailbox, payload=None, subject="March results, resent")
+    client.force_login(auditor_user)
+    with CaptureQueriesContext(connection) as queries:
+        rows = read_csv(client.get(reverse("messaging:export"), {"q": "march results"}))
+    assert [row["NeoMesh id"] for row in rows] == [str(resent.pk), str(one.pk)]
+    batches = [
+        q["sql"]
+        for q in queries.captured_queries
+        if 'FROM "messaging_message"' in q["sql"] and "ORDER BY" in q["sql"]
+    ]
+    assert batches and all(("json_each" in sql or "unnest" in sql) for sql in batches)
