@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from tests.sandbox import free_port
 
@@ -141,17 +142,22 @@ def page(browser):
 
 
 # Authenticator keys the journeys enrolled, by (stack, username), and the last time step each used:
-# the portal accepts a code once, so a second sign-in in the same 30 s uses the next step's code.
+# the portal accepts a code once, so a second sign-in in the same 30 s uses a later step's code.
 _KEYS: dict[tuple[str, str], bytes] = {}
 _LAST_STEP: dict[tuple[str, str], int] = {}
 
 
 def _code(who: tuple[str, str]) -> str:
+    """The code of the step after the current one, always. The portal accepts one step either side
+    of its own now, which it keeps one step ahead once such a code matched (the device's drift): a
+    current step's code typed just before the 30 s turned was then refused, and the journey waited
+    for a page that never came (a flake seen about once in three suites). The next step's code
+    matches before and after the turn, with a drift of 0 or 1."""
     from django_otp.oath import TOTP
 
     totp = TOTP(_KEYS[who])
-    step = max(totp.t(), _LAST_STEP.get(who, -1) + 1)
-    while step > totp.t() + 1:  # beyond the portal's tolerance of one step ahead: wait for it
+    step = max(totp.t() + 1, _LAST_STEP.get(who, -1) + 1)
+    while step > totp.t() + 1:  # a code already used this step: wait for the next step
         time.sleep(0.5)
     _LAST_STEP[who] = step
     totp.time = time.time() + (step - totp.t()) * 30
@@ -178,6 +184,19 @@ def sign_in(page, stack: Stack, username: str, password: str = "neomesh-demo") -
     elif "/accounts/factor/verify/" in page.url:
         page.get_by_label("Code").fill(_code(who))
         page.get_by_role("button", name="Verify").click()
+    else:
+        return
+    # The click returns before its page arrives: a goto() straight after can cancel the request
+    # that marks the session verified, and the next page is the sign-in again (a journey then waits
+    # 30 s for a link that never shows).
+    try:
+        page.wait_for_url(lambda url: "/accounts/" not in url, timeout=15_000)
+    except PlaywrightTimeoutError:
+        errors = page.locator(".error-summary, .errorlist, [role=alert]").all_inner_texts()
+        raise AssertionError(
+            f"{username} was not signed in: still at {page.url} ({' '.join(errors) or 'no error'};"
+            f" code for step {_LAST_STEP.get(who)}, now step {int(time.time() // 30)})"
+        ) from None
 
 
 @pytest.fixture(scope="session")
