@@ -46,20 +46,34 @@ def time_limit(seconds: float | None, using: str = "default") -> Iterator[None]:
 
 
 @contextmanager
-def _postgres_limit(connection, seconds: float, using: str) -> Iterator[None]:
-    # SET LOCAL lasts to the end of the transaction (a savepoint's release does not end it), so the
-    # limit is set back by hand when the block ends well; a cancelled one rolls back with the block.
+def postgres_settings(using: str = "default", **values) -> Iterator[None]:
+    """PostgreSQL's planner or runtime `values` (`enable_hashjoin="off"`) for the queries inside the
+    block only; nothing on another engine. SET LOCAL lasts to the end of the transaction (a
+    savepoint's release does not end it), so each is set back by hand when the block ends well; a
+    block that raises rolls them back with its savepoint."""
+    connection = connections[using]
+    if connection.vendor != "postgresql":
+        yield
+        return
     with transaction.atomic(using=using):
         with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL statement_timeout = %s", [max(1, int(seconds * 1000))])
+            for name, value in values.items():
+                cursor.execute(f"SET LOCAL {name} = %s", [value])
+        yield
+        with connection.cursor() as cursor:
+            for name in values:
+                cursor.execute(f"SET LOCAL {name} TO DEFAULT")
+
+
+@contextmanager
+def _postgres_limit(connection, seconds: float, using: str) -> Iterator[None]:
+    with postgres_settings(using, statement_timeout=max(1, int(seconds * 1000))):
         try:
             yield
         except OperationalError as error:
             if getattr(error.__cause__, "sqlstate", None) == QUERY_CANCELED:
                 raise TooSlow(seconds) from None
             raise
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL statement_timeout TO DEFAULT")
 
 
 @contextmanager

@@ -81,7 +81,7 @@ def message_log_csv(request, filters) -> StreamingHttpResponse:
     """The filtered message log as CSV; the export is audited before the first row leaves."""
     rows = Message.objects.within_reach(request.user).filter(created_at__lte=timezone.now())
     queryset = filters.filter(rows)
-    if filters.walked_words and filters.collect_matches():
+    if filters.collect_matches():
         # Words common alone but rare together: their batches read the collected ids, not a walk
         # of every newer message (see portal.messaging.search).
         queryset = filters.filter(rows)

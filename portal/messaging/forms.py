@@ -253,28 +253,34 @@ class MessageFilterForm(PortalForm):
             queryset = queryset.filter(
                 created_at__lt=_local_midnight(data["date_to"] + timedelta(days=1))
             )
-        if query := (data.get("q") or "").strip():
-            if self.searched is None:
-                self.searched = search.narrowing(query)
-            queryset = self.searched.apply(queryset)
+        if (searched := self.narrowing()) is not None:
+            queryset = searched.apply(queryset)
         return queryset
+
+    def narrowing(self) -> search.Narrowing | None:
+        """The search's narrowing, worked out once (its index checks are queries); None without one."""
+        if self.searched is None and self.is_bound:
+            self.is_valid()
+            if query := (self.cleaned_data.get("q") or "").strip():
+                self.searched = search.narrowing(query)
+        return self.searched
 
     @property
     def search_walks(self) -> bool:
         """Whether the search is checked row by row as the page walks (many matches): the result
         count then walks newest first too."""
-        return self.searched is not None and self.searched.walks
+        return (searched := self.narrowing()) is not None and searched.walks
 
     @property
     def walked_words(self) -> frozenset[str] | None:
-        return self.searched.words if self.searched is not None else None
+        return searched.words if (searched := self.narrowing()) is not None else None
 
-    def collect_matches(self, using: str = "default") -> bool:
+    def collect_matches(self) -> bool:
         """Read a word search's matches from the word index instead of walking the page (see
         search.matching_ids): False if it walks no words or they are too common for that."""
         if not self.walked_words or (ids := search.matching_ids(self.walked_words)) is None:
             return False
-        self.matched_ids, self.searched = ids, search.among(ids, using)
+        self.matched_ids, self.searched = ids, search.among(ids)
         return True
 
 

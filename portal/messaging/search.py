@@ -30,16 +30,14 @@ matches from 111,111 entries in 0.8 s there), then pages those by id.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 
-from django.db import connections, transaction
 from django.db.models import Exists, Max, OuterRef, Q
 from django.db.models.functions import Substr
 from django.db.models.lookups import Exact
 
 from portal.lib.idlist import id_list
+from portal.lib.querytime import postgres_settings
 
 from .models import Message, MessageWord
 from .words import words_of
@@ -122,28 +120,13 @@ def matching_ids(words: set[str]) -> list[int] | None:
     rows = MessageWord.objects.filter(prefix("word", rarest))
     for word in words - {rarest}:
         rows = rows.filter(_has_word(word, of="message_id"))
-    # One message can hold several words starting with the rarest one: an entry each.
-    with _probing(rows.db):
+    # Each entry of the rarest word is checked by an index probe for the others, as SQLite does.
+    # PostgreSQL would rather hash every entry of the common words (millions): 2.4 s against 0.5 s
+    # for "screening results 20260915" at ten million messages, so not for this one query.
+    with postgres_settings(rows.db, enable_hashjoin="off", enable_mergejoin="off"):
         found = list(rows.values_list("message_id", flat=True)[: MATCH_LIMIT + 1])
+    # One message can hold several words starting with the rarest one: an entry each.
     return None if len(found) > MATCH_LIMIT else sorted(set(found))
-
-
-@contextmanager
-def _probing(using: str) -> Iterator[None]:
-    """Each entry of the rarest word checked by an index probe for the others, as SQLite does.
-    PostgreSQL would rather hash every entry of the common words (millions): 2.4 s against 0.5 s
-    for "screening results 20260915" at ten million messages, so its hash and merge joins are
-    off for the one query."""
-    connection = connections[using]
-    if connection.vendor != "postgresql":
-        yield
-        return
-    with transaction.atomic(using=using), connection.cursor() as cursor:
-        cursor.execute("SET LOCAL enable_hashjoin = off")
-        cursor.execute("SET LOCAL enable_mergejoin = off")
-        yield
-        cursor.execute("SET LOCAL enable_hashjoin TO DEFAULT")
-        cursor.execute("SET LOCAL enable_mergejoin TO DEFAULT")
 
 
 @dataclass(frozen=True)
@@ -166,11 +149,6 @@ NOTHING = Narrowing((Q(pk__in=[]),))
 def among(ids: list[int], using: str = "default") -> Narrowing:
     """The collected matches `ids` (up to MATCH_LIMIT), looked up by id."""
     return Narrowing((Q(pk__in=id_list(ids, using)),))
-
-
-def search(queryset, query: str):
-    """`queryset` narrowed to the messages `query` finds (see the module's docstring)."""
-    return narrowing(query).apply(queryset)
 
 
 def narrowing(query: str) -> Narrowing:

@@ -87,8 +87,6 @@ def _searched_page(request, filters, rows, searching: bool):
     (search.matching_ids) and paged by id, or, too many to collect, walked for the time left.
     """
     limit = settings.SEARCH_TIME_LIMIT_SECONDS if searching else None
-    if searching:
-        filters.filter(rows)  # the search's index checks tell whether it walks by words
     if not filters.walked_words:
         return _listed_page(request, filters, rows, limit)
     started = time.monotonic()
