@@ -11,14 +11,18 @@ each) are queued from X26ABC1 to X26ABC2 the way the send page queues them, by `
 threads at once (4, as that many web or API requests) while the workers run. The clock runs from
 the first message queued until the last one has been downloaded, stored and acknowledged by
 X26ABC2's poller (MESH's "acknowledged"); the time until all were queued and until MESH accepted
-the last send are reported too. Four times a second the benchmark enqueues a poll of X26ABC2 and
-an outbox sweep, which the schedules do every minute: the figure is what the workers can move,
-not the poll interval. The workers run with DEBUG off, as in production, and
+the last send are reported too. The benchmark keeps one poll of X26ABC2 and one outbox sweep
+waiting or running (each enqueued again as soon as the last has run), which the schedules do
+every minute: the figure is what the workers can move, not the poll interval. (It once enqueued
+both four times a second whatever was pending: hundreds of tasks that found a poll running or
+nothing to send.) The workers run with DEBUG off, as in production, and
 ``--concurrency N`` sets their ``POLL_CONCURRENCY`` and ``OUTBOX_CONCURRENCY``.
 
 Latency: with ``--delays``, each run goes through ``LatencyProxy`` (``tests/peers/proxy.py``), which
 holds every MESH request for that many milliseconds before passing it to the sandbox (0 = the
-proxy's own cost only), so the figures say what a round trip to live MESH would cost. Each run also reports the
+proxy's own cost only), so the figures say what a round trip to live MESH would cost. (Until
+December 2026 the proxy answered with Nagle's algorithm on, and each answer waited for the
+client's delayed ACK, up to 40 ms a request: the figures of that time are far too low.) Each run also reports the
 peak resident memory of the largest worker process (``VmHWM``), sampled every second, to show
 whether a worker's memory grows with the backlog (compare ``--messages 200`` and ``2000``), and the
 CPU time the worker processes spent per message (all their processes, SQLite's work included), which

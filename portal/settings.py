@@ -454,7 +454,10 @@ Q_CLUSTER = {
     "catch_up": False,
     "ack_failures": True,
     "save_limit": 1000,
-    "poll": 1,
+    # How long an idle worker cluster waits before asking the database broker for tasks again
+    # (django-q2's default): a send queued from the portal or the API starts within this long.
+    # Each ask is one indexed read of a small table; Redis (REDIS_URL) does not poll.
+    "poll": env.float("Q_POLL_SECONDS", default=0.2),
     "orm": "default",
     "sync": env.bool("Q_SYNC", default=False),
 }

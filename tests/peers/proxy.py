@@ -44,6 +44,10 @@ class _Handler(BaseHTTPRequestHandler):
     """Hands every request to its proxy's ``forward``; reads bodies and writes answers for it."""
 
     protocol_version = "HTTP/1.1"
+    # An answer goes out in several writes (headers, pieces, the last chunk): with Nagle's algorithm
+    # on, each write after the first waits for the client's delayed ACK, up to 40 ms a request on
+    # loopback, which the throughput benchmark counted as MESH's time.
+    disable_nagle_algorithm = True
     proxy: _ForwardingProxy
 
     def do_GET(self) -> None:
