@@ -220,6 +220,63 @@ def measure(messages: int, clusters: list[Cluster], deadline: float, queuers: in
     }
 
 
+def measure_backlog(messages: int, clusters_for, deadline: float, queuers: int) -> dict:
+    """A backlog after an outage: the messages are queued while no worker runs, then the workers
+    start and send them all (no poll meanwhile), then one poll receives them all.
+
+    Each side's rate is the one a backlog drains at: the outbox's, from the workers' start until
+    MESH accepted the last message, and the inbox's, from the poll's start until the last message
+    was acknowledged. The schedule's minutely poll of due mailboxes is removed first, so that only
+    the one poll receives.
+    """
+    from django_q.models import Schedule
+    from django_q.tasks import async_task
+
+    from portal.mailboxes.models import Mailbox
+    from portal.messaging.models import Message, Status
+
+    Schedule.objects.filter(func="portal.messaging.tasks.poll_due").delete()
+    sender, recipient = (Mailbox.objects.get(mailbox_id=m) for m in ("X26ABC1", "X26ABC2"))
+    queue_messages(sender, messages, queuers)
+    clusters = clusters_for()
+    _wait_running(clusters)
+    cpu_before = cpu_seconds(clusters)
+    started = time.monotonic()
+    async_task("portal.messaging.tasks.sweep_outbox")  # as the schedule does every minute
+    sent = Message.objects.outbound().filter(status__in=[Status.ACCEPTED, Status.ACKNOWLEDGED])
+    arrived = Message.objects.inbound().filter(mailbox=recipient, status=Status.ACKNOWLEDGED)
+    peak = 0.0
+    while sent.count() < messages and time.monotonic() - started < deadline:
+        peak = max(peak, peak_rss_mb(clusters))
+        time.sleep(0.1)
+    sent_s = time.monotonic() - started
+    cpu_sent = cpu_seconds(clusters)
+    polled = time.monotonic()
+    async_task("portal.messaging.tasks.poll_mailbox", recipient.pk)
+    while arrived.count() < messages and time.monotonic() - started < deadline:
+        peak = max(peak, peak_rss_mb(clusters))
+        time.sleep(0.1)
+    received_s = time.monotonic() - polled
+    inbound = Message.objects.inbound().filter(mailbox=recipient)
+    distinct = inbound.values("mesh_message_id").distinct().count()
+    acknowledged = arrived.count()
+    return {
+        "clusters": clusters,
+        "workers": len(clusters),
+        "messages": messages,
+        "backlog": True,
+        "complete": acknowledged == messages and inbound.count() == distinct == messages,
+        "acknowledged": acknowledged,
+        "sent_s": sent_s,
+        "received_s": received_s,
+        "send_rate": messages / sent_s,
+        "receive_rate": messages / received_s,
+        "peak_rss_mb": max(peak, peak_rss_mb(clusters)),
+        "send_cpu_ms_per_message": (cpu_sent - cpu_before) * 1000 / messages,
+        "receive_cpu_ms_per_message": (cpu_seconds(clusters) - cpu_sent) * 1000 / messages,
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.throughput_child")
     parser.add_argument("--messages", type=int, required=True)
@@ -227,6 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--deadline", type=float, required=True)
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--queuers", type=int, default=1)
+    parser.add_argument("--backlog", action="store_true")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     django.setup()
@@ -234,9 +292,18 @@ def main(argv: list[str] | None = None) -> int:
 
     call_command("migrate", verbosity=0, interactive=False)
     call_command("seed_demo", stdout=io.StringIO())
-    clusters = [Cluster(str(n), args.workdir) for n in range(args.clusters)]
+    clusters: list[Cluster] = []
+
+    def start_clusters() -> list[Cluster]:
+        clusters.extend(Cluster(str(n), args.workdir) for n in range(args.clusters))
+        return clusters
+
     try:
-        result = measure(args.messages, clusters, args.deadline, args.queuers)
+        if args.backlog:
+            result = measure_backlog(args.messages, start_clusters, args.deadline, args.queuers)
+            result.pop("clusters")
+        else:
+            result = measure(args.messages, start_clusters(), args.deadline, args.queuers)
     finally:
         for cluster in clusters:
             cluster.stop()
