@@ -246,42 +246,59 @@ def _row(result: dict) -> str:
     )
 
 
-def format_backlog_table(results: list[dict]) -> str:
-    lines = [
-        "| engine | added to each MESH request | worker processes | messages | backlog sent | msg/s sent | worker CPU a message sent | one poll received | msg/s received | worker CPU a message received | worker peak RSS |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+BACKLOG_COLUMNS = (
+    "backlog sent",
+    "msg/s sent",
+    "worker CPU a message sent",
+    "one poll received",
+    "msg/s received",
+    "worker CPU a message received",
+    "worker peak RSS",
+)
+FLOW_COLUMNS = (
+    "all queued",
+    "queued → all accepted",
+    "queued → all acknowledged",
+    "msg/s end to end",
+    "worker CPU a message",
+    "worker peak RSS",
+)
+
+
+def _backlog_cells(r: dict) -> list[str]:
+    return [
+        f"{r['sent_s']:.1f} s",
+        f"{r['send_rate']:.1f}",
+        f"{r['send_cpu_ms_per_message']:.0f} ms",
+        f"{r['received_s']:.1f} s",
+        f"{r['receive_rate']:.1f}",
+        f"{r['receive_cpu_ms_per_message']:.0f} ms",
+        f"{r['peak_rss_mb']:.0f} MB",
     ]
-    for r in results:
-        head = f"| {r['engine']} | {r['delay_ms']:g} ms | {r['workers']} | {r['messages']}"
-        if r.get("error") or not r.get("complete"):
-            lines.append(f"{head} | failed | - | - | - | - | - | - |")
-            continue
-        lines.append(
-            f"{head} | {r['sent_s']:.1f} s | {r['send_rate']:.1f} "
-            f"| {r['send_cpu_ms_per_message']:.0f} ms | {r['received_s']:.1f} s "
-            f"| {r['receive_rate']:.1f} | {r['receive_cpu_ms_per_message']:.0f} ms "
-            f"| {r['peak_rss_mb']:.0f} MB |"
-        )
-    return "\n".join(lines)
+
+
+def _flow_cells(r: dict) -> list[str]:
+    return [
+        f"{r['queued_s']:.1f} s",
+        f"{r['accepted_s']:.1f} s",
+        f"{r['done_s']:.1f} s",
+        f"{r['rate']:.1f}",
+        f"{r.get('worker_cpu_ms_per_message', 0):.0f} ms",
+        f"{r['peak_rss_mb']:.0f} MB",
+    ]
 
 
 def format_table(results: list[dict]) -> str:
-    if results and results[0].get("backlog"):
-        return format_backlog_table(results)
-    lines = [
-        "| engine | added latency | worker processes | messages | all queued | queued → all accepted | queued → all acknowledged | msg/s end to end | worker CPU a message | worker peak RSS |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
+    """A Markdown table of the runs: each side's backlog rates, or the flow's times and rate."""
+    backlog = bool(results and results[0].get("backlog"))
+    columns, cells = (BACKLOG_COLUMNS, _backlog_cells) if backlog else (FLOW_COLUMNS, _flow_cells)
+    head = ("engine", "added latency", "worker processes", "messages", *columns)
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
-        head = f"| {r['engine']} | {r['delay_ms']:g} ms | {r['workers']} | {r['messages']}"
-        if r.get("error") or not r.get("complete"):
-            lines.append(f"{head} | - | - | failed | - | - | - |")
-            continue
-        lines.append(
-            f"{head} | {r['queued_s']:.1f} s | {r['accepted_s']:.1f} s | {r['done_s']:.1f} s "
-            f"| {r['rate']:.1f} "
-            f"| {r.get('worker_cpu_ms_per_message', 0):.0f} ms | {r['peak_rss_mb']:.0f} MB |"
-        )
+        failed = r.get("error") or not r.get("complete")
+        row = ["failed", *["-"] * (len(columns) - 1)] if failed else cells(r)
+        first = [r["engine"], f"{r['delay_ms']:g} ms", str(r["workers"]), str(r["messages"])]
+        lines.append("| " + " | ".join(first + row) + " |")
     return "\n".join(lines)
 
 
