@@ -164,6 +164,21 @@ class _Pending:
         self.tasks[name] = (async_task(name, *args), time.monotonic())
 
 
+def _received(recipient, messages: int) -> dict:
+    """Whether every message arrived once and was acknowledged: rows, distinct MESH ids, acks."""
+    from portal.messaging.models import Message, Status
+
+    inbound = Message.objects.inbound().filter(mailbox=recipient)
+    acknowledged = inbound.filter(status=Status.ACKNOWLEDGED).count()
+    rows, distinct = inbound.count(), inbound.values("mesh_message_id").distinct().count()
+    return {
+        "complete": acknowledged == messages and rows == distinct == messages,
+        "acknowledged": acknowledged,
+        "received_rows": rows,
+        "distinct": distinct,
+    }
+
+
 def measure(messages: int, clusters: list[Cluster], deadline: float, queuers: int = 1) -> dict:
     from portal.mailboxes.models import Mailbox
     from portal.messaging.models import Message, Status
@@ -199,20 +214,13 @@ def measure(messages: int, clusters: list[Cluster], deadline: float, queuers: in
     done_s = time.monotonic() - started
     queuing.join()
     queued_s = queued_at[0] if queued_at else done_s
-    acknowledged = arrived.count()
-    inbound = Message.objects.inbound().filter(mailbox=recipient)
-    distinct = inbound.values("mesh_message_id").distinct().count()
-    complete = acknowledged == messages and inbound.count() == distinct == messages
     return {
         "workers": len(clusters),
         "messages": messages,
-        "complete": complete,
+        **_received(recipient, messages),
         "queued_s": queued_s,
         "accepted_s": accepted_s or done_s,
         "done_s": done_s,
-        "acknowledged": acknowledged,
-        "received_rows": inbound.count(),
-        "distinct": distinct,
         "rate": messages / done_s,
         "accepted_rate": messages / (accepted_s or done_s),
         "peak_rss_mb": max(peak, peak_rss_mb(clusters)),
@@ -220,7 +228,7 @@ def measure(messages: int, clusters: list[Cluster], deadline: float, queuers: in
     }
 
 
-def measure_backlog(messages: int, clusters_for, deadline: float, queuers: int) -> dict:
+def measure_backlog(messages: int, start_clusters, deadline: float, queuers: int) -> dict:
     """A backlog after an outage: the messages are queued while no worker runs, then the workers
     start and send them all (no poll meanwhile), then one poll receives them all.
 
@@ -238,35 +246,33 @@ def measure_backlog(messages: int, clusters_for, deadline: float, queuers: int) 
     Schedule.objects.filter(func="portal.messaging.tasks.poll_due").delete()
     sender, recipient = (Mailbox.objects.get(mailbox_id=m) for m in ("X26ABC1", "X26ABC2"))
     queue_messages(sender, messages, queuers)
-    clusters = clusters_for()
+    clusters = start_clusters()
     _wait_running(clusters)
     cpu_before = cpu_seconds(clusters)
     started = time.monotonic()
+    peak = 0.0
+
+    def wait_until(done) -> float:
+        """Seconds from now until `done()`, sampling the workers' peak memory meanwhile."""
+        nonlocal peak
+        since = time.monotonic()
+        while not done() and time.monotonic() - started < deadline:
+            peak = max(peak, peak_rss_mb(clusters))
+            time.sleep(0.1)
+        return time.monotonic() - since
+
     async_task("portal.messaging.tasks.sweep_outbox")  # as the schedule does every minute
     sent = Message.objects.outbound().filter(status__in=[Status.ACCEPTED, Status.ACKNOWLEDGED])
-    arrived = Message.objects.inbound().filter(mailbox=recipient, status=Status.ACKNOWLEDGED)
-    peak = 0.0
-    while sent.count() < messages and time.monotonic() - started < deadline:
-        peak = max(peak, peak_rss_mb(clusters))
-        time.sleep(0.1)
-    sent_s = time.monotonic() - started
+    sent_s = wait_until(lambda: sent.count() >= messages)
     cpu_sent = cpu_seconds(clusters)
-    polled = time.monotonic()
     async_task("portal.messaging.tasks.poll_mailbox", recipient.pk)
-    while arrived.count() < messages and time.monotonic() - started < deadline:
-        peak = max(peak, peak_rss_mb(clusters))
-        time.sleep(0.1)
-    received_s = time.monotonic() - polled
-    inbound = Message.objects.inbound().filter(mailbox=recipient)
-    distinct = inbound.values("mesh_message_id").distinct().count()
-    acknowledged = arrived.count()
+    arrived = Message.objects.inbound().filter(mailbox=recipient, status=Status.ACKNOWLEDGED)
+    received_s = wait_until(lambda: arrived.count() >= messages)
     return {
-        "clusters": clusters,
         "workers": len(clusters),
         "messages": messages,
         "backlog": True,
-        "complete": acknowledged == messages and inbound.count() == distinct == messages,
-        "acknowledged": acknowledged,
+        **_received(recipient, messages),
         "sent_s": sent_s,
         "received_s": received_s,
         "send_rate": messages / sent_s,
@@ -301,7 +307,6 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.backlog:
             result = measure_backlog(args.messages, start_clusters, args.deadline, args.queuers)
-            result.pop("clusters")
         else:
             result = measure(args.messages, start_clusters(), args.deadline, args.queuers)
     finally:
