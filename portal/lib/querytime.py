@@ -26,6 +26,7 @@ class TooSlow(Exception):
     def __init__(self, seconds: float):
         super().__init__(f"Stopped after {seconds:g} seconds.")
         self.seconds = seconds
+        self.seconds_text = f"{seconds:g}"  # as a person reads it: 5, 0.05
 
 
 @contextmanager

@@ -66,7 +66,11 @@ class MessageLogFilterForm(MessageFilterForm):
         """One keyset page of `rows` filtered (see portal.lib.pagination for the cursors)."""
         ids = self._environment_mailboxes()
         if ids is None or getattr(self, "cleaned_data", {}).get("mailbox"):
-            return keyset_page(self.filter(rows), after=after, before=before, size=size)
+            # Collected matches (a long id list) are sorted as ids, then their rows looked up.
+            lookup = rows if self.matched_ids is not None else None
+            return keyset_page(
+                self.filter(rows), after=after, before=before, size=size, lookup=lookup
+            )
         filtered = self._filter_but_environment(rows)
         return merged_keyset_page(rows, filtered, ids, after=after, before=before, size=size)
 

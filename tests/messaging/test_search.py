@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from portal.messaging import search
 from portal.messaging.models import Message, MessageWord
@@ -192,6 +195,49 @@ def test_matching_ids_reads_every_word_from_the_rarest_ones_entries(messages, mo
     assert search.matching_ids({"march", "results"}) is None
 
 
+@pytest.mark.parametrize(
+    "read_factor, prefix_words", [(search.RANGE_FACTOR, search.PREFIX_WORDS), (0, 32), (4, 1)]
+)
+def test_matching_ids_reads_or_probes_the_other_words_alike(
+    messages, monkeypatch, read_factor, prefix_words
+):
+    # The other words' entries between the rarest word's first and last id are read when few
+    # enough (of few enough distinct words); otherwise each id kept is probed. Same matches.
+    monkeypatch.setattr(search, "RANGE_FACTOR", read_factor)
+    monkeypatch.setattr(search, "PREFIX_WORDS", prefix_words)
+    one, two = messages
+    both = make_message(one.mailbox, payload=None, subject="Results resubmitted for March")
+    assert search.matching_ids({"march", "results"}) == [one.pk, both.pk]
+    assert search.matching_ids({"res", "march"}) == [one.pk, both.pk]  # "results", "resubmitted"
+    assert search.matching_ids({"disch", "summ", "mar"}) == [two.pk]
+    assert search.matching_ids({"march", "nothing"}) == []
+
+
+def test_matching_ids_reads_only_the_other_words_entries_between_the_rarest_ones(
+    messages, monkeypatch
+):
+    one, _ = messages
+
+    def made(subject: str, times: int = 1) -> list[Message]:
+        return [make_message(one.mailbox, payload=None, subject=subject) for _ in range(times)]
+
+    made("Audit", 4)
+    rare = made("Audit, quarterly")[0]
+    made("Audit", 4)
+    probed = []
+    real = search._probed
+    monkeypatch.setattr(search, "_probed", lambda *args: probed.append(args) or real(*args))
+    monkeypatch.setattr(search, "RANGE_FACTOR", 1)
+    # "audit" is in nine messages, one of them between the first and last "quarterly": read.
+    assert search.matching_ids({"audit", "quarterly"}) == [rare.pk]
+    assert probed == []
+    # "annual" in the first and the last of five "review"s: all five lie between, more than the
+    # two ids kept, so each of those is probed.
+    first, *_, last = made("Review, annual") + made("Review", 3) + made("Review, annual")
+    assert search.matching_ids({"review", "annual"}) == [first.pk, last.pk]
+    assert [word for word, _ in probed] == ["review"]
+
+
 @pytest.fixture
 def walk_stopped(monkeypatch, settings):
     """The list's walk of a word search runs out of its time (as words common to millions of
@@ -234,6 +280,33 @@ def test_a_word_search_whose_walk_runs_out_of_time_is_paged_from_its_collected_m
     assert [m.pk for m in response.context["page"].items] == [resent.pk, one.pk]
     response = client.get(reverse("messaging:list"), {"q": "march results", "direction": "out"})
     assert response.context["page"].items == []
+
+
+def test_collected_matches_page_forward_and_back_in_the_lists_order(
+    client, auditor_user, messages, walk_stopped
+):
+    # Their ids read first, sorted by created_at (not by id), then their rows looked up.
+    one, _ = messages
+    start = timezone.now() - timedelta(hours=1)
+    made = [
+        make_message(
+            one.mailbox,
+            payload=None,
+            subject="March results",
+            created_at=start + timedelta(seconds=(n * 7) % 30),
+        )
+        for n in range(30)
+    ]
+    newest_first = [m.pk for m in sorted(made, key=lambda m: m.created_at, reverse=True)]
+    client.force_login(auditor_user)
+    query = {"q": "march results"}
+    first = client.get(reverse("messaging:list"), query).context["page"]
+    second = client.get(reverse("messaging:list"), {**query, "after": first.next_cursor})
+    second = second.context["page"]
+    assert [m.pk for m in first.items + second.items] == [one.pk, *newest_first]  # one: now
+    assert second.next_cursor is None
+    back = client.get(reverse("messaging:list"), {**query, "before": second.prev_cursor})
+    assert [m.pk for m in back.context["page"].items] == [one.pk, *newest_first[:24]]
 
 
 def test_a_word_search_too_common_to_collect_walks_for_the_time_left(
