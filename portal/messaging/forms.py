@@ -196,9 +196,8 @@ class LookupForm(PortalForm):
 
 class MessageFilterForm(PortalForm):
     # The search's narrowing (search.narrowing), worked out on the first filter(); once its words
-    # are collected from the word index instead of walked (collect_matches), their messages' ids.
+    # are collected from the word index instead of walked (collect_matches), by their ids.
     searched: search.Narrowing | None = None
-    matched_ids: list[int] | None = None
 
     mailbox = forms.ModelChoiceField(
         queryset=Mailbox.objects.order_by("mailbox_id"), required=False, empty_label="Any mailbox"
@@ -280,8 +279,13 @@ class MessageFilterForm(PortalForm):
         search.matching_ids): False if it walks no words or they are too common for that."""
         if not self.walked_words or (ids := search.matching_ids(self.walked_words)) is None:
             return False
-        self.matched_ids, self.searched = ids, search.among(ids)
+        self.searched = search.among(ids)
         return True
+
+    @property
+    def matched_ids(self) -> list[int] | None:
+        """The search's matches when they were collected from the word index (ascending ids)."""
+        return searched.collected if (searched := self.narrowing()) is not None else None
 
 
 def _local_midnight(day) -> datetime:

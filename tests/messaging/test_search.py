@@ -247,6 +247,7 @@ def walk_stopped(monkeypatch, settings):
     from portal.messaging import views
 
     monkeypatch.setattr(search, "CANDIDATES", 1)  # every word is common: the search walks
+    monkeypatch.setattr(search, "COLLECT_AT_ONCE", 0)  # ... and too common to collect at once
     settings.SEARCH_TIME_LIMIT_SECONDS = 5
     real, limits = views._listed_page, []
 
@@ -280,6 +281,24 @@ def test_a_word_search_whose_walk_runs_out_of_time_is_paged_from_its_collected_m
     assert [m.pk for m in response.context["page"].items] == [resent.pk, one.pk]
     response = client.get(reverse("messaging:list"), {"q": "march results", "direction": "out"})
     assert response.context["page"].items == []
+
+
+def test_a_word_search_whose_rarest_word_is_in_few_messages_is_collected_without_a_walk(
+    client, auditor_user, messages, walk_stopped, monkeypatch
+):
+    monkeypatch.setattr(search, "COLLECT_AT_ONCE", 2)  # "results" has 2 entries, "march" 3
+    one, _ = messages
+    resent = make_message(one.mailbox, payload=None, subject="March results, resent")
+    client.force_login(auditor_user)
+    response = client.get(reverse("messaging:list"), {"q": "march results"})
+    assert response.context["filters"].matched_ids == sorted([one.pk, resent.pk])
+    assert [m.pk for m in response.context["page"].items] == [resent.pk, one.pk]
+    assert walk_stopped == [5]  # one reading of the page, given the whole limit
+    # Both words in more entries than that: the page is walked first.
+    monkeypatch.setattr(search, "COLLECT_AT_ONCE", 1)
+    response = client.get(reverse("messaging:list"), {"q": "march results"})
+    assert response.context["filters"].matched_ids == sorted([one.pk, resent.pk])
+    assert walk_stopped[1:] == [search.WALK_SECONDS, pytest.approx(5, abs=1)]
 
 
 def test_collected_matches_page_forward_and_back_in_the_lists_order(
