@@ -65,8 +65,13 @@ def _querystring(request, *drop: str) -> str:
     return query.urlencode()
 
 
-def _listed_page(request, filters, rows, seconds: float | None):
-    """The list's page and its count, stopped by the database after `seconds` (None: never)."""
+def _listed_page(request, filters, rows, seconds: float | None, count_seconds=None):
+    """The list's page and its count, stopped by the database after `seconds` (None: never); with
+    `count_seconds`, the page after `seconds`, then the count after `count_seconds`."""
+
+    def counted():
+        return count_up_to(filters.filter(rows), ordered=filters.search_walks)
+
     with time_limit(seconds):
         page = filters.page(
             rows.prefetch_related("mailbox"),
@@ -74,8 +79,10 @@ def _listed_page(request, filters, rows, seconds: float | None):
             before=request.GET.get("before"),
             size=PAGE_SIZE,
         )
-        count = count_up_to(filters.filter(rows), ordered=filters.search_walks)
-    return page, count
+        if count_seconds is None:
+            return page, counted()
+    with time_limit(count_seconds):
+        return page, counted()
 
 
 def _searched_page(request, filters, rows, searching: bool):
@@ -83,7 +90,8 @@ def _searched_page(request, filters, rows, searching: bool):
 
     A search by words common to many messages is checked row by row as the page walks: quick when
     the matches are spread through time, a walk of everything newer when they sit in an old batch.
-    Such a walk gets search.WALK_SECONDS; then the matches are collected from the word index
+    Such a walk gets search.WALK_SECONDS for its page, and its count (which walks on, up to 1,001
+    matches) search.WALK_COUNT_SECONDS; past either, the matches are collected from the word index
     (search.matching_ids) and paged by id, or, too many to collect, walked for the time left.
     """
     limit = settings.SEARCH_TIME_LIMIT_SECONDS if searching else None
@@ -98,8 +106,15 @@ def _searched_page(request, filters, rows, searching: bool):
             raise TooSlow(limit)
         return seconds
 
+    walk = min(search.WALK_SECONDS, limit or math.inf)
     try:
-        return _listed_page(request, filters, rows, min(search.WALK_SECONDS, limit or math.inf))
+        return _listed_page(
+            request,
+            filters,
+            rows,
+            walk,
+            count_seconds=min(search.WALK_COUNT_SECONDS, (limit or math.inf) - walk),
+        )
     except TooSlow:
         if limit and limit <= search.WALK_SECONDS:
             raise TooSlow(limit) from None

@@ -251,11 +251,11 @@ def walk_stopped(monkeypatch, settings):
     settings.SEARCH_TIME_LIMIT_SECONDS = 5
     real, limits = views._listed_page, []
 
-    def listed(request, filters, rows, seconds):
+    def listed(request, filters, rows, seconds, **counted):
         limits.append(seconds)
         if seconds == search.WALK_SECONDS:
             raise TooSlow(seconds)
-        return real(request, filters, rows, seconds)
+        return real(request, filters, rows, seconds, **counted)
 
     monkeypatch.setattr(views, "_listed_page", listed)
     return limits
@@ -281,6 +281,57 @@ def test_a_word_search_whose_walk_runs_out_of_time_is_paged_from_its_collected_m
     assert [m.pk for m in response.context["page"].items] == [resent.pk, one.pk]
     response = client.get(reverse("messaging:list"), {"q": "march results", "direction": "out"})
     assert response.context["page"].items == []
+
+
+@pytest.fixture
+def common_words(monkeypatch, settings):
+    """Every word too common to look up by id or to collect at once: a word search walks first."""
+    monkeypatch.setattr(search, "CANDIDATES", 1)
+    monkeypatch.setattr(search, "COLLECT_AT_ONCE", 0)
+    settings.SEARCH_TIME_LIMIT_SECONDS = 5
+
+
+def test_a_walk_that_finds_its_page_counts_on_for_longer(
+    client, auditor_user, messages, common_words, monkeypatch
+):
+    from portal.messaging import views
+
+    limits, real = [], views.time_limit
+    monkeypatch.setattr(
+        views, "time_limit", lambda seconds: limits.append(seconds) or real(seconds)
+    )
+    one, _ = messages
+    resent = make_message(one.mailbox, payload=None, subject="March results, resent")
+    client.force_login(auditor_user)
+    response = client.get(reverse("messaging:list"), {"q": "march results"})
+    assert [m.pk for m in response.context["page"].items] == [resent.pk, one.pk]
+    assert response.context["filters"].matched_ids is None  # walked, not collected
+    assert limits == [search.WALK_SECONDS, search.WALK_COUNT_SECONDS]
+
+
+def test_a_walk_whose_count_runs_out_of_time_is_collected_instead(
+    client, auditor_user, messages, common_words, monkeypatch
+):
+    from portal.lib.querytime import TooSlow
+    from portal.messaging import views
+
+    counted, real = [], views.count_up_to
+
+    def count_up_to(queryset, **kwargs):
+        counted.append(kwargs["ordered"])
+        if kwargs["ordered"]:  # the count's walk, newest first: stopped
+            raise TooSlow(search.WALK_COUNT_SECONDS)
+        return real(queryset, **kwargs)
+
+    monkeypatch.setattr(views, "count_up_to", count_up_to)
+    one, _ = messages
+    resent = make_message(one.mailbox, payload=None, subject="March results, resent")
+    client.force_login(auditor_user)
+    response = client.get(reverse("messaging:list"), {"q": "march results"})
+    assert response.context["filters"].matched_ids == [one.pk, resent.pk]
+    assert [m.pk for m in response.context["page"].items] == [resent.pk, one.pk]
+    assert "2 messages match these filters." in response.content.decode()
+    assert counted == [True, False]
 
 
 def test_a_word_search_whose_rarest_word_is_in_few_messages_is_collected_without_a_walk(
