@@ -20,7 +20,7 @@ from portal.lib import payloads
 from portal.lib.bodylimit import body_limit
 from portal.lib.crosssite import same_site_only
 from portal.lib.http import permission_required
-from portal.lib.pagination import KeysetPage, count_up_to
+from portal.lib.pagination import BoundedCount, KeysetPage, count_up_to, decode_cursor
 from portal.lib.querytime import TooSlow, time_limit
 from portal.mailboxes.models import Environment, Mailbox, Workflow
 from portal.mailboxes.services import MailboxNotReady, mesh_client
@@ -65,24 +65,39 @@ def _querystring(request, *drop: str) -> str:
     return query.urlencode()
 
 
-def _listed_page(request, filters, rows, seconds: float | None, count_seconds=None):
-    """The list's page and its count, stopped by the database after `seconds` (None: never); with
-    `count_seconds`, the page after `seconds`, then the count after `count_seconds`."""
+def _page(request, filters, rows) -> KeysetPage:
+    return filters.page(
+        rows.prefetch_related("mailbox"),
+        after=request.GET.get("after"),
+        before=request.GET.get("before"),
+        size=PAGE_SIZE,
+    )
 
-    def counted():
-        return count_up_to(filters.filter(rows), ordered=filters.search_walks)
 
+def _count(filters, rows) -> BoundedCount:
+    return count_up_to(filters.filter(rows), ordered=filters.search_walks)
+
+
+def _listed_page(request, filters, rows, seconds: float | None):
+    """The list's page and its count, stopped by the database after `seconds` (None: never)."""
     with time_limit(seconds):
-        page = filters.page(
-            rows.prefetch_related("mailbox"),
-            after=request.GET.get("after"),
-            before=request.GET.get("before"),
-            size=PAGE_SIZE,
-        )
-        if count_seconds is None:
-            return page, counted()
-    with time_limit(count_seconds):
-        return page, counted()
+        return _page(request, filters, rows), _count(filters, rows)
+
+
+def _walked_page(request, filters, rows, seconds: float, count_seconds: float):
+    """A word search's page walked within `seconds` (TooSlow past it), then its count, which walks
+    on (up to 1,001 matches), within `count_seconds`. A count that runs out says what the pages
+    show: all the matches when this first page is the only one, else more than a page of them."""
+    with time_limit(seconds):
+        page = _page(request, filters, rows)
+    try:
+        with time_limit(count_seconds):
+            return page, _count(filters, rows)
+    except TooSlow:
+        cursor = decode_cursor(request.GET.get("after")) or decode_cursor(request.GET.get("before"))
+        if cursor or page.next_cursor:  # a full page came before this one, or one follows
+            return page, BoundedCount(PAGE_SIZE + 1, PAGE_SIZE)
+        return page, BoundedCount(len(page.items), len(page.items))
 
 
 def _searched_page(request, filters, rows, searching: bool):
@@ -90,9 +105,9 @@ def _searched_page(request, filters, rows, searching: bool):
 
     A search by words common to many messages is checked row by row as the page walks: quick when
     the matches are spread through time, a walk of everything newer when they sit in an old batch.
-    Such a walk gets search.WALK_SECONDS for its page, and its count (which walks on, up to 1,001
-    matches) search.WALK_COUNT_SECONDS; past either, the matches are collected from the word index
-    (search.matching_ids) and paged by id, or, too many to collect, walked for the time left.
+    Such a walk gets search.WALK_SECONDS for its page (its count then search.WALK_COUNT_SECONDS:
+    _walked_page); past that, the matches are collected from the word index (search.matching_ids)
+    and paged by id, or, too many to collect, walked for the time left.
     """
     limit = settings.SEARCH_TIME_LIMIT_SECONDS if searching else None
     if not filters.walked_words:
@@ -107,14 +122,9 @@ def _searched_page(request, filters, rows, searching: bool):
         return seconds
 
     walk = min(search.WALK_SECONDS, limit or math.inf)
+    count = max(0.01, min(search.WALK_COUNT_SECONDS, (limit or math.inf) - walk))
     try:
-        return _listed_page(
-            request,
-            filters,
-            rows,
-            walk,
-            count_seconds=min(search.WALK_COUNT_SECONDS, (limit or math.inf) - walk),
-        )
+        return _walked_page(request, filters, rows, walk, count)
     except TooSlow:
         if limit and limit <= search.WALK_SECONDS:
             raise TooSlow(limit) from None

@@ -251,12 +251,15 @@ def walk_stopped(monkeypatch, settings):
     settings.SEARCH_TIME_LIMIT_SECONDS = 5
     real, limits = views._listed_page, []
 
-    def listed(request, filters, rows, seconds, **counted):
+    def walked(request, filters, rows, seconds, count_seconds):
         limits.append(seconds)
-        if seconds == search.WALK_SECONDS:
-            raise TooSlow(seconds)
-        return real(request, filters, rows, seconds, **counted)
+        raise TooSlow(seconds)
 
+    def listed(request, filters, rows, seconds):
+        limits.append(seconds)
+        return real(request, filters, rows, seconds)
+
+    monkeypatch.setattr(views, "_walked_page", walked)
     monkeypatch.setattr(views, "_listed_page", listed)
     return limits
 
@@ -309,29 +312,37 @@ def test_a_walk_that_finds_its_page_counts_on_for_longer(
     assert limits == [search.WALK_SECONDS, search.WALK_COUNT_SECONDS]
 
 
-def test_a_walk_whose_count_runs_out_of_time_is_collected_instead(
+def test_a_walk_whose_count_runs_out_of_time_shows_its_page_and_what_it_shows(
     client, auditor_user, messages, common_words, monkeypatch
 ):
     from portal.lib.querytime import TooSlow
     from portal.messaging import views
 
-    counted, real = [], views.count_up_to
+    def too_slow(queryset, **kwargs):  # the count's walk, newest first: stopped
+        raise TooSlow(search.WALK_COUNT_SECONDS)
 
-    def count_up_to(queryset, **kwargs):
-        counted.append(kwargs["ordered"])
-        if kwargs["ordered"]:  # the count's walk, newest first: stopped
-            raise TooSlow(search.WALK_COUNT_SECONDS)
-        return real(queryset, **kwargs)
-
-    monkeypatch.setattr(views, "count_up_to", count_up_to)
+    monkeypatch.setattr(views, "count_up_to", too_slow)
     one, _ = messages
-    resent = make_message(one.mailbox, payload=None, subject="March results, resent")
+    made = [
+        make_message(one.mailbox, payload=None, subject="March results, resent") for _ in range(25)
+    ]
     client.force_login(auditor_user)
     response = client.get(reverse("messaging:list"), {"q": "march results"})
-    assert response.context["filters"].matched_ids == [one.pk, resent.pk]
-    assert [m.pk for m in response.context["page"].items] == [resent.pk, one.pk]
-    assert "2 messages match these filters." in response.content.decode()
-    assert counted == [True, False]
+    assert response.context["filters"].matched_ids is None  # not collected: the page was found
+    assert [m.pk for m in response.context["page"].items] == [m.pk for m in reversed(made)]
+    assert "More than 25 messages match these filters." in response.content.decode()
+    # The page after it: still more than a page of them.
+    second = client.get(
+        reverse("messaging:list"),
+        {"q": "march results", "after": response.context["page"].next_cursor},
+    )
+    assert [m.pk for m in second.context["page"].items] == [one.pk]
+    assert "More than 25 messages match these filters." in second.content.decode()
+    # All of them on one first page: that many.
+    response = client.get(reverse("messaging:list"), {"q": "march results resent"})
+    assert len(response.context["page"].items) == 25 and not response.context["page"].next_cursor
+    html = response.content.decode()
+    assert "25 messages match these filters." in html and "More than" not in html
 
 
 def test_a_word_search_whose_rarest_word_is_in_few_messages_is_collected_without_a_walk(
