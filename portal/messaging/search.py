@@ -33,8 +33,8 @@ entries there are many more (spread through all time) is checked by a probe of e
 
 WALK_SECONDS is short (a walk that finds its page at all finds it in a few milliseconds); the
 count of a page found walks on for up to WALK_COUNT_SECONDS. A word too common to collect then
-walks again for the rest of SEARCH_TIME_LIMIT_SECONDS. A search whose
-rarest word has at most COLLECT_AT_ONCE entries is collected without a walk (a few milliseconds).
+walks again for the rest of SEARCH_TIME_LIMIT_SECONDS. A search whose rarest word has at most
+COLLECT_AT_ONCE entries is collected without a walk (a few milliseconds).
 """
 
 from __future__ import annotations
