@@ -26,7 +26,11 @@ class TooSlow(Exception):
     def __init__(self, seconds: float):
         super().__init__(f"Stopped after {seconds:g} seconds.")
         self.seconds = seconds
-        self.seconds_text = f"{seconds:g}"  # as a person reads it: 5, 0.05
+
+    @property
+    def seconds_text(self) -> str:
+        """The seconds as a person reads them: 5, 0.05."""
+        return f"{self.seconds:g}"
 
 
 @contextmanager
