@@ -33,14 +33,15 @@ database write: as downloads finish it stores them, a batch in one transaction (
 events and audit records sealed together, `audit.services.sealed_together`), and only then hands
 out their acknowledgements, which it records a batch at a time too. At most four times that many
 requests are handed out at once, whatever the backlog. Each download may use only its share of
-the free disk above the reserve (room / POLL_CONCURRENCY). An error that is not about one message
-(MESH down, the claim lost) stops the hand-out, lets the requests already started finish (what
-they downloaded is stored and acknowledged), and ends the poll with it. A worker killed mid-poll
-leaves each message either not stored (fetched again; at most a payload file without a row), or
-stored and not acknowledged (acknowledged, not stored again, by the next poll). If the
-acknowledgement reached MESH just before the worker stopped, MESH no longer lists the message: the
-next poll acknowledges such stored, unacknowledged messages again by themselves (``_stranded``),
-so none stays "received".
+the free disk above the reserve (room / POLL_CONCURRENCY); one refused for its share alone is
+downloaded again once the others have finished, by itself, with the whole room. An error that is
+not about one message (MESH down, the claim lost) stops the hand-out, lets the requests already
+started finish (what they downloaded is stored and acknowledged), and ends the poll with it. A
+worker killed mid-poll leaves each message either not stored (fetched again; at most a payload
+file without a row), or stored and not acknowledged (acknowledged, not stored again, by the next
+poll). If the acknowledgement reached MESH just before the worker stopped, MESH no longer lists
+the message: the next poll acknowledges such stored, unacknowledged messages again by themselves
+(``_stranded``), so none stays "received".
 """
 
 from __future__ import annotations
@@ -234,6 +235,7 @@ def _drain(mailbox: Mailbox, result: PollResult, heartbeat: ClaimHeartbeat | Non
                     continue
                 pipeline.receive(mesh_id, failure, stored.get(mesh_id))
         pipeline.finish()
+        pipeline.receive_alone()
         if pipeline.stopping:
             return
         stranded = _stranded(mailbox, before=started)
@@ -305,6 +307,7 @@ class _Job:
     payload: payloads.StoredPayload | None = None  # ...and the stored file
     error: BaseException | None = None
     skipped: bool = False  # not started: the poll was stopping
+    shared: bool = False  # a download limited to a share of the free disk, not all of it
 
 
 class _Pipeline:
@@ -336,6 +339,8 @@ class _Pipeline:
         self.limit = 4 * width
         self.stop = threading.Event()
         self.fatal: BaseException | None = None
+        # Downloads refused for their share of the disk only: tried again alone (receive_alone).
+        self.alone: list[_Job] = []
         self.threads = [
             threading.Thread(target=self._work, name=f"poll-{mailbox.mailbox_id}-{n}", daemon=True)
             for n in range(width)
@@ -366,8 +371,11 @@ class _Pipeline:
 
     # --- the lister's thread ---------------------------------------------------------------
 
-    def receive(self, mesh_id: str, failure, message: Message | None = None) -> None:
-        """Hand out one message: acknowledged if stored already (`message`), else downloaded."""
+    def receive(
+        self, mesh_id: str, failure, message: Message | None = None, *, alone: bool = False
+    ) -> None:
+        """Hand out one message: acknowledged if stored already (`message`), else downloaded
+        within its share of the free disk (all of it when `alone`: nothing else downloads)."""
         while self.in_flight >= self.limit and not self.stopping:
             self._settle(wait=True)
         if self.stopping:
@@ -384,13 +392,26 @@ class _Pipeline:
             )
             self.stop.set()
             return
-        share = None if room is None else max(1, room // self.width)  # None: object storage
-        self._hand_out(_Job(mesh_id, failure, limits=download_limits(share)))
+        shared = room is not None and self.width > 1 and not alone  # None: object storage
+        share = max(1, room // self.width) if shared else room
+        self._hand_out(_Job(mesh_id, failure, limits=download_limits(share), shared=shared))
 
     def finish(self) -> None:
         """Wait for every request handed out, storing and acknowledging as they finish."""
         while self.in_flight:
             self._settle(wait=True)
+
+    def receive_alone(self) -> None:
+        """Download again, one at a time with the whole free disk, each message refused for its
+        share of it only: a message larger than room / width but not than the room would
+        otherwise be refused at every poll, then quarantined."""
+        retries, self.alone = self.alone, []
+        for job in retries:
+            if self.stopping:
+                return  # it stays in MESH for the next poll
+            self.finish()
+            self.receive(job.mesh_id, job.failure, alone=True)
+            self.finish()
 
     def _hand_out(self, job: _Job) -> None:
         self.in_flight += 1
@@ -471,6 +492,9 @@ class _Pipeline:
 
     def _failed(self, job: _Job, exc: BaseException) -> None:
         """Record one message's failure, or stop the poll for an error that is not about it."""
+        if job.shared and _refused_for_disk(exc):
+            self.alone.append(job)  # perhaps larger than its share, not than the room
+            return
         try:
             _record_or_raise(self.mailbox, job.mesh_id, self.result, exc)
         except BaseException as fatal:  # noqa: BLE001 - raised when the poll ends
@@ -540,9 +564,7 @@ def _record_or_raise(mailbox: Mailbox, mesh_id: str, result: PollResult, exc: Ba
     elif isinstance(exc, POLL_WIDE_ERRORS) or not isinstance(exc, Exception):
         raise exc  # credentials or TLS refused, disk or database gone: not this message's fault
     elif isinstance(exc, meshcore.MeshPayloadTooLarge):
-        by_disk = (
-            exc.limit_name == "max_message_bytes" and exc.limit < settings.MESH_MAX_MESSAGE_BYTES
-        )
+        by_disk = _refused_for_disk(exc)
         if by_disk:
             reason = (
                 f"not enough free disk space for it (it is more than {exc.limit:,} bytes, the room "
@@ -559,6 +581,15 @@ def _record_or_raise(mailbox: Mailbox, mesh_id: str, result: PollResult, exc: Ba
             else (f"NeoMesh could not store it ({type(exc).__name__}: {str(exc)[:500]})")
         )
         _record_failure(mailbox, mesh_id, result, text)
+
+
+def _refused_for_disk(exc: BaseException) -> bool:
+    """Whether a download was refused for the free disk space, not for the configured limits."""
+    return (
+        isinstance(exc, meshcore.MeshPayloadTooLarge)
+        and exc.limit_name == "max_message_bytes"
+        and exc.limit < settings.MESH_MAX_MESSAGE_BYTES
+    )
 
 
 def _record_failure(

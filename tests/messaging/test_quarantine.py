@@ -6,6 +6,7 @@ over-long header used to fail every poll with DataError.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -186,6 +187,31 @@ def test_it_leaves_the_inbox_in_mesh_when_disk_space_is_short(sandbox_mailboxes,
 
     settings.MESH_PAYLOAD_DISK_RESERVE_BYTES = 0
     assert inbox.mailbox_poll(mailbox=recipient).acknowledged == 1
+
+
+def test_a_message_larger_than_its_share_of_the_disk_is_downloaded_again_alone(
+    sandbox_mailboxes, settings, monkeypatch
+):
+    """Four downloads at once each get a quarter of the room; one larger than its quarter but
+    not than the room is received all the same (alone, once the others are done), and one
+    larger than the room waits in MESH, backed off, not quarantined."""
+    sender, recipient = sandbox_mailboxes
+    settings.POLL_CONCURRENCY = 4
+    monkeypatch.setattr(inbox, "disk_room", lambda: 3000)  # the free disk, made exact
+    larger_than_share, larger_than_room = os.urandom(2000), os.urandom(4000)
+    for data in (b"one", larger_than_share, b"two", larger_than_room, b"three"):
+        outbox.message_send(message_id=queue(sender, data).pk)
+
+    result = inbox.mailbox_poll(mailbox=recipient)
+
+    assert (result.listed, result.downloaded, result.acknowledged) == (5, 4, 4)
+    received = {payload_bytes(m) for m in Message.objects.filter(direction=Direction.INBOUND)}
+    assert received == {b"one", larger_than_share, b"two", b"three"}
+    (error,) = result.errors
+    assert "not enough free disk space for it (it is more than 3,000 bytes" in error
+    failure = InboundFailure.objects.get()
+    assert (failure.status, failure.failures) == (State.BACKING_OFF, 1)
+    assert len(inbox_ids(recipient)) == 1
 
 
 def test_it_bounds_every_header_value_before_the_insert():
