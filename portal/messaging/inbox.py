@@ -26,7 +26,7 @@ Any poll that does not finish (MESH down or refusing the mailbox's credentials, 
 not about one message: a full disk, a database that is down) is recorded as failed with its error,
 which the dashboard shows.
 
-Several messages at once (`POLL_CONCURRENCY`, default 4): inside one claim, a few threads, each
+Several messages at once (`POLL_CONCURRENCY`, default 8): inside one claim, a few threads, each
 with its own MESH connection, download messages (each streamed into a durable payload file, its
 chunks in order) and acknowledge stored ones, while the thread that lists the inbox does every
 database write: as downloads finish it stores them, a batch in one transaction (rows, counters,
@@ -313,11 +313,12 @@ class _Job:
 class _Pipeline:
     """A poll's MESH requests, `width` at once, with every database write in the lister's thread.
 
-    `width` threads, each with its own MESH connection, download messages (streamed into durable
-    payload files) and acknowledge stored ones. The lister's thread hands out the ids and, as
-    requests finish, stores each batch of downloads in one transaction (rows, counters, events
-    and audit records sealed together), then hands out their acknowledgements, and records each
-    batch of acknowledgements in one transaction. So a message is acknowledged only after its
+    Up to `width` threads (started as requests are handed out), each with its own MESH
+    connection, download messages (streamed into durable payload files) and acknowledge stored
+    ones. The lister's thread hands out the ids and, as requests finish, stores each batch of
+    downloads in one transaction (rows, counters, events and audit records sealed together),
+    then hands out their acknowledgements, and records each batch of acknowledgements in one
+    transaction. So a message is acknowledged only after its
     row is committed, a message's chunks are fetched in order by one thread, and one transaction
     covers many messages when many finish together (few commits a message, no writers
     contending for the database). At most four times `width` requests are handed out at once,
@@ -341,18 +342,15 @@ class _Pipeline:
         self.fatal: BaseException | None = None
         # Downloads refused for their share of the disk only: tried again alone (receive_alone).
         self.alone: list[_Job] = []
-        self.threads = [
-            threading.Thread(target=self._work, name=f"poll-{mailbox.mailbox_id}-{n}", daemon=True)
-            for n in range(width)
-        ]
+        # Started as requests are handed out, up to `width`: a poll of an empty inbox (most polls)
+        # or of a few messages opens no more MESH connections than it uses.
+        self.threads: list[threading.Thread] = []
 
     @property
     def stopping(self) -> bool:
         return self.stop.is_set()
 
     def __enter__(self) -> _Pipeline:
-        for thread in self.threads:
-            thread.start()
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -416,6 +414,11 @@ class _Pipeline:
     def _hand_out(self, job: _Job) -> None:
         self.in_flight += 1
         self.todo.put(job)
+        if len(self.threads) < min(self.width, self.in_flight):
+            name = f"poll-{self.mailbox.mailbox_id}-{len(self.threads)}"
+            thread = threading.Thread(target=self._work, name=name, daemon=True)
+            self.threads.append(thread)
+            thread.start()
 
     def _settle(self, *, wait: bool) -> None:
         """Store and acknowledge what has finished; with `wait`, at least `width` requests (or

@@ -238,3 +238,29 @@ def test_a_burst_of_queued_messages_makes_a_few_send_tasks_a_mailbox(task_queue,
     task_queue.purge_queue()
     assert outbox.outbox_sweep()["enqueued"] == (2 if width > 1 else 8)
     assert task_queue.queue_size() == (2 if width > 1 else 8)
+
+
+def test_a_poll_opens_a_mesh_connection_only_for_each_request_it_makes_at_once(
+    sandbox, settings, monkeypatch
+):
+    """Request threads start as requests are handed out, up to POLL_CONCURRENCY: a poll of an
+    empty inbox (most polls) opens only the lister's connection, one of two messages two more."""
+    settings.POLL_CONCURRENCY = 8
+    sender = make_mailbox("X26ABC1", base_url=sandbox.url)
+    recipient = make_mailbox("X26ABC2", base_url=sandbox.url)
+    opened = []
+
+    def counted(mailbox):
+        opened.append(mailbox.mailbox_id)
+        return mesh_client(mailbox)
+
+    monkeypatch.setattr(inbox, "mesh_client", counted)
+    assert inbox.mailbox_poll(mailbox=recipient).listed == 0
+    assert opened == ["X26ABC2"]
+
+    opened.clear()
+    for n in range(2):
+        outbox.message_send(message_id=queue(sender, f"one of two {n}".encode()).pk)
+    result = inbox.mailbox_poll(mailbox=recipient)
+    assert (result.listed, result.acknowledged, result.errors) == (2, 2, [])
+    assert opened == ["X26ABC2"] * 3
