@@ -65,7 +65,7 @@ import meshcore
 from portal.audit.services import Actor, record, sealed_together
 from portal.lib import payloads
 from portal.lib.claims import ClaimHeartbeat
-from portal.lib.workers import take_finished, worker_name
+from portal.lib.workers import ThreadsOnDemand, take_finished, worker_name
 from portal.mailboxes.models import Mailbox
 from portal.mailboxes.services import MailboxNotReady, mesh_client, record_error
 from portal.onboarding.gate import transfer_blocked_reason
@@ -342,9 +342,9 @@ class _Pipeline:
         self.fatal: BaseException | None = None
         # Downloads refused for their share of the disk only: tried again alone (receive_alone).
         self.alone: list[_Job] = []
-        # Started as requests are handed out, up to `width`: a poll of an empty inbox (most polls)
-        # or of a few messages opens no more MESH connections than it uses.
-        self.threads: list[threading.Thread] = []
+        # A poll of an empty inbox (most polls) or of a few messages opens no more MESH
+        # connections than it uses.
+        self.threads = ThreadsOnDemand(self._work, f"poll-{mailbox.mailbox_id}", width)
 
     @property
     def stopping(self) -> bool:
@@ -360,10 +360,7 @@ class _Pipeline:
             self.finish()
         finally:
             self.stop.set()  # should finishing have failed, no download still queued starts
-            for _ in self.threads:
-                self.todo.put(None)  # one "no more" each: every thread takes exactly one
-            for thread in self.threads:
-                thread.join()
+            self.threads.stop(self.todo)
         if exc_type is None and self.fatal is not None:
             raise self.fatal
 
@@ -414,11 +411,7 @@ class _Pipeline:
     def _hand_out(self, job: _Job) -> None:
         self.in_flight += 1
         self.todo.put(job)
-        if len(self.threads) < min(self.width, self.in_flight):
-            name = f"poll-{self.mailbox.mailbox_id}-{len(self.threads)}"
-            thread = threading.Thread(target=self._work, name=name, daemon=True)
-            self.threads.append(thread)
-            thread.start()
+        self.threads.grow(self.in_flight)
 
     def _settle(self, *, wait: bool) -> None:
         """Store and acknowledge what has finished; with `wait`, at least `width` requests (or

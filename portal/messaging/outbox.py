@@ -36,7 +36,6 @@ import functools
 import logging
 import queue
 import re
-import threading
 import time
 import traceback
 from collections.abc import Iterator
@@ -52,7 +51,7 @@ import meshcore
 from portal.audit.services import sealed_together
 from portal.lib import payloads
 from portal.lib.claims import ClaimHeartbeat
-from portal.lib.workers import take_finished, worker_name
+from portal.lib.workers import ThreadsOnDemand, take_finished, worker_name
 from portal.mailboxes.services import MailboxNotReady, mesh_client, record_error
 
 from . import notices
@@ -141,10 +140,11 @@ def outbox_send_with_due(*, message_id: int, budget_seconds: float = 60.0) -> di
 
     Stops when the mailbox has nothing due or after `budget_seconds` (the next sweep carries on).
     This thread claims the due messages a batch at a time (one transaction; a message claimed by
-    another worker is skipped), hands them to `OUTBOX_CONCURRENCY` sending threads (each with its
-    own MESH connection, kept open, and a heartbeat per message), and records the acceptances of
-    those that finish together in one transaction. Each message has its own claim, so running this
-    on several workers at once, or beside single sends, never sends a message twice.
+    another worker is skipped), hands them to up to `OUTBOX_CONCURRENCY` sending threads (started
+    as messages are handed out; each with its own MESH connection, kept open, and a heartbeat per
+    message), and records the acceptances of those that finish together in one transaction. Each
+    message has its own claim, so running this on several workers at once, or beside single
+    sends, never sends a message twice.
     """
     width = max(1, settings.OUTBOX_CONCURRENCY)
     mailbox_id = Message.objects.filter(pk=message_id).values_list("mailbox_id", flat=True).first()
@@ -216,13 +216,9 @@ class _Senders:
         self.todo: queue.Queue[Message | None] = queue.Queue()
         self.done: queue.Queue[tuple[Message, str | None]] = queue.Queue()
         self.in_flight = self.sent = 0
-        self.threads = [
-            threading.Thread(target=self._work, name=f"send-{n}", daemon=True) for n in range(width)
-        ]
+        self.threads = ThreadsOnDemand(self._work, "send", width)
 
     def __enter__(self) -> _Senders:
-        for thread in self.threads:
-            thread.start()
         return self
 
     def __exit__(self, *exc) -> None:
@@ -230,16 +226,14 @@ class _Senders:
             while self.in_flight:  # claimed messages always get their recorded outcome
                 self.settle()
         finally:
-            for _ in self.threads:
-                self.todo.put(None)
-            for thread in self.threads:
-                thread.join()
+            self.threads.stop(self.todo)
 
     def hand_out(self, messages: list[Message]) -> None:
         for message in messages:
             self.in_flight += 1
             message.handed_out_at = time.monotonic()
             self.todo.put(message)
+        self.threads.grow(self.in_flight)
 
     def settle(self) -> None:
         """Wait for at least `width` sends (or all), then record those MESH accepted together."""

@@ -264,3 +264,28 @@ def test_a_poll_opens_a_mesh_connection_only_for_each_request_it_makes_at_once(
     result = inbox.mailbox_poll(mailbox=recipient)
     assert (result.listed, result.acknowledged, result.errors) == (2, 2, [])
     assert opened == ["X26ABC2"] * 3
+
+
+def test_a_send_task_starts_a_sending_thread_only_for_each_message_it_sends_at_once(
+    sandbox, settings, monkeypatch
+):
+    settings.OUTBOX_CONCURRENCY = 4
+    sender = make_mailbox("X26ABC1", base_url=sandbox.url)
+    started = []
+
+    class Counted(outbox._Clients):
+        def __init__(self):
+            started.append(1)
+            super().__init__()
+
+    monkeypatch.setattr(outbox, "_Clients", Counted)
+    alone = queue(sender, b"the only one due")
+    assert outbox.outbox_send_with_due(message_id=alone.pk) == {"sent": 1}
+    assert len(started) == 1
+
+    # The task's own message first, then the other two due together: two threads, not four.
+    started.clear()
+    three = [queue(sender, f"one of three {n}".encode()) for n in range(3)]
+    assert outbox.outbox_send_with_due(message_id=three[0].pk) == {"sent": 3}
+    assert len(started) == 2
+    assert set(Message.objects.outbound().values_list("status", flat=True)) == {Status.ACCEPTED}
