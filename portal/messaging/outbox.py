@@ -26,7 +26,10 @@ one transaction; sending threads upload each under its own claim and heartbeat, 
 still sent by one worker, its chunks in order, and keep their MESH connection open from one
 message to the next. A message sent whole (one request) records its upload with its acceptance,
 in one transaction. Tasks queued for messages already sent this way find them claimed and end at
-once.
+once. One task a mailbox drains it: a task that finds another sending the mailbox's messages sends
+its own message and leaves the rest to that one, so a burst keeps one worker (and
+`OUTBOX_CONCURRENCY` connections to MESH) a mailbox, not every worker: polls and other tasks still
+find a worker free.
 """
 
 from __future__ import annotations
@@ -145,12 +148,18 @@ def outbox_send_with_due(*, message_id: int, budget_seconds: float = 60.0) -> di
     message), and records the acceptances of those that finish together in one transaction. Each
     message has its own claim, so running this on several workers at once, or beside single
     sends, never sends a message twice.
+
+    If another task is sending this mailbox's messages already (a live claim on one of them), this
+    one sends only its own message: the other takes the rest. Without that, a burst of queued
+    messages had every worker draining the same mailbox (each with `OUTBOX_CONCURRENCY`
+    connections to MESH) until it was empty, and no poll could start meanwhile.
     """
     width = max(1, settings.OUTBOX_CONCURRENCY)
     mailbox_id = Message.objects.filter(pk=message_id).values_list("mailbox_id", flat=True).first()
     if width == 1 or mailbox_id is None:
         return {"sent": int(message_send(message_id=message_id) != "not-claimed")}
     deadline = time.monotonic() + budget_seconds
+    drains = not _sending_elsewhere(mailbox_id)
     with _Senders(width, worker_name()) as senders:
         seen = {message_id}
         batch = [message_id]
@@ -162,11 +171,21 @@ def outbox_send_with_due(*, message_id: int, budget_seconds: float = 60.0) -> di
             senders.settle()
             batch = []
             room = senders.limit - senders.in_flight
-            if room >= width and time.monotonic() < deadline:
+            if drains and room >= width and time.monotonic() < deadline:
                 due = Message.objects.sendable().filter(mailbox_id=mailbox_id).exclude(pk__in=seen)
                 batch = list(due.order_by("pk").values_list("pk", flat=True)[:room])
                 seen.update(batch)
         return {"sent": senders.sent}
+
+
+def _sending_elsewhere(mailbox_id: int) -> bool:
+    """Whether a task is sending this mailbox's messages now: one of them has a live claim."""
+    return Message.objects.filter(
+        mailbox_id=mailbox_id,
+        direction=Direction.OUTBOUND,
+        status=Status.SENDING,
+        claimed_at__gte=timezone.now() - CLAIM_LEASE,
+    ).exists()
 
 
 @transaction.atomic  # one commit for the claims and their events

@@ -289,3 +289,31 @@ def test_a_send_task_starts_a_sending_thread_only_for_each_message_it_sends_at_o
     assert outbox.outbox_send_with_due(message_id=three[0].pk) == {"sent": 3}
     assert len(started) == 2
     assert set(Message.objects.outbound().values_list("status", flat=True)) == {Status.ACCEPTED}
+
+
+def test_a_send_task_leaves_a_mailbox_another_task_is_sending_to_that_task(sandbox, settings):
+    """One task a mailbox drains it: a second sends its own message and ends, so a burst keeps
+    one worker busy a mailbox, not every worker (polls still find one free)."""
+    settings.OUTBOX_CONCURRENCY = 4
+    sender = make_mailbox("X26ABC1", base_url=sandbox.url)
+    other_task = queue(sender, b"being sent by another task")
+    Message.objects.filter(pk=other_task.pk).update(
+        status=Status.SENDING, claimed_at=timezone.now(), claimed_by="other-host:1:1"
+    )
+    own, *rest = [queue(sender, f"due {n}".encode()) for n in range(4)]
+
+    assert outbox.outbox_send_with_due(message_id=own.pk) == {"sent": 1}
+    own.refresh_from_db()
+    assert own.status == Status.ACCEPTED
+    assert {m.status for m in Message.objects.filter(pk__in=[m.pk for m in rest])} == {
+        Status.QUEUED
+    }
+
+    # That task's claim gone stale (its worker died): the next task drains the mailbox.
+    Message.objects.filter(pk=other_task.pk).update(
+        claimed_at=timezone.now() - outbox.CLAIM_LEASE - timedelta(seconds=1)
+    )
+    assert outbox.outbox_send_with_due(message_id=rest[0].pk) == {"sent": 3}
+    assert {m.status for m in Message.objects.filter(pk__in=[m.pk for m in rest])} == {
+        Status.ACCEPTED
+    }
