@@ -474,12 +474,12 @@ if REDIS_URL:
 OUTBOX_CLAIM_LEASE_SECONDS = env.int("OUTBOX_CLAIM_LEASE_SECONDS", default=120)
 POLL_CLAIM_LEASE_SECONDS = env.int("POLL_CLAIM_LEASE_SECONDS", default=120)
 # Work done at once inside one claim: MESH requests a poll makes at once (downloads and
-# acknowledgements), and messages of one mailbox the outbox sends at once. Each is one open
-# connection to MESH. A poll needs two round trips a message, a small send one, so with ~80 ms
-# round trips to MESH a poll of 8 receives about 44 messages a second and a send task of 4 sends
-# 46-86; on a nearby link the machine, not these, bounds the rate (README, `throughput`).
+# acknowledgements), and messages of one mailbox the outbox sends at once (one task a mailbox
+# sends them). Each is one open connection to MESH. A poll needs two round trips a message, a
+# small send one, so with ~80 ms round trips to MESH a poll of 8 receives about 44 messages a
+# second (4: 22); on a nearby link the machine, not these, bounds the rate (README, `throughput`).
 POLL_CONCURRENCY = env.int("POLL_CONCURRENCY", default=8)
-OUTBOX_CONCURRENCY = env.int("OUTBOX_CONCURRENCY", default=4)
+OUTBOX_CONCURRENCY = env.int("OUTBOX_CONCURRENCY", default=8)
 # How this host's workers sign their claims (`<name>:<pid>:<thread>`); the host name when unset.
 WORKER_NAME = env.str("NEOMESH_WORKER_NAME", default="")
 
