@@ -161,11 +161,12 @@ def outbox_send_with_due(*, message_id: int, budget_seconds: float = 60.0) -> di
     deadline = time.monotonic() + budget_seconds
     drains = not _sending_elsewhere(mailbox_id)
     with _Senders(width, worker_name()) as senders:
-        batch, after = [message_id], 0
-        # The mailbox's due messages, each looked at once, in id order (one that falls due again
-        # behind `after`, a retry, is left to the sweep). Not an ever longer list of the ids seen:
-        # a task that sends thousands would send each query thousands of ids.
-        others = Message.objects.sendable().filter(mailbox_id=mailbox_id).exclude(pk=message_id)
+        batch = [message_id]
+        # What is claimed (this task's, or another's) is not sendable, so the query needs no list
+        # of the ids seen: with one, a task sending thousands sent each query thousands of ids.
+        # Due as of the task's start: a message whose attempt fails here (backed off from then
+        # on) is the sweep's again, not retried by this task.
+        due = Message.objects.sendable().filter(mailbox_id=mailbox_id).order_by("pk")
         while True:
             if batch:
                 senders.hand_out(claim_batch(batch, senders.worker))
@@ -175,9 +176,7 @@ def outbox_send_with_due(*, message_id: int, budget_seconds: float = 60.0) -> di
             batch = []
             room = senders.limit - senders.in_flight
             if drains and room >= width and time.monotonic() < deadline:
-                due = others.filter(pk__gt=after).order_by("pk")
                 batch = list(due.values_list("pk", flat=True)[:room])
-                after = batch[-1] if batch else after
         return {"sent": senders.sent}
 
 
