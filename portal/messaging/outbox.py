@@ -19,7 +19,7 @@ person are also recorded on the mailbox, so the dashboard flags it.
 
 The claim lease and meshcore's retries: see portal/lib/claims.py.
 
-Several at once per mailbox (`OUTBOX_CONCURRENCY`, default 4): the task that sends one message
+Several at once per mailbox (`OUTBOX_CONCURRENCY`, default 8): the task that sends one message
 (`outbox_send_with_due`) then sends the mailbox's other due messages, that many at once: its thread
 claims them a batch at a time (`claim_batch`) and records the acceptances that finish together in
 one transaction; sending threads upload each under its own claim and heartbeat, so each message is
