@@ -37,9 +37,6 @@ class ThreadsOnDemand:
         self.target, self.name, self.most = target, name, most
         self.threads: list[threading.Thread] = []
 
-    def __len__(self) -> int:
-        return len(self.threads)
-
     def grow(self, busy: int) -> None:
         """Enough threads for `busy` things handed out and not finished (never more than `most`)."""
         while len(self.threads) < min(self.most, busy):

@@ -318,17 +318,16 @@ class _Pipeline:
     ones. The lister's thread hands out the ids and, as requests finish, stores each batch of
     downloads in one transaction (rows, counters, events and audit records sealed together),
     then hands out their acknowledgements, and records each batch of acknowledgements in one
-    transaction. So a message is acknowledged only after its
-    row is committed, a message's chunks are fetched in order by one thread, and one transaction
-    covers many messages when many finish together (few commits a message, no writers
-    contending for the database). At most four times `width` requests are handed out at once,
-    whatever the backlog.
+    transaction. So a message is acknowledged only after its row is committed, a message's
+    chunks are fetched in order by one thread, and one transaction covers many messages when
+    many finish together (few commits a message, no writers contending for the database). At
+    most four times `width` requests are handed out at once, whatever the backlog.
 
     A message that fails for a reason of its own is recorded (``quarantine``) and the rest go on.
     An error that is not about one message stops the hand-out: requests not yet started are
     skipped (left in MESH), those started finish (their downloads are stored, then acknowledged),
-    and the error is raised when the poll ends. Running out of disk stops the
-    hand-out the same way, with its error recorded and nothing raised.
+    and the error is raised when the poll ends. Running out of disk stops the hand-out the same
+    way, with its error recorded and nothing raised.
     """
 
     def __init__(self, mailbox: Mailbox, width: int, result: PollResult):
@@ -397,14 +396,13 @@ class _Pipeline:
             self._settle(wait=True)
 
     def receive_alone(self) -> None:
-        """Download again, one at a time with the whole free disk, each message refused for its
-        share of it only: a message larger than room / width but not than the room would
-        otherwise be refused at every poll, then quarantined."""
-        retries, self.alone = self.alone, []
-        for job in retries:
+        """Once every other request has finished (`finish`), download again, one at a time with
+        the whole free disk, each message refused for its share of it only: a message larger
+        than room / width but not than the room would otherwise be refused at every poll, then
+        quarantined. (A refusal now is recorded: `alone` downloads are not shared.)"""
+        for job in self.alone:
             if self.stopping:
                 return  # it stays in MESH for the next poll
-            self.finish()
             self.receive(job.mesh_id, job.failure, alone=True)
             self.finish()
 
