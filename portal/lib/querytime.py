@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 
 from django.db import OperationalError, connections, transaction
 
@@ -33,21 +34,39 @@ class TooSlow(Exception):
         return f"{self.seconds:g}"
 
 
+# The innermost time_limit's (deadline, seconds), for loops of quick queries (check_time).
+_deadline: ContextVar[tuple[float, float] | None] = ContextVar("query_deadline", default=None)
+
+
 @contextmanager
 def time_limit(seconds: float | None, using: str = "default") -> Iterator[None]:
-    """Stop any query inside the block that runs past `seconds` (None or 0: no limit)."""
+    """Stop any query inside the block that runs past `seconds` (None or 0: no limit).
+
+    A block that runs many quick queries calls `check_time` between them: the database stops a
+    query that runs past the limit, not a loop of queries each within it.
+    """
     if not seconds:
         yield
         return
-    connection = connections[using]
-    if connection.vendor == "postgresql":
-        with _postgres_limit(connection, seconds, using):
+    token = _deadline.set((time.monotonic() + seconds, seconds))
+    try:
+        connection = connections[using]
+        if connection.vendor == "postgresql":
+            with _postgres_limit(connection, seconds, using):
+                yield
+        elif connection.vendor == "sqlite":
+            with _sqlite_limit(connection, seconds):
+                yield
+        else:  # pragma: no cover - NeoMesh runs on SQLite or PostgreSQL
             yield
-    elif connection.vendor == "sqlite":
-        with _sqlite_limit(connection, seconds):
-            yield
-    else:  # pragma: no cover - NeoMesh runs on SQLite or PostgreSQL
-        yield
+    finally:
+        _deadline.reset(token)
+
+
+def check_time() -> None:
+    """Raise TooSlow if the time_limit around this call has run out (nothing outside one)."""
+    if (limit := _deadline.get()) is not None and time.monotonic() > limit[0]:
+        raise TooSlow(limit[1])
 
 
 @contextmanager

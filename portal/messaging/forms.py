@@ -274,6 +274,22 @@ class MessageFilterForm(PortalForm):
     def walked_words(self) -> frozenset[str] | None:
         return searched.words if (searched := self.narrowing()) is not None else None
 
+    @property
+    def word_walk(self) -> search.WordWalk | None:
+        """How a word search that is the list's only filter walks: along its rarest word's entries
+        in the word index (search.WordWalk), not along every message. With another filter the list
+        walks that filter's index instead, which holds only its rows, where the word's entries may
+        be mostly rows of other mailboxes or days. None when the list walks itself."""
+        searched = self.narrowing()
+        if searched is None or searched.rarest is None or self._filters_besides_search():
+            return None
+        if getattr(self, "_walk_of", None) != searched:
+            self._walk_of, self._walk = searched, search.word_walk(searched.words, searched.rarest)
+        return self._walk
+
+    def _filters_besides_search(self) -> bool:
+        return any(v not in (None, "") for k, v in self.cleaned_data.items() if k != "q")
+
     def collect_matches(self) -> bool:
         """Read a word search's matches from the word index instead of walking the page (see
         search.matching_ids): False if it walks no words or they are too common for that."""

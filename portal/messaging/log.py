@@ -12,6 +12,7 @@ from django.db.models import Q
 from portal.accounts import reach
 from portal.lib.pagination import (
     KeysetPage,
+    candidate_page,
     decode_cursor,
     encode_cursor,
     keyset_page,
@@ -64,6 +65,10 @@ class MessageLogFilterForm(MessageFilterForm):
 
     def page(self, rows, *, after=None, before=None, size: int = 25) -> KeysetPage:
         """One keyset page of `rows` filtered (see portal.lib.pagination for the cursors)."""
+        if (walk := self.word_walk) is not None:  # a word search alone: its word's entries
+            return candidate_page(
+                walk, self.filter(rows), lookup=rows, after=after, before=before, size=size
+            )
         ids = self._environment_mailboxes()
         if ids is None or getattr(self, "cleaned_data", {}).get("mailbox"):
             # Collected matches (a long id list) are sorted as ids, then their rows looked up.
@@ -73,6 +78,10 @@ class MessageLogFilterForm(MessageFilterForm):
             )
         filtered = self._filter_but_environment(rows)
         return merged_keyset_page(rows, filtered, ids, after=after, before=before, size=size)
+
+    def _filters_besides_search(self) -> bool:
+        # Someone who sees some mailboxes only has their filter (_environment_mailboxes) too.
+        return super()._filters_besides_search() or self._environment_mailboxes() is not None
 
     def _filter_but_environment(self, queryset):
         queryset = super().filter(queryset)

@@ -292,9 +292,15 @@ class MessageWord(models.Model):
 
     message = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="+")
     word = models.CharField(max_length=50)
+    # The message's created_at (which never changes), so a word's entries are read in the
+    # message list's order from the index (search.WordWalk), without the messages.
+    created_at = models.DateTimeField()
 
     class Meta:
-        indexes = [models.Index(fields=["word", "message"], name="msgword_word_message")]
+        indexes = [
+            models.Index(fields=["word", "message"], name="msgword_word_message"),
+            models.Index(fields=["word", "created_at", "message"], name="msgword_word_created"),
+        ]
 
     def __str__(self) -> str:
         return self.word
@@ -304,7 +310,7 @@ class MessageWord(models.Model):
         """The words of messages just created (`Message.save` does it; after a bulk_create, call
         it in the same transaction)."""
         cls.objects.bulk_create(
-            cls(message=message, word=word)
+            cls(message=message, word=word, created_at=message.created_at)
             for message in messages
             for word in words_of(message.subject, message.filename)
         )

@@ -17,14 +17,20 @@ A prefix range (`>= p AND < p + U+10FFFF`) rather than LIKE: SQLite's LIKE is ca
 cannot use an ordinary index, PostgreSQL's only with a C collation or a pattern index. The ranges
 are exact under SQLite's binary collation and PostgreSQL's C or C.UTF-8 collation.
 
-Few matches (at most CANDIDATES) are fetched by id from the index, then paged; many are left to the
-page's walk of the created_at index, which stops as soon as a page is full.
+Few matches (at most CANDIDATES) are fetched by id from the index, then paged; many are left to a
+walk in the list's order, which stops as soon as a page is full. A word search that is the list's
+only filter walks the word index (WordWalk): the entries of its rarest word in the list's order
+(each entry carries its message's created_at), starting where the words first meet, a batch at a
+time checked for the other words. With another filter (a mailbox, a status, a person's reach) the
+page walks that filter's index of messages instead, each checked for the words: the word's entries
+might be mostly other mailboxes' or other days'.
 
-That walk is quick when the matches are spread through time, and hopeless when they are not: two
-words each in millions of messages but together only in an old batch ("screening 20261001") make
-it check every newer message (75 s for one page at ten million messages). So the message list gives
-a word walk WALK_SECONDS, and if it has not finished, collects the matches from the word index
-instead (`matching_ids`), then pages those by id. The entries of the rarest word are read; each
+The list's walk is quick when the matches are spread through time, and hopeless when they are not:
+two words each in millions of messages but together only in an old batch ("screening 20261001")
+make it check every newer message (75 s for one page at ten million messages). The word walk
+starts at that batch, and is slow only when few of the rarest word's messages have the others,
+all through time. So the message list gives either walk WALK_SECONDS, and if it has not finished,
+collects the matches from the word index instead (`matching_ids`), then pages those by id. The entries of the rarest word are read; each
 other word's entries between the first and the last of those are read and kept in common, so two
 words each in millions of messages cost what their entries in one batch cost (66,673 matches from
 111,112 and 66,673 entries in 67 ms at ten million messages; checking each of the 111,112 for the
@@ -39,7 +45,9 @@ COLLECT_AT_ONCE entries is collected without a walk (a few milliseconds).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from django.db.models import Exists, Max, OuterRef, Q
 from django.db.models.functions import Substr
@@ -71,6 +79,10 @@ MATCH_LIMIT = 200_000
 # PREFIX_WORDS distinct words (one index range each).
 RANGE_FACTOR = 4
 PREFIX_WORDS = 32
+# A word walk (WordWalk) reads this many entries at first, then twice as many each time, up to
+# WALK_BATCH_MOST: few for a page, more for a count or a walk through many that do not match.
+WALK_BATCH = 32
+WALK_BATCH_MOST = 1024
 
 
 def prefix(field: str, value: str) -> Q:
@@ -87,20 +99,22 @@ def rebuild_words(*, message_model=None, word_model=None, batch: int = 5000) -> 
     if message_model is None or word_model is None:
         message_model, word_model = Message, MessageWord
     last = word_model.objects.aggregate(last=Max("message_id"))["last"] or 0
+    # The index as first made (migration 0010) had no created_at; 0012 fills it in.
+    dated = any(f.name == "created_at" for f in word_model._meta.get_fields())
     done = 0
     while True:
         rows = list(
             message_model.objects.filter(pk__gt=last)
             .order_by("pk")
-            .values_list("pk", "subject", "filename")[:batch]
+            .values_list("pk", "subject", "filename", "created_at")[:batch]
         )
         if not rows:
             return done
         last = rows[-1][0]
         word_model.objects.bulk_create(
             (
-                word_model(message_id=pk, word=word)
-                for pk, subject, filename in rows
+                word_model(message_id=pk, word=word, **({"created_at": at} if dated else {}))
+                for pk, subject, filename, at in rows
                 for word in words_of(subject, filename)
             ),
             batch_size=5000,
@@ -156,7 +170,20 @@ def _probed(word: str, ids: set[int]) -> set[int]:
         return set(rows.values_list("message_id", flat=True))
 
 
-def matching_ids(words: set[str], most: int | None = None) -> list[int] | None:
+def _entry_counts(words: set[str], most: int) -> dict[str, int]:
+    """Each word's entries in the index, longest word first (likely the rarest), each counted up
+    to the fewest so far, at most `most` + 1: a common word costs no more than the rarest one. The
+    first of the fewest is the rarest (a tie at the cap: the longest)."""
+    entries, fewest = {}, most + 1
+    for word in sorted(words, key=lambda word: (-len(word), word)):
+        entries[word] = MessageWord.objects.filter(prefix("word", word))[:fewest].count()
+        fewest = min(fewest, entries[word])
+    return entries
+
+
+def matching_ids(
+    words: set[str], most: int | None = None, entries: dict[str, int] | None = None
+) -> list[int] | None:
     """The ids of the messages having every word (as `words_narrowing` reads them), collected from the
     word index: the entries of the rarest word are read; each other word's entries between the
     first and the last of those are read and kept in common, or, when they are many more (a word
@@ -164,16 +191,12 @@ def matching_ids(words: set[str], most: int | None = None) -> list[int] | None:
 
     None when that cannot be quick or the ids would be too many to page by id: every word in more
     than `most` entries (RAREST_LIMIT), or more than MATCH_LIMIT matches (a walk then finds a page
-    sooner).
+    sooner). `entries`: the words' counts, if already taken (_entry_counts).
     """
     if not words:
         return []
     most = RAREST_LIMIT if most is None else most
-    entries, fewest = {}, most + 1
-    for word in sorted(words, key=len, reverse=True):
-        # Counted up to the fewest so far: a common word costs no more than the rarest one.
-        entries[word] = MessageWord.objects.filter(prefix("word", word))[:fewest].count()
-        fewest = min(fewest, entries[word])
+    entries = _entry_counts(words, most) if entries is None else entries
     rarest = min(entries, key=entries.get)
     if entries[rarest] > most:
         return None
@@ -188,6 +211,79 @@ def matching_ids(words: set[str], most: int | None = None) -> list[int] | None:
     return None if len(found) > MATCH_LIMIT else sorted(found)
 
 
+def _past(cursor: tuple[datetime, int], newest_first: bool, *, at_it: bool = False) -> Q:
+    """Word entries beyond `cursor` (created_at, message id) in the walk's order, or at it."""
+    at, pk = cursor
+    if newest_first:
+        last = Q(message_id__lte=pk) if at_it else Q(message_id__lt=pk)
+        # `created_at <= at` alone gives the planner a plain index range; the OR breaks the tie.
+        return (Q(created_at__lt=at) | Q(last, created_at=at)) & Q(created_at__lte=at)
+    last = Q(message_id__gte=pk) if at_it else Q(message_id__gt=pk)
+    return (Q(created_at__gt=at) | Q(last, created_at=at)) & Q(created_at__gte=at)
+
+
+@dataclass(frozen=True)
+class WordWalk:
+    """The message list walked along the word index instead of along every message: the entries
+    of the search's rarest word, in the list's order (index msgword_word_created), are the page's
+    candidates, checked for the other words (and any filter) a batch at a time
+    (portal.lib.pagination.candidate_page).
+
+    The walk starts where the words can first meet: past the cursor, at the furthest of each
+    word's first entry (newest first: the oldest of their newest), as a match has every word. So
+    words each in millions of messages but together only in an old batch ("batch 20261001") cost
+    a few index seeks, where the list's own walk checked every newer message. It is slow only when
+    few of the rarest word's entries have the others, all through time; the list then collects
+    the matches instead (matching_ids).
+
+    `words`: the indexed words the walked one starts (an ordered index range each, merged);
+    `each`: those of every word typed, None for one that starts more than PREFIX_WORDS words.
+    """
+
+    words: tuple[str, ...]
+    each: tuple[tuple[str, ...] | None, ...]
+
+    @staticmethod
+    def _entries(words, cursor, newest_first: bool, most: int, *, at_it: bool = False) -> list:
+        """Up to `most` (created_at, message id) entries of `words` past `cursor`, in order."""
+        order = ("-created_at", "-message_id") if newest_first else ("created_at", "message_id")
+        found: set[tuple] = set()  # a message with two of the words is one candidate
+        for word in words:
+            rows = MessageWord.objects.filter(word=word)
+            if cursor is not None:
+                rows = rows.filter(_past(cursor, newest_first, at_it=at_it))
+            found.update(rows.order_by(*order).values_list("created_at", "message_id")[:most])
+        return sorted(found, reverse=newest_first)[:most]
+
+    def __call__(self, cursor: tuple | None, newest_first: bool) -> Iterator[list[int]]:
+        """The candidates' ids past `cursor` (None: from the start), in the list's order (newest
+        first) or its reverse, in growing batches (pagination.Candidates)."""
+        firsts = []
+        for words in filter(None, self.each):
+            if not (first := self._entries(words, cursor, newest_first, 1)):
+                return  # a word with no entry past the cursor: no match past it
+            firsts.append(first[0])
+        start = min(firsts) if newest_first else max(firsts)
+        size, at_it = WALK_BATCH, True
+        while entries := self._entries(self.words, start, newest_first, size, at_it=at_it):
+            yield [pk for _, pk in entries]
+            if len(entries) < size:
+                return
+            start, at_it = entries[-1], False
+            size = min(WALK_BATCH_MOST, size * 2)
+
+
+def word_walk(words: frozenset[str], rarest: str) -> WordWalk | None:
+    """The walk of `words` along the entries of `rarest`, unless it starts too many words."""
+    each = {word: _prefixed_words(word) for word in sorted(words)}
+    walked = each[rarest]
+    return WordWalk(tuple(walked), tuple(map(_tuple_or_none, each.values()))) if walked else None
+
+
+def _tuple_or_none(words: list[str] | None) -> tuple[str, ...] | None:
+    return None if words is None else tuple(words)
+
+
 @dataclass(frozen=True)
 class Narrowing:
     """What a search does to the list: `filter()` arguments, and whether they are checked row by
@@ -197,6 +293,8 @@ class Narrowing:
     conditions: tuple = ()
     walks: bool = False
     words: frozenset[str] | None = None
+    # The rarest of the walked `words` (the one a WordWalk follows).
+    rarest: str | None = None
     # The matches collected from the word index (`among`), their ids ascending.
     collected: list[int] | None = field(default=None, compare=False)
 
@@ -244,6 +342,9 @@ def words_narrowing(words: set[str]) -> Narrowing:
     has_every_word = tuple(_has_word(word) for word in sorted(words))
     if narrowest is not None:
         return Narrowing((Q(pk__in=set(narrowest)), *has_every_word))
-    if (ids := matching_ids(words, most=COLLECT_AT_ONCE)) is not None:
-        return among(ids)
-    return Narrowing(has_every_word, walks=True, words=frozenset(words))
+    entries = _entry_counts(words, COLLECT_AT_ONCE)
+    rarest = min(entries, key=entries.get)
+    if entries[rarest] <= COLLECT_AT_ONCE:
+        if (ids := matching_ids(words, entries=entries)) is not None:
+            return among(ids)
+    return Narrowing(has_every_word, walks=True, words=frozenset(words), rarest=rarest)

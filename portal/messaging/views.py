@@ -20,7 +20,13 @@ from portal.lib import payloads
 from portal.lib.bodylimit import body_limit
 from portal.lib.crosssite import same_site_only
 from portal.lib.http import permission_required
-from portal.lib.pagination import BoundedCount, KeysetPage, count_up_to, decode_cursor
+from portal.lib.pagination import (
+    BoundedCount,
+    KeysetPage,
+    candidate_count,
+    count_up_to,
+    decode_cursor,
+)
 from portal.lib.querytime import TooSlow, time_limit
 from portal.mailboxes.models import Environment, Mailbox, Workflow
 from portal.mailboxes.services import MailboxNotReady, mesh_client
@@ -75,6 +81,8 @@ def _page(request, filters, rows) -> KeysetPage:
 
 
 def _count(filters, rows) -> BoundedCount:
+    if (walk := filters.word_walk) is not None:  # counted along the word's entries, as paged
+        return candidate_count(walk, filters.filter(rows))
     return count_up_to(filters.filter(rows), ordered=filters.search_walks)
 
 

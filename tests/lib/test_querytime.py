@@ -54,3 +54,19 @@ def test_it_lifts_the_limit_when_the_block_ends():
 def test_no_limit_is_no_limit():
     with time_limit(None), time_limit(0):
         assert scalar("SELECT 4") == 4
+
+
+def test_a_loop_of_quick_queries_is_stopped_between_them_once_past_the_limit():
+    # Each query is within the limit, so the database stops none: check_time does.
+    from portal.lib.querytime import check_time
+
+    check_time()  # outside a limit: never
+    with pytest.raises(TooSlow) as stopped, time_limit(0.05):
+        check_time()  # in time
+        time.sleep(0.06)
+        check_time()
+    assert stopped.value.seconds == 0.05
+    with time_limit(5):
+        with time_limit(0.01):
+            time.sleep(0.02)
+        check_time()  # the inner limit ended with its block: the outer one is in time

@@ -139,6 +139,13 @@ def test_it_indexes_a_stored_message_words_once_and_can_rebuild_them(messages):
     )
     assert search.rebuild_words() == 1
     assert search.rebuild_words() == 0
+    # Each entry carries its message's created_at, in the list's order (search.WordWalk).
+    assert set(MessageWord.objects.filter(message=one).values_list("created_at", flat=True)) == {
+        one.created_at
+    }
+    assert MessageWord.objects.get(message=loaded[0], word="bulk").created_at == (
+        Message.objects.get(pk=loaded[0].pk).created_at
+    )
     assert set(MessageWord.objects.filter(message=loaded[0]).values_list("word", flat=True)) == {
         "bulk",
         "loaded",
@@ -312,34 +319,39 @@ def test_a_walk_that_finds_its_page_counts_on_for_longer(
     assert limits == [search.WALK_SECONDS, search.WALK_COUNT_SECONDS]
 
 
+@pytest.mark.parametrize("along", ["word index", "list"])
 def test_a_walk_whose_count_runs_out_of_time_shows_its_page_and_what_it_shows(
-    client, auditor_user, messages, common_words, monkeypatch
+    client, auditor_user, messages, common_words, monkeypatch, along
 ):
     from portal.lib.querytime import TooSlow
     from portal.messaging import views
 
-    def too_slow(queryset, **kwargs):  # the count's walk, newest first: stopped
+    def too_slow(*args, **kwargs):  # the count's walk, newest first: stopped
         raise TooSlow(search.WALK_COUNT_SECONDS)
 
     monkeypatch.setattr(views, "count_up_to", too_slow)
+    monkeypatch.setattr(views, "candidate_count", too_slow)
     one, _ = messages
+    # The search alone walks along its rarest word's entries; with a filter, along the list.
+    also = {} if along == "word index" else {"mailbox": one.mailbox.pk}
     made = [
         make_message(one.mailbox, payload=None, subject="March results, resent") for _ in range(25)
     ]
     client.force_login(auditor_user)
-    response = client.get(reverse("messaging:list"), {"q": "march results"})
+    response = client.get(reverse("messaging:list"), {"q": "march results", **also})
+    assert (response.context["filters"].word_walk is not None) == (along == "word index")
     assert response.context["filters"].matched_ids is None  # not collected: the page was found
     assert [m.pk for m in response.context["page"].items] == [m.pk for m in reversed(made)]
     assert "More than 25 messages match these filters." in response.content.decode()
     # The page after it: still more than a page of them.
     second = client.get(
         reverse("messaging:list"),
-        {"q": "march results", "after": response.context["page"].next_cursor},
+        {"q": "march results", "after": response.context["page"].next_cursor, **also},
     )
     assert [m.pk for m in second.context["page"].items] == [one.pk]
     assert "More than 25 messages match these filters." in second.content.decode()
     # All of them on one first page: that many.
-    response = client.get(reverse("messaging:list"), {"q": "march results resent"})
+    response = client.get(reverse("messaging:list"), {"q": "march results resent", **also})
     assert len(response.context["page"].items) == 25 and not response.context["page"].next_cursor
     html = response.content.decode()
     assert "25 messages match these filters." in html and "More than" not in html
@@ -430,3 +442,106 @@ def test_an_export_of_a_common_word_search_reads_its_collected_matches(
         if 'FROM "messaging_message"' in q["sql"] and "ORDER BY" in q["sql"]
     ]
     assert batches and all(("json_each" in sql or "unnest" in sql) for sql in batches)
+
+
+def _newest_first(messages) -> list[int]:
+    return [m.pk for m in sorted(messages, key=lambda m: (m.created_at, m.pk), reverse=True)]
+
+
+def test_a_word_search_alone_walks_its_rarest_words_entries_in_the_lists_order(
+    client, auditor_user, messages, common_words, monkeypatch
+):
+    # Pages forward and back, and the count, as the list's own walk gives them: created_at out of
+    # id order, a prefix standing for two words ("result" for results and resultset, merged), a
+    # message with both (one candidate), and batches smaller than a page.
+    monkeypatch.setattr(search, "WALK_BATCH", 2)
+    monkeypatch.setattr(search, "WALK_BATCH_MOST", 4)
+    one, two = messages
+    start = timezone.now() - timedelta(days=3)
+    subjects = ["March results", "March resultset", "March results resultset", "March only"]
+    made = [
+        make_message(
+            one.mailbox,
+            payload=None,
+            subject=subjects[n % 4],
+            created_at=start + timedelta(minutes=(n * 37) % 41),
+        )
+        for n in range(40)
+    ]
+    matching = _newest_first([m for m in made if m.subject != "March only"])
+    assert len(matching) == 30
+    client.force_login(auditor_user)
+    query = {"q": "march result"}
+    response = client.get(reverse("messaging:list"), query)
+    walk = response.context["filters"].word_walk
+    assert walk is not None and set(walk.words) == {"results", "resultset"}
+    assert response.context["filters"].matched_ids is None  # walked, not collected
+    first = response.context["page"]
+    assert "31 messages match these filters." in response.content.decode()
+    second = client.get(reverse("messaging:list"), {**query, "after": first.next_cursor})
+    second = second.context["page"]
+    # `one` (now, "path_results") matches too, and is the newest.
+    assert [m.pk for m in first.items + second.items] == [one.pk, *matching]
+    assert second.next_cursor is None
+    back = client.get(reverse("messaging:list"), {**query, "before": second.prev_cursor})
+    back = back.context["page"]
+    assert [m.pk for m in back.items] == [one.pk, *matching[:24]]
+    assert back.prev_cursor is None and back.next_cursor == first.next_cursor
+    # The same pages as the list's own walk (a filter that keeps every message turns it on).
+    mailbox = {"mailbox": one.mailbox.pk}
+    listed = client.get(reverse("messaging:list"), {**query, **mailbox})
+    assert listed.context["filters"].word_walk is None
+    assert listed.context["page"].items == first.items
+    assert "31 messages match these filters." in listed.content.decode()
+    assert client.get(reverse("messaging:list"), {"q": "march zzz"}).context["page"].items == []
+
+
+def test_a_word_walk_starts_where_the_words_first_meet(
+    client, auditor_user, messages, common_words, monkeypatch
+):
+    # "screening" is in every message; "oct1" only in three from long ago. The walk follows
+    # "screening" (taken for the rarer: the longer, as every count is at its cap here) but starts
+    # at "oct1"'s newest entry: none of the newer messages is a candidate.
+    from portal.lib import pagination
+
+    monkeypatch.setattr(search, "WALK_BATCH", 1)
+    one, _ = messages
+    now = timezone.now()
+    old = [
+        make_message(
+            one.mailbox, payload=None, subject="Screening oct1", created_at=now - timedelta(days=60)
+        )
+        for _ in range(3)
+    ]
+    newer = [
+        make_message(
+            one.mailbox,
+            payload=None,
+            subject="Screening",
+            created_at=now - timedelta(days=59, minutes=-n),
+        )
+        for n in range(40)
+    ]
+    checked, real = [], pagination.id_list
+    monkeypatch.setattr(
+        pagination, "id_list", lambda ids, using: checked.extend(ids) or real(ids, using)
+    )
+    client.force_login(auditor_user)
+    response = client.get(reverse("messaging:list"), {"q": "screening oct1"})
+    assert response.context["filters"].word_walk.words == ("screening",)
+    assert [m.pk for m in response.context["page"].items] == _newest_first(old)
+    assert "3 messages match these filters." in response.content.decode()
+    assert checked and set(checked) <= {m.pk for m in old}
+    assert not {m.pk for m in newer} & set(checked)
+
+
+def test_someone_who_sees_some_mailboxes_only_gets_the_lists_own_walk(messages, common_words):
+    # Their reach is a filter of its own (the list walks their mailboxes' index).
+    from portal.messaging.log import MessageLogFilterForm
+    from tests.factories import make_organisation, make_user
+
+    make_message(messages[0].mailbox, payload=None, subject="March results, resent")
+    staff = make_user()  # every organisation
+    assert MessageLogFilterForm({"q": "march results"}, user=staff).word_walk is not None
+    member = make_user(organisations=[make_organisation(name="A", ods_code="A1")])
+    assert MessageLogFilterForm({"q": "march results"}, user=member).word_walk is None
