@@ -6,15 +6,12 @@ are the (created_at, id) of the edge rows, so the links stay right while new row
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.db import connections
 from django.db.models import Q, QuerySet
-
-from .idlist import id_list
-from .querytime import check_time, postgres_settings
 
 CURSOR_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 
@@ -135,42 +132,25 @@ def keyset_page(
     )
 
 
-# What a walk of candidates gives: batches of ids past a cursor ((created_at, id) or None: from
-# the start), newest first when asked (True) else oldest first, each batch in that order.
-Candidates = Callable[[tuple[datetime, int] | None, bool], Iterator[list[int]]]
+# A walk of matching ids along another index than the list's: up to `most` of them past a cursor
+# ((created_at, id), or None: from the start), newest first when asked (True) else oldest first.
+IdWalk = Callable[[tuple[datetime, int] | None, bool, int], list[int]]
 
 
-def _kept(candidates: Iterator[list[int]], queryset: QuerySet, most: int) -> list[int]:
-    """Up to `most` ids of `candidates`, in their order, that are rows of `queryset`: each batch
-    checked in one query (its ids looked up one by one, never a scan of the table for them)."""
-    found: list[int] = []
-    for batch in candidates:
-        check_time()
-        rows = queryset.order_by().filter(pk__in=id_list(batch, queryset.db))
-        with postgres_settings(queryset.db, enable_hashjoin="off", enable_mergejoin="off"):
-            kept = set(rows.values_list("pk", flat=True))
-        found += [pk for pk in batch if pk in kept]
-        if len(found) >= most:
-            break
-    return found[:most]
-
-
-def candidate_page(
-    candidates: Candidates,
-    queryset: QuerySet,
-    *,
+def id_walk_page(
+    walk: IdWalk,
     lookup: QuerySet,
+    *,
     after: str | None = None,
     before: str | None = None,
     size: int = 25,
 ) -> KeysetPage:
-    """A keyset page of `queryset` walked along another index: `candidates` (see Candidates),
-    such as a word's entries in the list's order (portal.messaging.search.WordWalk), are checked
-    against `queryset` a batch at a time until a page is found, and the page's rows then looked
-    up in `lookup` by id. The same page and cursors as keyset_page."""
+    """A keyset page whose ids `walk` finds along another index (such as a word's entries in the
+    list's order: portal.messaging.search.WordWalk), its rows then looked up in `lookup` by id.
+    The same page and cursors as keyset_page."""
     backwards = (cursor := decode_cursor(before)) is not None
     cursor = cursor or decode_cursor(after)
-    ids = _kept(candidates(cursor, not backwards), queryset, size + 1)
+    ids = walk(cursor, not backwards, size + 1)
     items = list(lookup.filter(pk__in=ids[:size]).order_by("-created_at", "-id"))
     more = len(ids) > size  # another page beyond this one, in the walk's direction
     newer, older = (more, True) if backwards else (cursor is not None, more)
@@ -181,8 +161,6 @@ def candidate_page(
     )
 
 
-def candidate_count(
-    candidates: Candidates, queryset: QuerySet, limit: int = COUNT_UP_TO
-) -> BoundedCount:
-    """The rows of `queryset` among `candidates`, counted newest first up to `limit` + 1."""
-    return BoundedCount(len(_kept(candidates(None, True), queryset, limit + 1)), limit)
+def id_walk_count(walk: IdWalk, limit: int = COUNT_UP_TO) -> BoundedCount:
+    """The ids `walk` finds, counted newest first up to `limit` + 1."""
+    return BoundedCount(len(walk(None, True, limit + 1)), limit)

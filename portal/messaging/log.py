@@ -12,9 +12,9 @@ from django.db.models import Q
 from portal.accounts import reach
 from portal.lib.pagination import (
     KeysetPage,
-    candidate_page,
     decode_cursor,
     encode_cursor,
+    id_walk_page,
     keyset_page,
     walked_values,
 )
@@ -66,9 +66,7 @@ class MessageLogFilterForm(MessageFilterForm):
     def page(self, rows, *, after=None, before=None, size: int = 25) -> KeysetPage:
         """One keyset page of `rows` filtered (see portal.lib.pagination for the cursors)."""
         if (walk := self.word_walk) is not None:  # a word search alone: its word's entries
-            return candidate_page(
-                walk, self.filter(rows), lookup=rows, after=after, before=before, size=size
-            )
+            return id_walk_page(walk, rows, after=after, before=before, size=size)
         ids = self._environment_mailboxes()
         if ids is None or getattr(self, "cleaned_data", {}).get("mailbox"):
             # Collected matches (a long id list) are sorted as ids, then their rows looked up.

@@ -45,7 +45,6 @@ COLLECT_AT_ONCE entries is collected without a walk (a few milliseconds).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -54,7 +53,7 @@ from django.db.models.functions import Substr
 from django.db.models.lookups import Exact
 
 from portal.lib.idlist import id_list
-from portal.lib.querytime import postgres_settings
+from portal.lib.querytime import check_time, postgres_settings
 
 from .models import Message, MessageWord
 from .words import words_of
@@ -79,10 +78,6 @@ MATCH_LIMIT = 200_000
 # PREFIX_WORDS distinct words (one index range each).
 RANGE_FACTOR = 4
 PREFIX_WORDS = 32
-# A word walk (WordWalk) reads this many entries at first, then twice as many each time, up to
-# WALK_BATCH_MOST: few for a page, more for a count or a walk through many that do not match.
-WALK_BATCH = 32
-WALK_BATCH_MOST = 1024
 
 
 def prefix(field: str, value: str) -> Q:
@@ -222,12 +217,30 @@ def _past(cursor: tuple[datetime, int], newest_first: bool, *, at_it: bool = Fal
     return (Q(created_at__gt=at) | Q(last, created_at=at)) & Q(created_at__gte=at)
 
 
+def _entries(
+    words, cursor, newest_first: bool, most: int, *, at_it: bool = False, having=()
+) -> list[tuple[datetime, int]]:
+    """Up to `most` (created_at, message id) entries of `words` (exact indexed words) past
+    `cursor` (or at it), in the walk's order, with `having` too: one ordered index range a word,
+    merged. Read `most` a word, a message with two of them is one entry, so the first `most` of
+    the merge are exact."""
+    order = ("-created_at", "-message_id") if newest_first else ("created_at", "message_id")
+    found: set[tuple] = set()
+    for word in words:
+        check_time()  # each query is within the time limit; together they may not be
+        rows = MessageWord.objects.filter(*having, word=word)
+        if cursor is not None:
+            rows = rows.filter(_past(cursor, newest_first, at_it=at_it))
+        found.update(rows.order_by(*order).values_list("created_at", "message_id")[:most])
+    return sorted(found, reverse=newest_first)[:most]
+
+
 @dataclass(frozen=True)
 class WordWalk:
-    """The message list walked along the word index instead of along every message: the entries
-    of the search's rarest word, in the list's order (index msgword_word_created), are the page's
-    candidates, checked for the other words (and any filter) a batch at a time
-    (portal.lib.pagination.candidate_page).
+    """The message list walked along the word index instead of along every message, for a word
+    search that is the list's only filter: the entries of its rarest word in the list's order
+    (index msgword_word_created), each probed for the other words (index msgword_word_message),
+    until a page (or a count) is found. It reads the word index only.
 
     The walk starts where the words can first meet: past the cursor, at the furthest of each
     word's first entry (newest first: the oldest of their newest), as a match has every word. So
@@ -236,48 +249,40 @@ class WordWalk:
     few of the rarest word's entries have the others, all through time; the list then collects
     the matches instead (matching_ids).
 
-    `words`: the indexed words the walked one starts (an ordered index range each, merged);
-    `each`: those of every word typed, None for one that starts more than PREFIX_WORDS words.
+    `words`: the indexed words the walked one starts; `others`: the other words typed; `each`: the
+    indexed words of every word typed, None for one that starts more than PREFIX_WORDS words.
     """
 
     words: tuple[str, ...]
+    others: tuple[str, ...]
     each: tuple[tuple[str, ...] | None, ...]
 
-    @staticmethod
-    def _entries(words, cursor, newest_first: bool, most: int, *, at_it: bool = False) -> list:
-        """Up to `most` (created_at, message id) entries of `words` past `cursor`, in order."""
-        order = ("-created_at", "-message_id") if newest_first else ("created_at", "message_id")
-        found: set[tuple] = set()  # a message with two of the words is one candidate
-        for word in words:
-            rows = MessageWord.objects.filter(word=word)
-            if cursor is not None:
-                rows = rows.filter(_past(cursor, newest_first, at_it=at_it))
-            found.update(rows.order_by(*order).values_list("created_at", "message_id")[:most])
-        return sorted(found, reverse=newest_first)[:most]
-
-    def __call__(self, cursor: tuple | None, newest_first: bool) -> Iterator[list[int]]:
-        """The candidates' ids past `cursor` (None: from the start), in the list's order (newest
-        first) or its reverse, in growing batches (pagination.Candidates)."""
+    def __call__(self, cursor: tuple | None, newest_first: bool, most: int) -> list[int]:
+        """Up to `most` ids of the messages with every word past `cursor` (None: from the start),
+        in the list's order (newest first) or its reverse (portal.lib.pagination.IdWalk)."""
         firsts = []
         for words in filter(None, self.each):
-            if not (first := self._entries(words, cursor, newest_first, 1)):
-                return  # a word with no entry past the cursor: no match past it
+            if not (first := _entries(words, cursor, newest_first, 1)):
+                return []  # a word with no entry past the cursor: no match past it
             firsts.append(first[0])
         start = min(firsts) if newest_first else max(firsts)
-        size, at_it = WALK_BATCH, True
-        while entries := self._entries(self.words, start, newest_first, size, at_it=at_it):
-            yield [pk for _, pk in entries]
-            if len(entries) < size:
-                return
-            start, at_it = entries[-1], False
-            size = min(WALK_BATCH_MOST, size * 2)
+        having = [
+            Exists(MessageWord.objects.filter(prefix("word", word), message=OuterRef("message")))
+            for word in self.others
+        ]
+        # Each entry is probed: PostgreSQL would rather hash every entry of a common other word.
+        with postgres_settings(enable_hashjoin="off", enable_mergejoin="off"):
+            found = _entries(self.words, start, newest_first, most, at_it=True, having=having)
+        return [pk for _, pk in found]
 
 
 def word_walk(words: frozenset[str], rarest: str) -> WordWalk | None:
     """The walk of `words` along the entries of `rarest`, unless it starts too many words."""
     each = {word: _prefixed_words(word) for word in sorted(words)}
-    walked = each[rarest]
-    return WordWalk(tuple(walked), tuple(map(_tuple_or_none, each.values()))) if walked else None
+    if not (walked := each[rarest]):
+        return None
+    others = tuple(sorted(words - {rarest}))
+    return WordWalk(tuple(walked), others, tuple(map(_tuple_or_none, each.values())))
 
 
 def _tuple_or_none(words: list[str] | None) -> tuple[str, ...] | None:

@@ -23,9 +23,9 @@ from portal.lib.http import permission_required
 from portal.lib.pagination import (
     BoundedCount,
     KeysetPage,
-    candidate_count,
     count_up_to,
     decode_cursor,
+    id_walk_count,
 )
 from portal.lib.querytime import TooSlow, time_limit
 from portal.mailboxes.models import Environment, Mailbox, Workflow
@@ -82,7 +82,7 @@ def _page(request, filters, rows) -> KeysetPage:
 
 def _count(filters, rows) -> BoundedCount:
     if (walk := filters.word_walk) is not None:  # counted along the word's entries, as paged
-        return candidate_count(walk, filters.filter(rows))
+        return id_walk_count(walk)
     return count_up_to(filters.filter(rows), ordered=filters.search_walks)
 
 

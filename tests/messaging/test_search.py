@@ -330,7 +330,7 @@ def test_a_walk_whose_count_runs_out_of_time_shows_its_page_and_what_it_shows(
         raise TooSlow(search.WALK_COUNT_SECONDS)
 
     monkeypatch.setattr(views, "count_up_to", too_slow)
-    monkeypatch.setattr(views, "candidate_count", too_slow)
+    monkeypatch.setattr(views, "id_walk_count", too_slow)
     one, _ = messages
     # The search alone walks along its rarest word's entries; with a filter, along the list.
     also = {} if along == "word index" else {"mailbox": one.mailbox.pk}
@@ -452,10 +452,8 @@ def test_a_word_search_alone_walks_its_rarest_words_entries_in_the_lists_order(
     client, auditor_user, messages, common_words, monkeypatch
 ):
     # Pages forward and back, and the count, as the list's own walk gives them: created_at out of
-    # id order, a prefix standing for two words ("result" for results and resultset, merged), a
-    # message with both (one candidate), and batches smaller than a page.
-    monkeypatch.setattr(search, "WALK_BATCH", 2)
-    monkeypatch.setattr(search, "WALK_BATCH_MOST", 4)
+    # id order, and a prefix standing for two words ("result" for results and resultset, one
+    # ordered read each, merged), with messages that have both (each found once).
     one, two = messages
     start = timezone.now() - timedelta(days=3)
     subjects = ["March results", "March resultset", "March results resultset", "March only"]
@@ -501,10 +499,7 @@ def test_a_word_walk_starts_where_the_words_first_meet(
 ):
     # "screening" is in every message; "oct1" only in three from long ago. The walk follows
     # "screening" (taken for the rarer: the longer, as every count is at its cap here) but starts
-    # at "oct1"'s newest entry: none of the newer messages is a candidate.
-    from portal.lib import pagination
-
-    monkeypatch.setattr(search, "WALK_BATCH", 1)
+    # at "oct1"'s newest entry, not at the newest message.
     one, _ = messages
     now = timezone.now()
     old = [
@@ -513,26 +508,28 @@ def test_a_word_walk_starts_where_the_words_first_meet(
         )
         for _ in range(3)
     ]
-    newer = [
+    for n in range(40):
         make_message(
             one.mailbox,
             payload=None,
             subject="Screening",
             created_at=now - timedelta(days=59, minutes=-n),
         )
-        for n in range(40)
-    ]
-    checked, real = [], pagination.id_list
+    walks, real = [], search._entries
     monkeypatch.setattr(
-        pagination, "id_list", lambda ids, using: checked.extend(ids) or real(ids, using)
+        search,
+        "_entries",
+        lambda words, cursor, *args, **kwargs: (
+            kwargs.get("having") and walks.append(cursor) or real(words, cursor, *args, **kwargs)
+        ),
     )
     client.force_login(auditor_user)
     response = client.get(reverse("messaging:list"), {"q": "screening oct1"})
     assert response.context["filters"].word_walk.words == ("screening",)
     assert [m.pk for m in response.context["page"].items] == _newest_first(old)
     assert "3 messages match these filters." in response.content.decode()
-    assert checked and set(checked) <= {m.pk for m in old}
-    assert not {m.pk for m in newer} & set(checked)
+    newest_old = max((m.created_at, m.pk) for m in old)
+    assert walks == [newest_old, newest_old]  # the page's walk and the count's
 
 
 def test_someone_who_sees_some_mailboxes_only_gets_the_lists_own_walk(messages, common_words):
