@@ -333,6 +333,8 @@ def _personas(members: bool = False):
             # rows to their reach).
             for organisation in Organisation.objects.all():
                 Membership.objects.get_or_create(user=user, organisation=organisation)
+            # Not staff as well (a run for staff before left them every organisation).
+            user.user_permissions.remove(every_organisation_permission())
         else:
             # NeoMesh's own staff, who see every organisation (the pages' plain paths).
             user.user_permissions.add(every_organisation_permission())

@@ -277,18 +277,25 @@ class MessageFilterForm(PortalForm):
     @property
     def word_walk(self) -> search.WordWalk | None:
         """How a word search that is the list's only filter walks: along its rarest word's entries
-        in the word index (search.WordWalk), not along every message. With another filter the list
-        walks that filter's index instead, which holds only its rows, where the word's entries may
-        be mostly rows of other mailboxes or days. None when the list walks itself."""
+        in the word index (search.WordWalk), not along every message, within the person's reach.
+        With another filter the list walks that filter's index instead, which holds only its rows,
+        where the word's entries may be mostly rows of other mailboxes or days. None when the list
+        walks itself."""
         searched = self.narrowing()
         if searched is None or searched.rarest is None or self._filters_besides_search():
             return None
         if getattr(self, "_walk_of", None) != searched:
-            self._walk_of, self._walk = searched, search.word_walk(searched.words, searched.rarest)
+            within = self._reach_mailboxes()
+            self._walk_of = searched
+            self._walk = search.word_walk(searched.words, searched.rarest, within)
         return self._walk
 
     def _filters_besides_search(self) -> bool:
         return any(v not in (None, "") for k, v in self.cleaned_data.items() if k != "q")
+
+    def _reach_mailboxes(self) -> list[int] | None:
+        """The mailboxes the rows may come from whatever the filters, None for every one."""
+        return None
 
     def collect_matches(self) -> bool:
         """Read a word search's matches from the word index instead of walking the page (see

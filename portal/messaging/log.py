@@ -77,9 +77,9 @@ class MessageLogFilterForm(MessageFilterForm):
         filtered = self._filter_but_environment(rows)
         return merged_keyset_page(rows, filtered, ids, after=after, before=before, size=size)
 
-    def _filters_besides_search(self) -> bool:
-        # Someone who sees some mailboxes only has their filter (_environment_mailboxes) too.
-        return super()._filters_besides_search() or self._environment_mailboxes() is not None
+    def _reach_mailboxes(self) -> list[int] | None:
+        # With no environment chosen (word_walk's case), the mailboxes within the person's reach.
+        return self._environment_mailboxes()
 
     def _filter_but_environment(self, queryset):
         queryset = super().filter(queryset)
@@ -92,7 +92,11 @@ class MessageLogFilterForm(MessageFilterForm):
 
     def _environment_mailboxes(self) -> list[int] | None:
         """The ids of the mailboxes the rows may come from: the chosen environment's, within the
-        person's reach (`user`); None for every mailbox. One small query, never a join: page()."""
+        person's reach (`user`); None for every mailbox. One small query, never a join: page().
+
+        Someone whose reach holds every mailbox (in an organisation running NeoMesh for itself,
+        every member) gets None too: the list's plain walks, not one walk a mailbox with the other
+        filters checked row by row (a workflow no message has: 8.5 s at 10M messages)."""
         if not hasattr(self, "_environment_ids"):
             mailboxes = None
             if self.is_bound:
@@ -100,9 +104,11 @@ class MessageLogFilterForm(MessageFilterForm):
                 if environment := self.cleaned_data.get("environment"):
                     mailboxes = Mailbox.objects.filter(environment=environment)
             if self.user is not None and not reach.sees_everything(self.user):
-                mailboxes = (
-                    Mailbox.objects.all() if mailboxes is None else mailboxes
-                ).within_reach(self.user)
+                theirs = Mailbox.objects.within_reach(self.user)
+                if mailboxes is not None:
+                    mailboxes = mailboxes.within_reach(self.user)
+                elif Mailbox.objects.exclude(pk__in=theirs.values("pk")).exists():
+                    mailboxes = theirs
             self._environment_ids = (
                 None if mailboxes is None else list(mailboxes.values_list("pk", flat=True))
             )

@@ -250,16 +250,20 @@ class WordWalk:
     the matches instead (matching_ids).
 
     `words`: the indexed words the walked one starts; `others`: the other words typed; `each`: the
-    indexed words of every word typed, None for one that starts more than PREFIX_WORDS words.
+    indexed words of every word typed, None for one that starts more than PREFIX_WORDS words;
+    `within`: the mailboxes whose messages count (a person's reach), None for every one.
     """
 
     words: tuple[str, ...]
     others: tuple[str, ...]
     each: tuple[tuple[str, ...] | None, ...]
+    within: tuple[int, ...] | None = None
 
     def __call__(self, cursor: tuple | None, newest_first: bool, most: int) -> list[int]:
         """Up to `most` ids of the messages with every word past `cursor` (None: from the start),
         in the list's order (newest first) or its reverse (portal.lib.pagination.IdWalk)."""
+        if self.within == ():
+            return []
         firsts = []
         for words in filter(None, self.each):
             if not (first := _entries(words, cursor, newest_first, 1)):
@@ -270,19 +274,26 @@ class WordWalk:
             Exists(MessageWord.objects.filter(prefix("word", word), message=OuterRef("message")))
             for word in self.others
         ]
+        if self.within is not None:  # each entry's message looked up by id for its mailbox
+            mine = Message.objects.filter(pk=OuterRef("message"), mailbox_id__in=self.within)
+            having.append(Exists(mine))
         # Each entry is probed: PostgreSQL would rather hash every entry of a common other word.
         with postgres_settings(enable_hashjoin="off", enable_mergejoin="off"):
             found = _entries(self.words, start, newest_first, most, at_it=True, having=having)
         return [pk for _, pk in found]
 
 
-def word_walk(words: frozenset[str], rarest: str) -> WordWalk | None:
-    """The walk of `words` along the entries of `rarest`, unless it starts too many words."""
+def word_walk(
+    words: frozenset[str], rarest: str, within: list[int] | None = None
+) -> WordWalk | None:
+    """The walk of `words` along the entries of `rarest`, in the messages of the mailboxes
+    `within` (None: all), unless it starts too many words."""
     each = {word: _prefixed_words(word) for word in sorted(words)}
     if not (walked := each[rarest]):
         return None
     others = tuple(sorted(words - {rarest}))
-    return WordWalk(tuple(walked), others, tuple(map(_tuple_or_none, each.values())))
+    mailboxes = None if within is None else tuple(within)
+    return WordWalk(tuple(walked), others, tuple(map(_tuple_or_none, each.values())), mailboxes)
 
 
 def _tuple_or_none(words: list[str] | None) -> tuple[str, ...] | None:

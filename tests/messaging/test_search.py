@@ -532,13 +532,46 @@ def test_a_word_walk_starts_where_the_words_first_meet(
     assert walks == [newest_old, newest_old]  # the page's walk and the count's
 
 
-def test_someone_who_sees_some_mailboxes_only_gets_the_lists_own_walk(messages, common_words):
-    # Their reach is a filter of its own (the list walks their mailboxes' index).
+def test_a_word_walk_finds_only_the_messages_of_the_mailboxes_a_person_sees(
+    client, messages, common_words
+):
+    from portal.accounts.roles import AUDITOR
+    from tests.factories import make_organisation, make_user
+
+    one, _ = messages
+    theirs = make_mailbox("A1MB001", organisation=make_organisation(name="A", ods_code="A1"))
+    seen = [make_message(theirs, payload=None, subject="March results") for _ in range(3)]
+    make_message(one.mailbox, payload=None, subject="March results, resent")
+    member = make_user(AUDITOR, organisations=[theirs.organisation])
+    client.force_login(member)
+    response = client.get(reverse("messaging:list"), {"q": "march results"})
+    assert response.context["filters"].word_walk.within == (theirs.pk,)
+    assert [m.pk for m in response.context["page"].items] == _newest_first(seen)
+    assert "3 messages match these filters." in response.content.decode()
+    # Staff who see every organisation: every match.
+    staff = make_user(AUDITOR)
+    client.force_login(staff)
+    response = client.get(reverse("messaging:list"), {"q": "march results"})
+    assert response.context["filters"].word_walk.within is None
+    assert "5 messages match these filters." in response.content.decode()
+
+
+def test_a_member_whose_reach_holds_every_mailbox_gets_the_lists_plain_walks(messages):
+    # An organisation running NeoMesh for itself: its people see every mailbox, as staff do, so
+    # the list is not narrowed to their mailboxes (one walk a mailbox, filters checked row by row).
     from portal.messaging.log import MessageLogFilterForm
     from tests.factories import make_organisation, make_user
 
-    make_message(messages[0].mailbox, payload=None, subject="March results, resent")
-    staff = make_user()  # every organisation
-    assert MessageLogFilterForm({"q": "march results"}, user=staff).word_walk is not None
-    member = make_user(organisations=[make_organisation(name="A", ods_code="A1")])
-    assert MessageLogFilterForm({"q": "march results"}, user=member).word_walk is None
+    one, _ = messages
+    member = make_user(organisations=[one.mailbox.organisation])
+    assert MessageLogFilterForm({"direction": "in"}, user=member)._environment_mailboxes() is None
+    page = MessageLogFilterForm({"q": "march"}, user=member).page(Message.objects.all())
+    assert {m.pk for m in page.items} == {m.pk for m in messages}
+    # Another organisation's mailbox appears: now their reach is a filter of its own.
+    other = make_mailbox("B1MB001", organisation=make_organisation(name="B", ods_code="B1"))
+    make_message(other, payload=None, subject="March elsewhere")
+    form = MessageLogFilterForm({"q": "march"}, user=member)
+    assert form._environment_mailboxes() == [one.mailbox.pk]
+    assert {m.pk for m in form.page(Message.objects.all()).items} == {m.pk for m in messages}
+    chosen = MessageLogFilterForm({"environment": "sandbox"}, user=member)
+    assert chosen._environment_mailboxes() == [one.mailbox.pk]
