@@ -14,7 +14,7 @@ import json
 from django.apps import apps
 from django.conf import settings
 from django.db import connections, models
-from django.db.models import Q
+from django.db.models import BooleanField, Case, Q, Value, When
 from django.db.models.functions import Cast
 from django.utils import timezone
 
@@ -45,6 +45,10 @@ class AuditQuerySet(models.QuerySet):
         read against the person's few mailboxes, never against millions of object ids.
         Every other model whose QuerySet has `within_reach(user)` says which of its rows are in
         reach. Records about nothing, or about people, tokens' secrets or the system, stay hidden.
+
+        The terms are ORed inside one CASE, which no index answers: the trail then walks `seq`
+        (or a filter's own index) and checks each record. As a plain OR, SQLite read every record
+        of each term through its index and sorted them (17 s for a member's first page at 20M).
         """
         if reach.sees_everything:
             return self
@@ -66,7 +70,9 @@ class AuditQuerySet(models.QuerySet):
             rows |= Q(object_type=model._meta.label_lower, object_id__in=ids.values("audit_id"))
         if by_mailbox and mailboxes:
             rows |= Q(object_type__in=by_mailbox, mailbox_pk__in=mailboxes)
-        return self.filter(rows)
+        return self.filter(
+            Case(When(rows, then=Value(True)), default=Value(False), output_field=BooleanField())
+        )
 
     def sealed_between(self, start=None, end=None):
         """Records sealed in [start, end): the seq range found through the `at` index.
