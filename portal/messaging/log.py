@@ -77,6 +77,10 @@ class MessageLogFilterForm(MessageFilterForm):
         filtered = self._filter_but_environment(rows)
         return merged_keyset_page(rows, filtered, ids, after=after, before=before, size=size)
 
+    def narrows_to_mailboxes(self) -> bool:
+        """Whether the rows are kept to some mailboxes (an environment, a person's reach)."""
+        return self._environment_mailboxes() is not None
+
     def _reach_mailboxes(self) -> list[int] | None:
         # With no environment chosen (word_walk's case), the mailboxes within the person's reach.
         return self._environment_mailboxes()
