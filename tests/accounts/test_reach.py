@@ -237,6 +237,17 @@ def test_its_auditors_read_records_of_busy_objects_by_the_mailbox_each_was_seale
     staff = AuditRecord.objects.within(Reach(make_user())).filter(action="test.busy")
     assert staff.count() == 10  # every mailbox's, and the system's alert
 
+    # Whoever holds every mailbox has the terms checked record by record (CASE): the same records.
+    both = make_user(organisations=[world["a"], world["b"]])
+    assert Reach(both).holds_every_mailbox and not Reach(whole).holds_every_mailbox
+    assert len(seen(both)) == 9  # the system's alert stays hidden
+    walked = Reach(whole)
+    walked.holds_every_mailbox = True  # the CASE form, for a reach it would not be chosen for
+    rows = AuditRecord.objects.within(walked).filter(action="test.busy")
+    assert "CASE" in str(rows.query).upper()
+    assert sorted(rows.values_list("object_type", "mailbox_pk")) == seen(whole)
+    assert "CASE" not in str(AuditRecord.objects.within(Reach(whole)).query).upper()
+
 
 def test_its_migration_gives_records_sealed_before_it_their_mailbox(world):
     from django.db import connection
