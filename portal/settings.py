@@ -207,9 +207,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # threads (a poll's receiver threads, a claim's heartbeat) fails at once with "database table is
     # locked" where a file's writers wait their turn.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
-# Persistent connections (seconds); 0 closes after each request, right for SQLite in development.
-# On PostgreSQL, e.g. 60: health checks replace a connection the server has dropped.
-DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0)
+# Persistent connections (seconds): 60 on PostgreSQL, where each new connection is a server
+# process (a worker opened one a task: 13 ms of worker CPU a message in a burst became 20; health
+# checks replace a connection the server has dropped); 0 on SQLite, which opens a file.
+_SQLITE = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0 if _SQLITE else 60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -453,7 +455,9 @@ Q_CLUSTER = {
     "max_attempts": 1,
     "catch_up": False,
     "ack_failures": True,
-    "save_limit": 1000,
+    # Successful results are kept for the pages that show a task's outcome, pruned by a schedule
+    # (portal.lib.taskresults), not by django-q2 inside every task's save.
+    "save_limit": 0,
     # How long an idle worker cluster waits before asking the database broker for tasks again
     # (django-q2's default): a send queued from the portal or the API starts within this long.
     # Each ask is one indexed read of a small table; Redis (REDIS_URL) does not poll.
@@ -461,6 +465,8 @@ Q_CLUSTER = {
     "orm": "default",
     "sync": env.bool("Q_SYNC", default=False),
 }
+# How many successful task results the "Prune task results" schedule keeps (failures are all kept).
+TASK_RESULTS_KEPT = env.int("TASK_RESULTS_KEPT", default=1000)
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     # Scale-out: django-q2 on Redis, and a shared cache for its cluster statistics and locks.

@@ -5,10 +5,10 @@
 
 from __future__ import annotations
 
-from django_q.tasks import async_task
+from portal.lib.taskqueue import enqueue
 
 SEND_TASK = "portal.alerts.tasks.send_notification"
 
 
 def enqueue_send(notification_pk: int) -> str:
-    return async_task(SEND_TASK, notification_pk, group="alerts")
+    return enqueue(SEND_TASK, notification_pk, group="alerts")

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from django_q.tasks import async_task
+from portal.lib.taskqueue import enqueue
 
 VERIFY_TASK = "portal.audit.tasks.verify_chain"
 
 
 def enqueue_verification() -> str:
-    return async_task(VERIFY_TASK, group="audit_verify")
+    return enqueue(VERIFY_TASK, group="audit_verify")

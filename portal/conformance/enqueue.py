@@ -5,10 +5,10 @@
 
 from __future__ import annotations
 
-from django_q.tasks import async_task
+from portal.lib.taskqueue import enqueue
 
 RUN_TASK = "portal.conformance.tasks.run_suite"
 
 
 def enqueue_run(run_pk: int) -> str:
-    return async_task(RUN_TASK, run_pk, group="conformance")
+    return enqueue(RUN_TASK, run_pk, group="conformance")

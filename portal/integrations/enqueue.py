@@ -5,10 +5,10 @@
 
 from __future__ import annotations
 
-from django_q.tasks import async_task
+from portal.lib.taskqueue import enqueue
 
 DELIVERY_TASK = "portal.integrations.tasks.run_delivery"
 
 
 def enqueue_delivery(delivery_pk: int) -> str:
-    return async_task(DELIVERY_TASK, delivery_pk, group="deliver")
+    return enqueue(DELIVERY_TASK, delivery_pk, group="deliver")

@@ -33,6 +33,7 @@ SCHEDULES = [
     ("Daily alert digests", "portal.alerts.tasks.send_digests", "D", None),
     ("Sweep due deliveries", "portal.integrations.tasks.sweep_deliveries", "I", 1),
     ("Scan watched directories", "portal.integrations.tasks.scan_intakes", "I", 1),
+    ("Prune task results", "portal.lib.taskresults.prune", "I", 5),
 ]
 
 

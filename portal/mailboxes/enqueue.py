@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from django_q.tasks import async_task
+from portal.lib.taskqueue import enqueue
 
 HANDSHAKE_TASK = "portal.mailboxes.tasks.handshake_mailbox"
 
 
 def enqueue_handshake(mailbox_pk: int) -> str:
-    return async_task(HANDSHAKE_TASK, mailbox_pk, group="handshake")
+    return enqueue(HANDSHAKE_TASK, mailbox_pk, group="handshake")

@@ -7,14 +7,15 @@ entry points the workers run and imports the services, never the reverse (no fil
 from __future__ import annotations
 
 from django.conf import settings
-from django_q.tasks import async_task
+
+from portal.lib.taskqueue import enqueue
 
 SEND_TASK = "portal.messaging.tasks.send_message"
 POLL_TASK = "portal.messaging.tasks.poll_mailbox"
 
 
 def enqueue_send(message_pk: int) -> str:
-    return async_task(SEND_TASK, message_pk, group="send")
+    return enqueue(SEND_TASK, message_pk, group="send")
 
 
 def enqueue_send_unless_pending(message) -> str | None:
@@ -39,4 +40,4 @@ def enqueue_send_unless_pending(message) -> str | None:
 
 
 def enqueue_poll(mailbox_pk: int) -> str:
-    return async_task(POLL_TASK, mailbox_pk, group="poll")
+    return enqueue(POLL_TASK, mailbox_pk, group="poll")
