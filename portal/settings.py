@@ -482,10 +482,10 @@ POLL_CLAIM_LEASE_SECONDS = env.int("POLL_CLAIM_LEASE_SECONDS", default=120)
 # Work done at once inside one claim: MESH requests a poll makes at once (downloads and
 # acknowledgements), and messages of one mailbox the outbox sends at once (one task a mailbox
 # sends them). Each is one open connection to MESH. A poll needs two round trips a message, a
-# small send one, so with ~80 ms round trips to MESH a poll of 8 receives about 44 messages a
-# second (4: 22) and a send task of 8 sends about 88 (4: 39-47); on a link with no latency, which
-# live MESH never is, the machine bounds the rate (README, `throughput`).
-POLL_CONCURRENCY = env.int("POLL_CONCURRENCY", default=8)
+# small send one, so with ~80 ms round trips to MESH a poll of 12 receives about 63 messages a
+# second (8: 44, 4: 22) and a send task of 8 sends about 88 (4: 39-47); on a link with no latency,
+# which live MESH never is, the machine bounds the rate (README, `throughput`).
+POLL_CONCURRENCY = env.int("POLL_CONCURRENCY", default=12)
 OUTBOX_CONCURRENCY = env.int("OUTBOX_CONCURRENCY", default=8)
 # How this host's workers sign their claims (`<name>:<pid>:<thread>`); the host name when unset.
 WORKER_NAME = env.str("NEOMESH_WORKER_NAME", default="")

@@ -26,7 +26,7 @@ Any poll that does not finish (MESH down or refusing the mailbox's credentials, 
 not about one message: a full disk, a database that is down) is recorded as failed with its error,
 which the dashboard shows.
 
-Several messages at once (`POLL_CONCURRENCY`, default 8): inside one claim, a few threads, each
+Several messages at once (`POLL_CONCURRENCY`, default 12): inside one claim, a few threads, each
 with its own MESH connection, download messages (each streamed into a durable payload file, its
 chunks in order) and acknowledge stored ones, while the thread that lists the inbox does every
 database write: as downloads finish it stores them, a batch in one transaction (rows, counters,
