@@ -193,7 +193,8 @@ TEMPLATES = [
 LIVE_REFRESH_SECONDS = env.float("LIVE_REFRESH_SECONDS", default=15)
 
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'neomesh.sqlite3'}")}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+_SQLITE = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+if _SQLITE:
     # WAL lets the web server read while a worker writes; IMMEDIATE transactions take the write lock
     # up front, so concurrent writers wait (up to `timeout`) instead of failing mid-transaction.
     # synchronous=FULL syncs the WAL on every commit: a message's row must survive a power cut
@@ -210,7 +211,6 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 # Persistent connections (seconds): 60 on PostgreSQL, where each new connection is a server
 # process (a worker opened one a task: 13 ms of worker CPU a message in a burst became 20; health
 # checks replace a connection the server has dropped); 0 on SQLite, which opens a file.
-_SQLITE = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=0 if _SQLITE else 60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -72,7 +72,7 @@ class AuditQuerySet(models.QuerySet):
             rows |= Q(object_type=model._meta.label_lower, object_id__in=ids.values("audit_id"))
         if by_mailbox and mailboxes:
             rows |= Q(object_type__in=by_mailbox, mailbox_pk__in=mailboxes)
-        if not getattr(reach, "holds_every_mailbox", False):
+        if not reach.holds_every_mailbox:
             return self.filter(rows)
         return self.filter(
             Case(When(rows, then=Value(True)), default=Value(False), output_field=BooleanField())

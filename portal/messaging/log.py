@@ -108,11 +108,10 @@ class MessageLogFilterForm(MessageFilterForm):
                 if environment := self.cleaned_data.get("environment"):
                     mailboxes = Mailbox.objects.filter(environment=environment)
             if self.user is not None and not reach.sees_everything(self.user):
-                theirs = Mailbox.objects.within_reach(self.user)
                 if mailboxes is not None:
                     mailboxes = mailboxes.within_reach(self.user)
-                elif Mailbox.objects.exclude(pk__in=theirs.values("pk")).exists():
-                    mailboxes = theirs
+                elif not reach.holds_every_mailbox(self.user):
+                    mailboxes = Mailbox.objects.within_reach(self.user)
             self._environment_ids = (
                 None if mailboxes is None else list(mailboxes.values_list("pk", flat=True))
             )

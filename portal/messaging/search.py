@@ -20,8 +20,8 @@ are exact under SQLite's binary collation and PostgreSQL's C or C.UTF-8 collatio
 Few matches (at most CANDIDATES) are fetched by id from the index, then paged; many are left to a
 walk in the list's order, which stops as soon as a page is full. A word search that is the list's
 only filter walks the word index (WordWalk): the entries of its rarest word in the list's order
-(each entry carries its message's created_at), starting where the words first meet, a batch at a
-time checked for the other words. With another filter (a mailbox, a status, a person's reach) the
+(each entry carries its message's created_at), starting where the words first meet, each entry
+probed for the other words. With another filter (a mailbox, a status, a person's reach) the
 page walks that filter's index of messages instead, each checked for the words: the word's entries
 might be mostly other mailboxes' or other days'.
 
@@ -30,12 +30,13 @@ two words each in millions of messages but together only in an old batch ("scree
 make it check every newer message (75 s for one page at ten million messages). The word walk
 starts at that batch, and is slow only when few of the rarest word's messages have the others,
 all through time. So the message list gives either walk WALK_SECONDS, and if it has not finished,
-collects the matches from the word index instead (`matching_ids`), then pages those by id. The entries of the rarest word are read; each
-other word's entries between the first and the last of those are read and kept in common, so two
-words each in millions of messages cost what their entries in one batch cost (66,673 matches from
-111,112 and 66,673 entries in 67 ms at ten million messages; checking each of the 111,112 for the
-other word by an index probe took 115 ms on SQLite and 0.3 s on PostgreSQL). A word whose
-entries there are many more (spread through all time) is checked by a probe of each id kept.
+collects the matches from the word index instead (`matching_ids`), then pages those by id. The
+entries of the rarest word are read; each other word's entries between the first and the last of
+those are read and kept in common, so two words each in millions of messages cost what their
+entries in one batch cost (66,673 matches from 111,112 and 66,673 entries in 67 ms at ten million
+messages; checking each of the 111,112 for the other word by an index probe took 115 ms on SQLite
+and 0.3 s on PostgreSQL). A word whose entries there are many more (spread through all time) is
+checked by a probe of each id kept.
 
 WALK_SECONDS is short (a walk that finds its page at all finds it in a few milliseconds); the
 count of a page found walks on for up to WALK_COUNT_SECONDS. A word too common to collect then
